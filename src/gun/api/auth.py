@@ -1,0 +1,41 @@
+"""Bearer tokens (and Basic auth with the token as password, as Heroku clients send)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from gun.core import Platform
+from gun.model import Principal
+
+
+def platform(request: Request) -> Platform:
+    p: Platform = request.app.state.platform
+    return p
+
+
+def token_of(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer":
+        return value or None
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[2] or None
+    return None
+
+
+def principal(request: Request) -> Principal:
+    return platform(request).authenticate(token_of(request.headers.get("authorization")))
+
+
+Who = Annotated[Principal, Depends(principal)]
+Gun = Annotated[Platform, Depends(platform)]

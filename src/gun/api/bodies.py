@@ -1,0 +1,103 @@
+"""Request bodies and response shapes of the native API (JSON)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from gun.core.platform import Status
+from gun.model import App, Layer, Principal, Release
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AppCreate(Body):
+    name: StrictStr = Field(max_length=200)
+    repo: StrictStr | None = Field(default=None, max_length=2000)
+
+
+class TokenCreate(Body):
+    name: StrictStr = Field(max_length=200)
+    role: StrictStr = "developer"
+    app: StrictStr | None = Field(default=None, max_length=200)
+
+
+class FormationUpdate(Body):
+    type: StrictStr = Field(max_length=200)
+    quantity: StrictInt | StrictStr = Field(
+        description="a whole number, or a string: '2', '+1' or '-1'"
+    )
+
+
+class FormationPatch(Body):
+    updates: list[FormationUpdate] = Field(min_length=1, max_length=100)
+
+
+class Rollback(Body):
+    version: StrictInt | StrictStr | None = Field(
+        default=None, description="the release to roll back to (3 or 'v3'); default: previous"
+    )
+
+
+class LayerPut(Body):
+    types: list[StrictStr] = Field(min_length=1, max_length=100)
+
+
+def app_json(app: App) -> dict[str, Any]:
+    return {
+        "name": app.name,
+        "release": app.release,
+        "repo": app.repo,
+        "created_at": app.created_at.isoformat(),
+    }
+
+
+def release_json(r: Release, *, with_config: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "version": r.version,
+        "description": r.description,
+        "status": r.status,
+        "current": r.current,
+        "created_at": r.created_at.isoformat(),
+        "commit": r.commit,
+        "actor": r.actor,
+    }
+    if with_config:
+        out["process_types"] = r.process_types
+        out["config"] = r.config
+    return out
+
+
+def status_json(s: Status) -> dict[str, Any]:
+    return {
+        "app": s.app,
+        "release": s.release,
+        "formation": s.formation,
+        "processes": s.processes,
+        "instances": s.instances,
+        "last_deploy": s.last_deploy,
+    }
+
+
+def layer_json(la: Layer) -> dict[str, Any]:
+    return {"name": la.name, "types": ["*"] if la.types is None else list(la.types)}
+
+
+def principal_json(p: Principal) -> dict[str, Any]:
+    return {"name": p.name, "role": p.role, "app": p.app}
+
+
+def formation_rows(
+    totals: dict[str, int], shares: dict[str, dict[str, int]]
+) -> list[dict[str, Any]]:
+    """One row per (type, layer) share; a type no layer runs shows with layer null."""
+    rows: list[dict[str, Any]] = []
+    for ptype, total in totals.items():
+        placed = [(layer, share[ptype]) for layer, share in shares.items() if ptype in share]
+        if not placed:
+            rows.append({"type": ptype, "quantity": total, "layer": None})
+        rows.extend({"type": ptype, "quantity": n, "layer": layer} for layer, n in placed)
+    return rows

@@ -1,0 +1,168 @@
+"""Native /v1 routes. Each handler calls one Platform method; errors go to the one mapper.
+
+route                                       CLI command
+GET    /v1/whoami                           whoami
+POST   /v1/tokens                           tokens.create
+GET    /v1/apps                             apps
+POST   /v1/apps                             apps.create
+GET    /v1/apps/{app}                       (info)
+DELETE /v1/apps/{app}                       apps.destroy
+GET    /v1/apps/{app}/status                status
+GET    /v1/apps/{app}/config-vars           config, config.get
+PATCH  /v1/apps/{app}/config-vars           config.set, config.unset
+GET    /v1/apps/{app}/formation             formation
+PATCH  /v1/apps/{app}/formation             scale, ps.scale
+GET    /v1/apps/{app}/releases              releases
+GET    /v1/apps/{app}/releases/{version}    releases.info
+POST   /v1/apps/{app}/rollback              rollback
+GET    /v1/apps/{app}/layers                layers
+PUT    /v1/apps/{app}/layers/{layer}        layers.set
+GET    /v1/apps/{app}/events                (audit log)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Query, Response
+
+from gun import formation as formations
+from gun.api import bodies
+from gun.api.auth import Gun, Who
+from gun.errors import InvalidParams
+
+router = APIRouter(prefix="/v1")
+
+
+def parse_version(raw: int | str) -> int:
+    text = str(raw)
+    digits = text[1:] if text[:1] in ("v", "V") else text
+    if not digits.isdigit() or int(digits) < 1 or len(digits) > 9:
+        raise InvalidParams(f"release {text!r} is not a version: write it as vN or N, e.g. v3")
+    return int(digits)
+
+
+def formation_change(u: bodies.FormationUpdate) -> formations.Change:
+    q = u.quantity
+    if isinstance(q, int):
+        if q < 0:
+            raise InvalidParams(f"formation {u.type}={q}: quantity must not be negative")
+        word = f"{u.type}={q}"
+    else:
+        word = f"{u.type}{q}" if q[:1] in ("+", "-") else f"{u.type}={q}"
+    return formations.parse_word(word)
+
+
+@router.get("/whoami")
+def whoami(who: Who) -> dict[str, Any]:
+    return bodies.principal_json(who)
+
+
+@router.post("/tokens", status_code=201)
+def create_token(body: bodies.TokenCreate, who: Who, gun: Gun) -> dict[str, Any]:
+    value, made = gun.create_token(who, body.name, body.role, body.app)
+    return {"token": value, **bodies.principal_json(made)}
+
+
+@router.get("/apps")
+def list_apps(who: Who, gun: Gun) -> list[dict[str, Any]]:
+    return [bodies.app_json(a) for a in gun.apps(who)]
+
+
+@router.post("/apps", status_code=201)
+def create_app(body: bodies.AppCreate, who: Who, gun: Gun) -> dict[str, Any]:
+    return bodies.app_json(gun.create_app(who, body.name, body.repo))
+
+
+@router.get("/apps/{app}")
+def show_app(app: str, who: Who, gun: Gun) -> dict[str, Any]:
+    return bodies.app_json(gun.app(who, app))
+
+
+@router.delete("/apps/{app}", status_code=204)
+def destroy_app(app: str, who: Who, gun: Gun) -> Response:
+    gun.destroy_app(who, app)
+    return Response(status_code=204)
+
+
+@router.get("/apps/{app}/status")
+def status(app: str, who: Who, gun: Gun) -> dict[str, Any]:
+    return bodies.status_json(gun.status(who, app))
+
+
+@router.get("/apps/{app}/config-vars")
+def config(app: str, who: Who, gun: Gun) -> dict[str, str]:
+    return gun.config(who, app)
+
+
+@router.patch("/apps/{app}/config-vars")
+def change_config(
+    app: str,
+    who: Who,
+    gun: Gun,
+    changes: dict[str, str | None] = Body(  # noqa: B008
+        description="KEY: value to set, KEY: null to unset"
+    ),
+) -> dict[str, Any]:
+    release = gun.change_config(who, app, changes)
+    return {"release": bodies.release_json(release), "config": release.config}
+
+
+@router.get("/apps/{app}/formation")
+def formation(app: str, who: Who, gun: Gun) -> list[dict[str, Any]]:
+    totals, _ = gun.formation(who, app)
+    return bodies.formation_rows(totals, gun.layer_shares(who, app))
+
+
+@router.patch("/apps/{app}/formation")
+def scale(
+    app: str, body: bodies.FormationPatch, who: Who, gun: Gun
+) -> list[dict[str, Any]]:
+    totals = gun.scale(who, app, [formation_change(u) for u in body.updates])
+    return bodies.formation_rows(totals, gun.layer_shares(who, app))
+
+
+@router.get("/apps/{app}/releases")
+def releases(
+    app: str, who: Who, gun: Gun, limit: int = Query(200, ge=1, le=1000)
+) -> list[dict[str, Any]]:
+    return [bodies.release_json(r) for r in gun.releases(who, app, limit)]
+
+
+@router.get("/apps/{app}/releases/{version}")
+def release(app: str, version: str, who: Who, gun: Gun) -> dict[str, Any]:
+    return bodies.release_json(gun.release(who, app, parse_version(version)), with_config=True)
+
+
+@router.post("/apps/{app}/rollback", status_code=201)
+def rollback(app: str, body: bodies.Rollback, who: Who, gun: Gun) -> dict[str, Any]:
+    version = None if body.version is None else parse_version(body.version)
+    return bodies.release_json(gun.rollback(who, app, version))
+
+
+@router.get("/apps/{app}/layers")
+def layers(app: str, who: Who, gun: Gun) -> list[dict[str, Any]]:
+    return [bodies.layer_json(la) for la in gun.layers(who, app)]
+
+
+@router.put("/apps/{app}/layers/{layer}")
+def set_layer(
+    app: str, layer: str, body: bodies.LayerPut, who: Who, gun: Gun
+) -> dict[str, Any]:
+    return bodies.layer_json(gun.set_layer(who, app, layer, body.types))
+
+
+@router.get("/apps/{app}/events")
+def events(
+    app: str, who: Who, gun: Gun, limit: int = Query(100, ge=1, le=1000)
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": e.id,
+            "actor": e.actor,
+            "action": e.action,
+            "detail": e.detail,
+            "created_at": e.created_at.isoformat(),
+        }
+        for e in gun.events(who, app, limit)
+    ]

@@ -1,0 +1,46 @@
+"""`gun server meta`: open the store, make the first admin token, serve the API with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+
+from gun.api.app import create_app
+from gun.core import Platform
+from gun.crypto import Box, load_or_create_key
+from gun.settings import MetaSettings, parse_listen
+from gun.store import Store
+
+log = logging.getLogger("gun.meta")
+
+
+def open_platform(settings: MetaSettings) -> Platform:
+    box = Box(load_or_create_key(settings.home, settings.secret_key))
+    hint = "gun server migrate --database-url URL"
+    return Platform(Store.open(settings.database_url, box, migrate_hint=hint))
+
+
+def run(settings: MetaSettings) -> None:
+    host, port = parse_listen(settings.listen)
+    platform = open_platform(settings)
+    made = platform.bootstrap_admin(settings.admin_token)
+    if made:
+        # Printed once, at first start; only its hash is stored.
+        print(f"admin token (shown once): {made}", file=sys.stderr, flush=True)
+        print(
+            f"  gun login --api http://{host}:{port} --token {made}", file=sys.stderr, flush=True
+        )
+    print(f"meta listening on http://{host}:{port}", file=sys.stderr, flush=True)
+    try:
+        uvicorn.run(
+            create_app(platform),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        platform.store.close()

@@ -1,0 +1,1 @@
+"""The `gun` command: seed syntax and flags, an HTTP client, output."""

@@ -1,0 +1,3 @@
+from gun.cli.main import main
+
+main()

@@ -1,0 +1,70 @@
+"""The CLI's HTTP client for meta; a refusal becomes the matching GunError, marked remote."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from gun import errors
+
+
+class Refused(Exception):
+    """meta answered with an error: CLI exit code 1."""
+
+    def __init__(self, error: errors.GunError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class Unreachable(Exception):
+    pass
+
+
+class Client:
+    def __init__(self, api: str, token: str | None, timeout: float = 30.0) -> None:
+        self.api = api.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.api, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def request(self, method: str, path: str, **kw: Any) -> Any:
+        try:
+            r = self._http.request(method, path, **kw)
+        except httpx.TransportError as e:
+            raise Unreachable(
+                f"cannot reach meta at {self.api} ({type(e).__name__}): is it running? "
+                "(`gun up` starts it)"
+            ) from None
+        if r.status_code >= 400:
+            raise Refused(_error(r))
+        if r.status_code == 204 or not r.content:
+            return None
+        return r.json()
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, body: Any) -> Any:
+        return self.request("POST", path, json=body)
+
+    def patch(self, path: str, body: Any) -> Any:
+        return self.request("PATCH", path, json=body)
+
+    def put(self, path: str, body: Any) -> Any:
+        return self.request("PUT", path, json=body)
+
+    def delete(self, path: str) -> Any:
+        return self.request("DELETE", path)
+
+
+def _error(r: httpx.Response) -> errors.GunError:
+    try:
+        body = r.json()
+        id_, message = str(body["id"]), str(body["message"])
+    except (ValueError, KeyError, TypeError):
+        return errors.GunError(f"meta answered {r.status_code} {r.reason_phrase}")
+    cls = errors.BY_ID.get(id_, errors.GunError)
+    return cls(message)

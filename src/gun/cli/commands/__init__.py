@@ -1,0 +1,1 @@
+"""The `gun` commands, a module per vocabulary word."""

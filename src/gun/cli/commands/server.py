@@ -1,0 +1,49 @@
+"""gun server meta | migrate: run the control plane, migrate its database."""
+
+from __future__ import annotations
+
+import click
+
+from gun.cli import output
+from gun.settings import MetaSettings
+
+
+@click.group("server")
+def server() -> None:
+    """Run parts of the platform alone."""
+
+
+@server.command("meta")
+@click.option("--listen", help="HOST:PORT (GUN_LISTEN; default 127.0.0.1:5100)")
+@click.option("--database-url", help="sqlite:///PATH or postgresql://... (GUN_DATABASE_URL)")
+@click.option("--secret-key", help="Fernet key for config vars at rest (GUN_SECRET_KEY)")
+@click.option("--home", help="data directory (GUN_HOME; default ~/.local/share/gun)")
+def meta(
+    listen: str | None, database_url: str | None, secret_key: str | None, home: str | None
+) -> None:
+    """The control plane: the REST API and the store."""
+    from gun.api.serve import run
+
+    run(MetaSettings.resolve(home=home, database_url=database_url, listen=listen,
+                             secret_key=secret_key))
+
+
+@server.command("migrate")
+@click.option("--database-url", help="sqlite:///PATH or postgresql://... (GUN_DATABASE_URL)")
+@click.option("--home", help="data directory (GUN_HOME)")
+def migrate(database_url: str | None, home: str | None) -> None:
+    """Bring the database's schema up to this version of gun."""
+    from gun.store import migrate as m
+    from gun.store.engine import make_engine
+
+    settings = MetaSettings.resolve(home=home, database_url=database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        before, after = m.upgrade(engine)
+    finally:
+        engine.dispose()
+    where = engine.url.render_as_string(hide_password=True)
+    if before == after:
+        output.line(f"{where} is already at schema revision {after}")
+    else:
+        output.line(f"migrated {where} from schema revision {before or 'empty'} to {after}")

@@ -1,0 +1,337 @@
+"""Platform methods for apps, config vars, formation, releases, layers and tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gun import formation as formations
+from gun.core.access import authorize
+from gun.crypto import hash_token, new_token
+from gun.errors import InvalidParams, NotFound, Unauthorized
+from gun.model import (
+    ALL_TYPES,
+    App,
+    Event,
+    Layer,
+    Principal,
+    Release,
+    check_app_name,
+    check_config_key,
+    check_config_size,
+    check_layer_name,
+    check_process_type,
+    check_role,
+)
+from gun.store import Store, Tx
+
+PROCESS_STATES = ("starting", "up", "crashed", "stopping", "down")
+DEFAULT_LAYER = Layer("default", None)
+
+
+@dataclass(frozen=True)
+class Status:
+    app: str
+    release: int | None
+    formation: dict[str, int]
+    processes: dict[str, int]
+    instances: int
+    last_deploy: str | None
+
+
+def _names(keys: Sequence[str]) -> str:
+    return ", ".join(keys)
+
+
+def config_description(set_keys: Sequence[str], unset_keys: Sequence[str]) -> str:
+    if set_keys and unset_keys:
+        return f"Set {_names(set_keys)} and unset {_names(unset_keys)} config vars"
+    if set_keys:
+        return f"Set {_names(set_keys)} config vars"
+    return f"Unset {_names(unset_keys)} config vars"
+
+
+class Platform:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # access ---------------------------------------------------------------------------------
+
+    def authenticate(self, token: str | None) -> Principal:
+        if not token:
+            raise Unauthorized("no API token given: run `gun login` or pass --token")
+        with self.store.read() as tx:
+            who = tx.principal(hash_token(token))
+        if who is None:
+            raise Unauthorized("the API token is unknown or revoked")
+        return who
+
+    def bootstrap_admin(self, token: str | None) -> str | None:
+        """Create the first admin token (given or generated) unless any token exists.
+
+        Returns the token when one was generated here, so the caller can print it once.
+        """
+        with self.store.write() as tx:
+            if tx.count_tokens():
+                return None
+            value = token or new_token()
+            tx.insert_token(
+                name="admin", digest=hash_token(value), role="admin", app_id=None,
+                created_by="gun server meta",
+            )
+            tx.record(None, "gun server meta", "token.create", {"name": "admin", "role": "admin"})
+        return None if token else value
+
+    def create_token(
+        self, who: Principal, name: str, role: str, app: str | None
+    ) -> tuple[str, Principal]:
+        authorize(who, "admin", app if who.app else None)
+        role_ = check_role(role)
+        if not name or len(name) > 100:
+            raise InvalidParams("token name must be 1 to 100 characters")
+        value = new_token()
+        with self.store.write() as tx:
+            target = self._app(tx, app) if app else None
+            token_id = tx.insert_token(
+                name=name, digest=hash_token(value), role=role_,
+                app_id=target.id if target else None, created_by=who.name,
+            )
+            tx.record(target, who.name, "token.create", {"name": name, "role": role_})
+        return value, Principal(token_id, name, role_, app)
+
+    # apps -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _app(tx: Tx, name: str, *, lock: bool = False) -> App:
+        app = tx.app(name, lock=lock)
+        if app is None:
+            raise NotFound(f"app {name!r} does not exist")
+        return app
+
+    def apps(self, who: Principal) -> list[App]:
+        authorize(who, "viewer", who.app)
+        with self.store.read() as tx:
+            return tx.list_apps(only=who.app)
+
+    def app(self, who: Principal, name: str) -> App:
+        authorize(who, "viewer", name)
+        with self.store.read() as tx:
+            found = tx.list_apps(only=name)
+        if not found:
+            raise NotFound(f"app {name!r} does not exist")
+        return found[0]
+
+    def create_app(self, who: Principal, name: str, repo: str | None = None) -> App:
+        authorize(who, "developer")
+        check_app_name(name)
+        if repo is not None and not repo.strip():
+            raise InvalidParams("repo must be a git URL, not empty")
+        with self.store.write() as tx:
+            app = tx.insert_app(name, repo)
+            tx.put_layer(app.id, DEFAULT_LAYER)
+            tx.insert_release(
+                app, description="Initial release", config={}, process_types=None,
+                slug_id=None, commit=None, actor=who.name,
+            )
+            tx.record(app, who.name, "app.create", {"repo": repo})
+        return App(app.id, app.name, app.repo, app.created_at, release=1)
+
+    def destroy_app(self, who: Principal, name: str) -> None:
+        authorize(who, "developer", name)
+        with self.store.write() as tx:
+            app = self._app(tx, name, lock=True)
+            tx.record(app, who.name, "app.destroy", {})
+            tx.delete_app(app.id)
+
+    def status(self, who: Principal, name: str) -> Status:
+        authorize(who, "viewer", name)
+        with self.store.read() as tx:
+            app = self._app(tx, name)
+            states = tx.process_states(app.id)
+            deploys = [e for e in tx.events(name, 50) if e.action == "release.deploy"]
+            return Status(
+                app=name,
+                release=tx.current_version(app.id),
+                formation=tx.formation(app.id),
+                processes={s: states.get(s, 0) for s in PROCESS_STATES},
+                instances=sum(tx.instance_counts(app.id).values()),
+                last_deploy=deploys[0].created_at.isoformat() if deploys else None,
+            )
+
+    def events(self, who: Principal, name: str, limit: int = 100) -> list[Event]:
+        authorize(who, "viewer", name)
+        with self.store.read() as tx:
+            self._app(tx, name)
+            return tx.events(name, limit)
+
+    # config vars ----------------------------------------------------------------------------
+
+    def config(self, who: Principal, name: str) -> dict[str, str]:
+        authorize(who, "viewer", name)
+        with self.store.read() as tx:
+            return tx.config(self._app(tx, name).id)
+
+    def change_config(
+        self, who: Principal, name: str, changes: Mapping[str, str | None]
+    ) -> Release:
+        """Set (str) and unset (None) config vars; makes a new release."""
+        authorize(who, "developer", name)
+        if not changes:
+            raise InvalidParams("no config vars given: pass KEY=value or KEY to unset")
+        for key, value in changes.items():
+            check_config_key(key)
+            if value is not None and not isinstance(value, str):
+                raise InvalidParams(f"config var {key!r} must be a string or null")
+        set_keys = [k for k, v in changes.items() if v is not None]
+        unset_keys = [k for k, v in changes.items() if v is None]
+        with self.store.write() as tx:
+            app = self._app(tx, name, lock=True)
+            config = tx.config(app.id)
+            for key, value in changes.items():
+                if value is None:
+                    config.pop(key, None)
+                else:
+                    config[key] = value
+            check_config_size(config)
+            return self._release(
+                tx, app, who, config_description(set_keys, unset_keys), config,
+                event=("config.set" if set_keys else "config.unset",
+                       {"set": set_keys, "unset": unset_keys}),
+            )
+
+    def _release(
+        self, tx: Tx, app: App, who: Principal, description: str, config: dict[str, str],
+        *, event: tuple[str, dict[str, Any]], base: Release | None = None,
+    ) -> Release:
+        """A new release: `base`'s build (default: the current release's) with `config`."""
+        if base is None:
+            current = tx.current_version(app.id)
+            base = tx.release(app, current) if current else None
+        tx.replace_config(app.id, config)
+        release = tx.insert_release(
+            app, description=description, config=config,
+            process_types=base.process_types if base else None,
+            slug_id=base.slug_id if base else None,
+            commit=base.commit if base else None, actor=who.name,
+        )
+        tx.bump_generation(app.id)
+        action, detail = event
+        tx.record(app, who.name, action, {**detail, "version": release.version})
+        return release
+
+    # formation ------------------------------------------------------------------------------
+
+    def formation(self, who: Principal, name: str) -> tuple[dict[str, int], list[Layer]]:
+        authorize(who, "viewer", name)
+        with self.store.read() as tx:
+            app = self._app(tx, name)
+            return tx.formation(app.id), tx.layers(app.id)
+
+    def layer_shares(self, who: Principal, name: str) -> dict[str, dict[str, int]]:
+        authorize(who, "viewer", name)
+        with self.store.read() as tx:
+            app = self._app(tx, name)
+            totals, layers = tx.formation(app.id), tx.layers(app.id)
+            weights = tx.instance_counts(app.id)
+        return formations.layer_shares(totals, layers, weights or None)
+
+    def scale(
+        self, who: Principal, name: str, changes: Sequence[formations.Change]
+    ) -> dict[str, int]:
+        authorize(who, "developer", name)
+        if not changes:
+            raise InvalidParams("formation is empty: give at least one TYPE=N, e.g. web=2")
+        with self.store.write() as tx:
+            app = self._app(tx, name, lock=True)
+            current = tx.current_version(app.id)
+            release = tx.release(app, current) if current else None
+            known = release.process_types if release else None
+            layers = tx.layers(app.id)
+            totals = tx.formation(app.id)
+            for change in changes:
+                check_process_type(change.type)
+                if change.type == "release":
+                    raise InvalidParams("the release process type runs once per release and "
+                                        "cannot be scaled")
+                if known is not None and change.type not in known:
+                    types = ", ".join(t for t in known if t != "release") or "none"
+                    raise InvalidParams(
+                        f"process type {change.type!r} is not in the Procfile of v{current} "
+                        f"(it has: {types})"
+                    )
+                quantity = change.apply(totals.get(change.type, 0))
+                if quantity > 0 and not any(la.runs(change.type) for la in layers):
+                    raise InvalidParams(
+                        f"no layer runs process type {change.type!r} (layers: "
+                        f"{', '.join(la.name for la in layers) or 'none'}): add it with "
+                        f"`gun layers.set:LAYER types=...`"
+                    )
+                if quantity > formations.MAX_QUANTITY:
+                    raise InvalidParams(
+                        f"formation {change}: quantity must be at most {formations.MAX_QUANTITY}"
+                    )
+                totals[change.type] = quantity
+            tx.set_formation(app.id, totals)
+            tx.bump_generation(app.id)
+            tx.record(app, who.name, "formation.scale", {"changes": [str(c) for c in changes]})
+            return totals
+
+    # releases -------------------------------------------------------------------------------
+
+    def releases(
+        self, who: Principal, name: str, limit: int = 200, before: int | None = None
+    ) -> list[Release]:
+        authorize(who, "viewer", name)
+        with self.store.read() as tx:
+            return tx.releases(self._app(tx, name), limit, before)
+
+    def release(self, who: Principal, name: str, version: int) -> Release:
+        authorize(who, "viewer", name)
+        with self.store.read() as tx:
+            found = tx.release(self._app(tx, name), version)
+        if found is None:
+            raise NotFound(f"release v{version} of app {name!r} does not exist")
+        return found
+
+    def rollback(self, who: Principal, name: str, version: int | None = None) -> Release:
+        """A new release with vN's build and config (default: the release before the current)."""
+        authorize(who, "developer", name)
+        with self.store.write() as tx:
+            app = self._app(tx, name, lock=True)
+            current = tx.current_version(app.id) or 0
+            target = version if version is not None else current - 1
+            old = tx.release(app, target) if target > 0 else None
+            if old is None:
+                if version is None:
+                    raise NotFound(f"app {name!r} has no release before v{current} to roll back to")
+                raise NotFound(f"release v{version} of app {name!r} does not exist")
+            if old.status == "failed":
+                raise InvalidParams(f"release v{target} of app {name!r} failed; pick another")
+            return self._release(
+                tx, app, who, f"Rollback to v{target}", dict(old.config),
+                event=("release.rollback", {"to": target}), base=old,
+            )
+
+    # layers ---------------------------------------------------------------------------------
+
+    def layers(self, who: Principal, name: str) -> list[Layer]:
+        authorize(who, "viewer", name)
+        with self.store.read() as tx:
+            return tx.layers(self._app(tx, name).id)
+
+    def set_layer(self, who: Principal, name: str, layer: str, types: Sequence[str]) -> Layer:
+        authorize(who, "developer", name)
+        check_layer_name(layer)
+        if not types:
+            raise InvalidParams("types is empty: give process types, e.g. types=web,worker")
+        if ALL_TYPES in types:
+            new = Layer(layer, None)
+        else:
+            new = Layer(layer, tuple(dict.fromkeys(check_process_type(t) for t in types)))
+        with self.store.write() as tx:
+            app = self._app(tx, name, lock=True)
+            tx.put_layer(app.id, new)
+            tx.bump_generation(app.id)
+            tx.record(app, who.name, "layer.set", {"layer": layer, "types": list(types)})
+        return new

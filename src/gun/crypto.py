@@ -1,0 +1,69 @@
+"""Secrets at rest: config var values under Fernet, API tokens as SHA-256 digests."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from gun.errors import Unavailable, UsageError
+
+TOKEN_PREFIX = "gun_"
+
+
+def load_or_create_key(home: Path, given: str | None) -> bytes:
+    """The Fernet key: `given` (GUN_SECRET_KEY), else `$GUN_HOME/secret.key`, made once (0600)."""
+    if given:
+        key = given.strip().encode()
+        _check_key(key, "GUN_SECRET_KEY")
+        return key
+    path = home / "secret.key"
+    if path.exists():
+        key = path.read_bytes().strip()
+        _check_key(key, str(path))
+        return key
+    home.mkdir(parents=True, exist_ok=True)
+    key = Fernet.generate_key()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key + b"\n")
+    return key
+
+
+def _check_key(key: bytes, where: str) -> None:
+    try:
+        Fernet(key)
+    except ValueError:
+        raise UsageError(
+            f"the secret key in {where} is not a Fernet key (32 url-safe base64-encoded bytes)"
+        ) from None
+
+
+class Box:
+    """Encrypts and decrypts config var values with one Fernet key."""
+
+    def __init__(self, key: bytes) -> None:
+        self._fernet = Fernet(key)
+
+    def seal(self, value: str) -> str:
+        return self._fernet.encrypt(value.encode()).decode()
+
+    def open(self, sealed: str) -> str:
+        try:
+            return self._fernet.decrypt(sealed.encode()).decode()
+        except InvalidToken:
+            raise Unavailable(
+                "a stored secret cannot be decrypted: GUN_SECRET_KEY differs from the key "
+                "the data was written with"
+            ) from None
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

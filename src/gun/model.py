@@ -1,0 +1,134 @@
+"""Frozen dataclasses of gun's vocabulary (app, release, formation, layer, token, event); no I/O."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from gun.errors import InvalidParams
+
+APP_NAME = re.compile(r"^[a-z][a-z0-9-]{1,29}$")
+CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+PROCESS_TYPE = re.compile(r"^[A-Za-z0-9_-]+$")
+LAYER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
+CONFIG_MAX_BYTES = 32 * 1024
+
+Role = Literal["admin", "developer", "viewer"]
+ROLES: tuple[Role, ...] = ("viewer", "developer", "admin")
+ReleaseStatus = Literal["pending", "succeeded", "failed"]
+ALL_TYPES = "*"
+
+
+def check_app_name(name: str) -> str:
+    if not isinstance(name, str) or not APP_NAME.match(name):
+        raise InvalidParams(
+            f"app name {name!r} is invalid: use 2-30 lowercase letters, digits and dashes, "
+            "starting with a letter"
+        )
+    return name
+
+
+def check_config_key(key: str) -> str:
+    if not CONFIG_KEY.match(key):
+        raise InvalidParams(
+            f"config key {key!r} is invalid: use letters, digits and underscores, "
+            "not starting with a digit"
+        )
+    return key
+
+
+def check_config_size(config: dict[str, str]) -> None:
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in config.items())
+    if size > CONFIG_MAX_BYTES:
+        raise InvalidParams(
+            f"config vars would total {size} bytes, over the limit of {CONFIG_MAX_BYTES} bytes"
+        )
+
+
+def check_process_type(name: str) -> str:
+    if not PROCESS_TYPE.match(name):
+        raise InvalidParams(
+            f"process type {name!r} is invalid: use letters, digits, dashes and underscores"
+        )
+    return name
+
+
+def check_layer_name(name: str) -> str:
+    if not LAYER_NAME.match(name):
+        raise InvalidParams(
+            f"layer name {name!r} is invalid: use up to 30 lowercase letters, digits and dashes, "
+            "starting with a letter"
+        )
+    return name
+
+
+def check_role(role: str) -> Role:
+    for r in ROLES:
+        if r == role:
+            return r
+    raise InvalidParams(f"role {role!r} is invalid: use one of {', '.join(ROLES)}")
+
+
+def role_at_least(have: Role, need: Role) -> bool:
+    return ROLES.index(have) >= ROLES.index(need)
+
+
+@dataclass(frozen=True)
+class App:
+    id: int
+    name: str
+    repo: str | None
+    created_at: datetime
+    release: int | None = None
+
+
+@dataclass(frozen=True)
+class Release:
+    app: str
+    version: int
+    description: str
+    status: ReleaseStatus
+    created_at: datetime
+    config: dict[str, str] = field(repr=False, compare=False)
+    process_types: dict[str, str] | None
+    slug_id: int | None
+    commit: str | None
+    actor: str
+    current: bool = False
+
+
+@dataclass(frozen=True)
+class FormationEntry:
+    type: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    types: tuple[str, ...] | None  # None: runs every process type
+
+    def runs(self, process_type: str) -> bool:
+        return self.types is None or process_type in self.types
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a token's name, role and (optionally) the one app it may touch."""
+
+    token_id: int
+    name: str
+    role: Role
+    app: str | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    app: str | None
+    actor: str
+    action: str
+    detail: dict[str, object]
+    created_at: datetime

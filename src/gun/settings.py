@@ -1,0 +1,62 @@
+"""Configuration: flags > environment (GUN_*) > defaults. Resolved once at the edges."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from gun.errors import UsageError
+
+
+def gun_home() -> Path:
+    raw = os.environ.get("GUN_HOME")
+    if raw:
+        return Path(raw).expanduser()
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "gun"
+
+
+def config_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "gun"
+
+
+def default_database_url(home: Path) -> str:
+    return f"sqlite:///{home / 'meta.db'}"
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"listen address {listen!r} is invalid: write it as HOST:PORT")
+    return host, int(port)
+
+
+@dataclass(frozen=True)
+class MetaSettings:
+    home: Path
+    database_url: str
+    listen: str
+    secret_key: str | None
+    admin_token: str | None
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        home: str | None = None,
+        database_url: str | None = None,
+        listen: str | None = None,
+        secret_key: str | None = None,
+    ) -> MetaSettings:
+        h = Path(home).expanduser() if home else gun_home()
+        return cls(
+            home=h,
+            database_url=database_url
+            or os.environ.get("GUN_DATABASE_URL")
+            or default_database_url(h),
+            listen=listen or os.environ.get("GUN_LISTEN") or "127.0.0.1:5100",
+            secret_key=secret_key or os.environ.get("GUN_SECRET_KEY") or None,
+            admin_token=os.environ.get("GUN_ADMIN_TOKEN") or None,
+        )

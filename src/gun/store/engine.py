@@ -1,0 +1,59 @@
+"""Engines for SQLite (WAL, busy timeout, write transactions that lock at BEGIN) and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from gun.errors import UsageError
+
+WRITE = "gun_write"  # execution option: this transaction will write
+
+
+def normalise_url(url: str) -> str:
+    """`postgresql://` and `postgres://` mean psycopg 3; anything else but SQLite is refused."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    try:
+        u = make_url(normalise_url(url))
+    except ArgumentError:
+        raise UsageError(
+            f"database URL {url!r} is not a URL: use sqlite:///PATH or postgresql://..."
+        ) from None
+    if u.get_backend_name() == "sqlite":
+        return _sqlite(u.render_as_string(hide_password=False), u.database)
+    if u.get_backend_name() == "postgresql":
+        return create_engine(u, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    raise UsageError(f"database URL {url!r} is neither sqlite:/// nor postgresql://")
+
+
+def _sqlite(url: str, database: str | None) -> Engine:
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        write = conn.get_execution_options().get(WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine

@@ -1,0 +1,18 @@
+"""Alembic environment: the engine comes from gun (Config.attributes['engine'])."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from gun.store.schema import metadata
+
+engine = context.config.attributes["engine"]
+with engine.connect() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+    connection.commit()

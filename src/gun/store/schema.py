@@ -1,0 +1,160 @@
+"""The store's tables (SQLAlchemy Core). Alembic migrations in `migrations/` build exactly this."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+_app_fk = {"ondelete": "CASCADE"}
+
+apps = Table(
+    "apps",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(30), nullable=False, unique=True),
+    Column("repo", Text),
+    Column("generation", BigInteger, nullable=False, default=0),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+layers = Table(
+    "layers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("app_id", ForeignKey("apps.id", **_app_fk), nullable=False),
+    Column("name", String(30), nullable=False),
+    Column("types", JSON),  # null: every process type
+    UniqueConstraint("app_id", "name"),
+)
+
+instances = Table(
+    "instances",
+    metadata,
+    Column("id", String(20), primary_key=True),  # i-0a1b2c3d
+    Column("app_id", ForeignKey("apps.id", **_app_fk), nullable=False),
+    Column("layer", String(30), nullable=False),
+    Column("provider", String(20), nullable=False),
+    Column("instance_type", String(40)),
+    Column("availability_zone", String(40)),
+    Column("address", Text),
+    Column("state", String(20), nullable=False),
+    Column("token_id", ForeignKey("tokens.id", ondelete="SET NULL")),
+    Column("last_heartbeat", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+slugs = Table(
+    "slugs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("app_id", ForeignKey("apps.id", **_app_fk), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("process_types", JSON),
+    Column("commit", String(64)),
+    Column("commit_description", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+releases = Table(
+    "releases",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("app_id", ForeignKey("apps.id", **_app_fk), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("slug_id", ForeignKey("slugs.id", ondelete="SET NULL")),
+    Column("process_types", JSON),  # from the slug's Procfile; null before the first deploy
+    Column("commit", String(64)),
+    Column("config_sealed", Text, nullable=False),  # Fernet of the JSON config snapshot
+    Column("actor", String(100), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("app_id", "version"),
+)
+
+config_vars = Table(
+    "config_vars",
+    metadata,
+    Column("app_id", ForeignKey("apps.id", **_app_fk), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("value_sealed", Text, nullable=False),
+)
+
+formation = Table(
+    "formation",
+    metadata,
+    Column("app_id", ForeignKey("apps.id", **_app_fk), primary_key=True),
+    Column("type", String(64), primary_key=True),
+    Column("quantity", Integer, nullable=False),
+)
+
+processes = Table(
+    "processes",
+    metadata,
+    Column("app_id", ForeignKey("apps.id", **_app_fk), primary_key=True),
+    Column("name", String(80), primary_key=True),  # web.1
+    Column("type", String(64), nullable=False),
+    Column("instance_id", ForeignKey("instances.id", ondelete="SET NULL")),
+    Column("release", Integer),
+    Column("state", String(20), nullable=False),  # observed: starting, up, crashed, stopping, down
+    Column("port", Integer),
+    Column("pid", Integer),
+    Column("restarts", Integer, nullable=False, default=0),
+    Column("exit_code", Integer),
+    Column("since", DateTime(timezone=True)),
+)
+
+drains = Table(
+    "drains",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("app_id", ForeignKey("apps.id", **_app_fk), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("token", String(80), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("hash", String(64), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),
+    Column("app_id", ForeignKey("apps.id", **_app_fk)),
+    Column("kind", String(20), nullable=False, default="user"),  # user or instance
+    Column("revoked", Boolean, nullable=False, default=False),
+    Column("created_by", String(100)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("app_id", ForeignKey("apps.id", ondelete="SET NULL")),
+    Column("app_name", String(30)),
+    Column("actor", String(100), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("detail", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+Index("events_app_created", events.c.app_id, events.c.created_at)
+Index("releases_app_version", releases.c.app_id, releases.c.version)

@@ -1,0 +1,348 @@
+"""Store and Tx: SQLAlchemy Core queries over the schema, one transaction at a time."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from gun.crypto import Box
+from gun.errors import Conflict
+from gun.model import App, Event, Layer, Principal, Release, check_role
+from gun.store import migrate
+from gun.store.engine import WRITE, make_engine
+from gun.store.schema import (
+    apps,
+    config_vars,
+    events,
+    formation,
+    instances,
+    layers,
+    processes,
+    releases,
+    tokens,
+)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(ts: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything gun stores is UTC."""
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+class Store:
+    def __init__(self, engine: Engine, box: Box) -> None:
+        self.engine = engine
+        self.box = box
+
+    @classmethod
+    def open(cls, url: str, box: Box, migrate_hint: str = "gun server migrate") -> Store:
+        engine = make_engine(url)
+        try:
+            migrate.ensure(engine, migrate_hint)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, box)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        with self.engine.connect() as conn, conn.begin():
+            yield Tx(conn, self.box)
+
+    @contextmanager
+    def write(self) -> Iterator[Tx]:
+        """A write transaction; SQLite takes its write lock at BEGIN, PostgreSQL locks rows."""
+        with self.engine.connect().execution_options(**{WRITE: True}) as conn:
+            with conn.begin():
+                yield Tx(conn, self.box)
+
+
+class Tx:
+    """Queries inside one transaction. Values come back as model objects, secrets decrypted."""
+
+    def __init__(self, conn: Connection, box: Box) -> None:
+        self.conn = conn
+        self.box = box
+
+    # apps -----------------------------------------------------------------------------------
+
+    def insert_app(self, name: str, repo: str | None) -> App:
+        created = now()
+        try:
+            with self.conn.begin_nested():
+                app_id = self.conn.execute(
+                    insert(apps)
+                    .values(name=name, repo=repo, generation=0, created_at=created)
+                    .returning(apps.c.id)
+                ).scalar_one()
+        except IntegrityError:
+            raise Conflict(f"app {name!r} already exists") from None
+        return App(id=app_id, name=name, repo=repo, created_at=created)
+
+    def app(self, name: str, *, lock: bool = False) -> App | None:
+        q = select(apps.c.id, apps.c.name, apps.c.repo, apps.c.created_at).where(
+            apps.c.name == name
+        )
+        if lock and self.conn.dialect.name != "sqlite":
+            q = q.with_for_update()
+        row = self.conn.execute(q).first()
+        if row is None:
+            return None
+        return App(row.id, row.name, row.repo, _utc(row.created_at))
+
+    def app_names(self) -> dict[int, str]:
+        return {r.id: r.name for r in self.conn.execute(select(apps.c.id, apps.c.name))}
+
+    def list_apps(self, only: str | None = None) -> list[App]:
+        current = (
+            select(releases.c.app_id, func.max(releases.c.version).label("version"))
+            .group_by(releases.c.app_id)
+            .subquery()
+        )
+        q = (
+            select(apps.c.id, apps.c.name, apps.c.repo, apps.c.created_at, current.c.version)
+            .outerjoin(current, current.c.app_id == apps.c.id)
+            .order_by(apps.c.name)
+        )
+        if only is not None:
+            q = q.where(apps.c.name == only)
+        return [
+            App(r.id, r.name, r.repo, _utc(r.created_at), release=r.version)
+            for r in self.conn.execute(q)
+        ]
+
+    def delete_app(self, app_id: int) -> None:
+        self.conn.execute(delete(apps).where(apps.c.id == app_id))
+
+    def bump_generation(self, app_id: int) -> None:
+        self.conn.execute(
+            update(apps).where(apps.c.id == app_id).values(generation=apps.c.generation + 1)
+        )
+
+    # layers ---------------------------------------------------------------------------------
+
+    def layers(self, app_id: int) -> list[Layer]:
+        rows = self.conn.execute(
+            select(layers.c.name, layers.c.types)
+            .where(layers.c.app_id == app_id)
+            .order_by(layers.c.name)
+        )
+        return [Layer(r.name, None if r.types is None else tuple(r.types)) for r in rows]
+
+    def put_layer(self, app_id: int, layer: Layer) -> None:
+        types = None if layer.types is None else list(layer.types)
+        done = self.conn.execute(
+            update(layers)
+            .where(layers.c.app_id == app_id, layers.c.name == layer.name)
+            .values(types=types)
+        )
+        if done.rowcount == 0:
+            self.conn.execute(insert(layers).values(app_id=app_id, name=layer.name, types=types))
+
+    # config vars ----------------------------------------------------------------------------
+
+    def config(self, app_id: int) -> dict[str, str]:
+        rows = self.conn.execute(
+            select(config_vars.c.key, config_vars.c.value_sealed)
+            .where(config_vars.c.app_id == app_id)
+            .order_by(config_vars.c.key)
+        )
+        return {r.key: self.box.open(r.value_sealed) for r in rows}
+
+    def replace_config(self, app_id: int, config: dict[str, str]) -> None:
+        self.conn.execute(delete(config_vars).where(config_vars.c.app_id == app_id))
+        if config:
+            self.conn.execute(
+                insert(config_vars),
+                [
+                    {"app_id": app_id, "key": k, "value_sealed": self.box.seal(v)}
+                    for k, v in config.items()
+                ],
+            )
+
+    # formation ------------------------------------------------------------------------------
+
+    def formation(self, app_id: int) -> dict[str, int]:
+        rows = self.conn.execute(
+            select(formation.c.type, formation.c.quantity)
+            .where(formation.c.app_id == app_id)
+            .order_by(formation.c.type)
+        )
+        return {r.type: r.quantity for r in rows}
+
+    def set_formation(self, app_id: int, totals: dict[str, int]) -> None:
+        self.conn.execute(delete(formation).where(formation.c.app_id == app_id))
+        if totals:
+            self.conn.execute(
+                insert(formation),
+                [{"app_id": app_id, "type": t, "quantity": n} for t, n in totals.items()],
+            )
+
+    # releases -------------------------------------------------------------------------------
+
+    def _release(self, app: App, row: Row[Any], current: int | None) -> Release:
+        return Release(
+            app=app.name,
+            version=row.version,
+            description=row.description,
+            status=row.status,
+            created_at=_utc(row.created_at),
+            config=json.loads(self.box.open(row.config_sealed)),
+            process_types=row.process_types,
+            slug_id=row.slug_id,
+            commit=row.commit,
+            actor=row.actor,
+            current=row.version == current,
+        )
+
+    def current_version(self, app_id: int) -> int | None:
+        return self.conn.execute(
+            select(func.max(releases.c.version)).where(
+                releases.c.app_id == app_id, releases.c.status == "succeeded"
+            )
+        ).scalar_one_or_none()
+
+    def next_version(self, app_id: int) -> int:
+        top = self.conn.execute(
+            select(func.max(releases.c.version)).where(releases.c.app_id == app_id)
+        ).scalar_one_or_none()
+        return (top or 0) + 1
+
+    def releases(self, app: App, limit: int, before: int | None = None) -> list[Release]:
+        current = self.current_version(app.id)
+        q = select(releases).where(releases.c.app_id == app.id)
+        if before is not None:
+            q = q.where(releases.c.version < before)
+        rows = self.conn.execute(q.order_by(releases.c.version.desc()).limit(limit))
+        return [self._release(app, r, current) for r in rows]
+
+    def release(self, app: App, version: int) -> Release | None:
+        row = self.conn.execute(
+            select(releases).where(releases.c.app_id == app.id, releases.c.version == version)
+        ).first()
+        return None if row is None else self._release(app, row, self.current_version(app.id))
+
+    def insert_release(
+        self,
+        app: App,
+        *,
+        description: str,
+        config: dict[str, str],
+        process_types: dict[str, str] | None,
+        slug_id: int | None,
+        commit: str | None,
+        actor: str,
+        status: str = "succeeded",
+    ) -> Release:
+        version = self.next_version(app.id)
+        self.conn.execute(
+            insert(releases).values(
+                app_id=app.id,
+                version=version,
+                description=description,
+                status=status,
+                slug_id=slug_id,
+                process_types=process_types,
+                commit=commit,
+                config_sealed=self.box.seal(json.dumps(config)),
+                actor=actor,
+                created_at=now(),
+            )
+        )
+        got = self.release(app, version)
+        assert got is not None
+        return got
+
+    # processes and instances (reported by agents) -------------------------------------------
+
+    def process_states(self, app_id: int) -> dict[str, int]:
+        rows = self.conn.execute(
+            select(processes.c.state, func.count())
+            .where(processes.c.app_id == app_id)
+            .group_by(processes.c.state)
+        )
+        return {r[0]: r[1] for r in rows}
+
+    def instance_counts(self, app_id: int) -> dict[str, int]:
+        rows = self.conn.execute(
+            select(instances.c.layer, func.count())
+            .where(instances.c.app_id == app_id)
+            .group_by(instances.c.layer)
+        )
+        return {r[0]: r[1] for r in rows}
+
+    # tokens ---------------------------------------------------------------------------------
+
+    def insert_token(
+        self, *, name: str, digest: str, role: str, app_id: int | None, created_by: str
+    ) -> int:
+        return int(
+            self.conn.execute(
+                insert(tokens)
+                .values(
+                    name=name,
+                    hash=digest,
+                    role=role,
+                    app_id=app_id,
+                    kind="user",
+                    revoked=False,
+                    created_by=created_by,
+                    created_at=now(),
+                )
+                .returning(tokens.c.id)
+            ).scalar_one()
+        )
+
+    def principal(self, digest: str) -> Principal | None:
+        row = self.conn.execute(
+            select(tokens.c.id, tokens.c.name, tokens.c.role, apps.c.name.label("app"))
+            .outerjoin(apps, apps.c.id == tokens.c.app_id)
+            .where(tokens.c.hash == digest, tokens.c.revoked.is_(False))
+        ).first()
+        if row is None:
+            return None
+        return Principal(row.id, row.name, check_role(row.role), row.app)
+
+    def count_tokens(self) -> int:
+        return int(self.conn.execute(select(func.count()).select_from(tokens)).scalar_one())
+
+    # events ---------------------------------------------------------------------------------
+
+    def record(
+        self, app: App | None, actor: str, action: str, detail: dict[str, object]
+    ) -> None:
+        self.conn.execute(
+            insert(events).values(
+                app_id=app.id if app else None,
+                app_name=app.name if app else None,
+                actor=actor,
+                action=action,
+                detail=detail,
+                created_at=now(),
+            )
+        )
+
+    def events(self, app_name: str | None, limit: int) -> list[Event]:
+        q = select(events).order_by(events.c.id.desc()).limit(limit)
+        if app_name is not None:
+            q = q.where(events.c.app_name == app_name)
+        return [
+            Event(r.id, r.app_name, r.actor, r.action, dict(r.detail), _utc(r.created_at))
+            for r in self.conn.execute(q)
+        ]

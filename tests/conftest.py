@@ -1,0 +1,122 @@
+"""Fixtures: stores on SQLite and PostgreSQL, a Platform, a real meta server, the real CLI."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from cryptography.fernet import Fernet
+
+from gun.core import Platform
+from gun.crypto import Box
+from gun.model import Principal
+from gun.store import Store
+from gun.store.engine import make_engine
+from gun.store.migrate import upgrade
+from tests import pg
+from tests.meta import MetaServer
+
+STORES = ["sqlite", "postgresql"]
+
+
+def _with_db(url: str, db: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{db}"
+
+
+class PgDatabases:
+    """Makes fresh databases on one server, each a copy of a migrated template."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.made: list[str] = []
+        self.template = self._create(f"gun_tpl_{uuid.uuid4().hex[:10]}", None)
+        engine = make_engine(_with_db(url, self.template))
+        upgrade(engine)
+        engine.dispose()
+
+    def _admin(self) -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(self.url, autocommit=True)
+
+    def _create(self, name: str, template: str | None) -> str:
+        with self._admin() as c:
+            tpl = f" TEMPLATE {template}" if template else ""
+            c.execute(f"CREATE DATABASE {name}{tpl}")  # type: ignore[arg-type]
+        self.made.append(name)
+        return name
+
+    def fresh(self) -> str:
+        return _with_db(self.url, self._create(f"gun_t_{uuid.uuid4().hex[:12]}", self.template))
+
+    def drop_all(self) -> None:
+        with self._admin() as c:
+            for name in reversed(self.made):
+                c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def pg_databases() -> Iterator[PgDatabases]:
+    with pg.server() as url:
+        dbs = PgDatabases(url)
+        try:
+            yield dbs
+        finally:
+            dbs.drop_all()
+
+
+@pytest.fixture(params=STORES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'meta.db'}"
+    dbs: PgDatabases = request.getfixturevalue("pg_databases")
+    return dbs.fresh()
+
+
+@pytest.fixture
+def box() -> Box:
+    return Box(Fernet.generate_key())
+
+
+@pytest.fixture
+def store(database_url: str, box: Box) -> Iterator[Store]:
+    s = Store.open(database_url, box)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def platform(store: Store) -> Platform:
+    return Platform(store)
+
+
+@pytest.fixture
+def admin(platform: Platform) -> Principal:
+    token = platform.bootstrap_admin(None)
+    assert token is not None
+    return platform.authenticate(token)
+
+
+@pytest.fixture
+def meta(database_url: str, tmp_path: Path) -> Iterator[MetaServer]:
+    server = MetaServer(tmp_path / "home", database_url, admin_token="gun_test_admin_token")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the developer's own credentials or GUN_* settings."""
+    for key in list(os.environ):
+        if key.startswith("GUN_") and key != "GUN_TEST_DATABASE_URL":
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("GUN_HOME", str(tmp_path / "home"))
