@@ -112,6 +112,24 @@ def meta(database_url: str, tmp_path: Path) -> Iterator[MetaServer]:
         server.stop()
 
 
+@pytest.fixture(scope="module", params=STORES)
+def shared_meta(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MetaServer]:
+    """One meta server per test module and store, for tests that each use their own app."""
+    home = tmp_path_factory.mktemp("meta")
+    if request.param == "sqlite":
+        url = f"sqlite:///{home / 'meta.db'}"
+    else:
+        url = request.getfixturevalue("pg_databases").fresh()
+    server = MetaServer(home, url, admin_token="gun_test_admin_token")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reads or writes the developer's own credentials or GUN_* settings."""

@@ -51,7 +51,10 @@ class MetaServer:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [*GUN, "server", "meta", "--listen", f"127.0.0.1:{self.port}"],
-                env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -77,8 +80,12 @@ class MetaServer:
                 self.proc.wait(5)
         self.proc = None
 
-    def gun(self, *args: str, token: str | None = None, env: dict[str, str] | None = None,
-            ) -> Result:
+    def gun(
+        self,
+        *args: str,
+        token: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Result:
         """Run the real `gun` CLI against this server."""
         e = self.env()
         del e["GUN_DATABASE_URL"]

@@ -47,22 +47,42 @@ def throwaway_server() -> Iterator[str]:
     port = _free_port()
     pgdata = data / "data"
     subprocess.run(
-        [*as_user, str(bindir / "initdb"), "-D", str(pgdata), "-A", "trust", "-U", "postgres",
-         "--no-sync"],
-        check=True, capture_output=True,
+        [
+            *as_user,
+            str(bindir / "initdb"),
+            "-D",
+            str(pgdata),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
     )
     opts = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
     subprocess.run(
-        [*as_user, str(bindir / "pg_ctl"), "-D", str(pgdata), "-o", opts, "-w", "-l",
-         str(data / "log"), "start"],
-        check=True, capture_output=True,
+        [
+            *as_user,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(pgdata),
+            "-o",
+            opts,
+            "-w",
+            "-l",
+            str(data / "log"),
+            "start",
+        ],
+        check=True,
+        capture_output=True,
     )
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run(
-            [*as_user, str(bindir / "pg_ctl"), "-D", str(pgdata), "-m", "immediate", "-w",
-             "stop"],
+            [*as_user, str(bindir / "pg_ctl"), "-D", str(pgdata), "-m", "immediate", "-w", "stop"],
             capture_output=True,
         )
         shutil.rmtree(data, ignore_errors=True)

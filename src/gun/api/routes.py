@@ -115,9 +115,7 @@ def formation(app: str, who: Who, gun: Gun) -> list[dict[str, Any]]:
 
 
 @router.patch("/apps/{app}/formation")
-def scale(
-    app: str, body: bodies.FormationPatch, who: Who, gun: Gun
-) -> list[dict[str, Any]]:
+def scale(app: str, body: bodies.FormationPatch, who: Who, gun: Gun) -> list[dict[str, Any]]:
     totals = gun.scale(who, app, [formation_change(u) for u in body.updates])
     return bodies.formation_rows(totals, gun.layer_shares(who, app))
 
@@ -146,9 +144,7 @@ def layers(app: str, who: Who, gun: Gun) -> list[dict[str, Any]]:
 
 
 @router.put("/apps/{app}/layers/{layer}")
-def set_layer(
-    app: str, layer: str, body: bodies.LayerPut, who: Who, gun: Gun
-) -> dict[str, Any]:
+def set_layer(app: str, layer: str, body: bodies.LayerPut, who: Who, gun: Gun) -> dict[str, Any]:
     return bodies.layer_json(gun.set_layer(who, app, layer, body.types))
 
 

@@ -29,9 +29,7 @@ def run(settings: MetaSettings) -> None:
     if made:
         # Printed once, at first start; only its hash is stored.
         print(f"admin token (shown once): {made}", file=sys.stderr, flush=True)
-        print(
-            f"  gun login --api http://{host}:{port} --token {made}", file=sys.stderr, flush=True
-        )
+        print(f"  gun login --api http://{host}:{port} --token {made}", file=sys.stderr, flush=True)
     print(f"meta listening on http://{host}:{port}", file=sys.stderr, flush=True)
     try:
         uvicorn.run(

@@ -10,6 +10,8 @@ def authorize(who: Principal, need: Role, app: str | None = None) -> None:
     """Raise Forbidden unless `who` has at least role `need` (on `app`, when given)."""
     if who.app is not None and app != who.app:
         target = f"app {app!r}" if app else "resources outside its app"
-        raise Forbidden(f"token {who.name!r} is scoped to app {who.app!r} and cannot reach {target}")
+        raise Forbidden(
+            f"token {who.name!r} is scoped to app {who.app!r} and cannot reach {target}"
+        )
     if not role_at_least(who.role, need):
         raise Forbidden(f"token {who.name!r} has role {who.role}; this needs role {need}")

@@ -77,7 +77,10 @@ class Platform:
                 return None
             value = token or new_token()
             tx.insert_token(
-                name="admin", digest=hash_token(value), role="admin", app_id=None,
+                name="admin",
+                digest=hash_token(value),
+                role="admin",
+                app_id=None,
                 created_by="gun server meta",
             )
             tx.record(None, "gun server meta", "token.create", {"name": "admin", "role": "admin"})
@@ -94,8 +97,11 @@ class Platform:
         with self.store.write() as tx:
             target = self._app(tx, app) if app else None
             token_id = tx.insert_token(
-                name=name, digest=hash_token(value), role=role_,
-                app_id=target.id if target else None, created_by=who.name,
+                name=name,
+                digest=hash_token(value),
+                role=role_,
+                app_id=target.id if target else None,
+                created_by=who.name,
             )
             tx.record(target, who.name, "token.create", {"name": name, "role": role_})
         return value, Principal(token_id, name, role_, app)
@@ -131,8 +137,13 @@ class Platform:
             app = tx.insert_app(name, repo)
             tx.put_layer(app.id, DEFAULT_LAYER)
             tx.insert_release(
-                app, description="Initial release", config={}, process_types=None,
-                slug_id=None, commit=None, actor=who.name,
+                app,
+                description="Initial release",
+                config={},
+                process_types=None,
+                slug_id=None,
+                commit=None,
+                actor=who.name,
             )
             tx.record(app, who.name, "app.create", {"repo": repo})
         return App(app.id, app.name, app.repo, app.created_at, release=1)
@@ -195,14 +206,27 @@ class Platform:
                     config[key] = value
             check_config_size(config)
             return self._release(
-                tx, app, who, config_description(set_keys, unset_keys), config,
-                event=("config.set" if set_keys else "config.unset",
-                       {"set": set_keys, "unset": unset_keys}),
+                tx,
+                app,
+                who,
+                config_description(set_keys, unset_keys),
+                config,
+                event=(
+                    "config.set" if set_keys else "config.unset",
+                    {"set": set_keys, "unset": unset_keys},
+                ),
             )
 
     def _release(
-        self, tx: Tx, app: App, who: Principal, description: str, config: dict[str, str],
-        *, event: tuple[str, dict[str, Any]], base: Release | None = None,
+        self,
+        tx: Tx,
+        app: App,
+        who: Principal,
+        description: str,
+        config: dict[str, str],
+        *,
+        event: tuple[str, dict[str, Any]],
+        base: Release | None = None,
     ) -> Release:
         """A new release: `base`'s build (default: the current release's) with `config`."""
         if base is None:
@@ -210,10 +234,13 @@ class Platform:
             base = tx.release(app, current) if current else None
         tx.replace_config(app.id, config)
         release = tx.insert_release(
-            app, description=description, config=config,
+            app,
+            description=description,
+            config=config,
             process_types=base.process_types if base else None,
             slug_id=base.slug_id if base else None,
-            commit=base.commit if base else None, actor=who.name,
+            commit=base.commit if base else None,
+            actor=who.name,
         )
         tx.bump_generation(app.id)
         action, detail = event
@@ -252,8 +279,9 @@ class Platform:
             for change in changes:
                 check_process_type(change.type)
                 if change.type == "release":
-                    raise InvalidParams("the release process type runs once per release and "
-                                        "cannot be scaled")
+                    raise InvalidParams(
+                        "the release process type runs once per release and cannot be scaled"
+                    )
                 if known is not None and change.type not in known:
                     types = ", ".join(t for t in known if t != "release") or "none"
                     raise InvalidParams(
@@ -309,8 +337,13 @@ class Platform:
             if old.status == "failed":
                 raise InvalidParams(f"release v{target} of app {name!r} failed; pick another")
             return self._release(
-                tx, app, who, f"Rollback to v{target}", dict(old.config),
-                event=("release.rollback", {"to": target}), base=old,
+                tx,
+                app,
+                who,
+                f"Rollback to v{target}",
+                dict(old.config),
+                event=("release.rollback", {"to": target}),
+                base=old,
             )
 
     # layers ---------------------------------------------------------------------------------

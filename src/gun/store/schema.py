@@ -20,7 +20,10 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
-_app_fk = {"ondelete": "CASCADE"}
+
+def _app_fk() -> ForeignKey:
+    return ForeignKey("apps.id", ondelete="CASCADE")
+
 
 apps = Table(
     "apps",
@@ -36,7 +39,7 @@ layers = Table(
     "layers",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("app_id", ForeignKey("apps.id", **_app_fk), nullable=False),
+    Column("app_id", _app_fk(), nullable=False),
     Column("name", String(30), nullable=False),
     Column("types", JSON),  # null: every process type
     UniqueConstraint("app_id", "name"),
@@ -46,7 +49,7 @@ instances = Table(
     "instances",
     metadata,
     Column("id", String(20), primary_key=True),  # i-0a1b2c3d
-    Column("app_id", ForeignKey("apps.id", **_app_fk), nullable=False),
+    Column("app_id", _app_fk(), nullable=False),
     Column("layer", String(30), nullable=False),
     Column("provider", String(20), nullable=False),
     Column("instance_type", String(40)),
@@ -62,7 +65,7 @@ slugs = Table(
     "slugs",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("app_id", ForeignKey("apps.id", **_app_fk), nullable=False),
+    Column("app_id", _app_fk(), nullable=False),
     Column("sha256", String(64), nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("process_types", JSON),
@@ -75,7 +78,7 @@ releases = Table(
     "releases",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("app_id", ForeignKey("apps.id", **_app_fk), nullable=False),
+    Column("app_id", _app_fk(), nullable=False),
     Column("version", Integer, nullable=False),
     Column("description", Text, nullable=False),
     Column("status", String(20), nullable=False),
@@ -91,7 +94,7 @@ releases = Table(
 config_vars = Table(
     "config_vars",
     metadata,
-    Column("app_id", ForeignKey("apps.id", **_app_fk), primary_key=True),
+    Column("app_id", _app_fk(), primary_key=True),
     Column("key", String(255), primary_key=True),
     Column("value_sealed", Text, nullable=False),
 )
@@ -99,7 +102,7 @@ config_vars = Table(
 formation = Table(
     "formation",
     metadata,
-    Column("app_id", ForeignKey("apps.id", **_app_fk), primary_key=True),
+    Column("app_id", _app_fk(), primary_key=True),
     Column("type", String(64), primary_key=True),
     Column("quantity", Integer, nullable=False),
 )
@@ -107,7 +110,7 @@ formation = Table(
 processes = Table(
     "processes",
     metadata,
-    Column("app_id", ForeignKey("apps.id", **_app_fk), primary_key=True),
+    Column("app_id", _app_fk(), primary_key=True),
     Column("name", String(80), primary_key=True),  # web.1
     Column("type", String(64), nullable=False),
     Column("instance_id", ForeignKey("instances.id", ondelete="SET NULL")),
@@ -124,7 +127,7 @@ drains = Table(
     "drains",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("app_id", ForeignKey("apps.id", **_app_fk), nullable=False),
+    Column("app_id", _app_fk(), nullable=False),
     Column("url", Text, nullable=False),
     Column("token", String(80), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
@@ -137,7 +140,7 @@ tokens = Table(
     Column("name", String(100), nullable=False),
     Column("hash", String(64), nullable=False, unique=True),
     Column("role", String(20), nullable=False),
-    Column("app_id", ForeignKey("apps.id", **_app_fk)),
+    Column("app_id", _app_fk()),
     Column("kind", String(20), nullable=False, default="user"),  # user or instance
     Column("revoked", Boolean, nullable=False, default=False),
     Column("created_by", String(100)),

@@ -68,9 +68,8 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[Tx]:
         """A write transaction; SQLite takes its write lock at BEGIN, PostgreSQL locks rows."""
-        with self.engine.connect().execution_options(**{WRITE: True}) as conn:
-            with conn.begin():
-                yield Tx(conn, self.box)
+        with self.engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+            yield Tx(conn, self.box)
 
 
 class Tx:
@@ -324,9 +323,7 @@ class Tx:
 
     # events ---------------------------------------------------------------------------------
 
-    def record(
-        self, app: App | None, actor: str, action: str, detail: dict[str, object]
-    ) -> None:
+    def record(self, app: App | None, actor: str, action: str, detail: dict[str, object]) -> None:
         self.conn.execute(
             insert(events).values(
                 app_id=app.id if app else None,

@@ -53,11 +53,13 @@ def whoami(ctx: Ctx) -> None:
 @app_option
 @pass_ctx
 def tokens_create(ctx: Ctx, name: str, role: str, app: str | None) -> None:
-    """Create an API token, optionally scoped to one app: gun tokens.create NAME role=viewer app=A."""
+    """Create an API token, optionally for one app: gun tokens.create NAME role=viewer app=A."""
     made = ctx.client().post("/v1/tokens", {"name": name, "role": role, "app": app})
     if ctx.json:
         output.emit_json(made)
         return
     scope = f" for app {made['app']}" if made["app"] else ""
-    output.note(f"Created token {made['name']} (role {made['role']}{scope}); it is shown only once:")
+    output.note(
+        f"Created token {made['name']} (role {made['role']}{scope}); it is shown only once:"
+    )
     output.line(made["token"])

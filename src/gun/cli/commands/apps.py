@@ -22,14 +22,22 @@ def apps(ctx: Ctx) -> None:
     data = ctx.client().get("/v1/apps")
     if ctx.json:
         output.emit_json(
-            [{"name": a["name"], "release": a["release"], "created_at": a["created_at"]}
-             for a in data]
+            [
+                {"name": a["name"], "release": a["release"], "created_at": a["created_at"]}
+                for a in data
+            ]
         )
         return
     output.table(
         ["NAME", "RELEASE", "CREATED"],
-        [[a["name"], f"v{a['release']}" if a["release"] else "", output.short_time(a["created_at"])]
-         for a in data],
+        [
+            [
+                a["name"],
+                f"v{a['release']}" if a["release"] else "",
+                output.short_time(a["created_at"]),
+            ]
+            for a in data
+        ],
     )
 
 
@@ -76,11 +84,13 @@ def status(ctx: Ctx, app: str | None) -> None:
         return
     formation = " ".join(f"{t}={n}" for t, n in data["formation"].items()) or "(none)"
     processes = " ".join(f"{s}={n}" for s, n in data["processes"].items())
-    output.pairs([
-        ("app", data["app"]),
-        ("release", f"v{data['release']}" if data["release"] else "(none)"),
-        ("formation", formation),
-        ("processes", processes),
-        ("instances", data["instances"]),
-        ("last deploy", output.short_time(data["last_deploy"]) or "(never)"),
-    ])
+    output.pairs(
+        [
+            ("app", data["app"]),
+            ("release", f"v{data['release']}" if data["release"] else "(none)"),
+            ("formation", formation),
+            ("processes", processes),
+            ("instances", data["instances"]),
+            ("last deploy", output.short_time(data["last_deploy"]) or "(never)"),
+        ]
+    )

@@ -7,9 +7,9 @@ import shlex
 import click
 
 from gun.cli import output
+from gun.cli.client import Refused
 from gun.cli.commands.apps import p
 from gun.cli.context import Ctx, app_option, need_app, pass_ctx
-from gun.cli.client import Refused
 from gun.errors import NotFound, UsageError
 from gun.model import CONFIG_KEY
 

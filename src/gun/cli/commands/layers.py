@@ -21,8 +21,10 @@ def layers(ctx: Ctx, app: str | None) -> None:
         return
     output.table(
         ["LAYER", "TYPES"],
-        [[la["name"], "every type" if la["types"] == ["*"] else ",".join(la["types"])]
-         for la in data],
+        [
+            [la["name"], "every type" if la["types"] == ["*"] else ",".join(la["types"])]
+            for la in data
+        ],
     )
 
 

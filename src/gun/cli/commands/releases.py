@@ -35,8 +35,17 @@ def releases(ctx: Ctx, num: int, app: str | None) -> None:
         return
     output.table(
         ["", "VERSION", "DESCRIPTION", "STATUS", "BY", "CREATED"],
-        [["*" if r["current"] else "", f"v{r['version']}", r["description"], r["status"],
-          r["actor"], output.short_time(r["created_at"])] for r in data],
+        [
+            [
+                "*" if r["current"] else "",
+                f"v{r['version']}",
+                r["description"],
+                r["status"],
+                r["actor"],
+                output.short_time(r["created_at"]),
+            ]
+            for r in data
+        ],
     )
 
 
@@ -50,7 +59,9 @@ def releases_info(ctx: Ctx, version: str | None, app: str | None) -> None:
     if version is None:
         current = [r for r in ctx.client().get(f"/v1/apps/{p(name)}/releases") if r["current"]]
         if not current:
-            raise UsageError(f"app {name!r} has no current release: name one, e.g. releases.info:v1")
+            raise UsageError(
+                f"app {name!r} has no current release: name one, e.g. releases.info:v1"
+            )
         n = current[0]["version"]
     else:
         n = version_arg(version)
@@ -59,17 +70,19 @@ def releases_info(ctx: Ctx, version: str | None, app: str | None) -> None:
         output.emit_json(r)
         return
     types = r.get("process_types") or {}
-    output.pairs([
-        ("version", f"v{r['version']}"),
-        ("description", r["description"]),
-        ("status", r["status"]),
-        ("current", "yes" if r["current"] else "no"),
-        ("by", r["actor"]),
-        ("created", output.short_time(r["created_at"])),
-        ("commit", r["commit"] or ""),
-        ("process types", ", ".join(types) or "(no build yet)"),
-        ("config vars", ", ".join(r.get("config") or {}) or "(none)"),
-    ])
+    output.pairs(
+        [
+            ("version", f"v{r['version']}"),
+            ("description", r["description"]),
+            ("status", r["status"]),
+            ("current", "yes" if r["current"] else "no"),
+            ("by", r["actor"]),
+            ("created", output.short_time(r["created_at"])),
+            ("commit", r["commit"] or ""),
+            ("process types", ", ".join(types) or "(no build yet)"),
+            ("config vars", ", ".join(r.get("config") or {}) or "(none)"),
+        ]
+    )
 
 
 @click.command("rollback")

@@ -24,8 +24,11 @@ def meta(
     """The control plane: the REST API and the store."""
     from gun.api.serve import run
 
-    run(MetaSettings.resolve(home=home, database_url=database_url, listen=listen,
-                             secret_key=secret_key))
+    run(
+        MetaSettings.resolve(
+            home=home, database_url=database_url, listen=listen, secret_key=secret_key
+        )
+    )
 
 
 @server.command("migrate")
