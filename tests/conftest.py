@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from cryptography.fernet import Fernet
+from hypothesis import settings
 
 from gun.core import Platform
 from gun.crypto import Box
@@ -21,6 +22,10 @@ from tests import pg
 from tests.meta import MetaServer
 
 STORES = ["sqlite", "postgresql"]
+
+# Parsers are cheap: look harder than hypothesis's default 100 examples.
+settings.register_profile("gun", max_examples=400, deadline=None)
+settings.load_profile("gun")
 
 
 def _with_db(url: str, db: str) -> str:

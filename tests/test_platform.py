@@ -110,6 +110,12 @@ BAD = [
         InvalidParams,
         "app name 'Bad_Name'",
     ),
+    (
+        "app name with newline",
+        lambda p, w: p.create_app(w, "demo2\n"),
+        InvalidParams,
+        "app name 'demo2\\n'",
+    ),
     ("short app name", lambda p, w: p.create_app(w, "a"), InvalidParams, "app name 'a'"),
     ("duplicate app", lambda p, w: p.create_app(w, "demo"), Conflict, "app 'demo' already exists"),
     (

@@ -10,7 +10,7 @@ from gun.errors import InvalidParams
 from gun.model import Layer
 
 MAX_QUANTITY = 10_000
-_WORD = re.compile(r"^(?P<type>[A-Za-z0-9_-]+)(?P<op>=|\+|-)(?P<n>[0-9]+)$")
+_WORD = re.compile(r"^(?P<type>[A-Za-z0-9_-]+)(?P<op>=|\+|-)(?P<n>[0-9]+)\Z")
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def _why(word: str) -> str:
         return f"formation {word!r} has no process type: write it as TYPE=N, e.g. web=2"
     if "=" in rest:
         return f"formation {word!r} has more than one '=': write it as TYPE=N, e.g. web=2"
-    if not re.match(r"^[A-Za-z0-9_-]+$", name):
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
         return f"formation {word!r}: process type {name!r} may only use letters, digits, - and _"
     if rest.startswith("-"):
         return f"formation {word!r}: quantity must not be negative"

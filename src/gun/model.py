@@ -9,10 +9,10 @@ from typing import Literal
 
 from gun.errors import InvalidParams
 
-APP_NAME = re.compile(r"^[a-z][a-z0-9-]{1,29}$")
-CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-PROCESS_TYPE = re.compile(r"^[A-Za-z0-9_-]+$")
-LAYER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
+APP_NAME = re.compile(r"^[a-z][a-z0-9-]{1,29}\Z")
+CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+PROCESS_TYPE = re.compile(r"^[A-Za-z0-9_-]+\Z")
+LAYER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,29}\Z")
 CONFIG_MAX_BYTES = 32 * 1024
 
 Role = Literal["admin", "developer", "viewer"]

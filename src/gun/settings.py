@@ -28,7 +28,7 @@ def default_database_url(home: Path) -> str:
 
 def parse_listen(listen: str) -> tuple[str, int]:
     host, sep, port = listen.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise UsageError(f"listen address {listen!r} is invalid: write it as HOST:PORT")
     return host, int(port)
 

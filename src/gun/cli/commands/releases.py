@@ -16,7 +16,7 @@ FIELDS = ("version", "description", "status", "current", "created_at", "commit")
 
 def version_arg(raw: str) -> int:
     digits = raw[1:] if raw[:1] in ("v", "V") else raw
-    if not digits.isdigit() or int(digits) < 1 or len(digits) > 9:
+    if not (digits.isascii() and digits.isdigit()) or int(digits) < 1 or len(digits) > 9:
         raise UsageError(f"release {raw!r} is not a version: write it as vN, e.g. v3")
     return int(digits)
 
