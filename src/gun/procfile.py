@@ -23,8 +23,8 @@ def parse(data: bytes | str, path: str = "Procfile") -> dict[str, str]:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as e:
-            line = data[: e.start].count(b"\n") + 1
-            raise ProcfileError(f"{path}:{line}: is not valid UTF-8") from None
+            bad = data[: e.start].count(b"\n") + 1
+            raise ProcfileError(f"{path}:{bad}: is not valid UTF-8") from None
     else:
         text = data
         if text.startswith("\ufeff"):
