@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from gun.core import Platform
+from gun.errors import NotFound
 from gun.model import Principal
 
 
@@ -34,7 +35,13 @@ def token_of(header: str | None) -> str | None:
 
 
 def principal(request: Request) -> Principal:
-    return platform(request).authenticate(token_of(request.headers.get("authorization")))
+    who = platform(request).authenticate(token_of(request.headers.get("authorization")))
+    # Every authenticated route passes here. A path part with a NUL byte names nothing, and
+    # PostgreSQL text cannot even hold one (looking it up would be a 500).
+    for name, value in request.path_params.items():
+        if "\x00" in value:
+            raise NotFound(f"{name} {value!r} does not exist")
+    return who
 
 
 Who = Annotated[Principal, Depends(principal)]

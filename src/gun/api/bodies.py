@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic_core import PydanticCustomError
 
 from gun.core.platform import Status
 from gun.model import App, Layer, Principal, Release
+
+
+def _utf8(value: str) -> str:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise PydanticCustomError("utf8", "must be valid UTF-8 text") from None
+    return value
+
+
+def _text(value: str) -> str:
+    if "\x00" in value:
+        raise PydanticCustomError("nul", "must not contain a NUL character")
+    return _utf8(value)
+
+
+# Text that reaches the store unchecked: PostgreSQL text cannot hold NUL; JSON strings may
+# carry lone surrogates, which no store can encode.
+Text = Annotated[StrictStr, AfterValidator(_text)]
+# Config var keys fit the store's column; values are sealed (any text), but must encode.
+ConfigChanges = dict[
+    Annotated[str, Field(max_length=255)], Annotated[str, AfterValidator(_utf8)] | None
+]
 
 
 class Body(BaseModel):
@@ -16,17 +40,17 @@ class Body(BaseModel):
 
 class AppCreate(Body):
     name: StrictStr = Field(max_length=200)
-    repo: StrictStr | None = Field(default=None, max_length=2000)
+    repo: Text | None = Field(default=None, max_length=2000)
 
 
 class TokenCreate(Body):
-    name: StrictStr = Field(max_length=200)
+    name: Text = Field(max_length=200)
     role: StrictStr = "developer"
-    app: StrictStr | None = Field(default=None, max_length=200)
+    app: Text | None = Field(default=None, max_length=200)
 
 
 class FormationUpdate(Body):
-    type: StrictStr = Field(max_length=200)
+    type: StrictStr = Field(max_length=64)
     quantity: StrictInt | StrictStr = Field(
         description="a whole number, or a string: '2', '+1' or '-1'"
     )

@@ -30,8 +30,13 @@ def error(status: int, id_: str, message: str) -> JSONResponse:
     return JSONResponse({"id": id_, "message": message}, status_code=status)
 
 
+_UNION_TAGS = {"int", "str", "bool", "float", "list", "dict", "none", "function-after[_text()]"}
+
+
 def _field(loc: tuple[object, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    while len(parts) > 1 and parts[-1] in _UNION_TAGS:
+        parts.pop()  # pydantic names the union member it tried: not the user's field
     return ".".join(parts) or "body"
 
 

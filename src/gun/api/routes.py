@@ -37,7 +37,7 @@ router = APIRouter(prefix="/v1")
 def parse_version(raw: int | str) -> int:
     text = str(raw)
     digits = text[1:] if text[:1] in ("v", "V") else text
-    if not digits.isdigit() or int(digits) < 1 or len(digits) > 9:
+    if not (digits.isascii() and digits.isdigit()) or int(digits) < 1 or len(digits) > 9:
         raise InvalidParams(f"release {text!r} is not a version: write it as vN or N, e.g. v3")
     return int(digits)
 
@@ -46,7 +46,7 @@ def formation_change(u: bodies.FormationUpdate) -> formations.Change:
     q = u.quantity
     if isinstance(q, int):
         if q < 0:
-            raise InvalidParams(f"formation {u.type}={q}: quantity must not be negative")
+            raise InvalidParams(f"formation '{u.type}={q}': quantity must not be negative")
         word = f"{u.type}={q}"
     else:
         word = f"{u.type}{q}" if q[:1] in ("+", "-") else f"{u.type}={q}"
@@ -100,7 +100,7 @@ def change_config(
     app: str,
     who: Who,
     gun: Gun,
-    changes: dict[str, str | None] = Body(  # noqa: B008
+    changes: bodies.ConfigChanges = Body(  # noqa: B008
         description="KEY: value to set, KEY: null to unset"
     ),
 ) -> dict[str, Any]:
