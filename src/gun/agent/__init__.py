@@ -1,0 +1,1 @@
+"""The agent: makes an instance match what meta wants."""
