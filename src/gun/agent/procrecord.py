@@ -1,0 +1,399 @@
+"""One process as the OS and the disk know it: spec, record, pid and group, raw output, app.log.
+
+The supervisor decides what happens to a process; this module makes the system calls.
+
+ROOT/state/procs/NAME.json  the spec, pid, pgid, start time, port, restarts and tail offset,
+                            written atomically so a new agent can re-adopt the process
+ROOT/log/procs/NAME.out     everything the process wrote to stdout and stderr (O_APPEND)
+ROOT/log/app.log            every line of every process, timestamped and prefixed
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import psutil
+
+from gun.errors import InvalidParams
+from gun.model import check_config_key, check_process_type
+
+State = Literal["starting", "up", "crashed", "stopping", "down"]
+STATES: tuple[State, ...] = ("starting", "up", "crashed", "stopping", "down")
+PROCESS_NAME = re.compile(r"^([A-Za-z0-9_-]+)\.([1-9][0-9]{0,5})\Z")
+MAX_LINE = 10_000  # bytes; longer lines are split, as Heroku does
+READ_CHUNK = 1 << 20  # bytes read from one output file per tail tick, at most
+TICK_LINES = 10_000  # lines taken from one output file per tail tick, at most
+GROUP_POLL = 0.05  # seconds between checks that a process group is empty
+ALIVE_POLL = 0.5  # seconds between checks of a pid, when there is no pidfd
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """What to run: one process of a release, e.g. web.1 running the Procfile's web command."""
+
+    name: str  # web.1
+    type: str  # web
+    command: str  # from the Procfile, run with bash -c
+    env: Mapping[str, str] = field(repr=False)  # the release's config vars
+    cwd: Path  # ROOT/releases/vN
+    release: int
+
+    def __post_init__(self) -> None:
+        match = PROCESS_NAME.match(self.name)
+        if not match:
+            raise InvalidParams(
+                f"process name {self.name!r} is invalid: write it as TYPE.N, e.g. web.1"
+            )
+        check_process_type(self.type)
+        if match.group(1) != self.type:
+            raise InvalidParams(
+                f"process name {self.name!r} does not match its type {self.type!r}: "
+                f"name it {self.type}.N"
+            )
+        if not self.command.strip():
+            raise InvalidParams(f"process {self.name} has an empty command: give it one to run")
+        for key in self.env:
+            check_config_key(key)
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    spec: ProcessSpec
+    state: State
+    pid: int | None
+    pgid: int | None
+    create_time: float | None  # psutil.Process(pid).create_time(): tells a reused pid apart
+    port: int | None
+    restarts: int
+    offset: int  # bytes of NAME.out already copied to app.log
+    started: datetime  # when the current leader was spawned
+    since: datetime  # when the state last changed
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.spec
+        return {
+            "name": s.name,
+            "type": s.type,
+            "command": s.command,
+            "env": dict(s.env),
+            "cwd": str(s.cwd),
+            "release": s.release,
+            "state": self.state,
+            "pid": self.pid,
+            "pgid": self.pgid,
+            "create_time": self.create_time,
+            "port": self.port,
+            "restarts": self.restarts,
+            "offset": self.offset,
+            "started": self.started.isoformat(),
+            "since": self.since.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ProcessRecord:
+        """Read a record back; raises ValueError (or KeyError, TypeError) if it is malformed."""
+        spec = ProcessSpec(
+            name=str(data["name"]),
+            type=str(data["type"]),
+            command=str(data["command"]),
+            env={str(k): str(v) for k, v in dict(data["env"]).items()},
+            cwd=Path(str(data["cwd"])),
+            release=int(data["release"]),
+        )
+        state = next((s for s in STATES if s == data["state"]), None)
+        if state is None:
+            raise ValueError(f"state {data['state']!r} is not one of {', '.join(STATES)}")
+        create_time = data["create_time"]
+        return cls(
+            spec=spec,
+            state=state,
+            pid=_opt_int(data["pid"]),
+            pgid=_opt_int(data["pgid"]),
+            create_time=None if create_time is None else float(create_time),
+            port=_opt_int(data["port"]),
+            restarts=int(data["restarts"]),
+            offset=int(data["offset"]),
+            started=datetime.fromisoformat(str(data["started"])),
+            since=datetime.fromisoformat(str(data["since"])),
+        )
+
+
+def _opt_int(value: object) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a whole number")
+    return value
+
+
+def record_fields(obj: object) -> dict[str, Any]:
+    """The attributes of obj that a ProcessRecord has, by name."""
+    return {f.name: getattr(obj, f.name) for f in fields(ProcessRecord)}
+
+
+# -- files -------------------------------------------------------------------------------------
+
+
+def record_path(root: Path, name: str) -> Path:
+    return root / "state" / "procs" / f"{name}.json"
+
+
+def out_path(root: Path, name: str) -> Path:
+    return root / "log" / "procs" / f"{name}.out"
+
+
+def applog_path(root: Path) -> Path:
+    return root / "log" / "app.log"
+
+
+def save(root: Path, record: ProcessRecord) -> None:
+    """Write the record atomically (temporary file, then rename over the old one)."""
+    path = record_path(root, record.spec.name)
+    tmp = path.with_name(path.name + ".tmp")
+    data = json.dumps(record.to_json(), sort_keys=True).encode()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def remove(root: Path, name: str) -> None:
+    record_path(root, name).unlink(missing_ok=True)
+
+
+def load_all(root: Path) -> list[ProcessRecord]:
+    """Every readable record; an unreadable one is logged and renamed NAME.json.bad."""
+    records = []
+    for path in sorted((root / "state" / "procs").glob("*.json")):
+        try:
+            records.append(ProcessRecord.from_json(json.loads(path.read_bytes())))
+        except (OSError, ValueError, KeyError, TypeError, InvalidParams) as e:
+            logger.warning("process record %s is unreadable and was set aside: %s", path, e)
+            path.replace(path.with_name(path.name + ".bad"))
+    return records
+
+
+# -- the process and its group -----------------------------------------------------------------
+
+
+def spawn(bash: str, spec: ProcessSpec, env: Mapping[str, str], out: Path) -> int:
+    """Start `bash -c COMMAND` in a new session, output to a fresh file `out`; its pid.
+
+    The caller reaps it (os.waitpid once `gone` returns), so Popen is told to forget it.
+    """
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    try:
+        popen = subprocess.Popen(
+            [bash, "-c", spec.command],
+            cwd=spec.cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=fd,
+            start_new_session=True,
+        )
+    finally:
+        os.close(fd)
+    popen.returncode = 0  # not a status: it keeps Popen from reaping or warning about it
+    return popen.pid
+
+
+def create_time(pid: int) -> float | None:
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None
+
+
+def same_process(pid: int, created: float | None) -> bool:
+    """Whether pid is alive, not a zombie, and (if given) the process created at `created`."""
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return created is None or abs(proc.create_time() - created) < 0.05
+    except psutil.Error:
+        return False
+
+
+async def gone(pid: int, create_time: float | None) -> None:
+    """Return once process pid has exited: a pidfd wakes the loop; without pidfd, poll."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    except (AttributeError, OSError):  # no pidfd: Linux before 5.3, or not Linux
+        while same_process(pid, create_time):
+            await asyncio.sleep(ALIVE_POLL)
+        return
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, readable)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+def killpg(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def vanish(
+    pgid: int, exited: asyncio.Future[int | None] | None, timeout: float | None
+) -> bool:
+    """Wait until the leader has exited and the group is empty; False if timeout passes first."""
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    if exited is not None and not exited.done():
+        await asyncio.wait({exited}, timeout=timeout)
+        if not exited.done():
+            return False
+    while group_alive(pgid):
+        if deadline is not None and loop.time() >= deadline:
+            return False
+        await asyncio.sleep(GROUP_POLL)
+    return True
+
+
+def exit_code(returncode: int) -> int:
+    """A shell's view of an exit: killed by signal N is 128 + N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+# -- output ------------------------------------------------------------------------------------
+
+
+def split_lines(
+    data: bytes, *, final: bool, limit: int = MAX_LINE, most: int | None = None
+) -> tuple[list[bytes], int]:
+    """Complete lines in data (without their newline, `most` of them) and the bytes they used.
+
+    A line longer than `limit` bytes comes out in pieces of at most `limit` bytes, cut before a
+    UTF-8 sequence rather than inside it. An unfinished last line stays unused unless `final`.
+    """
+    lines: list[bytes] = []
+    pos = 0
+    while pos < len(data) and (most is None or len(lines) < most):
+        end = data.find(b"\n", pos, pos + limit + 1)
+        if end != -1:
+            lines.append(data[pos:end])
+            pos = end + 1
+        elif len(data) - pos > limit:
+            cut = pos + limit
+            floor = max(pos + 1, cut - 3)
+            while cut > floor and data[cut] & 0xC0 == 0x80:
+                cut -= 1
+            if data[cut] & 0xC0 == 0x80:
+                cut = pos + limit  # not UTF-8 after all: cut anywhere
+            lines.append(data[pos:cut])
+            pos = cut
+        elif final:
+            lines.append(data[pos:])
+            pos = len(data)
+        else:
+            break
+    return lines, pos
+
+
+def read_lines(fd: int, offset: int, *, final: bool) -> tuple[list[str], int]:
+    """Lines an output file gained after offset, and the offset after them.
+
+    Takes one chunk and TICK_LINES lines at most, unless final (the writer is gone: read all,
+    including an unfinished last line). A file shorter than offset was truncated: start over.
+    """
+    size = os.fstat(fd).st_size
+    if size < offset:
+        offset = 0
+    texts: list[str] = []
+    while offset < size:
+        data = os.pread(fd, min(size - offset, READ_CHUNK), offset)
+        if not data:
+            break
+        last = final and offset + len(data) >= size
+        lines, used = split_lines(data, final=last, most=None if final else TICK_LINES)
+        texts += [line.decode("utf-8", "replace").removesuffix("\r") for line in lines]
+        offset += used
+        if not final or used == 0:
+            break
+    return texts, offset
+
+
+class AppLog:
+    """ROOT/log/app.log: lines `2026-11-26T15:00:00.123456+00:00 app[web.1]: text`.
+
+    Every line also goes to `sink(source, text)` if given, source being `app[web.1]` or
+    `heroku[web.1]`. A rotation (app.log renamed or removed) is followed by `follow()`.
+    """
+
+    def __init__(self, path: Path, sink: Callable[[str, str], None] | None = None) -> None:
+        self.path = path
+        self._sink = sink
+        self._fd: int | None = None
+
+    def write(self, source: str, name: str, texts: Sequence[str]) -> None:
+        if not texts:
+            return
+        who = f"{source}[{name}]"
+        stamp = datetime.now(UTC).isoformat(timespec="microseconds")
+        data = memoryview("".join(f"{stamp} {who}: {text}\n" for text in texts).encode())
+        if self._fd is None:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+            self._fd = os.open(self.path, flags, 0o640)
+        while data:
+            data = data[os.write(self._fd, data) :]
+        sink = self._sink
+        if sink is not None:
+            for text in texts:
+                try:
+                    sink(who, text)
+                except Exception:
+                    logger.exception("the log sink failed on a line of %s", who)
+
+    def follow(self) -> None:
+        """Write to a new app.log from now on if something renamed or removed this one."""
+        if self._fd is not None:
+            try:
+                moved = os.stat(self.path).st_ino != os.fstat(self._fd).st_ino
+            except FileNotFoundError:
+                moved = True
+            if moved:
+                self.close()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,445 @@
+"""The supervisor: runs an app's processes on one instance, restarts crashes, stops them cleanly.
+
+Each process is `bash -c COMMAND` in its own session and process group. Its stdout and stderr
+go to a file (ROOT/log/procs/NAME.out), never a pipe, so it outlives an agent killed with
+SIGKILL; one tail loop copies every line into ROOT/log/app.log. Exits are seen through a pidfd
+(no thread per process); records in ROOT/state/procs let the next agent re-adopt processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import psutil
+
+from gun.agent import procrecord
+from gun.agent.backoff import Backoff
+from gun.agent.procrecord import AppLog, ProcessRecord, ProcessSpec, State
+from gun.errors import Conflict, InvalidParams, NotFound, Unavailable
+
+__all__ = ["Backoff", "LogSink", "ProcessSpec", "ProcessState", "State", "Supervisor"]
+
+LogSink = Callable[[str, str], None]
+"""Called as sink(source, text) for every app.log line: source `app[web.1]` or `heroku[web.1]`,
+text without timestamp, prefix or newline."""
+
+INHERITED = ("PATH", "HOME", "LANG")  # from the agent, unless the release sets them
+DEFAULT_BACKOFF = Backoff()
+BOOT_POLL = 0.1  # seconds between attempts to connect to a booting web process
+R10 = (
+    "Error R10 (Boot timeout) -> Web process failed to bind to $PORT within {:g} seconds of launch"
+)
+R12 = (
+    "Error R12 (Exit timeout) -> At least one process failed to exit within {:g} seconds of SIGTERM"
+)
+
+Exit = asyncio.Future[int | None]  # the leader's exit code; None when it is not our child
+logger = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ProcessState:
+    """What `gun ps` reports about one process."""
+
+    name: str
+    type: str
+    state: State
+    pid: int | None
+    port: int | None
+    release: int
+    restarts: int  # crash restarts
+    exit_code: int | None  # how the last run ended; None if none has ended
+    since: datetime  # when the state last changed
+
+
+@dataclass(eq=False)
+class _Proc:
+    """The supervisor's changing view of one process; the first ten fields are its record."""
+
+    spec: ProcessSpec
+    state: State = "starting"
+    pid: int | None = None
+    pgid: int | None = None
+    create_time: float | None = None
+    port: int | None = None
+    restarts: int = 0
+    offset: int = 0  # bytes of its output file already copied to app.log
+    started: datetime = field(default_factory=_now)  # when the current leader was spawned
+    since: datetime = field(default_factory=_now)  # when the state last changed
+    started_at: float = 0.0  # the spawn, on the loop's clock
+    streak: int = 0  # crashes in a row, for the backoff
+    exit_code: int | None = None
+    out_fd: int | None = None
+    request: Literal["run", "stop", "detach"] = "run"
+    grace: float = 0.0
+    wake: asyncio.Event = field(default_factory=asyncio.Event)  # set with a new request
+    task: asyncio.Task[None] | None = None
+    final: ProcessState | None = None
+
+
+class Supervisor:
+    """Runs processes under ROOT; call every method from the same event loop."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        boot_timeout: float = 60.0,
+        grace: float = 30.0,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        log: LogSink | None = None,
+        poll: float = 0.1,
+    ) -> None:
+        for name, value in (("boot_timeout", boot_timeout), ("grace", grace), ("poll", poll)):
+            if not value >= 0:
+                raise InvalidParams(f"supervisor {name} {value!r} is invalid: use 0 or more")
+        self.root = root
+        self.boot_timeout = boot_timeout
+        self.grace = grace
+        self.backoff = backoff
+        self.applog = AppLog(procrecord.applog_path(root), log)
+        self._poll = poll
+        self._bash = shutil.which("bash") or "/bin/bash"
+        self._procs: dict[str, _Proc] = {}
+        self._changes = asyncio.Event()
+        self._tail: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def start(self, spec: ProcessSpec) -> ProcessState:
+        """Spawn the process: `starting` (web, until it accepts on $PORT), else `up`."""
+        return self._start(spec, restarts=0)
+
+    async def stop(self, name: str, grace: float | None = None) -> ProcessState:
+        """SIGTERM the group, SIGKILL it after the grace period; return once the group is empty."""
+        p = self._get(name)
+        if p.request == "run":
+            p.request, p.grace = "stop", self.grace if grace is None else grace
+            p.wake.set()
+        assert p.task is not None
+        await asyncio.shield(p.task)
+        assert p.final is not None
+        return p.final
+
+    async def restart(self, name: str) -> ProcessState:
+        """Stop the process, then start it again with a fresh backoff."""
+        p = self._get(name)
+        self._platform(p, "Restarting")
+        await self.stop(name)
+        return self._start(p.spec, restarts=p.restarts)
+
+    def states(self) -> list[ProcessState]:
+        return [self._view(p) for _, p in sorted(self._procs.items())]
+
+    async def changed(self) -> None:
+        """Return at the next state change of any process."""
+        await self._changes.wait()
+
+    async def adopt(self) -> list[str]:
+        """Re-adopt the processes a previous agent recorded; clean up after the dead ones."""
+        self._open()
+        adopted = []
+        for rec in procrecord.load_all(self.root):
+            if rec.spec.name in self._procs:
+                continue
+            p = self._from_record(rec)
+            alive = rec.pid is not None and procrecord.same_process(rec.pid, rec.create_time)
+            if alive and rec.state != "stopping":
+                self._procs[rec.spec.name] = p
+                self._run(p)
+                self._platform(p, f"Process re-adopted by a new agent (pid {rec.pid})")
+                adopted.append(rec.spec.name)
+                continue
+            # Kill what is left of the group. While any member is left, no new process can get
+            # the number pgid, so a group of that id without such a process is ours.
+            if rec.pgid is not None and (alive or not psutil.pid_exists(rec.pgid)):
+                procrecord.killpg(rec.pgid, signal.SIGKILL)
+            self._pump(p, final=True)
+            if rec.pid is not None:
+                why = "was being stopped: killed it" if alive else "exited while no agent watched"
+                self._platform(p, f"Process (pid {rec.pid}) {why}")
+            self._forget(p)
+        return adopted
+
+    async def shutdown(self, stop_processes: bool) -> None:
+        """Stop every process (gun up exiting), or leave them running for the next agent."""
+        procs = list(self._procs.values())
+        for p in procs:
+            if p.request == "run":
+                p.request, p.grace = ("stop", self.grace) if stop_processes else ("detach", 0)
+                p.wake.set()
+        await asyncio.gather(*(asyncio.shield(p.task) for p in procs if p.task))
+        if self._tail is not None:
+            self._tail.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tail
+        self.applog.close()
+        self._closed = True
+
+    # -- one process's life ----------------------------------------------------------------
+
+    def _start(self, spec: ProcessSpec, restarts: int) -> ProcessState:
+        self._open()
+        if spec.name in self._procs:
+            raise Conflict(f"process {spec.name} is already running here: stop or restart it")
+        if not spec.cwd.is_dir():
+            raise NotFound(f"release directory {spec.cwd} does not exist: unpack it first")
+        p = _Proc(spec, restarts=restarts)
+        try:
+            self._spawn(p)
+        except OSError as e:
+            self._close_out(p, unlink=True)
+            raise Unavailable(f"process {spec.name} could not start: {e}") from e
+        self._procs[spec.name] = p
+        self._run(p)
+        return self._view(p)
+
+    def _run(self, p: _Proc) -> None:
+        p.task = asyncio.create_task(self._life(p), name=f"supervise {p.spec.name}")
+
+    async def _life(self, p: _Proc) -> None:
+        exited: Exit | None = None
+        try:
+            while True:
+                if p.pid is not None and exited is None:
+                    exited = asyncio.ensure_future(self._exit_of(p))
+                if p.request != "run":
+                    break
+                if p.pid is None or exited is None:
+                    try:
+                        self._spawn(p)
+                    except OSError as e:
+                        self._platform(p, f"Process failed to start: {e}")
+                        await self._crashed(p, None)
+                    continue
+                if p.state == "starting":
+                    await self._boot(p, exited)
+                while p.request == "run" and not exited.done():
+                    await self._pause(p, exited, None)
+                if p.request == "run":
+                    await self._crashed(p, exited.result())
+                    exited = None
+            if p.request == "stop":
+                await self._terminate(p, exited)
+            else:
+                self._forget(p, detach=True)
+        except Exception:  # a bug or a full disk: never leave a process unwatched
+            logger.exception("supervising %s failed: killing its process group", p.spec.name)
+            if p.pgid is not None:
+                procrecord.killpg(p.pgid, signal.SIGKILL)
+            self._forget(p)
+        finally:
+            if exited is not None and not exited.done():
+                exited.cancel()
+
+    def _spawn(self, p: _Proc) -> None:
+        spec = p.spec
+        self._pump(p, final=True)  # whatever an earlier run left unread
+        path = procrecord.out_path(self.root, spec.name)
+        port = self._free_port()
+        env = {k: os.environ[k] for k in INHERITED if k in os.environ}
+        env.update(spec.env)
+        env.update(PORT=str(port), DYNO=spec.name, PS=spec.name)
+        pid = procrecord.spawn(self._bash, spec, env, path)
+        if p.out_fd is None:
+            p.out_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        p.pid, p.pgid, p.port, p.offset = pid, pid, port, 0
+        p.create_time = procrecord.create_time(pid)
+        p.started, p.started_at = _now(), asyncio.get_running_loop().time()
+        self._set(p, "starting")
+        self._platform(p, f"Starting process with command `{spec.command}`")
+        self._set(p, "starting" if spec.type == "web" else "up")
+        self._save(p)
+
+    async def _exit_of(self, p: _Proc) -> int | None:
+        """Wait for the leader to exit and reap it; its exit code, None if not our child."""
+        assert p.pid is not None
+        await procrecord.gone(p.pid, p.create_time)
+        try:
+            pid, status = os.waitpid(p.pid, os.WNOHANG)
+        except ChildProcessError:
+            return None  # an earlier agent started it: its status went to its parent
+        return procrecord.exit_code(os.waitstatus_to_exitcode(status)) if pid else None
+
+    async def _boot(self, p: _Proc, exited: Exit) -> None:
+        """Wait until a web process accepts connections on $PORT; kill it after boot_timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = p.started_at + self.boot_timeout
+        while p.request == "run" and not exited.done():
+            assert p.port is not None and p.pgid is not None
+            if await _accepts(p.port):
+                self._set(p, "up")
+                return
+            if loop.time() >= deadline:
+                self._platform(p, R10.format(self.boot_timeout))
+                self._platform(p, "Stopping process with SIGKILL")
+                procrecord.killpg(p.pgid, signal.SIGKILL)
+                await asyncio.wait({exited})
+                return
+            await self._pause(p, exited, min(BOOT_POLL, deadline - loop.time()))
+
+    async def _crashed(self, p: _Proc, code: int | None) -> None:
+        """The leader exited by itself (or never started): clean up, count it, wait to restart."""
+        if p.pgid is not None:
+            procrecord.killpg(p.pgid, signal.SIGKILL)  # what is left of the group
+            await procrecord.vanish(p.pgid, None, None)
+            self._pump(p, final=True)
+            self._platform(p, _exit_line(code))
+        p.exit_code, p.pid, p.pgid, p.port = code, None, None, None
+        p.restarts += 1
+        self._set(p, "crashed")
+        uptime = asyncio.get_running_loop().time() - p.started_at
+        p.streak, delay = self.backoff.after_crash(p.streak, uptime)
+        self._platform(p, f"Restarting in {delay:g} seconds" if delay > 0 else "Restarting")
+        self._save(p)
+        if delay > 0:
+            await self._pause(p, None, delay)
+
+    async def _terminate(self, p: _Proc, exited: Exit | None) -> None:
+        if p.pgid is not None:
+            self._set(p, "stopping")
+            self._platform(p, "Stopping all processes with SIGTERM")
+            procrecord.killpg(p.pgid, signal.SIGTERM)
+            if not await procrecord.vanish(p.pgid, exited, p.grace):
+                self._platform(p, R12.format(p.grace))
+                self._platform(p, "Stopping all processes with SIGKILL")
+                procrecord.killpg(p.pgid, signal.SIGKILL)
+                await procrecord.vanish(p.pgid, exited, None)
+            p.exit_code = exited.result() if exited is not None else None
+            self._pump(p, final=True)
+            self._platform(p, _exit_line(p.exit_code))
+            p.pid, p.pgid, p.port = None, None, None
+        self._set(p, "down")
+        self._forget(p)
+
+    def _forget(self, p: _Proc, *, detach: bool = False) -> None:
+        """Let go of p: gone for good, or (detach) left running with a record for the next agent."""
+        if detach:
+            self._pump(p, final=False)
+            self._save(p)
+        else:
+            procrecord.remove(self.root, p.spec.name)
+        self._close_out(p, unlink=not detach)
+        p.final = self._view(p)
+        self._procs.pop(p.spec.name, None)
+
+    async def _pause(self, p: _Proc, exited: Exit | None, seconds: float | None) -> None:
+        """Sleep until `seconds` pass, the leader exits, or a stop or shutdown comes in."""
+        waiter = asyncio.ensure_future(p.wake.wait())
+        futures: set[asyncio.Future[Any]] = {waiter} if exited is None else {waiter, exited}
+        try:
+            await asyncio.wait(futures, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+
+    # -- state, records, output ------------------------------------------------------------
+
+    def _set(self, p: _Proc, state: State) -> None:
+        if state != p.state:
+            self._platform(p, f"State changed from {p.state} to {state}")
+            p.state, p.since = state, _now()
+            self._changes.set()
+            self._changes = asyncio.Event()
+
+    def _view(self, p: _Proc) -> ProcessState:
+        s = p.spec
+        return ProcessState(
+            s.name, s.type, p.state, p.pid, p.port, s.release, p.restarts, p.exit_code, p.since
+        )
+
+    def _save(self, p: _Proc) -> None:
+        procrecord.save(self.root, ProcessRecord(**procrecord.record_fields(p)))
+
+    def _from_record(self, rec: ProcessRecord) -> _Proc:
+        age = (_now() - rec.started).total_seconds()
+        p = _Proc(**procrecord.record_fields(rec))
+        p.started_at = asyncio.get_running_loop().time() - age
+        with contextlib.suppress(FileNotFoundError):
+            p.out_fd = os.open(procrecord.out_path(self.root, rec.spec.name), os.O_RDONLY)
+        return p
+
+    def _get(self, name: str) -> _Proc:
+        p = self._procs.get(name)
+        if p is None:
+            raise NotFound(f"process {name!r} is not running on this instance")
+        return p
+
+    def _free_port(self) -> int:
+        taken = {p.port for p in self._procs.values()}
+        while True:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = int(s.getsockname()[1])
+            if port not in taken:
+                return port
+
+    def _open(self) -> None:
+        if self._closed:
+            raise Unavailable("this supervisor has shut down: make a new one")
+        if self._tail is None:
+            for d in ("state/procs", "log/procs"):
+                (self.root / d).mkdir(parents=True, exist_ok=True)
+            self._tail = asyncio.create_task(self._tail_loop(), name="supervisor tail")
+
+    def _close_out(self, p: _Proc, *, unlink: bool) -> None:
+        if p.out_fd is not None:
+            os.close(p.out_fd)
+            p.out_fd = None
+        if unlink:
+            procrecord.out_path(self.root, p.spec.name).unlink(missing_ok=True)
+
+    async def _tail_loop(self) -> None:
+        """One loop for all processes: copy new output lines to app.log every `poll` seconds."""
+        while True:
+            await asyncio.sleep(self._poll)
+            try:
+                self.applog.follow()
+                for p in list(self._procs.values()):
+                    if self._pump(p, final=False):
+                        self._save(p)
+            except OSError:
+                logger.exception("copying process output to %s failed", self.applog.path)
+
+    def _pump(self, p: _Proc, *, final: bool) -> bool:
+        """Copy p's new output lines to app.log; whether its offset moved."""
+        if p.out_fd is None:
+            return False
+        texts, offset = procrecord.read_lines(p.out_fd, p.offset, final=final)
+        self.applog.write("app", p.spec.name, texts)
+        moved, p.offset = offset != p.offset, offset
+        return moved
+
+    def _platform(self, p: _Proc, text: str) -> None:
+        self.applog.write("heroku", p.spec.name, [text])
+
+
+async def _accepts(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:port."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1.0)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+def _exit_line(code: int | None) -> str:
+    if code is None:
+        return "Process exited with an unknown status: an earlier agent started it"
+    return f"Process exited with status {code}"

@@ -1,0 +1,540 @@
+"""The supervisor with real processes: each test is a session on one instance, read from app.log.
+
+Every process gets GUN_TEST_ROOT in its environment; the `root` fixture finds any process (or
+grandchild) still carrying it at teardown, kills its group, and fails the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, suppress
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from gun.agent.backoff import Backoff
+from gun.agent.procrecord import MAX_LINE, split_lines
+from gun.agent.supervisor import ProcessSpec, ProcessState, Supervisor
+from gun.errors import Conflict, InvalidParams, NotFound
+
+MARK = "GUN_TEST_ROOT"
+LINE = re.compile(
+    r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00) (app|heroku)\[([a-z]+\.\d+)\]: (.*)\Z"
+)
+HTTP_SERVER = f"exec {shlex.quote(sys.executable)} -m http.server $PORT --bind 127.0.0.1"
+TICKER = 'n=0; while true; do n=$((n+1)); echo "tick $n"; sleep 0.05; done'
+FAST = Backoff(initial=0.1, factor=2, cap=1, reset_after=60)
+
+
+# -- fixtures and helpers -----------------------------------------------------------------
+
+
+def _ours(root: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter():
+        with suppress(psutil.Error):
+            if proc.environ().get(MARK) == str(root):
+                found.append(proc)
+    return found
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Iterator[Path]:
+    root = tmp_path / "instance"
+    (root / "releases" / "v1").mkdir(parents=True)
+    try:
+        yield root
+    finally:
+        leaked = _ours(root)
+        for rec in (root / "state" / "procs").glob("*.json"):
+            pid = json.loads(rec.read_text())["pid"]
+            if pid is not None and psutil.pid_exists(pid):
+                leaked.append(psutil.Process(pid))
+        for proc in leaked:
+            with suppress(psutil.Error, ProcessLookupError):
+                if os.getpgid(proc.pid) != os.getpgrp():
+                    os.killpg(os.getpgid(proc.pid), signal.SIGKILL)
+                proc.kill()
+        assert not leaked, f"processes left running: {[p.pid for p in leaked]}"
+
+
+def spec(root: Path, name: str, command: str, **env: str) -> ProcessSpec:
+    return ProcessSpec(
+        name=name,
+        type=name.split(".")[0],
+        command=command,
+        env={MARK: str(root), **env},
+        cwd=root / "releases" / "v1",
+        release=1,
+    )
+
+
+def run(session: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(asyncio.wait_for(session, 40))
+
+
+@asynccontextmanager
+async def supervising(root: Path, **options: Any) -> AsyncIterator[Supervisor]:
+    sup = Supervisor(root, **options)
+    try:
+        yield sup
+    finally:
+        await sup.shutdown(stop_processes=True)
+
+
+async def until(check: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+def state(sup: Supervisor, name: str) -> ProcessState:
+    return {s.name: s for s in sup.states()}[name]
+
+
+def app_log(root: Path) -> list[tuple[datetime, str, str, str]]:
+    """(time, app|heroku, process, text) of every line, each checked against the exact format."""
+    lines = []
+    for line in (root / "log" / "app.log").read_text().splitlines():
+        m = LINE.match(line)
+        assert m, f"app.log line is not `TIME app[web.1]: text`: {line!r}"
+        lines.append((datetime.fromisoformat(m[1]), m[2], m[3], m[4]))
+    return lines
+
+
+def said(root: Path, source: str, name: str) -> list[str]:
+    return [text for _, s, n, text in app_log(root) if (s, n) == (source, name)]
+
+
+def ticks(root: Path) -> list[int]:
+    return [int(t.split()[1]) for t in said(root, "app", "worker.1") if t.startswith("tick ")]
+
+
+def http_get(port: int) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+        return int(r.status)
+
+
+# -- sessions -----------------------------------------------------------------------------
+
+
+def test_web_process_boots_answers_on_its_port_and_logs_every_line(root: Path) -> None:
+    async def session() -> None:
+        sink: list[tuple[str, str]] = []
+        command = f'echo "PORT=$PORT DYNO=$DYNO PS=$PS GREETING=$GREETING"; {HTTP_SERVER}'
+        async with supervising(root, log=lambda source, text: sink.append((source, text))) as sup:
+            web = spec(root, "web.1", command, GREETING="hello world", PYTHONUNBUFFERED="1")
+            started = await sup.start(web)
+            assert (started.name, started.type, started.state) == ("web.1", "web", "starting")
+            assert (started.release, started.restarts, started.exit_code) == (1, 0, None)
+            await asyncio.wait_for(sup.changed(), 10)  # the next change of state: it is up
+            up = state(sup, "web.1")
+            assert up.state == "up" and (up.pid, up.port) == (started.pid, started.port)
+            assert up.port is not None
+            assert up.pid is not None and os.getpgid(up.pid) == up.pid  # its own group
+            assert await asyncio.to_thread(http_get, up.port) == 200
+            env = psutil.Process(up.pid).environ()
+            assert (env["PORT"], env["DYNO"], env["PS"]) == (str(up.port), "web.1", "web.1")
+            assert env["GREETING"] == "hello world" and env["PATH"] == os.environ["PATH"]
+            await until(lambda: any("GET / HTTP" in t for t in said(root, "app", "web.1")), "GET")
+            stopped = await sup.stop("web.1")
+            assert (stopped.state, stopped.exit_code, stopped.pid) == ("down", 143, None)
+            assert sup.states() == []
+
+        app = said(root, "app", "web.1")
+        assert app[0] == f"PORT={up.port} DYNO=web.1 PS=web.1 GREETING=hello world"
+        assert f"Serving HTTP on 127.0.0.1 port {up.port}" in app[1]
+        assert re.fullmatch(r'127\.0\.0\.1 - - \[.*\] "GET / HTTP/1\.1" 200 -', app[2])
+        assert said(root, "heroku", "web.1") == [
+            f"Starting process with command `{command}`",
+            "State changed from starting to up",
+            "State changed from up to stopping",
+            "Stopping all processes with SIGTERM",
+            "Process exited with status 143",
+            "State changed from stopping to down",
+        ]
+        assert sink == [(f"{s}[{n}]", text) for _, s, n, text in app_log(root)]
+        assert list((root / "state" / "procs").iterdir()) == []
+        assert list((root / "log" / "procs").iterdir()) == []
+
+    run(session())
+
+
+def test_missing_command_crashes_with_127_and_restarts_with_backoff(root: Path) -> None:
+    async def session() -> None:
+        async with supervising(root, backoff=FAST) as sup:
+            await sup.start(spec(root, "worker.1", "no-such-command-xyz"))
+            await until(lambda: state(sup, "worker.1").restarts >= 5, "five restarts")
+            assert state(sup, "worker.1").exit_code == 127
+
+        app = said(root, "app", "worker.1")
+        assert app[0].endswith("no-such-command-xyz: command not found")
+        heroku = said(root, "heroku", "worker.1")
+        assert heroku[:6] == [
+            "Starting process with command `no-such-command-xyz`",
+            "State changed from starting to up",
+            "Process exited with status 127",
+            "State changed from up to crashed",
+            "Restarting",
+            "State changed from crashed to starting",
+        ]
+        waits = [t for t in heroku if t.startswith("Restarting")]
+        assert waits[:4] == [
+            "Restarting",
+            "Restarting in 0.1 seconds",
+            "Restarting in 0.2 seconds",
+            "Restarting in 0.4 seconds",
+        ]
+        starts = [when for when, s, _, t in app_log(root) if t.startswith("Starting process")]
+        gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:], strict=False)]
+        assert gaps[0] < 0.1 <= gaps[1] < gaps[2] < gaps[3]
+        assert gaps[2] >= 0.2 and gaps[3] >= 0.4
+
+    run(session())
+
+
+def test_web_process_killed_with_sigkill_is_restarted_and_up_again(root: Path) -> None:
+    async def session() -> None:
+        async with supervising(root) as sup:
+            await sup.start(spec(root, "web.1", HTTP_SERVER))
+            await until(lambda: state(sup, "web.1").state == "up", "web.1 up")
+            first = state(sup, "web.1")
+            assert first.pid is not None
+            os.kill(first.pid, signal.SIGKILL)
+            await until(lambda: state(sup, "web.1").restarts == 1, "a restart")
+            await until(lambda: state(sup, "web.1").state == "up", "web.1 up again")
+            again = state(sup, "web.1")
+            assert again.pid != first.pid and again.exit_code == 137 and again.port is not None
+            assert await asyncio.to_thread(http_get, again.port) == 200
+
+        heroku = said(root, "heroku", "web.1")
+        i = heroku.index("Process exited with status 137")
+        assert heroku[i : i + 5] == [
+            "Process exited with status 137",
+            "State changed from up to crashed",
+            "Restarting",
+            "State changed from crashed to starting",
+            f"Starting process with command `{HTTP_SERVER}`",
+        ]
+
+    run(session())
+
+
+def test_process_ignoring_sigterm_is_killed_after_the_grace_period(root: Path) -> None:
+    async def session() -> None:
+        command = "trap '' TERM; echo ready; while true; do sleep 0.1; done"
+        async with supervising(root) as sup:
+            await sup.start(spec(root, "worker.1", command))
+            await until(lambda: "ready" in said(root, "app", "worker.1"), "the trap")
+            began = time.monotonic()
+            stopped = await sup.stop("worker.1", grace=1)
+            took = time.monotonic() - began
+            assert 1 <= took < 3
+            assert (stopped.state, stopped.exit_code) == ("down", 137)
+
+        assert said(root, "heroku", "worker.1")[-5:] == [
+            "Stopping all processes with SIGTERM",
+            "Error R12 (Exit timeout) -> At least one process failed to exit within 1 seconds "
+            "of SIGTERM",
+            "Stopping all processes with SIGKILL",
+            "Process exited with status 137",
+            "State changed from stopping to down",
+        ]
+
+    run(session())
+
+
+def test_stop_takes_grandchildren_with_it(root: Path) -> None:
+    async def session() -> None:
+        async with supervising(root) as sup:
+            await sup.start(spec(root, "worker.1", "sleep 1000 & sleep 1000; wait"))
+            leader = psutil.Process(state(sup, "worker.1").pid)
+            await until(lambda: len(leader.children()) == 2, "two children")
+            family = [leader.pid] + [c.pid for c in leader.children()]
+            await sup.stop("worker.1")
+            for pid in family:
+                with pytest.raises(ProcessLookupError):
+                    os.kill(pid, 0)
+
+    run(session())
+
+
+def test_web_process_that_never_binds_is_killed_after_the_boot_timeout(root: Path) -> None:
+    async def session() -> None:
+        async with supervising(root, boot_timeout=1, backoff=Backoff(initial=60)) as sup:
+            first = await sup.start(spec(root, "web.1", "sleep 1000"))
+            await until(lambda: state(sup, "web.1").restarts == 1, "a crash", timeout=5)
+            now = state(sup, "web.1")
+            assert now.exit_code == 137 and now.pid != first.pid and now.state == "starting"
+            assert first.pid is not None and not psutil.pid_exists(first.pid)
+
+        assert said(root, "heroku", "web.1")[:7] == [
+            "Starting process with command `sleep 1000`",
+            "Error R10 (Boot timeout) -> Web process failed to bind to $PORT within 1 seconds "
+            "of launch",
+            "Stopping process with SIGKILL",
+            "Process exited with status 137",
+            "State changed from starting to crashed",
+            "Restarting",
+            "State changed from crashed to starting",
+        ]
+
+    run(session())
+
+
+def test_a_new_agent_adopts_running_processes_and_loses_no_line(root: Path) -> None:
+    async def session() -> None:
+        a = Supervisor(root)
+        await a.start(spec(root, "web.1", HTTP_SERVER))
+        await a.start(spec(root, "worker.1", TICKER))
+        await until(lambda: state(a, "web.1").state == "up" and len(ticks(root)) >= 3, "ticks")
+        before = {s.name: (s.pid, s.port) for s in a.states()}
+        await a.shutdown(stop_processes=False)  # the agent goes away; its processes stay
+        for pid, _ in before.values():
+            assert pid is not None and psutil.pid_exists(pid)
+        await asyncio.sleep(0.3)  # output written while no agent is watching
+
+        async with supervising(root) as b:
+            assert await b.adopt() == ["web.1", "worker.1"]
+            assert {s.name: (s.pid, s.port) for s in b.states()} == before
+            assert {s.state for s in b.states()} == {"up"}
+            seen = len(ticks(root))
+            await until(lambda: len(ticks(root)) >= seen + 5, "more ticks")
+            port = before["web.1"][1]
+            assert port is not None and await asyncio.to_thread(http_get, port) == 200
+
+        assert ticks(root) == list(range(1, len(ticks(root)) + 1))  # each once, none missing
+        pid = before["worker.1"][0]
+        assert f"Process re-adopted by a new agent (pid {pid})" in said(root, "heroku", "worker.1")
+        assert list((root / "state" / "procs").iterdir()) == []
+
+    run(session())
+
+
+AGENT = """
+import asyncio, sys
+from pathlib import Path
+from gun.agent.supervisor import ProcessSpec, Supervisor
+
+async def main() -> None:
+    root = Path(sys.argv[1])
+    env = {"GUN_TEST_ROOT": str(root)}
+    sup = Supervisor(root)
+    await sup.start(ProcessSpec("worker.1", "worker", sys.argv[2], env, root / "releases/v1", 1))
+    print("started", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+def test_processes_outlive_an_agent_killed_with_sigkill(root: Path) -> None:
+    async def session() -> None:
+        agent = subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(AGENT), str(root), TICKER],
+            stdout=subprocess.PIPE,
+        )
+        try:
+            assert agent.stdout is not None
+            assert await asyncio.to_thread(agent.stdout.readline) == b"started\n"
+            await until(lambda: len(ticks(root)) >= 3, "ticks")
+            agent.kill()
+            agent.wait()
+            pid = json.loads((root / "state/procs/worker.1.json").read_text())["pid"]
+            await asyncio.sleep(0.3)
+            assert psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+
+            async with supervising(root) as b:
+                assert await b.adopt() == ["worker.1"]
+                assert state(b, "worker.1").pid == pid
+                seen = len(ticks(root))
+                await until(lambda: len(ticks(root)) >= seen + 5, "more ticks")
+                stopped = await b.stop("worker.1")
+                assert stopped.exit_code is None  # its parent was the dead agent
+        finally:
+            if agent.poll() is None:
+                agent.kill()
+                agent.wait()
+            if agent.stdout is not None:
+                agent.stdout.close()
+        assert ticks(root) == list(range(1, len(ticks(root)) + 1))
+        assert said(root, "heroku", "worker.1")[-2:] == [
+            "Process exited with an unknown status: an earlier agent started it",
+            "State changed from stopping to down",
+        ]
+
+    run(session())
+
+
+def test_a_stale_record_is_cleaned_up_and_its_group_killed(root: Path) -> None:
+    async def session() -> None:
+        a = Supervisor(root)
+        await a.start(spec(root, "worker.1", "echo hi; sleep 1000 & sleep 1000; wait"))
+        leader = psutil.Process(state(a, "worker.1").pid)
+        await until(lambda: len(leader.children()) == 2, "two children")
+        survivors = leader.children()
+        await a.shutdown(stop_processes=False)
+        leader.kill()  # the leader dies while no agent watches; its children live on
+        leader.wait(timeout=5)
+
+        async with supervising(root) as b:
+            assert await b.adopt() == []
+            assert b.states() == []
+            psutil.wait_procs(survivors, timeout=5)
+            assert not any(p.is_running() for p in survivors)
+        assert said(root, "app", "worker.1") == ["hi"]
+        assert said(root, "heroku", "worker.1")[-1] == (
+            f"Process (pid {leader.pid}) exited while no agent watched"
+        )
+        assert list((root / "state" / "procs").iterdir()) == []
+
+    run(session())
+
+
+def test_restart_gives_a_new_process_and_keeps_the_count(root: Path) -> None:
+    async def session() -> None:
+        async with supervising(root) as sup:
+            first = await sup.start(spec(root, "worker.1", "sleep 1000"))
+            again = await sup.restart("worker.1")
+            assert again.pid != first.pid and (again.state, again.restarts) == ("up", 0)
+            assert first.pid is not None and not psutil.pid_exists(first.pid)
+        assert said(root, "heroku", "worker.1")[:7] == [
+            "Starting process with command `sleep 1000`",
+            "State changed from starting to up",
+            "Restarting",
+            "State changed from up to stopping",
+            "Stopping all processes with SIGTERM",
+            "Process exited with status 143",
+            "State changed from stopping to down",
+        ]
+
+    run(session())
+
+
+def test_long_lines_are_split_at_10000_bytes(root: Path) -> None:
+    async def session() -> None:
+        command = "head -c 25000 /dev/zero | tr '\\0' x; echo; echo done; sleep 1000"
+        async with supervising(root) as sup:
+            await sup.start(spec(root, "worker.1", command))
+            await until(lambda: "done" in said(root, "app", "worker.1"), "done")
+        assert [len(t) for t in said(root, "app", "worker.1")] == [10_000, 10_000, 5_000, 4]
+
+    run(session())
+
+
+def test_mistakes_are_refused_with_a_clear_message(root: Path) -> None:
+    async def session() -> None:
+        async with supervising(root) as sup:
+            with pytest.raises(NotFound, match="process 'web.9' is not running on this instance"):
+                await sup.stop("web.9")
+            await sup.start(spec(root, "worker.1", "sleep 1000"))
+            with pytest.raises(Conflict, match="process worker.1 is already running here"):
+                await sup.start(spec(root, "worker.1", "sleep 1000"))
+            gone = ProcessSpec("worker.2", "worker", "true", {}, root / "releases/v9", 9)
+            with pytest.raises(NotFound, match="release directory .*/v9 does not exist"):
+                await sup.start(gone)
+
+    run(session())
+
+
+# -- tables -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("backoff", "waits"),
+    [
+        (Backoff(), [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]),
+        (Backoff(initial=0.1, cap=1), [0, 0.1, 0.2, 0.4, 0.8, 1, 1]),
+        (Backoff(initial=5, factor=1), [0, 5, 5, 5]),
+        (Backoff(initial=0), [0, 0, 0]),
+        (Backoff(initial=3, factor=3, cap=3), [0, 3, 3]),
+    ],
+)
+def test_backoff_waits(backoff: Backoff, waits: list[float]) -> None:
+    assert [backoff.delay(n) for n in range(1, len(waits) + 1)] == pytest.approx(waits)
+    assert backoff.delay(10_000) == waits[-1]
+
+
+@pytest.mark.parametrize(
+    ("crashes", "uptime", "expected"),
+    [
+        (0, 0.5, (1, 0)),  # the first crash: restart at once
+        (1, 0.5, (2, 1)),
+        (4, 59.9, (5, 8)),
+        (4, 60, (1, 0)),  # stayed up 60 s: start the ladder again
+        (20, 3600, (1, 0)),
+    ],
+)
+def test_backoff_after_a_crash(crashes: int, uptime: float, expected: tuple[int, float]) -> None:
+    assert Backoff().after_crash(crashes, uptime) == expected
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"initial": -1}, "backoff initial -1 is invalid: use a number of seconds of 0 or more"),
+        ({"cap": float("inf")}, "backoff cap inf is invalid: use a number of seconds of 0 or more"),
+        ({"factor": 0.5}, "backoff factor 0.5 is invalid: use 1 or more"),
+        ({"initial": 10, "cap": 5}, "backoff cap 5 is below its initial wait 10: raise the cap"),
+    ],
+)
+def test_backoff_refuses_nonsense(options: dict[str, float], message: str) -> None:
+    with pytest.raises(InvalidParams) as e:
+        Backoff(**options)
+    assert e.value.message.startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("data", "final", "lines", "used"),
+    [
+        (b"a\nb\n", False, [b"a", b"b"], 4),
+        (b"a\nb", False, [b"a"], 2),  # b waits for its newline
+        (b"a\nb", True, [b"a", b"b"], 3),  # unless the writer is gone
+        (b"\n\n", False, [b"", b""], 2),
+        (b"x" * MAX_LINE + b"\n", False, [b"x" * MAX_LINE], MAX_LINE + 1),
+        (b"x" * MAX_LINE, False, [], 0),  # may still end with its newline
+        (b"x" * (MAX_LINE + 1), False, [b"x" * MAX_LINE], MAX_LINE),
+        (b"x" * 25_000 + b"\n", False, [b"x" * 10_000] * 2 + [b"x" * 5_000], 25_001),
+        # never cut inside a UTF-8 sequence: é is 2 bytes
+        (b"x" * 9_999 + "é".encode() + b"\n", False, [b"x" * 9_999, "é".encode()], 10_002),
+    ],
+)
+def test_output_is_split_into_lines(
+    data: bytes, final: bool, lines: list[bytes], used: int
+) -> None:
+    assert split_lines(data, final=final) == (lines, used)
+
+
+def test_one_tick_takes_a_bounded_number_of_lines() -> None:
+    assert split_lines(b"a\nb\nc\n", final=False, most=2) == ([b"a", b"b"], 4)
+    assert split_lines(b"a\nb\nc", final=True, most=5) == ([b"a", b"b", b"c"], 5)
+
+
+@pytest.mark.parametrize(
+    ("name", "type_", "command", "message"),
+    [
+        ("web", "web", "x", "process name 'web' is invalid: write it as TYPE.N, e.g. web.1"),
+        ("../x.1", "x", "x", "process name '../x.1' is invalid: write it as TYPE.N, e.g. web.1"),
+        ("web.1", "worker", "x", "process name 'web.1' does not match its type 'worker'"),
+        ("web.1", "web", " ", "process web.1 has an empty command: give it one to run"),
+    ],
+)
+def test_process_specs_are_checked(name: str, type_: str, command: str, message: str) -> None:
+    with pytest.raises(InvalidParams) as e:
+        ProcessSpec(name, type_, command, {}, Path("/nonexistent"), 1)
+    assert e.value.message.startswith(message)
