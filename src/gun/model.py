@@ -48,9 +48,10 @@ def check_config_size(config: dict[str, str]) -> None:
 
 
 def check_process_type(name: str) -> str:
-    if not PROCESS_TYPE.match(name):
+    if not PROCESS_TYPE.match(name) or len(name) > 64:
         raise InvalidParams(
-            f"process type {name!r} is invalid: use letters, digits, dashes and underscores"
+            f"process type {name!r} is invalid: use up to 64 letters, digits, dashes and "
+            "underscores"
         )
     return name
 
@@ -122,6 +123,7 @@ class Principal:
     name: str
     role: Role
     app: str | None = None
+    instance: str | None = None  # set for an agent's per-instance token
 
 
 @dataclass(frozen=True)
@@ -132,3 +134,39 @@ class Event:
     action: str
     detail: dict[str, object]
     created_at: datetime
+
+
+InstanceState = Literal["pending", "online", "lost"]
+INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8}\Z")
+
+
+@dataclass(frozen=True)
+class Instance:
+    id: str  # i-0a1b2c3d
+    app: str
+    layer: str
+    provider: str
+    state: str  # pending (agent not yet seen), online, lost (no heartbeat)
+    instance_type: str | None
+    availability_zone: str | None
+    address: str | None
+    last_heartbeat: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Process:
+    """One process as meta knows it: where placement put it and what its agent last said."""
+
+    app: str
+    name: str  # web.1
+    type: str
+    instance: str | None
+    desired: bool
+    state: str  # starting, up, crashed, stopping, down
+    release: int | None
+    port: int | None
+    pid: int | None
+    restarts: int
+    exit_code: int | None
+    since: datetime | None

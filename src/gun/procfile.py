@@ -40,8 +40,7 @@ def parse(data: bytes | str, path: str = "Procfile") -> dict[str, str]:
         name, command = m["name"], m["command"].strip()
         if not _NAME.match(name):
             raise ProcfileError(
-                f"{path}:{number}: process type {_show(name)} may only use letters, digits, "
-                "- and _"
+                f"{path}:{number}: process type {_show(name)} may only use letters, digits, - and _"
             )
         if not command:
             raise ProcfileError(f"{path}:{number}: process type {name!r} has no command")

@@ -33,6 +33,20 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def number(name: str, default: float, low: float, high: float) -> float:
+    """A numeric GUN_* variable, refused with its name when it is not a number in range."""
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"{name}={raw!r} is not a number") from None
+    if not low <= value <= high:
+        raise UsageError(f"{name}={raw} is out of range: use {low:g} to {high:g}")
+    return value
+
+
 @dataclass(frozen=True)
 class MetaSettings:
     home: Path
@@ -40,6 +54,8 @@ class MetaSettings:
     listen: str
     secret_key: str | None
     admin_token: str | None
+    instance_timeout: float = 30.0
+    auto_instances: int = 0
 
     @classmethod
     def resolve(
@@ -59,4 +75,6 @@ class MetaSettings:
             listen=listen or os.environ.get("GUN_LISTEN") or "127.0.0.1:5100",
             secret_key=secret_key or os.environ.get("GUN_SECRET_KEY") or None,
             admin_token=os.environ.get("GUN_ADMIN_TOKEN") or None,
+            instance_timeout=number("GUN_INSTANCE_TIMEOUT", 30.0, 1.0, 3600.0),
+            auto_instances=int(number("GUN_AUTO_INSTANCES", 0, 0, 20)),
         )

@@ -1,21 +1,71 @@
-"""The meta API application: FastAPI with the native, seed and health routes."""
+"""The meta API application: FastAPI with the native, seed, fleet and agent routes."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from anyio import to_thread
 from fastapi import FastAPI
 
 from gun import __version__
-from gun.api import errors, routes, seed
+from gun.api import errors, fleet_routes, routes, seed
 from gun.core import Platform
+from gun.store.time import now
+
+log = logging.getLogger("gun.meta")
 
 
-def create_app(platform: Platform) -> FastAPI:
+async def watch(platform: Platform, instance_timeout: float, every: float) -> None:
+    """Mark silent instances lost (their processes move) and respawn dead local agents.
+
+    A pass that comes much later than scheduled means meta itself was stopped or starved:
+    heartbeats sent meanwhile were not heard, so judging starts afresh.
+    """
+    since = now()
+    loop = asyncio.get_running_loop()
+    while True:
+        before = loop.time()
+        await asyncio.sleep(every)
+        if loop.time() - before > every + 2.0:
+            since = now()
+        try:
+            lost = await to_thread.run_sync(platform.check_instances, instance_timeout, since)
+            for instance_id in lost:
+                log.warning(
+                    "instance %s sent no heartbeat for %ss: marked lost",
+                    instance_id,
+                    instance_timeout,
+                )
+            for provider in platform.providers.values():
+                for instance_id in await to_thread.run_sync(provider.ensure_running):
+                    log.warning("agent of instance %s was not running: restarted", instance_id)
+        except Exception:  # the watcher must outlive a bad pass
+            log.exception("instance watch failed")
+
+
+def create_app(
+    platform: Platform, *, instance_timeout: float = 30.0, watch_every: float = 1.0
+) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(watch(platform, instance_timeout, watch_every))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     app = FastAPI(
         title="gun meta",
         version=__version__,
-        description="The gun control plane: apps, config vars, formation, releases.",
+        description="The gun control plane: apps, config vars, formation, releases, instances.",
         docs_url=None,
         redoc_url=None,
+        lifespan=lifespan,
     )
     app.state.platform = platform
     errors.install(app)
@@ -26,5 +76,6 @@ def create_app(platform: Platform) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     app.include_router(routes.router)
+    app.include_router(fleet_routes.router)
     app.include_router(seed.router)
     return app

@@ -8,8 +8,10 @@ import sys
 import uvicorn
 
 from gun.api.app import create_app
+from gun.build.slugstore import LocalSlugStore
 from gun.core import Platform
 from gun.crypto import Box, load_or_create_key
+from gun.providers.local import LocalProvider
 from gun.settings import MetaSettings, parse_listen
 from gun.store import Store
 
@@ -19,10 +21,19 @@ log = logging.getLogger("gun.meta")
 def open_platform(settings: MetaSettings) -> Platform:
     box = Box(load_or_create_key(settings.home, settings.secret_key))
     hint = "gun server migrate --database-url URL"
-    return Platform(Store.open(settings.database_url, box, migrate_hint=hint))
+    store = Store.open(settings.database_url, box, migrate_hint=hint)
+    host, port = parse_listen(settings.listen)
+    return Platform(
+        store,
+        slugs=LocalSlugStore(settings.home / "slugs"),
+        providers={"local": LocalProvider(settings.home / "instances")},
+        meta_url=f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}",
+        auto_instances=settings.auto_instances,
+    )
 
 
 def run(settings: MetaSettings) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     host, port = parse_listen(settings.listen)
     platform = open_platform(settings)
     made = platform.bootstrap_admin(settings.admin_token)
@@ -33,12 +44,12 @@ def run(settings: MetaSettings) -> None:
     print(f"meta listening on http://{host}:{port}", file=sys.stderr, flush=True)
     try:
         uvicorn.run(
-            create_app(platform),
+            create_app(platform, instance_timeout=settings.instance_timeout),
             host=host,
             port=port,
             log_level="warning",
             access_log=False,
-            timeout_graceful_shutdown=10,
+            timeout_graceful_shutdown=2,
         )
     finally:
         platform.store.close()

@@ -11,7 +11,19 @@ import click
 from gun import __version__, errors
 from gun.cli.argv import normalise
 from gun.cli.client import Refused, Unreachable
-from gun.cli.commands import access, apps, config, formation, layers, releases, server
+from gun.cli.commands import (
+    access,
+    apps,
+    config,
+    deploy,
+    fleet,
+    formation,
+    layers,
+    ps,
+    releases,
+    server,
+    up,
+)
 from gun.cli.context import Ctx
 
 COMMANDS = [
@@ -31,10 +43,18 @@ COMMANDS = [
     releases.rollback,
     layers.layers,
     layers.layers_set,
+    fleet.instances,
+    fleet.instances_create,
+    fleet.instances_delete,
+    ps.ps,
+    ps.ps_restart,
+    ps.ps_stop,
+    deploy.deploy,
     access.login,
     access.whoami,
     access.tokens_create,
     server.server,
+    up.up,
 ]
 
 

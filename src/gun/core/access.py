@@ -8,6 +8,10 @@ from gun.model import Principal, Role, role_at_least
 
 def authorize(who: Principal, need: Role, app: str | None = None) -> None:
     """Raise Forbidden unless `who` has at least role `need` (on `app`, when given)."""
+    if who.instance is not None:
+        raise Forbidden(
+            f"token {who.name!r} belongs to an instance's agent and serves only the agent API"
+        )
     if who.app is not None and app != who.app:
         target = f"app {app!r}" if app else "resources outside its app"
         raise Forbidden(

@@ -8,6 +8,8 @@ from typing import Any
 
 from gun import formation as formations
 from gun.core.access import authorize
+from gun.core.deploys import Deploys
+from gun.core.fleet import Fleet
 from gun.crypto import hash_token, new_token
 from gun.errors import InvalidParams, NotFound, Unauthorized
 from gun.model import (
@@ -24,6 +26,7 @@ from gun.model import (
     check_process_type,
     check_role,
 )
+from gun.providers import InstanceProvider
 from gun.store import Store, Tx
 
 PROCESS_STATES = ("starting", "up", "crashed", "stopping", "down")
@@ -52,9 +55,21 @@ def config_description(set_keys: Sequence[str], unset_keys: Sequence[str]) -> st
     return f"Unset {_names(unset_keys)} config vars"
 
 
-class Platform:
-    def __init__(self, store: Store) -> None:
+class Platform(Fleet, Deploys):
+    def __init__(
+        self,
+        store: Store,
+        *,
+        slugs: Any = None,
+        providers: Mapping[str, InstanceProvider] | None = None,
+        meta_url: str | None = None,
+        auto_instances: int = 0,
+    ) -> None:
         self.store = store
+        self.slugs = slugs
+        self.providers = providers or {}
+        self.meta_url = meta_url
+        self.auto_instances = auto_instances  # local instances every new app gets (gun up)
 
     # access ---------------------------------------------------------------------------------
 
@@ -146,6 +161,8 @@ class Platform:
                 actor=who.name,
             )
             tx.record(app, who.name, "app.create", {"repo": repo})
+        if self.auto_instances:
+            self.create_instances(who, name, DEFAULT_LAYER.name, self.auto_instances)
         return App(app.id, app.name, app.repo, app.created_at, release=1)
 
     def destroy_app(self, who: Principal, name: str) -> None:
@@ -269,6 +286,10 @@ class Platform:
         authorize(who, "developer", name)
         if not changes:
             raise InvalidParams("formation is empty: give at least one TYPE=N, e.g. web=2")
+        named = [c.type for c in changes]
+        for t in named:
+            if named.count(t) > 1:
+                raise InvalidParams(f"formation names process type {t!r} more than once")
         with self.store.write() as tx:
             app = self._app(tx, name, lock=True)
             current = tx.current_version(app.id)
@@ -301,7 +322,7 @@ class Platform:
                     )
                 totals[change.type] = quantity
             tx.set_formation(app.id, totals)
-            tx.bump_generation(app.id)
+            self._replace(tx, app)
             tx.record(app, who.name, "formation.scale", {"changes": [str(c) for c in changes]})
             return totals
 
@@ -365,6 +386,6 @@ class Platform:
         with self.store.write() as tx:
             app = self._app(tx, name, lock=True)
             tx.put_layer(app.id, new)
-            tx.bump_generation(app.id)
+            self._replace(tx, app)
             tx.record(app, who.name, "layer.set", {"layer": layer, "types": list(types)})
         return new

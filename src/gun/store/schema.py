@@ -113,14 +113,19 @@ processes = Table(
     Column("app_id", _app_fk(), primary_key=True),
     Column("name", String(80), primary_key=True),  # web.1
     Column("type", String(64), nullable=False),
+    # desired: where placement put it, and whether it should still run
     Column("instance_id", ForeignKey("instances.id", ondelete="SET NULL")),
+    Column("desired", Boolean, nullable=False, default=True),
+    Column("nonce", Integer, nullable=False, default=0),  # bumped to ask for a restart
+    # observed, as the instance's agent last reported it
     Column("release", Integer),
-    Column("state", String(20), nullable=False),  # observed: starting, up, crashed, stopping, down
+    Column("state", String(20), nullable=False),  # starting, up, crashed, stopping, down
     Column("port", Integer),
     Column("pid", Integer),
     Column("restarts", Integer, nullable=False, default=0),
     Column("exit_code", Integer),
     Column("since", DateTime(timezone=True)),
+    Column("reported_at", DateTime(timezone=True)),
 )
 
 drains = Table(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
@@ -16,6 +15,7 @@ from gun.errors import Conflict
 from gun.model import App, Event, Layer, Principal, Release, check_role
 from gun.store import migrate
 from gun.store.engine import WRITE, make_engine
+from gun.store.fleet import FleetQueries
 from gun.store.schema import (
     apps,
     config_vars,
@@ -27,15 +27,7 @@ from gun.store.schema import (
     releases,
     tokens,
 )
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _utc(ts: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything gun stores is UTC."""
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+from gun.store.time import now, utc
 
 
 class Store:
@@ -72,7 +64,7 @@ class Store:
             yield Tx(conn, self.box)
 
 
-class Tx:
+class Tx(FleetQueries):
     """Queries inside one transaction. Values come back as model objects, secrets decrypted."""
 
     def __init__(self, conn: Connection, box: Box) -> None:
@@ -103,7 +95,7 @@ class Tx:
         row = self.conn.execute(q).first()
         if row is None:
             return None
-        return App(row.id, row.name, row.repo, _utc(row.created_at))
+        return App(row.id, row.name, row.repo, utc(row.created_at))
 
     def app_names(self) -> dict[int, str]:
         return {r.id: r.name for r in self.conn.execute(select(apps.c.id, apps.c.name))}
@@ -122,7 +114,7 @@ class Tx:
         if only is not None:
             q = q.where(apps.c.name == only)
         return [
-            App(r.id, r.name, r.repo, _utc(r.created_at), release=r.version)
+            App(r.id, r.name, r.repo, utc(r.created_at), release=r.version)
             for r in self.conn.execute(q)
         ]
 
@@ -201,7 +193,7 @@ class Tx:
             version=row.version,
             description=row.description,
             status=row.status,
-            created_at=_utc(row.created_at),
+            created_at=utc(row.created_at),
             config=json.loads(self.box.open(row.config_sealed)),
             process_types=row.process_types,
             slug_id=row.slug_id,
@@ -310,13 +302,20 @@ class Tx:
 
     def principal(self, digest: str) -> Principal | None:
         row = self.conn.execute(
-            select(tokens.c.id, tokens.c.name, tokens.c.role, apps.c.name.label("app"))
+            select(
+                tokens.c.id,
+                tokens.c.name,
+                tokens.c.role,
+                apps.c.name.label("app"),
+                instances.c.id.label("instance"),
+            )
             .outerjoin(apps, apps.c.id == tokens.c.app_id)
+            .outerjoin(instances, instances.c.token_id == tokens.c.id)
             .where(tokens.c.hash == digest, tokens.c.revoked.is_(False))
         ).first()
         if row is None:
             return None
-        return Principal(row.id, row.name, check_role(row.role), row.app)
+        return Principal(row.id, row.name, check_role(row.role), row.app, row.instance)
 
     def count_tokens(self) -> int:
         return int(self.conn.execute(select(func.count()).select_from(tokens)).scalar_one())
@@ -340,6 +339,6 @@ class Tx:
         if app_name is not None:
             q = q.where(events.c.app_name == app_name)
         return [
-            Event(r.id, r.app_name, r.actor, r.action, dict(r.detail), _utc(r.created_at))
+            Event(r.id, r.app_name, r.actor, r.action, dict(r.detail), utc(r.created_at))
             for r in self.conn.execute(q)
         ]

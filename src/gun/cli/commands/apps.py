@@ -50,6 +50,11 @@ def apps_create(ctx: Ctx, name: str | None, repo: str | None, app: str | None) -
     """Create an app: gun apps.create NAME [repo=GIT_URL]."""
     name = need_app(name or app)
     data = ctx.client().post("/v1/apps", {"name": name, "repo": repo})
+    made = ctx.client().get(f"/v1/apps/{p(name)}/instances")
+    if made:
+        from gun.cli.commands.fleet import await_online
+
+        await_online(ctx, name, {i["id"] for i in made}, 60)
     if ctx.json:
         output.emit_json(data)
     else:

@@ -8,6 +8,7 @@ import click
 
 from gun import formation as formations
 from gun.cli import output
+from gun.cli import wait as waiting
 from gun.cli.commands.apps import p
 from gun.cli.context import Ctx, app_option, need_app, pass_ctx
 from gun.errors import InvalidParams, UsageError
@@ -42,32 +43,51 @@ def _totals(rows: list[dict[str, Any]]) -> str:
     return " ".join(f"{t}={n}" for t, n in totals.items())
 
 
-def _scale(ctx: Ctx, words: tuple[str, ...], app: str | None) -> None:
+def _scale(ctx: Ctx, words: tuple[str, ...], app: str | None, wait: bool, timeout: float) -> None:
     updates = _updates(words)
     name = need_app(app)
     rows = ctx.client().patch(f"/v1/apps/{p(name)}/formation", {"updates": updates})
+    if wait and ctx.client().get(f"/v1/apps/{p(name)}/instances"):
+        waiting.converge(ctx.client(), name, timeout)
     if ctx.json:
         output.emit_json(rows)
     else:
         output.line(f"Scaled {name} to {_totals(rows)}")
 
 
+def _wait_options(f: Any) -> Any:
+    f = click.option("--timeout", type=float, default=120, show_default=True)(f)
+    return click.option(
+        "--wait",
+        type=click.BOOL,
+        default=True,
+        show_default=True,
+        help="wait until the processes run (when the app has instances)",
+    )(f)
+
+
 @click.command("scale")
 @click.argument("formation", nargs=-1, required=True)
+@_wait_options
 @app_option
 @pass_ctx
-def scale(ctx: Ctx, formation: tuple[str, ...], app: str | None) -> None:
+def scale(
+    ctx: Ctx, formation: tuple[str, ...], wait: bool, timeout: float, app: str | None
+) -> None:
     """Set formation totals: gun scale web=2 worker=4 (also web+1, web-1)."""
-    _scale(ctx, formation, app)
+    _scale(ctx, formation, app, wait, timeout)
 
 
 @click.command("ps.scale")
 @click.argument("formation", nargs=-1, required=True)
+@_wait_options
 @app_option
 @pass_ctx
-def ps_scale(ctx: Ctx, formation: tuple[str, ...], app: str | None) -> None:
+def ps_scale(
+    ctx: Ctx, formation: tuple[str, ...], wait: bool, timeout: float, app: str | None
+) -> None:
     """Same as scale."""
-    _scale(ctx, formation, app)
+    _scale(ctx, formation, app, wait, timeout)
 
 
 @click.command("formation")

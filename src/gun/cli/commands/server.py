@@ -50,3 +50,24 @@ def migrate(database_url: str | None, home: str | None) -> None:
         output.line(f"{where} is already at schema revision {after}")
     else:
         output.line(f"migrated {where} from schema revision {before or 'empty'} to {after}")
+
+
+@server.command("agent")
+@click.option(
+    "--root",
+    help="the instance's directory (GUN_AGENT_ROOT)",
+    envvar="GUN_AGENT_ROOT",
+    required=True,
+)
+@click.option(
+    "--meta", "meta_url", help="meta's URL (GUN_META_URL; default from ROOT/etc/agent.json)"
+)
+@click.option("--instance", help="this instance's id (GUN_INSTANCE_ID)")
+def agent(root: str, meta_url: str | None, instance: str | None) -> None:
+    """An instance's agent: runs what meta wants on this instance."""
+    from pathlib import Path
+
+    from gun.agent.agent import main
+    from gun.agent.config import AgentConfig
+
+    main(AgentConfig.load(Path(root), meta=meta_url, instance=instance))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 15:38:29.433068
+Create Date: 2026-11-26 15:52:55.377361
 """
 
 from __future__ import annotations
@@ -151,6 +151,8 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=80), nullable=False),
         sa.Column("type", sa.String(length=64), nullable=False),
         sa.Column("instance_id", sa.String(length=20), nullable=True),
+        sa.Column("desired", sa.Boolean(), nullable=False),
+        sa.Column("nonce", sa.Integer(), nullable=False),
         sa.Column("release", sa.Integer(), nullable=True),
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("port", sa.Integer(), nullable=True),
@@ -158,6 +160,7 @@ def upgrade() -> None:
         sa.Column("restarts", sa.Integer(), nullable=False),
         sa.Column("exit_code", sa.Integer(), nullable=True),
         sa.Column("since", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("reported_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["app_id"], ["apps.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["instance_id"], ["instances.id"], ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("app_id", "name"),

@@ -1,0 +1,249 @@
+"""The agent: long-polls its slice from meta, materialises releases, reconciles, reports."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gun.agent import files
+from gun.agent.config import AgentConfig
+from gun.agent.reconcile import Desired, Observed, reconcile
+from gun.agent.supervisor import ProcessSpec, Supervisor
+from gun.build.slug import SlugError, unpack
+
+log = logging.getLogger("gun.agent")
+POLL_WAIT = 25.0
+
+
+def env_digest(env: dict[str, str], nonce: int) -> str:
+    text = json.dumps([sorted(env.items()), nonce])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, supervisor: Supervisor | None = None) -> None:
+        self.config = config
+        self.root = config.root
+        self.supervisor = supervisor or Supervisor(self.root)
+        self.http = httpx.AsyncClient(
+            base_url=config.meta,
+            headers={"Authorization": f"Bearer {config.token}"},
+            timeout=httpx.Timeout(10.0, read=POLL_WAIT + 10),
+        )
+        self.desired: dict[str, Any] | None = files.load_desired(self.root)
+        self.started: dict[str, Desired] = self._load_started()
+        self.changed = asyncio.Event()
+        self.stopping = asyncio.Event()
+        self._api = f"/v1/agent/instances/{config.instance}"
+
+    # what we started, with its digest, survives agent restarts --------------------------------
+
+    def _load_started(self) -> dict[str, Desired]:
+        try:
+            raw = json.loads((self.root / "state" / "started.json").read_text())
+            return {n: Desired(**d) for n, d in raw.items()}
+        except (OSError, ValueError, TypeError):
+            return {}
+
+    def _save_started(self) -> None:
+        data = {n: d.__dict__ for n, d in self.started.items()}
+        files.write_atomic(self.root / "state" / "started.json", json.dumps(data))
+
+    # meta ------------------------------------------------------------------------------------
+
+    async def register(self) -> None:
+        delay = 0.2
+        while not self.stopping.is_set():
+            try:
+                r = await self.http.post(f"{self._api}/register", json={"address": str(self.root)})
+                if r.status_code < 300:
+                    return
+                log.error("meta refused registration: %s %s", r.status_code, r.text)
+            except httpx.TransportError as e:
+                log.warning(
+                    "meta unreachable at %s (%s); retrying", self.config.meta, type(e).__name__
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def poll(self) -> None:
+        """Long-poll the desired state; a new generation is saved to disk and applied."""
+        delay = 0.2
+        while not self.stopping.is_set():
+            after = self.desired["generation"] if self.desired else -1
+            try:
+                r = await self.http.get(
+                    f"{self._api}/desired", params={"after": after, "wait": POLL_WAIT}
+                )
+                if r.status_code >= 300:
+                    log.error("meta refused the desired state: %s %s", r.status_code, r.text)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+            except httpx.TransportError:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            delay = 0.2
+            slice_ = r.json()
+            if self.desired is None or slice_["generation"] != self.desired["generation"]:
+                files.save_desired(self.root, slice_)
+                self.desired = slice_
+                self.changed.set()
+
+    async def report(self) -> None:
+        """Heartbeat with the observed state of every process, at once after a change."""
+        while not self.stopping.is_set():
+            body = {"processes": [self._observed_json(s) for s in self.supervisor.states()]}
+            try:
+                r = await self.http.put(f"{self._api}/observed", json=body)
+                if r.status_code >= 300:
+                    log.error("meta refused the report: %s %s", r.status_code, r.text)
+            except httpx.TransportError:
+                pass
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.supervisor.changed(), self.config.report_interval)
+
+    @staticmethod
+    def _observed_json(s: Any) -> dict[str, Any]:
+        return {
+            "name": s.name,
+            "type": s.type,
+            "state": s.state,
+            "release": s.release,
+            "port": s.port,
+            "pid": s.pid,
+            "restarts": s.restarts,
+            "exit_code": s.exit_code,
+            "since": s.since.isoformat() if s.since else None,
+        }
+
+    # making it so ---------------------------------------------------------------------------
+
+    async def materialise(self, slice_: dict[str, Any]) -> Path | None:
+        """Download, verify and unpack the release's slug; write etc/env, etc/formation."""
+        version, slug = slice_["release"], slice_["slug"]
+        if version is None or slug is None:
+            return None
+        target = self.root / "releases" / f"v{version}"
+        if not target.exists():
+            cache = self.root / "slugs" / f"{slug['sha256']}.tar.gz"
+            if not cache.exists():
+                await self._download(slug["sha256"], cache)
+            try:
+                await asyncio.to_thread(unpack, cache, target, slug["sha256"])
+            except SlugError as e:
+                cache.unlink(missing_ok=True)
+                log.error("release v%s refused: %s", version, e.message)
+                raise
+        files.write_etc(self.root, slice_["env"], [p["type"] for p in slice_["processes"]])
+        files.switch_current(self.root, target)
+        files.prune_releases(self.root)
+        return target
+
+    async def _download(self, sha256: str, dest: Path) -> None:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_suffix(".part")
+        async with self.http.stream("GET", f"{self._api}/slugs/{sha256}") as r:
+            r.raise_for_status()
+            with open(tmp, "wb") as f:
+                async for chunk in r.aiter_bytes():
+                    f.write(chunk)
+        tmp.replace(dest)
+
+    def wanted(self, slice_: dict[str, Any], cwd: Path) -> dict[str, tuple[Desired, ProcessSpec]]:
+        env: dict[str, str] = slice_["env"]
+        out = {}
+        for p in slice_["processes"]:
+            d = Desired(
+                p["name"], p["type"], p["command"], slice_["release"], env_digest(env, p["nonce"])
+            )
+            spec = ProcessSpec(
+                name=p["name"],
+                type=p["type"],
+                command=p["command"],
+                env=env,
+                cwd=cwd,
+                release=slice_["release"],
+            )
+            out[p["name"]] = (d, spec)
+        return out
+
+    async def converge(self) -> None:
+        """One reconcile pass: stops, replacements, starts."""
+        slice_ = self.desired
+        if slice_ is None:
+            return
+        try:
+            cwd = await self.materialise(slice_)
+        except (SlugError, httpx.HTTPError) as e:
+            log.error("cannot materialise release v%s: %s", slice_["release"], e)
+            return
+        wanted = self.wanted(slice_, cwd) if cwd else {}
+        observed = []
+        for s in self.supervisor.states():
+            had = self.started.get(s.name)
+            observed.append(
+                Observed(
+                    s.name,
+                    s.type,
+                    s.state,
+                    s.release,
+                    had.env_digest if had else "",
+                    had.command if had else None,
+                )
+            )
+        actions = reconcile([d for d, _ in wanted.values()], observed)
+        for action in actions:
+            if action.kind in ("stop", "replace"):
+                await self.supervisor.stop(action.name)
+                self.started.pop(action.name, None)
+            if action.kind in ("start", "replace"):
+                desired, spec = wanted[action.name]
+                self.started[action.name] = desired
+                self._save_started()
+                await self.supervisor.start(spec)
+        if actions:
+            self._save_started()
+
+    async def reconcile_loop(self) -> None:
+        while not self.stopping.is_set():
+            self.changed.clear()
+            await self.converge()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), 1.0)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        adopted = await self.supervisor.adopt()
+        if adopted:
+            log.info("re-adopted %s", ", ".join(adopted))
+        tasks = [
+            asyncio.create_task(c)
+            for c in (self.register(), self.poll(), self.report(), self.reconcile_loop())
+        ]
+        await self.stopping.wait()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.supervisor.shutdown(stop_processes=True)
+        with contextlib.suppress(httpx.HTTPError):
+            body = {"processes": [self._observed_json(s) for s in self.supervisor.states()]}
+            await self.http.put(f"{self._api}/observed", json=body, timeout=2)
+        await self.http.aclose()
+
+
+def main(config: AgentConfig) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    asyncio.run(Agent(config).run())

@@ -1,0 +1,45 @@
+"""How an agent finds meta: ROOT/etc/agent.json (written by the provider) or flags / GUN_*."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gun.errors import UsageError
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    root: Path
+    meta: str
+    instance: str
+    token: str = field(repr=False)
+    report_interval: float = 2.0
+
+    @classmethod
+    def load(
+        cls,
+        root: Path,
+        meta: str | None = None,
+        instance: str | None = None,
+        token: str | None = None,
+    ) -> AgentConfig:
+        saved: dict[str, str] = {}
+        path = root / "etc" / "agent.json"
+        if path.exists():
+            try:
+                saved = json.loads(path.read_text())
+            except ValueError:
+                raise UsageError(f"{path} is not JSON: recreate the instance") from None
+        meta = meta or os.environ.get("GUN_META_URL") or saved.get("meta")
+        instance = instance or os.environ.get("GUN_INSTANCE_ID") or saved.get("instance")
+        token = token or os.environ.get("GUN_AGENT_TOKEN") or saved.get("token")
+        missing = [
+            n for n, v in (("--meta", meta), ("--instance", instance), ("a token", token)) if not v
+        ]
+        if missing:
+            raise UsageError(f"the agent needs {', '.join(missing)}: pass them or write {path}")
+        assert meta and instance and token
+        return cls(root=root, meta=meta.rstrip("/"), instance=instance, token=token)

@@ -1,0 +1,71 @@
+"""The instance's files: etc/env, etc/formation, current, and the cached desired state."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from gun import envfile
+from gun import formation as formations
+
+KEEP_RELEASES = 10
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_etc(root: Path, env: dict[str, str], types: list[str]) -> None:
+    """The seed's two files: the release's env and this instance's share of the formation."""
+    write_atomic(root / "etc" / "env", envfile.format(env), mode=0o600)
+    counts = Counter(types)
+    write_atomic(
+        root / "etc" / "formation", formations.format_counts(dict(sorted(counts.items()))) + "\n"
+    )
+
+
+def switch_current(root: Path, release_dir: Path) -> None:
+    """Point ROOT/current at releases/vN atomically (a new symlink renamed over the old)."""
+    link = root / "current"
+    tmp = root / ".current.tmp"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(release_dir.relative_to(root))
+    os.replace(tmp, link)
+
+
+def prune_releases(root: Path, keep: int = KEEP_RELEASES) -> None:
+    """Keep the newest `keep` release directories and whatever `current` points at."""
+    releases = root / "releases"
+    if not releases.exists():
+        return
+    current = (root / "current").resolve() if (root / "current").exists() else None
+    found = sorted(
+        (p for p in releases.iterdir() if p.is_dir() and p.name[1:].isdigit()),
+        key=lambda p: int(p.name[1:]),
+    )
+    for old in found[:-keep]:
+        if old.resolve() != current:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def save_desired(root: Path, desired: dict[str, Any]) -> None:
+    write_atomic(root / "state" / "desired.json", json.dumps(desired), mode=0o600)
+
+
+def load_desired(root: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((root / "state" / "desired.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

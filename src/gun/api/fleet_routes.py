@@ -1,0 +1,239 @@
+"""Routes for instances, processes, slugs and deploys, and the agent protocol.
+
+route                                                  CLI command / caller
+GET    /v1/apps/{app}/instances                        instances
+POST   /v1/apps/{app}/instances                        instances.create
+DELETE /v1/apps/{app}/instances/{id}                   instances.delete
+GET    /v1/apps/{app}/processes                        ps
+POST   /v1/apps/{app}/processes/restart                ps.restart, ps.stop
+POST   /v1/apps/{app}/slugs                            deploy (upload)
+POST   /v1/apps/{app}/releases                         deploy (release the slug)
+POST   /v1/agent/instances/{id}/register               agent, at start
+GET    /v1/agent/instances/{id}/desired?after=GEN      agent, long-poll
+PUT    /v1/agent/instances/{id}/observed               agent, heartbeat + process states
+GET    /v1/agent/instances/{id}/slugs/{sha256}         agent, slug download
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from anyio import to_thread
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from gun.api.auth import Gun, Who
+from gun.core.deploys import SLUG_MAX_BYTES
+from gun.errors import InvalidParams, PayloadTooLarge
+from gun.model import Instance, Process, Release
+
+router = APIRouter(prefix="/v1")
+LONG_POLL_SECONDS = 25.0
+POLL_INTERVAL = 0.1
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InstancesCreate(Strict):
+    layer: StrictStr = Field(max_length=100)
+    count: StrictInt = 1
+    instance_type: StrictStr | None = Field(default=None, max_length=100)
+    availability_zone: StrictStr | None = Field(default=None, max_length=100)
+    provider: StrictStr = Field(default="local", max_length=100)
+
+
+class Restart(Strict):
+    target: StrictStr | None = Field(default=None, max_length=100)
+
+
+class ReleaseCreate(Strict):
+    slug: StrictInt
+    description: StrictStr | None = Field(default=None, max_length=200)
+
+
+class Register(Strict):
+    address: StrictStr | None = Field(default=None, max_length=500)
+
+
+class ObservedProcess(Strict):
+    name: StrictStr = Field(max_length=80)
+    type: StrictStr = Field(max_length=64)
+    state: StrictStr = Field(max_length=20)
+    release: StrictInt | None = None
+    port: StrictInt | None = None
+    pid: StrictInt | None = None
+    restarts: StrictInt = 0
+    exit_code: StrictInt | None = None
+    since: datetime | None = None
+
+
+class Observed(Strict):
+    processes: list[ObservedProcess] = Field(max_length=10_000)
+
+
+def instance_json(i: Instance) -> dict[str, Any]:
+    return {
+        "id": i.id,
+        "layer": i.layer,
+        "state": i.state,
+        "provider": i.provider,
+        "instance_type": i.instance_type,
+        "availability_zone": i.availability_zone,
+        "address": i.address,
+        "last_heartbeat": i.last_heartbeat.isoformat() if i.last_heartbeat else None,
+    }
+
+
+def process_json(p: Process) -> dict[str, Any]:
+    return {
+        "name": p.name,
+        "type": p.type,
+        "state": p.state if p.desired else "stopping",
+        "instance": p.instance,
+        "port": p.port,
+        "release": p.release,
+        "restarts": p.restarts,
+        "since": p.since.isoformat() if p.since else None,
+        "exit_code": p.exit_code,
+        "pid": p.pid,
+    }
+
+
+@router.get("/apps/{app}/instances")
+def instances(app: str, who: Who, gun: Gun) -> list[dict[str, Any]]:
+    return [instance_json(i) for i in gun.instances(who, app)]
+
+
+@router.post("/apps/{app}/instances", status_code=201)
+def create_instances(app: str, body: InstancesCreate, who: Who, gun: Gun) -> list[dict[str, Any]]:
+    made = gun.create_instances(
+        who,
+        app,
+        body.layer,
+        body.count,
+        instance_type=body.instance_type,
+        availability_zone=body.availability_zone,
+        provider=body.provider,
+    )
+    return [instance_json(i) for i in made]
+
+
+@router.delete("/apps/{app}/instances/{instance_id}", status_code=204)
+def delete_instance(app: str, instance_id: str, who: Who, gun: Gun) -> None:
+    gun.delete_instance(who, app, instance_id)
+
+
+@router.get("/apps/{app}/processes")
+def processes(app: str, who: Who, gun: Gun) -> dict[str, Any]:
+    procs = sorted(gun.processes(who, app), key=lambda p: (p.type, p.name))
+    return {
+        "processes": [process_json(p) for p in procs],
+        "unplaceable": gun.unplaceable(who, app),
+        "release": gun.status(who, app).release,
+    }
+
+
+@router.post("/apps/{app}/processes/restart")
+def restart(app: str, body: Restart, who: Who, gun: Gun) -> dict[str, Any]:
+    return {"restarting": gun.restart_processes(who, app, body.target)}
+
+
+@router.post("/apps/{app}/slugs", status_code=201)
+async def upload_slug(app: str, request: Request, who: Who, gun: Gun) -> dict[str, Any]:
+    """The body is the slug (a gzipped tarball of ./app); `X-Gun-Sha256` is checked if sent."""
+    limit = int(os.environ.get("GUN_SLUG_MAX_BYTES", SLUG_MAX_BYTES))
+    declared = request.headers.get("content-length")
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the slug is over the limit of {limit} bytes")
+    fd, name = tempfile.mkstemp(prefix="gun-upload-", suffix=".tar.gz")
+    path = Path(name)
+    try:
+        digest, size = hashlib.sha256(), 0
+        with os.fdopen(fd, "wb") as f:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"the slug is over the limit of {limit} bytes")
+                digest.update(chunk)
+                f.write(chunk)
+        if size == 0:
+            raise InvalidParams("the upload is empty: send the slug as the request body")
+        slug_id, types = await to_thread.run_sync(
+            lambda: gun.add_slug(
+                who, app, path, digest.hexdigest(), size, request.headers.get("x-gun-sha256")
+            )
+        )
+    finally:
+        path.unlink(missing_ok=True)
+    return {"id": slug_id, "sha256": digest.hexdigest(), "size": size, "process_types": types}
+
+
+def release_json(r: Release) -> dict[str, Any]:
+    return {
+        "version": r.version,
+        "description": r.description,
+        "status": r.status,
+        "current": r.current,
+        "created_at": r.created_at.isoformat(),
+        "commit": r.commit,
+    }
+
+
+@router.post("/apps/{app}/releases", status_code=201)
+def create_release(app: str, body: ReleaseCreate, who: Who, gun: Gun) -> dict[str, Any]:
+    return release_json(gun.deploy(who, app, body.slug, body.description))
+
+
+# the agent protocol -----------------------------------------------------------------------
+
+
+@router.post("/agent/instances/{instance_id}/register")
+def register(instance_id: str, body: Register, who: Who, gun: Gun) -> dict[str, Any]:
+    return instance_json(gun.register(who, instance_id, body.address))
+
+
+@router.get("/agent/instances/{instance_id}/desired")
+async def desired(
+    instance_id: str,
+    who: Who,
+    gun: Gun,
+    after: int = Query(-1, ge=-1, le=2**62),
+    wait: float = Query(LONG_POLL_SECONDS, ge=0, le=60),
+) -> dict[str, Any]:
+    """Answers at once if the app's generation is past `after`, else when it is, or at `wait`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        generation = await to_thread.run_sync(gun.generation, who, instance_id)
+        if generation > after or loop.time() >= deadline:
+            break
+        await asyncio.sleep(POLL_INTERVAL)
+    state = await to_thread.run_sync(gun.desired, who, instance_id)
+    return asdict(state)
+
+
+@router.put("/agent/instances/{instance_id}/observed", status_code=204)
+def observed(instance_id: str, body: Observed, who: Who, gun: Gun) -> None:
+    gun.report(who, instance_id, [p.model_dump() for p in body.processes])
+
+
+@router.get("/agent/instances/{instance_id}/slugs/{sha256}")
+def slug(instance_id: str, sha256: str, who: Who, gun: Gun) -> StreamingResponse:
+    f = gun.slug_open(who, instance_id, sha256)
+
+    def chunks() -> Iterator[bytes]:
+        with f:
+            yield from iter(lambda: f.read(256 * 1024), b"")
+
+    return StreamingResponse(chunks(), media_type="application/gzip")

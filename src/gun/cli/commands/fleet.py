@@ -1,0 +1,123 @@
+"""instances, instances.create, instances.delete."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from gun.cli import output
+from gun.cli.client import Refused
+from gun.cli.commands.apps import p
+from gun.cli.context import Ctx, app_option, need_app, pass_ctx
+from gun.errors import Unavailable
+
+FIELDS = ("id", "layer", "state", "provider", "instance_type", "availability_zone", "address")
+
+
+def show(ctx: Ctx, rows: list[dict[str, Any]]) -> None:
+    if ctx.json:
+        output.emit_json([{k: r[k] for k in FIELDS} for r in rows])
+        return
+    output.table(
+        ["ID", "LAYER", "STATE", "PROVIDER", "TYPE", "ZONE", "ADDRESS"],
+        [
+            [
+                r["id"],
+                r["layer"],
+                r["state"],
+                r["provider"],
+                r["instance_type"] or "",
+                r["availability_zone"] or "",
+                r["address"] or "",
+            ]
+            for r in rows
+        ],
+    )
+
+
+@click.command("instances")
+@app_option
+@pass_ctx
+def instances(ctx: Ctx, app: str | None) -> None:
+    """Instances of the app."""
+    show(ctx, ctx.client().get(f"/v1/apps/{p(need_app(app))}/instances"))
+
+
+def await_online(ctx: Ctx, app: str, ids: set[str], timeout: float) -> list[dict[str, Any]]:
+    """Poll until every instance in `ids` is online; exit 1 naming the laggards at `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = [r for r in ctx.client().get(f"/v1/apps/{p(app)}/instances") if r["id"] in ids]
+        offline = [r["id"] for r in rows if r["state"] != "online"]
+        if not offline:
+            return rows
+        if time.monotonic() >= deadline:
+            raise Refused(
+                Unavailable(
+                    f"timed out after {timeout:g}s waiting for {', '.join(offline)} to come online"
+                )
+            )
+        time.sleep(0.1)
+
+
+@click.command("instances.create")
+@click.argument("layer")
+@click.option("--count", type=int, default=1, show_default=True)
+@click.option("--instance-type", help="recorded and shown (the local provider ignores it)")
+@click.option("--availability-zone", help="recorded and shown (the local provider ignores it)")
+@click.option("--provider", default="local", show_default=True)
+@click.option(
+    "--wait",
+    type=click.BOOL,
+    default=True,
+    show_default=True,
+    help="wait until the instances are online",
+)
+@click.option("--timeout", type=float, default=60, show_default=True)
+@app_option
+@pass_ctx
+def instances_create(
+    ctx: Ctx,
+    layer: str,
+    count: int,
+    instance_type: str | None,
+    availability_zone: str | None,
+    provider: str,
+    wait: bool,
+    timeout: float,
+    app: str | None,
+) -> None:
+    """Add instances to a layer: gun instances.create:LAYER count=N [instance_type=T] ..."""
+    name = need_app(app)
+    made = ctx.client().post(
+        f"/v1/apps/{p(name)}/instances",
+        {
+            "layer": layer,
+            "count": count,
+            "instance_type": instance_type,
+            "availability_zone": availability_zone,
+            "provider": provider,
+        },
+    )
+    if wait:
+        made = await_online(ctx, name, {m["id"] for m in made}, timeout)
+    if ctx.json:
+        output.emit_json([{k: r[k] for k in FIELDS} for r in made])
+    else:
+        for r in made:
+            output.line(f"{r['id']}  {r['layer']}  {r['state']}")
+
+
+@click.command("instances.delete")
+@click.argument("instance_id")
+@app_option
+@pass_ctx
+def instances_delete(ctx: Ctx, instance_id: str, app: str | None) -> None:
+    """Remove an instance; its processes move to the others: gun instances.delete:ID."""
+    ctx.client().delete(f"/v1/apps/{p(need_app(app))}/instances/{p(instance_id)}")
+    if ctx.json:
+        output.emit_json({"id": instance_id, "deleted": True})
+    else:
+        output.line(f"Deleted instance {instance_id}")

@@ -1,0 +1,27 @@
+"""gun up: the whole platform on this machine, in the foreground."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from gun.cli import output
+from gun.settings import gun_home
+
+
+@click.command("up")
+@click.option("--dir", "directory", help="data directory (default GUN_HOME, ~/.local/share/gun)")
+@click.option("--port", type=click.IntRange(1, 65535), default=5100, show_default=True)
+@click.option(
+    "--instances",
+    type=click.IntRange(0, 20),
+    default=2,
+    show_default=True,
+    help="local instances each new app gets in layer default",
+)
+def up(directory: str | None, port: int, instances: int) -> None:
+    """Run the whole platform here: meta on SQLite plus local instances. Ctrl-C stops it all."""
+    from gun.up import run
+
+    run(Path(directory) if directory else gun_home(), port, instances, say=output.note)

@@ -1,0 +1,124 @@
+"""Deploys: a slug arrives, its Procfile is read, and a release `vN` runs it."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+from typing import BinaryIO
+
+from gun import procfile
+from gun.build.slugstore import SlugStore, slug_key
+from gun.core.access import authorize
+from gun.errors import InvalidParams, NotFound
+from gun.model import App, Principal, Release
+from gun.store import Store, Tx
+
+SLUG_MAX_BYTES = 512 * 1024 * 1024
+PROCFILE_MAX_BYTES = 64 * 1024
+
+
+def read_procfile(path: Path) -> dict[str, str]:
+    """The process types of a slug (`./app/Procfile`), read without unpacking anything else."""
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            for member in tar:
+                if member.name.lstrip("./") in ("app/Procfile", "Procfile"):
+                    if not member.isfile() or member.size > PROCFILE_MAX_BYTES:
+                        raise InvalidParams("the slug's Procfile is not a regular file under 64 kB")
+                    f = tar.extractfile(member)
+                    assert f is not None
+                    return procfile.parse(f.read(), "Procfile")
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise InvalidParams(f"the slug is not a gzipped tarball ({type(e).__name__})") from None
+    raise InvalidParams(
+        "the slug has no Procfile at ./app/Procfile: add one naming your "
+        "process types, e.g. `web: python app.py`"
+    )
+
+
+class Deploys:
+    """Mixed into Platform."""
+
+    store: Store
+    slugs: SlugStore
+
+    @staticmethod
+    def _app(tx: Tx, name: str, *, lock: bool = False) -> App:
+        raise NotImplementedError
+
+    def _replace(self, tx: Tx, app: App) -> None:
+        raise NotImplementedError
+
+    def add_slug(
+        self,
+        who: Principal,
+        name: str,
+        path: Path,
+        sha256: str,
+        size: int,
+        expected: str | None = None,
+    ) -> tuple[int, dict[str, str]]:
+        """Store an uploaded slug (already hashed) and record it; returns (id, process types)."""
+        authorize(who, "developer", name)
+        if expected is not None and expected != sha256:
+            raise InvalidParams(
+                f"the slug's sha256 is {sha256}, not {expected} as the client "
+                "said: the upload was damaged"
+            )
+        types = read_procfile(path)
+        with self.store.read() as tx:
+            app = self._app(tx, name)
+            existing = tx.slug_by_sha(app.id, sha256)
+        if existing is not None:
+            return existing, types
+        self.slugs.put(name, path, sha256)
+        with self.store.write() as tx:
+            app = self._app(tx, name, lock=True)
+            slug_id = tx.insert_slug(app.id, sha256, size, types, None, None)
+            tx.record(app, who.name, "slug.create", {"sha256": sha256, "size": size})
+        return slug_id, types
+
+    def deploy(
+        self, who: Principal, name: str, slug_id: int, description: str | None = None
+    ) -> Release:
+        """A new release of the slug with the current config vars."""
+        authorize(who, "developer", name)
+        with self.store.write() as tx:
+            app = self._app(tx, name, lock=True)
+            slug = tx.slug(slug_id)
+            if slug is None or tx.slug_by_sha(app.id, slug[0]) != slug_id:
+                raise NotFound(f"slug {slug_id} of app {name!r} does not exist")
+            sha256, _, types = slug
+            totals = tx.formation(app.id)
+            missing = sorted(t for t, n in totals.items() if n > 0 and t not in types)
+            if missing:
+                words = " ".join(f"{t}=0" for t in missing)
+                raise InvalidParams(
+                    f"the formation runs {', '.join(missing)} but this slug's Procfile has no "
+                    f"such process type: add it to the Procfile or `gun scale {words}` first"
+                )
+            if not totals and "web" in types:
+                tx.set_formation(app.id, {"web": 1})  # Heroku's default on the first deploy
+            release = tx.insert_release(
+                app,
+                description=description or f"Deploy {sha256[:7]}",
+                config=tx.config(app.id),
+                process_types=types,
+                slug_id=slug_id,
+                commit=None,
+                actor=who.name,
+            )
+            self._replace(tx, app)
+            tx.record(app, who.name, "release.deploy", {"version": release.version, "slug": sha256})
+            return release
+
+    def slug_open(self, who: Principal, instance_id: str, sha256: str) -> BinaryIO:
+        """The stored slug an agent may download: only one of its own app's."""
+        if who.instance != instance_id:
+            raise NotFound(f"slug {sha256} does not exist")
+        with self.store.read() as tx:
+            inst = tx.instance(instance_id)
+            app = tx.app(inst.app) if inst else None
+            if app is None or tx.slug_by_sha(app.id, sha256) is None:
+                raise NotFound(f"slug {sha256} does not exist")
+        return self.slugs.open(slug_key(app.name, sha256))

@@ -1,0 +1,341 @@
+"""Instances, processes and the agent protocol: placement written, agents' reports read."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from gun import placement
+from gun.core.access import authorize
+from gun.crypto import hash_token, new_token
+from gun.errors import Forbidden, InvalidParams, NotFound
+from gun.model import App, Instance, Layer, Principal, Process, check_layer_name
+from gun.procfile import RELEASE
+from gun.providers import InstanceProvider, NewInstance
+from gun.store import Store, Tx
+from gun.store.time import now
+
+MAX_NEW_INSTANCES = 20
+REPORTED_STATES = ("starting", "up", "crashed", "stopping", "down")
+
+
+@dataclass(frozen=True)
+class DesiredProcess:
+    name: str
+    type: str
+    command: str
+    nonce: int
+
+
+@dataclass(frozen=True)
+class Slice:
+    """What one instance's agent must run: everything it may see, and nothing of other apps."""
+
+    generation: int
+    app: str
+    instance: str
+    release: int | None
+    slug: dict[str, Any] | None
+    env: dict[str, str] = field(repr=False)
+    processes: list[DesiredProcess]
+
+
+def _instance_id() -> str:
+    return f"i-{secrets.token_hex(4)}"
+
+
+class Fleet:
+    """Mixed into Platform: needs `self.store`, `self.providers`, `self.meta_url`, `self._app`."""
+
+    store: Store
+    providers: Mapping[str, InstanceProvider]
+    meta_url: str | None
+
+    @staticmethod
+    def _app(tx: Tx, name: str, *, lock: bool = False) -> App:
+        raise NotImplementedError
+
+    # placement ------------------------------------------------------------------------------
+
+    def _replace(self, tx: Tx, app: App) -> None:
+        """Run placement for `app` and write the differences; bumps the app's generation."""
+        current_version = tx.current_version(app.id)
+        release = tx.release(app, current_version) if current_version else None
+        totals = tx.formation(app.id)
+        if release is None or release.process_types is None:
+            totals = {}  # nothing to run before the first build
+        else:
+            totals = {
+                t: n for t, n in totals.items() if t in release.process_types and t != RELEASE
+            }
+        layers = tx.layers(app.id)
+        instances = [
+            placement.Instance(i.id, i.layer, i.state == "online") for i in tx.instances(app.id)
+        ]
+        procs = {p.name: p for p in tx.processes(app.id)}
+        current = {n: p.instance for n, p in procs.items() if p.desired and p.instance}
+        wanted = placement.place(totals, layers, instances, current)
+        online = {i.id for i in instances if i.healthy}
+        for name, instance_id in wanted.items():
+            if current.get(name) != instance_id:
+                tx.place_process(app.id, name, name.rpartition(".")[0], instance_id)
+        for name, p in procs.items():
+            if name in wanted:
+                continue
+            if p.instance in online and p.desired:
+                tx.undesire_process(app.id, name)  # its agent stops it, then it is removed
+            elif p.instance not in online:
+                tx.delete_process(app.id, name)
+        tx.bump_generation(app.id)
+
+    def unplaceable(self, who: Principal, name: str) -> dict[str, str]:
+        authorize(who, "viewer", name)
+        with self.store.read() as tx:
+            app = self._app(tx, name)
+            instances = [
+                placement.Instance(i.id, i.layer, i.state == "online") for i in tx.instances(app.id)
+            ]
+            return placement.unplaceable(tx.formation(app.id), tx.layers(app.id), instances)
+
+    # instances ------------------------------------------------------------------------------
+
+    def instances(self, who: Principal, name: str) -> list[Instance]:
+        authorize(who, "viewer", name)
+        with self.store.read() as tx:
+            return tx.instances(self._app(tx, name).id)
+
+    def create_instances(
+        self,
+        who: Principal,
+        name: str,
+        layer: str,
+        count: int = 1,
+        *,
+        instance_type: str | None = None,
+        availability_zone: str | None = None,
+        provider: str = "local",
+    ) -> list[Instance]:
+        authorize(who, "developer", name)
+        check_layer_name(layer)
+        if not 1 <= count <= MAX_NEW_INSTANCES:
+            raise InvalidParams(f"count={count} is out of range: use 1 to {MAX_NEW_INSTANCES}")
+        chosen = self.providers.get(provider)
+        if chosen is None:
+            known = ", ".join(sorted(self.providers)) or "none"
+            raise InvalidParams(f"provider {provider!r} is not available here (available: {known})")
+        if self.meta_url is None:
+            raise InvalidParams("this meta was started without a URL agents can reach")
+        for label, value in (
+            ("instance_type", instance_type),
+            ("availability_zone", availability_zone),
+        ):
+            if value is not None and not (0 < len(value) <= 40 and value.isprintable()):
+                raise InvalidParams(f"{label} {value!r} must be 1 to 40 printable characters")
+        made: list[NewInstance] = []
+        with self.store.write() as tx:
+            app = self._app(tx, name, lock=True)
+            if layer not in {la.name for la in tx.layers(app.id)}:
+                tx.put_layer(app.id, Layer(layer, None))
+            for _ in range(count):
+                iid = _instance_id()
+                token = new_token()
+                token_id = tx.insert_instance_token(
+                    name=f"agent {iid}", digest=hash_token(token), app_id=app.id
+                )
+                tx.insert_instance(
+                    id=iid,
+                    app_id=app.id,
+                    layer=layer,
+                    provider=provider,
+                    instance_type=instance_type,
+                    availability_zone=availability_zone,
+                    token_id=token_id,
+                )
+                made.append(
+                    NewInstance(
+                        iid, name, layer, instance_type, availability_zone, self.meta_url, token
+                    )
+                )
+            tx.record(
+                app,
+                who.name,
+                "instances.create",
+                {"layer": layer, "ids": [m.id for m in made], "provider": provider},
+            )
+        for m in made:
+            address = chosen.create(m)
+            with self.store.write() as tx:
+                tx.set_instance(m.id, address=address)
+        with self.store.read() as tx:
+            return [i for i in tx.instances(self._app(tx, name).id) if i.id in {m.id for m in made}]
+
+    def delete_instance(self, who: Principal, name: str, instance_id: str) -> None:
+        authorize(who, "developer", name)
+        with self.store.write() as tx:
+            app = self._app(tx, name, lock=True)
+            inst = tx.instance(instance_id)
+            if inst is None or inst.app != name:
+                raise NotFound(f"instance {instance_id!r} of app {name!r} does not exist")
+            tx.delete_instance(instance_id)
+            self._replace(tx, app)
+            tx.record(app, who.name, "instances.delete", {"id": instance_id})
+        provider = self.providers.get(inst.provider)
+        if provider is not None:
+            provider.delete(instance_id)
+
+    def check_instances(self, timeout: float, watching_since: datetime) -> list[str]:
+        """Mark instances without a heartbeat for `timeout` s lost and re-place their processes.
+
+        Only heartbeats meta could have heard count: an instance is judged only once meta has
+        itself been up and watching (`watching_since`) for `timeout`, so a meta that was down
+        or frozen does not declare every instance lost when it comes back.
+        """
+        cutoff = now() - timedelta(seconds=timeout)
+        if cutoff < watching_since:
+            return []
+        with self.store.read() as tx:
+            stale = tx.stale_instances(cutoff)
+            names = tx.app_names()
+        lost = []
+        for app_id, instance_id in stale:
+            with self.store.write() as tx:
+                app = tx.app(names.get(app_id, ""), lock=True)
+                inst = tx.instance(instance_id)
+                if app is None or inst is None or inst.state != "online":
+                    continue
+                tx.set_instance(instance_id, state="lost")
+                self._replace(tx, app)
+                tx.record(app, "meta", "instance.lost", {"id": instance_id})
+                lost.append(instance_id)
+        return lost
+
+    # processes ------------------------------------------------------------------------------
+
+    def processes(self, who: Principal, name: str) -> list[Process]:
+        authorize(who, "viewer", name)
+        with self.store.read() as tx:
+            return tx.processes(self._app(tx, name).id)
+
+    def restart_processes(self, who: Principal, name: str, target: str | None) -> list[str]:
+        """Ask agents to restart processes (all, a type, or one name); returns the names."""
+        authorize(who, "developer", name)
+        with self.store.write() as tx:
+            app = self._app(tx, name, lock=True)
+            procs = [p for p in tx.processes(app.id) if p.desired]
+            chosen = [p for p in procs if target is None or target in (p.name, p.type)]
+            if not chosen:
+                raise NotFound(
+                    f"app {name!r} has no process or process type {target!r} running"
+                    if target
+                    else f"app {name!r} has no processes running"
+                )
+            for p in chosen:
+                tx.bump_nonce(app.id, p.name)
+            tx.bump_generation(app.id)
+            tx.record(app, who.name, "ps.restart", {"target": target})
+            return sorted(p.name for p in chosen)
+
+    # the agent protocol ---------------------------------------------------------------------
+
+    @staticmethod
+    def _agent(who: Principal, instance_id: str) -> None:
+        if who.instance != instance_id:
+            raise Forbidden(
+                f"token {who.name!r} is not the agent token of instance {instance_id!r}"
+            )
+
+    def register(self, who: Principal, instance_id: str, address: str | None) -> Instance:
+        self._agent(who, instance_id)
+        with self.store.write() as tx:
+            inst = tx.instance(instance_id)
+            if inst is None:
+                raise NotFound(f"instance {instance_id!r} does not exist")
+            app = self._app(tx, inst.app, lock=True)
+            values: dict[str, Any] = {"state": "online", "last_heartbeat": now()}
+            if address:
+                values["address"] = address
+            tx.set_instance(instance_id, **values)
+            if inst.state != "online":
+                self._replace(tx, app)
+                tx.record(app, who.name, "instance.online", {"id": instance_id})
+            found = tx.instance(instance_id)
+            assert found is not None
+            return found
+
+    def generation(self, who: Principal, instance_id: str) -> int:
+        self._agent(who, instance_id)
+        with self.store.read() as tx:
+            inst = tx.instance(instance_id)
+            if inst is None:
+                raise NotFound(f"instance {instance_id!r} does not exist")
+            app = self._app(tx, inst.app)
+            return tx.generation(app.id)
+
+    def desired(self, who: Principal, instance_id: str) -> Slice:
+        self._agent(who, instance_id)
+        with self.store.read() as tx:
+            inst = tx.instance(instance_id)
+            if inst is None:
+                raise NotFound(f"instance {instance_id!r} does not exist")
+            app = self._app(tx, inst.app)
+            generation = tx.generation(app.id)
+            version = tx.current_version(app.id)
+            release = tx.release(app, version) if version else None
+            slug = tx.slug(release.slug_id) if release and release.slug_id else None
+            types = (release.process_types or {}) if release else {}
+            nonces = tx.nonces(app.id)
+            procs = [
+                DesiredProcess(p.name, p.type, types[p.type], nonces.get(p.name, 0))
+                for p in tx.processes(app.id, instance_id)
+                if p.desired and p.type in types
+            ]
+        return Slice(
+            generation=generation,
+            app=app.name,
+            instance=instance_id,
+            release=release.version if release else None,
+            slug={"sha256": slug[0], "size": slug[1]} if slug else None,
+            env=dict(release.config) if release else {},
+            processes=sorted(procs, key=lambda p: p.name),
+        )
+
+    def report(
+        self, who: Principal, instance_id: str, observed: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """An agent's heartbeat with the state of every process it runs."""
+        self._agent(who, instance_id)
+        for o in observed:
+            if o.get("state") not in REPORTED_STATES:
+                raise InvalidParams(
+                    f"process {o.get('name')!r} has unknown state {o.get('state')!r}"
+                )
+        with self.store.write() as tx:
+            inst = tx.instance(instance_id)
+            if inst is None:
+                raise NotFound(f"instance {instance_id!r} does not exist")
+            app = self._app(tx, inst.app, lock=inst.state != "online")
+            tx.set_instance(instance_id, state="online", last_heartbeat=now())
+            seen = set()
+            for o in observed:
+                seen.add(o["name"])
+                tx.report_process(
+                    app.id,
+                    instance_id,
+                    o["name"],
+                    state=o["state"],
+                    release=o.get("release"),
+                    port=o.get("port"),
+                    pid=o.get("pid"),
+                    restarts=o.get("restarts", 0),
+                    exit_code=o.get("exit_code"),
+                    since=o.get("since"),
+                )
+            for p in tx.processes(app.id, instance_id):
+                if not p.desired and p.name not in seen:
+                    tx.delete_process(app.id, p.name)
+            if inst.state != "online":
+                self._replace(tx, app)
+                tx.record(app, "meta", "instance.online", {"id": instance_id})

@@ -1,0 +1,43 @@
+"""The InstanceProvider interface: create, delete, list and open a shell on instances."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class NewInstance:
+    """What a provider needs to bring an instance up: who it is and how its agent reaches meta."""
+
+    id: str
+    app: str
+    layer: str
+    instance_type: str | None
+    availability_zone: str | None
+    meta_url: str
+    token: str  # the agent's per-instance token; never logged
+
+
+class InstanceProvider(Protocol):
+    name: str
+
+    def create(self, new: NewInstance) -> str:
+        """Start the instance and its agent; returns its address (local: its root directory)."""
+        ...
+
+    def delete(self, instance_id: str) -> None:
+        """Stop the agent and everything it runs, and remove the instance."""
+        ...
+
+    def ids(self) -> list[str]:
+        """Ids of the instances this provider has."""
+        ...
+
+    def shell(self, instance_id: str) -> list[str]:
+        """The argv that opens a shell on the instance."""
+        ...
+
+    def ensure_running(self) -> list[str]:
+        """Restart agents that died (like upstart's respawn); returns the ids restarted."""
+        ...

@@ -1,0 +1,109 @@
+"""The local provider: an instance is a directory plus an agent process on this machine."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from gun.providers.base import NewInstance
+
+AGENT_CONFIG = "etc/agent.json"
+
+
+class LocalProvider:
+    name = "local"
+
+    def __init__(self, root: Path, python: str = sys.executable) -> None:
+        self.root = root
+        self.python = python
+
+    def dir(self, instance_id: str) -> Path:
+        return self.root / instance_id
+
+    def create(self, new: NewInstance) -> str:
+        root = self.dir(new.id)
+        (root / "etc").mkdir(parents=True, exist_ok=True)
+        (root / "log").mkdir(exist_ok=True)
+        config = root / AGENT_CONFIG
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"meta": new.meta_url, "instance": new.id, "token": new.token}, f)
+        self._spawn(root)
+        return str(root)
+
+    def _spawn(self, root: Path) -> int:
+        with open(root / "log" / "agent.log", "ab") as log:
+            proc = subprocess.Popen(
+                [self.python, "-m", "gun.cli", "server", "agent", "--root", str(root)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
+        record = {"pid": proc.pid, "started": psutil.Process(proc.pid).create_time()}
+        (root / "agent.pid").write_text(json.dumps(record))
+        return proc.pid
+
+    def agent_pid(self, instance_id: str) -> int | None:
+        """The pid of the instance's agent if it is alive (same pid and start time)."""
+        path = self.dir(instance_id) / "agent.pid"
+        try:
+            record = json.loads(path.read_text())
+            proc = psutil.Process(int(record["pid"]))
+            same = abs(proc.create_time() - float(record["started"])) < 0.01
+            if same and proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                return int(proc.pid)
+        except (OSError, ValueError, KeyError, psutil.Error):
+            pass
+        return None
+
+    def stop(self, instance_id: str, timeout: float = 40.0) -> None:
+        """SIGTERM the agent (it stops its processes within their grace), then SIGKILL."""
+        pid = self.agent_pid(instance_id)
+        if pid is None:
+            return
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.agent_pid(instance_id) is None:
+                return
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+    def delete(self, instance_id: str) -> None:
+        self.stop(instance_id)
+        shutil.rmtree(self.dir(instance_id), ignore_errors=True)
+
+    def ids(self) -> list[str]:
+        if not self.root.exists():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / AGENT_CONFIG).exists())
+
+    def shell(self, instance_id: str) -> list[str]:
+        return ["bash", "-c", f"cd {self.dir(instance_id)} && exec bash -i"]
+
+    def ensure_running(self) -> list[str]:
+        restarted = []
+        for instance_id in self.ids():
+            if self.agent_pid(instance_id) is None:
+                self._spawn(self.dir(instance_id))
+                restarted.append(instance_id)
+        return restarted
+
+    def stop_all(self) -> None:
+        for instance_id in self.ids():
+            self.stop(instance_id)

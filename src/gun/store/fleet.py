@@ -1,0 +1,285 @@
+"""Queries for instances, processes and slugs: the part of the store agents feed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, delete, insert, select, update
+
+from gun.model import Instance, Process
+from gun.store.schema import apps, instances, processes, slugs, tokens
+from gun.store.time import now, utc
+
+
+def _instance(r: Row[Any]) -> Instance:
+    return Instance(
+        id=r.id,
+        app=r.app,
+        layer=r.layer,
+        provider=r.provider,
+        state=r.state,
+        instance_type=r.instance_type,
+        availability_zone=r.availability_zone,
+        address=r.address,
+        last_heartbeat=utc(r.last_heartbeat) if r.last_heartbeat else None,
+        created_at=utc(r.created_at),
+    )
+
+
+def _process(r: Row[Any]) -> Process:
+    return Process(
+        app=r.app,
+        name=r.name,
+        type=r.type,
+        instance=r.instance_id,
+        desired=r.desired,
+        state=r.state,
+        release=r.release,
+        port=r.port,
+        pid=r.pid,
+        restarts=r.restarts,
+        exit_code=r.exit_code,
+        since=utc(r.since) if r.since else None,
+    )
+
+
+_INSTANCE_COLS = [
+    instances.c.id,
+    apps.c.name.label("app"),
+    instances.c.layer,
+    instances.c.provider,
+    instances.c.state,
+    instances.c.instance_type,
+    instances.c.availability_zone,
+    instances.c.address,
+    instances.c.last_heartbeat,
+    instances.c.created_at,
+]
+_PROCESS_COLS = [
+    apps.c.name.label("app"),
+    processes.c.name,
+    processes.c.type,
+    processes.c.instance_id,
+    processes.c.desired,
+    processes.c.state,
+    processes.c.release,
+    processes.c.port,
+    processes.c.pid,
+    processes.c.restarts,
+    processes.c.exit_code,
+    processes.c.since,
+]
+
+
+class FleetQueries:
+    conn: Connection
+
+    # instances ------------------------------------------------------------------------------
+
+    def insert_instance(
+        self,
+        *,
+        id: str,
+        app_id: int,
+        layer: str,
+        provider: str,
+        instance_type: str | None,
+        availability_zone: str | None,
+        token_id: int,
+    ) -> None:
+        self.conn.execute(
+            insert(instances).values(
+                id=id,
+                app_id=app_id,
+                layer=layer,
+                provider=provider,
+                instance_type=instance_type,
+                availability_zone=availability_zone,
+                state="pending",
+                token_id=token_id,
+                created_at=now(),
+            )
+        )
+
+    def instances(self, app_id: int | None = None) -> list[Instance]:
+        q = select(*_INSTANCE_COLS).join(apps, apps.c.id == instances.c.app_id)
+        if app_id is not None:
+            q = q.where(instances.c.app_id == app_id)
+        return [_instance(r) for r in self.conn.execute(q.order_by(instances.c.id))]
+
+    def instance(self, instance_id: str) -> Instance | None:
+        row = self.conn.execute(
+            select(*_INSTANCE_COLS)
+            .join(apps, apps.c.id == instances.c.app_id)
+            .where(instances.c.id == instance_id)
+        ).first()
+        return _instance(row) if row else None
+
+    def instance_ids(self) -> set[str]:
+        return set(self.conn.execute(select(instances.c.id)).scalars())
+
+    def set_instance(self, instance_id: str, **values: Any) -> None:
+        self.conn.execute(update(instances).where(instances.c.id == instance_id).values(**values))
+
+    def delete_instance(self, instance_id: str) -> None:
+        token_id = self.conn.execute(
+            select(instances.c.token_id).where(instances.c.id == instance_id)
+        ).scalar_one_or_none()
+        self.conn.execute(delete(instances).where(instances.c.id == instance_id))
+        if token_id is not None:
+            self.conn.execute(delete(tokens).where(tokens.c.id == token_id))
+
+    def stale_instances(self, before: datetime) -> list[tuple[int, str]]:
+        """(app id, instance id) of online instances whose last heartbeat is older than `before`."""
+        rows = self.conn.execute(
+            select(instances.c.app_id, instances.c.id).where(
+                instances.c.state == "online", instances.c.last_heartbeat < before
+            )
+        )
+        return [(r.app_id, r.id) for r in rows]
+
+    # processes ------------------------------------------------------------------------------
+
+    def processes(self, app_id: int, instance_id: str | None = None) -> list[Process]:
+        q = (
+            select(*_PROCESS_COLS)
+            .join(apps, apps.c.id == processes.c.app_id)
+            .where(processes.c.app_id == app_id)
+        )
+        if instance_id is not None:
+            q = q.where(processes.c.instance_id == instance_id)
+        return [_process(r) for r in self.conn.execute(q)]
+
+    def place_process(self, app_id: int, name: str, ptype: str, instance_id: str) -> None:
+        """Put a process (back) into the desired set on an instance."""
+        done = self.conn.execute(
+            update(processes)
+            .where(processes.c.app_id == app_id, processes.c.name == name)
+            .values(
+                instance_id=instance_id,
+                desired=True,
+                state="starting",
+                pid=None,
+                port=None,
+                exit_code=None,
+                since=now(),
+            )
+        )
+        if done.rowcount == 0:
+            self.conn.execute(
+                insert(processes).values(
+                    app_id=app_id,
+                    name=name,
+                    type=ptype,
+                    instance_id=instance_id,
+                    desired=True,
+                    nonce=0,
+                    state="starting",
+                    restarts=0,
+                    since=now(),
+                )
+            )
+
+    def undesire_process(self, app_id: int, name: str) -> None:
+        self.conn.execute(
+            update(processes)
+            .where(processes.c.app_id == app_id, processes.c.name == name)
+            .values(desired=False)
+        )
+
+    def bump_nonce(self, app_id: int, name: str) -> None:
+        self.conn.execute(
+            update(processes)
+            .where(processes.c.app_id == app_id, processes.c.name == name)
+            .values(nonce=processes.c.nonce + 1)
+        )
+
+    def nonces(self, app_id: int) -> dict[str, int]:
+        rows = self.conn.execute(
+            select(processes.c.name, processes.c.nonce).where(processes.c.app_id == app_id)
+        )
+        return {r.name: r.nonce for r in rows}
+
+    def delete_process(self, app_id: int, name: str) -> None:
+        self.conn.execute(
+            delete(processes).where(processes.c.app_id == app_id, processes.c.name == name)
+        )
+
+    def report_process(self, app_id: int, instance_id: str, name: str, **values: Any) -> bool:
+        """Record an agent's observation of one of its processes; False if it is not its own."""
+        done = self.conn.execute(
+            update(processes)
+            .where(
+                and_(
+                    processes.c.app_id == app_id,
+                    processes.c.name == name,
+                    processes.c.instance_id == instance_id,
+                )
+            )
+            .values(reported_at=now(), **values)
+        )
+        return done.rowcount > 0
+
+    # slugs ----------------------------------------------------------------------------------
+
+    def insert_slug(
+        self,
+        app_id: int,
+        sha256: str,
+        size: int,
+        process_types: dict[str, str],
+        commit: str | None,
+        commit_description: str | None,
+    ) -> int:
+        return int(
+            self.conn.execute(
+                insert(slugs)
+                .values(
+                    app_id=app_id,
+                    sha256=sha256,
+                    size=size,
+                    process_types=process_types,
+                    commit=commit,
+                    commit_description=commit_description,
+                    created_at=now(),
+                )
+                .returning(slugs.c.id)
+            ).scalar_one()
+        )
+
+    def slug(self, slug_id: int) -> tuple[str, int, dict[str, str]] | None:
+        row = self.conn.execute(
+            select(slugs.c.sha256, slugs.c.size, slugs.c.process_types).where(slugs.c.id == slug_id)
+        ).first()
+        return (row.sha256, row.size, dict(row.process_types)) if row else None
+
+    def slug_by_sha(self, app_id: int, sha256: str) -> int | None:
+        return self.conn.execute(
+            select(slugs.c.id).where(slugs.c.app_id == app_id, slugs.c.sha256 == sha256).limit(1)
+        ).scalar_one_or_none()
+
+    # generations ----------------------------------------------------------------------------
+
+    def generation(self, app_id: int) -> int:
+        return int(
+            self.conn.execute(select(apps.c.generation).where(apps.c.id == app_id)).scalar_one()
+        )
+
+    def insert_instance_token(self, *, name: str, digest: str, app_id: int) -> int:
+        return int(
+            self.conn.execute(
+                insert(tokens)
+                .values(
+                    name=name,
+                    hash=digest,
+                    role="viewer",
+                    app_id=app_id,
+                    kind="instance",
+                    revoked=False,
+                    created_by="meta",
+                    created_at=now(),
+                )
+                .returning(tokens.c.id)
+            ).scalar_one()
+        )

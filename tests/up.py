@@ -1,0 +1,125 @@
+"""`gun up` in a test: the real platform in its own process group, and helpers to look at it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from tests.meta import GUN, Result, free_port
+
+
+class Up:
+    def __init__(self, tmp: Path, instances: int = 2, instance_timeout: float = 5.0) -> None:
+        self.home = tmp / "gun"
+        self.config = tmp / "config"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.instances = instances
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("GUN_")}
+        self.env.update(
+            XDG_CONFIG_HOME=str(self.config), GUN_INSTANCE_TIMEOUT=str(instance_timeout)
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = tmp / "up.log"
+
+    def start(self) -> None:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [
+                    *GUN,
+                    "up",
+                    "--dir",
+                    str(self.home),
+                    "--port",
+                    str(self.port),
+                    "--instances",
+                    str(self.instances),
+                ],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.until(lambda: b"Ctrl-C stops everything" in self.log.read_bytes(), 30, "gun up")
+
+    def stop(self, timeout: float = 60) -> float:
+        """SIGTERM `gun up`; returns how long it took to exit."""
+        assert self.proc is not None
+        began = time.monotonic()
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout)
+        return time.monotonic() - began
+
+    def gun(self, *args: str) -> Result:
+        p = subprocess.run([*GUN, *args], env=self.env, capture_output=True, text=True, timeout=180)
+        return Result(p.returncode, p.stdout, p.stderr)
+
+    def ok(self, *args: str) -> str:
+        r = self.gun(*args)
+        assert r.code == 0, f"gun {' '.join(args)} exited {r.code}: {r.err}"
+        return r.out
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.ok("--json", *args))
+
+    def processes(self, app: str) -> list[dict[str, Any]]:
+        token = (self.home / "admin.token").read_text().strip()
+        r = httpx.get(
+            f"{self.url}/v1/apps/{app}/processes",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        r.raise_for_status()
+        procs: list[dict[str, Any]] = r.json()["processes"]
+        return procs
+
+    def agent_pid(self, instance: str) -> int:
+        record = json.loads((self.home / "instances" / instance / "agent.pid").read_text())
+        return int(record["pid"])
+
+    @staticmethod
+    def until(check: Callable[[], object], timeout: float, what: str) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = check()
+            if got:
+                return got
+            time.sleep(0.1)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+    def ours(self) -> list[psutil.Process]:
+        """Every live process whose command line or cwd points into this platform's data."""
+        found = []
+        for p in psutil.process_iter(["pid", "cmdline", "cwd", "status"]):
+            try:
+                if p.info["status"] == psutil.STATUS_ZOMBIE:
+                    continue
+                text = " ".join(p.info["cmdline"] or []) + " " + (p.info["cwd"] or "")
+            except psutil.Error:
+                continue
+            if str(self.home) in text:
+                found.append(p)
+        return found
+
+    def kill_everything(self) -> None:
+        """Last resort in `finally`: kill every process group of this platform."""
+        groups = set()
+        if self.proc is not None:
+            groups.add(self.proc.pid)
+        for p in self.ours():
+            with contextlib.suppress(ProcessLookupError):
+                groups.add(os.getpgid(p.pid))
+        for g in groups:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(g, signal.SIGKILL)
