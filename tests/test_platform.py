@@ -250,3 +250,18 @@ def test_meta_refuses_a_schema_that_does_not_match(store: Store, box) -> None:  
         Store.open(url, box)
     assert "has schema revision 0000 but this gun needs 0001" in e.value.message
     assert "gun server migrate" in e.value.message
+
+
+def test_rollback_to_a_release_without_a_build_is_refused_once_there_is_one(
+    platform: Platform, admin: Principal, store: Store
+) -> None:
+    platform.create_app(admin, "late")
+    platform.change_config(admin, "late", {"A": "1"})  # v2: no build yet
+    with store.write() as tx:
+        app = tx.app("late")
+        assert app is not None
+        slug_id = tx.insert_slug(app.id, "a" * 64, 10, {"web": "python web.py"}, None, None)
+    platform.deploy(admin, "late", slug_id)  # v3
+    with pytest.raises(InvalidParams, match="release v2 of app 'late' has no build"):
+        platform.rollback(admin, "late", 2)
+    assert platform.rollback(admin, "late", 3).description == "Rollback to v3"

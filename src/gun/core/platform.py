@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -176,7 +177,7 @@ class Platform(Fleet, Deploys):
         authorize(who, "viewer", name)
         with self.store.read() as tx:
             app = self._app(tx, name)
-            states = tx.process_states(app.id)
+            states = Counter(p.state if p.desired else "stopping" for p in tx.processes(app.id))
             deploys = [e for e in tx.events(name, 50) if e.action == "release.deploy"]
             return Status(
                 app=name,
@@ -357,6 +358,12 @@ class Platform(Fleet, Deploys):
                 raise NotFound(f"release v{version} of app {name!r} does not exist")
             if old.status == "failed":
                 raise InvalidParams(f"release v{target} of app {name!r} failed; pick another")
+            has_build = tx.release(app, current) if current else None
+            if old.slug_id is None and has_build is not None and has_build.slug_id is not None:
+                raise InvalidParams(
+                    f"release v{target} of app {name!r} has no build (it predates the first "
+                    "deploy): roll back to a release that has one"
+                )
             return self._release(
                 tx,
                 app,

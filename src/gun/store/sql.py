@@ -23,7 +23,6 @@ from gun.store.schema import (
     formation,
     instances,
     layers,
-    processes,
     releases,
     tokens,
 )
@@ -261,14 +260,6 @@ class Tx(FleetQueries):
         return got
 
     # processes and instances (reported by agents) -------------------------------------------
-
-    def process_states(self, app_id: int) -> dict[str, int]:
-        rows = self.conn.execute(
-            select(processes.c.state, func.count())
-            .where(processes.c.app_id == app_id)
-            .group_by(processes.c.state)
-        )
-        return {r[0]: r[1] for r in rows}
 
     def instance_counts(self, app_id: int) -> dict[str, int]:
         rows = self.conn.execute(

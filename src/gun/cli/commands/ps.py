@@ -67,7 +67,9 @@ def _restart_one(ctx: Ctx, app: str, name: str, timeout: float) -> None:
 def ps_restart(ctx: Ctx, target: str | None, wait: bool, timeout: float, app: str | None) -> None:
     """Rolling restart, one process at a time: gun ps.restart[:TYPE or :NAME]."""
     name = need_app(app)
-    data = ctx.client().get(f"/v1/apps/{p(name)}/processes")
+    # a rolling restart starts from a settled app, so no process is skipped as "stopping"
+    path = f"/v1/apps/{p(name)}/processes"
+    data = waiting.converge(ctx.client(), name, timeout) if wait else ctx.client().get(path)
     chosen = [
         r["name"]
         for r in data["processes"]
