@@ -91,7 +91,8 @@ def status(app: str, who: Who, gun: Gun) -> dict[str, Any]:
 
 
 @router.get("/apps/{app}/config-vars")
-def config(app: str, who: Who, gun: Gun) -> dict[str, str]:
+async def config(app: str, who: Who, gun: Gun) -> dict[str, str]:
+    """On the event loop: one small query, and the decrypted values are cached."""
     return gun.config(who, app)
 
 

@@ -18,5 +18,6 @@ def show(app: str, who: Who, gun: Gun) -> dict[str, str]:
 
 
 @router.get("/config_vars/show/{app}")
-def config_vars(app: str, who: Who, gun: Gun) -> dict[str, str]:
+async def config_vars(app: str, who: Who, gun: Gun) -> dict[str, str]:
+    """On the event loop: one small query, and the decrypted values are cached."""
     return gun.config(who, app)

@@ -34,6 +34,7 @@ def open_platform(settings: MetaSettings) -> Platform:
 
 def run(settings: MetaSettings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     host, port = parse_listen(settings.listen)
     platform = open_platform(settings)
     made = platform.bootstrap_admin(settings.admin_token)

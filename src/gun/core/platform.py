@@ -9,6 +9,7 @@ from typing import Any
 
 from gun import formation as formations
 from gun.core.access import authorize
+from gun.core.cache import TTLCache, VersionedCache
 from gun.core.deploys import Deploys
 from gun.core.fleet import Fleet
 from gun.crypto import hash_token, new_token
@@ -65,22 +66,29 @@ class Platform(Fleet, Deploys):
         providers: Mapping[str, InstanceProvider] | None = None,
         meta_url: str | None = None,
         auto_instances: int = 0,
+        token_cache_seconds: float = 5.0,
     ) -> None:
         self.store = store
         self.slugs = slugs
         self.providers = providers or {}
         self.meta_url = meta_url
         self.auto_instances = auto_instances  # local instances every new app gets (gun up)
+        self._principals: TTLCache[str, Principal] = TTLCache(token_cache_seconds)
+        self._configs: VersionedCache[int, dict[str, str]] = VersionedCache()
 
     # access ---------------------------------------------------------------------------------
 
     def authenticate(self, token: str | None) -> Principal:
         if not token:
             raise Unauthorized("no API token given: run `gun login` or pass --token")
-        with self.store.read() as tx:
-            who = tx.principal(hash_token(token))
+        digest = hash_token(token)
+        who = self._principals.get(digest)
         if who is None:
-            raise Unauthorized("the API token is unknown or revoked")
+            with self.store.read() as tx:
+                who = tx.principal(digest)
+            if who is None:
+                raise Unauthorized("the API token is unknown or revoked")
+            self._principals.put(digest, who)
         return who
 
     def bootstrap_admin(self, token: str | None) -> str | None:
@@ -199,7 +207,15 @@ class Platform(Fleet, Deploys):
     def config(self, who: Principal, name: str) -> dict[str, str]:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            return tx.config(self._app(tx, name).id)
+            found = tx.app_generation(name)
+            if found is None:
+                raise NotFound(f"app {name!r} does not exist")
+            app_id, generation = found
+            config = self._configs.get(app_id, generation)
+            if config is None:
+                config = tx.config(app_id)
+                self._configs.put(app_id, generation, config)
+        return dict(config)
 
     def change_config(
         self, who: Principal, name: str, changes: Mapping[str, str | None]

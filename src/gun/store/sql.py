@@ -96,6 +96,13 @@ class Tx(FleetQueries):
             return None
         return App(row.id, row.name, row.repo, utc(row.created_at))
 
+    def app_generation(self, name: str) -> tuple[int, int] | None:
+        """(id, generation) of an app: the generation changes with every change to the app."""
+        row = self.conn.execute(
+            select(apps.c.id, apps.c.generation).where(apps.c.name == name)
+        ).first()
+        return None if row is None else (row.id, row.generation)
+
     def app_names(self) -> dict[int, str]:
         return {r.id: r.name for r in self.conn.execute(select(apps.c.id, apps.c.name))}
 

@@ -1,0 +1,38 @@
+"""meta's caches: tokens for a few seconds, config vars until the app's next change."""
+
+from __future__ import annotations
+
+from gun.core import Platform
+from gun.core.cache import TTLCache, VersionedCache
+from gun.model import Principal
+
+
+def test_ttl_cache_expires() -> None:
+    now = [100.0]
+    cache: TTLCache[str, int] = TTLCache(5, clock=lambda: now[0])
+    cache.put("a", 1)
+    assert cache.get("a") == 1
+    now[0] = 105.5
+    assert cache.get("a") is None
+
+
+def test_versioned_cache_misses_on_a_new_version() -> None:
+    cache: VersionedCache[int, str] = VersionedCache()
+    cache.put(1, 7, "seven")
+    assert cache.get(1, 7) == "seven"
+    assert cache.get(1, 8) is None
+
+
+def test_a_config_change_is_seen_at_once_despite_the_cache(
+    platform: Platform, admin: Principal
+) -> None:
+    platform.create_app(admin, "cached")
+    platform.change_config(admin, "cached", {"A": "1"})
+    assert platform.config(admin, "cached") == {"A": "1"}
+    platform.change_config(admin, "cached", {"A": "2"})
+    assert platform.config(admin, "cached") == {"A": "2"}
+    platform.rollback(admin, "cached", 2)
+    assert platform.config(admin, "cached") == {"A": "1"}
+    # what a caller does with the answer never reaches the cache
+    platform.config(admin, "cached")["A"] = "tampered"
+    assert platform.config(admin, "cached") == {"A": "1"}
