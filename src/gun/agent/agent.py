@@ -102,15 +102,23 @@ class Agent:
     async def report(self) -> None:
         """Heartbeat with the observed state of every process, at once after a change."""
         while not self.stopping.is_set():
-            body = {"processes": [self._observed_json(s) for s in self.supervisor.states()]}
+            # Listen for changes before taking the snapshot: a change while the PUT is in
+            # flight (a process crashing right after it started) must bring the next report
+            # at once, not after report_interval.
+            changed = asyncio.ensure_future(self.supervisor.changed())
             try:
-                r = await self.http.put(f"{self._api}/observed", json=body)
-                if r.status_code >= 300:
-                    log.error("meta refused the report: %s %s", r.status_code, r.text)
-            except httpx.TransportError:
-                pass
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.supervisor.changed(), self.config.report_interval)
+                await asyncio.sleep(0)  # let it start waiting on the current change event
+                body = {"processes": [self._observed_json(s) for s in self.supervisor.states()]}
+                try:
+                    r = await self.http.put(f"{self._api}/observed", json=body)
+                    if r.status_code >= 300:
+                        log.error("meta refused the report: %s %s", r.status_code, r.text)
+                except httpx.TransportError:
+                    pass
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed, self.config.report_interval)
+            finally:
+                changed.cancel()
 
     @staticmethod
     def _observed_json(s: Any) -> dict[str, Any]:

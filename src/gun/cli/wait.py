@@ -10,21 +10,64 @@ from typing import Any
 from gun.cli.client import Client, Refused
 from gun.errors import Unavailable
 
+STEADY = 1.0  # seconds a process that comes up during a wait must stay up to count as up
 
-def pending(data: dict[str, Any], since: dict[str, str] | None = None) -> list[str]:
+
+class Steady:
+    """Which `up` processes have stayed up: a process that is not web is `up` as soon as it is
+    spawned, so one whose command fails at once (exit 127) flaps between `up` and `crashed`.
+
+    A web process counts as up as soon as it is (it then accepts connections on $PORT). Any
+    other counts as up when it was already up, never restarted, at the first look; else once
+    it has been seen up, unchanged (same instance, release, restarts, since), for `seconds`.
+    """
+
+    def __init__(self, seconds: float = STEADY) -> None:
+        self.seconds = seconds
+        self.first = True
+        self.seen: dict[str, tuple[tuple[Any, ...], float]] = {}
+
+    def look(self, data: dict[str, Any]) -> None:
+        """Record one poll's processes."""
+        now = time.monotonic()
+        for p in data["processes"]:
+            if p["state"] != "up" or p["release"] != data["release"]:
+                self.seen.pop(p["name"], None)
+                continue
+            key = (p["instance"], p["release"], p["restarts"], p["since"])
+            had = self.seen.get(p["name"])
+            if had is None or had[0] != key:
+                # a web process is up only once it accepts connections on $PORT: no wait
+                settled = p["type"] == "web" or (self.first and p["restarts"] == 0)
+                self.seen[p["name"]] = (key, now - self.seconds if settled else now)
+        self.first = False
+
+    def young(self, p: dict[str, Any]) -> bool:
+        had = self.seen.get(p["name"])
+        return had is None or time.monotonic() - had[1] < self.seconds
+
+
+def pending(
+    data: dict[str, Any], since: dict[str, str] | None = None, steady: Steady | None = None
+) -> list[str]:
     """What is not converged yet, one phrase each (empty when converged)."""
     out = []
     for p in data["processes"]:
         where = f" on {p['instance']}" if p["instance"] else ""
+        extra = f", exit code {p['exit_code']}" if p.get("exit_code") is not None else ""
         if p["state"] == "stopping":
             out.append(f"{p['name']} (stopping{where})")
         elif p["state"] != "up":
-            extra = f", exit code {p['exit_code']}" if p.get("exit_code") is not None else ""
             out.append(f"{p['name']} ({p['state']}{where}{extra}, restarts {p['restarts']})")
         elif p["release"] != data["release"]:
             out.append(f"{p['name']} (still on v{p['release']}{where})")
         elif since is not None and since.get(p["name"]) == p["since"]:
             out.append(f"{p['name']} (not restarted yet{where})")
+        elif steady is not None and steady.young(p):
+            out.append(
+                f"{p['name']} (up for under {steady.seconds:g}s{where}{extra}, "
+                f"restarts {p['restarts']})"
+            )
     return out
 
 
@@ -37,7 +80,13 @@ def converge(
     done: Callable[[dict[str, Any]], list[str]] | None = None,
 ) -> dict[str, Any]:
     """Poll until converged; raise Refused(Unavailable) naming what is stuck after `timeout`."""
-    check = done or pending
+    steady = Steady()
+
+    def settled(data: dict[str, Any]) -> list[str]:
+        steady.look(data)
+        return pending(data, steady=steady)
+
+    check = done or settled
     deadline = time.monotonic() + timeout
     last = ""
     while True:

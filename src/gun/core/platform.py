@@ -178,8 +178,13 @@ class Platform(Fleet, Deploys):
         authorize(who, "developer", name)
         with self.store.write() as tx:
             app = self._app(tx, name, lock=True)
-            tx.record(app, who.name, "app.destroy", {})
+            instances = tx.instances(app.id)
+            tx.record(app, who.name, "app.destroy", {"instances": [i.id for i in instances]})
             tx.delete_app(app.id)
+        for inst in instances:  # each agent stops its processes within their grace period
+            provider = self.providers.get(inst.provider)
+            if provider is not None:
+                provider.delete(inst.id)
 
     def status(self, who: Principal, name: str) -> Status:
         authorize(who, "viewer", name)

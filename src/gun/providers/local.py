@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -25,19 +26,25 @@ class LocalProvider:
     def __init__(self, root: Path, python: str = sys.executable) -> None:
         self.root = root
         self.python = python
+        # create, delete and ensure_running take turns: the watcher must not start a second
+        # agent between a new instance's agent.json and its agent.pid, nor respawn an agent
+        # being stopped for a delete between its exit and its directory's removal
+        self._lock = threading.Lock()
+        self._children: dict[Path, subprocess.Popen[bytes]] = {}  # agents we started: reaped
 
     def dir(self, instance_id: str) -> Path:
         return self.root / instance_id
 
     def create(self, new: NewInstance) -> str:
         root = self.dir(new.id)
-        (root / "etc").mkdir(parents=True, exist_ok=True)
-        (root / "log").mkdir(exist_ok=True)
-        config = root / AGENT_CONFIG
-        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"meta": new.meta_url, "instance": new.id, "token": new.token}, f)
-        self._spawn(root)
+        with self._lock:
+            (root / "etc").mkdir(parents=True, exist_ok=True)
+            (root / "log").mkdir(exist_ok=True)
+            config = root / AGENT_CONFIG
+            fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump({"meta": new.meta_url, "instance": new.id, "token": new.token}, f)
+            self._spawn(root)
         return str(root)
 
     def _spawn(self, root: Path) -> int:
@@ -50,12 +57,16 @@ class LocalProvider:
                 start_new_session=True,
                 close_fds=True,
             )
+        self._children[root] = proc
         record = {"pid": proc.pid, "started": psutil.Process(proc.pid).create_time()}
         (root / "agent.pid").write_text(json.dumps(record))
         return proc.pid
 
     def agent_pid(self, instance_id: str) -> int | None:
         """The pid of the instance's agent if it is alive (same pid and start time)."""
+        child = self._children.get(self.dir(instance_id))
+        if child is not None and child.poll() is not None:  # reap it: no zombie agents
+            del self._children[self.dir(instance_id)]
         path = self.dir(instance_id) / "agent.pid"
         try:
             record = json.loads(path.read_text())
@@ -85,8 +96,9 @@ class LocalProvider:
             os.killpg(pid, signal.SIGKILL)
 
     def delete(self, instance_id: str) -> None:
-        self.stop(instance_id)
-        shutil.rmtree(self.dir(instance_id), ignore_errors=True)
+        with self._lock:
+            self.stop(instance_id)
+            shutil.rmtree(self.dir(instance_id), ignore_errors=True)
 
     def ids(self) -> list[str]:
         if not self.root.exists():
@@ -98,10 +110,11 @@ class LocalProvider:
 
     def ensure_running(self) -> list[str]:
         restarted = []
-        for instance_id in self.ids():
-            if self.agent_pid(instance_id) is None:
-                self._spawn(self.dir(instance_id))
-                restarted.append(instance_id)
+        with self._lock:
+            for instance_id in self.ids():
+                if self.agent_pid(instance_id) is None:
+                    self._spawn(self.dir(instance_id))
+                    restarted.append(instance_id)
         return restarted
 
     def stop_all(self) -> None:

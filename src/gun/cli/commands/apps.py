@@ -71,7 +71,8 @@ def apps_destroy(ctx: Ctx, name: str | None, confirm: str | None, app: str | Non
     name = need_app(name or app)
     if confirm != name:
         raise UsageError(f"destroying app {name!r} cannot be undone: add confirm={name} to go on")
-    ctx.client().delete(f"/v1/apps/{p(name)}")
+    # meta stops the app's instances and their processes before answering
+    ctx.client().request("DELETE", f"/v1/apps/{p(name)}", timeout=120)
     if ctx.json:
         output.emit_json({"name": name, "destroyed": True})
     else:

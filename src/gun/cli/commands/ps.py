@@ -10,6 +10,8 @@ from gun.cli import output
 from gun.cli import wait as waiting
 from gun.cli.commands.apps import p
 from gun.cli.context import Ctx, app_option, need_app, pass_ctx
+from gun.errors import UsageError
+from gun.placement import split_name
 
 FIELDS = ("name", "type", "state", "instance", "port", "release", "restarts", "since")
 
@@ -58,6 +60,12 @@ def _restart_one(ctx: Ctx, app: str, name: str, timeout: float) -> None:
     waiting.converge(ctx.client(), app, timeout, done=restarted)
 
 
+def _settled(data: dict[str, Any]) -> list[str]:
+    """What is still on its way up or down: pending() but for crashed processes."""
+    moving = [r for r in data["processes"] if r["state"] != "crashed"]
+    return waiting.pending({**data, "processes": moving})
+
+
 @click.command("ps.restart")
 @click.argument("target", required=False)
 @click.option("--wait", type=click.BOOL, default=True, show_default=True)
@@ -67,9 +75,12 @@ def _restart_one(ctx: Ctx, app: str, name: str, timeout: float) -> None:
 def ps_restart(ctx: Ctx, target: str | None, wait: bool, timeout: float, app: str | None) -> None:
     """Rolling restart, one process at a time: gun ps.restart[:TYPE or :NAME]."""
     name = need_app(app)
-    # a rolling restart starts from a settled app, so no process is skipped as "stopping"
-    path = f"/v1/apps/{p(name)}/processes"
-    data = waiting.converge(ctx.client(), name, timeout) if wait else ctx.client().get(path)
+    # a rolling restart starts from a settled app, so no process is skipped as "stopping";
+    # a crashed process is settled (it waits on its backoff), and restarting it is allowed
+    if wait:
+        data = waiting.converge(ctx.client(), name, timeout, done=_settled)
+    else:
+        data = ctx.client().get(f"/v1/apps/{p(name)}/processes")
     chosen = [
         r["name"]
         for r in data["processes"]
@@ -94,6 +105,12 @@ def ps_restart(ctx: Ctx, target: str | None, wait: bool, timeout: float, app: st
 @pass_ctx
 def ps_stop(ctx: Ctx, name: str, app: str | None) -> None:
     """Stop one process; the formation starts it again: gun ps.stop:web.1."""
+    if split_name(name) is None:
+        # the API restarts a whole type at once; a type here would stop every one of them
+        raise UsageError(
+            f"ps.stop takes one process name such as web.1, not {name!r} "
+            "(`gun ps.restart:TYPE` restarts a type one process at a time)"
+        )
     done = ctx.client().post(f"/v1/apps/{p(need_app(app))}/processes/restart", {"target": name})
     if ctx.json:
         output.emit_json({"stopped": done["restarting"]})

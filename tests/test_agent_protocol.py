@@ -1,0 +1,352 @@
+"""The agent protocol as an agent speaks it: raw HTTP with per-instance tokens against a real
+meta, and an agent that keeps its processes running from its cache while meta is frozen."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from gun.core import Platform
+from gun.crypto import Box, load_or_create_key
+from gun.providers import NewInstance
+from gun.store import Store
+from tests.meta import GUN, MetaServer
+from tests.up import Up
+
+HELLO = Path(__file__).parent.parent / "examples" / "hello"
+SLICE = {"generation", "app", "instance", "release", "slug", "env", "processes"}
+
+
+class Recorder:
+    """An instance provider that starts nothing: it keeps each agent's id and token."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.made: list[NewInstance] = []
+
+    def create(self, new: NewInstance) -> str:
+        self.made.append(new)
+        return f"fake://{new.id}"
+
+    def delete(self, instance_id: str) -> None:
+        pass
+
+    def ids(self) -> list[str]:
+        return [m.id for m in self.made]
+
+    def shell(self, instance_id: str) -> list[str]:
+        return ["true"]
+
+    def ensure_running(self) -> list[str]:
+        return []
+
+
+class Agent:
+    """One instance's agent credentials, and the HTTP an agent sends."""
+
+    def __init__(self, meta: MetaServer, instance: str, token: str) -> None:
+        self.id = instance
+        self.url = meta.url
+        self.token = token
+
+    def call(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        kw.setdefault("timeout", 10)
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return httpx.request(method, self.url + path, headers=headers, **kw)
+
+    def desired(self, after: int = -1, wait: float = 25, instance: str | None = None) -> Any:
+        return self.call(
+            "GET",
+            f"/v1/agent/instances/{instance or self.id}/desired",
+            params={"after": after, "wait": wait},
+            timeout=wait + 10,
+        )
+
+    def register(self, instance: str | None = None) -> httpx.Response:
+        path = f"/v1/agent/instances/{instance or self.id}/register"
+        return self.call("POST", path, json={"address": "x"})
+
+    def report(self, *processes: dict[str, Any]) -> httpx.Response:
+        path = f"/v1/agent/instances/{self.id}/observed"
+        return self.call("PUT", path, json={"processes": list(processes)})
+
+
+def add_instances(meta: MetaServer, app: str, count: int) -> list[Agent]:
+    """Instances made through the Platform, on meta's own database, with no agent started."""
+    store = Store.open(meta.database_url, Box(load_or_create_key(meta.home, None)))
+    try:
+        fake = Recorder()
+        platform = Platform(store, providers={"fake": fake}, meta_url=meta.url)
+        admin = platform.authenticate(meta.admin_token)
+        platform.create_instances(admin, app, "default", count, provider="fake")
+    finally:
+        store.close()
+    return [Agent(meta, m.id, m.token) for m in fake.made]
+
+
+def user_token(meta: MetaServer, name: str, role: str, app: str) -> str:
+    r = meta.gun("tokens.create", name, f"role={role}", f"app={app}")
+    assert r.code == 0, r
+    return r.out.strip()
+
+
+def test_an_agent_token_reads_only_its_own_slice(shared_meta: MetaServer) -> None:
+    meta = shared_meta
+    assert meta.gun("apps.create", "sliced").code == 0
+    assert meta.gun("app:sliced", "config.set", "COLOR=blue").code == 0
+    one, two = add_instances(meta, "sliced", 2)
+
+    r = one.desired()
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert set(got) == SLICE
+    assert (got["app"], got["instance"], got["env"]) == ("sliced", one.id, {"COLOR": "blue"})
+
+    r = one.desired(instance=two.id)
+    assert r.status_code == 403
+    assert r.json() == {
+        "id": "forbidden",
+        "message": f"token 'agent {one.id}' is not the agent token of instance '{two.id}'",
+    }
+    for path in (
+        "/v1/apps",
+        "/v1/apps/sliced",
+        "/v1/apps/sliced/config-vars",
+        "/v1/apps/sliced/processes",
+        "/config_vars/show/sliced",
+    ):
+        r = one.call("GET", path)
+        assert r.status_code == 403, (path, r.text)
+        assert "serves only the agent API" in r.json()["message"]
+    r = one.call("PATCH", "/v1/apps/sliced/config-vars", json={"COLOR": "red"})
+    assert r.status_code == 403
+    assert one.register(instance=two.id).status_code == 403
+
+    # people's tokens, even the admin's, are not an agent's
+    for token in (
+        user_token(meta, "look", "viewer", "sliced"),
+        user_token(meta, "dev", "developer", "sliced"),
+        meta.admin_token,
+    ):
+        assert token
+        person = Agent(meta, one.id, token)
+        for r in (person.desired(wait=0), person.register(), person.report()):
+            assert r.status_code == 403, r.text
+            assert r.json()["id"] == "forbidden"
+            assert f"is not the agent token of instance '{one.id}'" in r.json()["message"]
+
+
+def test_the_long_poll(shared_meta: MetaServer) -> None:
+    meta = shared_meta
+    assert meta.gun("apps.create", "polled").code == 0
+    (agent,) = add_instances(meta, "polled", 1)
+    generation = agent.desired().json()["generation"]
+
+    began = time.monotonic()
+    r = agent.desired(after=generation - 1, wait=10)
+    assert r.json()["generation"] == generation
+    assert time.monotonic() - began < 1
+
+    began = time.monotonic()
+    r = agent.desired(after=generation, wait=1.5)
+    assert r.json()["generation"] == generation
+    assert 1.5 <= time.monotonic() - began < 3
+
+    answered: dict[str, Any] = {}
+
+    def poll() -> None:
+        answered["slice"] = agent.desired(after=generation, wait=20).json()
+        answered["at"] = time.monotonic()
+
+    waiter = threading.Thread(target=poll)
+    waiter.start()
+    try:
+        time.sleep(1)
+        assert "at" not in answered  # still waiting: nothing changed
+        with meta.http() as admin:
+            scaled = admin.patch(
+                "/v1/apps/polled/formation", json={"updates": [{"type": "web", "quantity": 2}]}
+            )
+        changed = time.monotonic()
+        assert scaled.status_code == 200, scaled.text
+    finally:
+        waiter.join(30)
+    assert answered["at"] - changed < 1
+    assert answered["slice"]["generation"] > generation
+
+
+def test_observed_reports_update_ps(shared_meta: MetaServer) -> None:
+    meta = shared_meta
+    assert meta.gun("apps.create", "observed").code == 0
+    agents = add_instances(meta, "observed", 2)
+    for a in agents:
+        assert a.register().json()["state"] == "online"
+    deployed = meta.gun("app:observed", "deploy", f"dir={HELLO}", "wait=false")
+    assert (deployed.code, deployed.out) == (0, "v2\n"), deployed
+    slices = {a.id: a.desired().json() for a in agents}
+    (mine,) = [a for a in agents if slices[a.id]["processes"]]
+    (other,) = [a for a in agents if a is not mine]
+    assert slices[mine.id]["processes"] == [
+        {"name": "web.1", "type": "web", "command": "python3 web.py", "nonce": 0}
+    ]
+    assert slices[mine.id]["release"] == 2
+    assert slices[other.id]["processes"] == []
+
+    def ps() -> list[list[str]]:
+        shown = meta.gun("app:observed", "ps")
+        assert shown.code == 0, shown
+        return [line.split()[:7] for line in shown.out.splitlines()[1:]]
+
+    assert ps()[0][:3] == ["web.1", "starting", mine.id]
+
+    web = {"name": "web.1", "type": "web", "release": 2, "port": 5123, "pid": 4242}
+    since = datetime.now(UTC).isoformat()
+    assert mine.report({**web, "state": "up", "restarts": 0, "since": since}).status_code == 204
+    assert ps() == [["web.1", "up", mine.id, "5123", "v2", "0", since[:10]]]
+
+    assert mine.report({**web, "state": "crashed", "restarts": 3, "exit_code": 1}).status_code == (
+        204
+    )
+    assert ps()[0][:7] == ["web.1", "crashed", mine.id, "5123", "v2", "3", "1"]
+
+    # an agent's word counts only for its own processes
+    assert other.report({**web, "state": "up", "restarts": 0}).status_code == 204
+    assert ps()[0][:2] == ["web.1", "crashed"]
+
+    r = mine.report({**web, "state": "exploded"})
+    assert r.status_code == 422
+    assert r.json() == {
+        "id": "invalid_params",
+        "message": "process 'web.1' has unknown state 'exploded'",
+    }
+    assert ps()[0][:2] == ["web.1", "crashed"]
+
+    shown = json.loads(meta.gun("--json", "app:observed", "ps").out)
+    assert [(p["name"], p["state"], p["restarts"], p["port"]) for p in shown] == [
+        ("web.1", "crashed", 3, 5123)
+    ]
+
+
+# --- an agent restarted while meta is unreachable ------------------------------------------
+
+
+@pytest.fixture
+def up(tmp_path: Path) -> Iterator[Up]:
+    platform = Up(tmp_path, instances=1, instance_timeout=5)
+    try:
+        platform.start()
+        yield platform
+    finally:
+        try:
+            platform.stop()
+        finally:
+            platform.kill_everything()
+
+
+def gone(pid: int) -> bool:
+    """Dead, or a zombie its frozen parent cannot reap."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def ticks(log: Path, name: str) -> int:
+    return log.read_text().count(f"app[{name}]: {name} tick")
+
+
+def test_an_agent_runs_its_cached_slice_while_meta_is_away(up: Up) -> None:
+    up.ok("apps.create", "cached")
+    up.ok("app:cached", "deploy", f"dir={HELLO}")
+    up.ok("app:cached", "scale", "web=1", "worker=2")
+    before = {p["name"]: p for p in up.processes("cached")}
+    (instance,) = {p["instance"] for p in before.values()}
+    root = up.home / "instances" / instance
+    applog = root / "log" / "app.log"
+    assert up.proc is not None
+    meta = next(
+        p for p in psutil.Process(up.proc.pid).children() if "meta" in " ".join(p.cmdline())
+    )
+
+    os.killpg(meta.pid, signal.SIGSTOP)
+    agent: subprocess.Popen[bytes] | None = None
+    try:
+        # the host's agent dies, and worker.2 with it, while meta cannot answer
+        old_agent = up.agent_pid(instance)
+        os.kill(old_agent, signal.SIGKILL)
+        os.killpg(before["worker.2"]["pid"], signal.SIGKILL)
+        up.until(lambda: gone(old_agent), 10, "the agent to die")
+        up.until(lambda: gone(before["worker.2"]["pid"]), 10, "worker.2 to die")
+        started_before = applog.read_text().count("heroku[worker.2]: Starting process")
+        agent_log = root / "log" / "agent.log"
+        seen = agent_log.stat().st_size
+
+        # an agent started by hand (meta's watcher, which would respawn it, is frozen too)
+        with open(agent_log, "ab") as out:
+            agent = subprocess.Popen(
+                [*GUN, "server", "agent", "--root", str(root)],
+                env=up.env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        up.until(
+            lambda: "re-adopted web.1, worker.1\n" in agent_log.read_text()[seen:],
+            15,
+            "the new agent to re-adopt web.1 and worker.1",
+        )
+        # worker.2 is started again from the cached desired state: meta was never asked
+        up.until(
+            lambda: applog.read_text().count("heroku[worker.2]: Starting process") > started_before,
+            15,
+            "worker.2 to be started again",
+        )
+        counted = {name: ticks(applog, name) for name in ("worker.1", "worker.2")}
+        up.until(
+            lambda: all(ticks(applog, n) >= counted[n] + 2 for n in counted),
+            15,
+            "both workers to keep writing to app.log",
+        )
+        for name in ("web.1", "worker.1"):
+            assert psutil.pid_exists(before[name]["pid"]), name
+        port = before["web.1"]["port"]
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text == "hello from web.1\n"
+        assert json.loads((root / "state" / "desired.json").read_text())["app"] == "cached"
+
+        # let the platform's own agent take over again once meta is back
+        os.killpg(agent.pid, signal.SIGKILL)
+        agent.wait(10)
+    finally:
+        os.killpg(meta.pid, signal.SIGCONT)
+        if agent is not None and agent.poll() is None:
+            os.killpg(agent.pid, signal.SIGKILL)
+            agent.wait(10)
+
+    def settled() -> dict[str, dict[str, Any]] | None:
+        procs = {p["name"]: p for p in up.processes("cached")}
+        if len(procs) != 3 or any(p["state"] != "up" for p in procs.values()):
+            return None
+        # what meta knew before it froze is old news: wait for an agent's report
+        return procs if procs["worker.2"]["pid"] != before["worker.2"]["pid"] else None
+
+    after = up.until(settled, 20, "meta to hear that all three are up")
+    assert {n: after[n]["pid"] for n in ("web.1", "worker.1")} == {
+        n: before[n]["pid"] for n in ("web.1", "worker.1")
+    }
+    assert up.agent_pid(instance) not in (old_agent, agent.pid)
+    status = up.json("app:cached", "status")
+    assert status["processes"]["up"] == 3
