@@ -254,6 +254,7 @@ class Platform(Fleet, Deploys):
                     "config.set" if set_keys else "config.unset",
                     {"set": set_keys, "unset": unset_keys},
                 ),
+                changed=list(changes),
             )
 
     def _release(
@@ -266,22 +267,31 @@ class Platform(Fleet, Deploys):
         *,
         event: tuple[str, dict[str, Any]],
         base: Release | None = None,
+        changed: Sequence[str] | None = None,
     ) -> Release:
-        """A new release: `base`'s build (default: the current release's) with `config`."""
-        if base is None:
+        """A new release: `base`'s build (default: the current release's) with `config`.
+
+        `changed` names the only config keys that differ from the stored ones (None: all may).
+        Without a `base` the build and so the placement stay; with one, placement runs again.
+        """
+        build = base
+        if build is None:
             current = tx.current_version(app.id)
-            base = tx.release(app, current) if current else None
-        tx.replace_config(app.id, config)
+            build = tx.release(app, current) if current else None
+        tx.replace_config(app.id, config, only=changed)
         release = tx.insert_release(
             app,
             description=description,
             config=config,
-            process_types=base.process_types if base else None,
-            slug_id=base.slug_id if base else None,
-            commit=base.commit if base else None,
+            process_types=build.process_types if build else None,
+            slug_id=build.slug_id if build else None,
+            commit=build.commit if build else None,
             actor=who.name,
         )
-        tx.bump_generation(app.id)
+        if base is None:
+            tx.bump_generation(app.id)  # same build: agents restart with the new env
+        else:
+            self._replace(tx, app)  # another build may have other process types
         action, detail = event
         tx.record(app, who.name, action, {**detail, "version": release.version})
         return release

@@ -12,6 +12,9 @@ from sqlalchemy.exc import ArgumentError
 from gun.errors import UsageError
 
 WRITE = "gun_write"  # execution option: this transaction will write
+# as many pooled connections as the API's worker threads (anyio's default 40), so a busy
+# meta does not open and close overflow connections on every request
+POOL_SIZE = 40
 
 
 def normalise_url(url: str) -> str:
@@ -32,14 +35,20 @@ def make_engine(url: str) -> Engine:
     if u.get_backend_name() == "sqlite":
         return _sqlite(u.render_as_string(hide_password=False), u.database)
     if u.get_backend_name() == "postgresql":
-        return create_engine(u, pool_size=20, max_overflow=20, pool_pre_ping=True)
+        # no pre-ping (a round trip per checkout); connections are recycled instead
+        return create_engine(u, pool_size=POOL_SIZE, max_overflow=10, pool_recycle=300)
     raise UsageError(f"database URL {url!r} is neither sqlite:/// nor postgresql://")
 
 
 def _sqlite(url: str, database: str | None) -> Engine:
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    engine = create_engine(
+        url,
+        connect_args={"timeout": 30, "check_same_thread": False},
+        pool_size=POOL_SIZE,
+        max_overflow=10,
+    )
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -33,6 +35,7 @@ class Store:
     def __init__(self, engine: Engine, box: Box) -> None:
         self.engine = engine
         self.box = box
+        self._sqlite_writer = threading.Lock()
 
     @classmethod
     def open(cls, url: str, box: Box, migrate_hint: str = "gun server migrate") -> Store:
@@ -53,13 +56,26 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
-        with self.engine.connect() as conn, conn.begin():
-            yield Tx(conn, self.box)
+        """Reads. On PostgreSQL each statement runs on its own (READ COMMITTED gives a
+        transaction no more than that), saving the BEGIN and COMMIT round trips."""
+        if self.dialect == "postgresql":
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                yield Tx(conn, self.box)
+        else:
+            with self.engine.connect() as conn, conn.begin():
+                yield Tx(conn, self.box)
 
     @contextmanager
     def write(self) -> Iterator[Tx]:
-        """A write transaction; SQLite takes its write lock at BEGIN, PostgreSQL locks rows."""
-        with self.engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+        """A write transaction; SQLite takes its write lock at BEGIN, PostgreSQL locks rows.
+
+        SQLite writers of this process also queue on a lock first: its busy handler sleeps
+        up to 100 ms between retries and lets newcomers overtake, which made the slowest
+        writes seconds long under load.
+        """
+        lock = self._sqlite_writer if self.dialect == "sqlite" else contextlib.nullcontext()
+        options = {WRITE: True}
+        with lock, self.engine.connect().execution_options(**options) as conn, conn.begin():
             yield Tx(conn, self.box)
 
 
@@ -162,14 +178,21 @@ class Tx(FleetQueries):
         )
         return {r.key: self.box.open(r.value_sealed) for r in rows}
 
-    def replace_config(self, app_id: int, config: dict[str, str]) -> None:
-        self.conn.execute(delete(config_vars).where(config_vars.c.app_id == app_id))
-        if config:
+    def replace_config(
+        self, app_id: int, config: dict[str, str], only: Iterable[str] | None = None
+    ) -> None:
+        """Store `config` as the app's config vars; with `only`, just those keys change."""
+        q = delete(config_vars).where(config_vars.c.app_id == app_id)
+        keys = list(config) if only is None else [k for k in only if k in config]
+        if only is not None:
+            q = q.where(config_vars.c.key.in_(list(only)))
+        self.conn.execute(q)
+        if keys:
             self.conn.execute(
                 insert(config_vars),
                 [
-                    {"app_id": app_id, "key": k, "value_sealed": self.box.seal(v)}
-                    for k, v in config.items()
+                    {"app_id": app_id, "key": k, "value_sealed": self.box.seal(config[k])}
+                    for k in keys
                 ],
             )
 
@@ -248,6 +271,7 @@ class Tx(FleetQueries):
         status: str = "succeeded",
     ) -> Release:
         version = self.next_version(app.id)
+        created = now()
         self.conn.execute(
             insert(releases).values(
                 app_id=app.id,
@@ -259,12 +283,22 @@ class Tx(FleetQueries):
                 commit=commit,
                 config_sealed=self.box.seal(json.dumps(config)),
                 actor=actor,
-                created_at=now(),
+                created_at=created,
             )
         )
-        got = self.release(app, version)
-        assert got is not None
-        return got
+        return Release(
+            app=app.name,
+            version=version,
+            description=description,
+            status=status,  # type: ignore[arg-type]
+            created_at=created,
+            config=dict(config),
+            process_types=process_types,
+            slug_id=slug_id,
+            commit=commit,
+            actor=actor,
+            current=status == "succeeded",
+        )
 
     # processes and instances (reported by agents) -------------------------------------------
 
