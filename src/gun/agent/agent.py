@@ -11,10 +11,9 @@ import signal
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from gun.agent import files
 from gun.agent.config import AgentConfig
+from gun.agent.metaclient import MetaClient, Refused, Unreachable
 from gun.agent.reconcile import Desired, Observed, reconcile
 from gun.agent.supervisor import ProcessSpec, Supervisor
 from gun.build.slug import SlugError, unpack
@@ -33,13 +32,10 @@ class Agent:
         self.config = config
         self.root = config.root
         self.supervisor = supervisor or Supervisor(self.root)
-        self.http = httpx.AsyncClient(
-            base_url=config.meta,
-            headers={"Authorization": f"Bearer {config.token}"},
-            timeout=httpx.Timeout(10.0, read=POLL_WAIT + 10),
-        )
+        self.meta = MetaClient(config.meta, config.token)
         self.desired: dict[str, Any] | None = files.load_desired(self.root)
         self.started: dict[str, Desired] = self._load_started()
+        self._ready: tuple[int, Path | None] | None = None  # generation materialised, its dir
         self.changed = asyncio.Event()
         self.stopping = asyncio.Event()
         self._api = f"/v1/agent/instances/{config.instance}"
@@ -63,14 +59,14 @@ class Agent:
         delay = 0.2
         while not self.stopping.is_set():
             try:
-                r = await self.http.post(f"{self._api}/register", json={"address": str(self.root)})
-                if r.status_code < 300:
-                    return
-                log.error("meta refused registration: %s %s", r.status_code, r.text)
-            except httpx.TransportError as e:
-                log.warning(
-                    "meta unreachable at %s (%s); retrying", self.config.meta, type(e).__name__
+                await self.meta.call(
+                    "POST", f"{self._api}/register", body={"address": str(self.root)}
                 )
+                return
+            except Refused as e:
+                log.error("meta refused registration: %s", e)
+            except Unreachable as e:
+                log.warning("meta unreachable at %s (%s); retrying", self.config.meta, e)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -80,20 +76,19 @@ class Agent:
         while not self.stopping.is_set():
             after = self.desired["generation"] if self.desired else -1
             try:
-                r = await self.http.get(
-                    f"{self._api}/desired", params={"after": after, "wait": POLL_WAIT}
+                slice_ = await self.meta.call(
+                    "GET",
+                    f"{self._api}/desired",
+                    params={"after": after, "wait": POLL_WAIT},
+                    timeout=POLL_WAIT + 10,
                 )
-                if r.status_code >= 300:
-                    log.error("meta refused the desired state: %s %s", r.status_code, r.text)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
-                    continue
-            except httpx.TransportError:
+            except (Refused, Unreachable) as e:
+                if isinstance(e, Refused):
+                    log.error("meta refused the desired state: %s", e)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
             delay = 0.2
-            slice_ = r.json()
             if self.desired is None or slice_["generation"] != self.desired["generation"]:
                 files.save_desired(self.root, slice_)
                 self.desired = slice_
@@ -110,10 +105,10 @@ class Agent:
                 await asyncio.sleep(0)  # let it start waiting on the current change event
                 body = {"processes": [self._observed_json(s) for s in self.supervisor.states()]}
                 try:
-                    r = await self.http.put(f"{self._api}/observed", json=body)
-                    if r.status_code >= 300:
-                        log.error("meta refused the report: %s %s", r.status_code, r.text)
-                except httpx.TransportError:
+                    await self.meta.call("PUT", f"{self._api}/observed", body=body)
+                except Refused as e:
+                    log.error("meta refused the report: %s", e)
+                except Unreachable:
                     pass
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed, self.config.report_interval)
@@ -160,11 +155,7 @@ class Agent:
     async def _download(self, sha256: str, dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_suffix(".part")
-        async with self.http.stream("GET", f"{self._api}/slugs/{sha256}") as r:
-            r.raise_for_status()
-            with open(tmp, "wb") as f:
-                async for chunk in r.aiter_bytes():
-                    f.write(chunk)
+        await self.meta.call("GET", f"{self._api}/slugs/{sha256}", into=tmp, timeout=300)
         tmp.replace(dest)
 
     def wanted(self, slice_: dict[str, Any], cwd: Path) -> dict[str, tuple[Desired, ProcessSpec]]:
@@ -190,11 +181,15 @@ class Agent:
         slice_ = self.desired
         if slice_ is None:
             return
-        try:
-            cwd = await self.materialise(slice_)
-        except (SlugError, httpx.HTTPError) as e:
-            log.error("cannot materialise release v%s: %s", slice_["release"], e)
-            return
+        if self._ready is not None and self._ready[0] == slice_["generation"]:
+            cwd = self._ready[1]  # this generation's files are written already
+        else:
+            try:
+                cwd = await self.materialise(slice_)
+            except (SlugError, Refused, Unreachable, OSError) as e:
+                log.error("cannot materialise release v%s: %s", slice_["release"], e)
+                return
+            self._ready = (slice_["generation"], cwd)
         wanted = self.wanted(slice_, cwd) if cwd else {}
         observed = []
         for s in self.supervisor.states():
@@ -210,17 +205,27 @@ class Agent:
                 )
             )
         actions = reconcile([d for d, _ in wanted.values()], observed)
+        if not actions:
+            return
         for action in actions:
-            if action.kind in ("stop", "replace"):
-                await self.supervisor.stop(action.name)
-                self.started.pop(action.name, None)
+            self.started.pop(action.name, None)
             if action.kind in ("start", "replace"):
-                desired, spec = wanted[action.name]
-                self.started[action.name] = desired
-                self._save_started()
-                await self.supervisor.start(spec)
-        if actions:
-            self._save_started()
+                self.started[action.name] = wanted[action.name][0]
+        self._save_started()  # once per pass; a start it names that never happened is redone
+
+        async def act(kind: str, name: str) -> None:
+            if kind in ("stop", "replace"):
+                await self.supervisor.stop(name)
+            if kind in ("start", "replace"):
+                await self.supervisor.start(wanted[name][1])
+
+        # concurrently: one process slow to stop must not hold up the others
+        results = await asyncio.gather(
+            *(act(a.kind, a.name) for a in actions), return_exceptions=True
+        )
+        for action, result in zip(actions, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error("%s failed: %s", action, result)
 
     async def reconcile_loop(self) -> None:
         while not self.stopping.is_set():
@@ -243,15 +248,14 @@ class Agent:
         await self.stopping.wait()
         for t in tasks:
             t.cancel()
+        self.meta.abort()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.supervisor.shutdown(stop_processes=True)
-        with contextlib.suppress(httpx.HTTPError):
+        with contextlib.suppress(Refused, Unreachable):
             body = {"processes": [self._observed_json(s) for s in self.supervisor.states()]}
-            await self.http.put(f"{self._api}/observed", json=body, timeout=2)
-        await self.http.aclose()
+            await self.meta.call("PUT", f"{self._api}/observed", body=body, timeout=2)
 
 
 def main(config: AgentConfig) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     asyncio.run(Agent(config).run())

@@ -50,7 +50,7 @@ class LocalProvider:
     def _spawn(self, root: Path) -> int:
         with open(root / "log" / "agent.log", "ab") as log:
             proc = subprocess.Popen(
-                [self.python, "-m", "gun.cli", "server", "agent", "--root", str(root)],
+                [self.python, "-m", "gun.agent", "--root", str(root)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -1,0 +1,97 @@
+"""The agent's client for meta: stdlib http.client run in threads.
+
+An agent makes four kinds of call (register, long-poll, report, slug download); httpx would
+add ~11 MiB to every agent's RSS for them (bench/converge.py compares agents with supervisord).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.client
+import json
+import shutil
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+
+class Unreachable(Exception):
+    """meta did not answer (connection refused, reset, timed out)."""
+
+
+class Refused(Exception):
+    """meta answered with an error status."""
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"meta answered {status}: {body[:300]}")
+        self.status = status
+
+
+class MetaClient:
+    def __init__(self, base: str, token: str, timeout: float = 10.0) -> None:
+        url = urlsplit(base)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"meta URL {base!r} is not http(s)://HOST[:PORT]")
+        self.scheme = url.scheme
+        self.host = url.hostname
+        self.port = url.port
+        self.prefix = url.path.rstrip("/")
+        self.timeout = timeout
+        self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        self._open: set[http.client.HTTPConnection] = set()
+        self._lock = threading.Lock()
+
+    def _connection(self, timeout: float) -> http.client.HTTPConnection:
+        if self.scheme == "https":
+            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout)
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        into: Path | None = None,
+    ) -> Any:
+        target = self.prefix + path + (f"?{urlencode(params)}" if params else "")
+        headers = dict(self._headers)
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        conn = self._connection(timeout or self.timeout)
+        with self._lock:
+            self._open.add(conn)
+        try:
+            conn.request(method, target, body=data, headers=headers)
+            r = conn.getresponse()
+            if r.status >= 300:
+                raise Refused(r.status, r.read().decode("utf-8", "replace"))
+            if into is not None:
+                with open(into, "wb") as f:
+                    shutil.copyfileobj(r, f, 256 * 1024)
+                return None
+            raw = r.read()
+            return json.loads(raw) if raw else None
+        except (OSError, http.client.HTTPException) as e:
+            raise Unreachable(f"{type(e).__name__}: {e}") from None
+        finally:
+            with self._lock:
+                self._open.discard(conn)
+            conn.close()
+
+    def abort(self) -> None:
+        """End every call in flight (a long-poll's thread must not keep the agent alive)."""
+        with self._lock:
+            for conn in self._open:
+                if conn.sock is not None:
+                    with contextlib.suppress(OSError):
+                        conn.sock.shutdown(socket.SHUT_RDWR)
+
+    async def call(self, method: str, path: str, **kw: Any) -> Any:
+        return await asyncio.to_thread(self._call, method, path, **kw)
