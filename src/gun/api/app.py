@@ -21,18 +21,23 @@ log = logging.getLogger("gun.meta")
 async def watch(platform: Platform, instance_timeout: float, every: float) -> None:
     """Mark silent instances lost (their processes move) and respawn dead local agents.
 
-    A pass that comes much later than scheduled means meta itself was stopped or starved:
-    heartbeats sent meanwhile were not heard, so judging starts afresh.
+    An instance is lost when two passes in a row find it silent. A pass that ends much later
+    than scheduled means meta itself was stopped or starved: heartbeats sent meanwhile were not
+    heard (they are still queued), so judging starts afresh.
     """
     since = now()
+    suspects: set[str] = set()
     loop = asyncio.get_running_loop()
     while True:
-        before = loop.time()
+        began = loop.time()
         await asyncio.sleep(every)
-        if loop.time() - before > every + 2.0:
-            since = now()
         try:
-            lost = await to_thread.run_sync(platform.check_instances, instance_timeout, since)
+            stale = await to_thread.run_sync(platform.stale_instances, instance_timeout, since)
+            if loop.time() - began > every + 2.0:
+                since, suspects = now(), set()
+                continue
+            confirmed, suspects = stale & suspects, stale - suspects
+            lost = await to_thread.run_sync(platform.mark_lost, confirmed, instance_timeout)
             for instance_id in lost:
                 log.warning(
                     "instance %s sent no heartbeat for %ss: marked lost",
@@ -51,10 +56,17 @@ def create_app(
 ) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+
+        def changed() -> None:  # from the thread that committed
+            loop.call_soon_threadsafe(app.state.wakeup.fire)
+
+        platform.store.listeners.append(changed)
         task = asyncio.create_task(watch(platform, instance_timeout, watch_every))
         try:
             yield
         finally:
+            platform.store.listeners.remove(changed)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -68,6 +80,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.platform = platform
+    app.state.wakeup = fleet_routes.Wakeup()
     errors.install(app)
 
     @app.get("/health", tags=["health"])

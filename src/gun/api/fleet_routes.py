@@ -17,6 +17,7 @@ GET    /v1/agent/instances/{id}/slugs/{sha256}         agent, slug download
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -38,7 +39,24 @@ from gun.model import Instance, Process, Release
 
 router = APIRouter(prefix="/v1")
 LONG_POLL_SECONDS = 25.0
-POLL_INTERVAL = 0.1
+# meta wakes its long-polls itself when one of its writes changes a generation; this check of
+# the store is for changes other meta replicas make
+POLL_INTERVAL = 1.0
+
+
+class Wakeup:
+    """Wakes every waiting long-poll; `fire` runs on the event loop."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def fire(self) -> None:
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    async def wait(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), timeout)
 
 
 class Strict(BaseModel):
@@ -205,6 +223,7 @@ def register(instance_id: str, body: Register, who: Who, gun: Gun) -> dict[str, 
 
 @router.get("/agent/instances/{instance_id}/desired")
 async def desired(
+    request: Request,
     instance_id: str,
     who: Who,
     gun: Gun,
@@ -218,7 +237,8 @@ async def desired(
         generation = await to_thread.run_sync(gun.generation, who, instance_id)
         if generation > after or loop.time() >= deadline:
             break
-        await asyncio.sleep(POLL_INTERVAL)
+        wakeup: Wakeup = request.app.state.wakeup
+        await wakeup.wait(min(POLL_INTERVAL, max(0.0, deadline - loop.time())))
     state = await to_thread.run_sync(gun.desired, who, instance_id)
     return asdict(state)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -186,25 +186,30 @@ class Fleet:
         if provider is not None:
             provider.delete(instance_id)
 
-    def check_instances(self, timeout: float, watching_since: datetime) -> list[str]:
-        """Mark instances without a heartbeat for `timeout` s lost and re-place their processes.
+    def stale_instances(self, timeout: float, watching_since: datetime) -> set[str]:
+        """Online instances without a heartbeat for `timeout` s (read only).
 
-        Only heartbeats meta could have heard count: an instance is judged only once meta has
-        itself been up and watching (`watching_since`) for `timeout`, so a meta that was down
-        or frozen does not declare every instance lost when it comes back.
+        Only heartbeats meta could have heard count: nothing is stale until meta has itself
+        been up and watching (`watching_since`) for `timeout`.
         """
         cutoff = now() - timedelta(seconds=timeout)
         if cutoff < watching_since:
-            return []
+            return set()
         with self.store.read() as tx:
-            stale = tx.stale_instances(cutoff)
-            names = tx.app_names()
+            return {instance_id for _, instance_id in tx.stale_instances(cutoff)}
+
+    def mark_lost(self, instance_ids: Iterable[str], timeout: float) -> list[str]:
+        """Mark instances lost (still silent, checked again under the app's lock) and re-place
+        their processes on the others."""
         lost = []
-        for app_id, instance_id in stale:
+        for instance_id in sorted(instance_ids):
             with self.store.write() as tx:
-                app = tx.app(names.get(app_id, ""), lock=True)
                 inst = tx.instance(instance_id)
+                app = tx.app(inst.app, lock=True) if inst else None
                 if app is None or inst is None or inst.state != "online":
+                    continue
+                heard = inst.last_heartbeat
+                if heard is not None and heard > now() - timedelta(seconds=timeout):
                     continue
                 tx.set_instance(instance_id, state="lost")
                 self._replace(tx, app)

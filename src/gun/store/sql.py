@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -36,6 +36,8 @@ class Store:
         self.engine = engine
         self.box = box
         self._sqlite_writer = threading.Lock()
+        # called (in the writing thread) after a commit that changed an app's generation
+        self.listeners: list[Callable[[], None]] = []
 
     @classmethod
     def open(cls, url: str, box: Box, migrate_hint: str = "gun server migrate") -> Store:
@@ -75,8 +77,13 @@ class Store:
         """
         lock = self._sqlite_writer if self.dialect == "sqlite" else contextlib.nullcontext()
         options = {WRITE: True}
-        with lock, self.engine.connect().execution_options(**options) as conn, conn.begin():
-            yield Tx(conn, self.box)
+        with lock, self.engine.connect().execution_options(**options) as conn:
+            with conn.begin():
+                tx = Tx(conn, self.box)
+                yield tx
+            if tx.bumped:
+                for listener in self.listeners:
+                    listener()
 
 
 class Tx(FleetQueries):
@@ -85,6 +92,7 @@ class Tx(FleetQueries):
     def __init__(self, conn: Connection, box: Box) -> None:
         self.conn = conn
         self.box = box
+        self.bumped = False  # an app's generation changed: listeners hear of it after commit
 
     # apps -----------------------------------------------------------------------------------
 
@@ -144,6 +152,7 @@ class Tx(FleetQueries):
         self.conn.execute(delete(apps).where(apps.c.id == app_id))
 
     def bump_generation(self, app_id: int) -> None:
+        self.bumped = True
         self.conn.execute(
             update(apps).where(apps.c.id == app_id).values(generation=apps.c.generation + 1)
         )
