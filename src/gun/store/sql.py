@@ -122,10 +122,12 @@ class Tx(FleetQueries):
 
     def app_generation(self, name: str) -> tuple[int, int] | None:
         """(id, generation) of an app: the generation changes with every change to the app."""
-        row = self.conn.execute(
-            select(apps.c.id, apps.c.generation).where(apps.c.name == name)
+        # the hottest query meta runs (every config read): plain SQL, no statement building
+        mark = "?" if self.conn.dialect.name == "sqlite" else "%s"
+        row = self.conn.exec_driver_sql(
+            f"SELECT id, generation FROM apps WHERE name = {mark}", (name,)
         ).first()
-        return None if row is None else (row.id, row.generation)
+        return None if row is None else (int(row[0]), int(row[1]))
 
     def app_names(self) -> dict[int, str]:
         return {r.id: r.name for r in self.conn.execute(select(apps.c.id, apps.c.name))}
