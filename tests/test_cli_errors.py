@@ -64,7 +64,7 @@ CASES = [
     (
         ["app:demo", "rollback:vx"],
         2,
-        "gun: release 'vx' is not a version: write it as vN, e.g. v3\n",
+        "gun: release 'vx' is not a version: write it as vN or N, e.g. v3\n",
     ),
     (["app:nope", "config"], 1, "gun: app 'nope' does not exist\n"),
     (

@@ -72,6 +72,15 @@ def check_role(role: str) -> Role:
     raise InvalidParams(f"role {role!r} is invalid: use one of {', '.join(ROLES)}")
 
 
+def parse_version(raw: int | str) -> int:
+    """`v3`, `V3`, `3` or 3 -> 3; anything else is refused naming it."""
+    text = str(raw)
+    digits = text[1:] if text[:1] in ("v", "V") else text
+    if not (digits.isascii() and digits.isdigit()) or int(digits) < 1 or len(digits) > 9:
+        raise InvalidParams(f"release {text!r} is not a version: write it as vN or N, e.g. v3")
+    return int(digits)
+
+
 def role_at_least(have: Role, need: Role) -> bool:
     return ROLES.index(have) >= ROLES.index(need)
 

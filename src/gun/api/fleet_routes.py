@@ -32,10 +32,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from gun.api import bodies
 from gun.api.auth import Gun, Who
 from gun.core.deploys import SLUG_MAX_BYTES
 from gun.errors import InvalidParams, PayloadTooLarge
-from gun.model import Instance, Process, Release
+from gun.model import Instance, Process
 
 router = APIRouter(prefix="/v1")
 LONG_POLL_SECONDS = 25.0
@@ -197,20 +198,9 @@ async def upload_slug(app: str, request: Request, who: Who, gun: Gun) -> dict[st
     return {"id": slug_id, "sha256": digest.hexdigest(), "size": size, "process_types": types}
 
 
-def release_json(r: Release) -> dict[str, Any]:
-    return {
-        "version": r.version,
-        "description": r.description,
-        "status": r.status,
-        "current": r.current,
-        "created_at": r.created_at.isoformat(),
-        "commit": r.commit,
-    }
-
-
 @router.post("/apps/{app}/releases", status_code=201)
 def create_release(app: str, body: ReleaseCreate, who: Who, gun: Gun) -> dict[str, Any]:
-    return release_json(gun.deploy(who, app, body.slug, body.description))
+    return bodies.release_json(gun.deploy(who, app, body.slug, body.description))
 
 
 # the agent protocol -----------------------------------------------------------------------

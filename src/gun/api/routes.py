@@ -30,16 +30,9 @@ from gun import formation as formations
 from gun.api import bodies
 from gun.api.auth import Gun, Who
 from gun.errors import InvalidParams
+from gun.model import parse_version
 
 router = APIRouter(prefix="/v1")
-
-
-def parse_version(raw: int | str) -> int:
-    text = str(raw)
-    digits = text[1:] if text[:1] in ("v", "V") else text
-    if not (digits.isascii() and digits.isdigit()) or int(digits) < 1 or len(digits) > 9:
-        raise InvalidParams(f"release {text!r} is not a version: write it as vN or N, e.g. v3")
-    return int(digits)
 
 
 def formation_change(u: bodies.FormationUpdate) -> formations.Change:

@@ -11,16 +11,7 @@ from gun.cli.client import Refused
 from gun.cli.commands.apps import p
 from gun.cli.context import Ctx, app_option, need_app, pass_ctx
 from gun.errors import NotFound, UsageError
-from gun.model import CONFIG_KEY
-
-
-def _key(key: str) -> str:
-    if not CONFIG_KEY.match(key):
-        raise UsageError(
-            f"config key {key!r} is invalid: use letters, digits and underscores, "
-            "not starting with a digit"
-        )
-    return key
+from gun.model import check_config_key
 
 
 @click.command("config")
@@ -45,7 +36,7 @@ def config_get(ctx: Ctx, key: str, app: str | None) -> None:
     name = need_app(app)
     data = ctx.client().get(f"/v1/apps/{p(name)}/config-vars")
     if key not in data:
-        raise Refused(NotFound(f"config var {_key(key)} is not set on app {name!r}"))
+        raise Refused(NotFound(f"config var {check_config_key(key)} is not set on app {name!r}"))
     if ctx.json:
         output.emit_json({key: data[key]})
     else:
@@ -73,7 +64,7 @@ def config_set(ctx: Ctx, pairs: tuple[str, ...], app: str | None) -> None:
         key, eq, value = word.partition("=")
         if not eq:
             raise UsageError(f"config.set takes KEY=value words; {word!r} has no '='")
-        changes[_key(key)] = value
+        changes[check_config_key(key)] = value
     _patch(ctx, need_app(app), changes)
 
 
@@ -83,4 +74,4 @@ def config_set(ctx: Ctx, pairs: tuple[str, ...], app: str | None) -> None:
 @pass_ctx
 def config_unset(ctx: Ctx, keys: tuple[str, ...], app: str | None) -> None:
     """Unset config vars and make a release: gun config.unset KEY [KEY ...]."""
-    _patch(ctx, need_app(app), {_key(k): None for k in keys})
+    _patch(ctx, need_app(app), {check_config_key(k): None for k in keys})

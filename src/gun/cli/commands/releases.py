@@ -10,15 +10,9 @@ from gun.cli import output
 from gun.cli.commands.apps import p
 from gun.cli.context import Ctx, app_option, need_app, pass_ctx
 from gun.errors import UsageError
+from gun.model import parse_version
 
 FIELDS = ("version", "description", "status", "current", "created_at", "commit")
-
-
-def version_arg(raw: str) -> int:
-    digits = raw[1:] if raw[:1] in ("v", "V") else raw
-    if not (digits.isascii() and digits.isdigit()) or int(digits) < 1 or len(digits) > 9:
-        raise UsageError(f"release {raw!r} is not a version: write it as vN, e.g. v3")
-    return int(digits)
 
 
 @click.command("releases")
@@ -64,7 +58,7 @@ def releases_info(ctx: Ctx, version: str | None, app: str | None) -> None:
             )
         n = current[0]["version"]
     else:
-        n = version_arg(version)
+        n = parse_version(version)
     r: dict[str, Any] = ctx.client().get(f"/v1/apps/{p(name)}/releases/{n}")
     if ctx.json:
         output.emit_json(r)
@@ -92,7 +86,7 @@ def releases_info(ctx: Ctx, version: str | None, app: str | None) -> None:
 def rollback(ctx: Ctx, version: str | None, app: str | None) -> None:
     """New release with vN's build and config: gun rollback[:vN] (default: the previous one)."""
     name = need_app(app)
-    body = {"version": None if version is None else version_arg(version)}
+    body = {"version": None if version is None else parse_version(version)}
     r = ctx.client().post(f"/v1/apps/{p(name)}/rollback", body)
     if ctx.json:
         output.emit_json({k: r[k] for k in FIELDS})
