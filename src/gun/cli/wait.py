@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from gun.cli.client import Client, Refused
@@ -18,13 +19,12 @@ class Steady:
     spawned, so one whose command fails at once (exit 127) flaps between `up` and `crashed`.
 
     A web process counts as up as soon as it is (it then accepts connections on $PORT). Any
-    other counts as up when it was already up, never restarted, at the first look; else once
-    it has been seen up, unchanged (same instance, release, restarts, since), for `seconds`.
+    other counts once it has been up, unchanged (same instance, release, restarts, since), for
+    `seconds`, counted from when its agent said it came up.
     """
 
     def __init__(self, seconds: float = STEADY) -> None:
         self.seconds = seconds
-        self.first = True
         self.seen: dict[str, tuple[tuple[Any, ...], float]] = {}
 
     def look(self, data: dict[str, Any]) -> None:
@@ -37,14 +37,24 @@ class Steady:
             key = (p["instance"], p["release"], p["restarts"], p["since"])
             had = self.seen.get(p["name"])
             if had is None or had[0] != key:
-                # a web process is up only once it accepts connections on $PORT: no wait
-                settled = p["type"] == "web" or (self.first and p["restarts"] == 0)
-                self.seen[p["name"]] = (key, now - self.seconds if settled else now)
-        self.first = False
+                # a web process is up only once it accepts connections on $PORT: no wait;
+                # another has been up since its agent said so (`since`), which may be long ago
+                age = self.seconds if p["type"] == "web" else _age(p["since"])
+                self.seen[p["name"]] = (key, now - min(age, self.seconds))
 
     def young(self, p: dict[str, Any]) -> bool:
         had = self.seen.get(p["name"])
         return had is None or time.monotonic() - had[1] < self.seconds
+
+
+def _age(since: str | None) -> float:
+    """Seconds since an ISO timestamp from meta (0 when unknown or in the future)."""
+    if not since:
+        return 0.0
+    try:
+        return max(0.0, (datetime.now(UTC) - datetime.fromisoformat(since)).total_seconds())
+    except ValueError:
+        return 0.0
 
 
 def pending(
