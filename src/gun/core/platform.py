@@ -9,6 +9,7 @@ from typing import Any
 
 from gun import formation as formations
 from gun.core.access import authorize
+from gun.core.batch import Batcher
 from gun.core.cache import TTLCache, VersionedCache
 from gun.core.deploys import Deploys
 from gun.core.fleet import Fleet
@@ -75,6 +76,7 @@ class Platform(Fleet, Deploys):
         self.auto_instances = auto_instances  # local instances every new app gets (gun up)
         self._principals: TTLCache[str, Principal] = TTLCache(token_cache_seconds)
         self._configs: VersionedCache[int, dict[str, str]] = VersionedCache()
+        self._config_writes: Batcher[tuple[Principal, dict[str, str | None]], Release] = Batcher()
 
     # access ---------------------------------------------------------------------------------
 
@@ -233,29 +235,55 @@ class Platform(Fleet, Deploys):
             check_config_key(key)
             if value is not None and not isinstance(value, str):
                 raise InvalidParams(f"config var {key!r} must be a string or null")
-        set_keys = [k for k, v in changes.items() if v is not None]
-        unset_keys = [k for k, v in changes.items() if v is None]
+        return self._config_writes.run(
+            name, (who, dict(changes)), lambda batch: self._change_configs(name, batch)
+        )
+
+    def _change_configs(
+        self, name: str, batch: Sequence[tuple[Principal, dict[str, str | None]]]
+    ) -> list[Release | BaseException]:
+        """Config changes queued for one app, in one transaction: a release each, in order;
+        one that would break the size limit fails alone."""
+        out: list[Release | BaseException] = []
         with self.store.write() as tx:
             app = self._app(tx, name, lock=True)
-            config = tx.config(app.id)
-            for key, value in changes.items():
-                if value is None:
-                    config.pop(key, None)
-                else:
-                    config[key] = value
-            check_config_size(config)
-            return self._release(
-                tx,
-                app,
-                who,
-                config_description(set_keys, unset_keys),
-                config,
-                event=(
-                    "config.set" if set_keys else "config.unset",
-                    {"set": set_keys, "unset": unset_keys},
-                ),
-                changed=list(changes),
-            )
+            stored = tx.config(app.id)
+            config = dict(stored)
+            current = tx.current_version(app.id)
+            build = tx.release(app, current) if current else None
+            for who, changes in batch:
+                after = dict(config)
+                for key, value in changes.items():
+                    if value is None:
+                        after.pop(key, None)
+                    else:
+                        after[key] = value
+                try:
+                    check_config_size(after)
+                except InvalidParams as e:
+                    out.append(e)
+                    continue
+                config = after
+                set_keys = [k for k, v in changes.items() if v is not None]
+                unset_keys = [k for k, v in changes.items() if v is None]
+                release = tx.insert_release(
+                    app,
+                    description=config_description(set_keys, unset_keys),
+                    config=config,
+                    process_types=build.process_types if build else None,
+                    slug_id=build.slug_id if build else None,
+                    commit=build.commit if build else None,
+                    actor=who.name,
+                )
+                action = "config.set" if set_keys else "config.unset"
+                detail = {"set": set_keys, "unset": unset_keys, "version": release.version}
+                tx.record(app, who.name, action, detail)
+                out.append(release)
+            if any(isinstance(r, Release) for r in out):
+                changed = {k for k in set(stored) | set(config) if stored.get(k) != config.get(k)}
+                tx.replace_config(app.id, config, only=sorted(changed))
+                tx.bump_generation(app.id)  # same build: agents restart with the new env
+        return out
 
     def _release(
         self,
