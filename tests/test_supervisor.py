@@ -538,3 +538,17 @@ def test_process_specs_are_checked(name: str, type_: str, command: str, message:
     with pytest.raises(InvalidParams) as e:
         ProcessSpec(name, type_, command, {}, Path("/nonexistent"), 1)
     assert e.value.message.startswith(message)
+
+
+def test_a_release_with_profile_d_scripts_sources_them_before_the_command(root: Path) -> None:
+    app = root / "releases" / "v1"
+    (app / ".profile.d").mkdir(parents=True, exist_ok=True)
+    (app / ".profile.d" / "python.sh").write_text('export GREETING="from profile.d in $PWD"\n')
+
+    async def session() -> None:
+        async with supervising(root) as sup:
+            await sup.start(spec(root, "worker.1", 'echo "$GREETING"; sleep 1000'))
+            await until(lambda: bool(said(root, "app", "worker.1")), "the greeting")
+            assert said(root, "app", "worker.1") == [f"from profile.d in {app}"]
+
+    run(session())

@@ -192,6 +192,19 @@ def load_all(root: Path) -> list[ProcessRecord]:
 # -- the process and its group -----------------------------------------------------------------
 
 
+# Heroku's convention: buildpacks leave .profile.d/*.sh in the app, sourced before each
+# command (the python buildpack puts its venv on PATH there)
+PROFILE_D = 'for f in .profile.d/*.sh; do [ -r "$f" ] && . "$f"; done; '
+
+
+def command_line(spec: ProcessSpec) -> str:
+    """What `bash -c` runs: the command, after the app's .profile.d scripts if it has any."""
+    profile = spec.cwd / ".profile.d"
+    if profile.is_dir() and any(profile.glob("*.sh")):
+        return PROFILE_D + spec.command
+    return spec.command
+
+
 def spawn(bash: str, spec: ProcessSpec, env: Mapping[str, str], out: Path) -> int:
     """Start `bash -c COMMAND` in a new session, output to a fresh file `out`; its pid.
 
@@ -200,7 +213,7 @@ def spawn(bash: str, spec: ProcessSpec, env: Mapping[str, str], out: Path) -> in
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o600)
     try:
         popen = subprocess.Popen(
-            [bash, "-c", spec.command],
+            [bash, "-c", command_line(spec)],
             cwd=spec.cwd,
             env=env,
             stdin=subprocess.DEVNULL,
