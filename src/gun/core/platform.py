@@ -285,45 +285,6 @@ class Platform(Fleet, Deploys):
                 tx.bump_generation(app.id)  # same build: agents restart with the new env
         return out
 
-    def _release(
-        self,
-        tx: Tx,
-        app: App,
-        who: Principal,
-        description: str,
-        config: dict[str, str],
-        *,
-        event: tuple[str, dict[str, Any]],
-        base: Release | None = None,
-        changed: Sequence[str] | None = None,
-    ) -> Release:
-        """A new release: `base`'s build (default: the current release's) with `config`.
-
-        `changed` names the only config keys that differ from the stored ones (None: all may).
-        Without a `base` the build and so the placement stay; with one, placement runs again.
-        """
-        build = base
-        if build is None:
-            current = tx.current_version(app.id)
-            build = tx.release(app, current) if current else None
-        tx.replace_config(app.id, config, only=changed)
-        release = tx.insert_release(
-            app,
-            description=description,
-            config=config,
-            process_types=build.process_types if build else None,
-            slug_id=build.slug_id if build else None,
-            commit=build.commit if build else None,
-            actor=who.name,
-        )
-        if base is None:
-            tx.bump_generation(app.id)  # same build: agents restart with the new env
-        else:
-            self._replace(tx, app)  # another build may have other process types
-        action, detail = event
-        tx.record(app, who.name, action, {**detail, "version": release.version})
-        return release
-
     # formation ------------------------------------------------------------------------------
 
     def formation(self, who: Principal, name: str) -> tuple[dict[str, int], list[Layer]]:
@@ -423,15 +384,19 @@ class Platform(Fleet, Deploys):
                     f"release v{target} of app {name!r} has no build (it predates the first "
                     "deploy): roll back to a release that has one"
                 )
-            return self._release(
-                tx,
+            tx.replace_config(app.id, dict(old.config))
+            release = tx.insert_release(
                 app,
-                who,
-                f"Rollback to v{target}",
-                dict(old.config),
-                event=("release.rollback", {"to": target}),
-                base=old,
+                description=f"Rollback to v{target}",
+                config=dict(old.config),
+                process_types=old.process_types,
+                slug_id=old.slug_id,
+                commit=old.commit,
+                actor=who.name,
             )
+            self._replace(tx, app)  # the old build may have other process types
+            tx.record(app, who.name, "release.rollback", {"to": target, "version": release.version})
+            return release
 
     # layers ---------------------------------------------------------------------------------
 
