@@ -23,7 +23,7 @@ from gun.crypto import Box, load_or_create_key
 from gun.providers import NewInstance
 from gun.store import Store
 from tests.meta import GUN, MetaServer
-from tests.up import Up
+from tests.up import Up, running
 
 HELLO = Path(__file__).parent.parent / "examples" / "hello"
 SLICE = {"generation", "app", "instance", "release", "slug", "env", "processes"}
@@ -245,15 +245,8 @@ def test_observed_reports_update_ps(shared_meta: MetaServer) -> None:
 
 @pytest.fixture
 def up(tmp_path: Path) -> Iterator[Up]:
-    platform = Up(tmp_path, instances=1, instance_timeout=5)
-    try:
-        platform.start()
+    with running(tmp_path, instances=1) as platform:
         yield platform
-    finally:
-        try:
-            platform.stop()
-        finally:
-            platform.kill_everything()
 
 
 def gone(pid: int) -> bool:

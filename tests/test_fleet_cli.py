@@ -15,7 +15,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.up import Up
+from tests.up import Up, running
 
 HELLO = Path(__file__).parent.parent / "examples" / "hello"
 INSTANCE_FIELDS = {
@@ -32,15 +32,8 @@ PS_FIELDS = {"name", "type", "state", "instance", "port", "release", "restarts",
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    platform = Up(tmp_path_factory.mktemp("up"), instances=2, instance_timeout=5)
-    try:
-        platform.start()
+    with running(tmp_path_factory.mktemp("up"), instances=2) as platform:
         yield platform
-    finally:
-        try:
-            platform.stop()
-        finally:
-            platform.kill_everything()
 
 
 def app_dir(tmp: Path, procfile: str | None) -> Path:

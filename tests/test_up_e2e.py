@@ -14,22 +14,15 @@ import httpx
 import psutil
 import pytest
 
-from tests.up import Up
+from tests.up import Up, running
 
 HELLO = Path(__file__).parent.parent / "examples" / "hello"
 
 
 @pytest.fixture
 def up(tmp_path: Path) -> Iterator[Up]:
-    platform = Up(tmp_path, instances=2, instance_timeout=5)
-    try:
-        platform.start()
+    with running(tmp_path, instances=2) as platform:
         yield platform
-    finally:
-        try:
-            platform.stop()
-        finally:
-            platform.kill_everything()
 
 
 def all_up(up: Up, app: str, n: int) -> list[dict[str, object]] | None:

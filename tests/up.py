@@ -8,7 +8,8 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,20 @@ import httpx
 import psutil
 
 from tests.meta import GUN, Result, free_port
+
+
+@contextmanager
+def running(tmp: Path, instances: int, instance_timeout: float = 5.0) -> Iterator[Up]:
+    """A started platform, stopped afterwards; every process group it made is killed anyway."""
+    platform = Up(tmp, instances=instances, instance_timeout=instance_timeout)
+    try:
+        platform.start()
+        yield platform
+    finally:
+        try:
+            platform.stop()
+        finally:
+            platform.kill_everything()
 
 
 class Up:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tarfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from gun import procfile
 from gun.build.slugstore import SlugStore, slug_key
@@ -42,12 +42,9 @@ class Deploys:
     store: Store
     slugs: SlugStore
 
-    @staticmethod
-    def _app(tx: Tx, name: str, *, lock: bool = False) -> App:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by Fleet, which Platform mixes in too
 
-    def _replace(self, tx: Tx, app: App) -> None:
-        raise NotImplementedError
+        def _replace(self, tx: Tx, app: App) -> None: ...
 
     def add_slug(
         self,
@@ -67,13 +64,13 @@ class Deploys:
             )
         types = read_procfile(path)
         with self.store.read() as tx:
-            app = self._app(tx, name)
+            app = tx.existing_app(name)
             existing = tx.slug_by_sha(app.id, sha256)
         if existing is not None:
             return existing, types
         self.slugs.put(name, path, sha256)
         with self.store.write() as tx:
-            app = self._app(tx, name, lock=True)
+            app = tx.existing_app(name, lock=True)
             slug_id = tx.insert_slug(app.id, sha256, size, types, None, None)
             tx.record(app, who.name, "slug.create", {"sha256": sha256, "size": size})
         return slug_id, types
@@ -84,7 +81,7 @@ class Deploys:
         """A new release of the slug with the current config vars."""
         authorize(who, "developer", name)
         with self.store.write() as tx:
-            app = self._app(tx, name, lock=True)
+            app = tx.existing_app(name, lock=True)
             slug = tx.slug(slug_id)
             if slug is None or tx.slug_by_sha(app.id, slug[0]) != slug_id:
                 raise NotFound(f"slug {slug_id} of app {name!r} does not exist")

@@ -48,15 +48,11 @@ def _instance_id() -> str:
 
 
 class Fleet:
-    """Mixed into Platform: needs `self.store`, `self.providers`, `self.meta_url`, `self._app`."""
+    """Mixed into Platform: needs `self.store`, `self.providers`, `self.meta_url`."""
 
     store: Store
     providers: Mapping[str, InstanceProvider]
     meta_url: str | None
-
-    @staticmethod
-    def _app(tx: Tx, name: str, *, lock: bool = False) -> App:
-        raise NotImplementedError
 
     # placement ------------------------------------------------------------------------------
 
@@ -94,7 +90,7 @@ class Fleet:
     def unplaceable(self, who: Principal, name: str) -> dict[str, str]:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            app = self._app(tx, name)
+            app = tx.existing_app(name)
             instances = [
                 placement.Instance(i.id, i.layer, i.state == "online") for i in tx.instances(app.id)
             ]
@@ -105,7 +101,7 @@ class Fleet:
     def instances(self, who: Principal, name: str) -> list[Instance]:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            return tx.instances(self._app(tx, name).id)
+            return tx.instances(tx.existing_app(name).id)
 
     def create_instances(
         self,
@@ -136,14 +132,19 @@ class Fleet:
                 raise InvalidParams(f"{label} {value!r} must be 1 to 40 printable characters")
         made: list[NewInstance] = []
         with self.store.write() as tx:
-            app = self._app(tx, name, lock=True)
+            app = tx.existing_app(name, lock=True)
             if layer not in {la.name for la in tx.layers(app.id)}:
                 tx.put_layer(app.id, Layer(layer, None))
             for _ in range(count):
                 iid = _instance_id()
                 token = new_token()
-                token_id = tx.insert_instance_token(
-                    name=f"agent {iid}", digest=hash_token(token), app_id=app.id
+                token_id = tx.insert_token(
+                    name=f"agent {iid}",
+                    digest=hash_token(token),
+                    role="viewer",
+                    app_id=app.id,
+                    created_by="meta",
+                    kind="instance",
                 )
                 tx.insert_instance(
                     id=iid,
@@ -170,12 +171,14 @@ class Fleet:
             with self.store.write() as tx:
                 tx.set_instance(m.id, address=address)
         with self.store.read() as tx:
-            return [i for i in tx.instances(self._app(tx, name).id) if i.id in {m.id for m in made}]
+            return [
+                i for i in tx.instances(tx.existing_app(name).id) if i.id in {m.id for m in made}
+            ]
 
     def delete_instance(self, who: Principal, name: str, instance_id: str) -> None:
         authorize(who, "developer", name)
         with self.store.write() as tx:
-            app = self._app(tx, name, lock=True)
+            app = tx.existing_app(name, lock=True)
             inst = tx.instance(instance_id)
             if inst is None or inst.app != name:
                 raise NotFound(f"instance {instance_id!r} of app {name!r} does not exist")
@@ -222,13 +225,13 @@ class Fleet:
     def processes(self, who: Principal, name: str) -> list[Process]:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            return tx.processes(self._app(tx, name).id)
+            return tx.processes(tx.existing_app(name).id)
 
     def restart_processes(self, who: Principal, name: str, target: str | None) -> list[str]:
         """Ask agents to restart processes (all, a type, or one name); returns the names."""
         authorize(who, "developer", name)
         with self.store.write() as tx:
-            app = self._app(tx, name, lock=True)
+            app = tx.existing_app(name, lock=True)
             procs = [p for p in tx.processes(app.id) if p.desired]
             chosen = [p for p in procs if target is None or target in (p.name, p.type)]
             if not chosen:
@@ -258,7 +261,7 @@ class Fleet:
             inst = tx.instance(instance_id)
             if inst is None:
                 raise NotFound(f"instance {instance_id!r} does not exist")
-            app = self._app(tx, inst.app, lock=True)
+            app = tx.existing_app(inst.app, lock=True)
             values: dict[str, Any] = {"state": "online", "last_heartbeat": now()}
             if address:
                 values["address"] = address
@@ -276,7 +279,7 @@ class Fleet:
             inst = tx.instance(instance_id)
             if inst is None:
                 raise NotFound(f"instance {instance_id!r} does not exist")
-            app = self._app(tx, inst.app)
+            app = tx.existing_app(inst.app)
             return tx.generation(app.id)
 
     def desired(self, who: Principal, instance_id: str) -> Slice:
@@ -285,7 +288,7 @@ class Fleet:
             inst = tx.instance(instance_id)
             if inst is None:
                 raise NotFound(f"instance {instance_id!r} does not exist")
-            app = self._app(tx, inst.app)
+            app = tx.existing_app(inst.app)
             generation = tx.generation(app.id)
             version = tx.current_version(app.id)
             release = tx.release(app, version) if version else None
@@ -321,7 +324,7 @@ class Fleet:
             inst = tx.instance(instance_id)
             if inst is None:
                 raise NotFound(f"instance {instance_id!r} does not exist")
-            app = self._app(tx, inst.app, lock=inst.state != "online")
+            app = tx.existing_app(inst.app, lock=inst.state != "online")
             tx.set_instance(instance_id, state="online", last_heartbeat=now())
             seen = set()
             for o in observed:

@@ -30,7 +30,7 @@ from gun.model import (
     check_role,
 )
 from gun.providers import InstanceProvider
-from gun.store import Store, Tx
+from gun.store import Store
 
 PROCESS_STATES = ("starting", "up", "crashed", "stopping", "down")
 DEFAULT_LAYER = Layer("default", None)
@@ -121,7 +121,7 @@ class Platform(Fleet, Deploys):
             raise InvalidParams("token name must be 1 to 100 characters")
         value = new_token()
         with self.store.write() as tx:
-            target = self._app(tx, app) if app else None
+            target = tx.existing_app(app) if app else None
             token_id = tx.insert_token(
                 name=name,
                 digest=hash_token(value),
@@ -133,13 +133,6 @@ class Platform(Fleet, Deploys):
         return value, Principal(token_id, name, role_, app)
 
     # apps -----------------------------------------------------------------------------------
-
-    @staticmethod
-    def _app(tx: Tx, name: str, *, lock: bool = False) -> App:
-        app = tx.app(name, lock=lock)
-        if app is None:
-            raise NotFound(f"app {name!r} does not exist")
-        return app
 
     def apps(self, who: Principal) -> list[App]:
         authorize(who, "viewer", who.app)
@@ -179,7 +172,7 @@ class Platform(Fleet, Deploys):
     def destroy_app(self, who: Principal, name: str) -> None:
         authorize(who, "developer", name)
         with self.store.write() as tx:
-            app = self._app(tx, name, lock=True)
+            app = tx.existing_app(name, lock=True)
             instances = tx.instances(app.id)
             tx.record(app, who.name, "app.destroy", {"instances": [i.id for i in instances]})
             tx.delete_app(app.id)
@@ -191,7 +184,7 @@ class Platform(Fleet, Deploys):
     def status(self, who: Principal, name: str) -> Status:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            app = self._app(tx, name)
+            app = tx.existing_app(name)
             states = Counter(p.state if p.desired else "stopping" for p in tx.processes(app.id))
             deploys = [e for e in tx.events(name, 50) if e.action == "release.deploy"]
             return Status(
@@ -206,7 +199,7 @@ class Platform(Fleet, Deploys):
     def events(self, who: Principal, name: str, limit: int = 100) -> list[Event]:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            self._app(tx, name)
+            tx.existing_app(name)
             return tx.events(name, limit)
 
     # config vars ----------------------------------------------------------------------------
@@ -246,7 +239,7 @@ class Platform(Fleet, Deploys):
         one that would break the size limit fails alone."""
         out: list[Release | BaseException] = []
         with self.store.write() as tx:
-            app = self._app(tx, name, lock=True)
+            app = tx.existing_app(name, lock=True)
             stored = tx.config(app.id)
             config = dict(stored)
             current = tx.current_version(app.id)
@@ -290,13 +283,13 @@ class Platform(Fleet, Deploys):
     def formation(self, who: Principal, name: str) -> tuple[dict[str, int], list[Layer]]:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            app = self._app(tx, name)
+            app = tx.existing_app(name)
             return tx.formation(app.id), tx.layers(app.id)
 
     def layer_shares(self, who: Principal, name: str) -> dict[str, dict[str, int]]:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            app = self._app(tx, name)
+            app = tx.existing_app(name)
             totals, layers = tx.formation(app.id), tx.layers(app.id)
             weights = tx.instance_counts(app.id)
         return formations.layer_shares(totals, layers, weights or None)
@@ -312,7 +305,7 @@ class Platform(Fleet, Deploys):
             if named.count(t) > 1:
                 raise InvalidParams(f"formation names process type {t!r} more than once")
         with self.store.write() as tx:
-            app = self._app(tx, name, lock=True)
+            app = tx.existing_app(name, lock=True)
             current = tx.current_version(app.id)
             release = tx.release(app, current) if current else None
             known = release.process_types if release else None
@@ -354,12 +347,12 @@ class Platform(Fleet, Deploys):
     ) -> list[Release]:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            return tx.releases(self._app(tx, name), limit, before)
+            return tx.releases(tx.existing_app(name), limit, before)
 
     def release(self, who: Principal, name: str, version: int) -> Release:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            found = tx.release(self._app(tx, name), version)
+            found = tx.release(tx.existing_app(name), version)
         if found is None:
             raise NotFound(f"release v{version} of app {name!r} does not exist")
         return found
@@ -368,7 +361,7 @@ class Platform(Fleet, Deploys):
         """A new release with vN's build and config (default: the release before the current)."""
         authorize(who, "developer", name)
         with self.store.write() as tx:
-            app = self._app(tx, name, lock=True)
+            app = tx.existing_app(name, lock=True)
             current = tx.current_version(app.id) or 0
             target = version if version is not None else current - 1
             old = tx.release(app, target) if target > 0 else None
@@ -403,7 +396,7 @@ class Platform(Fleet, Deploys):
     def layers(self, who: Principal, name: str) -> list[Layer]:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            return tx.layers(self._app(tx, name).id)
+            return tx.layers(tx.existing_app(name).id)
 
     def set_layer(self, who: Principal, name: str, layer: str, types: Sequence[str]) -> Layer:
         authorize(who, "developer", name)
@@ -415,7 +408,7 @@ class Platform(Fleet, Deploys):
         else:
             new = Layer(layer, tuple(dict.fromkeys(check_process_type(t) for t in types)))
         with self.store.write() as tx:
-            app = self._app(tx, name, lock=True)
+            app = tx.existing_app(name, lock=True)
             tx.put_layer(app.id, new)
             self._replace(tx, app)
             tx.record(app, who.name, "layer.set", {"layer": layer, "types": list(types)})

@@ -265,21 +265,3 @@ class FleetQueries:
         return int(
             self.conn.execute(select(apps.c.generation).where(apps.c.id == app_id)).scalar_one()
         )
-
-    def insert_instance_token(self, *, name: str, digest: str, app_id: int) -> int:
-        return int(
-            self.conn.execute(
-                insert(tokens)
-                .values(
-                    name=name,
-                    hash=digest,
-                    role="viewer",
-                    app_id=app_id,
-                    kind="instance",
-                    revoked=False,
-                    created_by="meta",
-                    created_at=now(),
-                )
-                .returning(tokens.c.id)
-            ).scalar_one()
-        )

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, up
 from sqlalchemy.exc import IntegrityError
 
 from gun.crypto import Box
-from gun.errors import Conflict
+from gun.errors import Conflict, NotFound
 from gun.model import App, Event, Layer, Principal, Release, check_role
 from gun.store import migrate
 from gun.store.engine import WRITE, make_engine
@@ -119,6 +119,13 @@ class Tx(FleetQueries):
         if row is None:
             return None
         return App(row.id, row.name, row.repo, utc(row.created_at))
+
+    def existing_app(self, name: str, *, lock: bool = False) -> App:
+        """The app, or NotFound naming it."""
+        app = self.app(name, lock=lock)
+        if app is None:
+            raise NotFound(f"app {name!r} does not exist")
+        return app
 
     def app_generation(self, name: str) -> tuple[int, int] | None:
         """(id, generation) of an app: the generation changes with every change to the app."""
@@ -324,7 +331,14 @@ class Tx(FleetQueries):
     # tokens ---------------------------------------------------------------------------------
 
     def insert_token(
-        self, *, name: str, digest: str, role: str, app_id: int | None, created_by: str
+        self,
+        *,
+        name: str,
+        digest: str,
+        role: str,
+        app_id: int | None,
+        created_by: str,
+        kind: str = "user",  # or "instance": an agent's token
     ) -> int:
         return int(
             self.conn.execute(
@@ -334,7 +348,7 @@ class Tx(FleetQueries):
                     hash=digest,
                     role=role,
                     app_id=app_id,
-                    kind="user",
+                    kind=kind,
                     revoked=False,
                     created_by=created_by,
                     created_at=now(),
