@@ -1,4 +1,4 @@
-"""Slug stores keep built slugs by app and sha256; a local directory is the default store."""
+"""Slug stores keep built slugs by app and sha256: a local directory (default) or an S3 bucket."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, cast
+from urllib.parse import unquote, urlsplit
 
-from gun.build.slug import SlugError
-from gun.errors import InvalidParams, NotFound
+from gun.build.slug import SlugError, sha256_of
+from gun.errors import InvalidParams, NotFound, UsageError
 from gun.model import check_app_name
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
 _SUFFIX = ".tar.gz"
 _CHUNK = 1024 * 1024
 
@@ -36,6 +38,10 @@ class SlugStore(Protocol):
         """Remove the slug; removing one that is not there is not an error."""
         ...
 
+    def keys(self, app: str) -> list[str]:
+        """The keys of every slug stored for `app`, sorted."""
+        ...
+
 
 def slug_key(app: str, sha256: str) -> str:
     """The key of app's slug with this sha256, after checking both."""
@@ -43,6 +49,14 @@ def slug_key(app: str, sha256: str) -> str:
     if not _SHA256.match(sha256):
         raise SlugError(f"slug sha256 {sha256!r} is not 64 lowercase hex digits")
     return f"{app}/{sha256}{_SUFFIX}"
+
+
+def _is_slug_file(name: str) -> bool:
+    return name.endswith(_SUFFIX) and bool(_SHA256.match(name.removesuffix(_SUFFIX)))
+
+
+def _wrong_sha256(path: Path, got: str, expected: str) -> SlugError:
+    return SlugError(f"slug {path.name!r} has sha256 {got}, expected {expected}; it was not stored")
 
 
 def parse_key(key: str) -> tuple[str, str]:
@@ -81,10 +95,7 @@ class LocalSlugStore:
                 out.flush()
                 os.fsync(out.fileno())
             if digest.hexdigest() != sha256:
-                raise SlugError(
-                    f"slug {path.name!r} has sha256 {digest.hexdigest()}, expected {sha256};"
-                    " it was not stored"
-                )
+                raise _wrong_sha256(path, digest.hexdigest(), sha256)
             os.replace(tmp, final)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -105,6 +116,100 @@ class LocalSlugStore:
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path(key).unlink()
+
+    def keys(self, app: str) -> list[str]:
+        try:
+            names = os.listdir(self.root / check_app_name(app))
+        except FileNotFoundError:
+            return []
+        return sorted(f"{app}/{name}" for name in names if _is_slug_file(name))
+
+
+class S3SlugStore:
+    """Slugs as objects `PREFIX/APP/SHA256.tar.gz` in an S3-compatible bucket.
+
+    `client` is a boto3 S3 client; uploads appear whole or not at all, as S3 objects do.
+    """
+
+    def __init__(self, bucket: str, prefix: str = "", *, client: Any) -> None:
+        self.bucket = bucket
+        self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+        self.client = client
+
+    def object_key(self, key: str) -> str:
+        parse_key(key)
+        return self.prefix + key
+
+    def put(self, app: str, path: Path, sha256: str) -> str:
+        key = slug_key(app, sha256)
+        if self.exists(key):
+            return key
+        got = sha256_of(path)
+        if got != sha256:
+            raise _wrong_sha256(path, got, sha256)
+        self.client.upload_file(str(path), self.bucket, self.object_key(key))
+        return key
+
+    def open(self, key: str) -> BinaryIO:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))
+        except self.client.exceptions.NoSuchKey:
+            raise NotFound(f"slug {key!r} is not in the slug store") from None
+        return cast(BinaryIO, response["Body"])
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
+        except self.client.exceptions.ClientError as e:
+            if e.response["Error"]["Code"] in ("404", "NoSuchKey"):
+                return False
+            raise
+        return True
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+
+    def keys(self, app: str) -> list[str]:
+        under = f"{self.prefix}{check_app_name(app)}/"
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=under
+        )
+        names = [o["Key"].removeprefix(under) for page in pages for o in page.get("Contents", [])]
+        return sorted(f"{app}/{name}" for name in names if _is_slug_file(name))
+
+
+def slug_store_from_url(url: str, home: Path) -> SlugStore:
+    """The store GUN_SLUG_STORE names: empty for HOME/slugs, file:///DIR, or s3://BUCKET/PREFIX.
+
+    For s3:// the endpoint is GUN_S3_ENDPOINT_URL when set (MinIO, Ceph, ...), and credentials
+    and region come from the usual AWS_* environment, the region defaulting to us-east-1.
+    """
+    if not url:
+        return LocalSlugStore(home / "slugs")
+    parts = urlsplit(url)
+    plain = not (parts.query or parts.fragment)
+    if parts.scheme == "file" and not parts.netloc and parts.path.startswith("/") and plain:
+        return LocalSlugStore(Path(unquote(parts.path)))
+    if parts.scheme == "s3" and _BUCKET.match(parts.netloc) and plain:
+        return S3SlugStore(parts.netloc, unquote(parts.path), client=_s3_client())
+    raise UsageError(
+        f"slug store {url!r} is not a URL gun accepts: use file:///ABSOLUTE/DIR or"
+        " s3://BUCKET[/PREFIX], or leave GUN_SLUG_STORE empty for GUN_HOME/slugs"
+    )
+
+
+def _s3_client() -> Any:
+    # Imported here: agents import this module and must not pay for boto3.
+    import boto3  # type: ignore[import-untyped]
+    from botocore.config import Config  # type: ignore[import-untyped]
+
+    session = boto3.session.Session()
+    return session.client(
+        "s3",
+        endpoint_url=os.environ.get("GUN_S3_ENDPOINT_URL") or None,
+        region_name=session.region_name or "us-east-1",
+        config=Config(connect_timeout=10, read_timeout=60, retries={"max_attempts": 3}),
+    )
 
 
 def _fsync_dir(directory: Path) -> None:
