@@ -26,7 +26,17 @@ from tests.meta import GUN, MetaServer
 from tests.up import Up, running
 
 HELLO = Path(__file__).parent.parent / "examples" / "hello"
-SLICE = {"generation", "app", "instance", "release", "slug", "env", "processes"}
+SLICE = {
+    "generation",
+    "app",
+    "instance",
+    "release",
+    "slug",
+    "env",
+    "processes",
+    "release_phase",
+    "rollout",
+}
 
 
 class Recorder:

@@ -3,6 +3,7 @@ against one real `gun up` platform (each test its own app, so its own two instan
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import time
@@ -289,15 +290,27 @@ def test_rolling_restart_and_stop(up: Up) -> None:
     assert after["worker.1"] == before["worker.1"]
     assert {p["state"] for p in up.json("app:restarts", "ps")} == {"up"}
 
-    # one at a time: web.N is up again before web.N+1 is stopped
-    lines = applog(up, "restarts")[mark:]
+    # preboot, one at a time: the new web.N is up before the old web.N is stopped, and
+    # before web.N+1 is replaced (the instance running two web processes starts them in turn)
+    def drained() -> list[str]:  # the replaced copies stop after the drain, after the command
+        lines = applog(up, "restarts")[mark:]
+        return lines if sum("Stopping all processes" in ln for ln in lines) == 3 else []
+
+    lines = up.until(drained, 15, "the replaced web processes to stop")
 
     def when(name: str, text: str) -> str:
         return next(ln.split()[0] for ln in lines if f"heroku[{name}]: {text}" in ln)
 
-    for a, b in (("web.1", "web.2"), ("web.2", "web.3")):
-        assert when(a, "Stopping all processes") < when(a, "State changed from starting to up")
-        assert when(a, "State changed from starting to up") < when(b, "Stopping all processes")
+    for a in ("web.1", "web.2", "web.3"):
+        assert when(a, "State changed from starting to up") < when(a, "Stopping all processes")
+    by_instance: dict[str, list[str]] = {}
+    for p in sorted(up.processes("restarts"), key=lambda p: p["name"]):
+        if p["type"] == "web":
+            by_instance.setdefault(p["instance"], []).append(p["name"])
+    pairs = [(a, b) for names in by_instance.values() for a, b in itertools.pairwise(names)]
+    assert pairs  # 3 web processes on at most 2 instances: some share one
+    for first, second in pairs:
+        assert when(first, "State changed from starting to up") < when(second, "Starting process")
 
     r = up.gun("app:restarts", "ps.restart:web.1")
     assert (r.code, r.out) == (0, "Restarted web.1\n"), r

@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
 from gun.store import Store
+from gun.store.migrate import head
 from gun.store.schema import metadata
 from tests.meta import GUN
 
@@ -35,13 +36,19 @@ def test_meta_refuses_a_foreign_schema_and_names_the_migrate_command(
         timeout=60,
     )
     assert meta.returncode == 1
-    assert "has schema revision 0000 but this gun needs 0001" in meta.stderr
+    assert f"has schema revision 0000 but this gun needs {head()}" in meta.stderr
     assert "run `gun server migrate --database-url URL` to migrate it" in meta.stderr
     assert "Traceback" not in meta.stderr
 
-    with store.engine.begin() as conn:
-        conn.execute(text("DELETE FROM alembic_version"))
-        conn.execute(text("INSERT INTO alembic_version VALUES ('0001')"))
+
+def test_migrate_upgrades_a_store_of_the_first_schema(store: Store, tmp_path: Path) -> None:
+    url = store.engine.url.render_as_string(hide_password=False)
+    with store.engine.begin() as conn:  # undo 0002 by hand: a store as the first gun left it
+        conn.execute(text("DROP INDEX builds_app_status"))
+        conn.execute(text("DROP TABLE builds"))
+        conn.execute(text("ALTER TABLE instances DROP COLUMN problem"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+    env = {"PATH": "/usr/bin:/bin", "GUN_HOME": str(tmp_path)}
     done = subprocess.run(
         [*GUN, "server", "migrate", "--database-url", url],
         capture_output=True,
@@ -50,4 +57,14 @@ def test_meta_refuses_a_foreign_schema_and_names_the_migrate_command(
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.endswith("is already at schema revision 0001\n")
+    assert done.stdout.endswith(f"from schema revision 0001 to {head()}\n")
+    with store.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    again = subprocess.run(
+        [*GUN, "server", "migrate", "--database-url", url],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert again.stdout.endswith(f"is already at schema revision {head()}\n")

@@ -248,7 +248,7 @@ def test_meta_refuses_a_schema_that_does_not_match(store: Store, box) -> None:  
         conn.execute(text("UPDATE alembic_version SET version_num = '0000'"))
     with pytest.raises(SchemaMismatch) as e:
         Store.open(url, box)
-    assert "has schema revision 0000 but this gun needs 0001" in e.value.message
+    assert "has schema revision 0000 but this gun needs 0002" in e.value.message
     assert "gun server migrate" in e.value.message
 
 

@@ -18,6 +18,8 @@ CONFIG_MAX_BYTES = 32 * 1024
 Role = Literal["admin", "developer", "viewer"]
 ROLES: tuple[Role, ...] = ("viewer", "developer", "admin")
 ReleaseStatus = Literal["pending", "succeeded", "failed"]
+BuildStatus = Literal["pending", "building", "releasing", "succeeded", "failed"]
+ACTIVE_BUILD: tuple[BuildStatus, ...] = ("pending", "building", "releasing")
 ALL_TYPES = "*"
 
 
@@ -110,6 +112,28 @@ class Release:
 
 
 @dataclass(frozen=True)
+class Build:
+    """A deploy on its way: source -> slug -> release -> release phase. Its output is kept apart."""
+
+    id: int
+    app: str
+    status: BuildStatus
+    strategy: str  # slug or git
+    ref: str | None
+    commit: str | None
+    commit_description: str | None
+    release: int | None
+    error: str | None
+    actor: str
+    created_at: datetime
+    finished_at: datetime | None
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("succeeded", "failed")
+
+
+@dataclass(frozen=True)
 class FormationEntry:
     type: str
     quantity: int
@@ -161,6 +185,7 @@ class Instance:
     address: str | None
     last_heartbeat: datetime | None
     created_at: datetime
+    problem: str | None = None  # why its agent cannot run the current release
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,12 @@ class MetaSettings:
     admin_token: str | None
     instance_timeout: float = 30.0
     auto_instances: int = 0
+    build_concurrency: int = 2
+    build_timeout: float = 900.0
+    release_timeout: float = 3600.0
+    preboot_drain: float = 2.0
+    max_unavailable: int = 1
+    slug_store: str = ""
 
     @classmethod
     def resolve(
@@ -77,4 +83,10 @@ class MetaSettings:
             admin_token=os.environ.get("GUN_ADMIN_TOKEN") or None,
             instance_timeout=number("GUN_INSTANCE_TIMEOUT", 30.0, 1.0, 3600.0),
             auto_instances=int(number("GUN_AUTO_INSTANCES", 0, 0, 20)),
+            build_concurrency=int(number("GUN_BUILD_CONCURRENCY", 2, 1, 64)),
+            build_timeout=number("GUN_BUILD_TIMEOUT", 900.0, 1.0, 86400.0),
+            release_timeout=number("GUN_RELEASE_TIMEOUT", 3600.0, 1.0, 86400.0),
+            preboot_drain=number("GUN_PREBOOT_DRAIN", 2.0, 0.0, 600.0),
+            max_unavailable=int(number("GUN_MAX_UNAVAILABLE", 1, 1, 1000)),
+            slug_store=os.environ.get("GUN_SLUG_STORE", ""),
         )

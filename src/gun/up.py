@@ -52,6 +52,23 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: fl
     raise Unavailable(f"meta did not answer on {url} within {timeout:g}s; see {log}")
 
 
+# meta's and the agents' settings that `gun up` passes on (not the ones it decides itself:
+# database, listen address, home, and not the CLI's)
+PASSED = (
+    "GUN_INSTANCE_TIMEOUT",
+    "GUN_SECRET_KEY",
+    "GUN_SLUG_MAX_BYTES",
+    "GUN_SLUG_STORE",
+    "GUN_S3_ENDPOINT_URL",
+    "GUN_BUILD_CONCURRENCY",
+    "GUN_BUILD_TIMEOUT",
+    "GUN_RELEASE_TIMEOUT",
+    "GUN_PREBOOT_DRAIN",
+    "GUN_MAX_UNAVAILABLE",
+    "GUN_KEEP_RELEASES",
+)
+
+
 def run(home: Path, port: int, instances: int, say: object = print) -> None:
     home = home.expanduser().resolve()
     (home / "log").mkdir(parents=True, exist_ok=True)
@@ -59,7 +76,7 @@ def run(home: Path, port: int, instances: int, say: object = print) -> None:
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GUN_")}
     env.update(GUN_HOME=str(home), GUN_ADMIN_TOKEN=token, GUN_AUTO_INSTANCES=str(instances))
-    for key in ("GUN_INSTANCE_TIMEOUT", "GUN_SECRET_KEY"):
+    for key in PASSED:
         if key in os.environ:
             env[key] = os.environ[key]
     log = home / "log" / "meta.log"

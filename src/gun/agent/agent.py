@@ -7,11 +7,12 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import signal
 from pathlib import Path
 from typing import Any
 
-from gun.agent import files
+from gun.agent import files, releasephase
 from gun.agent.config import AgentConfig
 from gun.agent.metaclient import MetaClient, Refused, Unreachable
 from gun.agent.reconcile import Desired, Observed, reconcile
@@ -36,6 +37,8 @@ class Agent:
         self.desired: dict[str, Any] | None = files.load_desired(self.root)
         self.started: dict[str, Desired] = self._load_started()
         self._ready: tuple[int, Path | None] | None = None  # generation materialised, its dir
+        self._phases: dict[int, asyncio.Task[None]] = {}  # release phases run, by version
+        self.problem: str | None = None  # why the current release cannot run here, reported
         self.changed = asyncio.Event()
         self.stopping = asyncio.Event()
         self._api = f"/v1/agent/instances/{config.instance}"
@@ -103,7 +106,10 @@ class Agent:
             changed = asyncio.ensure_future(self.supervisor.changed())
             try:
                 await asyncio.sleep(0)  # let it start waiting on the current change event
-                body = {"processes": [self._observed_json(s) for s in self.supervisor.states()]}
+                body = {
+                    "processes": [self._observed_json(s) for s in self.supervisor.serving()],
+                    "problem": self.problem,
+                }
                 try:
                     await self.meta.call("PUT", f"{self._api}/observed", body=body)
                 except Refused as e:
@@ -136,21 +142,93 @@ class Agent:
         version, slug = slice_["release"], slice_["slug"]
         if version is None or slug is None:
             return None
+        target = await self._unpacked(version, slug)
+        files.write_etc(self.root, slice_["env"], [p["type"] for p in slice_["processes"]])
+        files.switch_current(self.root, target)
+        files.prune_releases(self.root, self.config.keep_releases)
+        files.prune_slugs(self.root, self.config.keep_releases)
+        return target
+
+    async def _unpacked(self, version: int, slug: dict[str, Any]) -> Path:
+        """releases/vN, unpacked from the slug (downloaded unless it is in the slug cache)."""
         target = self.root / "releases" / f"v{version}"
+        cache = self.root / "slugs" / f"{slug['sha256']}.tar.gz"
         if not target.exists():
-            cache = self.root / "slugs" / f"{slug['sha256']}.tar.gz"
             if not cache.exists():
                 await self._download(slug["sha256"], cache)
+            else:
+                log.info("release v%s: slug %s is in the cache", version, slug["sha256"][:12])
             try:
                 await asyncio.to_thread(unpack, cache, target, slug["sha256"])
             except SlugError as e:
                 cache.unlink(missing_ok=True)
-                log.error("release v%s refused: %s", version, e.message)
+                self.problem = f"release v{version} refused: {e.message}"
+                log.error("%s", self.problem)
                 raise
-        files.write_etc(self.root, slice_["env"], [p["type"] for p in slice_["processes"]])
-        files.switch_current(self.root, target)
-        files.prune_releases(self.root)
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(cache)  # recently used: pruned last
+        self.problem = None
         return target
+
+    # the release phase ------------------------------------------------------------------------
+
+    def _maybe_release_phase(self, slice_: dict[str, Any]) -> None:
+        phase = slice_.get("release_phase")
+        if phase and phase["release"] not in self._phases:
+            self._phases[phase["release"]] = asyncio.create_task(self._release_phase(phase))
+
+    async def _release_phase(self, phase: dict[str, Any]) -> None:
+        """Run the pending release's command once, its output sent to meta as it comes."""
+        version = phase["release"]
+        api = f"{self._api}/releases/{version}"
+        lines: list[str] = []
+        done = asyncio.Event()
+
+        def emit(line: str) -> None:
+            lines.append(line + "\n")
+            self.supervisor.applog.write("app", releasephase.DYNO, [line])
+
+        async def send() -> None:
+            while lines:
+                text = "".join(lines)
+                try:
+                    await self.meta.call("POST", f"{api}/output", body={"text": text})
+                except (Refused, Unreachable) as e:
+                    log.warning("release phase output not sent: %s", e)
+                    return
+                del lines[: text.count("\n")]
+
+        async def pump() -> None:
+            while not done.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), 0.3)
+                await send()
+
+        pumper = asyncio.create_task(pump())
+        self.supervisor.applog.write("heroku", releasephase.DYNO, [f"Release v{version} phase"])
+        try:
+            cwd = await self._unpacked(version, phase["slug"])
+            emit(f"Running `{phase['command']}` on {self.config.instance}")
+            code, error = await releasephase.run(
+                cwd, phase["command"], phase["env"], phase["timeout"], emit
+            )
+        except (SlugError, Refused, Unreachable, OSError) as e:
+            code, error = None, f"{self.config.instance} could not unpack v{version}: {e}"
+        done.set()
+        await pumper
+        delay = 0.5
+        while not self.stopping.is_set():
+            try:
+                await self.meta.call(
+                    "POST", f"{api}/result", body={"exit_code": code, "error": error}
+                )
+                return
+            except Refused as e:
+                log.error("meta refused the release phase result of v%s: %s", version, e)
+                return
+            except Unreachable:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _download(self, sha256: str, dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -181,6 +259,7 @@ class Agent:
         slice_ = self.desired
         if slice_ is None:
             return
+        self._maybe_release_phase(slice_)
         if self._ready is not None and self._ready[0] == slice_["generation"]:
             cwd = self._ready[1]  # this generation's files are written already
         else:
@@ -204,7 +283,12 @@ class Agent:
                     had.command if had else None,
                 )
             )
-        actions = reconcile([d for d, _ in wanted.values()], observed)
+        rollout = slice_.get("rollout") or {}
+        actions = reconcile(
+            [d for d, _ in wanted.values()],
+            observed,
+            max_unavailable=int(rollout.get("max_unavailable", 1)),
+        )
         if not actions:
             return
         for action in actions:
@@ -213,10 +297,14 @@ class Agent:
                 self.started[action.name] = wanted[action.name][0]
         self._save_started()  # once per pass; a start it names that never happened is redone
 
+        drain = float(rollout.get("drain", 0.0))
+
         async def act(kind: str, name: str) -> None:
-            if kind in ("stop", "replace"):
+            if kind == "replace":  # web: preboot, the old copy serves until the new one does
+                await self.supervisor.preboot(wanted[name][1], drain)
+            elif kind == "stop":
                 await self.supervisor.stop(name)
-            if kind in ("start", "replace"):
+            else:
                 await self.supervisor.start(wanted[name][1])
 
         # concurrently: one process slow to stop must not hold up the others

@@ -17,6 +17,7 @@ class AgentConfig:
     instance: str
     token: str = field(repr=False)
     report_interval: float = 2.0
+    keep_releases: int = 10  # release directories and cached slugs kept for instant rollback
 
     @classmethod
     def load(
@@ -42,4 +43,13 @@ class AgentConfig:
         if missing:
             raise UsageError(f"the agent needs {', '.join(missing)}: pass them or write {path}")
         assert meta and instance and token
-        return cls(root=root, meta=meta.rstrip("/"), instance=instance, token=token)
+        keep = os.environ.get("GUN_KEEP_RELEASES", "10")
+        if not (keep.isascii() and keep.isdigit() and 1 <= int(keep) <= 1000):
+            raise UsageError(f"GUN_KEEP_RELEASES={keep!r} is invalid: use a number from 1 to 1000")
+        return cls(
+            root=root,
+            meta=meta.rstrip("/"),
+            instance=instance,
+            token=token,
+            keep_releases=int(keep),
+        )

@@ -59,6 +59,16 @@ def prune_releases(root: Path, keep: int = KEEP_RELEASES) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
+def prune_slugs(root: Path, keep: int = KEEP_RELEASES) -> None:
+    """Keep the `keep` most recently used slugs of the slug cache."""
+    try:
+        cached = sorted((root / "slugs").glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)
+    except FileNotFoundError:
+        return
+    for old in cached[:-keep]:
+        old.unlink(missing_ok=True)
+
+
 def save_desired(root: Path, desired: dict[str, Any]) -> None:
     write_atomic(root / "state" / "desired.json", json.dumps(desired), mode=0o600)
 

@@ -160,9 +160,10 @@ def applog_path(root: Path) -> Path:
     return root / "log" / "app.log"
 
 
-def save(root: Path, record: ProcessRecord) -> None:
-    """Write the record atomically (temporary file, then rename over the old one)."""
-    path = record_path(root, record.spec.name)
+def save(root: Path, record: ProcessRecord, key: str | None = None) -> None:
+    """Write the record atomically (temporary file, then rename over the old one), at
+    state/procs/KEY.json (KEY: the process's name unless given)."""
+    path = record_path(root, key or record.spec.name)
     tmp = path.with_name(path.name + ".tmp")
     data = json.dumps(record.to_json(), sort_keys=True).encode()
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
@@ -177,10 +178,11 @@ def remove(root: Path, name: str) -> None:
     record_path(root, name).unlink(missing_ok=True)
 
 
-def load_all(root: Path) -> list[ProcessRecord]:
-    """Every readable record; an unreadable one is logged and renamed NAME.json.bad."""
+def load_all(root: Path, subdir: str = "") -> list[ProcessRecord]:
+    """Every readable record (in state/procs/SUBDIR); an unreadable one is logged and renamed
+    NAME.json.bad."""
     records = []
-    for path in sorted((root / "state" / "procs").glob("*.json")):
+    for path in sorted((root / "state" / "procs" / subdir).glob("*.json")):
         try:
             records.append(ProcessRecord.from_json(json.loads(path.read_bytes())))
         except (OSError, ValueError, KeyError, TypeError, InvalidParams) as e:

@@ -82,7 +82,8 @@ def reconcile(
     - stop: observed and not desired, unless already `stopping` or `down`.
     - replace: desired and observed but outdated (release, command or env digest differ).
       Per type, at most `max_unavailable` processes are unavailable at once: processes already
-      `starting` or `stopping` use up that budget, and `up` ones are replaced in natural order
+      `starting` or `stopping`, and those `crashed` on what is wanted, use up that budget (so a
+      release whose processes crash stops rolling), and `up` ones are replaced in natural order
       within what is left; the rest wait for a later pass. A `crashed` outdated process is
       replaced without using the budget (it is unavailable already, and the new release may be
       what fixes it). An outdated process that is `starting` or `stopping` waits until it settles.
@@ -102,8 +103,15 @@ def reconcile(
     replaces: list[str] = []
     for ptype in sorted({d.type for d in want.values()}):
         names = sorted((n for n, d in want.items() if d.type == ptype), key=natural_key)
-        busy = sum(1 for n in names if n in have and have[n].state in IN_FLIGHT)
         stale = [n for n in names if n in have and outdated(want[n], have[n])]
+        # on its way up or down, or crashed on the new release: a rollout that breaks
+        # processes stops there instead of breaking them all
+        busy = sum(
+            1
+            for n in names
+            if n in have
+            and (have[n].state in IN_FLIGHT or (have[n].state == "crashed" and n not in stale))
+        )
         replaces += [n for n in stale if have[n].state == "crashed"]
         rolling = [n for n in stale if have[n].state == "up"]
         replaces += rolling[: max(0, max_unavailable - busy)]

@@ -44,6 +44,7 @@ R12 = (
     "Error R12 (Exit timeout) -> At least one process failed to exit within {:g} seconds of SIGTERM"
 )
 
+RETIRING = "retiring"  # ROOT/state/procs/retiring/, ROOT/log/procs/retiring/
 Exit = asyncio.Future[int | None]  # the leader's exit code; None when it is not our child
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,12 @@ class _Proc:
     wake: asyncio.Event = field(default_factory=asyncio.Event)  # set with a new request
     task: asyncio.Task[None] | None = None
     final: ProcessState | None = None
+    retiring: bool = False  # replaced by a prebooted copy; stops after the drain
+
+    @property
+    def key(self) -> str:
+        """Where its record and output file live: a retiring copy's are set aside."""
+        return f"{RETIRING}/{self.spec.name}" if self.retiring else self.spec.name
 
 
 class Supervisor:
@@ -116,6 +123,7 @@ class Supervisor:
         self._poll = poll
         self._bash = shutil.which("bash") or "/bin/bash"
         self._procs: dict[str, _Proc] = {}
+        self._retiring: dict[str, _Proc] = {}
         self._changes = asyncio.Event()
         self._tail: asyncio.Task[None] | None = None
         self._closed = False
@@ -127,11 +135,7 @@ class Supervisor:
     async def stop(self, name: str, grace: float | None = None) -> ProcessState:
         """SIGTERM the group, SIGKILL it after the grace period; return once the group is empty."""
         p = self._get(name)
-        if p.request == "run":
-            p.request, p.grace = "stop", self.grace if grace is None else grace
-            p.wake.set()
-        assert p.task is not None
-        await asyncio.shield(p.task)
+        await self._stop(p, self.grace if grace is None else grace)
         assert p.final is not None
         return p.final
 
@@ -142,8 +146,62 @@ class Supervisor:
         await self.stop(name)
         return self._start(p.spec, restarts=p.restarts)
 
+    async def preboot(self, spec: ProcessSpec, drain: float = 0.0) -> ProcessState:
+        """Replace a web process without a gap: start the new copy on a new port while the old
+        one serves; once the new one accepts connections (or fails to), wait `drain` seconds
+        for routers to notice, then stop the old one. Anything else is stopped, then started."""
+        old = self._procs.get(spec.name)
+        if old is None or old.state != "up" or spec.type != "web" or spec.name in self._retiring:
+            if old is not None:
+                await self.stop(spec.name)
+            return self._start(spec, restarts=0)
+        self._retire(old)
+        try:
+            self._start(spec, restarts=0)
+        except BaseException:
+            await self._stop(old, self.grace)
+            raise
+        new = self._procs[spec.name]
+        while new.state == "starting" and new.request == "run":
+            await self.changed()
+        if new.state == "up" and drain > 0:
+            await asyncio.sleep(drain)
+        self._platform(old, f"Stopping the process it replaced (pid {old.pid})")
+        await self._stop(old, self.grace)
+        return self._view(new)
+
+    def _retire(self, p: _Proc) -> None:
+        """Set p aside, still running: its record and output file move to retiring/."""
+        for d in ("state/procs", "log/procs"):
+            (self.root / d / RETIRING).mkdir(parents=True, exist_ok=True)
+        before = procrecord.out_path(self.root, p.key)
+        p.retiring = True
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(before, procrecord.out_path(self.root, p.key))
+        self._save(p)
+        procrecord.remove(self.root, p.spec.name)
+        del self._procs[p.spec.name]
+        self._retiring[p.spec.name] = p
+
+    async def _stop(self, p: _Proc, grace: float) -> None:
+        if p.request == "run":
+            p.request, p.grace = "stop", grace
+            p.wake.set()
+        if p.task is not None:
+            await asyncio.shield(p.task)
+
     def states(self) -> list[ProcessState]:
         return [self._view(p) for _, p in sorted(self._procs.items())]
+
+    def serving(self) -> list[ProcessState]:
+        """What to tell routers: like states(), but a web process being prebooted is shown as
+        the copy that still serves until the new one is up."""
+        out = []
+        for name, p in sorted(self._procs.items()):
+            old = self._retiring.get(name)
+            prebooting = old is not None and old.state == "up" and p.state == "starting"
+            out.append(self._view(old if prebooting and old else p))
+        return out
 
     async def changed(self) -> None:
         """Return at the next state change of any process."""
@@ -153,6 +211,15 @@ class Supervisor:
         """Re-adopt the processes a previous agent recorded; clean up after the dead ones."""
         self._open()
         adopted = []
+        for rec in procrecord.load_all(self.root, RETIRING):
+            # a copy that was being replaced when the last agent died: its successor runs
+            p = self._from_record(rec, retiring=True)
+            alive = rec.pid is not None and procrecord.same_process(rec.pid, rec.create_time)
+            if rec.pgid is not None and (alive or not psutil.pid_exists(rec.pgid)):
+                procrecord.killpg(rec.pgid, signal.SIGKILL)
+            self._pump(p, final=True)
+            self._platform(p, f"Process being replaced (pid {rec.pid}) was killed")
+            self._forget(p)
         for rec in procrecord.load_all(self.root):
             if rec.spec.name in self._procs:
                 continue
@@ -177,7 +244,7 @@ class Supervisor:
 
     async def shutdown(self, stop_processes: bool) -> None:
         """Stop every process (gun up exiting), or leave them running for the next agent."""
-        procs = list(self._procs.values())
+        procs = [*self._procs.values(), *self._retiring.values()]
         for p in procs:
             if p.request == "run":
                 p.request, p.grace = ("stop", self.grace) if stop_processes else ("detach", 0)
@@ -230,7 +297,9 @@ class Supervisor:
                     await self._boot(p, exited)
                 while p.request == "run" and not exited.done():
                     await self._pause(p, exited, None)
-                if p.request == "run":
+                if p.request == "run" and p.retiring:
+                    p.request = "stop"  # it exited while being replaced: that is its stop
+                elif p.request == "run":
                     await self._crashed(p, exited.result())
                     exited = None
             if p.request == "stop":
@@ -332,10 +401,12 @@ class Supervisor:
             self._pump(p, final=False)
             self._save(p)
         else:
-            procrecord.remove(self.root, p.spec.name)
+            procrecord.remove(self.root, p.key)
         self._close_out(p, unlink=not detach)
         p.final = self._view(p)
-        self._procs.pop(p.spec.name, None)
+        slots = self._retiring if p.retiring else self._procs
+        if slots.get(p.spec.name) is p:
+            del slots[p.spec.name]
 
     async def _pause(self, p: _Proc, exited: Exit | None, seconds: float | None) -> None:
         """Sleep until `seconds` pass, the leader exits, or a stop or shutdown comes in."""
@@ -362,14 +433,14 @@ class Supervisor:
         )
 
     def _save(self, p: _Proc) -> None:
-        procrecord.save(self.root, ProcessRecord(**procrecord.record_fields(p)))
+        procrecord.save(self.root, ProcessRecord(**procrecord.record_fields(p)), p.key)
 
-    def _from_record(self, rec: ProcessRecord) -> _Proc:
+    def _from_record(self, rec: ProcessRecord, *, retiring: bool = False) -> _Proc:
         age = (_now() - rec.started).total_seconds()
-        p = _Proc(**procrecord.record_fields(rec))
+        p = _Proc(**procrecord.record_fields(rec), retiring=retiring)
         p.started_at = asyncio.get_running_loop().time() - age
         with contextlib.suppress(FileNotFoundError):
-            p.out_fd = os.open(procrecord.out_path(self.root, rec.spec.name), os.O_RDONLY)
+            p.out_fd = os.open(procrecord.out_path(self.root, p.key), os.O_RDONLY)
         return p
 
     def _get(self, name: str) -> _Proc:
@@ -379,7 +450,7 @@ class Supervisor:
         return p
 
     def _free_port(self) -> int:
-        taken = {p.port for p in self._procs.values()}
+        taken = {p.port for p in [*self._procs.values(), *self._retiring.values()]}
         while True:
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))
@@ -400,7 +471,7 @@ class Supervisor:
             os.close(p.out_fd)
             p.out_fd = None
         if unlink:
-            procrecord.out_path(self.root, p.spec.name).unlink(missing_ok=True)
+            procrecord.out_path(self.root, p.key).unlink(missing_ok=True)
 
     async def _tail_loop(self) -> None:
         """One loop for all processes: copy new output lines to app.log every `poll` seconds."""
@@ -408,7 +479,7 @@ class Supervisor:
             await asyncio.sleep(self._poll)
             try:
                 self.applog.follow()
-                for p in list(self._procs.values()):
+                for p in [*self._procs.values(), *self._retiring.values()]:
                     if self._pump(p, final=False):
                         self._save(p)
             except OSError:

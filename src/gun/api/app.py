@@ -11,7 +11,7 @@ from anyio import to_thread
 from fastapi import FastAPI
 
 from gun import __version__
-from gun.api import errors, fleet_routes, routes, seed
+from gun.api import build_routes, errors, fleet_routes, routes, seed
 from gun.core import Platform
 from gun.store.time import now
 
@@ -62,11 +62,15 @@ def create_app(
             loop.call_soon_threadsafe(app.state.wakeup.fire)
 
         platform.store.listeners.append(changed)
+        interrupted = await to_thread.run_sync(platform.fail_interrupted_builds)
+        if interrupted:
+            log.warning("%d builds were under way when meta last stopped: failed them", interrupted)
         task = asyncio.create_task(watch(platform, instance_timeout, watch_every))
         try:
             yield
         finally:
             platform.store.listeners.remove(changed)
+            platform.stop_builds()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -90,5 +94,6 @@ def create_app(
 
     app.include_router(routes.router)
     app.include_router(fleet_routes.router)
+    app.include_router(build_routes.router)
     app.include_router(seed.router)
     return app

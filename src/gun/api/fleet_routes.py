@@ -21,7 +21,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -99,6 +99,7 @@ class ObservedProcess(Strict):
 
 class Observed(Strict):
     processes: list[ObservedProcess] = Field(max_length=10_000)
+    problem: StrictStr | None = Field(default=None, max_length=2000)
 
 
 def instance_json(i: Instance) -> dict[str, Any]:
@@ -111,6 +112,7 @@ def instance_json(i: Instance) -> dict[str, Any]:
         "availability_zone": i.availability_zone,
         "address": i.address,
         "last_heartbeat": i.last_heartbeat.isoformat() if i.last_heartbeat else None,
+        "problem": i.problem,
     }
 
 
@@ -160,6 +162,7 @@ def processes(app: str, who: Who, gun: Gun) -> dict[str, Any]:
         "processes": [process_json(p) for p in procs],
         "unplaceable": gun.unplaceable(who, app),
         "release": gun.status(who, app).release,
+        "problems": {i.id: i.problem for i in gun.instances(who, app) if i.problem},
     }
 
 
@@ -168,13 +171,14 @@ def restart(app: str, body: Restart, who: Who, gun: Gun) -> dict[str, Any]:
     return {"restarting": gun.restart_processes(who, app, body.target)}
 
 
-@router.post("/apps/{app}/slugs", status_code=201)
-async def upload_slug(app: str, request: Request, who: Who, gun: Gun) -> dict[str, Any]:
-    """The body is the slug (a gzipped tarball of ./app); `X-Gun-Sha256` is checked if sent."""
+@contextlib.asynccontextmanager
+async def received(request: Request, what: str) -> AsyncIterator[tuple[Path, str, int]]:
+    """Stream the body to a temporary file, capped at GUN_SLUG_MAX_BYTES; (path, sha256, size).
+    The file is removed on leaving unless it was moved away."""
     limit = int(os.environ.get("GUN_SLUG_MAX_BYTES", SLUG_MAX_BYTES))
     declared = request.headers.get("content-length")
     if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the slug is over the limit of {limit} bytes")
+        raise PayloadTooLarge(f"the {what} is over the limit of {limit} bytes")
     fd, name = tempfile.mkstemp(prefix="gun-upload-", suffix=".tar.gz")
     path = Path(name)
     try:
@@ -183,19 +187,24 @@ async def upload_slug(app: str, request: Request, who: Who, gun: Gun) -> dict[st
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit:
-                    raise PayloadTooLarge(f"the slug is over the limit of {limit} bytes")
+                    raise PayloadTooLarge(f"the {what} is over the limit of {limit} bytes")
                 digest.update(chunk)
                 f.write(chunk)
         if size == 0:
-            raise InvalidParams("the upload is empty: send the slug as the request body")
-        slug_id, types = await to_thread.run_sync(
-            lambda: gun.add_slug(
-                who, app, path, digest.hexdigest(), size, request.headers.get("x-gun-sha256")
-            )
-        )
+            raise InvalidParams(f"the upload is empty: send the {what} as the request body")
+        yield path, digest.hexdigest(), size
     finally:
         path.unlink(missing_ok=True)
-    return {"id": slug_id, "sha256": digest.hexdigest(), "size": size, "process_types": types}
+
+
+@router.post("/apps/{app}/slugs", status_code=201)
+async def upload_slug(app: str, request: Request, who: Who, gun: Gun) -> dict[str, Any]:
+    """The body is the slug (a gzipped tarball of ./app); `X-Gun-Sha256` is checked if sent."""
+    async with received(request, "slug") as (path, sha256, size):
+        slug_id, types = await to_thread.run_sync(
+            lambda: gun.add_slug(who, app, path, sha256, size, request.headers.get("x-gun-sha256"))
+        )
+    return {"id": slug_id, "sha256": sha256, "size": size, "process_types": types}
 
 
 @router.post("/apps/{app}/releases", status_code=201)
@@ -235,7 +244,7 @@ async def desired(
 
 @router.put("/agent/instances/{instance_id}/observed", status_code=204)
 def observed(instance_id: str, body: Observed, who: Who, gun: Gun) -> None:
-    gun.report(who, instance_id, [p.model_dump() for p in body.processes])
+    gun.report(who, instance_id, [p.model_dump() for p in body.processes], body.problem)
 
 
 @router.get("/agent/instances/{instance_id}/slugs/{sha256}")

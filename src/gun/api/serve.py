@@ -8,8 +8,9 @@ import sys
 import uvicorn
 
 from gun.api.app import create_app
-from gun.build.slugstore import LocalSlugStore
+from gun.build.slugstore import slug_store_from_url
 from gun.core import Platform
+from gun.core.builds import BuildOptions
 from gun.crypto import Box, load_or_create_key
 from gun.providers.local import LocalProvider
 from gun.settings import MetaSettings, parse_listen
@@ -19,16 +20,25 @@ log = logging.getLogger("gun.meta")
 
 
 def open_platform(settings: MetaSettings) -> Platform:
+    slugs = slug_store_from_url(settings.slug_store, settings.home)
     box = Box(load_or_create_key(settings.home, settings.secret_key))
     hint = "gun server migrate --database-url URL"
     store = Store.open(settings.database_url, box, migrate_hint=hint)
     host, port = parse_listen(settings.listen)
     return Platform(
         store,
-        slugs=LocalSlugStore(settings.home / "slugs"),
+        slugs=slugs,
         providers={"local": LocalProvider(settings.home / "instances")},
         meta_url=f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}",
         auto_instances=settings.auto_instances,
+        build_options=BuildOptions(
+            settings.home / "builds",
+            concurrency=settings.build_concurrency,
+            timeout=settings.build_timeout,
+            release_timeout=settings.release_timeout,
+            preboot_drain=settings.preboot_drain,
+            max_unavailable=settings.max_unavailable,
+        ),
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -43,6 +45,20 @@ class Client:
         if r.status_code == 204 or not r.content:
             return None
         return r.json()
+
+    @contextlib.contextmanager
+    def stream(self, method: str, path: str, **kw: Any) -> Iterator[httpx.Response]:
+        """A response read as it comes (no read timeout); transport errors while reading it
+        are Unreachable too."""
+        timeout = httpx.Timeout(30.0, read=None)
+        try:
+            with self._http.stream(method, path, timeout=timeout, **kw) as r:
+                if r.status_code >= 400:
+                    r.read()
+                    raise Refused(_error(r))
+                yield r
+        except httpx.TransportError as e:
+            raise Unreachable(f"lost meta at {self.api} ({type(e).__name__})") from None
 
     def get(self, path: str, **kw: Any) -> Any:
         return self.request("GET", path, **kw)

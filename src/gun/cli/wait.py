@@ -107,6 +107,9 @@ def converge(
         waiting = check(data)
         if not waiting:
             return data
+        if data.get("problems"):
+            reasons = "; ".join(f"{i}: {why}" for i, why in sorted(data["problems"].items()))
+            raise Refused(Unavailable(f"instances cannot run v{data['release']} ({reasons})"))
         if time.monotonic() >= deadline:
             raise Refused(
                 Unavailable(f"timed out after {timeout:g}s waiting for {', '.join(waiting)}")

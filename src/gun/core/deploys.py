@@ -62,6 +62,19 @@ class Deploys:
                 f"the slug's sha256 is {sha256}, not {expected} as the client "
                 "said: the upload was damaged"
             )
+        return self._store_slug(who, name, path, sha256, size)
+
+    def _store_slug(
+        self,
+        who: Principal,
+        name: str,
+        path: Path,
+        sha256: str,
+        size: int,
+        *,
+        commit: str | None = None,
+        commit_description: str | None = None,
+    ) -> tuple[int, dict[str, str]]:
         types = read_procfile(path)
         with self.store.read() as tx:
             app = tx.existing_app(name)
@@ -71,7 +84,7 @@ class Deploys:
         self.slugs.put(name, path, sha256)
         with self.store.write() as tx:
             app = tx.existing_app(name, lock=True)
-            slug_id = tx.insert_slug(app.id, sha256, size, types, None, None)
+            slug_id = tx.insert_slug(app.id, sha256, size, types, commit, commit_description)
             tx.record(app, who.name, "slug.create", {"sha256": sha256, "size": size})
         return slug_id, types
 
@@ -81,33 +94,109 @@ class Deploys:
         """A new release of the slug with the current config vars."""
         authorize(who, "developer", name)
         with self.store.write() as tx:
-            app = tx.existing_app(name, lock=True)
-            slug = tx.slug(slug_id)
-            if slug is None or tx.slug_by_sha(app.id, slug[0]) != slug_id:
-                raise NotFound(f"slug {slug_id} of app {name!r} does not exist")
-            sha256, _, types = slug
-            totals = tx.formation(app.id)
-            missing = sorted(t for t, n in totals.items() if n > 0 and t not in types)
-            if missing:
-                words = " ".join(f"{t}=0" for t in missing)
-                raise InvalidParams(
-                    f"the formation runs {', '.join(missing)} but this slug's Procfile has no "
-                    f"such process type: add it to the Procfile or `gun scale {words}` first"
-                )
-            if not totals and "web" in types:
-                tx.set_formation(app.id, {"web": 1})  # Heroku's default on the first deploy
-            release = tx.insert_release(
-                app,
-                description=description or f"Deploy {sha256[:7]}",
-                config=tx.config(app.id),
-                process_types=types,
-                slug_id=slug_id,
-                commit=None,
-                actor=who.name,
+            return self._release_slug(tx, who, name, slug_id, description=description)
+
+    def _release_slug(
+        self,
+        tx: Tx,
+        who: Principal,
+        name: str,
+        slug_id: int,
+        *,
+        description: str | None = None,
+        commit: str | None = None,
+    ) -> Release:
+        """Release the slug: `pending` until its release command succeeds, if it has one."""
+        app = tx.existing_app(name, lock=True)
+        slug = tx.slug(slug_id)
+        if slug is None or tx.slug_by_sha(app.id, slug[0]) != slug_id:
+            raise NotFound(f"slug {slug_id} of app {name!r} does not exist")
+        sha256, _, types = slug
+        totals = tx.formation(app.id)
+        missing = sorted(t for t, n in totals.items() if n > 0 and t not in types)
+        if missing:
+            words = " ".join(f"{t}=0" for t in missing)
+            raise InvalidParams(
+                f"the formation runs {', '.join(missing)} but this slug's Procfile has no "
+                f"such process type: add it to the Procfile or `gun scale {words}` first"
             )
+        if not totals and "web" in types:
+            tx.set_formation(app.id, {"web": 1})  # Heroku's default on the first deploy
+        pending = procfile.RELEASE in types
+        release = tx.insert_release(
+            app,
+            description=description or f"Deploy {sha256[:7]}",
+            config=tx.config(app.id),
+            process_types=types,
+            slug_id=slug_id,
+            commit=commit,
+            actor=who.name,
+            status="pending" if pending else "succeeded",
+        )
+        if pending:
+            tx.bump_generation(app.id)  # the instance that runs the release command hears of it
+        else:
             self._replace(tx, app)
-            tx.record(app, who.name, "release.deploy", {"version": release.version, "slug": sha256})
-            return release
+        tx.record(app, who.name, "release.deploy", {"version": release.version, "slug": sha256})
+        return release
+
+    # the release phase -----------------------------------------------------------------------
+
+    def release_phase_output(
+        self, who: Principal, instance_id: str, version: int, text: str
+    ) -> None:
+        """Lines of the release command, as the agent running it sends them."""
+        with self.store.write() as tx:
+            app, _ = self._phase(tx, who, instance_id, version)
+            build = tx.build_of_release(app, version)
+            if build is not None:
+                tx.append_build_output(build.id, text)
+
+    def release_phase_done(
+        self,
+        who: Principal,
+        instance_id: str,
+        version: int,
+        exit_code: int | None,
+        error: str | None,
+    ) -> str:
+        """The release command ended: the release succeeds and rolls out, or fails."""
+        with self.store.write() as tx:
+            app, release = self._phase(tx, who, instance_id, version)
+            if release.status != "pending":
+                return release.status
+            ok = exit_code == 0 and not error
+            why = error or f"the release command exited with status {exit_code}"
+            tx.set_release_status(app.id, version, "succeeded" if ok else "failed")
+            build = tx.build_of_release(app, version)
+            if build is not None:
+                if ok:
+                    tx.append_build_output(build.id, f"-----> Release command of v{version} done\n")
+                    tx.set_build(build.id, status="succeeded")
+                else:
+                    tx.append_build_output(build.id, f" !     v{version} failed: {why}\n")
+                    tx.set_build(build.id, status="failed", error=f"v{version} failed: {why}")
+            if ok:
+                self._replace(tx, app)
+            else:
+                tx.bump_generation(app.id)
+            tx.record(
+                app,
+                who.name,
+                "release.phase",
+                {"version": version, "instance": instance_id, "ok": ok, "exit_code": exit_code},
+            )
+            return "succeeded" if ok else "failed"
+
+    def _phase(self, tx: Tx, who: Principal, instance_id: str, version: int) -> tuple[App, Release]:
+        if who.instance != instance_id:
+            raise NotFound(f"instance {instance_id!r} does not exist")
+        inst = tx.instance(instance_id)
+        app = tx.app(inst.app) if inst else None
+        release = tx.release(app, version) if app else None
+        if app is None or release is None:
+            raise NotFound(f"release v{version} does not exist")
+        return app, release
 
     def slug_open(self, who: Principal, instance_id: str, sha256: str) -> BinaryIO:
         """The stored slug an agent may download: only one of its own app's."""

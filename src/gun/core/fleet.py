@@ -41,6 +41,11 @@ class Slice:
     slug: dict[str, Any] | None
     env: dict[str, str] = field(repr=False)
     processes: list[DesiredProcess]
+    # the release command of a pending release, for the one instance that is to run it
+    release_phase: dict[str, Any] | None = field(default=None, repr=False)
+    # how replacements roll: seconds a replaced web process keeps serving after its successor
+    # is up (routers notice), and processes of a type that may be down at once here
+    rollout: dict[str, float] = field(default_factory=dict)
 
 
 def _instance_id() -> str:
@@ -53,6 +58,8 @@ class Fleet:
     store: Store
     providers: Mapping[str, InstanceProvider]
     meta_url: str | None
+    release_timeout: float
+    rollout: Mapping[str, float]
 
     # placement ------------------------------------------------------------------------------
 
@@ -300,6 +307,7 @@ class Fleet:
                 for p in tx.processes(app.id, instance_id)
                 if p.desired and p.type in types
             ]
+            phase = self._release_phase(tx, app, instance_id)
         return Slice(
             generation=generation,
             app=app.name,
@@ -308,10 +316,37 @@ class Fleet:
             slug={"sha256": slug[0], "size": slug[1]} if slug else None,
             env=dict(release.config) if release else {},
             processes=sorted(procs, key=lambda p: p.name),
+            release_phase=phase,
+            rollout=dict(self.rollout),
         )
 
+    def _release_phase(self, tx: Tx, app: App, instance_id: str) -> dict[str, Any] | None:
+        """The pending release's command, if this is the instance to run it: the first online
+        instance of the app, by id."""
+        version = tx.pending_release(app.id)
+        if version is None:
+            return None
+        online = sorted(i.id for i in tx.instances(app.id) if i.state == "online")
+        if not online or online[0] != instance_id:
+            return None
+        release = tx.release(app, version)
+        slug = tx.slug(release.slug_id) if release and release.slug_id else None
+        if release is None or slug is None or not release.process_types:
+            return None
+        return {
+            "release": version,
+            "command": release.process_types.get("release"),
+            "slug": {"sha256": slug[0], "size": slug[1]},
+            "env": dict(release.config),
+            "timeout": self.release_timeout,
+        }
+
     def report(
-        self, who: Principal, instance_id: str, observed: Sequence[Mapping[str, Any]]
+        self,
+        who: Principal,
+        instance_id: str,
+        observed: Sequence[Mapping[str, Any]],
+        problem: str | None = None,
     ) -> None:
         """An agent's heartbeat with the state of every process it runs."""
         self._agent(who, instance_id)
@@ -325,7 +360,7 @@ class Fleet:
             if inst is None:
                 raise NotFound(f"instance {instance_id!r} does not exist")
             app = tx.existing_app(inst.app, lock=inst.state != "online")
-            tx.set_instance(instance_id, state="online", last_heartbeat=now())
+            tx.set_instance(instance_id, state="online", last_heartbeat=now(), problem=problem)
             seen = set()
             for o in observed:
                 seen.add(o["name"])

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from gun import formation as formations
 from gun.core.access import authorize
 from gun.core.batch import Batcher
+from gun.core.builds import BuildOptions, Builds
 from gun.core.cache import TTLCache, VersionedCache
 from gun.core.deploys import Deploys
 from gun.core.fleet import Fleet
@@ -58,7 +60,7 @@ def config_description(set_keys: Sequence[str], unset_keys: Sequence[str]) -> st
     return f"Unset {_names(unset_keys)} config vars"
 
 
-class Platform(Fleet, Deploys):
+class Platform(Fleet, Deploys, Builds):
     def __init__(
         self,
         store: Store,
@@ -68,9 +70,15 @@ class Platform(Fleet, Deploys):
         meta_url: str | None = None,
         auto_instances: int = 0,
         token_cache_seconds: float = 5.0,
+        build_options: BuildOptions | None = None,
     ) -> None:
         self.store = store
         self.slugs = slugs
+        self.build_options = build_options
+        opts = build_options or BuildOptions(Path("."))
+        self.release_timeout = opts.release_timeout
+        self.rollout = {"drain": opts.preboot_drain, "max_unavailable": opts.max_unavailable}
+        self._build_pool = None
         self.providers = providers or {}
         self.meta_url = meta_url
         self.auto_instances = auto_instances  # local instances every new app gets (gun up)

@@ -24,6 +24,7 @@ def _instance(r: Row[Any]) -> Instance:
         address=r.address,
         last_heartbeat=utc(r.last_heartbeat) if r.last_heartbeat else None,
         created_at=utc(r.created_at),
+        problem=r.problem,
     )
 
 
@@ -55,6 +56,7 @@ _INSTANCE_COLS = [
     instances.c.address,
     instances.c.last_heartbeat,
     instances.c.created_at,
+    instances.c.problem,
 ]
 _PROCESS_COLS = [
     apps.c.name.label("app"),

@@ -58,6 +58,7 @@ instances = Table(
     Column("state", String(20), nullable=False),
     Column("token_id", ForeignKey("tokens.id", ondelete="SET NULL")),
     Column("last_heartbeat", DateTime(timezone=True)),
+    Column("problem", Text),  # why its agent cannot run the current release, as it reported
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -89,6 +90,26 @@ releases = Table(
     Column("actor", String(100), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("app_id", "version"),
+)
+
+builds = Table(
+    "builds",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("app_id", _app_fk(), nullable=False),
+    # pending (queued), building, releasing (release phase), succeeded, failed
+    Column("status", String(20), nullable=False),
+    Column("strategy", String(10), nullable=False),  # slug or git
+    Column("ref", Text),
+    Column("commit", String(64)),
+    Column("commit_description", Text),
+    Column("slug_id", ForeignKey("slugs.id", ondelete="SET NULL")),
+    Column("release", Integer),
+    Column("output", Text, nullable=False, default=""),
+    Column("error", Text),
+    Column("actor", String(100), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
 )
 
 config_vars = Table(
@@ -165,4 +186,5 @@ events = Table(
 )
 
 Index("events_app_created", events.c.app_id, events.c.created_at)
+Index("builds_app_status", builds.c.app_id, builds.c.status)
 Index("releases_app_version", releases.c.app_id, releases.c.version)

@@ -16,6 +16,7 @@ from gun.crypto import Box
 from gun.errors import Conflict, NotFound
 from gun.model import App, Event, Layer, Principal, Release, check_role
 from gun.store import migrate
+from gun.store.builds import BuildQueries
 from gun.store.engine import WRITE, make_engine
 from gun.store.fleet import FleetQueries
 from gun.store.schema import (
@@ -86,7 +87,7 @@ class Store:
                     listener()
 
 
-class Tx(FleetQueries):
+class Tx(FleetQueries, BuildQueries):
     """Queries inside one transaction. Values come back as model objects, secrets decrypted."""
 
     def __init__(self, conn: Connection, box: Box) -> None:
@@ -317,6 +318,23 @@ class Tx(FleetQueries):
             actor=actor,
             current=status == "succeeded",
         )
+
+    def set_release_status(self, app_id: int, version: int, status: str) -> None:
+        self.conn.execute(
+            update(releases)
+            .where(releases.c.app_id == app_id, releases.c.version == version)
+            .values(status=status)
+        )
+
+    def pending_release(self, app_id: int) -> int | None:
+        """The newest release if it is waiting for its release phase (and newer than current)."""
+        row = self.conn.execute(
+            select(releases.c.version, releases.c.status)
+            .where(releases.c.app_id == app_id)
+            .order_by(releases.c.version.desc())
+            .limit(1)
+        ).first()
+        return row.version if row is not None and row.status == "pending" else None
 
     # processes and instances (reported by agents) -------------------------------------------
 

@@ -1,55 +1,96 @@
-"""deploy: pack a directory into a slug, upload it, release it, wait until it runs."""
+"""deploy: pack the source, upload it, stream the build, wait until the new release runs."""
 
 from __future__ import annotations
 
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import click
 
-from gun.build.slug import pack
+from gun.build.source import pack_source
 from gun.cli import output
 from gun.cli import wait as waiting
+from gun.cli.client import Client, Refused, Unreachable
 from gun.cli.commands.apps import p
 from gun.cli.context import Ctx, app_option, need_app, pass_ctx
-from gun.errors import UsageError
+from gun.errors import GunError, UsageError
+
+RECONNECTS = 5  # times the build output stream is picked up again after losing meta
 
 
 @click.command("deploy")
 @click.argument("ref", required=False)
 @click.option("--dir", "directory", default=".", show_default=True, help="the app's directory")
+@click.option("--strategy", type=click.Choice(["slug", "git"]), default="slug", show_default=True)
 @click.option("--wait", type=click.BOOL, default=True, show_default=True)
-@click.option("--timeout", type=float, default=300, show_default=True)
+@click.option("--timeout", type=float, default=600, show_default=True)
 @app_option
 @pass_ctx
 def deploy(
-    ctx: Ctx, ref: str | None, directory: str, wait: bool, timeout: float, app: str | None
+    ctx: Ctx,
+    ref: str | None,
+    directory: str,
+    strategy: str,
+    wait: bool,
+    timeout: float,
+    app: str | None,
 ) -> None:
-    """Deploy a directory as it is: gun deploy dir=PATH (git refs and builds come later)."""
+    """Deploy: pack `git archive REF` of dir (or dir as it is), build, release, roll out."""
     name = need_app(app)
-    src = Path(directory)
-    if ref is not None:
-        raise UsageError(f"deploying a git ref ({ref!r}) is not supported yet: use dir=PATH")
-    if not src.is_dir():
-        raise UsageError(f"dir={directory} is not a directory")
+    if strategy == "git":
+        raise UsageError("strategy=git is not available yet: deploy with strategy=slug")
+    began = time.monotonic()
+    client = ctx.client()
     with tempfile.TemporaryDirectory(prefix="gun-deploy-") as tmp:
-        slug = pack(src, Path(tmp) / "slug.tar.gz")
-        output.note(f"Packed {src} into a {slug.size} byte slug ({slug.sha256[:12]})")
-        with open(slug.path, "rb") as body:
-            uploaded = ctx.client().request(
+        source = pack_source(Path(directory), ref, Path(tmp) / "source.tar.gz")
+        output.note(f"Packed {source.described}: {source.size / 1e6:.1f}MB")
+        if source.dirty:
+            output.note("Uncommitted changes in the work tree are not deployed (only the commit)")
+        params = {"commit": source.commit, "commit_description": source.subject}
+        with open(source.path, "rb") as body:
+            build = client.request(
                 "POST",
-                f"/v1/apps/{p(name)}/slugs",
+                f"/v1/apps/{p(name)}/builds",
                 content=body,
-                headers={"Content-Type": "application/gzip", "X-Gun-Sha256": slug.sha256},
+                params={k: v[:500] for k, v in params.items() if v},
+                headers={"Content-Type": "application/gzip"},
             )
-    types = ", ".join(uploaded["process_types"])
-    release = ctx.client().post(f"/v1/apps/{p(name)}/releases", {"slug": uploaded["id"]})
-    output.note(
-        f"Released v{release['version']} ({release['description']}); process types: {types}"
-    )
+    follow(client, name, build["id"])
+    build = client.get(f"/v1/apps/{p(name)}/builds/{build['id']}")
+    if build["status"] != "succeeded":
+        raise Refused(GunError(f"deploy of {name} failed: {build['error']}"))
+    version = build["release"]
     if wait:
-        waiting.converge(ctx.client(), name, timeout)
+        data = waiting.converge(client, name, timeout)
+        mine = [q for q in data["processes"] if q["release"] == version]
+        hosts = {q["instance"] for q in mine}
+        output.note(
+            f"v{version} is up: {len(mine)} processes on {len(hosts)} instances "
+            f"({time.monotonic() - began:.1f}s)"
+        )
+    release = client.get(f"/v1/apps/{p(name)}/releases/{version}")
     if ctx.json:
         output.emit_json(release)
     else:
-        output.line(f"v{release['version']}")
+        output.line(f"v{version}")
+
+
+def follow(client: Client, name: str, build_id: int) -> None:
+    """Copy the build's output to stderr as it grows, until the build ends."""
+    offset, lost = 0, 0
+    url = f"/v1/apps/{p(name)}/builds/{build_id}/output"
+    while True:
+        try:
+            with client.stream("GET", url, params={"offset": offset}) as r:
+                for text in r.iter_text():
+                    sys.stderr.write(text)
+                    sys.stderr.flush()
+                    offset += len(text)
+            return
+        except Unreachable:
+            lost += 1
+            if lost > RECONNECTS:
+                raise
+            time.sleep(min(2.0**lost / 4, 5.0))

@@ -1,0 +1,286 @@
+"""Builds: an uploaded source becomes a slug, the slug a release, the release phase runs once.
+
+A build is queued (`pending`), run by the build worker pool (`building`: buildpacks, slug,
+release), then, when the Procfile has `release:`, waits for the release phase on one instance
+(`releasing`), and ends `succeeded` or `failed`. One build per app at a time: a second deploy
+while one is under way is refused, so two never interleave. Output (buildpack lines, then the
+release command's) is appended to the build and read back from any offset while it grows.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gun import procfile
+from gun.build import buildpacks
+from gun.build.slug import SlugError, pack, sha256_of, unpack
+from gun.build.slugstore import SlugStore
+from gun.core.access import authorize
+from gun.errors import Conflict, GunError, InvalidParams, NotFound
+from gun.model import Build, Principal, Release
+from gun.store import Store, Tx
+
+log = logging.getLogger("gun.build")
+STEP = "-----> "
+FLUSH_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    home: Path  # build caches in home/cache/APP, work directories in home/work
+    concurrency: int = 2
+    timeout: float = 900.0
+    release_timeout: float = 3600.0
+    preboot_drain: float = 2.0
+    max_unavailable: int = 1
+
+
+class OutputBuffer:
+    """Build output lines, written to the store in batches (every FLUSH_SECONDS at most)."""
+
+    def __init__(self, store: Store, build_id: int) -> None:
+        self.store, self.build_id = store, build_id
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+        self._last = 0.0
+
+    def line(self, text: str) -> None:
+        with self._lock:
+            self._lines.append(text + "\n")
+        if time.monotonic() - self._last >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            text, self._lines = "".join(self._lines), []
+            self._last = time.monotonic()
+        if text:
+            with self.store.write() as tx:
+                tx.append_build_output(self.build_id, text)
+
+
+def short(commit: str | None, sha256: str) -> str:
+    return (commit or sha256)[:7]
+
+
+class Builds:
+    """Mixed into Platform."""
+
+    store: Store
+    slugs: SlugStore
+    build_options: BuildOptions | None
+    _build_pool: ThreadPoolExecutor | None
+
+    if TYPE_CHECKING:  # provided by Deploys and Fleet, which Platform mixes in too
+
+        def _store_slug(
+            self,
+            who: Principal,
+            name: str,
+            path: Path,
+            sha256: str,
+            size: int,
+            *,
+            commit: str | None = None,
+            commit_description: str | None = None,
+        ) -> tuple[int, dict[str, str]]: ...
+
+        def _release_slug(
+            self,
+            tx: Tx,
+            who: Principal,
+            name: str,
+            slug_id: int,
+            *,
+            description: str | None = None,
+            commit: str | None = None,
+        ) -> Release: ...
+
+    # the API's side ------------------------------------------------------------------------
+
+    def may_build(self, who: Principal, name: str) -> None:
+        """Refuse early (before a large upload) what create_build would refuse."""
+        authorize(who, "developer", name)
+        with self.store.read() as tx:
+            busy = tx.active_build(tx.existing_app(name))
+        if busy is not None:
+            raise _busy(name, busy)
+
+    def create_build(
+        self,
+        who: Principal,
+        name: str,
+        *,
+        strategy: str = "slug",
+        ref: str | None = None,
+        commit: str | None = None,
+        commit_description: str | None = None,
+    ) -> Build:
+        """Queue a build; refused while another build of the app is under way."""
+        authorize(who, "developer", name)
+        if self.build_options is None:
+            raise InvalidParams("this meta runs no builds: it was started without a build home")
+        with self.store.write() as tx:
+            app = tx.existing_app(name, lock=True)
+            busy = tx.active_build(app)
+            if busy is not None:
+                raise _busy(name, busy)
+            build = tx.insert_build(
+                app,
+                strategy=strategy,
+                ref=ref,
+                commit=commit,
+                commit_description=commit_description,
+                actor=who.name,
+            )
+            tx.record(app, who.name, "build.create", {"id": build.id, "commit": commit})
+        return build
+
+    def start_build(self, who: Principal, build: Build, source: Path) -> None:
+        """Hand the source tarball (now the build's to delete) to the worker pool."""
+        if self._build_pool is None:
+            assert self.build_options is not None
+            self._build_pool = ThreadPoolExecutor(
+                self.build_options.concurrency, thread_name_prefix="gun-build"
+            )
+        self._build_pool.submit(self._run_build, who, build, source)
+
+    def builds(self, who: Principal, name: str, limit: int = 20) -> list[Build]:
+        authorize(who, "viewer", name)
+        with self.store.read() as tx:
+            return tx.builds(tx.existing_app(name), limit)
+
+    def build_info(self, who: Principal, name: str, build_id: int) -> Build:
+        authorize(who, "viewer", name)
+        with self.store.read() as tx:
+            found = tx.build(tx.existing_app(name), build_id)
+        if found is None:
+            raise NotFound(f"build {build_id} of app {name!r} does not exist")
+        return found
+
+    def build_output(
+        self, who: Principal, name: str, build_id: int, offset: int
+    ) -> tuple[str, str]:
+        """The output from `offset` on and the build's status (checked once per stream)."""
+        with self.store.read() as tx:
+            return tx.build_output(build_id, offset)
+
+    def stop_builds(self) -> None:
+        """Meta is exiting: queued builds are dropped (they are failed at the next start)."""
+        if self._build_pool is not None:
+            self._build_pool.shutdown(wait=False, cancel_futures=True)
+
+    def fail_interrupted_builds(self) -> int:
+        """At start: builds a previous meta was running cannot finish; say so."""
+        with self.store.write() as tx:
+            stuck = tx.builds_in(("pending", "building"))
+            for _, build_id in stuck:
+                tx.append_build_output(build_id, " !     meta restarted during this build\n")
+                tx.set_build(build_id, status="failed", error="meta restarted during the build")
+        return len(stuck)
+
+    # the worker's side ---------------------------------------------------------------------
+
+    def _run_build(self, who: Principal, build: Build, source: Path) -> None:
+        out = OutputBuffer(self.store, build.id)
+        try:
+            with self.store.write() as tx:
+                tx.set_build(build.id, status="building")
+            self._build(who, build, source, out)
+        except GunError as e:
+            out.line(f" !     {e.message}")
+            self._fail(build, out, e.message)
+        except Exception as e:  # a bug: the build fails, meta lives on
+            log.exception("build %s of %s failed", build.id, build.app)
+            self._fail(build, out, f"the build crashed ({type(e).__name__}); see meta's log")
+        finally:
+            source.unlink(missing_ok=True)
+
+    def _fail(self, build: Build, out: OutputBuffer, why: str) -> None:
+        out.flush()
+        with self.store.write() as tx:
+            tx.set_build(build.id, status="failed", error=why)
+
+    def _build(self, who: Principal, build: Build, source: Path, out: OutputBuffer) -> None:
+        assert self.build_options is not None
+        opts = self.build_options
+        work = opts.home / "work"
+        work.mkdir(parents=True, exist_ok=True)
+        with self.store.read() as tx:
+            config = tx.config(tx.existing_app(build.app).id)
+        with tempfile.TemporaryDirectory(prefix=f"{build.app}-{build.id}-", dir=work) as tmp:
+            app_dir = Path(tmp) / "app"
+            try:
+                unpack(source, app_dir, sha256_of(source))
+            except SlugError as e:
+                raise InvalidParams(f"the uploaded source was refused: {e.message}") from None
+            out.line(f"{STEP}Building {build.app} ({short(build.commit, '') or 'upload'})")
+            result = buildpacks.build(
+                app_dir, opts.home / "cache" / build.app, config, out.line, timeout=opts.timeout
+            )
+            types = _process_types(app_dir, result.process_types)
+            out.line(f"{STEP}Discovering process types")
+            out.line(f"       Procfile declares types -> {', '.join(types)}")
+            slug = pack(app_dir, Path(tmp) / "slug.tar.gz")
+            out.line(f"{STEP}Compressing... done, {slug.size / 1e6:.1f}MB")
+            slug_id, _ = self._store_slug(
+                who,
+                build.app,
+                slug.path,
+                slug.sha256,
+                slug.size,
+                commit=build.commit,
+                commit_description=build.commit_description,
+            )
+            shutil.rmtree(app_dir)
+        out.line(f"{STEP}Releasing")
+        out.flush()  # all of it before the status says done: readers stop at a final status
+        with self.store.write() as tx:
+            release = self._release_slug(
+                tx,
+                who,
+                build.app,
+                slug_id,
+                description=f"Deploy {short(build.commit, slug.sha256)}",
+                commit=build.commit,
+            )
+            pending = release.status == "pending"
+            tx.set_build(
+                build.id,
+                status="releasing" if pending else "succeeded",
+                slug_id=slug_id,
+                release=release.version,
+            )
+            if pending:
+                tx.append_build_output(
+                    build.id, f"{STEP}Running the release command of v{release.version}\n"
+                )
+
+
+def _busy(name: str, busy: Build) -> Conflict:
+    return Conflict(
+        f"a deploy of {name} is already under way (build {busy.id} by {busy.actor}, "
+        f"{busy.status}): wait for it to finish, then deploy again"
+    )
+
+
+def _process_types(app_dir: Path, defaults: dict[str, str]) -> dict[str, str]:
+    """The Procfile's types (errors name its line), else the buildpack's defaults."""
+    path = app_dir / "Procfile"
+    if path.is_file():
+        return procfile.parse(path.read_bytes(), "Procfile")
+    if path.exists() or path.is_symlink():
+        raise InvalidParams("Procfile is not a regular file")
+    if defaults:
+        return defaults
+    raise InvalidParams(
+        "the app has no Procfile: add one naming your process types, e.g. `web: python app.py`"
+    )

@@ -1,0 +1,49 @@
+"""builds: source uploads and git refs turned into slugs and releases, with their output;
+instances.problem: why an agent cannot run the current release
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "builds",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("app_id", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("strategy", sa.String(length=10), nullable=False),
+        sa.Column("ref", sa.Text(), nullable=True),
+        sa.Column("commit", sa.String(length=64), nullable=True),
+        sa.Column("commit_description", sa.Text(), nullable=True),
+        sa.Column("slug_id", sa.Integer(), nullable=True),
+        sa.Column("release", sa.Integer(), nullable=True),
+        sa.Column("output", sa.Text(), nullable=False),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("actor", sa.String(length=100), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["app_id"], ["apps.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["slug_id"], ["slugs.id"], ondelete="SET NULL"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("builds_app_status", "builds", ["app_id", "status"], unique=False)
+    with op.batch_alter_table("instances") as batch:
+        batch.add_column(sa.Column("problem", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("instances") as batch:
+        batch.drop_column("problem")
+    op.drop_index("builds_app_status", table_name="builds")
+    op.drop_table("builds")
