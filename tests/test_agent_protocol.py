@@ -36,6 +36,7 @@ SLICE = {
     "processes",
     "release_phase",
     "rollout",
+    "git",
 }
 
 

@@ -399,3 +399,50 @@ def test_deploy_refuses_a_ref_that_does_not_exist(up: Up, repo: Path) -> None:
     r = up.gun("app:noref", "deploy", "no-such-branch", f"dir={repo}")
     assert r.code == 2
     assert r.err == f"gun: REF 'no-such-branch' does not exist in the git repository at {repo}\n"
+
+
+def test_a_git_strategy_deploy_fetches_and_builds_on_every_instance(
+    up: Up, repo: Path, tmp_path: Path
+) -> None:
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(repo, "remote", "add", "origin", f"file://{origin}")
+    git(repo, "push", "-q", "origin", "main")
+    bad = up.gun("apps.create", "gitbad", "repo=not a url")
+    assert (bad.code, bad.err) == (
+        1,
+        "gun: repo 'not a url' is not a git URL: use https://, ssh://, git://, file:// "
+        "or user@host:path\n",
+    )
+    up.ok("apps.create", "gitapp", f"repo=file://{origin}")
+
+    r = up.gun("app:gitapp", "deploy", "main", "strategy=git")
+    assert r.code == 0, r.err
+    assert r.out == "v2\n"
+    head = git(repo, "rev-parse", "HEAD")
+    assert f"main is {head[:7]} First version" in r.err
+    assert "release phase: migrating done" in r.err
+    up.ok("app:gitapp", "scale", "web=2")
+    for name, port in webs(up, "gitapp").items():
+        assert answers(port)["message"] == "hello from gun", name
+    for i in up.json("app:gitapp", "instances"):  # each instance built its own checkout
+        checkout = Path(i["address"]) / "git" / "checkout"
+        assert git(checkout, "rev-parse", "HEAD") == head
+        assert (Path(i["address"]) / "releases" / "v2" / ".venv" / "bin" / "python").exists()
+
+    second = commit(repo, "message.txt", "from git\n", "From git")
+    git(repo, "push", "-q", "origin", "main")
+    r = up.gun("app:gitapp", "deploy", "main", "strategy=git")
+    assert r.code == 0, r.err
+    assert r.out == "v3\n"
+    for name, port in webs(up, "gitapp").items():
+        assert answers(port)["message"] == "from git", name
+    assert up.json("app:gitapp", "releases.info:v3")["commit"] == second
+
+    missing = up.gun("app:gitapp", "deploy", "no-such-branch", "strategy=git")
+    assert missing.code == 1
+    assert missing.err.endswith(
+        "gun: deploy of gitapp failed: REF 'no-such-branch' does not exist in the app's "
+        "repository\n"
+    )
+    assert [x["version"] for x in up.json("app:gitapp", "releases")][0] == 3

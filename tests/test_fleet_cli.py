@@ -177,7 +177,7 @@ def test_the_formation_and_the_procfile_must_agree(up: Up, tmp_path: Path) -> No
     web_only = app_dir(tmp_path / "web-only", "web: python3 web.py\n")
     r = up.gun("app:agree", "deploy", f"dir={web_only}")
     assert r.code == 1, r
-    assert "the formation runs worker but this slug's Procfile has no such process type" in r.err
+    assert "the formation runs worker but this build's Procfile has no such process type" in r.err
     assert "`gun scale worker=0` first" in r.err
     # the old release keeps serving
     assert up.json("app:agree", "releases") == releases

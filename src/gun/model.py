@@ -110,6 +110,11 @@ class Release:
     actor: str
     current: bool = False
 
+    @property
+    def has_build(self) -> bool:
+        """A slug, or (strategy git) a commit the instances build."""
+        return self.slug_id is not None or self.commit is not None
+
 
 @dataclass(frozen=True)
 class Build:

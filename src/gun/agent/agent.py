@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import signal
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from gun.agent.metaclient import MetaClient, Refused, Unreachable
 from gun.agent.reconcile import Desired, Observed, reconcile
 from gun.agent.supervisor import ProcessSpec, Supervisor
 from gun.build.slug import SlugError, unpack
+from gun.errors import GunError, InvalidParams
 
 log = logging.getLogger("gun.agent")
 POLL_WAIT = 25.0
@@ -39,6 +41,7 @@ class Agent:
         self._ready: tuple[int, Path | None] | None = None  # generation materialised, its dir
         self._phases: dict[int, asyncio.Task[None]] = {}  # release phases run, by version
         self.problem: str | None = None  # why the current release cannot run here, reported
+        self._failed: dict[int, str] = {}  # strategy git: releases whose build failed here
         self.changed = asyncio.Event()
         self.stopping = asyncio.Event()
         self._api = f"/v1/agent/instances/{config.instance}"
@@ -139,15 +142,78 @@ class Agent:
 
     async def materialise(self, slice_: dict[str, Any]) -> Path | None:
         """Download, verify and unpack the release's slug; write etc/env, etc/formation."""
-        version, slug = slice_["release"], slice_["slug"]
-        if version is None or slug is None:
+        version = slice_["release"]
+        if version is None or (slice_["slug"] is None and not slice_.get("git")):
             return None
-        target = await self._unpacked(version, slug)
+        target = await self._prepared(version, slice_)
         files.write_etc(self.root, slice_["env"], [p["type"] for p in slice_["processes"]])
         files.switch_current(self.root, target)
         files.prune_releases(self.root, self.config.keep_releases)
         files.prune_slugs(self.root, self.config.keep_releases)
         return target
+
+    async def _prepared(self, version: int, source: dict[str, Any]) -> Path:
+        """releases/vN from the source's slug, or (strategy git) built from its commit."""
+        if source.get("slug"):
+            return await self._unpacked(version, source["slug"])
+        return await self._built(version, source["git"], source["env"])
+
+    async def _built(self, version: int, git: dict[str, str], env: dict[str, str]) -> Path:
+        """Strategy git: fetch and reset the checkout to the commit, build a copy of it into
+        releases/vN (or copy the build of an earlier release of the same commit)."""
+        target = self.root / "releases" / f"v{version}"
+        if target.exists():
+            return target
+        if version in self._failed:  # a build that failed fails again: wait for a new release
+            raise InvalidParams(self._failed[version])
+        built = self.root / "state" / "built" / git["commit"]
+        try:
+            earlier = self.root / "releases" / built.read_text().strip()
+        except OSError:
+            earlier = None
+        try:
+            if earlier is not None and earlier.is_dir():
+                log.info("release v%s: commit %s is built already", version, git["commit"][:7])
+                await asyncio.to_thread(_copy_tree, earlier, target)
+            else:
+                await self._build_commit(version, git, env, target)
+        except GunError as e:
+            self.problem = f"v{version} of commit {git['commit'][:7]} failed here: {e.message}"
+            self._failed[version] = self.problem
+            log.error("%s", self.problem)
+            raise
+        files.write_atomic(built, target.name)
+        self.problem = None
+        return target
+
+    async def _build_commit(
+        self, version: int, git: dict[str, str], env: dict[str, str], target: Path
+    ) -> None:
+        from gun.build import buildpacks, gitrepo  # only agents that build pay for it
+
+        lines: list[str] = []
+        me = self.config.instance
+
+        def out(line: str) -> None:
+            lines.append(f"[{me}] {line}\n")
+            self.supervisor.applog.write("heroku", "build", [line])
+
+        checkout = self.root / "git" / "checkout"
+        tmp = self.root / "releases" / f".v{version}.build"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            out(f"-----> git fetch origin && git reset --hard {git['commit'][:7]}")
+            await asyncio.to_thread(gitrepo.checkout, git["repo"], checkout, git["commit"])
+            await asyncio.to_thread(_copy_tree, checkout, tmp)
+            await asyncio.to_thread(buildpacks.build, tmp, self.root / "cache" / "build", env, out)
+            tmp.rename(target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            with contextlib.suppress(Refused, Unreachable):
+                text = "".join(lines)
+                await self.meta.call(
+                    "POST", f"{self._api}/releases/{version}/output", body={"text": text}
+                )
 
     async def _unpacked(self, version: int, slug: dict[str, Any]) -> Path:
         """releases/vN, unpacked from the slug (downloaded unless it is in the slug cache)."""
@@ -207,13 +273,14 @@ class Agent:
         pumper = asyncio.create_task(pump())
         self.supervisor.applog.write("heroku", releasephase.DYNO, [f"Release v{version} phase"])
         try:
-            cwd = await self._unpacked(version, phase["slug"])
+            cwd = await self._prepared(version, phase)
             emit(f"Running `{phase['command']}` on {self.config.instance}")
             code, error = await releasephase.run(
                 cwd, phase["command"], phase["env"], phase["timeout"], emit
             )
-        except (SlugError, Refused, Unreachable, OSError) as e:
-            code, error = None, f"{self.config.instance} could not unpack v{version}: {e}"
+        except (GunError, Refused, Unreachable, OSError) as e:
+            why = e.message if isinstance(e, GunError) else str(e)
+            code, error = None, f"{self.config.instance} could not prepare v{version}: {why}"
         done.set()
         await pumper
         delay = 0.5
@@ -265,7 +332,7 @@ class Agent:
         else:
             try:
                 cwd = await self.materialise(slice_)
-            except (SlugError, Refused, Unreachable, OSError) as e:
+            except (GunError, Refused, Unreachable, OSError) as e:
                 log.error("cannot materialise release v%s: %s", slice_["release"], e)
                 return
             self._ready = (slice_["generation"], cwd)
@@ -342,6 +409,10 @@ class Agent:
         with contextlib.suppress(Refused, Unreachable):
             body = {"processes": [self._observed_json(s) for s in self.supervisor.states()]}
             await self.meta.call("PUT", f"{self._api}/observed", body=body, timeout=2)
+
+
+def _copy_tree(src: Path, dest: Path) -> None:
+    shutil.copytree(src, dest, symlinks=True, ignore=shutil.ignore_patterns(".git"))
 
 
 def main(config: AgentConfig) -> None:

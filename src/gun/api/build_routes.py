@@ -2,6 +2,7 @@
 
 route                                                     CLI command / caller
 POST   /v1/apps/{app}/builds?commit=&commit_description=  deploy (the body is the source)
+POST   /v1/apps/{app}/builds?strategy=git&ref=REF         deploy strategy=git
 GET    /v1/apps/{app}/builds                              builds, newest first
 GET    /v1/apps/{app}/builds/{id}                         deploy (how it ended)
 GET    /v1/apps/{app}/builds/{id}/output?offset=N         deploy (output, streamed as it grows)
@@ -17,7 +18,7 @@ import pathlib
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from anyio import to_thread
 from fastapi import APIRouter, Path, Query, Request
@@ -26,6 +27,7 @@ from pydantic import Field, StrictInt, StrictStr
 
 from gun.api.auth import Gun, Who
 from gun.api.fleet_routes import Strict, received
+from gun.errors import InvalidParams
 from gun.model import Build
 
 router = APIRouter(prefix="/v1")
@@ -59,10 +61,23 @@ async def create_build(
     gun: Gun,
     commit: str | None = Query(None, pattern=COMMIT),
     commit_description: str | None = Query(None, max_length=500),
+    strategy: Literal["slug", "git"] = "slug",
+    ref: str | None = Query(None, min_length=1, max_length=250),
 ) -> dict[str, Any]:
-    """The body is the app's source as a gzipped tarball of ./app (`git archive` or a packed
-    directory). The build is queued; read its output from `/output`."""
+    """strategy=slug: the body is the app's source as a gzipped tarball of ./app (`git archive`
+    or a packed directory). strategy=git: no body; `ref` names what to deploy from the app's
+    repository. The build is queued; read its output from `/output`."""
     await to_thread.run_sync(gun.may_build, who, app)  # refuse before reading a large body
+    if strategy == "git":
+        if ref is None:
+            raise InvalidParams("strategy=git needs ref: the branch, tag or commit to deploy")
+        build = await to_thread.run_sync(
+            lambda: gun.create_build(who, app, strategy="git", ref=ref)
+        )
+        gun.start_build(who, build, None)
+        return build_json(build)
+    if ref is not None:
+        raise InvalidParams("ref is for strategy=git: a slug deploy sends its source as the body")
     async with received(request, "source") as (path, _, _):
         build = await to_thread.run_sync(
             lambda: gun.create_build(who, app, commit=commit, commit_description=commit_description)

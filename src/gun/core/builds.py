@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gun import procfile
-from gun.build import buildpacks
+from gun.build import buildpacks, gitrepo
 from gun.build.slug import SlugError, pack, sha256_of, unpack
 from gun.build.slugstore import SlugStore
 from gun.core.access import authorize
@@ -104,6 +104,16 @@ class Builds:
             commit: str | None = None,
         ) -> Release: ...
 
+        def _release_commit(
+            self,
+            tx: Tx,
+            who: Principal,
+            name: str,
+            commit: str,
+            types: dict[str, str],
+            description: str,
+        ) -> Release: ...
+
     # the API's side ------------------------------------------------------------------------
 
     def may_build(self, who: Principal, name: str) -> None:
@@ -144,8 +154,9 @@ class Builds:
             tx.record(app, who.name, "build.create", {"id": build.id, "commit": commit})
         return build
 
-    def start_build(self, who: Principal, build: Build, source: Path) -> None:
-        """Hand the source tarball (now the build's to delete) to the worker pool."""
+    def start_build(self, who: Principal, build: Build, source: Path | None) -> None:
+        """Hand the build to the worker pool, with its source tarball (now the build's to
+        delete), or none for strategy git."""
         if self._build_pool is None:
             assert self.build_options is not None
             self._build_pool = ThreadPoolExecutor(
@@ -189,12 +200,15 @@ class Builds:
 
     # the worker's side ---------------------------------------------------------------------
 
-    def _run_build(self, who: Principal, build: Build, source: Path) -> None:
+    def _run_build(self, who: Principal, build: Build, source: Path | None) -> None:
         out = OutputBuffer(self.store, build.id)
         try:
             with self.store.write() as tx:
                 tx.set_build(build.id, status="building")
-            self._build(who, build, source, out)
+            if source is None:
+                self._resolve_git(who, build, out)
+            else:
+                self._build(who, build, source, out)
         except GunError as e:
             out.line(f" !     {e.message}")
             self._fail(build, out, e.message)
@@ -202,12 +216,48 @@ class Builds:
             log.exception("build %s of %s failed", build.id, build.app)
             self._fail(build, out, f"the build crashed ({type(e).__name__}); see meta's log")
         finally:
-            source.unlink(missing_ok=True)
+            if source is not None:
+                source.unlink(missing_ok=True)
 
     def _fail(self, build: Build, out: OutputBuffer, why: str) -> None:
         out.flush()
         with self.store.write() as tx:
             tx.set_build(build.id, status="failed", error=why)
+
+    def _resolve_git(self, who: Principal, build: Build, out: OutputBuffer) -> None:
+        """Strategy git: resolve REF to a commit in meta's mirror of the app's repo, read its
+        Procfile, release the commit; every instance fetches it and builds it."""
+        assert self.build_options is not None and build.ref is not None
+        with self.store.read() as tx:
+            repo = tx.existing_app(build.app).repo
+        if not repo:
+            raise InvalidParams(
+                f"app {build.app!r} has no repo: strategy=git deploys from the app's repository "
+                f"(gun apps.create {build.app} repo=GIT_URL)"
+            )
+        mirror = self.build_options.home / "git" / f"{build.app}.git"
+        out.line(f"{STEP}Fetching {repo}")
+        gitrepo.mirror(repo, mirror)
+        commit = gitrepo.resolve(mirror, build.ref)
+        subject = gitrepo.subject(mirror, commit)
+        out.line(f"       {build.ref} is {commit[:7]} {subject}")
+        types = _git_types(mirror, commit)
+        out.line(f"       Procfile declares types -> {', '.join(types)}")
+        out.line(f"{STEP}Releasing {commit[:7]}: every instance fetches it and builds it")
+        out.flush()
+        with self.store.write() as tx:
+            tx.set_build(build.id, commit=commit, commit_description=subject)
+            release = self._release_commit(
+                tx, who, build.app, commit, types, f"Deploy {commit[:7]}"
+            )
+            pending = release.status == "pending"
+            tx.set_build(
+                build.id, status="releasing" if pending else "succeeded", release=release.version
+            )
+            if pending:
+                tx.append_build_output(
+                    build.id, f"{STEP}Running the release command of v{release.version}\n"
+                )
 
     def _build(self, who: Principal, build: Build, source: Path, out: OutputBuffer) -> None:
         assert self.build_options is not None
@@ -263,6 +313,16 @@ class Builds:
                 tx.append_build_output(
                     build.id, f"{STEP}Running the release command of v{release.version}\n"
                 )
+
+
+def _git_types(mirror: Path, commit: str) -> dict[str, str]:
+    data = gitrepo.read_file(mirror, commit, "Procfile")
+    if data is None:
+        raise InvalidParams(
+            f"commit {commit[:7]} has no Procfile: add one naming your process types, "
+            "e.g. `web: python app.py`"
+        )
+    return procfile.parse(data, "Procfile")
 
 
 def _busy(name: str, busy: Build) -> Conflict:

@@ -112,12 +112,40 @@ class Deploys:
         if slug is None or tx.slug_by_sha(app.id, slug[0]) != slug_id:
             raise NotFound(f"slug {slug_id} of app {name!r} does not exist")
         sha256, _, types = slug
+        return self._release_code(
+            tx, who, app, types, slug_id, commit, description or f"Deploy {sha256[:7]}"
+        )
+
+    def _release_commit(
+        self,
+        tx: Tx,
+        who: Principal,
+        name: str,
+        commit: str,
+        types: dict[str, str],
+        description: str,
+    ) -> Release:
+        """Release a commit that instances fetch and build themselves (strategy git)."""
+        app = tx.existing_app(name, lock=True)
+        return self._release_code(tx, who, app, types, None, commit, description)
+
+    def _release_code(
+        self,
+        tx: Tx,
+        who: Principal,
+        app: App,
+        types: dict[str, str],
+        slug_id: int | None,
+        commit: str | None,
+        description: str,
+    ) -> Release:
+        """`pending` until its release command succeeds, if it has one; else rolled out."""
         totals = tx.formation(app.id)
         missing = sorted(t for t, n in totals.items() if n > 0 and t not in types)
         if missing:
             words = " ".join(f"{t}=0" for t in missing)
             raise InvalidParams(
-                f"the formation runs {', '.join(missing)} but this slug's Procfile has no "
+                f"the formation runs {', '.join(missing)} but this build's Procfile has no "
                 f"such process type: add it to the Procfile or `gun scale {words}` first"
             )
         if not totals and "web" in types:
@@ -125,7 +153,7 @@ class Deploys:
         pending = procfile.RELEASE in types
         release = tx.insert_release(
             app,
-            description=description or f"Deploy {sha256[:7]}",
+            description=description,
             config=tx.config(app.id),
             process_types=types,
             slug_id=slug_id,
@@ -137,7 +165,8 @@ class Deploys:
             tx.bump_generation(app.id)  # the instance that runs the release command hears of it
         else:
             self._replace(tx, app)
-        tx.record(app, who.name, "release.deploy", {"version": release.version, "slug": sha256})
+        detail: dict[str, object] = {"version": release.version, "slug": slug_id, "commit": commit}
+        tx.record(app, who.name, "release.deploy", detail)
         return release
 
     # the release phase -----------------------------------------------------------------------

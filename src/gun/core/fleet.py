@@ -12,7 +12,7 @@ from gun import placement
 from gun.core.access import authorize
 from gun.crypto import hash_token, new_token
 from gun.errors import Forbidden, InvalidParams, NotFound
-from gun.model import App, Instance, Layer, Principal, Process, check_layer_name
+from gun.model import App, Instance, Layer, Principal, Process, Release, check_layer_name
 from gun.procfile import RELEASE
 from gun.providers import InstanceProvider, NewInstance
 from gun.store import Store, Tx
@@ -43,9 +43,17 @@ class Slice:
     processes: list[DesiredProcess]
     # the release command of a pending release, for the one instance that is to run it
     release_phase: dict[str, Any] | None = field(default=None, repr=False)
+    # strategy git: the commit this instance fetches and builds, instead of a slug
+    git: dict[str, str] | None = None
     # how replacements roll: seconds a replaced web process keeps serving after its successor
     # is up (routers notice), and processes of a type that may be down at once here
     rollout: dict[str, float] = field(default_factory=dict)
+
+
+def _git_source(app: App, release: Release) -> dict[str, str] | None:
+    if release.slug_id is not None or release.commit is None or not app.repo:
+        return None
+    return {"repo": app.repo, "commit": release.commit}
 
 
 def _instance_id() -> str:
@@ -308,6 +316,7 @@ class Fleet:
                 if p.desired and p.type in types
             ]
             phase = self._release_phase(tx, app, instance_id)
+            git = _git_source(app, release) if release else None
         return Slice(
             generation=generation,
             app=app.name,
@@ -318,6 +327,7 @@ class Fleet:
             processes=sorted(procs, key=lambda p: p.name),
             release_phase=phase,
             rollout=dict(self.rollout),
+            git=git,
         )
 
     def _release_phase(self, tx: Tx, app: App, instance_id: str) -> dict[str, Any] | None:
@@ -331,12 +341,14 @@ class Fleet:
             return None
         release = tx.release(app, version)
         slug = tx.slug(release.slug_id) if release and release.slug_id else None
-        if release is None or slug is None or not release.process_types:
+        git = _git_source(app, release) if release else None
+        if release is None or (slug is None and git is None) or not release.process_types:
             return None
         return {
             "release": version,
             "command": release.process_types.get("release"),
-            "slug": {"sha256": slug[0], "size": slug[1]},
+            "slug": {"sha256": slug[0], "size": slug[1]} if slug else None,
+            "git": git,
             "env": dict(release.config),
             "timeout": self.release_timeout,
         }

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from gun import formation as formations
+from gun.build.gitrepo import check_repo_url
 from gun.core.access import authorize
 from gun.core.batch import Batcher
 from gun.core.builds import BuildOptions, Builds
@@ -158,8 +159,8 @@ class Platform(Fleet, Deploys, Builds):
     def create_app(self, who: Principal, name: str, repo: str | None = None) -> App:
         authorize(who, "developer")
         check_app_name(name)
-        if repo is not None and not repo.strip():
-            raise InvalidParams("repo must be a git URL, not empty")
+        if repo is not None:
+            check_repo_url(repo)
         with self.store.write() as tx:
             app = tx.insert_app(name, repo)
             tx.put_layer(app.id, DEFAULT_LAYER)
@@ -380,7 +381,7 @@ class Platform(Fleet, Deploys, Builds):
             if old.status == "failed":
                 raise InvalidParams(f"release v{target} of app {name!r} failed; pick another")
             has_build = tx.release(app, current) if current else None
-            if old.slug_id is None and has_build is not None and has_build.slug_id is not None:
+            if not old.has_build and has_build is not None and has_build.has_build:
                 raise InvalidParams(
                     f"release v{target} of app {name!r} has no build (it predates the first "
                     "deploy): roll back to a release that has one"

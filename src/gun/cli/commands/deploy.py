@@ -6,6 +6,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -15,7 +16,7 @@ from gun.cli import wait as waiting
 from gun.cli.client import Client, Refused, Unreachable
 from gun.cli.commands.apps import p
 from gun.cli.context import Ctx, app_option, need_app, pass_ctx
-from gun.errors import GunError, UsageError
+from gun.errors import GunError
 
 RECONNECTS = 5  # times the build output stream is picked up again after losing meta
 
@@ -39,24 +40,15 @@ def deploy(
 ) -> None:
     """Deploy: pack `git archive REF` of dir (or dir as it is), build, release, roll out."""
     name = need_app(app)
-    if strategy == "git":
-        raise UsageError("strategy=git is not available yet: deploy with strategy=slug")
     began = time.monotonic()
     client = ctx.client()
-    with tempfile.TemporaryDirectory(prefix="gun-deploy-") as tmp:
-        source = pack_source(Path(directory), ref, Path(tmp) / "source.tar.gz")
-        output.note(f"Packed {source.described}: {source.size / 1e6:.1f}MB")
-        if source.dirty:
-            output.note("Uncommitted changes in the work tree are not deployed (only the commit)")
-        params = {"commit": source.commit, "commit_description": source.subject}
-        with open(source.path, "rb") as body:
-            build = client.request(
-                "POST",
-                f"/v1/apps/{p(name)}/builds",
-                content=body,
-                params={k: v[:500] for k, v in params.items() if v},
-                headers={"Content-Type": "application/gzip"},
-            )
+    if strategy == "git":
+        build = client.request(
+            "POST", f"/v1/apps/{p(name)}/builds", params={"strategy": "git", "ref": ref or "HEAD"}
+        )
+        output.note(f"Deploying {ref or 'HEAD'} of the app's repository (strategy git)")
+    else:
+        build = _upload(client, name, Path(directory), ref)
     follow(client, name, build["id"])
     build = client.get(f"/v1/apps/{p(name)}/builds/{build['id']}")
     if build["status"] != "succeeded":
@@ -75,6 +67,24 @@ def deploy(
         output.emit_json(release)
     else:
         output.line(f"v{version}")
+
+
+def _upload(client: Client, name: str, directory: Path, ref: str | None) -> Any:
+    """Pack the source and POST it as a new build."""
+    with tempfile.TemporaryDirectory(prefix="gun-deploy-") as tmp:
+        source = pack_source(directory, ref, Path(tmp) / "source.tar.gz")
+        output.note(f"Packed {source.described}: {source.size / 1e6:.1f}MB")
+        if source.dirty:
+            output.note("Uncommitted changes in the work tree are not deployed (only the commit)")
+        params = {"commit": source.commit, "commit_description": source.subject}
+        with open(source.path, "rb") as body:
+            return client.request(
+                "POST",
+                f"/v1/apps/{p(name)}/builds",
+                content=body,
+                params={k: v[:500] for k, v in params.items() if v},
+                headers={"Content-Type": "application/gzip"},
+            )
 
 
 def follow(client: Client, name: str, build_id: int) -> None:
