@@ -446,3 +446,27 @@ def test_a_git_strategy_deploy_fetches_and_builds_on_every_instance(
         "repository\n"
     )
     assert [x["version"] for x in up.json("app:gitapp", "releases")][0] == 3
+
+
+def test_an_agent_refuses_a_slug_whose_sha256_does_not_match_and_says_why(
+    up: Up, repo: Path
+) -> None:
+    up.ok("apps.create", "tampered")
+    up.ok("app:tampered", "deploy", f"dir={repo}")
+    (stored,) = (up.home / "slugs" / "tampered").iterdir()
+    sha256 = stored.name.removesuffix(".tar.gz")
+    with open(stored, "ab") as f:  # the slug store's copy changes after the build
+        f.write(b"tampered")
+    before = {i["id"] for i in up.json("app:tampered", "instances")}
+    up.ok("app:tampered", "instances.create:default", "count=1")  # a new one must download it
+    (other,) = {i["id"] for i in up.json("app:tampered", "instances")} - before
+    r = up.gun("app:tampered", "scale", "web=3", "timeout=30")
+    assert r.code == 1
+    assert f"instances cannot run v2 ({other}: release v2 refused: slug " in r.err
+    assert f"expected {sha256}; refusing to unpack it)" in r.err
+    problem = next(i for i in up.json("app:tampered", "instances") if i["id"] == other)["problem"]
+    assert problem.startswith("release v2 refused: slug ")
+    assert not (up.home / "instances" / other / "releases" / "v2").exists()
+    for p in up.processes("tampered"):
+        if p["instance"] != other:  # the others serve on
+            assert answers(p["port"])["message"] == "hello from gun"

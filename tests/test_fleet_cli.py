@@ -27,6 +27,7 @@ INSTANCE_FIELDS = {
     "instance_type",
     "availability_zone",
     "address",
+    "problem",
 }
 PS_FIELDS = {"name", "type", "state", "instance", "port", "release", "restarts", "since"}
 

@@ -61,6 +61,7 @@ class MetaSettings:
     release_timeout: float = 3600.0
     preboot_drain: float = 2.0
     max_unavailable: int = 1
+    keep_slugs: int = 10
     slug_store: str = ""
 
     @classmethod
@@ -88,5 +89,6 @@ class MetaSettings:
             release_timeout=number("GUN_RELEASE_TIMEOUT", 3600.0, 1.0, 86400.0),
             preboot_drain=number("GUN_PREBOOT_DRAIN", 2.0, 0.0, 600.0),
             max_unavailable=int(number("GUN_MAX_UNAVAILABLE", 1, 1, 1000)),
+            keep_slugs=int(number("GUN_KEEP_RELEASES", 10, 1, 1000)),
             slug_store=os.environ.get("GUN_SLUG_STORE", ""),
         )

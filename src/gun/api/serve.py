@@ -38,6 +38,7 @@ def open_platform(settings: MetaSettings) -> Platform:
             release_timeout=settings.release_timeout,
             preboot_drain=settings.preboot_drain,
             max_unavailable=settings.max_unavailable,
+            keep_slugs=settings.keep_slugs,
         ),
     )
 

@@ -41,6 +41,7 @@ class BuildOptions:
     release_timeout: float = 3600.0
     preboot_drain: float = 2.0
     max_unavailable: int = 1
+    keep_slugs: int = 10  # slugs of the newest releases kept in the slug store
 
 
 class OutputBuffer:
@@ -103,6 +104,8 @@ class Builds:
             description: str | None = None,
             commit: str | None = None,
         ) -> Release: ...
+
+        def prune_slugs(self, name: str) -> list[str]: ...
 
         def _release_commit(
             self,
@@ -313,6 +316,7 @@ class Builds:
                 tx.append_build_output(
                     build.id, f"{STEP}Running the release command of v{release.version}\n"
                 )
+        self.prune_slugs(build.app)
 
 
 def _git_types(mirror: Path, commit: str) -> dict[str, str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from gun import procfile
-from gun.build.slugstore import SlugStore, slug_key
+from gun.build.slugstore import SlugStore, parse_key, slug_key
 from gun.core.access import authorize
 from gun.errors import InvalidParams, NotFound
 from gun.model import App, Principal, Release
@@ -41,6 +41,7 @@ class Deploys:
 
     store: Store
     slugs: SlugStore
+    keep_slugs: int
 
     if TYPE_CHECKING:  # provided by Fleet, which Platform mixes in too
 
@@ -94,7 +95,9 @@ class Deploys:
         """A new release of the slug with the current config vars."""
         authorize(who, "developer", name)
         with self.store.write() as tx:
-            return self._release_slug(tx, who, name, slug_id, description=description)
+            release = self._release_slug(tx, who, name, slug_id, description=description)
+        self.prune_slugs(name)
+        return release
 
     def _release_slug(
         self,
@@ -226,6 +229,19 @@ class Deploys:
         if app is None or release is None:
             raise NotFound(f"release v{version} does not exist")
         return app, release
+
+    def prune_slugs(self, name: str) -> list[str]:
+        """Remove stored slugs no release among the newest `keep_slugs` uses; their rows stay
+        (history), so a rollback to one is refused by name. Returns the keys removed."""
+        with self.store.read() as tx:
+            app = tx.app(name)
+            if app is None:
+                return []
+            keep = tx.slugs_in_use(app.id, self.keep_slugs)
+        removed = [k for k in self.slugs.keys(name) if parse_key(k)[1] not in keep]
+        for key in removed:
+            self.slugs.delete(key)
+        return removed
 
     def slug_open(self, who: Principal, instance_id: str, sha256: str) -> BinaryIO:
         """The stored slug an agent may download: only one of its own app's."""

@@ -10,6 +10,7 @@ from typing import Any
 
 from gun import formation as formations
 from gun.build.gitrepo import check_repo_url
+from gun.build.slugstore import slug_key
 from gun.core.access import authorize
 from gun.core.batch import Batcher
 from gun.core.builds import BuildOptions, Builds
@@ -78,6 +79,7 @@ class Platform(Fleet, Deploys, Builds):
         self.build_options = build_options
         opts = build_options or BuildOptions(Path("."))
         self.release_timeout = opts.release_timeout
+        self.keep_slugs = opts.keep_slugs
         self.rollout = {"drain": opts.preboot_drain, "max_unavailable": opts.max_unavailable}
         self._build_pool = None
         self.providers = providers or {}
@@ -380,6 +382,12 @@ class Platform(Fleet, Deploys, Builds):
                 raise NotFound(f"release v{version} of app {name!r} does not exist")
             if old.status == "failed":
                 raise InvalidParams(f"release v{target} of app {name!r} failed; pick another")
+            slug = tx.slug(old.slug_id) if old.slug_id is not None else None
+            if slug and self.slugs is not None and not self.slugs.exists(slug_key(name, slug[0])):
+                raise InvalidParams(
+                    f"the slug of v{target} is no longer kept (the slug store keeps those of the "
+                    f"last {self.keep_slugs} releases): deploy its code again instead"
+                )
             has_build = tx.release(app, current) if current else None
             if not old.has_build and has_build is not None and has_build.has_build:
                 raise InvalidParams(

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, delete, insert, select, update
 
 from gun.model import Instance, Process
-from gun.store.schema import apps, instances, processes, slugs, tokens
+from gun.store.schema import apps, instances, processes, releases, slugs, tokens
 from gun.store.time import now, utc
 
 
@@ -255,6 +255,17 @@ class FleetQueries:
             select(slugs.c.sha256, slugs.c.size, slugs.c.process_types).where(slugs.c.id == slug_id)
         ).first()
         return (row.sha256, row.size, dict(row.process_types)) if row else None
+
+    def slugs_in_use(self, app_id: int, keep: int) -> set[str]:
+        """sha256 of the slugs of the app's newest `keep` releases that have one."""
+        rows = self.conn.execute(
+            select(slugs.c.sha256)
+            .select_from(releases.join(slugs, releases.c.slug_id == slugs.c.id))
+            .where(releases.c.app_id == app_id)
+            .order_by(releases.c.version.desc())
+            .limit(keep)
+        )
+        return {r.sha256 for r in rows}
 
     def slug_by_sha(self, app_id: int, sha256: str) -> int | None:
         return self.conn.execute(

@@ -13,7 +13,16 @@ from gun.cli.commands.apps import p
 from gun.cli.context import Ctx, app_option, need_app, pass_ctx
 from gun.errors import Unavailable
 
-FIELDS = ("id", "layer", "state", "provider", "instance_type", "availability_zone", "address")
+FIELDS = (
+    "id",
+    "layer",
+    "state",
+    "provider",
+    "instance_type",
+    "availability_zone",
+    "address",
+    "problem",  # why its agent cannot run the current release, or null
+)
 
 
 def show(ctx: Ctx, rows: list[dict[str, Any]]) -> None:
@@ -35,6 +44,9 @@ def show(ctx: Ctx, rows: list[dict[str, Any]]) -> None:
             for r in rows
         ],
     )
+    for r in rows:
+        if r["problem"]:
+            output.note(f"{r['id']}: {r['problem']}")
 
 
 @click.command("instances")
