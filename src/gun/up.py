@@ -101,7 +101,7 @@ def run(home: Path, port: int, instances: int, say: object = print) -> None:
             f"credentials for `gun` written to {saved}; every new app gets {instances} local "
             "instance(s) in layer default"
         )
-        say("try: gun apps.create demo && gun app:demo deploy dir=examples/hello")
+        say("try: gun apps.create demo && gun app:demo deploy dir=examples/python-web")
         say("Ctrl-C stops everything")
         while not stop.is_set():
             if meta.poll() is not None:
