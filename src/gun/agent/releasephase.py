@@ -16,7 +16,7 @@ import signal
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from gun.agent.procrecord import ProcessSpec, command_line
+from gun.agent.procrecord import READ_CHUNK, ProcessSpec, command_line, gone, split_lines
 
 DYNO = "release.1"
 INHERITED = ("PATH", "HOME", "LANG")
@@ -47,31 +47,35 @@ async def run(
     )
     assert proc.stdout is not None
     reader = asyncio.create_task(_lines(proc.stdout, emit))
+    error = None
     try:
-        code: int | None = await asyncio.wait_for(proc.wait(), timeout)
-        error = None
+        # the command's own exit, not proc.wait(): that also waits for the output pipe to
+        # close, which a child the command left behind keeps open
+        await asyncio.wait_for(gone(proc.pid, None), timeout)
     except TimeoutError:
-        code, error = None, f"the release command timed out after {timeout:g} seconds"
+        error = f"the release command timed out after {timeout:g} seconds"
     finally:
         # the whole group: a child the command left behind must not outlive the release phase
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-        if proc.returncode is None:
-            await proc.wait()
+        code = await proc.wait()
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.shield(reader), DRAIN)
     reader.cancel()
-    if code is not None and code < 0:
-        code = 128 - code  # killed by a signal: the shell's convention
-    return code, error
+    if error is not None:
+        return None, error
+    return (128 - code if code < 0 else code), None  # killed by signal N: 128 + N, as in a shell
 
 
 async def _lines(stream: asyncio.StreamReader, emit: Callable[[str], None]) -> None:
+    """Emit each line as it comes; a line over MAX_LINE bytes in pieces, as a process's are."""
+    pending = b""
     while True:
-        try:
-            line = await stream.readline()
-        except ValueError:  # a line over the stream's limit: take what there is
-            line = await stream.read(64 * 1024)
-        if not line:
+        chunk = await stream.read(READ_CHUNK)
+        pending += chunk
+        lines, used = split_lines(pending, final=not chunk)
+        pending = pending[used:]
+        for line in lines:
+            emit(line.decode("utf-8", "replace").removesuffix("\r"))
+        if not chunk:
             return
-        emit(line.decode("utf-8", "replace").rstrip("\n"))

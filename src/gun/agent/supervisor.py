@@ -166,7 +166,8 @@ class Supervisor:
             await self.changed()
         if new.state == "up" and drain > 0:
             await asyncio.sleep(drain)
-        self._platform(old, f"Stopping the process it replaced (pid {old.pid})")
+        if old.request == "run":  # else it exited during the drain, or is being let go
+            self._platform(old, f"Stopping the process it replaced (pid {old.pid})")
         await self._stop(old, self.grace)
         return self._view(new)
 
