@@ -372,7 +372,11 @@ def test_processes_outlive_an_agent_killed_with_sigkill(root: Path) -> None:
                 agent.wait()
             if agent.stdout is not None:
                 agent.stdout.close()
-        assert ticks(root) == list(range(1, len(ticks(root)) + 1))
+        # every line once, in order; lines copied in the instant of the SIGKILL (app.log
+        # written, the record's offset not yet) come again: delivery is at least once
+        got = ticks(root)
+        assert got == sorted(got)
+        assert list(dict.fromkeys(got)) == list(range(1, got[-1] + 1))
         assert said(root, "heroku", "worker.1")[-2:] == [
             "Process exited with an unknown status: an earlier agent started it",
             "State changed from stopping to down",
