@@ -1,0 +1,222 @@
+"""The log archive: every app's lines kept per hour in gzip files, read back newest first.
+
+Layout: `ROOT/APP/YYYY-MM-DD/HH.log.gz`, the hour of each line's own time in UTC. A file holds
+one text line per log line, as `filters.format_line` writes it, so `zcat` shows a readable log.
+
+Writes. Each `append` compresses what it got for one hour into one gzip member and adds it to
+that hour's file with a single `write` on a file opened O_APPEND (a file of several members is
+a valid gzip file). Nothing already in a file is ever rewritten, so a crash mid-append can
+leave at most that append's member incomplete; readers skip a damaged member and go on at the
+next whole one. One lock per app keeps appends from this process whole even when the kernel
+writes short; several processes appending to one archive interleave whole members. There is no
+fsync per append (it would cost milliseconds): a crash of the machine, not just the process,
+can lose what the kernel had not yet written out.
+
+Reads. `read` walks the hour files newest first, stopping at `since` (default: the retention)
+or once an hour has brought the matches to n; lines of one hour are in arrival order, so the
+matches are sorted by time (ties keep arrival order) and the newest n returned, oldest first.
+
+`prune` deletes hour files wholly older than the retention, then empty directories.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import zlib
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from gun.errors import UsageError
+from gun.logs.filters import KEY_WIDTH, Filter, format_line, stamp
+from gun.logs.model import Line
+from gun.model import APP_NAME, check_app_name
+
+DAY = 86400
+HOUR = 3600
+SUFFIX = ".log.gz"
+LEVEL = 6  # zlib level: ~10x smaller than the text, ~100 us for 100 lines
+
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
+_HOUR = re.compile(r"^([01][0-9]|2[0-3])\.log\.gz\Z")
+# How zlib starts each member we write: magic, deflate, no flags, mtime 0.
+_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00"
+_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+
+
+class Archive:
+    """Log lines of every app under `root`, kept `retention_days` days."""
+
+    def __init__(self, root: Path, retention_days: int = 30) -> None:
+        if isinstance(retention_days, bool) or not isinstance(retention_days, int):
+            raise UsageError(f"log retention {retention_days!r} is not a whole number of days")
+        if retention_days < 1:
+            raise UsageError(f"log retention of {retention_days} days is too short: keep 1 or more")
+        self.root = root
+        self.retention_days = retention_days
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    def append(self, app: str, lines: Sequence[Line]) -> None:
+        """Store `lines` of `app`: one gzip member per hour they fall in, each in one write."""
+        check_app_name(app)
+        hours: dict[str, list[str]] = {}
+        for line in lines:
+            text = format_line(line)
+            hours.setdefault(text[:13], []).append(text)  # YYYY-MM-DDTHH
+        if not hours:
+            return
+        with self._lock(app):
+            for hour, texts in hours.items():
+                texts.append("")
+                data = "\n".join(texts).encode("utf-8", "backslashreplace")
+                _append(self._path(app, hour[:10], hour[11:13]), zlib.compress(data, LEVEL, 31))
+
+    def read(self, app: str, flt: Filter, now: float) -> list[str]:
+        """The newest `flt.n` stored lines that `flt` matches, oldest first."""
+        check_app_name(app)
+        cutoff = now - self.retention_days * DAY
+        if flt.since is not None:
+            cutoff = max(cutoff, flt.since)
+        key = stamp(max(cutoff, 0.0))[:KEY_WIDTH]
+        found: list[str] = []
+        for start, path in self._hours(app):
+            if start + HOUR <= cutoff:
+                break
+            text = _text(path)
+            if flt.grep is not None and flt.grep not in text:
+                continue
+            texts = text.split("\n")[:-1]
+            if start < cutoff:
+                texts = [t for t in texts if t[:KEY_WIDTH] >= key]
+            narrow = flt.ps is not None or flt.source is not None or flt.grep is not None
+            found += filter(flt.matches_text, texts) if narrow else texts
+            if len(found) >= flt.n:
+                break
+        found.sort(key=lambda t: t[:KEY_WIDTH])
+        return found[-flt.n :]
+
+    def prune(self, now: float) -> list[Path]:
+        """Delete hour files wholly older than the retention, then empty day and app
+        directories; returns what was deleted. Files and directories it did not make stay."""
+        cutoff = now - self.retention_days * DAY
+        removed: list[Path] = []
+        for app in _names(self.root):
+            if not APP_NAME.match(app):
+                continue
+            with self._lock(app):
+                app_dir = self.root / app
+                for day in _names(app_dir):
+                    day_dir = app_dir / day
+                    if not _DAY.match(day) or not day_dir.is_dir():
+                        continue
+                    for name in _names(day_dir):
+                        start = _hour_start(day, name)
+                        if start is not None and start + HOUR <= cutoff:
+                            _unlink(day_dir / name, removed)
+                    _rmdir(day_dir, removed)
+                _rmdir(app_dir, removed)
+        return removed
+
+    def _path(self, app: str, day: str, hour: str) -> Path:
+        return self.root / app / day / f"{hour}{SUFFIX}"
+
+    def _hours(self, app: str) -> Iterator[tuple[float, Path]]:
+        """(start, path) of each hour file of `app`, newest first."""
+        app_dir = self.root / app
+        for day in sorted(filter(_DAY.match, _names(app_dir)), reverse=True):
+            for name in sorted(_names(app_dir / day), reverse=True):
+                start = _hour_start(day, name)
+                if start is not None:
+                    yield start, app_dir / day / name
+
+    def _lock(self, app: str) -> threading.Lock:
+        lock = self._locks.get(app)
+        if lock is None:
+            with self._locks_lock:
+                lock = self._locks.setdefault(app, threading.Lock())
+        return lock
+
+
+def members(data: bytes) -> Iterator[bytes]:
+    """The contents of each whole gzip member in `data`, in order. A damaged member (cut short
+    by a crash, or corrupt) is skipped: reading goes on at the next member header after it."""
+    view = memoryview(data)
+    pos, size = 0, 1024
+    while pos < len(data):
+        d = zlib.decompressobj(wbits=31)
+        parts: list[bytes] = []
+        at = pos
+        try:
+            while not d.eof and at < len(data):
+                parts.append(d.decompress(view[at : at + size]))
+                at += size
+                size *= 2
+        except zlib.error:
+            pass
+        if d.eof:
+            yield b"".join(parts)
+            end = min(at, len(data)) - len(d.unused_data)
+            size = max(1024, 2 * (end - pos))  # members of one file are much alike in size
+            pos = end
+        else:
+            pos = data.find(_HEADER, pos + 1)
+            if pos < 0:
+                return
+
+
+def _text(path: Path) -> str:
+    """The text of an hour file, its lines each ending in LF; "" if it is gone (pruned)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return ""
+    return b"".join(members(data)).decode("utf-8", "replace")
+
+
+def _append(path: Path, member: bytes) -> None:
+    try:
+        fd = os.open(path, _FLAGS, 0o644)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, _FLAGS, 0o644)
+    try:
+        view = memoryview(member)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+def _hour_start(day: str, name: str) -> float | None:
+    """The epoch second an hour file `DAY/HH.log.gz` starts at; None if it is not one."""
+    m = _HOUR.match(name)
+    try:
+        return datetime.fromisoformat(f"{day}T{m[1]}:00:00+00:00").timestamp() if m else None
+    except ValueError:
+        return None
+
+
+def _names(directory: Path) -> list[str]:
+    try:
+        return os.listdir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _unlink(path: Path, removed: list[Path]) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return
+    removed.append(path)
+
+
+def _rmdir(path: Path, removed: list[Path]) -> None:
+    try:
+        path.rmdir()
+    except OSError:  # not empty, gone, or not a directory
+        return
+    removed.append(path)
