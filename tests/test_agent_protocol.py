@@ -37,6 +37,7 @@ SLICE = {
     "release_phase",
     "rollout",
     "git",
+    "drains",
 }
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
 from gun.store import Store
-from gun.store.migrate import head
+from gun.store.migrate import alembic_config, head
 from gun.store.schema import metadata
 from tests.meta import GUN
 
@@ -43,11 +44,9 @@ def test_meta_refuses_a_foreign_schema_and_names_the_migrate_command(
 
 def test_migrate_upgrades_a_store_of_the_first_schema(store: Store, tmp_path: Path) -> None:
     url = store.engine.url.render_as_string(hide_password=False)
-    with store.engine.begin() as conn:  # undo 0002 by hand: a store as the first gun left it
-        conn.execute(text("DROP INDEX builds_app_status"))
-        conn.execute(text("DROP TABLE builds"))
-        conn.execute(text("ALTER TABLE instances DROP COLUMN problem"))
-        conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+    command.downgrade(alembic_config(store.engine), "0001")  # a store as the first gun left it
+    with store.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) != []
     env = {"PATH": "/usr/bin:/bin", "GUN_HOME": str(tmp_path)}
     done = subprocess.run(
         [*GUN, "server", "migrate", "--database-url", url],

@@ -41,8 +41,12 @@ class Up:
         self.url = f"http://127.0.0.1:{self.port}"
         self.instances = instances
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("GUN_")}
+        self.drain_port = free_port()
+        self.drain_url = f"http://127.0.0.1:{self.drain_port}"
         self.env.update(
-            XDG_CONFIG_HOME=str(self.config), GUN_INSTANCE_TIMEOUT=str(instance_timeout)
+            XDG_CONFIG_HOME=str(self.config),
+            GUN_INSTANCE_TIMEOUT=str(instance_timeout),
+            GUN_DRAIN_LISTEN=f"127.0.0.1:{self.drain_port}",
         )
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = tmp / "up.log"

@@ -139,6 +139,16 @@ class Build:
 
 
 @dataclass(frozen=True)
+class Drain:
+    """Where an app's logs go besides the platform's drain: a logplex HTTP(S) URL."""
+
+    id: int
+    url: str
+    token: str  # sent as Logplex-Drain-Token, as Heroku does (d.UUID)
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class FormationEntry:
     type: str
     quantity: int

@@ -62,6 +62,7 @@ class MetaSettings:
     preboot_drain: float = 2.0
     max_unavailable: int = 1
     keep_slugs: int = 10
+    drain_url: str | None = None  # the platform's drain, where agents ship logs
     slug_store: str = ""
 
     @classmethod
@@ -90,5 +91,42 @@ class MetaSettings:
             preboot_drain=number("GUN_PREBOOT_DRAIN", 2.0, 0.0, 600.0),
             max_unavailable=int(number("GUN_MAX_UNAVAILABLE", 1, 1, 1000)),
             keep_slugs=int(number("GUN_KEEP_RELEASES", 10, 1, 1000)),
+            drain_url=os.environ.get("GUN_DRAIN_URL") or None,
             slug_store=os.environ.get("GUN_SLUG_STORE", ""),
+        )
+
+
+@dataclass(frozen=True)
+class DrainSettings:
+    home: Path
+    listen: str
+    meta_url: str
+    meta_token: str | None  # an admin token: the drain checks ingest tokens with meta
+    archive: Path
+    retention_days: int
+    whisper: Path | None  # None: no whisper outlet
+    statsd: tuple[str, int] | None
+    resolution: int
+    prefix: str  # prepended to metric names
+
+    @classmethod
+    def resolve(cls, *, home: str | None = None, listen: str | None = None) -> DrainSettings:
+        h = Path(home).expanduser() if home else gun_home()
+        whisper = os.environ.get("GUN_WHISPER_DIR", "")
+        statsd = os.environ.get("GUN_STATSD") or None
+        listen = listen or os.environ.get("GUN_DRAIN_LISTEN") or "127.0.0.1:5101"
+        parse_listen(listen)
+        return cls(
+            home=h,
+            listen=listen,
+            meta_url=os.environ.get("GUN_META_URL") or "http://127.0.0.1:5100",
+            meta_token=os.environ.get("GUN_DRAIN_META_TOKEN")
+            or os.environ.get("GUN_ADMIN_TOKEN")
+            or None,
+            archive=Path(os.environ.get("GUN_LOG_ARCHIVE") or h / "logs"),
+            retention_days=int(number("GUN_LOG_RETENTION_DAYS", 30, 1, 3650)),
+            whisper=None if whisper == "off" else Path(whisper or h / "whisper"),
+            statsd=parse_listen(statsd) if statsd else None,
+            resolution=int(number("GUN_METRICS_RESOLUTION", 60, 1, 3600)),
+            prefix=os.environ.get("GUN_METRICS_PREFIX", ""),
         )

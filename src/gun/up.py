@@ -37,19 +37,21 @@ def admin_token(home: Path) -> str:
     return token
 
 
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+def wait_healthy(
+    url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float, what: str = "meta"
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = log.read_text()[-2000:] if log.exists() else ""
-            raise Unavailable(f"meta exited with status {proc.returncode}: {tail.strip()}")
+            raise Unavailable(f"{what} exited with status {proc.returncode}: {tail.strip()}")
         try:
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.1)
-    raise Unavailable(f"meta did not answer on {url} within {timeout:g}s; see {log}")
+    raise Unavailable(f"{what} did not answer on {url} within {timeout:g}s; see {log}")
 
 
 # meta's and the agents' settings that `gun up` passes on (not the ones it decides itself:
@@ -66,7 +68,29 @@ PASSED = (
     "GUN_PREBOOT_DRAIN",
     "GUN_MAX_UNAVAILABLE",
     "GUN_KEEP_RELEASES",
+    "GUN_RUNTIME_METRICS_INTERVAL",
 )
+
+
+# the drain's settings `gun up` passes on
+DRAIN_PASSED = (
+    "GUN_LOG_RETENTION_DAYS",
+    "GUN_WHISPER_DIR",
+    "GUN_STATSD",
+    "GUN_METRICS_RESOLUTION",
+    "GUN_METRICS_PREFIX",
+)
+SERVER = [sys.executable, "-m", "gun.cli", "server"]
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def run(home: Path, port: int, instances: int, say: object = print) -> None:
@@ -79,10 +103,31 @@ def run(home: Path, port: int, instances: int, say: object = print) -> None:
     for key in PASSED:
         if key in os.environ:
             env[key] = os.environ[key]
+    drain_listen = os.environ.get("GUN_DRAIN_LISTEN") or f"127.0.0.1:{port + 1}"
+    drain_url = f"http://{drain_listen}"
+    env["GUN_DRAIN_URL"] = drain_url
+    drain_env = dict(env, GUN_META_URL=url, GUN_DRAIN_META_TOKEN=token)
+    for key in DRAIN_PASSED:
+        if key in os.environ:
+            drain_env[key] = os.environ[key]
     log = home / "log" / "meta.log"
+    drain_log = home / "log" / "drain.log"
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     provider = LocalProvider(home / "instances")
+
+    def start_drain() -> subprocess.Popen[bytes]:
+        with open(drain_log, "ab") as out:
+            return subprocess.Popen(
+                [*SERVER, "drain", "--listen", drain_listen],
+                env=drain_env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    drain = start_drain()
     with open(log, "ab") as out:
         meta = subprocess.Popen(
             [sys.executable, "-m", "gun.cli", "server", "meta", "--listen", f"127.0.0.1:{port}"],
@@ -94,9 +139,10 @@ def run(home: Path, port: int, instances: int, say: object = print) -> None:
         )
     try:
         wait_healthy(url, meta, log, 30)
+        wait_healthy(drain_url, drain, drain_log, 30, "the drain")
         saved = credentials.save(credentials.Credentials(api=url, token=token))
         assert callable(say)
-        say(f"gun is up: meta on {url}, data in {home}")
+        say(f"gun is up: meta on {url}, the drain on {drain_url}, data in {home}")
         say(
             f"credentials for `gun` written to {saved}; every new app gets {instances} local "
             "instance(s) in layer default"
@@ -106,16 +152,15 @@ def run(home: Path, port: int, instances: int, say: object = print) -> None:
         while not stop.is_set():
             if meta.poll() is not None:
                 raise Unavailable(f"meta exited with status {meta.returncode}; see {log}")
+            if drain.poll() is not None:  # respawned, as meta respawns agents
+                say(f"the drain exited with status {drain.returncode}: restarting it")
+                drain = start_drain()
+                wait_healthy(drain_url, drain, drain_log, 30, "the drain")
             stop.wait(0.5)
-        say("stopping: meta, then every agent and its processes")
+        say("stopping: meta, then every agent and its processes, then the drain")
     finally:
-        if meta.poll() is None:
-            os.killpg(meta.pid, signal.SIGTERM)
-            try:
-                meta.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(meta.pid, signal.SIGKILL)
-                meta.wait()
+        _stop(meta)
         provider.stop_all()
+        _stop(drain)
         for s, handler in previous.items():
             signal.signal(s, handler)

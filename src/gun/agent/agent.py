@@ -13,8 +13,9 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from gun.agent import files, releasephase
+from gun.agent import files, releasephase, runtime_metrics
 from gun.agent.config import AgentConfig
+from gun.agent.logship import LogShipper
 from gun.agent.metaclient import MetaClient, Refused, Unreachable
 from gun.agent.reconcile import Desired, Observed, reconcile
 from gun.agent.supervisor import ProcessSpec, Supervisor
@@ -34,9 +35,11 @@ class Agent:
     def __init__(self, config: AgentConfig, supervisor: Supervisor | None = None) -> None:
         self.config = config
         self.root = config.root
-        self.supervisor = supervisor or Supervisor(self.root)
-        self.meta = MetaClient(config.meta, config.token)
         self.desired: dict[str, Any] | None = files.load_desired(self.root)
+        app = self.desired["app"] if self.desired else ""
+        self.shipper = LogShipper(app, self.desired.get("drains", []) if self.desired else [])
+        self.supervisor = supervisor or Supervisor(self.root, log=self.shipper.sink)
+        self.meta = MetaClient(config.meta, config.token)
         self.started: dict[str, Desired] = self._load_started()
         self._ready: tuple[int, Path | None] | None = None  # generation materialised, its dir
         self._phases: dict[int, asyncio.Task[None]] = {}  # release phases run, by version
@@ -98,6 +101,11 @@ class Agent:
             if self.desired is None or slice_["generation"] != self.desired["generation"]:
                 files.save_desired(self.root, slice_)
                 self.desired = slice_
+                self.shipper.app = slice_["app"]
+                try:
+                    self.shipper.set_destinations(slice_.get("drains", []))
+                except GunError as e:
+                    log.error("log drains refused: %s", e.message)
                 self.changed.set()
 
     async def report(self) -> None:
@@ -382,6 +390,24 @@ class Agent:
             if isinstance(result, BaseException):
                 log.error("%s failed: %s", action, result)
 
+    async def metrics(self) -> None:
+        """Heroku's runtime metric lines for every running process, every interval."""
+        seen: runtime_metrics.CpuSeen = {}
+        while not self.stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), self.config.metrics_interval)
+            if self.stopping.is_set() or not self.shipper.app:
+                continue
+            lines = await asyncio.to_thread(
+                runtime_metrics.sample_lines,
+                self.supervisor.states(),
+                app=self.shipper.app,
+                instance=self.config.instance,
+                cpu_seen=seen,
+            )
+            for procid, text in lines:  # app.log and, through its sink, the drains
+                self.supervisor.applog.write("heroku", procid, [text])
+
     async def reconcile_loop(self) -> None:
         while not self.stopping.is_set():
             self.changed.clear()
@@ -396,16 +422,15 @@ class Agent:
         adopted = await self.supervisor.adopt()
         if adopted:
             log.info("re-adopted %s", ", ".join(adopted))
-        tasks = [
-            asyncio.create_task(c)
-            for c in (self.register(), self.poll(), self.report(), self.reconcile_loop())
-        ]
+        loops = (self.register(), self.poll(), self.report(), self.reconcile_loop(), self.metrics())
+        tasks = [asyncio.create_task(c) for c in loops]
         await self.stopping.wait()
         for t in tasks:
             t.cancel()
         self.meta.abort()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.supervisor.shutdown(stop_processes=True)
+        await asyncio.to_thread(self.shipper.close, 2.0)
         with contextlib.suppress(Refused, Unreachable):
             body = {"processes": [self._observed_json(s) for s in self.supervisor.states()]}
             await self.meta.call("PUT", f"{self._api}/observed", body=body, timeout=2)

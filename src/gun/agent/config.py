@@ -18,6 +18,7 @@ class AgentConfig:
     token: str = field(repr=False)
     report_interval: float = 2.0
     keep_releases: int = 10  # release directories and cached slugs kept for instant rollback
+    metrics_interval: float = 20.0  # seconds between runtime metric lines
 
     @classmethod
     def load(
@@ -52,4 +53,18 @@ class AgentConfig:
             instance=instance,
             token=token,
             keep_releases=int(keep),
+            metrics_interval=_seconds("GUN_RUNTIME_METRICS_INTERVAL", 20.0),
         )
+
+
+def _seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"{name}={raw!r} is not a number of seconds") from None
+    if not 1 <= value <= 3600:
+        raise UsageError(f"{name}={raw} is out of range: use 1 to 3600 seconds")
+    return value

@@ -11,7 +11,7 @@ from anyio import to_thread
 from fastapi import FastAPI
 
 from gun import __version__
-from gun.api import build_routes, errors, fleet_routes, routes, seed
+from gun.api import build_routes, drain_routes, errors, fleet_routes, routes, seed
 from gun.core import Platform
 from gun.store.time import now
 
@@ -95,5 +95,6 @@ def create_app(
     app.include_router(routes.router)
     app.include_router(fleet_routes.router)
     app.include_router(build_routes.router)
+    app.include_router(drain_routes.router)
     app.include_router(seed.router)
     return app

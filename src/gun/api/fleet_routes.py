@@ -55,9 +55,15 @@ class Wakeup:
         event, self._event = self._event, asyncio.Event()
         event.set()
 
-    async def wait(self, timeout: float) -> None:
+    def next(self) -> asyncio.Event:
+        """The event the next `fire` sets: take it before looking at the store, so a change
+        committed in between is not missed."""
+        return self._event
+
+    @staticmethod
+    async def wait(event: asyncio.Event, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), timeout)
+            await asyncio.wait_for(event.wait(), timeout)
 
 
 class Strict(BaseModel):
@@ -232,12 +238,13 @@ async def desired(
     """Answers at once if the app's generation is past `after`, else when it is, or at `wait`."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
+    wakeup: Wakeup = request.app.state.wakeup
     while True:
+        fired = wakeup.next()
         generation = await to_thread.run_sync(gun.generation, who, instance_id)
         if generation > after or loop.time() >= deadline:
             break
-        wakeup: Wakeup = request.app.state.wakeup
-        await wakeup.wait(min(POLL_INTERVAL, max(0.0, deadline - loop.time())))
+        await wakeup.wait(fired, min(POLL_INTERVAL, max(0.0, deadline - loop.time())))
     state = await to_thread.run_sync(gun.desired, who, instance_id)
     return asdict(state)
 

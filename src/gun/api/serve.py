@@ -31,6 +31,7 @@ def open_platform(settings: MetaSettings) -> Platform:
         providers={"local": LocalProvider(settings.home / "instances")},
         meta_url=f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}",
         auto_instances=settings.auto_instances,
+        drain_url=settings.drain_url,
         build_options=BuildOptions(
             settings.home / "builds",
             concurrency=settings.build_concurrency,

@@ -26,6 +26,7 @@ class Unreachable(Exception):
 class Client:
     def __init__(self, api: str, token: str | None, timeout: float = 30.0) -> None:
         self.api = api.rstrip("/")
+        self.token = token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.api, headers=headers, timeout=timeout)
 

@@ -233,6 +233,8 @@ class Deploys:
     def prune_slugs(self, name: str) -> list[str]:
         """Remove stored slugs no release among the newest `keep_slugs` uses; their rows stay
         (history), so a rollback to one is refused by name. Returns the keys removed."""
+        if self.slugs is None:
+            return []
         with self.store.read() as tx:
             app = tx.app(name)
             if app is None:

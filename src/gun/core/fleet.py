@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gun import placement
 from gun.core.access import authorize
@@ -45,6 +45,8 @@ class Slice:
     release_phase: dict[str, Any] | None = field(default=None, repr=False)
     # strategy git: the commit this instance fetches and builds, instead of a slug
     git: dict[str, str] | None = None
+    # logplex URLs the agent ships the app's logs to: the platform's drain, then the app's own
+    drains: list[str] = field(default_factory=list, repr=False)
     # how replacements roll: seconds a replaced web process keeps serving after its successor
     # is up (routers notice), and processes of a type that may be down at once here
     rollout: dict[str, float] = field(default_factory=dict)
@@ -68,6 +70,10 @@ class Fleet:
     meta_url: str | None
     release_timeout: float
     rollout: Mapping[str, float]
+
+    if TYPE_CHECKING:  # provided by Drains, which Platform mixes in too
+
+        def _shipping(self, tx: Tx, app_id: int) -> list[str]: ...
 
     # placement ------------------------------------------------------------------------------
 
@@ -317,6 +323,7 @@ class Fleet:
             ]
             phase = self._release_phase(tx, app, instance_id)
             git = _git_source(app, release) if release else None
+            drains = self._shipping(tx, app.id)
         return Slice(
             generation=generation,
             app=app.name,
@@ -328,6 +335,7 @@ class Fleet:
             release_phase=phase,
             rollout=dict(self.rollout),
             git=git,
+            drains=drains,
         )
 
     def _release_phase(self, tx: Tx, app: App, instance_id: str) -> dict[str, Any] | None:

@@ -16,6 +16,7 @@ from gun.core.batch import Batcher
 from gun.core.builds import BuildOptions, Builds
 from gun.core.cache import TTLCache, VersionedCache
 from gun.core.deploys import Deploys
+from gun.core.drains import Drains
 from gun.core.fleet import Fleet
 from gun.crypto import hash_token, new_token
 from gun.errors import InvalidParams, NotFound, Unauthorized
@@ -62,7 +63,7 @@ def config_description(set_keys: Sequence[str], unset_keys: Sequence[str]) -> st
     return f"Unset {_names(unset_keys)} config vars"
 
 
-class Platform(Fleet, Deploys, Builds):
+class Platform(Fleet, Deploys, Builds, Drains):
     def __init__(
         self,
         store: Store,
@@ -73,7 +74,9 @@ class Platform(Fleet, Deploys, Builds):
         auto_instances: int = 0,
         token_cache_seconds: float = 5.0,
         build_options: BuildOptions | None = None,
+        drain_url: str | None = None,
     ) -> None:
+        self.drain_url = drain_url
         self.store = store
         self.slugs = slugs
         self.build_options = build_options
@@ -166,6 +169,7 @@ class Platform(Fleet, Deploys, Builds):
         with self.store.write() as tx:
             app = tx.insert_app(name, repo)
             tx.put_layer(app.id, DEFAULT_LAYER)
+            self._ingest_token(tx, app.id)
             tx.insert_release(
                 app,
                 description="Initial release",

@@ -33,6 +33,9 @@ apps = Table(
     Column("repo", Text),
     Column("generation", BigInteger, nullable=False, default=0),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # the token of the app's ingest URL on the platform's drain (drains.ingest)
+    Column("ingest_token_hash", String(64), unique=True),
+    Column("ingest_token_sealed", Text),
 )
 
 layers = Table(

@@ -17,6 +17,7 @@ from gun.errors import Conflict, NotFound
 from gun.model import App, Event, Layer, Principal, Release, check_role
 from gun.store import migrate
 from gun.store.builds import BuildQueries
+from gun.store.drains import DrainQueries
 from gun.store.engine import WRITE, make_engine
 from gun.store.fleet import FleetQueries
 from gun.store.schema import (
@@ -87,7 +88,7 @@ class Store:
                     listener()
 
 
-class Tx(FleetQueries, BuildQueries):
+class Tx(FleetQueries, BuildQueries, DrainQueries):
     """Queries inside one transaction. Values come back as model objects, secrets decrypted."""
 
     def __init__(self, conn: Connection, box: Box) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from gun.cli import output
-from gun.settings import MetaSettings
+from gun.settings import DrainSettings, MetaSettings
 
 
 @click.group("server")
@@ -29,6 +29,19 @@ def meta(
             home=home, database_url=database_url, listen=listen, secret_key=secret_key
         )
     )
+
+
+@server.command("drain")
+@click.option("--listen", help="HOST:PORT (GUN_DRAIN_LISTEN; default 127.0.0.1:5101)")
+@click.option("--home", help="data directory (GUN_HOME): logs/ and whisper/ go there")
+def drain(listen: str | None, home: str | None) -> None:
+    """The log drain: logplex in; archives, live tails and metrics out. Also read from the
+    environment: GUN_META_URL, GUN_DRAIN_META_TOKEN (an admin token), GUN_LOG_ARCHIVE,
+    GUN_LOG_RETENTION_DAYS, GUN_WHISPER_DIR (or off), GUN_STATSD (HOST:PORT),
+    GUN_METRICS_RESOLUTION, GUN_METRICS_PREFIX."""
+    from gun.logs.server import run
+
+    run(DrainSettings.resolve(home=home, listen=listen))
 
 
 @server.command("migrate")

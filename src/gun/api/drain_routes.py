@@ -1,0 +1,66 @@
+"""Routes for log drains, the ingest URL, and where to read logs.
+
+route                                                  CLI command / caller
+GET    /v1/apps/{app}/drains                           drains
+POST   /v1/apps/{app}/drains                           drains.add
+DELETE /v1/apps/{app}/drains/{id}                      drains.remove
+GET    /v1/apps/{app}/drains/ingest?resolution=S       drains.ingest
+GET    /v1/apps/{app}/log-session                      logs, metrics (where the drain is)
+GET    /v1/drain/ingest-tokens/{token}                 the drain, checking a token it got
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import Field, StrictStr
+
+from gun.api.auth import Gun, Who
+from gun.api.fleet_routes import Strict
+from gun.model import Drain
+
+router = APIRouter(prefix="/v1")
+
+
+class DrainCreate(Strict):
+    url: StrictStr = Field(max_length=2000)
+
+
+def drain_json(d: Drain) -> dict[str, Any]:
+    return {"id": d.id, "url": d.url, "token": d.token, "created_at": d.created_at.isoformat()}
+
+
+@router.get("/apps/{app}/drains")
+def drains(app: str, who: Who, gun: Gun) -> list[dict[str, Any]]:
+    return [drain_json(d) for d in gun.drains(who, app)]
+
+
+@router.post("/apps/{app}/drains", status_code=201)
+def add_drain(app: str, body: DrainCreate, who: Who, gun: Gun) -> dict[str, Any]:
+    return drain_json(gun.add_drain(who, app, body.url))
+
+
+@router.delete("/apps/{app}/drains/{drain_id}", status_code=204)
+def remove_drain(
+    app: str, drain_id: Annotated[int, Path(ge=1, le=2**31 - 1)], who: Who, gun: Gun
+) -> Response:
+    gun.remove_drain(who, app, drain_id)
+    return Response(status_code=204)
+
+
+@router.get("/apps/{app}/drains/ingest")
+def ingest(
+    app: str, who: Who, gun: Gun, resolution: int | None = Query(None, ge=1, le=3600)
+) -> dict[str, str]:
+    return {"url": gun.ingest_url(who, app, resolution)}
+
+
+@router.get("/apps/{app}/log-session")
+def log_session(app: str, who: Who, gun: Gun) -> dict[str, str]:
+    return {"url": gun.log_session(who, app)}
+
+
+@router.get("/drain/ingest-tokens/{token}")
+def ingest_token(token: str, who: Who, gun: Gun) -> dict[str, str]:
+    return {"app": gun.app_of_ingest_token(who, token)}

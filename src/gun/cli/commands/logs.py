@@ -1,0 +1,192 @@
+"""drains, drains.add, drains.remove, drains.ingest (meta); logs and metrics (the drain)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import click
+
+from gun.cli import output
+from gun.cli.client import Client, Unreachable
+from gun.cli.commands.apps import p
+from gun.cli.context import Ctx, app_option, need_app, pass_ctx
+from gun.errors import UsageError
+
+RECONNECTS = 30  # `logs -t` picks the stream up again this many times after losing the drain
+
+
+@click.command("drains")
+@app_option
+@pass_ctx
+def drains(ctx: Ctx, app: str | None) -> None:
+    """The app's log drains (besides the platform's own)."""
+    data = ctx.client().get(f"/v1/apps/{p(need_app(app))}/drains")
+    if ctx.json:
+        output.emit_json(data)
+        return
+    output.table(
+        ["ID", "URL", "TOKEN", "CREATED"],
+        [[d["id"], d["url"], d["token"], output.short_time(d["created_at"])] for d in data],
+    )
+
+
+@click.command("drains.add")
+@click.argument("url")
+@app_option
+@pass_ctx
+def drains_add(ctx: Ctx, url: str, app: str | None) -> None:
+    """Send the app's logs to URL too: gun drains.add:https://logs.example.com/ingest."""
+    name = need_app(app)
+    d = ctx.client().post(f"/v1/apps/{p(name)}/drains", {"url": url})
+    if ctx.json:
+        output.emit_json(d)
+    else:
+        output.line(f"Drain {d['id']} added to {name}: {d['url']} (token {d['token']})")
+
+
+@click.command("drains.remove")
+@click.argument("drain_id", metavar="ID")
+@app_option
+@pass_ctx
+def drains_remove(ctx: Ctx, drain_id: str, app: str | None) -> None:
+    """Stop draining to a drain: gun drains.remove:ID."""
+    name = need_app(app)
+    if not (drain_id.isascii() and drain_id.isdigit()):
+        raise UsageError(f"drain id {drain_id!r} is not a number: `gun drains` lists them")
+    ctx.client().delete(f"/v1/apps/{p(name)}/drains/{int(drain_id)}")
+    output.line(f"Drain {drain_id} removed from {name}")
+
+
+@click.command("drains.ingest")
+@click.option("--resolution", type=int, help="seconds per metric bucket (1 to 3600)")
+@app_option
+@pass_ctx
+def drains_ingest(ctx: Ctx, resolution: int | None, app: str | None) -> None:
+    """The URL any logplex sender (a Heroku app while migrating) can drain into."""
+    name = need_app(app)
+    params = {"resolution": resolution} if resolution is not None else {}
+    data = ctx.client().get(f"/v1/apps/{p(name)}/drains/ingest", params=params)
+    if ctx.json:
+        output.emit_json(data)
+    else:
+        output.line(data["url"])
+
+
+def drain_client(ctx: Ctx, name: str) -> Client:
+    """A client for the drain that holds the app's logs, with this user's token."""
+    meta = ctx.client()
+    url = meta.get(f"/v1/apps/{p(name)}/log-session")["url"]
+    return Client(url, meta.token)
+
+
+@click.command("logs")
+@click.option("-n", "--num", default=100, show_default=True, help="how many lines")
+@click.option("-t", "--tail", is_flag=True, help="follow live, across all instances")
+@click.option("--ps", help="a process type (web) or name (web.1)")
+@click.option("--source", help="app or heroku")
+@click.option("--since", help="30s, 15m, 2h, 7d or an RFC 3339 time")
+@click.option("--grep", help="only lines containing TEXT")
+@app_option
+@pass_ctx
+def logs(
+    ctx: Ctx,
+    num: int,
+    tail: bool,
+    ps: str | None,
+    source: str | None,
+    since: str | None,
+    grep: str | None,
+    app: str | None,
+) -> None:
+    """Recent log lines from the archive, oldest first; -t follows live."""
+    from gun.logs.filters import Filter  # checks the words here: exit code 2, not 1
+
+    name = need_app(app)
+    words = {"n": str(num), "ps": ps, "source": source, "since": since, "grep": grep}
+    query = {k: v for k, v in words.items() if v is not None}
+    Filter.parse(query)
+    drain = drain_client(ctx, name)
+    for text in drain.get(f"/v1/apps/{p(name)}/logs", params=query)["lines"]:
+        output.line(text)
+    if tail:
+        follow(drain, name, {k: v for k, v in query.items() if k != "n"})
+
+
+def follow(drain: Client, name: str, query: dict[str, str]) -> None:
+    lost = 0
+    while True:
+        try:
+            with drain.stream("GET", f"/v1/apps/{p(name)}/logs/tail", params=query) as r:
+                lost = 0
+                for text in r.iter_text():
+                    sys.stdout.write(text)
+                    sys.stdout.flush()
+        except Unreachable:
+            lost += 1
+            if lost > RECONNECTS:
+                raise
+            time.sleep(1.0)
+
+
+METRIC_FIELDS = (
+    "name",
+    "source",
+    "unit",
+    "type",
+    "time",
+    "count",
+    "sum",
+    "min",
+    "max",
+    "mean",
+    "median",
+    "p95",
+    "p99",
+    "last",
+    "unique",
+)
+
+
+@click.command("metrics")
+@click.argument("metric", metavar="NAME", required=False)
+@click.option("--since", default="1h", show_default=True, help="30s, 15m, 2h, 7d")
+@app_option
+@pass_ctx
+def metrics(ctx: Ctx, metric: str | None, since: str, app: str | None) -> None:
+    """Metric series derived from the app's logs, one row per bucket."""
+    name = need_app(app)
+    query = {"since": since, **({"name": metric} if metric else {})}
+    data: list[dict[str, Any]] = drain_client(ctx, name).get(
+        f"/v1/apps/{p(name)}/metrics", params=query
+    )
+    if ctx.json:
+        output.emit_json([{k: b[k] for k in METRIC_FIELDS} for b in data])
+        return
+    output.table(
+        ["TIME", "NAME", "SOURCE", "TYPE", "VALUE"],
+        [
+            [
+                time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(b["time"])),
+                b["name"],
+                b["source"] or "",
+                b["type"],
+                _value(b),
+            ]
+            for b in data
+        ],
+    )
+
+
+def _value(b: dict[str, Any]) -> str:
+    unit = b["unit"] or ""
+    if b["type"] == "count":
+        return f"{b['sum']:g}{unit}"
+    if b["type"] == "sample":
+        return f"{b['last']:g}{unit}"
+    if b["type"] == "unique":
+        return f"{b['unique']} distinct"
+    return (
+        f"count={b['count']} mean={b['mean']:g}{unit} p95={b['p95']:g}{unit} max={b['max']:g}{unit}"
+    )

@@ -1,0 +1,113 @@
+"""Log drains: where an app's logs go (the platform's drain, plus drains the team adds), and
+the ingest URL through which any logplex sender drains into the app."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from urllib.parse import urlsplit
+
+from gun.core.access import authorize
+from gun.crypto import hash_token
+from gun.errors import Forbidden, InvalidParams, NotFound
+from gun.model import Drain, Principal
+from gun.store import Store, Tx
+
+INGEST_PREFIX = "gdi_"  # gun drain ingest
+
+
+def check_drain_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000:
+        raise InvalidParams(f"drain URL {url!r} is not an http:// or https:// URL")
+    return url
+
+
+def resolution_param(resolution: int | None) -> str:
+    if resolution is None:
+        return ""
+    if not 1 <= resolution <= 3600:
+        raise InvalidParams(f"resolution {resolution} is out of range: use 1 to 3600 seconds")
+    return f"?resolution={resolution}"
+
+
+class Drains:
+    """Mixed into Platform."""
+
+    store: Store
+    drain_url: str | None
+
+    def drains(self, who: Principal, name: str) -> list[Drain]:
+        authorize(who, "viewer", name)
+        with self.store.read() as tx:
+            return tx.drains(tx.existing_app(name).id)
+
+    def add_drain(self, who: Principal, name: str, url: str) -> Drain:
+        authorize(who, "developer", name)
+        check_drain_url(url)
+        with self.store.write() as tx:
+            app = tx.existing_app(name, lock=True)
+            if any(d.url == url for d in tx.drains(app.id)):
+                raise InvalidParams(f"app {name!r} already drains to {url!r}")
+            drain = tx.insert_drain(app.id, url, f"d.{uuid.uuid4()}")
+            tx.bump_generation(app.id)  # agents ship to it
+            tx.record(app, who.name, "drain.add", {"id": drain.id})
+        return drain
+
+    def remove_drain(self, who: Principal, name: str, drain_id: int) -> None:
+        authorize(who, "developer", name)
+        with self.store.write() as tx:
+            app = tx.existing_app(name, lock=True)
+            if not tx.delete_drain(app.id, drain_id):
+                raise NotFound(f"drain {drain_id} of app {name!r} does not exist")
+            tx.bump_generation(app.id)
+            tx.record(app, who.name, "drain.remove", {"id": drain_id})
+
+    def ingest_url(self, who: Principal, name: str, resolution: int | None = None) -> str:
+        """The URL (token in its path) through which logplex senders drain into the app."""
+        authorize(who, "developer", name)
+        query = resolution_param(resolution)
+        with self.store.write() as tx:
+            app = tx.existing_app(name, lock=True)
+            token = self._ingest_token(tx, app.id)
+        return f"{self._drain_base()}/logs/{token}{query}"
+
+    def log_session(self, who: Principal, name: str) -> str:
+        """Where to read the app's logs (archive and live tail): the drain's URL."""
+        authorize(who, "viewer", name)
+        with self.store.read() as tx:
+            tx.existing_app(name)
+        return self._drain_base()
+
+    def app_of_ingest_token(self, who: Principal, token: str) -> str:
+        """For the drain: which app a token it was sent belongs to."""
+        if who.role != "admin" or who.app is not None:
+            raise Forbidden("only the drain (an admin token) may look up ingest tokens")
+        with self.store.read() as tx:
+            app = tx.app_of_ingest_token(hash_token(token))
+        if app is None:
+            raise NotFound("no app has this ingest token")
+        return app.name
+
+    def _drain_base(self) -> str:
+        if not self.drain_url:
+            raise NotFound(
+                "this meta knows no drain: start `gun server drain` and give meta its URL "
+                "in GUN_DRAIN_URL (gun up does both)"
+            )
+        return self.drain_url.rstrip("/")
+
+    def _ingest_token(self, tx: Tx, app_id: int) -> str:
+        token = tx.ingest_token(app_id)
+        if token is None:
+            token = INGEST_PREFIX + secrets.token_urlsafe(24)
+            tx.set_ingest_token(app_id, hash_token(token), token)
+        return token
+
+    def _shipping(self, tx: Tx, app_id: int) -> list[str]:
+        """Where the app's agents send its logs: the platform's drain, then the app's own."""
+        urls = [d.url for d in tx.drains(app_id)]
+        token = tx.ingest_token(app_id)  # made with the app
+        if self.drain_url and token:
+            urls.insert(0, f"{self.drain_url.rstrip('/')}/logs/{token}")
+        return urls

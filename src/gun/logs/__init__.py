@@ -1,0 +1,1 @@
+"""Logs: logplex frames in, metrics (l2met conventions) and archives out."""

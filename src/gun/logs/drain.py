@@ -1,0 +1,247 @@
+"""The drain's core: what happens to a body of logplex frames once its app is known.
+
+Frames are read strictly; a retried body (same `Logplex-Frame-Id`) is taken once; lines go to
+the archive and to live tails; measurements (l2met conventions) go to an aggregator per app
+and resolution, whose closed buckets `flush` hands to the outlets and keeps for `metrics`. The
+drain counts what it did and reports it through the same outlets as app `gun-drain`.
+Everything runs on one thread (the server's event loop); no I/O but the archive's and the
+outlets'.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from gun.logs import frames as framing
+from gun.logs.aggregate import Aggregator, check_resolution
+from gun.logs.archive import Archive
+from gun.logs.filters import Filter, format_line
+from gun.logs.model import Bucket, Key, Line
+from gun.logs.outlets import Outlet
+from gun.logs.parse import parse
+
+SELF = "gun-drain"  # the app name the drain's own figures are reported under
+SEEN_FRAMES = 100_000  # frame ids remembered for deduplication
+RECENT = 20_000  # buckets kept per app for `gun metrics`
+SELF_RESOLUTION = 10
+
+
+@dataclass(slots=True)
+class Accepted:
+    lines: int
+    bad: list[str]
+    duplicate: bool = False
+
+
+@dataclass(slots=True)
+class Tail:
+    """A live follower of one app's lines: `send` gets each matching line, formatted."""
+
+    app: str
+    filter: Filter
+    send: Callable[[str], None]
+
+
+@dataclass
+class Figures:
+    lines_in: int = 0
+    bad_frames: int = 0
+    duplicates: int = 0
+    invalid_metrics: int = 0
+    flush_lag: float = 0.0  # seconds the last flush ran behind its interval
+
+
+class Drain:
+    def __init__(
+        self,
+        archive: Archive | None,
+        outlets: Sequence[Outlet],
+        *,
+        prefix: str = "",
+        default_resolution: int = 60,
+        clock: Callable[[], float] = time.time,
+        seen_file: Path | None = None,
+    ) -> None:
+        self.archive = archive
+        self.outlets = list(outlets)
+        self.prefix = prefix
+        self.default_resolution = check_resolution(default_resolution)
+        self.clock = clock
+        self.figures = Figures()
+        self._aggregators: dict[tuple[str, int], Aggregator] = {}
+        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._tails: dict[str, list[Tail]] = {}
+        self._recent: dict[str, deque[Bucket]] = {}
+        self._reported = Figures()
+        self._last_flush: float | None = None
+        self._seen_file = seen_file
+        self._seen_lines = 0
+        if seen_file is not None:
+            self._load_seen(seen_file)
+
+    # in --------------------------------------------------------------------------------------
+
+    def accept(
+        self, app: str, body: bytes, frame_id: str | None = None, resolution: int | None = None
+    ) -> Accepted:
+        """Take one POSTed body of `app`; raises FrameError when it is not frames at all."""
+        if frame_id:
+            key = (app, frame_id)
+            if key in self._seen:
+                self.figures.duplicates += 1
+                return Accepted(0, [], duplicate=True)
+        got = framing.read(body)
+        lines = got.lines
+        self.figures.lines_in += len(lines)
+        self.figures.bad_frames += len(got.bad)
+        if self.archive is not None and lines:
+            self.archive.append(app, lines)
+        if frame_id:
+            self._remember(app, frame_id)
+        tails = self._tails.get(app)
+        if tails:
+            self._to_tails(tails, lines)
+        self._measure(app, lines, resolution or self.default_resolution)
+        return Accepted(len(lines), got.bad)
+
+    # retried bodies are taken once, also across a restart: frame ids are kept in a file,
+    # written (to the kernel) after the archive and before the answer
+    def _remember(self, app: str, frame_id: str) -> None:
+        self._seen[(app, frame_id)] = None
+        if len(self._seen) > SEEN_FRAMES:
+            self._seen.popitem(last=False)
+        if self._seen_file is None or "\t" in frame_id or "\n" in frame_id:
+            return
+        fd = os.open(self._seen_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, f"{app}\t{frame_id}\n".encode())
+        finally:
+            os.close(fd)
+        self._seen_lines += 1
+        if self._seen_lines > 2 * SEEN_FRAMES:  # keep the file as long as the memory
+            tmp = self._seen_file.with_suffix(".tmp")
+            tmp.write_text("".join(f"{a}\t{f}\n" for a, f in self._seen))
+            os.replace(tmp, self._seen_file)
+            self._seen_lines = len(self._seen)
+
+    def _load_seen(self, path: Path) -> None:
+        try:
+            text = path.read_text(errors="replace")
+        except FileNotFoundError:
+            return
+        for row in text.splitlines()[-SEEN_FRAMES:]:
+            app, tab, frame_id = row.partition("\t")
+            if tab:
+                self._seen[(app, frame_id)] = None
+        self._seen_lines = len(text.splitlines())
+
+    def _measure(self, app: str, lines: list[Line], resolution: int) -> None:
+        agg = self._aggregators.get((app, resolution))
+        if agg is None:
+            agg = self._aggregators[(app, resolution)] = Aggregator(app, resolution)
+        now = self.clock()
+        add, prefix = agg.add, self.prefix
+        invalid = 0
+        for line in lines:
+            msg = line.msg
+            if "#" not in msg and line.procid != "router" and "measure." not in msg:
+                continue
+            parsed = parse(line, prefix)
+            for m in parsed.measurements:
+                add(m, now)
+            invalid += len(parsed.invalid)
+        self.figures.invalid_metrics += invalid
+
+    def _to_tails(self, tails: list[Tail], lines: list[Line]) -> None:
+        for line in lines:
+            text = None
+            for tail in tails:
+                if tail.filter.matches(line):
+                    text = text or format_line(line)
+                    tail.send(text)
+
+    # out -------------------------------------------------------------------------------------
+
+    def flush(self) -> list[Bucket]:
+        """`collect`, then `emit` (tests and shutdown; the server emits from a thread)."""
+        buckets = self.collect()
+        self.emit(buckets)
+        return buckets
+
+    def emit(self, buckets: Sequence[Bucket]) -> None:
+        """Hand buckets to the outlets (disk and network: not on the event loop)."""
+        if buckets:
+            for outlet in self.outlets:
+                outlet.emit(buckets)
+
+    def collect(self) -> list[Bucket]:
+        """Close what is due and keep it for `metrics`, with the drain's own figures."""
+        now = self.clock()
+        if self._last_flush is not None:
+            self.figures.flush_lag = max(0.0, now - self._last_flush - 1.0)
+        self._last_flush = now
+        buckets: list[Bucket] = []
+        for agg in self._aggregators.values():
+            # an interval stays open until data for it would be over two resolutions late
+            buckets += agg.flush(now - 2 * agg.resolution)
+        buckets += self._own_figures(now)
+        for b in buckets:
+            recent = self._recent.get(b.key.app)
+            if recent is None:
+                recent = self._recent[b.key.app] = deque(maxlen=RECENT)
+            recent.append(b)
+        return buckets
+
+    def _own_figures(self, now: float) -> list[Bucket]:
+        """Every SELF_RESOLUTION seconds, the counts since the last report, and the lag."""
+        start = int(now // SELF_RESOLUTION) * SELF_RESOLUTION - SELF_RESOLUTION
+        if getattr(self, "_own_at", None) == start:
+            return []
+        self._own_at = start
+        f, r = self.figures, self._reported
+        late = sum(a.late for a in self._aggregators.values())
+        counts = {
+            "lines.in": f.lines_in - r.lines_in,
+            "frames.bad": f.bad_frames - r.bad_frames,
+            "frames.duplicate": f.duplicates - r.duplicates,
+            "metrics.invalid": f.invalid_metrics - r.invalid_metrics,
+            "lines.late": late - getattr(self, "_late_reported", 0),
+        }
+        self._late_reported = late
+        self._reported = Figures(f.lines_in, f.bad_frames, f.duplicates, f.invalid_metrics)
+        out = [
+            Bucket(Key(SELF, name, None, "", "count", start, SELF_RESOLUTION), sum=float(value))
+            for name, value in counts.items()
+        ]
+        out.append(
+            Bucket(
+                Key(SELF, "flush.lag", None, "ms", "sample", start, SELF_RESOLUTION),
+                last=round(f.flush_lag * 1000, 3),
+            )
+        )
+        return out
+
+    # reading back ----------------------------------------------------------------------------
+
+    def metrics(self, app: str, name: str | None, since: float) -> list[Bucket]:
+        return [
+            b
+            for b in self._recent.get(app, ())
+            if b.key.time >= since and (name is None or b.key.name == name)
+        ]
+
+    def follow(self, tail: Tail) -> Callable[[], None]:
+        """Start sending the app's new lines to `tail`; returns how to stop."""
+        self._tails.setdefault(tail.app, []).append(tail)
+
+        def stop() -> None:
+            tails = self._tails.get(tail.app, [])
+            if tail in tails:
+                tails.remove(tail)
+
+        return stop

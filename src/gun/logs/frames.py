@@ -1,0 +1,323 @@
+"""Reads and writes logplex frames, the RFC 6587 octet-counted syslog messages that Heroku's
+HTTPS drains POST (REFERENCE.md §3), strictly and without I/O.
+
+A body is repeated `LEN SP MSG` with nothing between frames. LEN is a positive decimal number
+without leading zeros (at most 10 digits) counting the bytes of MSG including one optional
+trailing LF, which is stripped. MSG is `<PRI>1 TIMESTAMP HOST APPNAME PROCID - TEXT`: PRI 0 to
+191, version 1, an RFC 3339 TIMESTAMP with `T`, seconds, 0 to 6 fraction digits and `Z` or
+`±hh:mm`, non-empty HOST (`host` from Heroku; any token is accepted), APPNAME and PROCID, MSGID
+`-` and no structured data. Every problem is said in one sentence; nothing is guessed.
+
+What is bad, and what the drain answers:
+
+- A frame is delimited when LEN does not run past the end of the body, the bytes after it are
+  the end of the body or the next frame's LEN and space, and MSG has no LF but the optional
+  last one (logplex and gun's shipper send one line per frame, so an LF inside MSG means LEN
+  swallowed the end of this line and the start of the next). These are the checks that catch
+  a LEN that does not match: one too short leaves the LF in front of the next LEN (l2met took
+  such a frame and silently dropped the rest), one too long swallows the LF and the next LEN's
+  first digits. A truncated or merged message is never turned into metrics.
+- **400, nothing kept** (`read` raises FrameError): not even the first frame can be
+  delimited: the body is empty, does not start with a LEN, or its first LEN runs past the end,
+  is not followed by the end or a next LEN, or covers an LF before the end of its message.
+- **2xx with a count** (each bad frame one sentence in `Frames.bad`), otherwise:
+  - a delimited frame that cannot be read: MSG is not UTF-8, lacks the header fields (or has a
+    MSGID other than `-`), or has a TIMESTAMP that is not RFC 3339 with an offset. It is
+    skipped and reading goes on with the next frame;
+  - a later frame that cannot be delimited: frames cannot be resynchronised after a bad LEN,
+    so the rest of the body from that frame on counts as this one bad frame, and the sentence
+    says so.
+
+`read` first tries a fast path (the body decoded once, one regular expression per frame) that
+accepts only bodies in which every frame is good, and otherwise reads the body again one frame
+at a time, naming each problem; both accept exactly the same frames.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from dataclasses import dataclass
+
+from gun.errors import InvalidParams
+from gun.logs.model import Line
+
+HEADER = "`<PRI>1 TIMESTAMP host APPNAME PROCID - MSG`"
+_FRAMES = f"logplex frames (`LEN {HEADER[1:]})"
+_EXAMPLE_TS = "2022-06-13T14:52:23.622778+00:00"
+
+_MAX_LEN_DIGITS = 10  # a 10-digit LEN is already gigabytes past any body a drain takes
+_PRIS = frozenset(f"<{pri}>1" for pri in range(192))  # RFC 5424 PRI 0..191, VERSION 1
+_SHOW = 40  # characters of bad input quoted in a sentence
+
+_fromisoformat = _dt.datetime.fromisoformat
+
+# The fast path's LEN and header of one good frame: the rules above, and no LF in the header.
+_FRAME = re.compile(
+    r"([1-9][0-9]{0,9}) <(?:[0-9]|[1-9][0-9]|1[0-8][0-9]|19[01])>1"
+    r" ([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+    r"(?:Z|[+-][0-9]{2}:[0-9]{2})) [^ \n]+ ([^ \n]+) ([^ \n]+) - "
+)
+_HIGH = re.compile(rb"[\x80-\xff]+")  # a run of non-ASCII bytes
+
+
+class FrameError(InvalidParams):
+    """The body is not logplex frames at all (see the module docstring): HTTP 400."""
+
+    id = "bad_request"
+    status = 400
+
+
+@dataclass(slots=True)
+class Frames:
+    """What one body held: the lines read, and one sentence per bad frame."""
+
+    lines: list[Line]
+    bad: list[str]
+
+
+def epoch(ts: str) -> float:
+    """Epoch seconds of a TIMESTAMP (the rules in the module docstring); ValueError if it is
+    not one, or OverflowError at the very edges of the years 1 and 9999."""
+    n = len(ts)
+    z = 1 if ts[-1:] == "Z" else 6
+    if ts[4:17:3] != "--T::":
+        raise ValueError(ts)
+    if n != 19 + z and (ts[19:20] != "." or not 21 + z <= n <= 26 + z):
+        raise ValueError(ts)
+    if z == 6 and (ts[-6] not in "+-" or ts[-3] != ":"):
+        raise ValueError(ts)
+    return _fromisoformat(ts).timestamp()
+
+
+def rfc3339(time: float) -> str:
+    """The TIMESTAMP Heroku writes for an epoch time: UTC, microseconds, `+00:00`."""
+    return _dt.datetime.fromtimestamp(time, _dt.UTC).isoformat(timespec="microseconds")
+
+
+def _show(data: bytes) -> str:
+    """Quote the start of some bad bytes for a sentence."""
+    return repr(data[:_SHOW].decode("utf-8", "backslashreplace"))
+
+
+def _len(body: bytes, at: int) -> tuple[int, int]:
+    """The LEN starting at `at` and the index of the space after it, or (-1, -1)."""
+    sp = body.find(b" ", at, at + _MAX_LEN_DIGITS + 1)
+    token = body[at:sp]
+    if sp <= at or not token.isdigit() or token[0] == 48:  # ASCII digits, no leading 0
+        return -1, -1
+    return int(token), sp
+
+
+def _header_problem(index: int, text: str) -> str:
+    """Say why a message is not `<PRI>1 TIMESTAMP HOST APPNAME PROCID - MSG`."""
+    fields = text.split(" ", 6)
+    if fields[0] not in _PRIS:
+        reason = "does not start with <PRI>1 (PRI 0 to 191, version 1)"
+    elif len(fields) < 6 or not all(fields[1:5]):
+        reason = "lacks header fields"
+    else:
+        reason = f"has MSGID {fields[5]!r} where logplex sends '-' and no structured data"
+    return f"frame {index}: the message {reason}; expected {HEADER} (found {text[:_SHOW]!r})"
+
+
+def _unsynced(index: int, problem: str, remaining: int) -> str:
+    return (
+        f"frame {index}: {problem}, so the rest of the body from frame {index} on"
+        f" ({remaining} bytes) cannot be resynchronised and counts as one bad frame"
+    )
+
+
+def read(body: bytes) -> Frames:
+    """The lines of a logplex body and one sentence per bad frame; FrameError when the body
+    cannot be parsed at all (see the module docstring)."""
+    if body:
+        lines = _read_clean(body)
+        if lines is not None:
+            return Frames(lines, [])
+    return _read_careful(body)
+
+
+def _read_clean(body: bytes) -> list[Line] | None:
+    """The lines of a body whose frames are all good, or None at the first that is not.
+
+    The body is decoded once; each frame's LEN and header are one regular expression match.
+    Character and byte positions are the same until the first non-ASCII byte, and are tracked
+    apart after it."""
+    try:
+        text = body.decode()
+    except UnicodeDecodeError:
+        return None
+    nbytes = len(body)
+    n = len(text)
+    highs = [] if n == nbytes else [m.start() for m in _HIGH.finditer(body)]
+    highs.append(nbytes)  # sentinel: no non-ASCII run starts before the end
+    high = highs[0]  # where the next non-ASCII run starts, in bytes
+    after = 1
+    lines: list[Line] = []
+    append = lines.append
+    match = _FRAME.match
+    fromiso = _fromisoformat
+    pos = bpos = 0  # the frame's start in characters, in bytes
+    while pos < n:
+        m = match(text, pos)
+        if m is None:
+            return None
+        size, ts, appname, procid = m.groups()
+        length = int(size)
+        head = len(size) + 1
+        bend = bpos + head + length
+        if bend > nbytes:
+            return None
+        if bend <= high:  # an ASCII frame: as many characters as bytes
+            end = pos + head + length
+        else:
+            try:
+                end = pos + head + len(body[bpos + head : bend].decode())
+            except UnicodeDecodeError:  # LEN cuts a character in two
+                return None
+            while high < bend:
+                high = highs[after]
+                after += 1
+        at = m.end()
+        if at > end:  # the header runs past LEN
+            return None
+        msg = text[at : end - 1] if text[end - 1] == "\n" else text[at:end]
+        if "\n" in msg:
+            return None
+        try:
+            time = fromiso(ts).timestamp()
+        except (ValueError, OverflowError):
+            return None
+        append(Line(time, ts, appname, procid, msg))
+        pos = end
+        bpos = bend
+    return lines
+
+
+def _read_careful(body: bytes) -> Frames:
+    """`read`, one frame at a time, naming each problem."""
+    n = len(body)
+    if n == 0:
+        raise FrameError(f"the body is empty; expected {_FRAMES}")
+    length, sp = _len(body, 0)
+    if length < 0:
+        raise FrameError(
+            f"the body does not start with a frame length (found {_show(body)}); expected {_FRAMES}"
+        )
+    lines: list[Line] = []
+    bad: list[str] = []
+    index = 0
+    begin = 0  # where the frame's LEN starts
+    while True:
+        index += 1
+        start = sp + 1
+        end = start + length
+        problem = ""
+        following = -1
+        if end > n:
+            problem = f"frame {index}: LEN {length} runs past the end of the body"
+            problem += f" ({n - start} bytes left)"
+        elif end < n:
+            following, sp = _len(body, end)
+            if following < 0:
+                problem = _unsynced(
+                    index,
+                    f"LEN {length} is followed by neither the end of the body nor the next"
+                    f" frame's LEN (found {_show(body[end:])})",
+                    n - begin,
+                )
+        if not problem:
+            raw = body[start : end - 1] if body[end - 1] == 10 else body[start:end]
+            lf = raw.find(b"\n")
+            if lf >= 0:
+                following = -1
+                problem = _unsynced(
+                    index,
+                    f"the message has a line feed at byte {lf} of {length}: LEN {length} is"
+                    " not this frame's length (logplex sends one line per frame)",
+                    n - begin,
+                )
+        if problem:
+            if index == 1:
+                raise FrameError(problem)
+            bad.append(problem)
+            break
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError as e:
+            bad.append(
+                f"frame {index}: the message is not valid UTF-8"
+                f" (byte 0x{raw[e.start]:02x} at offset {e.start})"
+            )
+        else:
+            line = _line(index, text)
+            if isinstance(line, str):
+                bad.append(line)
+            else:
+                lines.append(line)
+        if following < 0:
+            break
+        length = following
+        begin = end
+    return Frames(lines, bad)
+
+
+def _line(index: int, text: str) -> Line | str:
+    """The Line of a delimited message, or the sentence saying why it is none."""
+    f = text.split(" ", 6)
+    if len(f) == 6:
+        f.append("")
+    if len(f) != 7 or f[0] not in _PRIS or f[5] != "-" or not (f[2] and f[3] and f[4]):
+        return _header_problem(index, text)
+    try:
+        time = epoch(f[1])
+    except (ValueError, OverflowError):
+        return (
+            f"frame {index}: TIMESTAMP {f[1][:_SHOW]!r} is not an RFC 3339 date-time with an"
+            f" offset (e.g. {_EXAMPLE_TS})"
+        )
+    return Line(time, f[1], f[3], f[4], f[6])
+
+
+def frame(
+    pri: int,
+    timestamp: str | float,
+    appname: str,
+    procid: str,
+    msg: str,
+    host: str = "host",
+) -> bytes:
+    """One frame exactly as Heroku sends it: `LEN <PRI>1 TIMESTAMP host APPNAME PROCID - MSG`
+    and an LF, LEN counting the message and its LF. `timestamp` is a TIMESTAMP or epoch
+    seconds (written in UTC with microseconds). InvalidParams for what `read` would not take
+    back: a PRI outside 0 to 191, a bad TIMESTAMP, an empty field or one with a space or LF,
+    an LF in the message (one line per frame)."""
+    if isinstance(pri, bool) or not isinstance(pri, int) or not 0 <= pri <= 191:
+        raise InvalidParams(f"syslog PRI {pri!r} must be a whole number from 0 to 191")
+    if isinstance(timestamp, str):
+        try:
+            epoch(timestamp)
+        except (ValueError, OverflowError):
+            raise InvalidParams(
+                f"TIMESTAMP {timestamp!r} is not an RFC 3339 date-time with an offset"
+                f" (e.g. {_EXAMPLE_TS})"
+            ) from None
+        ts = timestamp
+    else:
+        ts = rfc3339(timestamp)
+    for field, value in (("HOST", host), ("APPNAME", appname), ("PROCID", procid)):
+        if not value or " " in value or "\n" in value:
+            raise InvalidParams(f"{field} {value!r} must be non-empty, without spaces or LF")
+    if "\n" in msg:
+        raise InvalidParams("the message has a line feed; send one frame per line")
+    try:
+        data = f"<{pri}>1 {ts} {host} {appname} {procid} - {msg}\n".encode()
+    except UnicodeEncodeError as e:
+        raise InvalidParams(f"the message cannot be encoded as UTF-8 ({e.reason})") from None
+    return b"%d %s" % (len(data), data)
+
+
+def frame_line(line: Line, pri: int = 190) -> bytes:
+    """The frame of a Line (Heroku writes PRI 190, local7.info, for process output)."""
+    return frame(pri, line.timestamp, line.appname, line.procid, line.msg)

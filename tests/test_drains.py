@@ -1,0 +1,98 @@
+"""Log drains in meta, on both stores: add and remove drains, the ingest URL and its token,
+and what agents are told to ship to."""
+
+from __future__ import annotations
+
+import pytest
+
+from gun.core import Platform
+from gun.errors import Forbidden, InvalidParams, NotFound
+from gun.model import Principal
+from gun.store import Store
+
+DRAIN = "http://127.0.0.1:5101"
+
+
+@pytest.fixture
+def gun(store: Store) -> Platform:
+    return Platform(store, drain_url=DRAIN)
+
+
+@pytest.fixture
+def admin(gun: Platform) -> Principal:
+    token = gun.bootstrap_admin(None)
+    assert token is not None
+    return gun.authenticate(token)
+
+
+def test_drains_are_added_listed_and_removed(gun: Platform, admin: Principal) -> None:
+    gun.create_app(admin, "shop")
+    first = gun.add_drain(admin, "shop", "https://logs.example.com/ingest")
+    second = gun.add_drain(admin, "shop", "http://user:secret@127.0.0.1:9999/logs")
+    assert first.token.startswith("d.") and first.token != second.token
+    assert [d.url for d in gun.drains(admin, "shop")] == [
+        "https://logs.example.com/ingest",
+        "http://user:secret@127.0.0.1:9999/logs",
+    ]
+    gun.remove_drain(admin, "shop", first.id)
+    assert [d.id for d in gun.drains(admin, "shop")] == [second.id]
+    with pytest.raises(NotFound) as e:
+        gun.remove_drain(admin, "shop", first.id)
+    assert e.value.message == f"drain {first.id} of app 'shop' does not exist"
+
+
+@pytest.mark.parametrize(
+    "url", ["syslog://logs.example.com:514", "ftp://x/y", "logs.example.com", "http://", ""]
+)
+def test_a_drain_that_is_not_http_is_refused(gun: Platform, admin: Principal, url: str) -> None:
+    gun.create_app(admin, "shop")
+    with pytest.raises(InvalidParams) as e:
+        gun.add_drain(admin, "shop", url)
+    assert e.value.message == f"drain URL {url!r} is not an http:// or https:// URL"
+    assert gun.drains(admin, "shop") == []
+
+
+def test_the_ingest_url_names_the_app_through_its_token(gun: Platform, admin: Principal) -> None:
+    gun.create_app(admin, "shop")
+    gun.create_app(admin, "blog")
+    url = gun.ingest_url(admin, "shop")
+    assert url.startswith(f"{DRAIN}/logs/gdi_")
+    assert gun.ingest_url(admin, "shop") == url  # stable
+    assert gun.ingest_url(admin, "shop", 10) == url + "?resolution=10"
+    token = url.rsplit("/", 1)[1]
+    assert gun.app_of_ingest_token(admin, token) == "shop"
+    assert gun.ingest_url(admin, "blog") != url
+    with pytest.raises(NotFound):
+        gun.app_of_ingest_token(admin, token + "x")
+    with pytest.raises(InvalidParams) as e:
+        gun.ingest_url(admin, "shop", 0)
+    assert e.value.message == "resolution 0 is out of range: use 1 to 3600 seconds"
+
+
+def test_only_an_admin_token_may_look_up_ingest_tokens(gun: Platform, admin: Principal) -> None:
+    gun.create_app(admin, "shop")
+    _, dev = gun.create_token(admin, "dev", "developer", "shop")
+    token = gun.ingest_url(dev, "shop").rsplit("/", 1)[1]
+    with pytest.raises(Forbidden):
+        gun.app_of_ingest_token(dev, token)
+
+
+def test_agents_ship_to_the_platform_drain_then_the_apps_own(
+    gun: Platform, admin: Principal, store: Store
+) -> None:
+    gun.create_app(admin, "shop")
+    gun.add_drain(admin, "shop", "https://logs.example.com/ingest")
+    with store.read() as tx:
+        shipping = gun._shipping(tx, tx.existing_app("shop").id)
+    assert shipping == [gun.ingest_url(admin, "shop"), "https://logs.example.com/ingest"]
+
+
+def test_without_a_drain_meta_says_how_to_get_one(store: Store) -> None:
+    gun = Platform(store)
+    token = gun.bootstrap_admin(None)
+    assert token is not None
+    admin = gun.authenticate(token)
+    gun.create_app(admin, "shop")
+    with pytest.raises(NotFound) as e:
+        gun.ingest_url(admin, "shop")
+    assert "start `gun server drain`" in e.value.message
