@@ -27,11 +27,11 @@ def admin(gun: Platform) -> Principal:
 
 def test_drains_are_added_listed_and_removed(gun: Platform, admin: Principal) -> None:
     gun.create_app(admin, "shop")
-    first = gun.add_drain(admin, "shop", "https://logs.example.com/ingest")
+    first = gun.add_drain(admin, "shop", "http://127.0.0.1:9/ingest")
     second = gun.add_drain(admin, "shop", "http://user:secret@127.0.0.1:9999/logs")
     assert first.token.startswith("d.") and first.token != second.token
     assert [d.url for d in gun.drains(admin, "shop")] == [
-        "https://logs.example.com/ingest",
+        "http://127.0.0.1:9/ingest",
         "http://user:secret@127.0.0.1:9999/logs",
     ]
     gun.remove_drain(admin, "shop", first.id)
@@ -81,10 +81,10 @@ def test_agents_ship_to_the_platform_drain_then_the_apps_own(
     gun: Platform, admin: Principal, store: Store
 ) -> None:
     gun.create_app(admin, "shop")
-    gun.add_drain(admin, "shop", "https://logs.example.com/ingest")
+    gun.add_drain(admin, "shop", "http://127.0.0.1:9/ingest")
     with store.read() as tx:
         shipping = gun._shipping(tx, tx.existing_app("shop").id)
-    assert shipping == [gun.ingest_url(admin, "shop"), "https://logs.example.com/ingest"]
+    assert shipping == [gun.ingest_url(admin, "shop"), "http://127.0.0.1:9/ingest"]
 
 
 def test_without_a_drain_meta_says_how_to_get_one(store: Store) -> None:
