@@ -15,15 +15,16 @@ with l2met's statistics, and hands each bucket out once its interval has closed;
   the value at n // 2 (the upper one of an even count), `p95` at n * 95 // 100, `p99` at
   n * 99 // 100.
 
-`flush(now)` returns, in order of interval, type, name, source and unit, the buckets of every
-interval that has closed (start + resolution <= now) and forgets them. A measurement is late,
-dropped and counted in `late`, when its time is more than two resolutions behind the `now`
-given to `add` (time < now - 2 * resolution), or when its interval was already closed by an
-earlier flush: emitting an interval twice would make an outlet such as whisper overwrite the
-full bucket with a partial one. So the caller chooses how long lines may trail behind: flushing
-with `flush(clock() - grace)` keeps each interval open for `grace` more seconds. A time that is
-not a finite epoch before the year 10000 counts as late too. The aggregator measures nothing
-else about itself.
+`add(measurement, now)` and `add_all` take Measurements; `add_rows(rows, now)` takes parse.Row
+tuples, the drain's hot path. `flush(now)` returns, in order of interval, type, name, source
+and unit, the buckets of every interval that has closed (start + resolution <= now) and forgets
+them. A measurement is late, dropped and counted in `late`, when its time is more than two
+resolutions behind the `now` given to `add` (time < now - 2 * resolution), or when its interval
+was already closed by an earlier flush: emitting an interval twice would make an outlet such as
+whisper overwrite the full bucket with a partial one. So the caller chooses how long lines may
+trail behind: flushing with `flush(clock() - grace)` keeps each interval open for `grace` more
+seconds. A time that is not a finite epoch before the year 10000 counts as late too. The
+aggregator measures nothing else about itself.
 """
 
 from __future__ import annotations
@@ -78,7 +79,34 @@ class Aggregator:
 
     def add(self, m: Measurement, now: float) -> None:
         """Count one measurement into its bucket, or as late (see the module docstring)."""
-        self.add_rows(((m.name, m.source, m.unit, m.type, m.value, m.time, m.text),), now)
+        res = self.resolution
+        t = m.time
+        if not now - 2 * res <= t <= _LATEST:
+            self.late += 1
+            return
+        start = int(t // res) * res
+        if start + res <= self._closed:
+            self.late += 1
+            return
+        interval = self._open.get(start)
+        if interval is None:
+            interval = self._open[start] = _Interval()
+        series = (m.name, m.source, m.unit)
+        kind = m.type
+        if kind == "measure":
+            values = interval.measures.get(series)
+            if values is None:
+                interval.measures[series] = [m.value]
+            else:
+                values.append(m.value)
+        elif kind == "count":
+            interval.counts[series] = interval.counts.get(series, 0.0) + m.value
+        elif kind == "sample":
+            last = interval.samples.get(series)
+            if last is None or t >= last[0]:
+                interval.samples[series] = (t, m.value)
+        else:
+            interval.uniques.setdefault(series, set()).add(m.text or "")
 
     def add_all(self, measurements: Iterable[Measurement], now: float) -> None:
         """`add` each measurement."""
@@ -89,7 +117,8 @@ class Aggregator:
 
     def add_rows(self, rows: Iterable[Row], now: float) -> None:
         """`add` for rows (parse.Row, a Measurement's fields as a tuple), the drain's hot loop:
-        the interval of the previous row is kept at hand, as a body's lines mostly share one."""
+        the same steps as `add`, inlined, with the interval of the previous row kept at hand (a
+        body's lines mostly share one)."""
         res = self.resolution
         earliest = now - 2 * res
         closed = self._closed

@@ -23,7 +23,7 @@ from gun.logs.archive import Archive
 from gun.logs.filters import Filter, format_line
 from gun.logs.model import Bucket, Key, Line
 from gun.logs.outlets import Outlet
-from gun.logs.parse import parse
+from gun.logs.parse import parse_lines
 
 SELF = "gun-drain"  # the app name the drain's own figures are reported under
 SEEN_FRAMES = 100_000  # frame ids remembered for deduplication
@@ -144,18 +144,9 @@ class Drain:
         agg = self._aggregators.get((app, resolution))
         if agg is None:
             agg = self._aggregators[(app, resolution)] = Aggregator(app, resolution)
-        now = self.clock()
-        add, prefix = agg.add, self.prefix
-        invalid = 0
-        for line in lines:
-            msg = line.msg
-            if "#" not in msg and line.procid != "router" and "measure." not in msg:
-                continue
-            parsed = parse(line, prefix)
-            for m in parsed.measurements:
-                add(m, now)
-            invalid += len(parsed.invalid)
-        self.figures.invalid_metrics += invalid
+        got = parse_lines(lines, self.prefix)
+        agg.add_rows(got.rows, self.clock())
+        self.figures.invalid_metrics += len(got.invalid)
 
     def _to_tails(self, tails: list[Tail], lines: list[Line]) -> None:
         for line in lines:

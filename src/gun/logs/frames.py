@@ -16,7 +16,9 @@ What is bad, and what the drain answers:
   swallowed the end of this line and the start of the next). These are the checks that catch
   a LEN that does not match: one too short leaves the LF in front of the next LEN (l2met took
   such a frame and silently dropped the rest), one too long swallows the LF and the next LEN's
-  first digits. A truncated or merged message is never turned into metrics.
+  first digits. A truncated or merged message is never turned into metrics. (What octet
+  counting cannot see: a frame that lost its final LF ends on the next LEN's first digit,
+  which then reads as part of its message; the frames after it are bad.)
 - **400, nothing kept** (`read` raises FrameError): not even the first frame can be
   delimited: the body is empty, does not start with a LEN, or its first LEN runs past the end,
   is not followed by the end or a next LEN, or covers an LF before the end of its message.
@@ -28,9 +30,10 @@ What is bad, and what the drain answers:
     so the rest of the body from that frame on counts as this one bad frame, and the sentence
     says so.
 
-`read` first tries a fast path (the body decoded once, one regular expression per frame) that
-accepts only bodies in which every frame is good, and otherwise reads the body again one frame
-at a time, naming each problem; both accept exactly the same frames.
+`read` first tries a fast path (the body decoded once as Latin-1, one regular expression per
+frame, a frame with non-ASCII bytes decoded as UTF-8 on its own) that accepts only bodies in
+which every frame is good, and otherwise reads the body again one frame at a time, naming
+each problem; both accept exactly the same frames (a property test checks it).
 """
 
 from __future__ import annotations
@@ -56,9 +59,8 @@ _fromisoformat = _dt.datetime.fromisoformat
 _FRAME = re.compile(
     r"([1-9][0-9]{0,9}) <(?:[0-9]|[1-9][0-9]|1[0-8][0-9]|19[01])>1"
     r" ([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
-    r"(?:Z|[+-][0-9]{2}:[0-9]{2})) [^ \n]+ ([^ \n]+) ([^ \n]+) - "
+    r"(?:Z|[+-][0-9]{2}:[0-9]{2})) ([^ \n]+) ([^ \n]+) ([^ \n]+) - "
 )
-_HIGH = re.compile(rb"[\x80-\xff]+")  # a run of non-ASCII bytes
 
 
 class FrameError(InvalidParams):
@@ -141,57 +143,53 @@ def read(body: bytes) -> Frames:
 def _read_clean(body: bytes) -> list[Line] | None:
     """The lines of a body whose frames are all good, or None at the first that is not.
 
-    The body is decoded once; each frame's LEN and header are one regular expression match.
-    Character and byte positions are the same until the first non-ASCII byte, and are tracked
-    apart after it."""
-    try:
-        text = body.decode()
-    except UnicodeDecodeError:
-        return None
-    nbytes = len(body)
-    n = len(text)
-    highs = [] if n == nbytes else [m.start() for m in _HIGH.finditer(body)]
-    highs.append(nbytes)  # sentinel: no non-ASCII run starts before the end
-    high = highs[0]  # where the next non-ASCII run starts, in bytes
-    after = 1
+    The body is decoded as Latin-1, one character per byte, so that positions in the text are
+    positions in the body and ASCII stays ASCII (a UTF-8 decode of the whole body would make
+    every string of it wide once one character is); each frame's LEN and header are one
+    regular expression match. A frame with non-ASCII bytes is decoded as UTF-8 on its own,
+    by the careful path's code."""
+    text = body.decode("latin-1")
+    wide = not body.isascii()
+    n = len(body)
     lines: list[Line] = []
     append = lines.append
     match = _FRAME.match
     fromiso = _fromisoformat
-    pos = bpos = 0  # the frame's start in characters, in bytes
+    pos = 0
     while pos < n:
         m = match(text, pos)
         if m is None:
             return None
-        size, ts, appname, procid = m.groups()
-        length = int(size)
-        head = len(size) + 1
-        bend = bpos + head + length
-        if bend > nbytes:
-            return None
-        if bend <= high:  # an ASCII frame: as many characters as bytes
-            end = pos + head + length
-        else:
-            try:
-                end = pos + head + len(body[bpos + head : bend].decode())
-            except UnicodeDecodeError:  # LEN cuts a character in two
-                return None
-            while high < bend:
-                high = highs[after]
-                after += 1
+        size, ts, host, appname, procid = m.groups()
+        start = pos + len(size) + 1
+        end = start + int(size)
         at = m.end()
-        if at > end:  # the header runs past LEN
+        if end > n or at > end:  # LEN runs past the body, or the header past LEN
             return None
-        msg = text[at : end - 1] if text[end - 1] == "\n" else text[at:end]
-        if "\n" in msg:
-            return None
-        try:
-            time = fromiso(ts).timestamp()
-        except (ValueError, OverflowError):
-            return None
-        append(Line(time, ts, appname, procid, msg))
+        stop = end - 1 if text[end - 1] == "\n" else end
+        msg = text[at:stop]
+        if wide and not (
+            msg.isascii() and host.isascii() and appname.isascii() and procid.isascii()
+        ):
+            raw = body[start:stop]
+            if b"\n" in raw:
+                return None
+            try:
+                line = _line(0, raw.decode())
+            except UnicodeDecodeError:
+                return None
+            if isinstance(line, str):
+                return None
+            append(line)
+        else:
+            if "\n" in msg:
+                return None
+            try:
+                time = fromiso(ts).timestamp()
+            except (ValueError, OverflowError):
+                return None
+            append(Line(time, ts, appname, procid, msg))
         pos = end
-        bpos = bend
     return lines
 
 

@@ -25,6 +25,11 @@ token without `=` is a key with an empty value; text that is not logfmt is skipp
   the router's series by the number of web processes. Other keys of router lines are ignored.
 - A problem is reported as "TOKEN: why", e.g. "measure#x=abc: the value 'abc' is not a number
   ...". A line without `#`, without `measure.` and not from the router is skipped at once.
+
+`parse(line)` gives Measurements. The drain's hot path, `parse_lines(lines)`, gives rows
+instead (`Row`: a Measurement's fields as a plain tuple) for `Aggregator.add_rows`: building a
+frozen dataclass costs about five times a tuple. Router lines in Heroku's field order take a
+fast path (one regular expression) that gives what the general logfmt path gives.
 """
 
 from __future__ import annotations
