@@ -38,12 +38,14 @@ class MetaServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = home / "meta.log"
+        self.extra_env: dict[str, str] = {}  # more GUN_* settings for the server
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GUN_")}
         env.update(GUN_HOME=str(self.home), GUN_DATABASE_URL=self.database_url)
         if self.admin_token:
             env["GUN_ADMIN_TOKEN"] = self.admin_token
+        env.update(self.extra_env)
         return env
 
     def start(self, timeout: float = 20.0) -> None:

@@ -108,6 +108,8 @@ class DrainSettings:
     statsd: tuple[str, int] | None
     resolution: int
     prefix: str  # prepended to metric names
+    tls_cert: str | None = None  # serve HTTPS (Heroku's HTTPS drains) with this certificate
+    tls_key: str | None = None
 
     @classmethod
     def resolve(cls, *, home: str | None = None, listen: str | None = None) -> DrainSettings:
@@ -116,6 +118,13 @@ class DrainSettings:
         statsd = os.environ.get("GUN_STATSD") or None
         listen = listen or os.environ.get("GUN_DRAIN_LISTEN") or "127.0.0.1:5101"
         parse_listen(listen)
+        tls_cert = os.environ.get("GUN_DRAIN_TLS_CERT") or None
+        tls_key = os.environ.get("GUN_DRAIN_TLS_KEY") or None
+        for name, path in (("GUN_DRAIN_TLS_CERT", tls_cert), ("GUN_DRAIN_TLS_KEY", tls_key)):
+            if path is not None and not Path(path).is_file():
+                raise UsageError(f"{name}={path} is not a file")
+        if bool(tls_cert) != bool(tls_key):
+            raise UsageError("set both GUN_DRAIN_TLS_CERT and GUN_DRAIN_TLS_KEY, or neither")
         return cls(
             home=h,
             listen=listen,
@@ -129,4 +138,6 @@ class DrainSettings:
             statsd=parse_listen(statsd) if statsd else None,
             resolution=int(number("GUN_METRICS_RESOLUTION", 60, 1, 3600)),
             prefix=os.environ.get("GUN_METRICS_PREFIX", ""),
+            tls_cert=tls_cert,
+            tls_key=tls_key,
         )

@@ -41,6 +41,7 @@ from gun.settings import DrainSettings, parse_listen
 log = logging.getLogger("gun.drain")
 MAX_BODY = 10 * 1024 * 1024
 FLUSH_EVERY = 1.0
+PRUNE_EVERY = 3600.0  # seconds between deletions of archive hours past the retention
 TOKEN_TTL = 60.0
 USER_TTL = 10.0
 TAIL_BUFFER = 10_000
@@ -142,8 +143,15 @@ class DrainApp:
                 return
 
     async def _flush_loop(self) -> None:
+        pruned = 0.0
         while True:
             await asyncio.sleep(FLUSH_EVERY)
+            if self.drain.archive is not None and time.monotonic() - pruned > PRUNE_EVERY:
+                pruned = time.monotonic()
+                try:
+                    await asyncio.to_thread(self.drain.archive.prune, time.time())
+                except OSError:
+                    log.exception("pruning the log archive failed")
             try:
                 buckets = self.drain.collect()
                 await asyncio.to_thread(self.drain.emit, buckets)
@@ -171,7 +179,10 @@ class DrainApp:
         if m is None:
             raise Refused(404, f"{path} is not a route of the drain")
         app, what = m.groups()
-        await self.meta.may_read(_bearer(scope) or "", app)
+        user = _bearer(scope)
+        if user is None:
+            raise Refused(401, "no token: send the one `gun login` saved as a Bearer token")
+        await self.meta.may_read(user, app)
         if what == "logs":
             flt = Filter.parse(query)
             assert self.drain.archive is not None
@@ -332,7 +343,8 @@ def run(settings: DrainSettings) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its request lines hold tokens
     host, port = parse_listen(settings.listen)
     app = make_app(settings)
-    print(f"drain listening on http://{host}:{port}", flush=True)
+    scheme = "https" if settings.tls_cert else "http"
+    print(f"drain listening on {scheme}://{host}:{port}", flush=True)
     uvicorn.run(
         app,
         host=host,
@@ -341,4 +353,6 @@ def run(settings: DrainSettings) -> None:
         access_log=False,
         http="httptools",
         timeout_graceful_shutdown=2,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
     )

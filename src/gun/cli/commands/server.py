@@ -38,7 +38,8 @@ def drain(listen: str | None, home: str | None) -> None:
     """The log drain: logplex in; archives, live tails and metrics out. Also read from the
     environment: GUN_META_URL, GUN_DRAIN_META_TOKEN (an admin token), GUN_LOG_ARCHIVE,
     GUN_LOG_RETENTION_DAYS, GUN_WHISPER_DIR (or off), GUN_STATSD (HOST:PORT),
-    GUN_METRICS_RESOLUTION, GUN_METRICS_PREFIX."""
+    GUN_METRICS_RESOLUTION, GUN_METRICS_PREFIX, GUN_DRAIN_TLS_CERT and GUN_DRAIN_TLS_KEY
+    (HTTPS, for Heroku's HTTPS drains)."""
     from gun.logs.server import run
 
     run(DrainSettings.resolve(home=home, listen=listen))

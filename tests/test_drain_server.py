@@ -1,0 +1,139 @@
+"""`gun server drain` alone, over HTTPS as Heroku's HTTPS drains need, next to a real meta."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import signal
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from gun.logs.frames import frame
+from tests.meta import GUN, MetaServer, free_port
+
+ADMIN = "gun_test_admin_token_for_the_drain"
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as a team's own CA would issue one."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "drain.crt", directory / "drain.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def drain_env(meta: MetaServer, home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GUN_")}
+    env.update(GUN_HOME=str(home), GUN_META_URL=meta.url, GUN_DRAIN_META_TOKEN=ADMIN, **extra)
+    return env
+
+
+@pytest.fixture
+def meta(tmp_path: Path) -> Iterator[MetaServer]:
+    server = MetaServer(tmp_path / "meta", f"sqlite:///{tmp_path / 'meta.db'}", ADMIN)
+    server.extra_env = {"GUN_DRAIN_URL": f"https://127.0.0.1:{free_port()}"}
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+def test_a_heroku_style_https_drain_takes_frames_and_serves_the_logs(
+    meta: MetaServer, tmp_path: Path
+) -> None:
+    cert, key = self_signed(tmp_path)
+    port = int(meta.extra_env["GUN_DRAIN_URL"].rsplit(":", 1)[1])
+    env = drain_env(
+        meta, tmp_path / "drain", GUN_DRAIN_TLS_CERT=str(cert), GUN_DRAIN_TLS_KEY=str(key)
+    )
+    with open(tmp_path / "drain.log", "ab") as out:
+        drain = subprocess.Popen(
+            [*GUN, "server", "drain", "--listen", f"127.0.0.1:{port}"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        trust = ssl.create_default_context(cafile=str(cert))
+        with httpx.Client(verify=trust, timeout=5) as https:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    if https.get(f"https://127.0.0.1:{port}/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    if time.monotonic() > deadline:
+                        raise
+                time.sleep(0.1)
+            assert meta.gun("apps.create", "shop").code == 0
+            url = meta.gun("app:shop", "drains.ingest").out.strip()
+            assert url.startswith(f"https://127.0.0.1:{port}/logs/gdi_")
+            body = frame(190, time.time(), "app", "web.1", "hello over TLS")
+            r = https.post(url, content=body, headers={"Content-Type": "application/logplex-1"})
+            assert r.json() == {"lines": 1, "bad_frames": 0, "problems": []}
+            # plain HTTP is not served on the TLS port
+            with pytest.raises(httpx.HTTPError):
+                httpx.post(url.replace("https://", "http://"), content=body, timeout=5)
+            logs = https.get(
+                f"https://127.0.0.1:{port}/v1/apps/shop/logs",
+                headers={"Authorization": f"Bearer {ADMIN}"},
+            )
+            assert [ln.split(": ", 1)[1] for ln in logs.json()["lines"]] == ["hello over TLS"]
+            nobody = https.get(f"https://127.0.0.1:{port}/v1/apps/shop/logs")
+            assert nobody.status_code == 401
+    finally:
+        os.killpg(drain.pid, signal.SIGTERM)
+        drain.wait(15)
+
+
+def test_the_drain_refuses_half_a_tls_setting(meta: MetaServer, tmp_path: Path) -> None:
+    cert, _ = self_signed(tmp_path)
+    env = drain_env(meta, tmp_path / "drain", GUN_DRAIN_TLS_CERT=str(cert))
+    done = subprocess.run(
+        [*GUN, "server", "drain", "--listen", f"127.0.0.1:{free_port()}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stderr) == (
+        2,
+        "gun: set both GUN_DRAIN_TLS_CERT and GUN_DRAIN_TLS_KEY, or neither\n",
+    )
