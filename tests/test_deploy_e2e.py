@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests.meta import GUN
-from tests.up import Up
+from tests.up import Up, running
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "python-web"
 SOURCE_CAP = 2_000_000
@@ -29,20 +29,14 @@ RELEASE_TIMEOUT = 6
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    platform = Up(tmp_path_factory.mktemp("deploys"), instances=2)
-    platform.env.update(
+    with running(
+        tmp_path_factory.mktemp("deploys"),
+        instances=2,
         GUN_SLUG_MAX_BYTES=str(SOURCE_CAP),
         GUN_RELEASE_TIMEOUT=str(RELEASE_TIMEOUT),
         GUN_PREBOOT_DRAIN="1",
-    )
-    try:
-        platform.start()
+    ) as platform:
         yield platform
-    finally:
-        try:
-            platform.stop()
-        finally:
-            platform.kill_everything()
 
 
 def git(repo: Path, *args: str) -> str:

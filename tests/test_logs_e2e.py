@@ -23,7 +23,7 @@ import pytest
 
 from gun.logs.frames import frame
 from tests.meta import GUN
-from tests.up import Up
+from tests.up import Up, running
 
 SAYER = """
 import http.server, os, sys, urllib.parse
@@ -55,16 +55,13 @@ for n in itertools.count(1):
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    platform = Up(tmp_path_factory.mktemp("logs"), instances=2)
-    platform.env.update(GUN_METRICS_RESOLUTION="1", GUN_RUNTIME_METRICS_INTERVAL="1")
-    try:
-        platform.start()
+    with running(
+        tmp_path_factory.mktemp("logs"),
+        instances=2,
+        GUN_METRICS_RESOLUTION="1",
+        GUN_RUNTIME_METRICS_INTERVAL="1",
+    ) as platform:
         yield platform
-    finally:
-        try:
-            platform.stop()
-        finally:
-            platform.kill_everything()
 
 
 @pytest.fixture(scope="module")

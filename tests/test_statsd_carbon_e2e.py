@@ -9,7 +9,7 @@ from pathlib import Path
 from gun.logs.model import Bucket, Key, MetricType
 from gun.logs.outlets import StatsdOutlet
 from tests.graphite import statsd_and_carbon, wait_for_values
-from tests.up import Up
+from tests.up import running
 
 
 def _key(name: str, type_: MetricType, unit: str = "", source: str | None = None) -> Key:
@@ -73,10 +73,8 @@ def test_an_apps_log_line_reaches_graphite_through_the_drain_and_statsd(tmp_path
     )
     with statsd_and_carbon(tmp_path / "graphite") as (statsd_port, whisper_dir):
         (tmp_path / "gun").mkdir()
-        up = Up(tmp_path / "gun", instances=1)
-        up.env.update(GUN_STATSD=f"127.0.0.1:{statsd_port}", GUN_METRICS_RESOLUTION="1")
-        try:
-            up.start()
+        settings = {"GUN_STATSD": f"127.0.0.1:{statsd_port}", "GUN_METRICS_RESOLUTION": "1"}
+        with running(tmp_path / "gun", instances=1, **settings) as up:
             up.ok("apps.create", "metered")
             up.ok("app:metered", "deploy", f"dir={app}")
             up.ok("app:metered", "scale", "worker=1")
@@ -90,10 +88,5 @@ def test_an_apps_log_line_reaches_graphite_through_the_drain_and_statsd(tmp_path
                 },
                 timeout=60,
             )
-        finally:
-            try:
-                up.stop()
-            finally:
-                up.kill_everything()
     assert sum(found["stats.counters.gun.metered.signup.count"]) == 1.0
     assert set(found["stats.gauges.gun.metered.db.query.min"]) == {12.0}

@@ -20,9 +20,13 @@ from tests.meta import GUN, Result, free_port
 
 
 @contextmanager
-def running(tmp: Path, instances: int, instance_timeout: float = 5.0) -> Iterator[Up]:
-    """A started platform, stopped afterwards; every process group it made is killed anyway."""
+def running(
+    tmp: Path, instances: int, instance_timeout: float = 5.0, **settings: str
+) -> Iterator[Up]:
+    """A started platform (with GUN_* `settings`), stopped afterwards; every process group it
+    made is killed anyway."""
     platform = Up(tmp, instances=instances, instance_timeout=instance_timeout)
+    platform.env.update(settings)
     try:
         platform.start()
         yield platform
