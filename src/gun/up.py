@@ -119,7 +119,7 @@ def run(home: Path, port: int, instances: int, say: object = print) -> None:
     def start_drain() -> subprocess.Popen[bytes]:
         with open(drain_log, "ab") as out:
             return subprocess.Popen(
-                [*SERVER, "drain", "--listen", drain_listen],
+                [*SERVER, "drain", "--listen", drain_listen, "--home", str(home)],
                 env=drain_env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -130,7 +130,7 @@ def run(home: Path, port: int, instances: int, say: object = print) -> None:
     drain = start_drain()
     with open(log, "ab") as out:
         meta = subprocess.Popen(
-            [sys.executable, "-m", "gun.cli", "server", "meta", "--listen", f"127.0.0.1:{port}"],
+            [*SERVER, "meta", "--listen", f"127.0.0.1:{port}", "--home", str(home)],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=out,
