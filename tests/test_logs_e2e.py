@@ -4,6 +4,7 @@ logplex sender draining into `drains.ingest`."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import queue
@@ -200,11 +201,16 @@ def test_a_heroku_app_drains_into_the_ingest_url(up: Up) -> None:
     assert (r.status_code, r.json()) == (200, {"lines": 3, "bad_frames": 0, "problems": []})
     again = ingest(url, body, **{"Logplex-Msg-Count": "3", "Logplex-Frame-Id": frame_id})
     assert (again.status_code, again.json()["lines"]) == (200, 0)  # a retry: taken once
+    # the token as the Basic auth password, as in https://user:TOKEN@host/logs
+    base, token = url.rsplit("/", 1)
+    basic = "Basic " + base64.b64encode(f"heroku:{token}".encode()).decode()
+    one = heroku_body(("app", "web.2", "sent with Basic auth"))
+    assert ingest(base, one, Authorization=basic).json()["lines"] == 1
 
     shown = logs(up, "migrating", "ps=router")
     assert [ln.split(": ", 1)[1] for ln in shown] == [ROUTER, ROUTER_ERROR]
     assert shown[0].split(" ", 1)[1].startswith("heroku[router]: at=info")
-    assert len(logs(up, "migrating", "source=app")) == 1
+    assert len(logs(up, "migrating", "source=app")) == 2
 
     def router() -> dict[str, float] | None:
         got = up.json("app:migrating", "metrics", "since=5m")
