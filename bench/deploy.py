@@ -581,15 +581,27 @@ def report(deploys: list[Deploy], bare: list[Bare], startup: float) -> None:
     row(f"  the CLI's wait after all {n} were up", "", secs(median(tail)))
     release = statistics.median(b.release for b in bare)
     row("  (bare: `python release.py` alone; not in the total)", "", secs(release))
-    ratio_met = gun_mid <= TARGET_RATIO * total
-    time_met = gun_mid <= TARGET_SECONDS
+    # The issue's measure: from the command to all processes up. The CLI exits later: it then
+    # watches non-web processes stay up for 1 s (cli/wait.py STEADY) before it says so.
+    all_up = median([d.events.get(f"agents: all {n} up") for d in deploys])
     say()
-    say("targets (medians):")
+    say("targets (medians), from the command to all processes up:")
+    if all_up is None:
+        say("  not measured: the agents' logs did not show every process up")
+    else:
+        say(
+            f"  gun <= {TARGET_RATIO:g}x the bare steps: "
+            f"{'met' if all_up <= TARGET_RATIO * total else 'MISSED'} "
+            f"({all_up:.2f} s vs {TARGET_RATIO * total:.2f} s allowed, {all_up / total:.1f}x)"
+        )
+        say(
+            f"  gun <= {TARGET_SECONDS:g} s: {'met' if all_up <= TARGET_SECONDS else 'MISSED'} "
+            f"({all_up:.2f} s)"
+        )
     say(
-        f"  gun <= {TARGET_RATIO:g}x the bare steps: {'met' if ratio_met else 'MISSED'} "
-        f"({gun_mid:.2f} s vs {TARGET_RATIO * total:.2f} s allowed, {gun_mid / total:.1f}x)"
+        f"  (until the CLI exits: {gun_mid:.2f} s, {gun_mid / total:.1f}x the bare steps, "
+        f"{'within' if gun_mid <= TARGET_SECONDS else 'over'} {TARGET_SECONDS:g} s)"
     )
-    say(f"  gun <= {TARGET_SECONDS:g} s: {'met' if time_met else 'MISSED'} ({gun_mid:.2f} s)")
 
 
 def bench(args: argparse.Namespace, root: Path, stack: contextlib.ExitStack) -> int:

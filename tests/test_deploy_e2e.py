@@ -7,6 +7,7 @@ app. The example's first build downloads bottle from the package index into the 
 from __future__ import annotations
 
 import io
+import itertools
 import shutil
 import subprocess
 import tarfile
@@ -464,3 +465,46 @@ def test_an_agent_refuses_a_slug_whose_sha256_does_not_match_and_says_why(
     for p in up.processes("tampered"):
         if p["instance"] != other:  # the others serve on
             assert answers(p["port"])["message"] == "hello from gun"
+
+
+SLOW_STOP = (
+    'worker: python3 -c "import signal, sys, time; '
+    "signal.signal(signal.SIGTERM, lambda *_: (time.sleep(0.7), sys.exit(0))); "
+    'time.sleep(3600)"\n'
+)
+
+
+def test_workers_are_replaced_one_at_a_time_across_instances(up: Up, tmp_path: Path) -> None:
+    app = tmp_path / "slow"
+    app.mkdir()
+    (app / "Procfile").write_text(SLOW_STOP)  # each takes 0.7 s to stop: windows would overlap
+    up.ok("apps.create", "rolling")
+    up.ok("app:rolling", "deploy", f"dir={app}")
+    up.ok("app:rolling", "scale", "worker=4")
+    hosts = {p["instance"] for p in up.processes("rolling") if p["type"] == "worker"}
+    assert len(hosts) == 2
+    (app / "VERSION").write_text("2\n")
+    r = up.gun("app:rolling", "deploy", f"dir={app}")
+    assert r.code == 0, r.err
+    assert {(p["release"], p["state"]) for p in up.processes("rolling")} == {(3, "up")}
+
+    lines = []
+    for i in up.json("app:rolling", "instances"):
+        lines += (Path(i["address"]) / "log" / "app.log").read_text().splitlines()
+    lines.sort()
+    down: dict[str, str] = {}  # worker -> when its old copy got SIGTERM
+    windows = []  # (from, to) during which one worker was down
+    for line in lines:
+        when, _, rest = line.partition(" ")
+        source, _, text = rest.partition(": ")
+        name = source.removeprefix("heroku[").removesuffix("]")
+        if not name.startswith("worker."):
+            continue
+        if text == "Stopping all processes with SIGTERM":
+            down[name] = when
+        elif text == "State changed from starting to up" and name in down:
+            windows.append((down.pop(name), when))
+    assert len(windows) == 4
+    windows.sort()
+    for (_, end), (start, _) in itertools.pairwise(windows):
+        assert end <= start, f"two workers down at once: {windows}"

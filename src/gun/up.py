@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -83,6 +84,19 @@ DRAIN_PASSED = (
 SERVER = [sys.executable, "-m", "gun.cli", "server"]
 
 
+def _drain_port(port: int) -> int:
+    """meta's port + 1 if it is free, else one the system picks (said at start)."""
+    for candidate in (port + 1, 0):
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise Unavailable("no free port on 127.0.0.1 for the drain")
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -103,7 +117,7 @@ def run(home: Path, port: int, instances: int, say: object = print) -> None:
     for key in PASSED:
         if key in os.environ:
             env[key] = os.environ[key]
-    drain_listen = os.environ.get("GUN_DRAIN_LISTEN") or f"127.0.0.1:{port + 1}"
+    drain_listen = os.environ.get("GUN_DRAIN_LISTEN") or f"127.0.0.1:{_drain_port(port)}"
     drain_url = f"http://{drain_listen}"
     env["GUN_DRAIN_URL"] = drain_url
     drain_env = dict(env, GUN_META_URL=url, GUN_DRAIN_META_TOKEN=token)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -17,7 +18,7 @@ from gun.agent import files, releasephase, runtime_metrics
 from gun.agent.config import AgentConfig
 from gun.agent.logship import LogShipper
 from gun.agent.metaclient import MetaClient, Refused, Unreachable
-from gun.agent.reconcile import Desired, Observed, reconcile
+from gun.agent.reconcile import Action, Desired, Observed, reconcile
 from gun.agent.supervisor import ProcessSpec, Supervisor
 from gun.build.slug import SlugError, unpack
 from gun.errors import GunError, InvalidParams
@@ -43,6 +44,7 @@ class Agent:
         self.started: dict[str, Desired] = self._load_started()
         self._ready: tuple[int, Path | None] | None = None  # generation materialised, its dir
         self._phases: dict[int, asyncio.Task[None]] = {}  # release phases run, by version
+        self._inflight: dict[str, asyncio.Task[None]] = {}  # actions under way, by process
         self.problem: str | None = None  # why the current release cannot run here, reported
         self._failed: dict[int, str] = {}  # strategy git: releases whose build failed here
         self.changed = asyncio.Event()
@@ -364,6 +366,8 @@ class Agent:
             observed,
             max_unavailable=int(rollout.get("max_unavailable", 1)),
         )
+        actions = [a for a in actions if a.name not in self._inflight]
+        actions = await self._leased(actions, wanted)
         if not actions:
             return
         for action in actions:
@@ -382,13 +386,19 @@ class Agent:
             else:
                 await self.supervisor.start(wanted[name][1])
 
-        # concurrently: one process slow to stop must not hold up the others
-        results = await asyncio.gather(
-            *(act(a.kind, a.name) for a in actions), return_exceptions=True
-        )
-        for action, result in zip(actions, results, strict=True):
-            if isinstance(result, BaseException):
-                log.error("%s failed: %s", action, result)
+        # each on its own: one process slow to stop, or a preboot's drain, must hold up neither
+        # the others nor the next pass (which leaves processes with an action under way alone)
+        for action in actions:
+            task = asyncio.create_task(act(action.kind, action.name))
+            self._inflight[action.name] = task
+            task.add_done_callback(functools.partial(self._acted, action))
+
+    def _acted(self, action: Action, task: asyncio.Task[None]) -> None:
+        if self._inflight.get(action.name) is task:
+            del self._inflight[action.name]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s failed: %s", action, task.exception())
+        self.changed.set()  # another pass: what waited for this may go now
 
     async def metrics(self) -> None:
         """Heroku's runtime metric lines for every running process, every interval."""
@@ -407,6 +417,27 @@ class Agent:
             )
             for procid, text in lines:  # app.log and, through its sink, the drains
                 self.supervisor.applog.write("heroku", procid, [text])
+
+    async def _leased(
+        self, actions: list[Action], wanted: dict[str, tuple[Desired, ProcessSpec]]
+    ) -> list[Action]:
+        """Drop replacements meta does not lease now: a non-web process replaced is down for a
+        moment, and meta keeps those moments to `max_unavailable` per type across instances.
+        Without meta, nothing is replaced (starts and stops go on)."""
+        asking = [
+            a.name for a in actions if a.kind == "replace" and wanted[a.name][0].type != "web"
+        ]
+        if not asking:
+            return actions
+        try:
+            answer = await self.meta.call(
+                "POST", f"{self._api}/replacements", body={"names": asking}
+            )
+            granted = set(answer["granted"])
+        except (Refused, Unreachable) as e:
+            log.warning("no replacement leases from meta: %s", e)
+            granted = set()
+        return [a for a in actions if a.name not in asking or a.name in granted]
 
     async def reconcile_loop(self) -> None:
         while not self.stopping.is_set():
@@ -429,6 +460,10 @@ class Agent:
             t.cancel()
         self.meta.abort()
         await asyncio.gather(*tasks, return_exceptions=True)
+        under_way = list(self._inflight.values())  # the supervisor stops what they started
+        for t in under_way:
+            t.cancel()
+        await asyncio.gather(*under_way, return_exceptions=True)
         await self.supervisor.shutdown(stop_processes=True)
         await asyncio.to_thread(self.shipper.close, 2.0)
         with contextlib.suppress(Refused, Unreachable):

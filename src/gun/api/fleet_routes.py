@@ -12,6 +12,7 @@ POST   /v1/agent/instances/{id}/register               agent, at start
 GET    /v1/agent/instances/{id}/desired?after=GEN      agent, long-poll
 PUT    /v1/agent/instances/{id}/observed               agent, heartbeat + process states
 GET    /v1/agent/instances/{id}/slugs/{sha256}         agent, slug download
+POST   /v1/agent/instances/{id}/replacements           agent, before taking processes down
 """
 
 from __future__ import annotations
@@ -252,6 +253,16 @@ async def desired(
 @router.put("/agent/instances/{instance_id}/observed", status_code=204)
 def observed(instance_id: str, body: Observed, who: Who, gun: Gun) -> None:
     gun.report(who, instance_id, [p.model_dump() for p in body.processes], body.problem)
+
+
+class Replacements(Strict):
+    names: list[StrictStr] = Field(max_length=10_000)
+
+
+@router.post("/agent/instances/{instance_id}/replacements")
+def replacements(instance_id: str, body: Replacements, who: Who, gun: Gun) -> dict[str, list[str]]:
+    """Rollout leases: which of these processes the agent may take down now."""
+    return {"granted": gun.lease_replacements(who, instance_id, body.names)}
 
 
 @router.get("/agent/instances/{instance_id}/slugs/{sha256}")

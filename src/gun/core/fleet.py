@@ -20,6 +20,7 @@ from gun.store.time import now
 
 MAX_NEW_INSTANCES = 20
 REPORTED_STATES = ("starting", "up", "crashed", "stopping", "down")
+LEASE_SECONDS = 120.0  # a replacement lease lapses after this (an agent that died mid-way)
 
 
 @dataclass(frozen=True)
@@ -361,6 +362,22 @@ class Fleet:
             "timeout": self.release_timeout,
         }
 
+    def lease_replacements(
+        self, who: Principal, instance_id: str, names: Sequence[str]
+    ) -> list[str]:
+        """Which of these processes the agent may take down now to replace them: at most
+        `max_unavailable` of a type at once across all instances (a web process is prebooted,
+        never down, so its agent does not ask)."""
+        self._agent(who, instance_id)
+        limit = int(self.rollout.get("max_unavailable", 1))
+        until = now() + timedelta(seconds=LEASE_SECONDS)
+        with self.store.write() as tx:
+            inst = tx.instance(instance_id)
+            if inst is None:
+                raise NotFound(f"instance {instance_id!r} does not exist")
+            app = tx.existing_app(inst.app, lock=True)
+            return [n for n in names if tx.lease_replacement(app.id, instance_id, n, limit, until)]
+
     def report(
         self,
         who: Principal,
@@ -381,6 +398,7 @@ class Fleet:
                 raise NotFound(f"instance {instance_id!r} does not exist")
             app = tx.existing_app(inst.app, lock=inst.state != "online")
             tx.set_instance(instance_id, state="online", last_heartbeat=now(), problem=problem)
+            current = tx.current_version(app.id)
             seen = set()
             for o in observed:
                 seen.add(o["name"])
@@ -396,6 +414,11 @@ class Fleet:
                     exit_code=o.get("exit_code"),
                     since=o.get("since"),
                 )
+                # up on the current release: its replacement lease ends, and the agents
+                # waiting for one hear of it at once (their long-polls wake)
+                up_to_date = o["state"] == "up" and o.get("release") == current
+                if up_to_date and tx.end_lease(app.id, o["name"]):
+                    tx.bump_generation(app.id)
             for p in tx.processes(app.id, instance_id):
                 if not p.desired and p.name not in seen:
                     tx.delete_process(app.id, p.name)

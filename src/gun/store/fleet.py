@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, insert, select, update
+from sqlalchemy import Connection, Row, and_, delete, func, insert, select, update
 
 from gun.model import Instance, Process
 from gun.store.schema import apps, instances, processes, releases, slugs, tokens
@@ -220,6 +220,50 @@ class FleetQueries:
                 )
             )
             .values(reported_at=now(), **values)
+        )
+        return done.rowcount > 0
+
+    def lease_replacement(
+        self, app_id: int, instance_id: str, name: str, limit: int, until: datetime
+    ) -> bool:
+        """Let the instance take its process `name` down to replace it, if fewer than `limit`
+        processes of its type hold a lease now (its own counts as held: renewing is fine)."""
+        row = self.conn.execute(
+            select(processes.c.type, processes.c.replacing_until).where(
+                processes.c.app_id == app_id,
+                processes.c.name == name,
+                processes.c.instance_id == instance_id,
+            )
+        ).first()
+        if row is None:
+            return False
+        moment = now()
+        held = self.conn.execute(
+            select(func.count()).where(
+                processes.c.app_id == app_id,
+                processes.c.type == row.type,
+                processes.c.name != name,
+                processes.c.replacing_until > moment,
+            )
+        ).scalar_one()
+        if held >= limit:
+            return False
+        self.conn.execute(
+            update(processes)
+            .where(processes.c.app_id == app_id, processes.c.name == name)
+            .values(replacing_until=until)
+        )
+        return True
+
+    def end_lease(self, app_id: int, name: str) -> bool:
+        done = self.conn.execute(
+            update(processes)
+            .where(
+                processes.c.app_id == app_id,
+                processes.c.name == name,
+                processes.c.replacing_until.is_not(None),
+            )
+            .values(replacing_until=None)
         )
         return done.rowcount > 0
 

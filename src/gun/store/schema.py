@@ -150,6 +150,9 @@ processes = Table(
     Column("exit_code", Integer),
     Column("since", DateTime(timezone=True)),
     Column("reported_at", DateTime(timezone=True)),
+    # a rollout lease: until then its agent may have it down for a replacement (the per-type
+    # budget of unavailable processes is counted across instances with these)
+    Column("replacing_until", DateTime(timezone=True)),
 )
 
 drains = Table(

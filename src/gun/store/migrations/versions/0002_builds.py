@@ -1,5 +1,6 @@
 """builds: source uploads and git refs turned into slugs and releases, with their output;
-instances.problem: why an agent cannot run the current release; apps.ingest_token_*: the token
+instances.problem: why an agent cannot run the current release; processes.replacing_until:
+rollout leases; apps.ingest_token_*: the token
 of the app's ingest URL on the platform's drain
 
 Revision ID: 0002
@@ -41,6 +42,8 @@ def upgrade() -> None:
     op.create_index("builds_app_status", "builds", ["app_id", "status"], unique=False)
     with op.batch_alter_table("instances") as batch:
         batch.add_column(sa.Column("problem", sa.Text(), nullable=True))
+    with op.batch_alter_table("processes") as batch:
+        batch.add_column(sa.Column("replacing_until", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("apps") as batch:
         batch.add_column(sa.Column("ingest_token_hash", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("ingest_token_sealed", sa.Text(), nullable=True))
@@ -48,6 +51,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("processes") as batch:
+        batch.drop_column("replacing_until")
     with op.batch_alter_table("apps") as batch:
         batch.drop_constraint("apps_ingest_token_hash", type_="unique")
         batch.drop_column("ingest_token_sealed")
