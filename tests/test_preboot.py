@@ -18,11 +18,10 @@ import signal
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Iterator
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import psutil
 import pytest
@@ -30,6 +29,7 @@ import pytest
 from gun.agent.backoff import Backoff
 from gun.agent.procrecord import same_process
 from gun.agent.supervisor import ProcessSpec, ProcessState, Supervisor
+from tests.supervising import run, supervising, until
 
 MARK = "GUN_TEST_ROOT"
 LINE = re.compile(
@@ -94,26 +94,6 @@ def web(root: Path, release: int, boot: float = 0, command: str = SERVE) -> Proc
     """web.1 of release N: the server, answering `vN` once it has waited `boot` seconds."""
     env = {MARK: str(root), "RELEASE": f"v{release}", "BOOT": str(boot)}
     return ProcessSpec("web.1", "web", command, env, root / "releases" / f"v{release}", release)
-
-
-def run(session: Coroutine[Any, Any, None]) -> None:
-    asyncio.run(asyncio.wait_for(session, 40))
-
-
-@asynccontextmanager
-async def supervising(root: Path, **options: Any) -> AsyncIterator[Supervisor]:
-    sup = Supervisor(root, **options)
-    try:
-        yield sup
-    finally:
-        await sup.shutdown(stop_processes=True)
-
-
-async def until(check: Callable[[], bool], what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 def state(sup: Supervisor) -> ProcessState:

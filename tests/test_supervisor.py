@@ -17,11 +17,10 @@ import sys
 import textwrap
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Iterator
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import psutil
 import pytest
@@ -30,6 +29,7 @@ from gun.agent.backoff import Backoff
 from gun.agent.procrecord import MAX_LINE, split_lines
 from gun.agent.supervisor import ProcessSpec, ProcessState, Supervisor
 from gun.errors import Conflict, InvalidParams, NotFound
+from tests.supervising import run, supervising, until
 
 MARK = "GUN_TEST_ROOT"
 LINE = re.compile(
@@ -81,26 +81,6 @@ def spec(root: Path, name: str, command: str, **env: str) -> ProcessSpec:
         cwd=root / "releases" / "v1",
         release=1,
     )
-
-
-def run(session: Coroutine[Any, Any, None]) -> None:
-    asyncio.run(asyncio.wait_for(session, 40))
-
-
-@asynccontextmanager
-async def supervising(root: Path, **options: Any) -> AsyncIterator[Supervisor]:
-    sup = Supervisor(root, **options)
-    try:
-        yield sup
-    finally:
-        await sup.shutdown(stop_processes=True)
-
-
-async def until(check: Callable[[], bool], what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 def state(sup: Supervisor, name: str) -> ProcessState:
