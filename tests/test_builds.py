@@ -3,17 +3,20 @@ from any offset, interrupted builds failed at start, old slugs pruned and refuse
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from gun.build.slug import pack
 from gun.build.slugstore import LocalSlugStore
 from gun.core import Platform
-from gun.core.builds import BuildOptions
+from gun.core.builds import STALE_GRACE, BuildOptions
 from gun.errors import Conflict, InvalidParams
 from gun.model import Principal
 from gun.store import Store
+from gun.store.schema import builds
 
 
 @pytest.fixture
@@ -105,3 +108,24 @@ def test_builds_a_previous_meta_left_running_are_failed_at_start(
         "meta restarted during this build\n"
     )
     assert gun.create_build(admin, "shop").status == "pending"  # no longer in the way
+
+
+def test_a_release_phase_that_never_reports_back_stops_blocking_deploys(
+    gun: Platform, admin: Principal, store: Store, tmp_path: Path
+) -> None:
+    gun.create_app(admin, "shop")
+    version = deploy_version(gun, admin, tmp_path, 1)
+    stuck = gun.create_build(admin, "shop")
+    late = datetime.now(UTC) - timedelta(seconds=3600 + STALE_GRACE + 1)  # the default timeout
+    with store.write() as tx:
+        tx.set_build(stuck.id, status="releasing", release=version)
+        tx.conn.execute(update(builds).where(builds.c.id == stuck.id).values(created_at=late))
+    fresh = gun.create_build(admin, "shop")
+    assert fresh.status == "pending"
+    old = gun.build_info(admin, "shop", stuck.id)
+    assert (old.status, old.error) == (
+        "failed",
+        f"the release phase of v{version} never reported back",
+    )
+    with pytest.raises(Conflict):  # the new one is under way now
+        gun.create_build(admin, "shop")

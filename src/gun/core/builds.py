@@ -27,9 +27,11 @@ from gun.core.access import authorize
 from gun.errors import Conflict, GunError, InvalidParams, NotFound
 from gun.model import Build, Principal, Release
 from gun.store import Store, Tx
+from gun.store.time import now
 
 log = logging.getLogger("gun.build")
 STEP = "-----> "
+STALE_GRACE = 300.0  # seconds past the release timeout after which a release phase is given up
 FLUSH_SECONDS = 0.25
 
 
@@ -124,7 +126,7 @@ class Builds:
         authorize(who, "developer", name)
         with self.store.read() as tx:
             busy = tx.active_build(tx.existing_app(name))
-        if busy is not None:
+        if busy is not None and not self._stale(busy):
             raise _busy(name, busy)
 
     def create_build(
@@ -143,7 +145,7 @@ class Builds:
             raise InvalidParams("this meta runs no builds: it was started without a build home")
         with self.store.write() as tx:
             app = tx.existing_app(name, lock=True)
-            busy = tx.active_build(app)
+            busy = self._abandon_stale(tx, tx.active_build(app))
             if busy is not None:
                 raise _busy(name, busy)
             build = tx.insert_build(
@@ -156,6 +158,24 @@ class Builds:
             )
             tx.record(app, who.name, "build.create", {"id": build.id, "commit": commit})
         return build
+
+    def _abandon_stale(self, tx: Tx, busy: Build | None) -> Build | None:
+        """A release phase nobody finished (its instance died with the result unsent) stops
+        blocking deploys once it is well past its timeout: it is failed, saying so."""
+        if busy is None or not self._stale(busy):
+            return busy
+        assert busy.release is not None
+        why = f"the release phase of v{busy.release} never reported back"
+        tx.append_build_output(busy.id, f" !     {why}\n")
+        tx.set_build(busy.id, status="failed", error=why)
+        tx.set_release_status(tx.existing_app(busy.app).id, busy.release, "failed")
+        return None
+
+    def _stale(self, build: Build) -> bool:
+        assert self.build_options is not None
+        limit = self.build_options.release_timeout + STALE_GRACE
+        age = (now() - build.created_at).total_seconds()
+        return build.status == "releasing" and build.release is not None and age > limit
 
     def start_build(self, who: Principal, build: Build, source: Path | None) -> None:
         """Hand the build to the worker pool, with its source tarball (now the build's to
