@@ -190,8 +190,11 @@ def _uv_sync(ctx: Context, interpreter: pythons.Interpreter) -> None:
     key = _cache_key(ctx, interpreter, "uv.lock", "pyproject.toml")
     marker = cache / "uv-synced"
     venv = ctx.app_dir / VENV
+    scratch = cache / "uv-tmp"  # uv leaves lock files in its temporary directory: keep them here
+    scratch.mkdir(parents=True, exist_ok=True)
     env = _venv_env(
         ctx,
+        TMPDIR=str(scratch),
         UV_CACHE_DIR=str(cache / "uv"),
         UV_PROJECT_ENVIRONMENT=str(venv),
         UV_PYTHON_DOWNLOADS="never",
