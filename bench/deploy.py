@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import importlib.util
 import os
 import platform
 import re
@@ -47,7 +46,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -57,6 +55,16 @@ from typing import Any
 
 import httpx
 import psutil
+
+import harness
+from harness import (
+    Broke,
+    free_port,
+    last,
+    say,
+    secs,
+    which_gun,
+)
 
 APP = "bench"
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "python-web"
@@ -70,30 +78,9 @@ GIT = ["git", "-c", "user.name=gun bench", "-c", "user.email=bench@localhost"]
 PIP_QUIET = ["--disable-pip-version-check", "--progress-bar", "off"]  # as the buildpack runs it
 
 
-class Broke(Exception):
-    """Something failed that a measurement needs: the run exits 1."""
-
-
-class Terminated(Exception):
-    """SIGTERM: clean up and exit 143."""
-
-
-def say(text: str = "") -> None:
-    print(text, flush=True)
-
-
-def secs(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f} s"
-
-
 def median(values: Sequence[float | None]) -> float | None:
     got = [v for v in values if v is not None]
     return statistics.median(got) if got else None
-
-
-def last(values: Sequence[float], n: int) -> float | None:
-    """When the n-th event happened, None if fewer than n did."""
-    return sorted(values)[n - 1] if len(values) >= n else None
 
 
 def after(stamp: str | None, since: dt.datetime) -> float | None:
@@ -102,12 +89,6 @@ def after(stamp: str | None, since: dt.datetime) -> float | None:
         return None
     at = dt.datetime.fromisoformat(stamp)
     return ((at if at.tzinfo else at.replace(tzinfo=dt.UTC)) - since).total_seconds()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run(argv: Sequence[str | Path], **kw: Any) -> subprocess.CompletedProcess[str]:
@@ -140,40 +121,6 @@ def wait_for(done: Callable[[], object], timeout: float, what: str, every: float
 
 
 # --- cleaning up ----------------------------------------------------------------------------
-
-
-def pointing_into(root: Path) -> list[psutil.Process]:
-    """Live processes whose command line or working directory is under root (ours, then)."""
-    found = []
-    for p in psutil.process_iter(["pid", "cmdline", "cwd", "status"]):
-        if p.pid == os.getpid() or p.info["status"] == psutil.STATUS_ZOMBIE:
-            continue
-        text = " ".join(p.info["cmdline"] or []) + " " + (p.info["cwd"] or "")
-        if str(root) in text:
-            found.append(p)
-    return found
-
-
-def kill_leftovers(root: Path) -> int:
-    """SIGKILL the process group of every process still pointing into root; how many there were.
-    A process in this script's own group is killed alone, never the group."""
-    procs = pointing_into(root)
-    groups = set()
-    for p in procs:
-        try:
-            group = os.getpgid(p.pid)
-        except ProcessLookupError:
-            continue
-        if group == os.getpgrp():
-            with contextlib.suppress(psutil.Error):
-                p.kill()
-        else:
-            groups.add(group)
-    for group in groups:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(group, signal.SIGKILL)
-    psutil.wait_procs(procs, timeout=10)
-    return len(procs)
 
 
 def stop_groups(procs: Sequence[subprocess.Popen[bytes]], grace: float) -> None:
@@ -514,25 +461,6 @@ def start_processes(app: Path, env: dict[str, str]) -> float:
 # --- the run ----------------------------------------------------------------------------------
 
 
-def which_gun() -> str:
-    """Where the gun that runs comes from, and its git state (the tree others are editing)."""
-    spec = importlib.util.find_spec("gun")
-    if spec is None or spec.origin is None:
-        return "not importable"
-    src = Path(spec.origin).resolve().parent
-    git = ["git", "-C", str(src)]
-    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    if head.returncode != 0:
-        return f"{src} (not a git checkout)"
-    status = subprocess.run(
-        [*git, "status", "--porcelain", "--", "."], capture_output=True, text=True
-    )
-    changed = [line[3:] for line in status.stdout.splitlines() if line.strip()]
-    return f"{src} at {head.stdout.strip()}, " + (
-        f"uncommitted changes in {', '.join(changed)}" if changed else "clean"
-    )
-
-
 def machine_load() -> str:
     """How busy the machine is now (the load average lags a minute behind: it is shown, but
     only the CPU use of the last second makes the line say BUSY)."""
@@ -657,32 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.rounds < 1:
         ap.error("--rounds must be >= 1")
-    if importlib.util.find_spec("gun") is None:  # the CLI runs as `python -m gun.cli`
-        say(f"gun is not importable by {sys.executable}: run this with .venv/bin/python")
-        return 1
-
-    def terminated(*_: object) -> None:
-        raise Terminated
-
-    signal.signal(signal.SIGTERM, terminated)
-    root = Path(tempfile.mkdtemp(prefix="gun-bench-deploy-")).resolve()
-    try:
-        with contextlib.ExitStack() as stack:
-            return bench(args, root, stack)
-    except Broke as e:
-        say(f"\nbroke: {e}")
-        return 1
-    except KeyboardInterrupt:
-        say("\ninterrupted: cleaning up")
-        return 130
-    except Terminated:
-        say("\nterminated: cleaning up")
-        return 143
-    finally:
-        left = kill_leftovers(root)
-        if left:
-            say(f"  note: killed {left} leftover process(es) under {root}")
-        shutil.rmtree(root, ignore_errors=True)
+    return harness.run_main("gun-bench-deploy-", lambda root, stack: bench(args, root, stack))
 
 
 if __name__ == "__main__":

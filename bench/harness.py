@@ -1,0 +1,131 @@
+"""What the benches share: their exceptions and printing, ports, the gun they run, and a main
+that cleans up every process left under the bench's temporary directory however it ends."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import psutil
+
+
+class Broke(Exception):
+    """Something failed that a measurement needs: the run exits 1."""
+
+
+class Terminated(Exception):
+    """SIGTERM: clean up and exit 143."""
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def secs(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} s"
+
+
+def last(values: Sequence[float], n: int) -> float | None:
+    """When the n-th event happened, None if fewer than n did."""
+    return sorted(values)[n - 1] if len(values) >= n else None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pointing_into(root: Path) -> list[psutil.Process]:
+    """Live processes whose command line or working directory is under root (ours, then)."""
+    found = []
+    for p in psutil.process_iter(["pid", "cmdline", "cwd", "status"]):
+        if p.pid == os.getpid() or p.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        text = " ".join(p.info["cmdline"] or []) + " " + (p.info["cwd"] or "")
+        if str(root) in text:
+            found.append(p)
+    return found
+
+
+def kill_leftovers(root: Path) -> int:
+    """SIGKILL the process group of every process still pointing into root; how many there were.
+
+    A process in this script's own group is killed alone, never the group.
+    """
+    procs = pointing_into(root)
+    groups = set()
+    for p in procs:
+        try:
+            group = os.getpgid(p.pid)
+        except ProcessLookupError:
+            continue
+        if group == os.getpgrp():
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        else:
+            groups.add(group)
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
+    psutil.wait_procs(procs, timeout=10)
+    return len(procs)
+
+
+def which_gun() -> str:
+    """Where the gun that runs comes from, and its git state (the tree others are editing)."""
+    spec = importlib.util.find_spec("gun")
+    if spec is None or spec.origin is None:
+        return "not importable"
+    src = Path(spec.origin).resolve().parent
+    git = ["git", "-C", str(src)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    if head.returncode != 0:
+        return f"{src} (not a git checkout)"
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--", "."], capture_output=True, text=True
+    ).stdout.split("\n")
+    changed = [line[3:] for line in dirty if line.strip()]
+    state = f"uncommitted changes in {', '.join(changed)}" if changed else "clean"
+    return f"{src} at {head.stdout.strip()}, {state}"
+
+
+def run_main(prefix: str, bench: Callable[[Path, contextlib.ExitStack], int]) -> int:
+    """Run `bench(root, stack)` in a fresh temporary directory: exit 1 on Broke, 130/143 when
+    interrupted or terminated; every process left under the directory is killed, then the
+    directory removed."""
+    if importlib.util.find_spec("gun") is None:  # the CLI runs as `python -m gun.cli`
+        say(f"gun is not importable by {sys.executable}: run this with .venv/bin/python")
+        return 1
+
+    def terminated(*_: object) -> None:
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, terminated)
+    root = Path(tempfile.mkdtemp(prefix=prefix)).resolve()
+    try:
+        with contextlib.ExitStack() as stack:
+            return bench(root, stack)
+    except Broke as e:
+        say(f"\nbroke: {e}")
+        return 1
+    except KeyboardInterrupt:
+        say("\ninterrupted: cleaning up")
+        return 130
+    except Terminated:
+        say("\nterminated: cleaning up")
+        return 143
+    finally:
+        left = kill_leftovers(root)
+        if left:
+            say(f"  note: killed {left} leftover process(es) under {root}")
+        shutil.rmtree(root, ignore_errors=True)
