@@ -17,15 +17,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from gun import procfile
 from gun.build import buildpacks, gitrepo
 from gun.build.slug import SlugError, pack, sha256_of, unpack
-from gun.build.slugstore import SlugStore
 from gun.core.access import authorize
+from gun.core.deploys import Deploys
 from gun.errors import Conflict, GunError, InvalidParams, NotFound
-from gun.model import Build, Principal, Release
+from gun.model import Build, Principal
 from gun.store import Store, Tx
 from gun.store.time import now
 
@@ -74,50 +73,12 @@ def short(commit: str | None, sha256: str) -> str:
     return (commit or sha256)[:7]
 
 
-class Builds:
-    """Mixed into Platform."""
+class Builds(Deploys):
+    """Mixed into Platform: deploys that start from source (the slug and release steps are
+    Deploys')."""
 
-    store: Store
-    slugs: SlugStore
     build_options: BuildOptions | None
     _build_pool: ThreadPoolExecutor | None
-
-    if TYPE_CHECKING:  # provided by Deploys and Fleet, which Platform mixes in too
-
-        def _store_slug(
-            self,
-            who: Principal,
-            name: str,
-            path: Path,
-            sha256: str,
-            size: int,
-            *,
-            commit: str | None = None,
-            commit_description: str | None = None,
-        ) -> tuple[int, dict[str, str]]: ...
-
-        def _release_slug(
-            self,
-            tx: Tx,
-            who: Principal,
-            name: str,
-            slug_id: int,
-            *,
-            description: str | None = None,
-            commit: str | None = None,
-        ) -> Release: ...
-
-        def prune_slugs(self, name: str) -> list[str]: ...
-
-        def _release_commit(
-            self,
-            tx: Tx,
-            who: Principal,
-            name: str,
-            commit: str,
-            types: dict[str, str],
-            description: str,
-        ) -> Release: ...
 
     # the API's side ------------------------------------------------------------------------
 

@@ -398,7 +398,9 @@ class Fleet:
                 raise NotFound(f"instance {instance_id!r} does not exist")
             app = tx.existing_app(inst.app, lock=inst.state != "online")
             tx.set_instance(instance_id, state="online", last_heartbeat=now(), problem=problem)
-            current = tx.current_version(app.id)
+            leased = tx.leased(app.id, instance_id)
+            current = tx.current_version(app.id) if leased else None
+            ended = False
             seen = set()
             for o in observed:
                 seen.add(o["name"])
@@ -414,11 +416,11 @@ class Fleet:
                     exit_code=o.get("exit_code"),
                     since=o.get("since"),
                 )
-                # up on the current release: its replacement lease ends, and the agents
-                # waiting for one hear of it at once (their long-polls wake)
-                up_to_date = o["state"] == "up" and o.get("release") == current
-                if up_to_date and tx.end_lease(app.id, o["name"]):
-                    tx.bump_generation(app.id)
+                # up on the current release: its replacement lease ends
+                if o["name"] in leased and o["state"] == "up" and o.get("release") == current:
+                    ended = tx.end_lease(app.id, o["name"]) or ended
+            if ended:  # the agents waiting for a lease hear of it at once (long-polls wake)
+                tx.bump_generation(app.id)
             for p in tx.processes(app.id, instance_id):
                 if not p.desired and p.name not in seen:
                     tx.delete_process(app.id, p.name)

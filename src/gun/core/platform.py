@@ -15,7 +15,6 @@ from gun.core.access import authorize
 from gun.core.batch import Batcher
 from gun.core.builds import BuildOptions, Builds
 from gun.core.cache import TTLCache, VersionedCache
-from gun.core.deploys import Deploys
 from gun.core.drains import Drains
 from gun.core.fleet import Fleet
 from gun.crypto import hash_token, new_token
@@ -63,7 +62,7 @@ def config_description(set_keys: Sequence[str], unset_keys: Sequence[str]) -> st
     return f"Unset {_names(unset_keys)} config vars"
 
 
-class Platform(Fleet, Deploys, Builds, Drains):
+class Platform(Fleet, Builds, Drains):
     def __init__(
         self,
         store: Store,

@@ -77,7 +77,9 @@ class Drain:
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._tails: dict[str, list[Tail]] = {}
         self._recent: dict[str, deque[Bucket]] = {}
-        self._reported = Figures()
+        self._reported = Figures()  # the figures as of the last report of the drain's own
+        self._late_reported = 0
+        self._own_at: int | None = None  # the interval last reported
         self._last_flush: float | None = None
         self._seen_file = seen_file
         self._seen_lines = 0
@@ -191,7 +193,7 @@ class Drain:
     def _own_figures(self, now: float) -> list[Bucket]:
         """Every SELF_RESOLUTION seconds, the counts since the last report, and the lag."""
         start = int(now // SELF_RESOLUTION) * SELF_RESOLUTION - SELF_RESOLUTION
-        if getattr(self, "_own_at", None) == start:
+        if self._own_at == start:
             return []
         self._own_at = start
         f, r = self.figures, self._reported
@@ -201,7 +203,7 @@ class Drain:
             "frames.bad": f.bad_frames - r.bad_frames,
             "frames.duplicate": f.duplicates - r.duplicates,
             "metrics.invalid": f.invalid_metrics - r.invalid_metrics,
-            "lines.late": late - getattr(self, "_late_reported", 0),
+            "lines.late": late - self._late_reported,
         }
         self._late_reported = late
         self._reported = Figures(f.lines_in, f.bad_frames, f.duplicates, f.invalid_metrics)

@@ -255,6 +255,17 @@ class FleetQueries:
         )
         return True
 
+    def leased(self, app_id: int, instance_id: str) -> set[str]:
+        """The instance's processes that hold a replacement lease (lapsed ones included)."""
+        rows = self.conn.execute(
+            select(processes.c.name).where(
+                processes.c.app_id == app_id,
+                processes.c.instance_id == instance_id,
+                processes.c.replacing_until.is_not(None),
+            )
+        )
+        return {r.name for r in rows}
+
     def end_lease(self, app_id: int, name: str) -> bool:
         done = self.conn.execute(
             update(processes)
