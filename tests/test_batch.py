@@ -3,55 +3,96 @@ gets its own release, and a change that breaks the size limit fails alone."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Sequence
 
+import httpx
 import pytest
 
 from gun.core import Platform
 from gun.core.batch import Batcher
 from gun.errors import InvalidParams
 from gun.model import Principal, Release
+from tests.meta import MetaServer
 
 
 def test_concurrent_calls_are_batched_and_each_gets_its_own_result() -> None:
     batcher: Batcher[int, int] = Batcher()
     batches: list[list[int]] = []
+    threads: set[int] = set()
 
     def apply(payloads: Sequence[int]) -> list[int | BaseException]:
         batches.append(list(payloads))
-        time.sleep(0.05)  # long enough for the others to queue behind this batch
+        threads.add(threading.get_ident())
+        time.sleep(0.05)
         return [p * 10 if p != 3 else ValueError("three") for p in payloads]
 
-    results: dict[int, object] = {}
+    async def main() -> list[int | BaseException]:
+        first = asyncio.create_task(batcher.run("app", 0, apply))
+        await asyncio.sleep(0.01)  # 0 is being applied: 1..7 queue behind it
+        rest = [batcher.run("app", n, apply) for n in range(1, 8)]
+        return await asyncio.gather(first, *rest, return_exceptions=True)
 
-    def call(n: int) -> None:
-        try:
-            results[n] = batcher.run("app", n, apply)
-        except ValueError as e:
-            results[n] = e
-
-    threads = [threading.Thread(target=call, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
-    assert sorted(p for b in batches for p in b) == list(range(8))
-    assert len(batches) < 8  # some calls shared a batch
-    assert {n: r for n, r in results.items() if n != 3} == {n: n * 10 for n in range(8) if n != 3}
+    results = asyncio.run(main())
+    assert batches == [[0], [1, 2, 3, 4, 5, 6, 7]]
+    assert threading.get_ident() not in threads  # the batch ran off the event loop
+    assert [r for n, r in enumerate(results) if n != 3] == [n * 10 for n in range(8) if n != 3]
     assert str(results[3]) == "three"
 
 
-def test_a_whole_batch_failure_reaches_every_caller() -> None:
+def test_a_batch_failure_reaches_every_caller_and_a_gone_caller_is_skipped() -> None:
     batcher: Batcher[int, int] = Batcher()
+    release = threading.Event()
+
+    def slow(payloads: Sequence[int]) -> list[int | BaseException]:
+        release.wait(5)
+        return [p + 1 for p in payloads]
 
     def boom(payloads: Sequence[int]) -> list[int | BaseException]:
         raise RuntimeError("store down")
 
-    with pytest.raises(RuntimeError, match="store down"):
-        batcher.run("app", 1, boom)
-    assert batcher.run("app", 2, lambda ps: [p + 1 for p in ps]) == 3  # the lead was released
+    async def main() -> None:
+        first = asyncio.create_task(batcher.run("app", 1, slow))
+        await asyncio.sleep(0.01)
+        gone = asyncio.create_task(batcher.run("app", 2, slow))  # queued, then cancelled
+        kept = asyncio.create_task(batcher.run("app", 3, slow))
+        await asyncio.sleep(0.01)
+        gone.cancel()
+        release.set()
+        assert await first == 2
+        assert await kept == 4  # its batch still ran, with the gone caller's payload unanswered
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        with pytest.raises(RuntimeError, match="store down"):
+            await batcher.run("app", 4, boom)
+        assert await batcher.run("app", 5, slow) == 6  # the app's queue drains again
+
+    asyncio.run(main())
+
+
+def test_concurrent_patches_over_http_lose_nothing(meta: MetaServer) -> None:
+    """The API's PATCH goes through the event-loop batcher: 40 clients at once, one version each."""
+    headers = {"Authorization": f"Bearer {meta.admin_token}"}
+
+    async def main() -> list[int]:
+        async with httpx.AsyncClient(base_url=meta.url, headers=headers, timeout=30) as c:
+            assert (await c.post("/v1/apps", json={"name": "crowd"})).status_code == 201
+            answers = await asyncio.gather(
+                *(c.patch("/v1/apps/crowd/config-vars", json={f"K{n}": str(n)}) for n in range(40))
+            )
+            assert [a.status_code for a in answers] == [200] * 40
+            return [a.json()["release"]["version"] for a in answers]
+
+    versions = asyncio.run(main())
+    assert sorted(versions) == list(range(2, 42))
+    with httpx.Client(base_url=meta.url, headers=headers) as c:
+        assert c.get("/v1/apps/crowd/config-vars").json() == {f"K{n}": str(n) for n in range(40)}
+        listed = c.get("/v1/apps/crowd/releases").json()
+        assert sorted(r["version"] for r in listed) == list(range(1, 42))
+        latest = c.get("/v1/apps/crowd/releases/41").json()
+        assert latest["config"] == {f"K{n}": str(n) for n in range(40)}
 
 
 def test_in_one_batch_a_change_over_the_limit_fails_alone(

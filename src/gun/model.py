@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from gun.errors import InvalidParams
 
@@ -114,6 +114,14 @@ class Release:
     def has_build(self) -> bool:
         """A slug, or (strategy git) a commit the instances build."""
         return self.slug_id is not None or self.commit is not None
+
+
+class ReleaseBuild(NamedTuple):
+    """What a release runs, without its config."""
+
+    process_types: dict[str, str] | None
+    slug_id: int | None
+    commit: str | None
 
 
 @dataclass(frozen=True)

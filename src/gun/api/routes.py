@@ -90,7 +90,7 @@ async def config(app: str, who: Who, gun: Gun) -> dict[str, str]:
 
 
 @router.patch("/apps/{app}/config-vars")
-def change_config(
+async def change_config(
     app: str,
     who: Who,
     gun: Gun,
@@ -98,7 +98,7 @@ def change_config(
         description="KEY: value to set, KEY: null to unset"
     ),
 ) -> dict[str, Any]:
-    release = gun.change_config(who, app, changes)
+    release = await gun.achange_config(who, app, changes)
     return {"release": bodies.release_json(release), "config": release.config}
 
 

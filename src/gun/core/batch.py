@@ -1,79 +1,61 @@
 """Group commit: concurrent calls for one key (an app) run together in one transaction.
 
-The first caller for a key leads: it takes every call queued for the key, runs them as one
-batch, hands each its own result, and passes the lead to a caller that queued meanwhile.
-Writes to one app are serialised anyway (one release version at a time); batching them turns
-N transactions, each waiting for the app's lock, into one.
+The first caller for a key starts a drain: it runs every call queued for the key as one batch,
+hands each caller its own result, and goes on with whatever queued meanwhile. Writes to one app
+are serialised anyway (one release version at a time); batching them turns N transactions,
+each waiting for the app's lock, into one.
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 P = TypeVar("P")
 R = TypeVar("R")
 
 
-@dataclass
-class _Call(Generic[P, R]):
-    payload: P
-    wake: threading.Event = field(default_factory=threading.Event)  # finished, or now leads
-    lead: bool = False
-    finished: bool = False
-    result: R | None = None
-    error: BaseException | None = None
-
-
 class Batcher(Generic[P, R]):
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._queued: dict[str, list[_Call[P, R]]] = {}
-        self._leading: set[str] = set()
+    """Callers on the event loop wait on futures; only the batch itself runs in a worker
+    thread, so N concurrent calls cost one thread hop, not N threads taking turns at the GIL
+    and at the app's lock."""
 
-    def run(
+    def __init__(self) -> None:
+        self._queued: dict[str, list[tuple[P, asyncio.Future[R]]]] = {}
+        self._draining: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(
         self,
         key: str,
         payload: P,
         apply: Callable[[Sequence[P]], Sequence[R | BaseException]],
     ) -> R:
-        """`apply` gets the batch's payloads in arrival order and returns, for each, its
-        result or the exception to raise to its caller."""
-        call: _Call[P, R] = _Call(payload)
-        with self._lock:
-            self._queued.setdefault(key, []).append(call)
-            if key not in self._leading:
-                self._leading.add(key)
-                call.lead = True
-        if not call.lead:
-            call.wake.wait()
-        if not call.finished:  # it leads: its own call is in the batch it takes
-            self._lead(key, apply)
-        if call.error is not None:
-            raise call.error
-        return call.result  # type: ignore[return-value]
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queued.setdefault(key, []).append((payload, future))
+        if key not in self._draining:
+            self._draining.add(key)
+            task = asyncio.create_task(self._drain(key, apply))
+            self._tasks.add(task)  # held until done: the loop keeps only weak references
+            task.add_done_callback(self._tasks.discard)
+        return await future
 
-    def _lead(self, key: str, apply: Callable[[Sequence[P]], Sequence[R | BaseException]]) -> None:
-        with self._lock:
-            batch = self._queued.pop(key, [])
+    async def _drain(
+        self, key: str, apply: Callable[[Sequence[P]], Sequence[R | BaseException]]
+    ) -> None:
         try:
-            results: Sequence[R | BaseException] = apply([c.payload for c in batch])
-        except BaseException as e:  # the whole batch failed: every caller hears why
-            results = [e] * len(batch)
-        with self._lock:
-            waiting = self._queued.get(key)
-            if waiting:
-                waiting[0].lead = True  # it wakes up and runs the next batch
-            else:
-                self._leading.discard(key)
-        for c, r in zip(batch, results, strict=True):
-            if isinstance(r, BaseException):
-                c.error = r
-            else:
-                c.result = r
-            c.finished = True
-            c.wake.set()
-        if waiting:
-            waiting[0].wake.set()
+            while batch := self._queued.pop(key, None):
+                try:
+                    results = await asyncio.to_thread(apply, [p for p, _ in batch])
+                except BaseException as e:  # the whole batch failed: every caller hears why
+                    results = [e] * len(batch)
+                for (_, future), r in zip(batch, results, strict=True):
+                    if future.done():  # its caller went away
+                        continue
+                    if isinstance(r, BaseException):
+                        future.set_exception(r)
+                    else:
+                        future.set_result(r)
+        finally:
+            self._draining.discard(key)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from gun.model import (
     Layer,
     Principal,
     Release,
+    ReleaseBuild,
     check_app_name,
     check_config_key,
     check_config_size,
@@ -35,6 +37,7 @@ from gun.model import (
 )
 from gun.providers import InstanceProvider
 from gun.store import Store
+from gun.store.time import now
 
 PROCESS_STATES = ("starting", "up", "crashed", "stopping", "down")
 DEFAULT_LAYER = Layer("default", None)
@@ -60,6 +63,63 @@ def config_description(set_keys: Sequence[str], unset_keys: Sequence[str]) -> st
     if set_keys:
         return f"Set {_names(set_keys)} config vars"
     return f"Unset {_names(unset_keys)} config vars"
+
+
+def config_releases(
+    app: str,
+    config: Mapping[str, str],
+    build: ReleaseBuild | None,
+    batch: Sequence[tuple[Principal, Mapping[str, str | None]]],
+    version: int,
+    created: datetime,
+) -> tuple[list[Release | BaseException], dict[str, str]]:
+    """The releases a batch of config changes makes, numbered from `version`, and the config
+    after them. A change that would break the size limit fails alone."""
+    out: list[Release | BaseException] = []
+    config = dict(config)
+    for who, changes in batch:
+        after = dict(config)
+        for key, value in changes.items():
+            if value is None:
+                after.pop(key, None)
+            else:
+                after[key] = value
+        try:
+            check_config_size(after)
+        except InvalidParams as e:
+            out.append(e)
+            continue
+        config = after
+        out.append(
+            Release(
+                app=app,
+                version=version,
+                description=config_description(
+                    [k for k, v in changes.items() if v is not None],
+                    [k for k, v in changes.items() if v is None],
+                ),
+                status="succeeded",
+                created_at=created,
+                config=after,
+                process_types=build.process_types if build else None,
+                slug_id=build.slug_id if build else None,
+                commit=build.commit if build else None,
+                actor=who.name,
+                current=True,
+            )
+        )
+        version += 1
+    return out, config
+
+
+def config_event(
+    release: Release, changes: Mapping[str, str | None]
+) -> tuple[str, str, dict[str, object]]:
+    """(actor, action, detail) of the audit event for a config change."""
+    set_keys = [k for k, v in changes.items() if v is not None]
+    unset_keys = [k for k, v in changes.items() if v is None]
+    action = "config.set" if set_keys else "config.unset"
+    return release.actor, action, {"set": set_keys, "unset": unset_keys, "version": release.version}
 
 
 class Platform(Fleet, Builds, Drains):
@@ -235,6 +295,25 @@ class Platform(Fleet, Builds, Drains):
         self, who: Principal, name: str, changes: Mapping[str, str | None]
     ) -> Release:
         """Set (str) and unset (None) config vars; makes a new release."""
+        self._check_config_change(who, name, changes)
+        (made,) = self._change_configs(name, [(who, dict(changes))])
+        if isinstance(made, BaseException):
+            raise made
+        return made
+
+    async def achange_config(
+        self, who: Principal, name: str, changes: Mapping[str, str | None]
+    ) -> Release:
+        """`change_config` on the event loop (the API): concurrent changes to one app are
+        group-committed, one transaction for all that queued while the last one ran."""
+        self._check_config_change(who, name, changes)
+        return await self._config_writes.run(
+            name, (who, dict(changes)), lambda batch: self._change_configs(name, batch)
+        )
+
+    def _check_config_change(
+        self, who: Principal, name: str, changes: Mapping[str, str | None]
+    ) -> None:
         authorize(who, "developer", name)
         if not changes:
             raise InvalidParams("no config vars given: pass KEY=value or KEY to unset")
@@ -242,51 +321,27 @@ class Platform(Fleet, Builds, Drains):
             check_config_key(key)
             if value is not None and not isinstance(value, str):
                 raise InvalidParams(f"config var {key!r} must be a string or null")
-        return self._config_writes.run(
-            name, (who, dict(changes)), lambda batch: self._change_configs(name, batch)
-        )
 
     def _change_configs(
         self, name: str, batch: Sequence[tuple[Principal, dict[str, str | None]]]
     ) -> list[Release | BaseException]:
         """Config changes queued for one app, in one transaction: a release each, in order;
         one that would break the size limit fails alone."""
-        out: list[Release | BaseException] = []
         with self.store.write() as tx:
             app = tx.existing_app(name, lock=True)
             stored = tx.config(app.id)
-            config = dict(stored)
             current = tx.current_version(app.id)
-            build = tx.release(app, current) if current else None
-            for who, changes in batch:
-                after = dict(config)
-                for key, value in changes.items():
-                    if value is None:
-                        after.pop(key, None)
-                    else:
-                        after[key] = value
-                try:
-                    check_config_size(after)
-                except InvalidParams as e:
-                    out.append(e)
-                    continue
-                config = after
-                set_keys = [k for k, v in changes.items() if v is not None]
-                unset_keys = [k for k, v in changes.items() if v is None]
-                release = tx.insert_release(
-                    app,
-                    description=config_description(set_keys, unset_keys),
-                    config=config,
-                    process_types=build.process_types if build else None,
-                    slug_id=build.slug_id if build else None,
-                    commit=build.commit if build else None,
-                    actor=who.name,
+            build = tx.release_build(app.id, current) if current else None
+            out, config = config_releases(
+                app.name, stored, build, batch, tx.next_version(app.id), now()
+            )
+            made = [r for r in out if isinstance(r, Release)]
+            if made:
+                tx.add_releases(app, made)
+                events = zip(out, batch, strict=True)
+                tx.record_all(
+                    app, [config_event(r, c) for r, (_, c) in events if isinstance(r, Release)]
                 )
-                action = "config.set" if set_keys else "config.unset"
-                detail = {"set": set_keys, "unset": unset_keys, "version": release.version}
-                tx.record(app, who.name, action, detail)
-                out.append(release)
-            if any(isinstance(r, Release) for r in out):
                 changed = {k for k in set(stored) | set(config) if stored.get(k) != config.get(k)}
                 tx.replace_config(app.id, config, only=sorted(changed))
                 tx.bump_generation(app.id)  # same build: agents restart with the new env

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gun.crypto import Box
 from gun.errors import Conflict, NotFound
-from gun.model import App, Event, Layer, Principal, Release, check_role
+from gun.model import App, Event, Layer, Principal, Release, ReleaseBuild, check_role
 from gun.store import migrate
 from gun.store.builds import BuildQueries
 from gun.store.drains import DrainQueries
@@ -290,28 +290,12 @@ class Tx(FleetQueries, BuildQueries, DrainQueries):
         actor: str,
         status: str = "succeeded",
     ) -> Release:
-        version = self.next_version(app.id)
-        created = now()
-        self.conn.execute(
-            insert(releases).values(
-                app_id=app.id,
-                version=version,
-                description=description,
-                status=status,
-                slug_id=slug_id,
-                process_types=process_types,
-                commit=commit,
-                config_sealed=self.box.seal(json.dumps(config)),
-                actor=actor,
-                created_at=created,
-            )
-        )
-        return Release(
+        release = Release(
             app=app.name,
-            version=version,
+            version=self.next_version(app.id),
             description=description,
             status=status,  # type: ignore[arg-type]
-            created_at=created,
+            created_at=now(),
             config=dict(config),
             process_types=process_types,
             slug_id=slug_id,
@@ -319,6 +303,38 @@ class Tx(FleetQueries, BuildQueries, DrainQueries):
             actor=actor,
             current=status == "succeeded",
         )
+        self.add_releases(app, [release])
+        return release
+
+    def add_releases(self, app: App, new: Sequence[Release]) -> None:
+        """Releases built by the caller (versions from `next_version` on), in one statement."""
+        self.conn.execute(
+            insert(releases),
+            [
+                {
+                    "app_id": app.id,
+                    "version": r.version,
+                    "description": r.description,
+                    "status": r.status,
+                    "slug_id": r.slug_id,
+                    "process_types": r.process_types,
+                    "commit": r.commit,
+                    "config_sealed": self.box.seal(json.dumps(r.config)),
+                    "actor": r.actor,
+                    "created_at": r.created_at,
+                }
+                for r in new
+            ],
+        )
+
+    def release_build(self, app_id: int, version: int) -> ReleaseBuild | None:
+        """What a release runs (not its config, which is not decrypted)."""
+        row = self.conn.execute(
+            select(releases.c.process_types, releases.c.slug_id, releases.c.commit).where(
+                releases.c.app_id == app_id, releases.c.version == version
+            )
+        ).first()
+        return None if row is None else ReleaseBuild(row.process_types, row.slug_id, row.commit)
 
     def set_release_status(self, app_id: int, version: int, status: str) -> None:
         self.conn.execute(
@@ -399,15 +415,26 @@ class Tx(FleetQueries, BuildQueries, DrainQueries):
     # events ---------------------------------------------------------------------------------
 
     def record(self, app: App | None, actor: str, action: str, detail: dict[str, object]) -> None:
+        self.record_all(app, [(actor, action, detail)])
+
+    def record_all(
+        self, app: App | None, entries: Iterable[tuple[str, str, dict[str, object]]]
+    ) -> None:
+        """Events (actor, action, detail) in one statement."""
+        created = now()
         self.conn.execute(
-            insert(events).values(
-                app_id=app.id if app else None,
-                app_name=app.name if app else None,
-                actor=actor,
-                action=action,
-                detail=detail,
-                created_at=now(),
-            )
+            insert(events),
+            [
+                {
+                    "app_id": app.id if app else None,
+                    "app_name": app.name if app else None,
+                    "actor": actor,
+                    "action": action,
+                    "detail": detail,
+                    "created_at": created,
+                }
+                for actor, action, detail in entries
+            ],
         )
 
     def events(self, app_name: str | None, limit: int) -> list[Event]:
