@@ -26,7 +26,7 @@ import psutil
 import pytest
 
 from gun.agent.backoff import Backoff
-from gun.agent.procrecord import MAX_LINE, split_lines
+from gun.agent.procrecord import MAX_LINE, group_alive, split_lines
 from gun.agent.supervisor import ProcessSpec, ProcessState, Supervisor
 from gun.errors import Conflict, InvalidParams, NotFound
 from tests.supervising import run, supervising, until
@@ -215,6 +215,23 @@ def test_web_process_killed_with_sigkill_is_restarted_and_up_again(root: Path) -
     run(session())
 
 
+def test_a_group_of_only_zombies_counts_as_gone() -> None:
+    """A killed leader's killed child is an orphan whose zombie PID 1 reaps when it likes
+    (here, sometimes seconds later): stopping must not wait for that."""
+    sleeper = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    quick = subprocess.Popen(["true"], start_new_session=True)
+    try:
+        assert group_alive(sleeper.pid)
+        while psutil.Process(quick.pid).status() != psutil.STATUS_ZOMBIE:  # exited, unreaped
+            time.sleep(0.01)
+        assert not group_alive(quick.pid)
+    finally:
+        os.killpg(sleeper.pid, signal.SIGKILL)
+        sleeper.wait()
+        quick.wait()
+    assert not group_alive(sleeper.pid)
+
+
 def test_process_ignoring_sigterm_is_killed_after_the_grace_period(root: Path) -> None:
     async def session() -> None:
         command = "trap '' TERM; echo ready; while true; do sleep 0.1; done"
@@ -247,9 +264,9 @@ def test_stop_takes_grandchildren_with_it(root: Path) -> None:
             await until(lambda: len(leader.children()) == 2, "two children")
             family = [leader.pid] + [c.pid for c in leader.children()]
             await sup.stop("worker.1")
-            for pid in family:
-                with pytest.raises(ProcessLookupError):
-                    os.kill(pid, 0)
+            for pid in family:  # gone, or a zombie left for PID 1 to reap (orphans are)
+                with suppress(psutil.NoSuchProcess):
+                    assert psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
     run(session())
 

@@ -278,13 +278,29 @@ def killpg(pgid: int, sig: signal.Signals) -> None:
 
 
 def group_alive(pgid: int) -> bool:
+    """Whether a process of the group still runs. Zombies do not count: a killed child of a
+    killed leader is an orphan, reaped by PID 1, which here sometimes takes seconds."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        pids = [int(d) for d in os.listdir("/proc") if d.isdigit()]
+    except OSError:  # no /proc: count the zombies too
+        return True
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:  # gone meanwhile
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
 
 
 async def vanish(
