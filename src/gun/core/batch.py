@@ -32,6 +32,8 @@ class Batcher(Generic[P, R]):
         payload: P,
         apply: Callable[[Sequence[P]], Sequence[R | BaseException]],
     ) -> R:
+        """`apply` gets the batch's payloads in arrival order and returns, for each, its
+        result or the exception to raise to its caller."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queued.setdefault(key, []).append((payload, future))
         if key not in self._draining:
