@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import os
@@ -11,6 +12,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -63,6 +65,37 @@ def drain_env(meta: MetaServer, home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+@contextlib.contextmanager
+def drain_running(env: dict[str, str], port: int, client: httpx.Client, tmp: Path) -> Iterator[str]:
+    """`gun server drain` on 127.0.0.1:port in its own process group, once it answers /health
+    through `client`; yields its base URL. SIGTERM to the group at the end."""
+    scheme = "https" if "GUN_DRAIN_TLS_CERT" in env else "http"
+    url = f"{scheme}://127.0.0.1:{port}"
+    with open(tmp / "drain.log", "ab") as out:
+        drain = subprocess.Popen(
+            [*GUN, "server", "drain", "--listen", f"127.0.0.1:{port}"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if client.get(f"{url}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or drain.poll() is not None:
+                    raise
+            time.sleep(0.1)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(drain.pid, signal.SIGTERM)
+        drain.wait(15)
+
+
 @pytest.fixture
 def meta(tmp_path: Path) -> Iterator[MetaServer]:
     server = MetaServer(tmp_path / "meta", f"sqlite:///{tmp_path / 'meta.db'}", ADMIN)
@@ -82,45 +115,24 @@ def test_a_heroku_style_https_drain_takes_frames_and_serves_the_logs(
     env = drain_env(
         meta, tmp_path / "drain", GUN_DRAIN_TLS_CERT=str(cert), GUN_DRAIN_TLS_KEY=str(key)
     )
-    with open(tmp_path / "drain.log", "ab") as out:
-        drain = subprocess.Popen(
-            [*GUN, "server", "drain", "--listen", f"127.0.0.1:{port}"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+    trust = ssl.create_default_context(cafile=str(cert))
+    with httpx.Client(verify=trust, timeout=5) as https, drain_running(env, port, https, tmp_path):
+        assert meta.gun("apps.create", "shop").code == 0
+        url = meta.gun("app:shop", "drains.ingest").out.strip()
+        assert url.startswith(f"https://127.0.0.1:{port}/logs/gdi_")
+        body = frame(190, time.time(), "app", "web.1", "hello over TLS")
+        r = https.post(url, content=body, headers={"Content-Type": "application/logplex-1"})
+        assert r.json() == {"lines": 1, "bad_frames": 0, "problems": []}
+        # plain HTTP is not served on the TLS port
+        with pytest.raises(httpx.HTTPError):
+            httpx.post(url.replace("https://", "http://"), content=body, timeout=5)
+        logs = https.get(
+            f"https://127.0.0.1:{port}/v1/apps/shop/logs",
+            headers={"Authorization": f"Bearer {ADMIN}"},
         )
-    try:
-        trust = ssl.create_default_context(cafile=str(cert))
-        with httpx.Client(verify=trust, timeout=5) as https:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    if https.get(f"https://127.0.0.1:{port}/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline:
-                        raise
-                time.sleep(0.1)
-            assert meta.gun("apps.create", "shop").code == 0
-            url = meta.gun("app:shop", "drains.ingest").out.strip()
-            assert url.startswith(f"https://127.0.0.1:{port}/logs/gdi_")
-            body = frame(190, time.time(), "app", "web.1", "hello over TLS")
-            r = https.post(url, content=body, headers={"Content-Type": "application/logplex-1"})
-            assert r.json() == {"lines": 1, "bad_frames": 0, "problems": []}
-            # plain HTTP is not served on the TLS port
-            with pytest.raises(httpx.HTTPError):
-                httpx.post(url.replace("https://", "http://"), content=body, timeout=5)
-            logs = https.get(
-                f"https://127.0.0.1:{port}/v1/apps/shop/logs",
-                headers={"Authorization": f"Bearer {ADMIN}"},
-            )
-            assert [ln.split(": ", 1)[1] for ln in logs.json()["lines"]] == ["hello over TLS"]
-            nobody = https.get(f"https://127.0.0.1:{port}/v1/apps/shop/logs")
-            assert nobody.status_code == 401
-    finally:
-        os.killpg(drain.pid, signal.SIGTERM)
-        drain.wait(15)
+        assert [ln.split(": ", 1)[1] for ln in logs.json()["lines"]] == ["hello over TLS"]
+        nobody = https.get(f"https://127.0.0.1:{port}/v1/apps/shop/logs")
+        assert nobody.status_code == 401
 
 
 def test_the_drain_refuses_half_a_tls_setting(meta: MetaServer, tmp_path: Path) -> None:
@@ -137,3 +149,46 @@ def test_the_drain_refuses_half_a_tls_setting(meta: MetaServer, tmp_path: Path) 
         2,
         "gun: set both GUN_DRAIN_TLS_CERT and GUN_DRAIN_TLS_KEY, or neither\n",
     )
+
+
+def test_with_a_bucket_the_drain_sends_finished_hours_there_and_still_serves_them(
+    tmp_path: Path, moto: str, bucket: tuple[Any, str]
+) -> None:
+    client, name = bucket
+    port = free_port()
+    meta = MetaServer(tmp_path / "meta", f"sqlite:///{tmp_path / 'meta.db'}", ADMIN)
+    meta.extra_env = {"GUN_DRAIN_URL": f"http://127.0.0.1:{port}"}
+    env = drain_env(
+        meta,
+        tmp_path / "drain",
+        GUN_LOG_ARCHIVE_S3=f"s3://{name}/logs",
+        GUN_S3_ENDPOINT_URL=moto,
+    )
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    now = time.time()
+    two_hours_ago = now - 7200
+    try:
+        meta.start()
+        assert meta.gun("apps.create", "shop").code == 0
+        url = meta.gun("app:shop", "drains.ingest").out.strip()
+        with httpx.Client(timeout=5) as http:
+            with drain_running(env, port, http, tmp_path):
+                body = frame(190, two_hours_ago, "app", "web.1", "from two hours ago")
+                body += frame(190, now, "app", "web.1", "from now")
+                r = http.post(url, content=body, headers={"Content-Type": "application/logplex-1"})
+                assert r.json() == {"lines": 2, "bad_frames": 0, "problems": []}
+            # a restarted drain sends what finished at once (then every minute)
+            with drain_running(env, port, http, tmp_path) as drain:
+                deadline = time.monotonic() + 20
+                while "Contents" not in client.list_objects_v2(Bucket=name):
+                    assert time.monotonic() < deadline, "no object in the bucket after 20 s"
+                    time.sleep(0.2)
+                keys = [o["Key"] for o in client.list_objects_v2(Bucket=name)["Contents"]]
+                hour = time.strftime("%Y-%m-%d/%H", time.gmtime(two_hours_ago))
+                assert [k[: -len("12345678.log.gz")] for k in keys] == [f"logs/shop/{hour}."]
+                local = sorted(p.name for p in (tmp_path / "drain/logs/shop").rglob("*.log.gz"))
+                assert local == [time.strftime("%H.log.gz", time.gmtime(now))]
+                shown = http.get(f"{drain}/v1/apps/shop/logs", headers=admin).json()["lines"]
+                assert [ln.split(": ", 1)[1] for ln in shown] == ["from two hours ago", "from now"]
+    finally:
+        meta.stop()

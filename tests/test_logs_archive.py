@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from textwrap import dedent
@@ -17,7 +18,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gun.errors import InvalidParams, UsageError
-from gun.logs import archive as archive_module
 from gun.logs.archive import Archive, members
 from gun.logs.filters import Filter, format_line, stamp
 from gun.logs.model import Line
@@ -388,13 +388,18 @@ def test_read_opens_the_newest_hours_only_until_it_has_n_lines(
 ) -> None:
     archive.append("demo", web_lines("2026-11-26T21:00:00+00:00", 180))
     opened: list[str] = []
-    real = archive_module._text
+    real = archive._local
 
-    def spy(path: Path) -> str:
-        opened.append(path.name)
-        return real(path)
+    def spy(app: str, day: str, name: str) -> Callable[[], str]:
+        load = real(app, day, name)
 
-    monkeypatch.setattr(archive_module, "_text", spy)
+        def counted() -> str:
+            opened.append(name)
+            return load()
+
+        return counted
+
+    monkeypatch.setattr(archive, "_local", spy)
 
     logs(archive, n="60")
     assert opened == ["23.log.gz"]

@@ -6,20 +6,12 @@ unreachable from the machines these tests run on; the store makes the same calls
 
 from __future__ import annotations
 
-import contextlib
-import os
 import random
-import signal
 import subprocess
 import sys
-import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
-import httpx
 import pytest
 
 from gun.build.slug import SlugError, sha256_of
@@ -32,67 +24,8 @@ from gun.build.slugstore import (
 )
 from gun.errors import InvalidParams, NotFound, UsageError
 from gun.settings import MetaSettings
-from tests.meta import free_port
 
-MOTO_SERVER = Path(sys.executable).parent / "moto_server"
 ZEROS = "0" * 64
-
-
-@pytest.fixture(scope="module")
-def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The endpoint URL of a real moto_server, run in its own process group."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"moto_server exited {proc.returncode}: {log.read_text()}")
-            try:
-                httpx.get(url, timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"moto_server did not answer: {log.read_text()}") from None
-                time.sleep(0.05)
-        yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-
-
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Dummy credentials, and none of the developer's own AWS settings or files."""
-    for key in list(os.environ):
-        if key.startswith("AWS_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-
-
-@pytest.fixture
-def bucket(moto: str, aws_env: None) -> tuple[Any, str]:
-    """A client for moto and a fresh, empty bucket."""
-    client = boto3.client("s3", endpoint_url=moto, region_name="us-east-1")
-    name = f"slugs-{uuid.uuid4().hex[:12]}"
-    client.create_bucket(Bucket=name)
-    return client, name
 
 
 @pytest.fixture(params=["local", "s3"])

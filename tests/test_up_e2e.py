@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
 import shutil
 import signal
 import time
@@ -14,6 +16,8 @@ import httpx
 import psutil
 import pytest
 
+from gun import up as gun_up
+from gun.settings import DrainSettings, MetaSettings
 from tests.up import Up, running
 
 HELLO = Path(__file__).parent.parent / "examples" / "hello"
@@ -160,3 +164,30 @@ def test_stopping_gun_up_leaves_nothing_behind(up: Up) -> None:
     took = up.stop()
     assert took < 35
     assert up.ours() == []
+
+
+# what `gun up` decides itself for meta and the drain; every other setting they read, it passes on
+DECIDED_BY_UP = {
+    "GUN_HOME",
+    "GUN_DATABASE_URL",
+    "GUN_LISTEN",
+    "GUN_ADMIN_TOKEN",
+    "GUN_AUTO_INSTANCES",
+    "GUN_DRAIN_URL",
+    "GUN_DRAIN_LISTEN",
+    "GUN_META_URL",
+    "GUN_DRAIN_META_TOKEN",
+    "GUN_DRAIN_TLS_CERT",  # gun up's drain speaks plain HTTP on 127.0.0.1
+    "GUN_DRAIN_TLS_KEY",
+}
+
+
+@pytest.mark.parametrize(
+    ("settings", "passed"),
+    [(MetaSettings, gun_up.PASSED), (DrainSettings, gun_up.PASSED + gun_up.DRAIN_PASSED)],
+)
+def test_gun_up_passes_on_every_setting_it_does_not_decide(
+    settings: type, passed: tuple[str, ...]
+) -> None:
+    read = set(re.findall(r"GUN_[A-Z0-9_]+", inspect.getsource(settings.resolve)))
+    assert read - DECIDED_BY_UP - set(passed) == set()

@@ -110,6 +110,7 @@ class DrainSettings:
     prefix: str  # prepended to metric names
     tls_cert: str | None = None  # serve HTTPS (Heroku's HTTPS drains) with this certificate
     tls_key: str | None = None
+    archive_s3: str = ""  # s3://BUCKET[/PREFIX]: finished hours go there (empty: stay local)
 
     @classmethod
     def resolve(cls, *, home: str | None = None, listen: str | None = None) -> DrainSettings:
@@ -140,4 +141,5 @@ class DrainSettings:
             prefix=os.environ.get("GUN_METRICS_PREFIX", ""),
             tls_cert=tls_cert,
             tls_key=tls_key,
+            archive_s3=os.environ.get("GUN_LOG_ARCHIVE_S3", ""),
         )

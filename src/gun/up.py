@@ -76,6 +76,8 @@ PASSED = (
 # the drain's settings `gun up` passes on
 DRAIN_PASSED = (
     "GUN_LOG_RETENTION_DAYS",
+    "GUN_LOG_ARCHIVE",
+    "GUN_LOG_ARCHIVE_S3",
     "GUN_WHISPER_DIR",
     "GUN_STATSD",
     "GUN_METRICS_RESOLUTION",

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol, cast
 from urllib.parse import unquote, urlsplit
 
+from gun import s3
 from gun.build.slug import SlugError, sha256_of
 from gun.errors import InvalidParams, NotFound, UsageError
 from gun.model import check_app_name
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
 _SUFFIX = ".tar.gz"
 _CHUNK = 1024 * 1024
 
@@ -133,7 +133,7 @@ class S3SlugStore:
 
     def __init__(self, bucket: str, prefix: str = "", *, client: Any) -> None:
         self.bucket = bucket
-        self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+        self.prefix = s3.prefix_of(prefix)
         self.client = client
 
     def object_key(self, key: str) -> str:
@@ -161,7 +161,7 @@ class S3SlugStore:
         try:
             self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
         except self.client.exceptions.ClientError as e:
-            if e.response["Error"]["Code"] in ("404", "NoSuchKey"):
+            if s3.is_missing(e):
                 return False
             raise
         return True
@@ -179,36 +179,20 @@ class S3SlugStore:
 
 
 def slug_store_from_url(url: str, home: Path) -> SlugStore:
-    """The store GUN_SLUG_STORE names: empty for HOME/slugs, file:///DIR, or s3://BUCKET/PREFIX.
-
-    For s3:// the endpoint is GUN_S3_ENDPOINT_URL when set (MinIO, Ceph, ...), and credentials
-    and region come from the usual AWS_* environment, the region defaulting to us-east-1.
-    """
+    """The store GUN_SLUG_STORE names: empty for HOME/slugs, file:///DIR, or s3://BUCKET/PREFIX
+    (see gun.s3 for the endpoint and credentials)."""
     if not url:
         return LocalSlugStore(home / "slugs")
     parts = urlsplit(url)
     plain = not (parts.query or parts.fragment)
     if parts.scheme == "file" and not parts.netloc and parts.path.startswith("/") and plain:
         return LocalSlugStore(Path(unquote(parts.path)))
-    if parts.scheme == "s3" and _BUCKET.match(parts.netloc) and plain:
-        return S3SlugStore(parts.netloc, unquote(parts.path), client=_s3_client())
+    bucket = s3.parse_url(url)
+    if bucket is not None:
+        return S3SlugStore(*bucket, client=s3.client())
     raise UsageError(
         f"slug store {url!r} is not a URL gun accepts: use file:///ABSOLUTE/DIR or"
         " s3://BUCKET[/PREFIX], or leave GUN_SLUG_STORE empty for GUN_HOME/slugs"
-    )
-
-
-def _s3_client() -> Any:
-    # Imported here: agents import this module and must not pay for boto3.
-    import boto3  # type: ignore[import-untyped]
-    from botocore.config import Config  # type: ignore[import-untyped]
-
-    session = boto3.session.Session()
-    return session.client(
-        "s3",
-        endpoint_url=os.environ.get("GUN_S3_ENDPOINT_URL") or None,
-        region_name=session.region_name or "us-east-1",
-        config=Config(connect_timeout=10, read_timeout=60, retries={"max_attempts": 3}),
     )
 
 

@@ -17,30 +17,41 @@ or once an hour has brought the matches to n; lines of one hour are in arrival o
 matches are sorted by time (ties keep arrival order) and the newest n returned, oldest first.
 
 `prune` deletes hour files wholly older than the retention, then empty directories.
+
+Sharing (optional, GUN_LOG_ARCHIVE_S3). With a remote archive, `ship` sends every hour that
+ended SHIP_AFTER ago to it and deletes it here: it first renames `HH.log.gz` to a name of its
+own, `HH.ID.log.gz` (appends then start a new `HH.log.gz`), uploads that file under its
+relative path and unlinks it. A crash in between leaves the renamed file, uploaded again (to
+the same name) next time: nothing is lost or stored twice. A late line for a shipped hour
+lands in a new `HH.log.gz`, shipped later as one more object of that hour. `read` merges each
+hour's local files and remote objects; `prune` deletes both.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
 import threading
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
 from gun.errors import UsageError
 from gun.logs.filters import KEY_WIDTH, Filter, format_line, stamp
 from gun.logs.model import Line
+from gun.logs.remote import RemoteArchive
 from gun.model import APP_NAME, check_app_name
 
 DAY = 86400
 HOUR = 3600
 SUFFIX = ".log.gz"
 LEVEL = 6  # zlib level: ~10x smaller than the text, ~100 us for 100 lines
+SHIP_AFTER = 600.0  # seconds after an hour ends before it goes to the remote archive
 
 _DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
-_HOUR = re.compile(r"^([01][0-9]|2[0-3])\.log\.gz\Z")
+_HOUR = re.compile(r"^([01][0-9]|2[0-3])(\.[0-9a-f]{8})?\.log\.gz\Z")  # open, or sealed
 # How zlib starts each member we write: magic, deflate, no flags, mtime 0.
 _HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00"
 _FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
@@ -49,13 +60,16 @@ _FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
 class Archive:
     """Log lines of every app under `root`, kept `retention_days` days."""
 
-    def __init__(self, root: Path, retention_days: int = 30) -> None:
+    def __init__(
+        self, root: Path, retention_days: int = 30, remote: RemoteArchive | None = None
+    ) -> None:
         if isinstance(retention_days, bool) or not isinstance(retention_days, int):
             raise UsageError(f"log retention {retention_days!r} is not a whole number of days")
         if retention_days < 1:
             raise UsageError(f"log retention of {retention_days} days is too short: keep 1 or more")
         self.root = root
         self.retention_days = retention_days
+        self.remote = remote
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
 
@@ -82,10 +96,10 @@ class Archive:
             cutoff = max(cutoff, flt.since)
         key = stamp(max(cutoff, 0.0))[:KEY_WIDTH]
         found: list[str] = []
-        for start, path in self._hours(app):
+        for start, sources in self._hours(app):
             if start + HOUR <= cutoff:
                 break
-            text = _text(path)
+            text = "".join(load() for load in sources)
             if flt.grep is not None and flt.grep not in text:
                 continue
             texts = text.split("\n")[:-1]
@@ -118,19 +132,86 @@ class Archive:
                             _unlink(day_dir / name, removed)
                     _rmdir(day_dir, removed)
                 _rmdir(app_dir, removed)
+        if self.remote is not None:
+            old = [n for n in self.remote.names("") if _remote_hour(n, cutoff)]
+            self.remote.delete(old)
+            removed += [Path(n) for n in old]
         return removed
+
+    def ship(self, now: float, after: float = SHIP_AFTER) -> list[str]:
+        """Send every local hour that ended `after` seconds ago to the remote archive, then
+        delete it here; returns the names sent. Hours past the retention are left to prune."""
+        if self.remote is None:
+            return []
+        cutoff = now - self.retention_days * DAY
+        shipped = []
+        for app in sorted(filter(APP_NAME.match, _names(self.root))):
+            app_dir = self.root / app
+            for day in sorted(filter(_DAY.match, _names(app_dir))):
+                for name in sorted(_names(app_dir / day)):
+                    start = _hour_start(day, name)
+                    if start is None or start + HOUR + after > now or start + HOUR <= cutoff:
+                        continue
+                    path = self._seal(app_dir / day / name)
+                    if path is None:
+                        continue
+                    self.remote.put(f"{app}/{day}/{path.name}", path.read_bytes())
+                    path.unlink()
+                    shipped.append(f"{app}/{day}/{path.name}")
+                with self._lock(app):  # not while an append makes it again
+                    _rmdir(app_dir / day, [])
+        return shipped
+
+    def _seal(self, path: Path) -> Path | None:
+        """An open hour file renamed to a name of its own, so that appends go elsewhere;
+        a sealed one as it is; None if it is gone."""
+        if _is_sealed(path.name):
+            return path
+        sealed = path.with_name(f"{path.name[:2]}.{secrets.token_hex(4)}{SUFFIX}")
+        with self._lock(path.parent.parent.name):
+            try:
+                os.rename(path, sealed)
+            except FileNotFoundError:
+                return None
+        return sealed
 
     def _path(self, app: str, day: str, hour: str) -> Path:
         return self.root / app / day / f"{hour}{SUFFIX}"
 
-    def _hours(self, app: str) -> Iterator[tuple[float, Path]]:
-        """(start, path) of each hour file of `app`, newest first."""
+    def _hours(self, app: str) -> list[tuple[float, list[Callable[[], str]]]]:
+        """(start, sources) of each hour of `app`, newest first: a source gives the text of
+        one local file or remote object. A file shipped since it was listed is read remotely."""
+        hours: dict[float, dict[str, Callable[[], str]]] = {}
         app_dir = self.root / app
-        for day in sorted(filter(_DAY.match, _names(app_dir)), reverse=True):
-            for name in sorted(_names(app_dir / day), reverse=True):
+        for day in filter(_DAY.match, _names(app_dir)):
+            for name in _names(app_dir / day):
                 start = _hour_start(day, name)
                 if start is not None:
-                    yield start, app_dir / day / name
+                    hours.setdefault(start, {})[f"{day}/{name}"] = self._local(app, day, name)
+        if self.remote is not None:
+            for full in self.remote.names(f"{app}/"):
+                _, day, name = (full.split("/") + ["", ""])[:3]
+                start = _hour_start(day, name) if _DAY.match(day) else None
+                if start is not None:
+                    hours.setdefault(start, {}).setdefault(f"{day}/{name}", self._fetch(full))
+        return [(start, list(hours[start].values())) for start in sorted(hours, reverse=True)]
+
+    def _local(self, app: str, day: str, name: str) -> Callable[[], str]:
+        def load() -> str:
+            try:
+                return _text((self.root / app / day / name).read_bytes())
+            except FileNotFoundError:  # shipped (if sealed) or pruned meanwhile
+                shipped = self.remote is not None and _is_sealed(name)
+                return self._fetch(f"{app}/{day}/{name}")() if shipped else ""
+
+        return load
+
+    def _fetch(self, name: str) -> Callable[[], str]:
+        def load() -> str:
+            assert self.remote is not None
+            return _text(self.remote.get(name))
+
+        return load
 
     def _lock(self, app: str) -> threading.Lock:
         lock = self._locks.get(app)
@@ -167,13 +248,23 @@ def members(data: bytes) -> Iterator[bytes]:
                 return
 
 
-def _text(path: Path) -> str:
-    """The text of an hour file, its lines each ending in LF; "" if it is gone (pruned)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return ""
+def _text(data: bytes) -> str:
+    """The text of an hour file's bytes, its lines each ending in LF."""
     return b"".join(members(data)).decode("utf-8", "replace")
+
+
+def _is_sealed(name: str) -> bool:
+    m = _HOUR.match(name)
+    return bool(m and m[2])
+
+
+def _remote_hour(name: str, cutoff: float) -> bool:
+    """Whether a remote name `APP/DAY/HH[.ID].log.gz` is an hour wholly older than cutoff."""
+    parts = name.split("/")
+    if len(parts) != 3 or not APP_NAME.match(parts[0]) or not _DAY.match(parts[1]):
+        return False
+    start = _hour_start(parts[1], parts[2])
+    return start is not None and start + HOUR <= cutoff
 
 
 def _append(path: Path, member: bytes) -> None:

@@ -36,12 +36,14 @@ from gun.logs.drain import Drain, Tail
 from gun.logs.filters import Filter
 from gun.logs.frames import FrameError
 from gun.logs.outlets.prometheus import PrometheusOutlet
+from gun.logs.remote import remote_archive_from_url
 from gun.settings import DrainSettings, parse_listen
 
 log = logging.getLogger("gun.drain")
 MAX_BODY = 10 * 1024 * 1024
 FLUSH_EVERY = 1.0
 PRUNE_EVERY = 3600.0  # seconds between deletions of archive hours past the retention
+SHIP_EVERY = 60.0  # seconds between sendings of finished hours to the remote archive
 TOKEN_TTL = 60.0
 USER_TTL = 10.0
 TAIL_BUFFER = 10_000
@@ -143,15 +145,24 @@ class DrainApp:
                 return
 
     async def _flush_loop(self) -> None:
-        pruned = 0.0
+        pruned = shipped = 0.0
         while True:
             await asyncio.sleep(FLUSH_EVERY)
-            if self.drain.archive is not None and time.monotonic() - pruned > PRUNE_EVERY:
+            archive = self.drain.archive
+            if archive is not None and time.monotonic() - pruned > PRUNE_EVERY:
                 pruned = time.monotonic()
                 try:
-                    await asyncio.to_thread(self.drain.archive.prune, time.time())
-                except OSError:
+                    await asyncio.to_thread(archive.prune, time.time())
+                except Exception:  # a disk or the bucket: try again next time
                     log.exception("pruning the log archive failed")
+            if archive is not None and archive.remote and time.monotonic() - shipped > SHIP_EVERY:
+                shipped = time.monotonic()
+                try:
+                    sent = await asyncio.to_thread(archive.ship, time.time())
+                    if sent:
+                        log.info("sent %d archive hours to the remote archive", len(sent))
+                except Exception:  # what was not sent stays here and goes next time
+                    log.exception("sending archive hours to the remote archive failed")
             try:
                 buckets = self.drain.collect()
                 await asyncio.to_thread(self.drain.emit, buckets)
@@ -327,7 +338,11 @@ def make_app(settings: DrainSettings) -> DrainApp:
     if settings.statsd is not None:
         outlets.append(StatsdOutlet(*settings.statsd))
     drain = Drain(
-        Archive(settings.archive, settings.retention_days),
+        Archive(
+            settings.archive,
+            settings.retention_days,
+            remote_archive_from_url(settings.archive_s3),
+        ),
         outlets,
         prefix=settings.prefix,
         default_resolution=settings.resolution,
