@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from gun.errors import UsageError
+from gun.errors import Unavailable, UsageError
 from gun.logs.archive import Archive
 from gun.logs.filters import Filter
 from gun.logs.remote import S3Archive, remote_archive_from_url
+from tests.meta import free_port
 from tests.test_logs_archive import NOW, at, lines, log, logs
 
 EARLIER = """
@@ -249,4 +250,24 @@ def test_other_urls_are_refused_with_the_accepted_form(url: str) -> None:
     assert e.value.message == (
         f"GUN_LOG_ARCHIVE_S3={url!r} is not a URL gun accepts: use s3://BUCKET[/PREFIX],"
         " or leave it empty to keep archives only in GUN_LOG_ARCHIVE"
+    )
+
+
+def test_gun_logs_says_so_when_the_bucket_does_not_answer(tmp_path: Path, aws_env: None) -> None:
+    import boto3  # type: ignore[import-untyped]
+    from botocore.config import Config  # type: ignore[import-untyped]
+
+    nobody = f"http://127.0.0.1:{free_port()}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=nobody,
+        region_name="us-east-1",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+    archive = Archive(tmp_path / "logs", remote=S3Archive("team-logs", client=client))
+    archive.append("demo", lines(EARLIER))
+    with pytest.raises(Unavailable) as e:
+        logs(archive)
+    assert e.value.message.startswith(
+        "the log archive's bucket 'team-logs' did not answer: Could not connect to the endpoint URL"
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from gun import s3
-from gun.errors import UsageError
+from gun.errors import Unavailable, UsageError
 
 
 class RemoteArchive(Protocol):
@@ -41,11 +41,11 @@ class S3Archive:
     def get(self, name: str) -> bytes:
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=self.prefix + name)
-        except self.client.exceptions.ClientError as e:
+            data: bytes = response["Body"].read()
+        except Exception as e:
             if s3.is_missing(e):
                 return b""
-            raise
-        data: bytes = response["Body"].read()
+            raise self._unreachable(e) from None
         return data
 
     def names(self, under: str) -> list[str]:
@@ -53,7 +53,13 @@ class S3Archive:
             Bucket=self.bucket, Prefix=self.prefix + under
         )
         n = len(self.prefix)
-        return [o["Key"][n:] for page in pages for o in page.get("Contents", [])]
+        try:
+            return [o["Key"][n:] for page in pages for o in page.get("Contents", [])]
+        except Exception as e:
+            raise self._unreachable(e) from None
+
+    def _unreachable(self, e: Exception) -> Unavailable:
+        return Unavailable(f"the log archive's bucket {self.bucket!r} did not answer: {e}")
 
     def delete(self, names: list[str]) -> None:
         for at in range(0, len(names), 1000):  # DeleteObjects takes at most 1,000 keys
