@@ -198,12 +198,14 @@ def test_prune_deletes_hours_past_the_retention_in_the_bucket_too(
     old = [n for n in objects(remote) if "/2026-11-25/" in n]
     assert len(old) == 2 and len(objects(remote)) == 3
     remote.put("not-gun/readme.txt", b"someone else's object")
+    remote.put("demo/2026-11-26/01.log.gz/x", b"not one of ours either")
 
     removed = archive.prune(NOW)
 
     assert sorted(str(p) for p in removed if str(p).endswith(".log.gz")) == old
     assert [re.sub(SEALED, "ID.log.gz", n) for n in objects(remote)] == [
         "demo/2026-11-26/01.ID.log.gz",
+        "demo/2026-11-26/01.log.gz/x",
         "not-gun/readme.txt",
     ]
     assert logs(archive) == "2026-11-26T01:10:00.000000+00:00 app[web.1]: within the day"

@@ -190,7 +190,10 @@ class Archive:
                     hours.setdefault(start, {})[f"{day}/{name}"] = self._local(app, day, name)
         if self.remote is not None:
             for full in self.remote.names(f"{app}/"):
-                _, day, name = (full.split("/") + ["", ""])[:3]
+                parts = full.split("/")
+                if len(parts) != 3:  # not one of ours
+                    continue
+                _, day, name = parts
                 start = _hour_start(day, name) if _DAY.match(day) else None
                 if start is not None:
                     hours.setdefault(start, {}).setdefault(f"{day}/{name}", self._fetch(full))
