@@ -214,3 +214,26 @@ def bucket(moto: str, aws_env: None) -> tuple[Any, str]:
     name = f"bucket-{uuid.uuid4().hex[:12]}"
     client.create_bucket(Bucket=name)
     return client, name
+
+
+# cgroups -------------------------------------------------------------------------------------
+
+
+def _gun_cgroups() -> set[Path]:
+    from gun.agent import contain
+
+    mine = Path("/proc/self/cgroup").read_text()
+    return {
+        d
+        for base, hierarchy in contain.hierarchies()
+        for d in (base / contain.own_path(hierarchy, mine)).glob("gun-*")
+    }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_cgroup_left() -> Iterator[None]:
+    """Supervisors remove their cgroups; a test that kills an agent cleans up after it."""
+    before = _gun_cgroups()
+    yield
+    left = _gun_cgroups() - before
+    assert not left, f"cgroups left behind: {sorted(map(str, left))}"

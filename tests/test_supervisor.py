@@ -25,6 +25,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from gun.agent import contain
 from gun.agent.backoff import Backoff
 from gun.agent.procrecord import MAX_LINE, group_alive, split_lines
 from gun.agent.supervisor import ProcessSpec, ProcessState, Supervisor
@@ -70,6 +71,7 @@ def root(tmp_path: Path) -> Iterator[Path]:
                     os.killpg(os.getpgid(proc.pid), signal.SIGKILL)
                 proc.kill()
         assert not leaked, f"processes left running: {[p.pid for p in leaked]}"
+        assert not [d for d in contain.candidates(root) if d.exists()], "a cgroup was left"
 
 
 def spec(root: Path, name: str, command: str, **env: str) -> ProcessSpec:
@@ -230,6 +232,104 @@ def test_a_group_of_only_zombies_counts_as_gone() -> None:
         sleeper.wait()
         quick.wait()
     assert not group_alive(sleeper.pid)
+
+
+def test_a_process_that_left_its_group_gets_sigterm_and_goes_with_it(root: Path) -> None:
+    escapee = "trap 'echo escapee got SIGTERM; exit 0' TERM; while true; do sleep 0.1; done"
+
+    async def session() -> None:
+        async with supervising(root) as sup:
+            command = f"setsid bash -c {shlex.quote(escapee)} & echo escaped $!; sleep 1000"
+            started = await sup.start(spec(root, "worker.1", command))
+            assert sup.cgroups is not None, "these machines have a writable cgroup hierarchy"
+            await until(lambda: any(said(root, "app", "worker.1")), "the escapee")
+            (line,) = said(root, "app", "worker.1")
+            escaped = int(line.split()[1])
+            assert os.getsid(escaped) == escaped != started.pid  # a session of its own
+            await sup.stop("worker.1")
+            assert not psutil.pid_exists(escaped) or (
+                psutil.Process(escaped).status() == psutil.STATUS_ZOMBIE
+            )
+            assert not (sup.cgroups.directory / str(started.pid)).exists()
+
+        shown = said(root, "app", "worker.1")  # and maybe bash's "Terminated" for its sleep
+        assert shown[0] == f"escaped {escaped}" and "escapee got SIGTERM" in shown
+        assert said(root, "heroku", "worker.1")[-3:] == [
+            "Stopping all processes with SIGTERM",
+            "Process exited with status 143",
+            "State changed from stopping to down",
+        ]
+
+    run(session())
+
+
+def test_one_that_left_its_group_and_ignores_sigterm_is_killed_after_the_grace(
+    root: Path,
+) -> None:
+    command = "setsid bash -c \"trap '' TERM; sleep 1000\" & echo escaped $!; sleep 1000"
+
+    async def session() -> None:
+        async with supervising(root) as sup:
+            await sup.start(spec(root, "worker.1", command))
+            await until(lambda: any(said(root, "app", "worker.1")), "the escapee")
+            began = time.monotonic()
+            await sup.stop("worker.1", grace=1)
+            assert 1 <= time.monotonic() - began < 3
+        escaped = int(said(root, "app", "worker.1")[0].split()[1])
+        assert said(root, "heroku", "worker.1")[-6:] == [
+            "Stopping all processes with SIGTERM",
+            "Error R12 (Exit timeout) -> At least one process failed to exit within 1 seconds "
+            "of SIGTERM",
+            "Stopping all processes with SIGKILL",
+            f"Stopping with SIGKILL what had left the process group (pid {escaped})",
+            "Process exited with status 143",
+            "State changed from stopping to down",
+        ]
+
+    run(session())
+
+
+def test_a_crash_takes_what_left_the_group_with_it(root: Path) -> None:
+    command = "setsid sleep 1000 & echo escaped $!; sleep 0.3; exit 3"
+
+    async def session() -> None:
+        async with supervising(root, backoff=Backoff(initial=60)) as sup:
+            await sup.start(spec(root, "worker.1", command))
+            await until(lambda: state(sup, "worker.1").state == "crashed", "the crash")
+        escaped = int(said(root, "app", "worker.1")[0].split()[1])
+        assert not psutil.pid_exists(escaped) or (
+            psutil.Process(escaped).status() == psutil.STATUS_ZOMBIE
+        )
+        assert said(root, "heroku", "worker.1")[:5] == [
+            f"Starting process with command `{command}`",
+            "State changed from starting to up",
+            f"Stopping with SIGKILL what had left the process group (pid {escaped})",
+            "Process exited with status 3",
+            "State changed from up to crashed",
+        ]
+
+    run(session())
+
+
+@pytest.mark.parametrize(
+    ("proc_cgroup", "hierarchy", "path"),
+    [
+        ("0::/\n", "0", ""),
+        ("12:pids:/agents/a1\n0::/agents/a1\n", "0", "agents/a1"),
+        ("12:pids:/agents/a1\n0::/other\n", "pids", "agents/a1"),
+        ("4:memory:/x\n3:cpu,cpuacct:/y\n", "cpu", "y"),
+        ("4:memory:/x\n", "pids", ""),
+    ],
+)
+def test_a_supervisor_nests_its_cgroup_under_the_agents_own(
+    proc_cgroup: str, hierarchy: str, path: str
+) -> None:
+    assert contain.own_path(hierarchy, proc_cgroup) == path
+
+
+def test_without_a_writable_cgroup_hierarchy_there_is_no_containment(tmp_path: Path) -> None:
+    assert contain.hierarchies(tmp_path) == []
+    assert contain.Cgroups.open(tmp_path / "instance", mount=tmp_path) is None
 
 
 def test_process_ignoring_sigterm_is_killed_after_the_grace_period(root: Path) -> None:

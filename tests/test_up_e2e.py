@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from gun import up as gun_up
+from gun.agent import contain
 from gun.settings import DrainSettings, MetaSettings
 from tests.up import Up, running
 
@@ -141,6 +142,7 @@ def test_a_dead_instance_moves_its_processes(up: Up) -> None:
     for p in procs:
         if p["instance"] == dead:
             os.killpg(p["pid"], signal.SIGKILL)
+    contain.remove(up.home / "instances" / dead)  # the host's cgroups went with it
     shutil.rmtree(up.home / "instances" / dead)
     began = time.monotonic()
     moved = up.until(

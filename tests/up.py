@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import psutil
 
+from gun.agent import contain
 from tests.meta import GUN, Result, free_port
 
 
@@ -146,3 +147,5 @@ class Up:
         for g in groups:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(g, signal.SIGKILL)
+        for instance in (self.home / "instances").glob("*"):
+            contain.remove(instance)  # and what left its process group, with the cgroups

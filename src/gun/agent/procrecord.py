@@ -207,15 +207,15 @@ def command_line(spec: ProcessSpec) -> str:
     return spec.command
 
 
-def spawn(bash: str, spec: ProcessSpec, env: Mapping[str, str], out: Path) -> int:
-    """Start `bash -c COMMAND` in a new session, output to a fresh file `out`; its pid.
+def spawn(bash: str, spec: ProcessSpec, env: Mapping[str, str], out: Path, prefix: str = "") -> int:
+    """Start `bash -c PREFIX COMMAND` in a new session, output to a fresh file `out`; its pid.
 
     The caller reaps it (os.waitpid once `gone` returns), so Popen is told to forget it.
     """
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o600)
     try:
         popen = subprocess.Popen(
-            [bash, "-c", command_line(spec)],
+            [bash, "-c", prefix + command_line(spec)],
             cwd=spec.cwd,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -25,6 +25,7 @@ import psutil
 
 from gun.agent import procrecord
 from gun.agent.backoff import Backoff
+from gun.agent.contain import Cgroups
 from gun.agent.procrecord import AppLog, ProcessRecord, ProcessSpec, State
 from gun.errors import Conflict, InvalidParams, NotFound, Unavailable
 
@@ -111,6 +112,7 @@ class Supervisor:
         backoff: Backoff = DEFAULT_BACKOFF,
         log: LogSink | None = None,
         poll: float = 0.1,
+        contain: bool = True,
     ) -> None:
         for name, value in (("boot_timeout", boot_timeout), ("grace", grace), ("poll", poll)):
             if not value >= 0:
@@ -127,6 +129,8 @@ class Supervisor:
         self._changes = asyncio.Event()
         self._tail: asyncio.Task[None] | None = None
         self._closed = False
+        self._contain = contain  # a cgroup per process, where one can be made
+        self.cgroups: Cgroups | None = None
 
     async def start(self, spec: ProcessSpec) -> ProcessState:
         """Spawn the process: `starting` (web, until it accepts on $PORT), else `up`."""
@@ -218,6 +222,8 @@ class Supervisor:
             alive = rec.pid is not None and procrecord.same_process(rec.pid, rec.create_time)
             if rec.pgid is not None and (alive or not psutil.pid_exists(rec.pgid)):
                 procrecord.killpg(rec.pgid, signal.SIGKILL)
+            if rec.pgid is not None:
+                await self._sweep(p, rec.pgid)
             self._pump(p, final=True)
             self._platform(p, f"Process being replaced (pid {rec.pid}) was killed")
             self._forget(p)
@@ -236,6 +242,8 @@ class Supervisor:
             # the number pgid, so a group of that id without such a process is ours.
             if rec.pgid is not None and (alive or not psutil.pid_exists(rec.pgid)):
                 procrecord.killpg(rec.pgid, signal.SIGKILL)
+            if rec.pgid is not None:
+                await self._sweep(p, rec.pgid)
             self._pump(p, final=True)
             if rec.pid is not None:
                 why = "was being stopped: killed it" if alive else "exited while no agent watched"
@@ -256,6 +264,8 @@ class Supervisor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._tail
         self.applog.close()
+        if self.cgroups is not None:
+            self.cgroups.close()  # only if empty: detached processes keep theirs
         self._closed = True
 
     # -- one process's life ----------------------------------------------------------------
@@ -311,6 +321,7 @@ class Supervisor:
             logger.exception("supervising %s failed: killing its process group", p.spec.name)
             if p.pgid is not None:
                 procrecord.killpg(p.pgid, signal.SIGKILL)
+                await self._sweep(p, p.pgid)
             self._forget(p)
         finally:
             if exited is not None and not exited.done():
@@ -324,7 +335,8 @@ class Supervisor:
         env = {k: os.environ[k] for k in INHERITED if k in os.environ}
         env.update(spec.env)
         env.update(PORT=str(port), DYNO=spec.name, PS=spec.name)
-        pid = procrecord.spawn(self._bash, spec, env, path)
+        prefix = self.cgroups.command_prefix() if self.cgroups is not None else ""
+        pid = procrecord.spawn(self._bash, spec, env, path, prefix)
         if p.out_fd is None:
             p.out_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         p.pid, p.pgid, p.port, p.offset = pid, pid, port, 0
@@ -367,6 +379,7 @@ class Supervisor:
         if p.pgid is not None:
             procrecord.killpg(p.pgid, signal.SIGKILL)  # what is left of the group
             await procrecord.vanish(p.pgid, None, None)
+            await self._sweep(p, p.pgid)
             self._pump(p, final=True)
             self._platform(p, _exit_line(code))
         p.exit_code, p.pid, p.pgid, p.port = code, None, None, None
@@ -384,17 +397,31 @@ class Supervisor:
             self._set(p, "stopping")
             self._platform(p, "Stopping all processes with SIGTERM")
             procrecord.killpg(p.pgid, signal.SIGTERM)
-            if not await procrecord.vanish(p.pgid, exited, p.grace):
+            if self.cgroups is not None:  # those that left the group too
+                self.cgroups.send(p.pgid, signal.SIGTERM)
+            deadline = asyncio.get_running_loop().time() + p.grace
+            gone = await procrecord.vanish(p.pgid, exited, p.grace)
+            if not gone or (self.cgroups and not await self.cgroups.emptied(p.pgid, deadline)):
                 self._platform(p, R12.format(p.grace))
                 self._platform(p, "Stopping all processes with SIGKILL")
                 procrecord.killpg(p.pgid, signal.SIGKILL)
                 await procrecord.vanish(p.pgid, exited, None)
+            await self._sweep(p, p.pgid)
             p.exit_code = exited.result() if exited is not None else None
             self._pump(p, final=True)
             self._platform(p, _exit_line(p.exit_code))
             p.pid, p.pgid, p.port = None, None, None
         self._set(p, "down")
         self._forget(p)
+
+    async def _sweep(self, p: _Proc, pgid: int) -> None:
+        """Kill what is left in the process's cgroup: what escaped its process group."""
+        if self.cgroups is None:
+            return
+        killed = await self.cgroups.sweep(pgid)
+        if killed:
+            pids = ", ".join(map(str, killed))
+            self._platform(p, f"Stopping with SIGKILL what had left the process group (pid {pids})")
 
     def _forget(self, p: _Proc, *, detach: bool = False) -> None:
         """Let go of p: gone for good, or (detach) left running with a record for the next agent."""
@@ -465,6 +492,16 @@ class Supervisor:
         if self._tail is None:
             for d in ("state/procs", "log/procs"):
                 (self.root / d).mkdir(parents=True, exist_ok=True)
+            self.cgroups = Cgroups.open(self.root) if self._contain else None
+            if self.cgroups is not None:
+                logger.info(
+                    "each process runs in a cgroup of its own under %s", self.cgroups.directory
+                )
+            elif self._contain:
+                logger.warning(
+                    "no writable cgroup hierarchy: a process that leaves its process group"
+                    " (setsid) is not stopped with it"
+                )
             self._tail = asyncio.create_task(self._tail_loop(), name="supervisor tail")
 
     def _close_out(self, p: _Proc, *, unlink: bool) -> None:

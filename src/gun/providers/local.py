@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psutil
 
+from gun.agent import contain
 from gun.providers.base import NewInstance
 
 AGENT_CONFIG = "etc/agent.json"
@@ -98,6 +99,7 @@ class LocalProvider:
     def delete(self, instance_id: str) -> None:
         with self._lock:
             self.stop(instance_id)
+            contain.remove(self.dir(instance_id))  # if the agent had to be killed
             shutil.rmtree(self.dir(instance_id), ignore_errors=True)
 
     def ids(self) -> list[str]:
