@@ -289,6 +289,17 @@ def test_one_that_left_its_group_and_ignores_sigterm_is_killed_after_the_grace(
     run(session())
 
 
+def test_a_process_is_in_its_cgroup_whatever_path_the_app_sets(root: Path) -> None:
+    async def session() -> None:
+        async with supervising(root) as sup:
+            started = await sup.start(spec(root, "worker.1", "exec /bin/sleep 1000", PATH="/none"))
+            cgroups, pid = sup.cgroups, started.pid
+            assert cgroups is not None and pid is not None
+            await until(lambda: cgroups.members(pid) == [pid], "sleep in its cgroup", timeout=3)
+
+    run(session())
+
+
 def test_a_crash_takes_what_left_the_group_with_it(root: Path) -> None:
     command = "setsid sleep 1000 & echo escaped $!; sleep 0.3; exit 3"
 

@@ -85,7 +85,9 @@ class Cgroups:
         """Shell text that moves `bash -c` itself into the cgroup `DIR/$$` before the command;
         if that cannot be done the command runs anyway, uncontained."""
         d = shlex.quote(str(self.directory))
-        return f"mkdir -p {d}/$$ 2>/dev/null && echo $$ >{d}/$$/cgroup.procs 2>/dev/null; "
+        # command -p: mkdir from the default PATH, whatever PATH the app sets
+        make = f"command -p mkdir -p {d}/$$ 2>/dev/null"
+        return f"{make} && echo $$ >{d}/$$/cgroup.procs 2>/dev/null; "
 
     def members(self, pid: int) -> list[int]:
         """The pids in the cgroup of the process that was `pid` (none if there is no such)."""
