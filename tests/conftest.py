@@ -19,6 +19,7 @@ import pytest
 from cryptography.fernet import Fernet
 from hypothesis import settings
 
+from gun.agent import contain
 from gun.core import Platform
 from gun.crypto import Box
 from gun.model import Principal
@@ -220,8 +221,6 @@ def bucket(moto: str, aws_env: None) -> tuple[Any, str]:
 
 
 def _gun_cgroups() -> set[Path]:
-    from gun.agent import contain
-
     mine = Path("/proc/self/cgroup").read_text()
     return {
         d

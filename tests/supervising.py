@@ -1,15 +1,78 @@
-"""Helpers for tests that drive a Supervisor in an event loop of their own."""
+"""Helpers for tests that run real processes (the supervisor, preboot, the release phase).
+
+Every process such a test starts gets MARK=<its directory> in its environment; `no_leaks`
+finds any process (or grandchild) still carrying it at the end, kills its group, and fails.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import re
+import signal
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
+
+from gun.agent import contain
+from gun.agent.procrecord import same_process
 from gun.agent.supervisor import Supervisor
+
+MARK = "GUN_TEST_ROOT"
+LINE = re.compile(
+    r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00) (app|heroku)\[([a-z]+\.\d+)\]: (.*)\Z"
+)
+
+
+def ours(marked: Path) -> list[psutil.Process]:
+    """Running (not zombie) processes whose MARK is `marked`."""
+    found = []
+    for proc in psutil.process_iter():
+        with suppress(psutil.Error):
+            if proc.environ().get(MARK) == str(marked) and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+    return found
+
+
+@contextmanager
+def no_leaks(marked: Path) -> Iterator[None]:
+    """At the end: no process marked `marked`, none that its process records (if it is a
+    supervisor's root) name, and no cgroup of its supervisor; what is left is killed."""
+    try:
+        yield
+    finally:
+        leaked = ours(marked)
+        for rec in (marked / "state" / "procs").glob("**/*.json"):
+            pid = json.loads(rec.read_text())["pid"]
+            if pid is not None and same_process(pid, None):
+                leaked.append(psutil.Process(pid))
+        for proc in leaked:
+            with suppress(psutil.Error, ProcessLookupError):
+                if os.getpgid(proc.pid) != os.getpgrp():
+                    os.killpg(os.getpgid(proc.pid), signal.SIGKILL)
+                proc.kill()
+        assert not leaked, f"processes left running: {[p.pid for p in leaked]}"
+        assert not [d for d in contain.candidates(marked) if d.exists()], "a cgroup was left"
+
+
+def app_log(root: Path) -> list[tuple[datetime, str, str, str]]:
+    """(time, app|heroku, process, text) of every line, each checked against the exact format."""
+    lines = []
+    for line in (root / "log" / "app.log").read_text().splitlines():
+        m = LINE.match(line)
+        assert m, f"app.log line is not `TIME app[web.1]: text`: {line!r}"
+        lines.append((datetime.fromisoformat(m[1]), m[2], m[3], m[4]))
+    return lines
+
+
+def said(root: Path, source: str, name: str) -> list[str]:
+    return [text for _, s, n, text in app_log(root) if (s, n) == (source, name)]
 
 
 def run(session: Coroutine[Any, Any, None]) -> None:

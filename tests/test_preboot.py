@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import shlex
 import signal
 import sys
@@ -29,12 +28,8 @@ import pytest
 from gun.agent.backoff import Backoff
 from gun.agent.procrecord import same_process
 from gun.agent.supervisor import ProcessSpec, ProcessState, Supervisor
-from tests.supervising import run, supervising, until
+from tests.supervising import MARK, app_log, no_leaks, run, said, supervising, until
 
-MARK = "GUN_TEST_ROOT"
-LINE = re.compile(
-    r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00) (app|heroku)\[([a-z]+\.\d+)\]: (.*)\Z"
-)
 SERVER = textwrap.dedent(
     """
     import os, socket, time
@@ -59,35 +54,14 @@ SERVE = f"exec {shlex.quote(sys.executable)} server.py"
 # -- fixtures and helpers -----------------------------------------------------------------
 
 
-def _ours(root: Path) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter():
-        with suppress(psutil.Error):
-            if proc.environ().get(MARK) == str(root) and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-    return found
-
-
 @pytest.fixture
 def root(tmp_path: Path) -> Iterator[Path]:
     root = tmp_path / "instance"
     for release in ("v1", "v2"):
         (root / "releases" / release).mkdir(parents=True)
         (root / "releases" / release / "server.py").write_text(SERVER)
-    try:
+    with no_leaks(root):
         yield root
-    finally:
-        leaked = _ours(root)
-        for rec in (root / "state" / "procs").glob("**/*.json"):
-            pid = json.loads(rec.read_text())["pid"]
-            if pid is not None and same_process(pid, None):
-                leaked.append(psutil.Process(pid))
-        for proc in leaked:
-            with suppress(psutil.Error, ProcessLookupError):
-                if os.getpgid(proc.pid) != os.getpgrp():
-                    os.killpg(os.getpgid(proc.pid), signal.SIGKILL)
-                proc.kill()
-        assert not leaked, f"processes left running: {[p.pid for p in leaked]}"
 
 
 def web(root: Path, release: int, boot: float = 0, command: str = SERVE) -> ProcessSpec:
@@ -117,20 +91,6 @@ async def fetch(port: int | None) -> str:
         writer.close()
         with suppress(OSError):
             await writer.wait_closed()
-
-
-def app_log(root: Path) -> list[tuple[datetime, str, str, str]]:
-    """(time, app|heroku, process, text) of every line, each checked against the exact format."""
-    lines = []
-    for line in (root / "log" / "app.log").read_text().splitlines():
-        m = LINE.match(line)
-        assert m, f"app.log line is not `TIME app[web.1]: text`: {line!r}"
-        lines.append((datetime.fromisoformat(m[1]), m[2], m[3], m[4]))
-    return lines
-
-
-def said(root: Path, source: str, name: str) -> list[str]:
-    return [text for _, s, n, text in app_log(root) if (s, n) == (source, name)]
 
 
 def when(root: Path, text: str, nth: int = 0) -> datetime:

@@ -7,28 +7,15 @@ grandchild) still carrying it at teardown, kills its group, and fails the test.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 from collections.abc import Iterator
-from contextlib import suppress
 from pathlib import Path
 
 import psutil
 import pytest
 
 from gun.agent import releasephase
-
-MARK = "GUN_TEST_ROOT"
-
-
-def _ours(app: Path) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter():
-        with suppress(psutil.Error):
-            if proc.environ().get(MARK) == str(app) and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-    return found
+from tests.supervising import MARK, no_leaks
 
 
 @pytest.fixture
@@ -36,16 +23,8 @@ def app(tmp_path: Path) -> Iterator[Path]:
     """An unpacked release to run the command in."""
     app = tmp_path / "v1"
     app.mkdir()
-    try:
+    with no_leaks(app):
         yield app
-    finally:
-        leaked = _ours(app)
-        for proc in leaked:
-            with suppress(psutil.Error, ProcessLookupError):
-                if os.getpgid(proc.pid) != os.getpgrp():
-                    os.killpg(os.getpgid(proc.pid), signal.SIGKILL)
-                proc.kill()
-        assert not leaked, f"processes left running: {[p.pid for p in leaked]}"
 
 
 def release(

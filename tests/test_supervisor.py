@@ -19,7 +19,6 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import suppress
-from datetime import datetime
 from pathlib import Path
 
 import psutil
@@ -30,12 +29,8 @@ from gun.agent.backoff import Backoff
 from gun.agent.procrecord import MAX_LINE, group_alive, split_lines
 from gun.agent.supervisor import ProcessSpec, ProcessState, Supervisor
 from gun.errors import Conflict, InvalidParams, NotFound
-from tests.supervising import run, supervising, until
+from tests.supervising import MARK, app_log, no_leaks, run, said, supervising, until
 
-MARK = "GUN_TEST_ROOT"
-LINE = re.compile(
-    r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00) (app|heroku)\[([a-z]+\.\d+)\]: (.*)\Z"
-)
 HTTP_SERVER = f"exec {shlex.quote(sys.executable)} -m http.server $PORT --bind 127.0.0.1"
 TICKER = 'n=0; while true; do n=$((n+1)); echo "tick $n"; sleep 0.05; done'
 FAST = Backoff(initial=0.1, factor=2, cap=1, reset_after=60)
@@ -44,34 +39,12 @@ FAST = Backoff(initial=0.1, factor=2, cap=1, reset_after=60)
 # -- fixtures and helpers -----------------------------------------------------------------
 
 
-def _ours(root: Path) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter():
-        with suppress(psutil.Error):
-            if proc.environ().get(MARK) == str(root):
-                found.append(proc)
-    return found
-
-
 @pytest.fixture
 def root(tmp_path: Path) -> Iterator[Path]:
     root = tmp_path / "instance"
     (root / "releases" / "v1").mkdir(parents=True)
-    try:
+    with no_leaks(root):
         yield root
-    finally:
-        leaked = _ours(root)
-        for rec in (root / "state" / "procs").glob("*.json"):
-            pid = json.loads(rec.read_text())["pid"]
-            if pid is not None and psutil.pid_exists(pid):
-                leaked.append(psutil.Process(pid))
-        for proc in leaked:
-            with suppress(psutil.Error, ProcessLookupError):
-                if os.getpgid(proc.pid) != os.getpgrp():
-                    os.killpg(os.getpgid(proc.pid), signal.SIGKILL)
-                proc.kill()
-        assert not leaked, f"processes left running: {[p.pid for p in leaked]}"
-        assert not [d for d in contain.candidates(root) if d.exists()], "a cgroup was left"
 
 
 def spec(root: Path, name: str, command: str, **env: str) -> ProcessSpec:
@@ -87,20 +60,6 @@ def spec(root: Path, name: str, command: str, **env: str) -> ProcessSpec:
 
 def state(sup: Supervisor, name: str) -> ProcessState:
     return {s.name: s for s in sup.states()}[name]
-
-
-def app_log(root: Path) -> list[tuple[datetime, str, str, str]]:
-    """(time, app|heroku, process, text) of every line, each checked against the exact format."""
-    lines = []
-    for line in (root / "log" / "app.log").read_text().splitlines():
-        m = LINE.match(line)
-        assert m, f"app.log line is not `TIME app[web.1]: text`: {line!r}"
-        lines.append((datetime.fromisoformat(m[1]), m[2], m[3], m[4]))
-    return lines
-
-
-def said(root: Path, source: str, name: str) -> list[str]:
-    return [text for _, s, n, text in app_log(root) if (s, n) == (source, name)]
 
 
 def ticks(root: Path) -> list[int]:

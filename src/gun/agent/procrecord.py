@@ -36,6 +36,7 @@ MAX_LINE = 10_000  # bytes; longer lines are split, as Heroku does
 READ_CHUNK = 1 << 20  # bytes read from one output file per tail tick, at most
 TICK_LINES = 10_000  # lines taken from one output file per tail tick, at most
 GROUP_POLL = 0.05  # seconds between checks that a process group is empty
+ZOMBIE_SCAN = 0.25  # seconds between looks through /proc for a group of zombies only
 ALIVE_POLL = 0.5  # seconds between checks of a pid, when there is no pidfd
 
 logger = logging.getLogger(__name__)
@@ -277,15 +278,23 @@ def killpg(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-def group_alive(pgid: int) -> bool:
-    """Whether a process of the group still runs. Zombies do not count: a killed child of a
-    killed leader is an orphan, reaped by PID 1, which here sometimes takes seconds."""
+def group_exists(pgid: int) -> bool:
+    """Whether the group has a member, zombies included."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    return True
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a process of the group still runs. Zombies do not count: a killed child of a
+    killed leader is an orphan, reaped by PID 1, which here sometimes takes seconds. Reads all
+    of /proc when the group has members: not for every poll."""
+    if not group_exists(pgid):
+        return False
     try:
         pids = [int(d) for d in os.listdir("/proc") if d.isdigit()]
     except OSError:  # no /proc: count the zombies too
@@ -313,7 +322,12 @@ async def vanish(
         await asyncio.wait({exited}, timeout=timeout)
         if not exited.done():
             return False
-    while group_alive(pgid):
+    scanned = loop.time()
+    while group_exists(pgid):
+        if loop.time() - scanned >= ZOMBIE_SCAN:
+            scanned = loop.time()
+            if not group_alive(pgid):  # only zombies left
+                break
         if deadline is not None and loop.time() >= deadline:
             return False
         await asyncio.sleep(GROUP_POLL)

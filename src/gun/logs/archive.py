@@ -152,7 +152,7 @@ class Archive:
                     start = _hour_start(day, name)
                     if start is None or start + HOUR + after > now or start + HOUR <= cutoff:
                         continue
-                    path = self._seal(app_dir / day / name)
+                    path = self._seal(app, app_dir / day / name)
                     if path is None:
                         continue
                     self.remote.put(f"{app}/{day}/{path.name}", path.read_bytes())
@@ -162,13 +162,13 @@ class Archive:
                     _rmdir(app_dir / day, [])
         return shipped
 
-    def _seal(self, path: Path) -> Path | None:
+    def _seal(self, app: str, path: Path) -> Path | None:
         """An open hour file renamed to a name of its own, so that appends go elsewhere;
         a sealed one as it is; None if it is gone."""
         if _is_sealed(path.name):
             return path
         sealed = path.with_name(f"{path.name[:2]}.{secrets.token_hex(4)}{SUFFIX}")
-        with self._lock(path.parent.parent.name):
+        with self._lock(app):
             try:
                 os.rename(path, sealed)
             except FileNotFoundError:
