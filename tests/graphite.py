@@ -84,13 +84,8 @@ def statsd_home() -> Path:
 
 
 def _with_node(env: Mapping[str, str]) -> dict[str, str]:
-    """`env` with the directory of `node` and `npm` (tests.tools) first on PATH, and Node's
-    compile cache (22 and later; else in the temp dir) in the test cache."""
-    return {
-        **env,
-        "PATH": f"{node_bindir()}{os.pathsep}{env.get('PATH', os.defpath)}",
-        "NODE_COMPILE_CACHE": str(cache_dir() / "node-compile-cache"),
-    }
+    """`env` with the directory of `node` and `npm` (tests.tools) first on PATH."""
+    return {**env, "PATH": f"{node_bindir()}{os.pathsep}{env.get('PATH', os.defpath)}"}
 
 
 def carbon_venv() -> Path:

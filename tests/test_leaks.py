@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from gun.agent import contain
-from tests import leaks, tools
+from tests import leaks
 
 
 @pytest.fixture
@@ -157,15 +157,3 @@ def test_whatever_is_left_in_the_sessions_temp_dir_is_named_and_removed(
         f"temp file {made.tmp / 'gun-pg-1'}",
     ]
     assert list(made.tmp.iterdir()) == []
-
-
-@pytest.mark.parametrize(
-    ("raw", "portable"), [("", False), ("0", False), ("1", True), ("yes", None), (" 1", None)]
-)
-def test_gun_test_portable_is_1_or_0(raw: str, portable: bool | None) -> None:
-    if portable is None:
-        with pytest.raises(RuntimeError) as e:
-            tools.portable_setting(raw)
-        assert str(e.value) == f"GUN_TEST_PORTABLE must be 1 or 0, not {raw!r}"
-    else:
-        assert tools.portable_setting(raw) is portable
