@@ -27,7 +27,7 @@ from gun.model import Principal
 from gun.store import Store
 from gun.store.engine import make_engine
 from gun.store.migrate import upgrade
-from tests import leaks, pg, tools
+from tests import leaks, pg
 from tests.meta import MetaServer, free_port
 
 STORES = ["sqlite", "postgresql"]
@@ -232,8 +232,6 @@ def _nothing_left(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TMPDIR", str(tmp))
         mp.setattr(tempfile, "tempdir", str(tmp))
-        for key, value in tools.caches_env().items():
-            mp.setenv(key, value)
         yield
     found = leaks.left(leaks.Made(basetemp, tmp))
     shutil.rmtree(tmp, ignore_errors=True)

@@ -14,7 +14,9 @@ put in "the temp dir" lands there):
   in the basetemp, where contain puts them; another platform's roots hash to other names;
 - Unix users: any whose home or comment names a session directory, or whose name is one of
   those cgroup names (app isolation's per-instance `gun-*` users, tests.pg's server users);
-- temp files: whatever is left in the session's temp dir.
+- temp files: whatever is left in the session's temp dir, but for the caches that programs keep
+  there on purpose to reuse (TOOL_CACHES: Node 22's compile cache, which npm turns on, also in
+  builds).
 
 `left(made)` finds them, removes them (kills the processes' groups, removes the cgroups,
 deletes the users and files) and returns one line for each, so the session fails naming them.
@@ -42,6 +44,7 @@ from gun.agent import contain
 # Below these, no test makes a supervisor root: not walked when hashing directory names.
 NOT_ROOTS = frozenset({"node_modules", "site-packages", ".git", "__pycache__", "whisper"})
 MAX_DEPTH = 10  # below the basetemp; the deepest root today is at 5
+TOOL_CACHES = frozenset({"node-compile-cache"})
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,8 @@ def delete_user(name: str) -> None:
 def temp_files(tmp: Path) -> list[str]:
     lines = []
     for entry in sorted(tmp.iterdir()):
-        lines.append(f"temp file {entry}")
+        if entry.name not in TOOL_CACHES:
+            lines.append(f"temp file {entry}")
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
         else:

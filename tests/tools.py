@@ -49,13 +49,6 @@ def cache_dir() -> Path:
     return _CACHE
 
 
-def caches_env() -> dict[str, str]:
-    """Settings that keep the programs' own caches in the test cache rather than the temp dir
-    (whatever a run leaves in its temp dir is a leak): Node 22's compile cache, which npm
-    turns on."""
-    return {"NODE_COMPILE_CACHE": str(cache_dir() / "node-compile-cache")}
-
-
 @contextmanager
 def locked(name: str) -> Iterator[None]:
     """One installer of `name` at a time across processes (parallel test runs share the
