@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,14 +21,13 @@ import pytest
 from cryptography.fernet import Fernet
 from hypothesis import settings
 
-from gun.agent import contain
 from gun.core import Platform
 from gun.crypto import Box
 from gun.model import Principal
 from gun.store import Store
 from gun.store.engine import make_engine
 from gun.store.migrate import upgrade
-from tests import pg
+from tests import leaks, pg
 from tests.meta import MetaServer, free_port
 
 STORES = ["sqlite", "postgresql"]
@@ -147,7 +148,7 @@ def shared_meta(
 def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reads or writes the developer's own credentials or GUN_* settings."""
     for key in list(os.environ):
-        if key.startswith("GUN_") and key != "GUN_TEST_DATABASE_URL":
+        if key.startswith("GUN_") and not key.startswith("GUN_TEST_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("GUN_HOME", str(tmp_path / "home"))
@@ -217,22 +218,21 @@ def bucket(moto: str, aws_env: None) -> tuple[Any, str]:
     return client, name
 
 
-# cgroups -------------------------------------------------------------------------------------
-
-
-def _gun_cgroups() -> set[Path]:
-    mine = Path("/proc/self/cgroup").read_text()
-    return {
-        d
-        for base, hierarchy in contain.hierarchies()
-        for d in (base / contain.own_path(hierarchy, mine)).glob("gun-*")
-    }
+# what the session leaves -------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _no_cgroup_left() -> Iterator[None]:
-    """Supervisors remove their cgroups; a test that kills an agent cleans up after it."""
-    before = _gun_cgroups()
-    yield
-    left = _gun_cgroups() - before
-    assert not left, f"cgroups left behind: {sorted(map(str, left))}"
+def _nothing_left(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The session's temp dir is TMPDIR for the whole run; at the end nothing that names it or
+    the basetemp is left: processes, listening ports, cgroups, Unix users, temp files
+    (tests/leaks.py). Another gun running on the machine is none of these."""
+    basetemp = tmp_path_factory.getbasetemp()
+    tmp = Path(tempfile.mkdtemp(prefix="gun-tests-"))
+    tmp.chmod(0o711)  # tests.pg's server user reaches its directory in it
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TMPDIR", str(tmp))
+        mp.setattr(tempfile, "tempdir", str(tmp))
+        yield
+    found = leaks.left(leaks.Made(basetemp, tmp))
+    shutil.rmtree(tmp, ignore_errors=True)
+    assert not found, "the tests left behind:\n" + "\n".join(found)

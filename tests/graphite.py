@@ -1,11 +1,12 @@
 """The real statsd (0.9.0, Node.js) and carbon-cache (Graphite's whisper writer) for end-to-end
 metric tests.
 
-Both are installed once into a cache directory ($GUN_TEST_CACHE, else ~/.cache/gun-tests) and
-reused: statsd with npm, carbon in its own venv (it pulls Twisted). `statsd_and_carbon(dir)`
-starts them on free loopback ports, statsd flushing every second into carbon, and yields where
-to send and where to read; both are killed by process group afterwards. Never skipped: without
-node and npm the tests fail with this module's message.
+Both are installed once into the test cache (tests.tools: $GUN_TEST_CACHE, else
+~/.cache/gun-tests) and reused: statsd with npm, carbon in its own venv (it pulls Twisted).
+Node.js is the machine's, else the pinned wheel's (tests.tools.node_bindir).
+`statsd_and_carbon(dir)` starts them on free loopback ports, statsd flushing every second into
+carbon, and yields where to send and where to read; both are killed by process group
+afterwards. Never skipped.
 
     with statsd_and_carbon(tmp_path) as (statsd_port, whisper_dir):
         StatsdOutlet("127.0.0.1", statsd_port).emit(buckets)
@@ -15,7 +16,6 @@ node and npm the tests fail with this module's message.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -31,6 +31,9 @@ from pathlib import Path
 from typing import IO, NamedTuple
 
 import whisper  # type: ignore[import-untyped]
+
+from tests.meta import free_port
+from tests.tools import cache_dir, locked, node_bindir, run
 
 STATSD_VERSION = "0.9.0"
 # carbon-cache's venv: carbon and everything it pulls in, pinned.
@@ -53,10 +56,6 @@ CARBON_PINS = (
     "zope.interface==8.7",
 )
 RETENTIONS = "1s:1h,10s:1d,60s:30d"
-NEEDS = (
-    "the statsd end-to-end tests need Node.js and npm on PATH to install and run "
-    f"statsd@{STATSD_VERSION} (Debian: apt-get install -y nodejs npm)"
-)
 
 
 class Graphite(NamedTuple):
@@ -64,52 +63,29 @@ class Graphite(NamedTuple):
     whisper_dir: Path  # carbon's LOCAL_DATA_DIR: stats.gauges.x -> whisper_dir/stats/gauges/x.wsp
 
 
-# Read at import: conftest's autouse fixture removes GUN_* variables before each test runs.
-_CACHE = Path(os.environ.get("GUN_TEST_CACHE") or Path.home() / ".cache" / "gun-tests")
-
-
-def cache_dir() -> Path:
-    return _CACHE
-
-
-@contextmanager
-def _locked(name: str) -> Iterator[None]:
-    """One installer at a time across processes (parallel test runs share the cache)."""
-    cache_dir().mkdir(parents=True, exist_ok=True)
-    with open(cache_dir() / f".{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
-def _run(cmd: list[str], cwd: Path | None = None) -> None:
-    done = subprocess.run(
-        cmd, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600
-    )
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
-        )
-
-
 def statsd_home() -> Path:
     """A directory with node_modules/statsd (npm install statsd@0.9.0), installed once."""
-    if not (shutil.which("node") and shutil.which("npm")):
-        raise RuntimeError(NEEDS)
     home = cache_dir() / f"statsd-{STATSD_VERSION}"
     stamp = home / ".installed"
-    with _locked(home.name):
+    with locked(home.name):
         if not stamp.exists():
             shutil.rmtree(home, ignore_errors=True)
             home.mkdir(parents=True)
             (home / "package.json").write_text('{"private": true}\n')
             # statsd needs only generic-pool; its optional deps (syslog) build native code.
-            _run(
+            run(
                 ["npm", "install", "--prefix", str(home), "--no-audit", "--no-fund"]
                 + ["--ignore-scripts", "--omit=optional", f"statsd@{STATSD_VERSION}"],
                 cwd=home,
+                env=_with_node(os.environ),
             )
             stamp.touch()
     return home
+
+
+def _with_node(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` with the directory of `node` and `npm` (tests.tools) first on PATH."""
+    return {**env, "PATH": f"{node_bindir()}{os.pathsep}{env.get('PATH', os.defpath)}"}
 
 
 def carbon_venv() -> Path:
@@ -117,20 +93,14 @@ def carbon_venv() -> Path:
     tag = hashlib.sha256("\n".join(CARBON_PINS).encode()).hexdigest()[:8]
     venv = cache_dir() / f"carbon-py{sys.version_info[0]}.{sys.version_info[1]}-{tag}"
     stamp = venv / ".installed"
-    with _locked(venv.name):
+    with locked(venv.name):
         if not stamp.exists():
             shutil.rmtree(venv, ignore_errors=True)
-            _run([sys.executable, "-m", "venv", str(venv)])
+            run([sys.executable, "-m", "venv", str(venv)])
             pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
-            _run([*pip, "--disable-pip-version-check", *CARBON_PINS])
+            run([*pip, "--disable-pip-version-check", *CARBON_PINS])
             stamp.touch()
     return venv
-
-
-def _free_port(kind: socket.SocketKind) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _carbon_conf(root: Path, line: int, pickle: int, query: int) -> None:
@@ -229,8 +199,8 @@ def statsd_and_carbon(where: Path) -> Iterator[Graphite]:
     """Real carbon-cache and statsd under `where` (conf, storage, logs), on free ports."""
     home, venv = statsd_home(), carbon_venv()
     root = Path(where) / "graphite"
-    line, pickle, query, mgmt = (_free_port(socket.SOCK_STREAM) for _ in range(4))
-    port = _free_port(socket.SOCK_DGRAM)
+    line, pickle, query, mgmt = (free_port() for _ in range(4))
+    port = free_port(socket.SOCK_DGRAM)
     _carbon_conf(root, line, pickle, query)
     _statsd_conf(root / "statsd.js", port, mgmt, line)
     env = {
@@ -255,7 +225,7 @@ def statsd_and_carbon(where: Path) -> Iterator[Graphite]:
         statsd_log = root / "statsd.out"
         with open(statsd_log, "wb") as out:
             statsd = ["node", "node_modules/statsd/stats.js", str(root / "statsd.js")]
-            started.append(_spawn(statsd, dict(os.environ), home, out))
+            started.append(_spawn(statsd, _with_node(os.environ), home, out))
         _wait_listening(mgmt, started[-1], "statsd", statsd_log)
         yield Graphite(port, root / "storage" / "whisper")
     finally:

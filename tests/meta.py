@@ -16,10 +16,19 @@ import httpx
 GUN = [sys.executable, "-m", "gun.cli"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# The ports `gun up` takes by default (meta 5100, the drain 5101, 5180), which a developer's own
+# platform may hold while the tests run: no test listens on them.
+GUN_DEFAULT_PORTS = frozenset({5100, 5101, 5180})
+
+
+def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
+    """A port on 127.0.0.1 that the system says is free now (never one of gun's defaults)."""
+    while True:
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in GUN_DEFAULT_PORTS:
+            return port
 
 
 @dataclass

@@ -2,9 +2,10 @@
 packed into a slug, unpacked somewhere else, and run there the way the agent runs it.
 
 The build host is pinned for the whole module: PATH is /usr/bin:/bin (Debian's python3.11,
-node, npm, git) and PYENV_ROOT is a fake pyenv holding only 3.11.7 and 3.12.1 (symlinks to the
-real ones), so "3.9 is not installed" is true here. Python builds reach PyPI for six, setuptools,
-Django and uv; the node build reaches the npm registry for is-number.
+node, npm, git; Node's directory first when tests.tools finds node elsewhere) and PYENV_ROOT is
+a fake pyenv holding only 3.11.7 and 3.12.1 (symlinks to the real ones), so "3.9 is not
+installed" is true here. Python builds reach PyPI for six, setuptools, Django and uv; the node
+build reaches the npm registry for is-number.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from gun.build import slug
 from gun.build.buildpacks import BuildError, BuildResult, build
 from gun.build.buildpacks.custom import parse_release
 from gun.build.buildpacks.pythons import Interpreter, Request, choose, parse_request
+from tests import tools
 
 APPS = Path(__file__).parent / "apps"
 REAL_PYENV = Path.home() / ".pyenv" / "versions"
@@ -41,8 +43,9 @@ def build_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             pytest.skip(why)
         (root / "versions" / version / "bin").mkdir(parents=True)
         (root / "versions" / version / "bin" / "python3").symlink_to(real)
+    node = str(tools.node_bindir())
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PATH", HOST_PATH)
+        mp.setenv("PATH", HOST_PATH if node in HOST_PATH.split(":") else f"{node}:{HOST_PATH}")
         mp.setenv("PYENV_ROOT", str(root))
         yield
 

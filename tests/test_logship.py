@@ -29,6 +29,7 @@ from gun.agent.logship import LogShipper, frames, target
 from gun.agent.runtime_metrics import RuntimeMetrics, sample_lines
 from gun.agent.supervisor import ProcessState
 from gun.errors import InvalidParams
+from tests.meta import free_port
 
 T0 = datetime(2022, 6, 13, 14, 52, 23, 622778, tzinfo=UTC)
 MSG = re.compile(rb"<(\d+)>1 (\S+) host (\S+) (\S+) - (.*)\Z", re.DOTALL)
@@ -135,12 +136,6 @@ def text_of(msg: bytes) -> bytes:
     m = MSG.match(msg)
     assert m, msg
     return m.group(5)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def logship_threads() -> list[threading.Thread]:
