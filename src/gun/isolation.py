@@ -164,7 +164,10 @@ def build_user(home: Path, app: str) -> Iterator[UnixUser | None]:
     try:
         yield user
     finally:
-        remove(user.name)
+        try:
+            remove(user.name)
+        except Unavailable as e:  # the build itself is done; the next one reuses the name
+            log.error("%s", e.message)
 
 
 def _run_locked(argv: list[str], what: str, ok: tuple[int, ...] = (0,)) -> None:
@@ -229,8 +232,8 @@ def launch(
         yield Launch([bash, "-c", prefix + command], env, subprocess.DEVNULL)
         return
     setpriv = shutil.which("setpriv", path=ROOT_ENV["PATH"])
-    if setpriv is None:
-        raise Unavailable("cannot run code as an app's user: setpriv (util-linux) is missing")
+    if setpriv is None:  # an OSError: a spawn that failed, as any other
+        raise FileNotFoundError("cannot run code as an app's user: setpriv (util-linux) is missing")
     switch = [setpriv, f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups"]
     switch += ["--no-new-privs", "--", bash, "-c", LOADER, bash, command]
     argv = switch
