@@ -784,7 +784,17 @@ def interpreter(choice: str | None) -> str:
     )
     if r.returncode != 0 or not r.stdout.strip():
         raise Broke(f"python3 on PATH does not run: {r.stderr.strip()}")
-    return r.stdout.strip()
+    found = r.stdout.strip()
+    if os.geteuid() == 0 and not _others_can_run(Path(found)):
+        # as root, gun runs the app as an unprivileged user (gun.isolation): e.g. pyenv's
+        # interpreters under a /root that is 0700 are not for it
+        return str(Path("/usr/bin/python3").resolve())
+    return found
+
+
+def _others_can_run(path: Path) -> bool:
+    real = path.resolve()
+    return all(d.stat().st_mode & 0o001 for d in [*real.parents, real])
 
 
 def machine_load() -> str:

@@ -112,6 +112,8 @@ def run_main(prefix: str, bench: Callable[[Path, contextlib.ExitStack], int]) ->
 
     signal.signal(signal.SIGTERM, terminated)
     root = Path(tempfile.mkdtemp(prefix=prefix)).resolve()
+    if os.geteuid() == 0:
+        root.chmod(0o711)  # apps' Unix users pass through it to their releases (gun.isolation)
     try:
         with contextlib.ExitStack() as stack:
             return bench(root, stack)
@@ -128,4 +130,17 @@ def run_main(prefix: str, bench: Callable[[Path, contextlib.ExitStack], int]) ->
         left = kill_leftovers(root)
         if left:
             say(f"  note: killed {left} leftover process(es) under {root}")
+        remove_users(root)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def remove_users(root: Path) -> None:
+    """Remove the Unix users gun made for instances and builds under root (their comment
+    names the directory they serve)."""
+    import pwd
+
+    from gun import isolation
+
+    for u in pwd.getpwall():
+        if u.pw_name.startswith(isolation.PREFIX) and str(root) in u.pw_gecos:
+            isolation.remove(u.pw_name)

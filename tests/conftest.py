@@ -30,6 +30,8 @@ from gun.store.migrate import upgrade
 from tests import leaks, pg
 from tests.meta import MetaServer, free_port
 
+pytest_plugins = ["tests.appusers"]  # temp dirs app users can reach; no user left
+
 STORES = ["sqlite", "postgresql"]
 
 # Parsers are cheap: look harder than hypothesis's default 100 examples.

@@ -25,20 +25,18 @@ deletes the users and files) and returns one line for each, so the session fails
 from __future__ import annotations
 
 import contextlib
-import grp
 import os
 import pwd
 import re
 import shutil
 import signal
-import subprocess
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
+from gun import isolation
 from gun.agent import contain
 
 # Below these, no test makes a supervisor root: not walked when hashing directory names.
@@ -151,23 +149,7 @@ def of_session(
 
 def delete_user(name: str) -> None:
     """Kill every process of user `name`, then delete the user and its own group."""
-    uid = pwd.getpwnam(name).pw_uid
-    deadline = time.monotonic() + 10
-    while True:
-        procs = [p for p in psutil.process_iter(["uids"]) if p.info["uids"].real == uid]
-        for p in procs:
-            with contextlib.suppress(psutil.Error):
-                p.kill()
-        psutil.wait_procs(procs, timeout=5)
-        done = subprocess.run(["userdel", name], capture_output=True, text=True)
-        if done.returncode == 0 or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    if done.returncode != 0:
-        raise RuntimeError(f"userdel {name} failed: {done.stderr.strip()}")
-    with contextlib.suppress(KeyError):
-        grp.getgrnam(name)
-        subprocess.run(["groupdel", name], capture_output=True, check=True)
+    isolation.remove(name)
 
 
 def temp_files(tmp: Path) -> list[str]:

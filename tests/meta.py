@@ -80,6 +80,7 @@ class MetaServer:
         raise RuntimeError(f"meta did not answer within {timeout}s: {self.log.read_text()}")
 
     def stop(self) -> None:
+        """Stop meta; remove the Unix users its builds and instances made (if any are left)."""
         if self.proc is None:
             return
         if self.proc.poll() is None:
@@ -90,6 +91,9 @@ class MetaServer:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
         self.proc = None
+        from tests.appusers import remove_made_under  # a plugin: imported by pytest first
+
+        remove_made_under(self.home)
 
     def gun(
         self,

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
@@ -20,9 +21,11 @@ from typing import Any
 
 import psutil
 
-from gun.agent import contain
+from gun import isolation
+from gun.agent import contain, files
 from gun.agent.procrecord import same_process
 from gun.agent.supervisor import Supervisor
+from gun.isolation import UnixUser
 
 MARK = "GUN_TEST_ROOT"
 LINE = re.compile(
@@ -43,7 +46,8 @@ def ours(marked: Path) -> list[psutil.Process]:
 @contextmanager
 def no_leaks(marked: Path) -> Iterator[None]:
     """At the end: no process marked `marked`, none that its process records (if it is a
-    supervisor's root) name, and no cgroup of its supervisor; what is left is killed."""
+    supervisor's root) name, no cgroup of its supervisor and no Unix user of its instance; what
+    is left is killed (and removed)."""
     try:
         yield
     finally:
@@ -57,8 +61,63 @@ def no_leaks(marked: Path) -> Iterator[None]:
                 if os.getpgid(proc.pid) != os.getpgrp():
                     os.killpg(os.getpgid(proc.pid), signal.SIGKILL)
                 proc.kill()
+        user = isolation.instance_user_name(marked)
+        if isolation.lookup(user) is not None:
+            isolation.remove(user)
+            leaked_user = True
+        else:
+            leaked_user = False
         assert not leaked, f"processes left running: {[p.pid for p in leaked]}"
         assert not [d for d in contain.candidates(marked) if d.exists()], "a cgroup was left"
+        assert not leaked_user, f"the user {user} was left"
+
+
+def _python() -> str:
+    """An interpreter every user can run: this one, else the system's (this one may live
+    under a home that others cannot enter, like /root/.pyenv)."""
+    other = UnixUser("others", -1, -1)
+    mine = Path(sys.executable).resolve()
+    if isolation.blocked(mine.parent, other) is None and mine.stat().st_mode & 0o001:
+        return sys.executable
+    return "/usr/bin/python3"
+
+
+PYTHON = _python()
+RUN_AS = ["agent's user"] + (["app's user"] if isolation.can_switch() else [])
+
+
+@contextmanager
+def run_as(who: str, root: Path) -> Iterator[UnixUser | None]:
+    """None for "agent's user"; for "app's user" the instance's user, made for root (its
+    releases handed to it, its layout locked down as the agent does) and removed at the end."""
+    if who == "agent's user":
+        yield None
+        return
+    files.lock_down(root)
+    user = isolation.ensure(isolation.instance_user_name(root), f"gun app test at {root}")
+    try:
+        for release in (root / "releases").iterdir():
+            isolation.hand_over(user, release)
+        yield user
+    finally:
+        isolation.remove(user.name)
+
+
+def runs_as(pid: int, user: UnixUser | None) -> bool:
+    """Whether process pid runs as user (its group, no other, no way to gain privileges) or,
+    for None, as this test does."""
+    proc = psutil.Process(pid)
+    if user is None:
+        return proc.uids().real == os.getuid()
+    status = dict(
+        line.partition(":")[::2] for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return (
+        set(proc.uids()) == {user.uid}
+        and set(proc.gids()) == {user.gid}
+        and status["Groups"].split() == []
+        and status["NoNewPrivs"].strip() == "1"
+    )
 
 
 def app_log(root: Path) -> list[tuple[datetime, str, str, str]]:

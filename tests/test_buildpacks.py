@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,11 +20,13 @@ from pathlib import Path
 
 import pytest
 
+from gun import isolation
 from gun.build import slug
 from gun.build.buildpacks import BuildError, BuildResult, build
 from gun.build.buildpacks.custom import parse_release
 from gun.build.buildpacks.pythons import Interpreter, Request, choose, parse_request
 from tests import tools
+from tests.appusers import made_under
 
 APPS = Path(__file__).parent / "apps"
 REAL_PYENV = Path.home() / ".pyenv" / "versions"
@@ -542,3 +545,91 @@ def alive(pid: int) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+# -- as an unprivileged build user (gun.isolation; as root only) ----------------------------
+
+AS_ROOT = pytest.mark.skipif(not isolation.can_switch(), reason="making users needs root")
+SNOOP_COMPILE = """#!/bin/sh
+cat "$(cat "$3/META")/admin.token" "$(cat "$3/META")/secret.key"
+echo "compiled as $(id -un) with HOME=$HOME in $(pwd)"
+echo kept > "$2/kept" && echo "cache ok"
+"""
+
+
+@pytest.fixture
+def meta_home(tmp_path: Path) -> Iterator[Path]:
+    """A meta data directory as meta keeps it: secrets 0600 in a directory others pass."""
+    home = isolation.make_dir(tmp_path / "home", isolation.SEARCHABLE)
+    for name in ("admin.token", "secret.key"):
+        (home / name).write_text(f"the {name}\n")
+        (home / name).chmod(0o600)
+    yield home
+    assert made_under(home) == []  # each build's user went with it
+
+
+def workdir(home: Path, source: Path) -> Path:
+    """The build's copy of the source, as meta makes it: work/BUILD/app."""
+    work = isolation.make_dir(home / "builds" / "work" / "b1", isolation.SEARCHABLE)
+    shutil.copytree(source, work / "app")
+    return work / "app"
+
+
+@AS_ROOT
+def test_a_build_step_as_the_build_user_cannot_read_metas_secrets(
+    tmp_path: Path, meta_home: Path
+) -> None:
+    bp = buildpack(tmp_path / "bp", detect=DETECT, compile=SNOOP_COMPILE)
+    built = workdir(meta_home, app(tmp_path, {"Procfile": "web: x\n"}))
+    cache = meta_home / "builds" / "cache" / "snoop"
+    config = {"BUILDPACK": str(bp), "META": str(meta_home)}
+    out = Transcript()
+    with isolation.build_user(meta_home / "builds", "snoop") as user:
+        assert user is not None
+        build(built, cache, config, out, user=user)
+        assert (cache / "custom").stat().st_uid == user.uid
+    assert out == [
+        "-----> Greeter app detected",
+        f"cat: {meta_home}/admin.token: Permission denied",
+        f"cat: {meta_home}/secret.key: Permission denied",
+        f"compiled as {user.name} with HOME={cache}/home in {built}",
+        "cache ok",
+    ]
+    assert (cache.stat().st_uid, stat.S_IMODE(cache.stat().st_mode)) == (0, 0o700)  # taken back
+
+
+@AS_ROOT
+def test_a_python_build_as_the_build_user_uses_an_interpreter_it_can_run(
+    tmp_path: Path, meta_home: Path
+) -> None:
+    """The fake pyenv's interpreters live under /root: the build user cannot run them, so
+    the build finds only Debian's /usr/bin/python3.11, and the app runs with it."""
+    built = workdir(meta_home, app(tmp_path, {"requirements.txt": "six==1.16.0\n"}))
+    out = Transcript()
+    with isolation.build_user(meta_home / "builds", "py") as user:
+        build(built, meta_home / "builds" / "cache" / "py", {}, out, user=user)
+        assert user is not None and built.stat().st_uid == user.uid
+    assert out.steps()[1] == (
+        "-----> Using Python 3.11.2 (/usr/bin/python3.11), the newest on this build host"
+        " (the app names none in .python-version)"
+    )
+    assert "       Successfully installed six-1.16.0" in out
+    check = 'python -c "import six, sys; print(six.__version__, sys.version.split()[0])"'
+    assert run_elsewhere(built, tmp_path, check) == "1.16.0 3.11.2\n"
+
+
+@AS_ROOT
+def test_a_build_its_user_cannot_reach_is_refused_naming_the_directory(
+    tmp_path: Path, meta_home: Path
+) -> None:
+    built = workdir(meta_home, app(tmp_path, {"Procfile": "web: x\n"}))
+    (meta_home / "builds").chmod(0o700)
+    with isolation.build_user(meta_home / "builds", "closed") as user:
+        assert user is not None
+        with pytest.raises(BuildError) as refused:
+            build(built, meta_home / "builds" / "cache" / "closed", {}, Transcript(), user=user)
+    assert refused.value.message == (
+        f"the build runs as the unprivileged user {user.name}, which cannot reach {built}: "
+        f"{meta_home / 'builds'} is drwx------; keep gun's data where every directory above it"
+        " may be searched by others (chmod o+x, or e.g. GUN_HOME=/var/lib/gun)"
+    )

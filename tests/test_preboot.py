@@ -14,7 +14,6 @@ import json
 import os
 import shlex
 import signal
-import sys
 import textwrap
 import time
 from collections.abc import Iterator
@@ -28,7 +27,20 @@ import pytest
 from gun.agent.backoff import Backoff
 from gun.agent.procrecord import same_process
 from gun.agent.supervisor import ProcessSpec, ProcessState, Supervisor
-from tests.supervising import MARK, app_log, no_leaks, run, said, supervising, until
+from gun.isolation import UnixUser
+from tests.supervising import (
+    MARK,
+    PYTHON,
+    RUN_AS,
+    app_log,
+    no_leaks,
+    run,
+    run_as,
+    runs_as,
+    said,
+    supervising,
+    until,
+)
 
 SERVER = textwrap.dedent(
     """
@@ -48,7 +60,7 @@ SERVER = textwrap.dedent(
         conn.close()
     """
 )
-SERVE = f"exec {shlex.quote(sys.executable)} server.py"
+SERVE = f"exec {shlex.quote(PYTHON)} server.py"
 
 
 # -- fixtures and helpers -----------------------------------------------------------------
@@ -62,6 +74,13 @@ def root(tmp_path: Path) -> Iterator[Path]:
         (root / "releases" / release / "server.py").write_text(SERVER)
     with no_leaks(root):
         yield root
+
+
+@pytest.fixture(params=RUN_AS)
+def user(request: pytest.FixtureRequest, root: Path) -> Iterator[UnixUser | None]:
+    """Whom the processes run as: the agent's own user, and (as root) the instance's user."""
+    with run_as(request.param, root) as made:
+        yield made
 
 
 def web(root: Path, release: int, boot: float = 0, command: str = SERVE) -> ProcessSpec:
@@ -112,10 +131,10 @@ def retiring(root: Path) -> list[str]:
 
 
 def test_the_old_copy_serves_until_the_new_one_is_up_and_stops_after_the_drain(
-    root: Path,
+    root: Path, user: UnixUser | None
 ) -> None:
     async def session() -> None:
-        async with supervising(root) as sup:
+        async with supervising(root, user=user) as sup:
             old = await up(sup, web(root, 1))
             preboot = asyncio.create_task(sup.preboot(web(root, 2, boot=1), drain=0.5))
             await until(lambda: state(sup).release == 2, "the new copy")
@@ -138,6 +157,7 @@ def test_the_old_copy_serves_until_the_new_one_is_up_and_stops_after_the_drain(
 
             done = await preboot
             assert (done.state, done.pid, done.port, done.release) == ("up", new.pid, new.port, 2)
+            assert done.pid is not None and runs_as(done.pid, user)
             assert sup.states() == sup.serving() == [done]
             assert await fetch(done.port) == "v2"
             assert old.pid is not None and not psutil.pid_exists(old.pid)
@@ -168,10 +188,10 @@ def test_the_old_copy_serves_until_the_new_one_is_up_and_stops_after_the_drain(
 
 
 def test_a_client_following_serving_sees_no_failed_connection_across_a_preboot(
-    root: Path,
+    root: Path, user: UnixUser | None
 ) -> None:
     async def session() -> None:
-        async with supervising(root) as sup:
+        async with supervising(root, user=user) as sup:
             await up(sup, web(root, 1))
             answers: list[str] = []
             failures: list[str] = []

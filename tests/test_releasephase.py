@@ -7,6 +7,7 @@ grandchild) still carrying it at teardown, kills its group, and fails the test.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,27 +15,36 @@ from pathlib import Path
 import psutil
 import pytest
 
+from gun import isolation
 from gun.agent import releasephase
-from tests.supervising import MARK, no_leaks
+from gun.isolation import UnixUser
+from tests.supervising import MARK, RUN_AS, no_leaks, run_as
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[Path]:
-    """An unpacked release to run the command in."""
-    app = tmp_path / "v1"
-    app.mkdir()
+    """An unpacked release of an instance to run the command in."""
+    app = tmp_path / "instance" / "releases" / "v1"
+    app.mkdir(parents=True)
     with no_leaks(app):
         yield app
 
 
+@pytest.fixture(params=RUN_AS)
+def user(request: pytest.FixtureRequest, app: Path) -> Iterator[UnixUser | None]:
+    """Whom the command runs as: the agent's own user, and (as root) the instance's user."""
+    with run_as(request.param, app.parent.parent) as made:
+        yield made
+
+
 def release(
-    app: Path, command: str, timeout: float = 20, **env: str
+    app: Path, command: str, timeout: float = 20, user: UnixUser | None = None, **env: str
 ) -> tuple[int | None, str | None, list[str], float]:
     """Run the release command; (exit code, error, the lines it emitted, seconds it took)."""
     lines: list[str] = []
     began = time.monotonic()
     code, error = asyncio.run(
-        releasephase.run(app, command, {MARK: str(app), **env}, timeout, lines.append)
+        releasephase.run(app, command, {MARK: str(app), **env}, timeout, lines.append, user)
     )
     return code, error, lines, time.monotonic() - began
 
@@ -52,11 +62,16 @@ def killed(pid: int) -> bool:
     return False
 
 
-def test_a_release_command_that_succeeds_streams_its_lines_in_order(app: Path) -> None:
+def test_a_release_command_that_succeeds_streams_its_lines_in_order(
+    app: Path, user: UnixUser | None
+) -> None:
     (app / ".profile.d").mkdir()
     (app / ".profile.d" / "python.sh").write_text('export GREETING="from profile.d"\n')
+    if user is not None:
+        isolation.hand_over(user, app)
     command = 'echo "FOO=$FOO"; echo "DYNO=$DYNO PS=$PS"; pwd; echo "$GREETING"; echo oops >&2'
-    code, error, lines, _ = release(app, command, FOO="a b  c")
+    command += "; id -u; echo HOME=$HOME"
+    code, error, lines, _ = release(app, command, user=user, FOO="a b  c")
     assert (code, error) == (0, None)
     assert lines == [
         "FOO=a b  c",
@@ -64,6 +79,8 @@ def test_a_release_command_that_succeeds_streams_its_lines_in_order(app: Path) -
         str(app),
         "from profile.d",
         "oops",
+        str(os.getuid() if user is None else user.uid),
+        f"HOME={app}",
     ]
 
 
@@ -93,9 +110,11 @@ def test_a_release_command_killed_by_a_signal_exits_with_128_plus_the_signal(app
     assert (code, error) == (137, None)
 
 
-def test_a_release_command_that_times_out_is_killed_with_its_children(app: Path) -> None:
+def test_a_release_command_that_times_out_is_killed_with_its_children(
+    app: Path, user: UnixUser | None
+) -> None:
     command = "echo started; sleep 300 & echo $! > child.pid; sleep 30"
-    code, error, lines, took = release(app, command, timeout=0.5)
+    code, error, lines, took = release(app, command, timeout=0.5, user=user)
     assert (code, error) == (None, "the release command timed out after 0.5 seconds")
     assert lines == ["started"]
     assert 0.5 <= took < 3
@@ -103,10 +122,10 @@ def test_a_release_command_that_times_out_is_killed_with_its_children(app: Path)
 
 
 def test_a_child_holding_the_output_open_after_the_command_exits_does_not_hang_it(
-    app: Path,
+    app: Path, user: UnixUser | None
 ) -> None:
     command = "(sleep 30 & echo $! > child.pid); echo done"
-    code, error, lines, took = release(app, command, timeout=20)
+    code, error, lines, took = release(app, command, timeout=20, user=user)
     assert (code, error, lines) == (0, None, ["done"])
     assert took < 5
     assert killed(int((app / "child.pid").read_text()))

@@ -24,14 +24,28 @@ from pathlib import Path
 import psutil
 import pytest
 
+from gun import isolation
 from gun.agent import contain
 from gun.agent.backoff import Backoff
 from gun.agent.procrecord import MAX_LINE, group_alive, split_lines
 from gun.agent.supervisor import ProcessSpec, ProcessState, Supervisor
 from gun.errors import Conflict, InvalidParams, NotFound
-from tests.supervising import MARK, app_log, no_leaks, run, said, supervising, until
+from gun.isolation import UnixUser
+from tests.supervising import (
+    MARK,
+    PYTHON,
+    RUN_AS,
+    app_log,
+    no_leaks,
+    run,
+    run_as,
+    runs_as,
+    said,
+    supervising,
+    until,
+)
 
-HTTP_SERVER = f"exec {shlex.quote(sys.executable)} -m http.server $PORT --bind 127.0.0.1"
+HTTP_SERVER = f"exec {shlex.quote(PYTHON)} -m http.server $PORT --bind 127.0.0.1"
 TICKER = 'n=0; while true; do n=$((n+1)); echo "tick $n"; sleep 0.05; done'
 FAST = Backoff(initial=0.1, factor=2, cap=1, reset_after=60)
 
@@ -45,6 +59,13 @@ def root(tmp_path: Path) -> Iterator[Path]:
     (root / "releases" / "v1").mkdir(parents=True)
     with no_leaks(root):
         yield root
+
+
+@pytest.fixture(params=RUN_AS)
+def user(request: pytest.FixtureRequest, root: Path) -> Iterator[UnixUser | None]:
+    """Whom the processes run as: the agent's own user, and (as root) the instance's user."""
+    with run_as(request.param, root) as made:
+        yield made
 
 
 def spec(root: Path, name: str, command: str, **env: str) -> ProcessSpec:
@@ -74,11 +95,14 @@ def http_get(port: int) -> int:
 # -- sessions -----------------------------------------------------------------------------
 
 
-def test_web_process_boots_answers_on_its_port_and_logs_every_line(root: Path) -> None:
+def test_web_process_boots_answers_on_its_port_and_logs_every_line(
+    root: Path, user: UnixUser | None
+) -> None:
     async def session() -> None:
         sink: list[tuple[str, str]] = []
         command = f'echo "PORT=$PORT DYNO=$DYNO PS=$PS GREETING=$GREETING"; {HTTP_SERVER}'
-        async with supervising(root, log=lambda source, text: sink.append((source, text))) as sup:
+        sinking = {"log": lambda source, text: sink.append((source, text))}
+        async with supervising(root, user=user, **sinking) as sup:
             web = spec(root, "web.1", command, GREETING="hello world", PYTHONUNBUFFERED="1")
             started = await sup.start(web)
             assert (started.name, started.type, started.state) == ("web.1", "web", "starting")
@@ -88,10 +112,12 @@ def test_web_process_boots_answers_on_its_port_and_logs_every_line(root: Path) -
             assert up.state == "up" and (up.pid, up.port) == (started.pid, started.port)
             assert up.port is not None
             assert up.pid is not None and os.getpgid(up.pid) == up.pid  # its own group
+            assert runs_as(up.pid, user)
             assert await asyncio.to_thread(http_get, up.port) == 200
             env = psutil.Process(up.pid).environ()
             assert (env["PORT"], env["DYNO"], env["PS"]) == (str(up.port), "web.1", "web.1")
             assert env["GREETING"] == "hello world" and env["PATH"] == os.environ["PATH"]
+            assert env["HOME"] == str(root / "releases" / "v1")  # Heroku's HOME is the app's
             await until(lambda: any("GET / HTTP" in t for t in said(root, "app", "web.1")), "GET")
             stopped = await sup.stop("web.1")
             assert (stopped.state, stopped.exit_code, stopped.pid) == ("down", 143, None)
@@ -193,11 +219,13 @@ def test_a_group_of_only_zombies_counts_as_gone() -> None:
     assert not group_alive(sleeper.pid)
 
 
-def test_a_process_that_left_its_group_gets_sigterm_and_goes_with_it(root: Path) -> None:
+def test_a_process_that_left_its_group_gets_sigterm_and_goes_with_it(
+    root: Path, user: UnixUser | None
+) -> None:
     escapee = "trap 'echo escapee got SIGTERM; exit 0' TERM; while true; do sleep 0.1; done"
 
     async def session() -> None:
-        async with supervising(root) as sup:
+        async with supervising(root, user=user) as sup:
             command = f"setsid bash -c {shlex.quote(escapee)} & echo escaped $!; sleep 1000"
             started = await sup.start(spec(root, "worker.1", command))
             assert sup.cgroups is not None, "these machines have a writable cgroup hierarchy"
@@ -205,6 +233,7 @@ def test_a_process_that_left_its_group_gets_sigterm_and_goes_with_it(root: Path)
             (line,) = said(root, "app", "worker.1")
             escaped = int(line.split()[1])
             assert os.getsid(escaped) == escaped != started.pid  # a session of its own
+            assert started.pid is not None and runs_as(started.pid, user) and runs_as(escaped, user)
             await sup.stop("worker.1")
             assert not psutil.pid_exists(escaped) or (
                 psutil.Process(escaped).status() == psutil.STATUS_ZOMBIE
@@ -223,12 +252,12 @@ def test_a_process_that_left_its_group_gets_sigterm_and_goes_with_it(root: Path)
 
 
 def test_one_that_left_its_group_and_ignores_sigterm_is_killed_after_the_grace(
-    root: Path,
+    root: Path, user: UnixUser | None
 ) -> None:
     command = "setsid bash -c \"trap '' TERM; sleep 1000\" & echo escaped $!; sleep 1000"
 
     async def session() -> None:
-        async with supervising(root) as sup:
+        async with supervising(root, user=user) as sup:
             await sup.start(spec(root, "worker.1", command))
             await until(lambda: any(said(root, "app", "worker.1")), "the escapee")
             began = time.monotonic()
@@ -248,9 +277,11 @@ def test_one_that_left_its_group_and_ignores_sigterm_is_killed_after_the_grace(
     run(session())
 
 
-def test_a_process_is_in_its_cgroup_whatever_path_the_app_sets(root: Path) -> None:
+def test_a_process_is_in_its_cgroup_whatever_path_the_app_sets(
+    root: Path, user: UnixUser | None
+) -> None:
     async def session() -> None:
-        async with supervising(root) as sup:
+        async with supervising(root, user=user) as sup:
             started = await sup.start(spec(root, "worker.1", "exec /bin/sleep 1000", PATH="/none"))
             cgroups, pid = sup.cgroups, started.pid
             assert cgroups is not None and pid is not None
@@ -259,11 +290,11 @@ def test_a_process_is_in_its_cgroup_whatever_path_the_app_sets(root: Path) -> No
     run(session())
 
 
-def test_a_crash_takes_what_left_the_group_with_it(root: Path) -> None:
+def test_a_crash_takes_what_left_the_group_with_it(root: Path, user: UnixUser | None) -> None:
     command = "setsid sleep 1000 & echo escaped $!; sleep 0.3; exit 3"
 
     async def session() -> None:
-        async with supervising(root, backoff=Backoff(initial=60)) as sup:
+        async with supervising(root, backoff=Backoff(initial=60), user=user) as sup:
             await sup.start(spec(root, "worker.1", command))
             await until(lambda: state(sup, "worker.1").state == "crashed", "the crash")
         escaped = int(said(root, "app", "worker.1")[0].split()[1])
@@ -364,9 +395,11 @@ def test_web_process_that_never_binds_is_killed_after_the_boot_timeout(root: Pat
     run(session())
 
 
-def test_a_new_agent_adopts_running_processes_and_loses_no_line(root: Path) -> None:
+def test_a_new_agent_adopts_running_processes_and_loses_no_line(
+    root: Path, user: UnixUser | None
+) -> None:
     async def session() -> None:
-        a = Supervisor(root)
+        a = Supervisor(root, user=user)
         await a.start(spec(root, "web.1", HTTP_SERVER))
         await a.start(spec(root, "worker.1", TICKER))
         await until(lambda: state(a, "web.1").state == "up" and len(ticks(root)) >= 3, "ticks")
@@ -376,9 +409,10 @@ def test_a_new_agent_adopts_running_processes_and_loses_no_line(root: Path) -> N
             assert pid is not None and psutil.pid_exists(pid)
         await asyncio.sleep(0.3)  # output written while no agent is watching
 
-        async with supervising(root) as b:
+        async with supervising(root, user=user) as b:
             assert await b.adopt() == ["web.1", "worker.1"]
             assert {s.name: (s.pid, s.port) for s in b.states()} == before
+            assert all(runs_as(pid, user) for pid, _ in before.values() if pid is not None)
             assert {s.state for s in b.states()} == {"up"}
             seen = len(ticks(root))
             await until(lambda: len(ticks(root)) >= seen + 5, "more ticks")
@@ -611,13 +645,17 @@ def test_process_specs_are_checked(name: str, type_: str, command: str, message:
     assert e.value.message.startswith(message)
 
 
-def test_a_release_with_profile_d_scripts_sources_them_before_the_command(root: Path) -> None:
+def test_a_release_with_profile_d_scripts_sources_them_before_the_command(
+    root: Path, user: UnixUser | None
+) -> None:
     app = root / "releases" / "v1"
     (app / ".profile.d").mkdir(parents=True, exist_ok=True)
     (app / ".profile.d" / "python.sh").write_text('export GREETING="from profile.d in $PWD"\n')
+    if user is not None:
+        isolation.hand_over(user, app)
 
     async def session() -> None:
-        async with supervising(root) as sup:
+        async with supervising(root, user=user) as sup:
             await sup.start(spec(root, "worker.1", 'echo "$GREETING"; sleep 1000'))
             await until(lambda: bool(said(root, "app", "worker.1")), "the greeting")
             assert said(root, "app", "worker.1") == [f"from profile.d in {app}"]

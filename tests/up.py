@@ -17,6 +17,7 @@ import httpx
 import psutil
 
 from gun.agent import contain
+from tests.appusers import remove_made_under
 from tests.meta import GUN, Result, free_port
 
 
@@ -137,7 +138,8 @@ class Up:
         return found
 
     def kill_everything(self) -> None:
-        """Last resort in `finally`: kill every process group of this platform."""
+        """Last resort in `finally`: kill every process group of this platform, and remove the
+        Unix users it made (an instance's outlives a stopped `gun up`, as its directory does)."""
         groups = set()
         if self.proc is not None:
             groups.add(self.proc.pid)
@@ -149,3 +151,4 @@ class Up:
                 os.killpg(g, signal.SIGKILL)
         for instance in (self.home / "instances").glob("*"):
             contain.remove(instance)  # and what left its process group, with the cgroups
+        remove_made_under(self.home)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from gun import isolation
 from gun.errors import Unavailable, UsageError
 
 TOKEN_PREFIX = "gun_"
@@ -25,7 +26,7 @@ def load_or_create_key(home: Path, given: str | None) -> bytes:
         key = path.read_bytes().strip()
         _check_key(key, str(path))
         return key
-    home.mkdir(parents=True, exist_ok=True)
+    isolation.make_dir(home, isolation.SEARCHABLE)
     key = Fernet.generate_key()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:

@@ -10,11 +10,16 @@ from gun.errors import UsageError
 
 
 def gun_home() -> Path:
+    """GUN_HOME; else XDG_DATA_HOME/gun; else /var/lib/gun for root (whose own home is closed to
+    the apps' users, who must pass through the data directory: gun.isolation), else
+    ~/.local/share/gun."""
     raw = os.environ.get("GUN_HOME")
     if raw:
         return Path(raw).expanduser()
-    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data) / "gun"
+    data = os.environ.get("XDG_DATA_HOME")
+    if not data and os.geteuid() == 0:
+        return Path("/var/lib/gun")
+    return Path(data or str(Path.home() / ".local" / "share")) / "gun"
 
 
 def config_dir() -> Path:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from gun import isolation
 from gun.cli import credentials
 from gun.crypto import new_token
 from gun.errors import Unavailable
@@ -110,8 +111,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def run(home: Path, port: int, instances: int, say: object = print) -> None:
-    home = home.expanduser().resolve()
-    (home / "log").mkdir(parents=True, exist_ok=True)
+    os.umask(0o077)  # what the platform makes is its own unless it says otherwise (gun.isolation)
+    home = isolation.make_dir(home.expanduser().resolve(), isolation.SEARCHABLE)
+    isolation.make_dir(home / "log", isolation.PRIVATE_DIR)
     token = admin_token(home)
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GUN_")}

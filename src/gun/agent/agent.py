@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import getpass
 import hashlib
 import json
 import logging
 import os
 import shutil
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gun import isolation
 from gun.agent import files, releasephase, runtime_metrics
 from gun.agent.config import AgentConfig
 from gun.agent.logship import LogShipper
@@ -21,7 +24,7 @@ from gun.agent.metaclient import MetaClient, Refused, Unreachable
 from gun.agent.reconcile import Action, Desired, Observed, reconcile
 from gun.agent.supervisor import ProcessSpec, Supervisor
 from gun.build.slug import SlugError, unpack
-from gun.errors import GunError, InvalidParams
+from gun.errors import GunError, InvalidParams, Unavailable
 
 log = logging.getLogger("gun.agent")
 POLL_WAIT = 25.0
@@ -39,7 +42,9 @@ class Agent:
         self.desired: dict[str, Any] | None = files.load_desired(self.root)
         app = self.desired["app"] if self.desired else ""
         self.shipper = LogShipper(app, self.desired.get("drains", []) if self.desired else [])
-        self.supervisor = supervisor or Supervisor(self.root, log=self.shipper.sink)
+        self.supervisor = supervisor or Supervisor(
+            self.root, log=self.shipper.sink, isolated=isolation.can_switch()
+        )
         self.meta = MetaClient(config.meta, config.token)
         self.started: dict[str, Desired] = self._load_started()
         self._ready: tuple[int, Path | None] | None = None  # generation materialised, its dir
@@ -164,6 +169,7 @@ class Agent:
 
     async def _prepared(self, version: int, source: dict[str, Any]) -> Path:
         """releases/vN from the source's slug, or (strategy git) built from its commit."""
+        await self._app_user()
         if source.get("slug"):
             return await self._unpacked(version, source["slug"])
         return await self._built(version, source["git"], source["env"])
@@ -184,7 +190,10 @@ class Agent:
         try:
             if earlier is not None and earlier.is_dir():
                 log.info("release v%s: commit %s is built already", version, git["commit"][:7])
-                await asyncio.to_thread(_copy_tree, earlier, target)
+                staging = self.root / "releases" / f".v{version}.copy"
+                copy = functools.partial(_copy_tree, earlier, staging)
+                await asyncio.to_thread(self._stage, staging, copy)
+                staging.rename(target)
             else:
                 await self._build_commit(version, git, env, target)
         except GunError as e:
@@ -215,7 +224,10 @@ class Agent:
             out(f"-----> git fetch origin && git reset --hard {git['commit'][:7]}")
             await asyncio.to_thread(gitrepo.checkout, git["repo"], checkout, git["commit"])
             await asyncio.to_thread(_copy_tree, checkout, tmp)
-            await asyncio.to_thread(buildpacks.build, tmp, self.root / "cache" / "build", env, out)
+            user = self.supervisor.user
+            cache = self.root / "cache" / "build"
+            await asyncio.to_thread(buildpacks.build, tmp, cache, env, out, user=user)
+            await asyncio.to_thread(self._stage, tmp)  # root wrote some of it
             tmp.rename(target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -234,8 +246,11 @@ class Agent:
                 await self._download(slug["sha256"], cache)
             else:
                 log.info("release v%s: slug %s is in the cache", version, slug["sha256"][:12])
+            staging = self.root / "releases" / f".v{version}.unpack"
             try:
-                await asyncio.to_thread(unpack, cache, target, slug["sha256"])
+                fill = functools.partial(unpack, cache, staging, slug["sha256"])
+                await asyncio.to_thread(self._stage, staging, fill)
+                staging.rename(target)
             except SlugError as e:
                 cache.unlink(missing_ok=True)
                 self.problem = f"release v{version} refused: {e.message}"
@@ -245,6 +260,43 @@ class Agent:
             os.utime(cache)  # recently used: pruned last
         self.problem = None
         return target
+
+    # the app's Unix user (gun.isolation) -----------------------------------------------------
+
+    async def _app_user(self) -> None:
+        """Make the instance's user (root only), once, before anything of the app runs; refuse
+        (as the instance's problem) when that user could not reach its releases."""
+        if self.supervisor.user is not None or not isolation.can_switch():
+            return
+        app = self.desired["app"] if self.desired else "?"
+        name = isolation.instance_user_name(self.root)
+        comment = f"gun app {app} at {self.root}"
+        releases = self.root / "releases"
+        try:
+            user = await asyncio.to_thread(isolation.ensure, name, comment)
+            where = isolation.blocked(releases, user)
+            if where is not None:
+                raise Unavailable(isolation.unreachable("every process", releases, user, where))
+        except GunError as e:
+            self.problem = e.message
+            log.error("%s", e.message)
+            raise
+        for made in [d for d in releases.glob("v*") if d.is_dir()]:  # by an agent before this
+            await asyncio.to_thread(isolation.hand_over, user, made)
+        self.supervisor.user = user
+        log.info("app processes run as %s (uid %s)", user.name, user.uid)
+
+    def _stage(self, staging: Path, fill: Callable[[], object] | None = None) -> None:
+        """Fill a release directory under a temporary name (with `fill`, after removing what an
+        earlier try left there) and give it to the app's user, private to it; the caller renames
+        it into place, so a releases/vN that exists is ready to run."""
+        if fill is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+            fill()
+        user = self.supervisor.user
+        if user is not None:
+            isolation.hand_over(user, staging)
+            staging.chmod(isolation.PRIVATE_DIR)
 
     # the release phase ------------------------------------------------------------------------
 
@@ -286,7 +338,7 @@ class Agent:
             cwd = await self._prepared(version, phase)
             emit(f"Running `{phase['command']}` on {self.config.instance}")
             code, error = await releasephase.run(
-                cwd, phase["command"], phase["env"], phase["timeout"], emit
+                cwd, phase["command"], phase["env"], phase["timeout"], emit, self.supervisor.user
             )
         except (GunError, Refused, Unreachable, OSError) as e:
             why = e.message if isinstance(e, GunError) else str(e)
@@ -450,6 +502,12 @@ class Agent:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
+        files.lock_down(self.root)
+        if not isolation.can_switch():
+            log.warning(isolation.NOT_ROOT.format(user=getpass.getuser()))
+        elif self.desired is not None:  # what it adopts may need restarting as the user
+            with contextlib.suppress(GunError):  # said, and the instance's problem
+                await self._app_user()
         adopted = await self.supervisor.adopt()
         if adopted:
             log.info("re-adopted %s", ", ".join(adopted))

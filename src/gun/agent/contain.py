@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import os
 import shlex
 import signal
 import time
 from pathlib import Path
+
+from gun import isolation
 
 MOUNT = Path("/sys/fs/cgroup")
 SWEEP_TIMEOUT = 5.0  # seconds to wait for killed members to leave a cgroup
@@ -49,8 +50,8 @@ def own_path(hierarchy: str, proc_cgroup: str) -> str:
 
 
 def name_for(root: Path) -> str:
-    """The cgroup directory name of the supervisor of `root`."""
-    return "gun-" + hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
+    """The cgroup directory name of the supervisor of `root` (the name of its user too)."""
+    return isolation.instance_user_name(root)
 
 
 def candidates(root: Path, mount: Path = MOUNT) -> list[Path]:

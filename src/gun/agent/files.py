@@ -1,18 +1,46 @@
-"""The instance's files: etc/env, etc/formation, current, and the cached desired state."""
+"""The instance's files: etc/env, etc/formation, current, and the cached desired state.
+
+Who may reach what (gun.isolation): the app's user passes through ROOT, releases/ and cache/
+(0711: it cannot list them) to its own releases/vN and cache/build; etc/ (env, formation, the
+agent's credential), state/, log/, slugs/ and git/ are 0700, the agent's alone. The app gets
+its config vars in its environment: nothing it runs needs etc/env.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from gun import envfile
+from gun import envfile, isolation
 from gun import formation as formations
 
 KEEP_RELEASES = 10
+LAYOUT = {
+    ".": isolation.SEARCHABLE,
+    "releases": isolation.SEARCHABLE,
+    "cache": isolation.SEARCHABLE,
+    "etc": isolation.PRIVATE_DIR,
+    "state": isolation.PRIVATE_DIR,
+    "log": isolation.PRIVATE_DIR,
+    "slugs": isolation.PRIVATE_DIR,
+    "git": isolation.PRIVATE_DIR,
+}
+
+log = logging.getLogger(__name__)
+
+
+def lock_down(root: Path) -> None:
+    """Give the instance's directories the modes of LAYOUT, making those that are missing."""
+    for name, mode in LAYOUT.items():
+        try:
+            isolation.make_dir(root / name, mode)
+        except OSError as e:
+            log.warning("cannot give %s mode %o: %s", root / name, mode, e)
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:

@@ -26,7 +26,9 @@ from typing import Any, Literal
 
 import psutil
 
+from gun import isolation
 from gun.errors import InvalidParams
+from gun.isolation import UnixUser
 from gun.model import check_config_key, check_process_type
 
 State = Literal["starting", "up", "crashed", "stopping", "down"]
@@ -208,22 +210,44 @@ def command_line(spec: ProcessSpec) -> str:
     return spec.command
 
 
-def spawn(bash: str, spec: ProcessSpec, env: Mapping[str, str], out: Path, prefix: str = "") -> int:
+INHERITED = ("PATH", "LANG")  # from the agent, unless the release sets them
+
+
+def environment(spec: ProcessSpec, **extra: str) -> dict[str, str]:
+    """A process's environment: the agent's PATH and LANG, HOME (the release directory, as
+    Heroku's HOME is /app), the release's config vars, then `extra` (PORT, DYNO, PS)."""
+    env = {k: os.environ[k] for k in INHERITED if k in os.environ}
+    env["HOME"] = str(spec.cwd)
+    env.update(spec.env)
+    env.update(extra)
+    return env
+
+
+def spawn(
+    bash: str,
+    spec: ProcessSpec,
+    env: Mapping[str, str],
+    out: Path,
+    prefix: str = "",
+    user: UnixUser | None = None,
+) -> int:
     """Start `bash -c PREFIX COMMAND` in a new session, output to a fresh file `out`; its pid.
+    With a user, PREFIX runs as root and the command as the user (gun.isolation).
 
     The caller reaps it (os.waitpid once `gone` returns), so Popen is told to forget it.
     """
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o600)
     try:
-        popen = subprocess.Popen(
-            [bash, "-c", prefix + command_line(spec)],
-            cwd=spec.cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=fd,
-            stderr=fd,
-            start_new_session=True,
-        )
+        with isolation.launch(bash, command_line(spec), env, user, prefix) as how:
+            popen = subprocess.Popen(
+                how.argv,
+                cwd=spec.cwd,
+                env=how.env,
+                stdin=how.stdin,
+                stdout=fd,
+                stderr=fd,
+                start_new_session=True,
+            )
     finally:
         os.close(fd)
     popen.returncode = 0  # not a status: it keeps Popen from reaping or warning about it
@@ -417,7 +441,7 @@ class AppLog:
         data = memoryview("".join(f"{stamp} {who}: {text}\n" for text in texts).encode())
         if self._fd is None:
             flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-            self._fd = os.open(self.path, flags, 0o640)
+            self._fd = os.open(self.path, flags, 0o600)
         while data:
             data = data[os.write(self._fd, data) :]
         sink = self._sink

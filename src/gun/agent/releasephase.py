@@ -1,9 +1,9 @@
 """The release phase: a release's `release:` command, run once, before any of its processes.
 
 The command runs like a one-off process (`bash -c` after `.profile.d`, the release's env,
-`DYNO=release.1`, its own process group) in the unpacked release. Its output lines go to
-`emit` as they come; a timeout kills the whole group. The result is (exit code, error), the
-error being None when the command ran to its end.
+`DYNO=release.1`, its own process group, the instance's Unix user if given) in the unpacked
+release. Its output lines go to `emit` as they come; a timeout kills the whole group. The
+result is (exit code, error), the error being None when the command ran to its end.
 """
 
 from __future__ import annotations
@@ -16,10 +16,18 @@ import signal
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from gun.agent.procrecord import READ_CHUNK, ProcessSpec, command_line, gone, split_lines
+from gun import isolation
+from gun.agent.procrecord import (
+    READ_CHUNK,
+    ProcessSpec,
+    command_line,
+    environment,
+    gone,
+    split_lines,
+)
+from gun.isolation import UnixUser
 
 DYNO = "release.1"
-INHERITED = ("PATH", "HOME", "LANG")
 DRAIN = 2.0  # seconds to read what is left in the pipe once the command has exited
 
 
@@ -29,22 +37,21 @@ async def run(
     env: Mapping[str, str],
     timeout: float,
     emit: Callable[[str], None],
+    user: UnixUser | None = None,
 ) -> tuple[int | None, str | None]:
     spec = ProcessSpec(name=DYNO, type="release", command=command, env=env, cwd=cwd, release=0)
-    full = {k: os.environ[k] for k in INHERITED if k in os.environ}
-    full.update(env)
-    full.update(DYNO=DYNO, PS=DYNO)
-    proc = await asyncio.create_subprocess_exec(
-        shutil.which("bash") or "/bin/bash",
-        "-c",
-        command_line(spec),
-        cwd=cwd,
-        env=full,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-    )
+    full = environment(spec, DYNO=DYNO, PS=DYNO)
+    bash = shutil.which("bash") or "/bin/bash"
+    with isolation.launch(bash, command_line(spec), full, user) as how:
+        proc = await asyncio.create_subprocess_exec(
+            *how.argv,
+            cwd=cwd,
+            env=how.env,
+            stdin=how.stdin,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
     assert proc.stdout is not None
     reader = asyncio.create_task(_lines(proc.stdout, emit))
     error = None

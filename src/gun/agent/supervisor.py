@@ -1,9 +1,11 @@
 """The supervisor: runs an app's processes on one instance, restarts crashes, stops them cleanly.
 
-Each process is `bash -c COMMAND` in its own session and process group. Its stdout and stderr
-go to a file (ROOT/log/procs/NAME.out), never a pipe, so it outlives an agent killed with
-SIGKILL; one tail loop copies every line into ROOT/log/app.log. Exits are seen through a pidfd
-(no thread per process); records in ROOT/state/procs let the next agent re-adopt processes.
+Each process is `bash -c COMMAND` in its own session and process group, run as the instance's
+Unix user when the supervisor has one (gun.isolation; the pid leads the group either way). Its
+stdout and stderr go to a file (ROOT/log/procs/NAME.out), never a pipe, so it outlives an agent
+killed with SIGKILL; one tail loop copies every line into ROOT/log/app.log. Exits are seen
+through a pidfd (no thread per process); records in ROOT/state/procs let the next agent
+re-adopt processes.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from gun.agent.backoff import Backoff
 from gun.agent.contain import Cgroups
 from gun.agent.procrecord import AppLog, ProcessRecord, ProcessSpec, State
 from gun.errors import Conflict, InvalidParams, NotFound, Unavailable
+from gun.isolation import UnixUser
 
 __all__ = ["Backoff", "LogSink", "ProcessSpec", "ProcessState", "State", "Supervisor"]
 
@@ -35,7 +38,6 @@ LogSink = Callable[[str, str], None]
 """Called as sink(source, text) for every app.log line: source `app[web.1]` or `heroku[web.1]`,
 text without timestamp, prefix or newline."""
 
-INHERITED = ("PATH", "HOME", "LANG")  # from the agent, unless the release sets them
 DEFAULT_BACKOFF = Backoff()
 BOOT_POLL = 0.1  # seconds between attempts to connect to a booting web process
 R10 = (
@@ -113,6 +115,8 @@ class Supervisor:
         log: LogSink | None = None,
         poll: float = 0.1,
         contain: bool = True,
+        user: UnixUser | None = None,
+        isolated: bool = False,
     ) -> None:
         for name, value in (("boot_timeout", boot_timeout), ("grace", grace), ("poll", poll)):
             if not value >= 0:
@@ -131,6 +135,8 @@ class Supervisor:
         self._closed = False
         self._contain = contain  # a cgroup per process, where one can be made
         self.cgroups: Cgroups | None = None
+        self.user = user  # whom processes run as (gun.isolation); None: the agent's own user
+        self._isolated = isolated  # processes must run as self.user: none starts without one
 
     async def start(self, spec: ProcessSpec) -> ProcessState:
         """Spawn the process: `starting` (web, until it accepts on $PORT), else `up`."""
@@ -332,11 +338,11 @@ class Supervisor:
         self._pump(p, final=True)  # whatever an earlier run left unread
         path = procrecord.out_path(self.root, spec.name)
         port = self._free_port()
-        env = {k: os.environ[k] for k in INHERITED if k in os.environ}
-        env.update(spec.env)
-        env.update(PORT=str(port), DYNO=spec.name, PS=spec.name)
+        env = procrecord.environment(spec, PORT=str(port), DYNO=spec.name, PS=spec.name)
         prefix = self.cgroups.command_prefix() if self.cgroups is not None else ""
-        pid = procrecord.spawn(self._bash, spec, env, path, prefix)
+        if self._isolated and self.user is None:
+            raise PermissionError("the instance has no Unix user to run it as yet")
+        pid = procrecord.spawn(self._bash, spec, env, path, prefix, self.user)
         if p.out_fd is None:
             p.out_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         p.pid, p.pgid, p.port, p.offset = pid, pid, port, 0

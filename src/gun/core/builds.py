@@ -10,6 +10,7 @@ release command's) is appended to the build and read back from any offset while 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -18,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from gun import procfile
+from gun import isolation, procfile
 from gun.build import buildpacks, gitrepo
 from gun.build.slug import SlugError, pack, sha256_of, unpack
 from gun.core.access import authorize
@@ -219,7 +220,8 @@ class Builds(Deploys):
                 f"app {build.app!r} has no repo: strategy=git deploys from the app's repository "
                 f"(gun apps.create {build.app} repo=GIT_URL)"
             )
-        mirror = self.build_options.home / "git" / f"{build.app}.git"
+        git = isolation.make_dir(self.build_options.home / "git", isolation.PRIVATE_DIR)
+        mirror = git / f"{build.app}.git"
         out.line(f"{STEP}Fetching {repo}")
         gitrepo.mirror(repo, mirror)
         commit = gitrepo.resolve(mirror, build.ref)
@@ -246,11 +248,17 @@ class Builds(Deploys):
     def _build(self, who: Principal, build: Build, source: Path, out: OutputBuffer) -> None:
         assert self.build_options is not None
         opts = self.build_options
-        work = opts.home / "work"
-        work.mkdir(parents=True, exist_ok=True)
+        # the build's user passes through these to its own work directory and cache
+        isolation.make_dir(opts.home, isolation.SEARCHABLE)
+        work = isolation.make_dir(opts.home / "work", isolation.SEARCHABLE)
+        isolation.make_dir(opts.home / "cache", isolation.SEARCHABLE)
         with self.store.read() as tx:
             config = tx.config(tx.existing_app(build.app).id)
-        with tempfile.TemporaryDirectory(prefix=f"{build.app}-{build.id}-", dir=work) as tmp:
+        with (
+            isolation.build_user(opts.home, build.app) as user,
+            tempfile.TemporaryDirectory(prefix=f"{build.app}-{build.id}-", dir=work) as tmp,
+        ):
+            os.chmod(tmp, isolation.SEARCHABLE)
             app_dir = Path(tmp) / "app"
             try:
                 unpack(source, app_dir, sha256_of(source))
@@ -258,8 +266,15 @@ class Builds(Deploys):
                 raise InvalidParams(f"the uploaded source was refused: {e.message}") from None
             out.line(f"{STEP}Building {build.app} ({short(build.commit, '') or 'upload'})")
             result = buildpacks.build(
-                app_dir, opts.home / "cache" / build.app, config, out.line, timeout=opts.timeout
+                app_dir,
+                opts.home / "cache" / build.app,
+                config,
+                out.line,
+                timeout=opts.timeout,
+                user=user,
             )
+            if user is not None:  # nothing of the build may change what is read from here on
+                isolation.kill_all(user)
             types = _process_types(app_dir, result.process_types)
             out.line(f"{STEP}Discovering process types")
             out.line(f"       Procfile declares types -> {', '.join(types)}")
@@ -320,7 +335,7 @@ def _busy(name: str, busy: Build) -> Conflict:
 def _process_types(app_dir: Path, defaults: dict[str, str]) -> dict[str, str]:
     """The Procfile's types (errors name its line), else the buildpack's defaults."""
     path = app_dir / "Procfile"
-    if path.is_file():
+    if path.is_file() and not path.is_symlink():  # never read through a link the build made
         return procfile.parse(path.read_bytes(), "Procfile")
     if path.exists() or path.is_symlink():
         raise InvalidParams("Procfile is not a regular file")

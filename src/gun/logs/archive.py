@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
+from gun import isolation
 from gun.errors import UsageError
 from gun.logs.filters import KEY_WIDTH, Filter, format_line, stamp
 from gun.logs.model import Line
@@ -272,10 +273,10 @@ def _remote_hour(name: str, cutoff: float) -> bool:
 
 def _append(path: Path, member: bytes) -> None:
     try:
-        fd = os.open(path, _FLAGS, 0o644)
+        fd = os.open(path, _FLAGS, isolation.PRIVATE_FILE)
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, _FLAGS, 0o644)
+        isolation.make_dir(path.parent, isolation.PRIVATE_DIR)
+        fd = os.open(path, _FLAGS, isolation.PRIVATE_FILE)
     try:
         view = memoryview(member)
         while view:

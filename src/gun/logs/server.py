@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl
 
 import httpx
 
+from gun import isolation
 from gun.errors import GunError, UsageError
 from gun.logs.archive import Archive
 from gun.logs.drain import Drain, Tail
@@ -330,7 +331,7 @@ def make_app(settings: DrainSettings) -> DrainApp:
             "the drain needs an admin token to check ingest tokens with meta: "
             "set GUN_DRAIN_META_TOKEN"
         )
-    settings.archive.mkdir(parents=True, exist_ok=True)
+    isolation.make_dir(settings.archive, isolation.PRIVATE_DIR)
     prometheus = PrometheusOutlet()
     outlets: list[Outlet] = [prometheus]
     if settings.whisper is not None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psutil
 
+from gun import isolation
 from gun.agent import contain
 from gun.providers.base import NewInstance
 
@@ -39,8 +40,11 @@ class LocalProvider:
     def create(self, new: NewInstance) -> str:
         root = self.dir(new.id)
         with self._lock:
-            (root / "etc").mkdir(parents=True, exist_ok=True)
-            (root / "log").mkdir(exist_ok=True)
+            # the instance's user passes through these to its releases; the rest is the agent's
+            isolation.make_dir(self.root, isolation.SEARCHABLE)
+            isolation.make_dir(root, isolation.SEARCHABLE)
+            isolation.make_dir(root / "etc", isolation.PRIVATE_DIR)
+            isolation.make_dir(root / "log", isolation.PRIVATE_DIR)
             config = root / AGENT_CONFIG
             fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
@@ -97,9 +101,13 @@ class LocalProvider:
             os.killpg(pid, signal.SIGKILL)
 
     def delete(self, instance_id: str) -> None:
+        """Stop the agent, kill what is left of its processes, remove its Unix user (if it had
+        one) and its directory."""
         with self._lock:
             self.stop(instance_id)
             contain.remove(self.dir(instance_id))  # if the agent had to be killed
+            if isolation.can_switch():
+                isolation.remove(isolation.instance_user_name(self.dir(instance_id)))
             shutil.rmtree(self.dir(instance_id), ignore_errors=True)
 
     def ids(self) -> list[str]:

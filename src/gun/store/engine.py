@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from gun import isolation
 from gun.errors import UsageError
 
 WRITE = "gun_write"  # execution option: this transaction will write
@@ -42,7 +44,12 @@ def make_engine(url: str) -> Engine:
 
 def _sqlite(url: str, database: str | None) -> Engine:
     if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(database)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # made 0600 before SQLite opens it: SQLite gives its -wal and -shm files the same mode
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, isolation.PRIVATE_FILE))
+        for made in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            isolation.private_file(made)
     engine = create_engine(
         url,
         connect_args={"timeout": 30, "check_same_thread": False},

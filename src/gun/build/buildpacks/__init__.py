@@ -9,6 +9,10 @@ and runs it in `app_dir` (a scratch copy of the source, which it changes):
 3. node: `package.json` (`node.py`);
 4. null: anything else, built as it is (`null.py`).
 
+With `user` (gun.isolation), every command runs as that unprivileged Unix user: before each one,
+`app_dir` and `cache_dir` are handed to it and its HOME is `cache_dir/home`; between builds the
+cache is closed to everyone but root. Python interpreters it cannot run are not found.
+
 `cache_dir` is the app's own build cache, kept between its builds (pip's cache and wheelhouse,
 uv's cache and a pinned uv, npm's cache, git buildpack checkouts and each custom buildpack's
 CACHE_DIR); a build holds a lock on it, so two builds of one app take turns. `env` is the
@@ -46,8 +50,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from gun import isolation
 from gun.build.buildpacks import custom, node, null, python
 from gun.build.buildpacks.base import BuildError, BuildResult, Context, Deadline, Output, cache_lock
+from gun.isolation import UnixUser
 
 __all__ = ["BuildError", "BuildResult", "Output", "build", "detect"]
 
@@ -77,8 +83,10 @@ def build(
     out: Output,
     *,
     timeout: float = 900,
+    user: UnixUser | None = None,
 ) -> BuildResult:
-    """Build the app in `app_dir` in place with the first buildpack that applies."""
+    """Build the app in `app_dir` in place with the first buildpack that applies; every command
+    runs as `user` if given (see Context)."""
     app_dir = app_dir.resolve()
     if not app_dir.is_dir():
         raise BuildError(f"cannot build {str(app_dir)!r}: it is not a directory")
@@ -86,13 +94,23 @@ def build(
     if cache_dir.is_relative_to(app_dir):
         raise BuildError(f"the build cache {str(cache_dir)!r} must not be inside the app")
     cache_dir.mkdir(parents=True, exist_ok=True)
+    if user is not None:
+        for path in (app_dir, cache_dir):
+            where = isolation.blocked(path.parent, user)
+            if where is not None:
+                raise BuildError(isolation.unreachable("the build", path, user, where))
+        (cache_dir / "home").mkdir(exist_ok=True)
     deadline = Deadline(timeout)
     name = detect(app_dir, env)
-    ctx = Context(name, app_dir, cache_dir, env, out, deadline)
-    with cache_lock(cache_dir, deadline, out):
-        if env.get("BUILDPACK", "").strip():
-            types = custom.compile(ctx, name)
-        else:
-            pack = next(pack for pack in BUILTIN if name == pack.name)
-            types = pack.compile(ctx)
+    ctx = Context(name, app_dir, cache_dir, env, out, deadline, user)
+    try:
+        with cache_lock(cache_dir, deadline, out):
+            if env.get("BUILDPACK", "").strip():
+                types = custom.compile(ctx, name)
+            else:
+                pack = next(pack for pack in BUILTIN if name == pack.name)
+                types = pack.compile(ctx)
+    finally:
+        if user is not None:
+            isolation.take_back(cache_dir)
     return BuildResult(name, types)

@@ -19,7 +19,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gun import isolation
 from gun.errors import InvalidParams
+from gun.isolation import UnixUser
 
 Output = Callable[[str], None]
 """Receives each line of build output (without its newline), live, as it is produced."""
@@ -94,6 +96,7 @@ class Context:
     config: Mapping[str, str]
     out: Output
     deadline: Deadline
+    user: UnixUser | None = None  # whom every command runs as (gun.isolation); None: this process
 
     def fail(self, what: str) -> BuildError:
         """The error for a failed build: `what` says what failed, as a phrase."""
@@ -125,6 +128,10 @@ class Context:
     ) -> tuple[int, str]:
         """Run `argv`, streaming its output; return its exit code and, with `capture`, its
         stdout (then only stderr is streamed). `what` names the command in errors."""
+        if self.user is not None:  # it gets what it works on, and a HOME of its own
+            for d in (self.app_dir, self.cache_dir):
+                isolation.hand_over(self.user, d)
+            env = {**env, **isolation.user_env(self.user, self.cache_dir / "home")}
         try:
             return run(
                 [str(a) for a in argv],
@@ -134,6 +141,7 @@ class Context:
                 deadline=self.deadline,
                 what=what,
                 capture=capture,
+                user=self.user,
             )
         except BuildError as e:
             raise self.fail(e.message) from None
@@ -154,6 +162,7 @@ def run(
     deadline: Deadline,
     what: str,
     capture: bool = False,
+    user: UnixUser | None = None,
 ) -> tuple[int, str]:
     if deadline.remaining() <= 0:
         raise deadline.expired(what)
@@ -166,6 +175,7 @@ def run(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE if capture else subprocess.STDOUT,
             start_new_session=True,
+            **isolation.popen_user(user),
         )
     except OSError as e:
         raise BuildError(f"could not start {what} ({e.strerror or e})") from None

@@ -82,7 +82,8 @@ def compile(ctx: Context) -> dict[str, str]:
     try:
         request, disagreement = pythons.requested(ctx.app_dir)
         policy = ctx.config.get("PYTHON_VERSION_POLICY", "").strip().lower() or "exact"
-        found = pythons.discover(timeout=max(1.0, min(20.0, ctx.deadline.remaining())))
+        wait = max(1.0, min(20.0, ctx.deadline.remaining()))
+        found = pythons.discover(timeout=wait, user=ctx.user)
         interpreter, nearest = pythons.choose(request, found, policy)
     except BuildError as e:
         raise ctx.fail(e.message) from None

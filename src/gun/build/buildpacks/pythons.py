@@ -24,7 +24,9 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gun import isolation
 from gun.build.buildpacks.base import BuildError
+from gun.isolation import UnixUser
 
 Version = tuple[int, ...]
 
@@ -162,26 +164,29 @@ def candidates(environ: dict[str, str] | None = None) -> list[str]:
 
 # discover's answers, by what the candidates are on disk: asking each interpreter costs ~0.1 s
 # a build, and a build worker asks the same ones again and again
-_discovered: dict[tuple[tuple[str, int, int], ...], list[Interpreter]] = {}
+_discovered: dict[tuple[bool, tuple[tuple[str, int, int], ...]], list[Interpreter]] = {}
 
 
-def discover(environ: dict[str, str] | None = None, timeout: float = 20) -> list[Interpreter]:
-    """The distinct interpreters found, each asked for its version (all asked at once); asked
-    again only when a candidate's file changed (path, size, modification time)."""
+def discover(
+    environ: dict[str, str] | None = None, timeout: float = 20, user: UnixUser | None = None
+) -> list[Interpreter]:
+    """The distinct interpreters found, each asked for its version (all asked at once, as
+    `user` if given: one it cannot run is not found); asked again only when a candidate's file
+    changed (path, size, modification time)."""
     paths = candidates(environ)
     signature = []
     for path in paths:
         with contextlib.suppress(OSError):
             st = os.stat(path)
             signature.append((os.path.realpath(path), st.st_size, st.st_mtime_ns))
-    key = tuple(signature)
+    key = (user is not None, tuple(signature))  # every build user is "others" to them
     hit = _discovered.get(key)
     if hit is None:
-        hit = _discovered[key] = _ask(paths, timeout)
+        hit = _discovered[key] = _ask(paths, timeout, user)
     return list(hit)
 
 
-def _ask(paths: list[str], timeout: float) -> list[Interpreter]:
+def _ask(paths: list[str], timeout: float, user: UnixUser | None) -> list[Interpreter]:
     seen: set[str] = set()
     procs: list[subprocess.Popen[bytes]] = []
     for path in paths:
@@ -197,6 +202,7 @@ def _ask(paths: list[str], timeout: float) -> list[Interpreter]:
                     stdout=subprocess.PIPE,
                     stderr=subprocess.DEVNULL,
                     start_new_session=True,
+                    **isolation.popen_user(user),
                 )
             )
         except OSError:

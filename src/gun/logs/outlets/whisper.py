@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import whisper  # type: ignore[import-untyped]
 
+from gun import isolation
 from gun.errors import InvalidParams
 from gun.logs.model import Bucket, Key
 from gun.logs.outlets.paths import series_parts, stat_values
@@ -130,7 +132,7 @@ class WhisperOutlet:
 
     def _create(self, path: Path, stat: str, resolution: int) -> None:
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            isolation.make_dir(path.parent, isolation.PRIVATE_DIR)
             try:
                 whisper.create(
                     str(path),
@@ -138,6 +140,7 @@ class WhisperOutlet:
                     xFilesFactor=0.0,
                     aggregationMethod=AGGREGATION.get(stat, "average"),
                 )
+                os.chmod(path, isolation.PRIVATE_FILE)
                 self.created += 1
             except whisper.InvalidConfiguration:
                 if not path.exists():  # else another writer created it first: use theirs
