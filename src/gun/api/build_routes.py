@@ -27,6 +27,7 @@ from pydantic import Field, StrictInt, StrictStr
 
 from gun.api.auth import Gun, Who
 from gun.api.fleet_routes import Strict, received
+from gun.api.gate import upload
 from gun.errors import InvalidParams
 from gun.model import Build
 
@@ -54,6 +55,7 @@ def build_json(b: Build) -> dict[str, Any]:
 
 
 @router.post("/apps/{app}/builds", status_code=201)
+@upload
 async def create_build(
     app: str,
     request: Request,

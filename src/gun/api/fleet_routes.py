@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from gun.api import bodies
 from gun.api.auth import Gun, Who
+from gun.api.gate import upload
 from gun.core.deploys import SLUG_MAX_BYTES
 from gun.errors import InvalidParams, PayloadTooLarge
 from gun.model import Instance, Process
@@ -205,6 +206,7 @@ async def received(request: Request, what: str) -> AsyncIterator[tuple[Path, str
 
 
 @router.post("/apps/{app}/slugs", status_code=201)
+@upload
 async def upload_slug(app: str, request: Request, who: Who, gun: Gun) -> dict[str, Any]:
     """The body is the slug (a gzipped tarball of ./app); `X-Gun-Sha256` is checked if sent."""
     async with received(request, "slug") as (path, sha256, size):
