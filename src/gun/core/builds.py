@@ -13,7 +13,6 @@ import logging
 import shutil
 import tempfile
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from gun.store.time import now
 log = logging.getLogger("gun.build")
 STEP = "-----> "
 STALE_GRACE = 300.0  # seconds past the release timeout after which a release phase is given up
-FLUSH_SECONDS = 0.25
+FLUSH_SECONDS = 0.25  # build output reaches the store at most this long after it is printed
 
 
 @dataclass(frozen=True)
@@ -46,27 +45,46 @@ class BuildOptions:
 
 
 class OutputBuffer:
-    """Build output lines, written to the store in batches (every FLUSH_SECONDS at most)."""
+    """Build output on its way to the store: written in batches, each at most FLUSH_SECONDS
+    after its first text arrived, whether or not more follows (a step that prints and then
+    works for minutes shows what it printed at once)."""
 
     def __init__(self, store: Store, build_id: int) -> None:
         self.store, self.build_id = store, build_id
-        self._lines: list[str] = []
-        self._lock = threading.Lock()
-        self._last = 0.0
+        self._chunks: list[str] = []
+        self._lock = threading.Lock()  # guards _chunks and _timer
+        self._writing = threading.Lock()  # one write at a time, so batches stay in order
+        self._timer: threading.Timer | None = None
 
     def line(self, text: str) -> None:
+        self.text(text + "\n")
+
+    def text(self, text: str) -> None:
+        """Raw output (the start of a line, the rest of it with its newline)."""
         with self._lock:
-            self._lines.append(text + "\n")
-        if time.monotonic() - self._last >= FLUSH_SECONDS:
-            self.flush()
+            self._chunks.append(text)
+            if self._timer is None:
+                self._timer = threading.Timer(FLUSH_SECONDS, self.close)
+                self._timer.daemon = True
+                self._timer.start()
 
     def flush(self) -> None:
-        with self._lock:
-            text, self._lines = "".join(self._lines), []
-            self._last = time.monotonic()
-        if text:
-            with self.store.write() as tx:
-                tx.append_build_output(self.build_id, text)
+        with self._writing:
+            with self._lock:
+                text, self._chunks = "".join(self._chunks), []
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+            if text:
+                with self.store.write() as tx:
+                    tx.append_build_output(self.build_id, text)
+
+    def close(self) -> None:
+        """Flush what is left, logging (not raising) a failure: for the timer, and the end."""
+        try:
+            self.flush()
+        except Exception:  # the store is away: the build's own next write fails loudly
+            log.exception("writing the output of build %s failed", self.build_id)
 
 
 def short(commit: str | None, sha256: str) -> str:
@@ -202,6 +220,7 @@ class Builds(Deploys):
         finally:
             if source is not None:
                 source.unlink(missing_ok=True)
+            out.close()
 
     def _fail(self, build: Build, out: OutputBuffer, why: str) -> None:
         out.flush()
@@ -258,7 +277,12 @@ class Builds(Deploys):
                 raise InvalidParams(f"the uploaded source was refused: {e.message}") from None
             out.line(f"{STEP}Building {build.app} ({short(build.commit, '') or 'upload'})")
             result = buildpacks.build(
-                app_dir, opts.home / "cache" / build.app, config, out.line, timeout=opts.timeout
+                app_dir,
+                opts.home / "cache" / build.app,
+                config,
+                out.line,
+                timeout=opts.timeout,
+                partial=out.text,
             )
             types = _process_types(app_dir, result.process_types)
             out.line(f"{STEP}Discovering process types")

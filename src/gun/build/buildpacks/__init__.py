@@ -47,9 +47,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gun.build.buildpacks import custom, node, null, python
-from gun.build.buildpacks.base import BuildError, BuildResult, Context, Deadline, Output, cache_lock
+from gun.build.buildpacks.base import (
+    BuildError,
+    BuildResult,
+    Context,
+    Deadline,
+    Output,
+    Partial,
+    cache_lock,
+)
 
-__all__ = ["BuildError", "BuildResult", "Output", "build", "detect"]
+__all__ = ["BuildError", "BuildResult", "Output", "Partial", "build", "detect"]
 
 
 @dataclass(frozen=True)
@@ -77,8 +85,10 @@ def build(
     out: Output,
     *,
     timeout: float = 900,
+    partial: Partial | None = None,
 ) -> BuildResult:
-    """Build the app in `app_dir` in place with the first buildpack that applies."""
+    """Build the app in `app_dir` in place with the first buildpack that applies. `partial`,
+    if given, gets the start of a line a command has not ended yet (see `base.Lines`)."""
     app_dir = app_dir.resolve()
     if not app_dir.is_dir():
         raise BuildError(f"cannot build {str(app_dir)!r}: it is not a directory")
@@ -88,7 +98,7 @@ def build(
     cache_dir.mkdir(parents=True, exist_ok=True)
     deadline = Deadline(timeout)
     name = detect(app_dir, env)
-    ctx = Context(name, app_dir, cache_dir, env, out, deadline)
+    ctx = Context(name, app_dir, cache_dir, env, out, deadline, partial)
     with cache_lock(cache_dir, deadline, out):
         if env.get("BUILDPACK", "").strip():
             types = custom.compile(ctx, name)
