@@ -69,7 +69,10 @@ async def create_build(
     """strategy=slug: the body is the app's source as a gzipped tarball of ./app (`git archive`
     or a packed directory). strategy=git: no body; `ref` names what to deploy from the app's
     repository. The build is queued; read its output from `/output`."""
-    await to_thread.run_sync(gun.may_build, who, app)  # refuse before reading a large body
+    # refuse before reading a large body
+    await to_thread.run_sync(
+        lambda: gun.may_build(who, app, ref=ref, commit_description=commit_description)
+    )
     if strategy == "git":
         if ref is None:
             raise InvalidParams("strategy=git needs ref: the branch, tag or commit to deploy")

@@ -73,20 +73,21 @@ class Strict(BaseModel):
 
 
 class InstancesCreate(Strict):
-    layer: StrictStr = Field(max_length=100)
+    # layer, instance_type and availability_zone: the Platform's rules bound their length
+    layer: StrictStr
     count: StrictInt = 1
-    instance_type: StrictStr | None = Field(default=None, max_length=100)
-    availability_zone: StrictStr | None = Field(default=None, max_length=100)
+    instance_type: StrictStr | None = None
+    availability_zone: StrictStr | None = None
     provider: StrictStr = Field(default="local", max_length=100)
 
 
 class Restart(Strict):
-    target: StrictStr | None = Field(default=None, max_length=100)
+    target: bodies.Text | None = Field(default=None, max_length=100)
 
 
 class ReleaseCreate(Strict):
     slug: StrictInt
-    description: StrictStr | None = Field(default=None, max_length=200)
+    description: bodies.Text | None = Field(default=None, max_length=200)
 
 
 class Register(Strict):

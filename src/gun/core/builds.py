@@ -21,15 +21,14 @@ from gun import procfile
 from gun.build import buildpacks, gitrepo
 from gun.build.slug import SlugError, pack, sha256_of, unpack
 from gun.core.access import authorize
-from gun.core.deploys import Deploys
+from gun.core.deploys import STALE_GRACE, Deploys
 from gun.errors import Conflict, GunError, InvalidParams, NotFound
-from gun.model import Build, Principal
+from gun.model import Build, Principal, check_no_nul
 from gun.store import Store, Tx
 from gun.store.time import now
 
 log = logging.getLogger("gun.build")
 STEP = "-----> "
-STALE_GRACE = 300.0  # seconds past the release timeout after which a release phase is given up
 FLUSH_SECONDS = 0.25  # build output reaches the store at most this long after it is printed
 
 
@@ -100,9 +99,17 @@ class Builds(Deploys):
 
     # the API's side ------------------------------------------------------------------------
 
-    def may_build(self, who: Principal, name: str) -> None:
+    def may_build(
+        self,
+        who: Principal,
+        name: str,
+        *,
+        ref: str | None = None,
+        commit_description: str | None = None,
+    ) -> None:
         """Refuse early (before a large upload) what create_build would refuse."""
         authorize(who, "developer", name)
+        _check_build_text(ref, commit_description)
         with self.store.read() as tx:
             busy = tx.active_build(tx.existing_app(name))
         if busy is not None and not self._stale(busy):
@@ -122,6 +129,7 @@ class Builds(Deploys):
         authorize(who, "developer", name)
         if self.build_options is None:
             raise InvalidParams("this meta runs no builds: it was started without a build home")
+        _check_build_text(ref, commit_description)
         with self.store.write() as tx:
             app = tx.existing_app(name, lock=True)
             busy = self._abandon_stale(tx, tx.active_build(app))
@@ -332,6 +340,12 @@ def _git_types(mirror: Path, commit: str) -> dict[str, str]:
             "e.g. `web: python app.py`"
         )
     return procfile.parse(data, "Procfile")
+
+
+def _check_build_text(ref: str | None, commit_description: str | None) -> None:
+    for what, text in (("ref", ref), ("commit_description", commit_description)):
+        if text is not None:
+            check_no_nul(what, text)  # git's argv, and the store, cannot hold one
 
 
 def _busy(name: str, busy: Build) -> Conflict:
