@@ -13,10 +13,6 @@ POST   /v1/agent/instances/{id}/releases/{v}/result       agent, when the releas
 from __future__ import annotations
 
 import asyncio
-import os
-import pathlib
-import shutil
-import tempfile
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -83,14 +79,14 @@ async def create_build(
         return build_json(build)
     if ref is not None:
         raise InvalidParams("ref is for strategy=git: a slug deploy sends its source as the body")
-    async with received(request, "source") as (path, _, _):
+    scratch = gun.scratch()
+    async with received(request, "source", scratch) as (path, _, _):
         build = await to_thread.run_sync(
             lambda: gun.create_build(who, app, commit=commit, commit_description=commit_description)
         )
-        fd, kept = tempfile.mkstemp(prefix=f"gun-build-{build.id}-", suffix=".tar.gz")
-        os.close(fd)
-        shutil.move(path, kept)
-    gun.start_build(who, build, pathlib.Path(kept))
+        kept = path.with_name(f"source-{build.id}-{path.name}")
+        path.rename(kept)  # the build's now: it deletes it when done
+    gun.start_build(who, build, kept)
     return build_json(build)
 
 

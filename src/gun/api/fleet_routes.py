@@ -181,14 +181,17 @@ def restart(app: str, body: Restart, who: Who, gun: Gun) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def received(request: Request, what: str) -> AsyncIterator[tuple[Path, str, int]]:
-    """Stream the body to a temporary file, capped at GUN_SLUG_MAX_BYTES; (path, sha256, size).
-    The file is removed on leaving unless it was moved away."""
+async def received(
+    request: Request, what: str, scratch: Path | None
+) -> AsyncIterator[tuple[Path, str, int]]:
+    """Stream the body to a file in `scratch` (meta's, emptied at its start), capped at
+    GUN_SLUG_MAX_BYTES; (path, sha256, size). The file is removed on leaving unless it was
+    moved away."""
     limit = int(os.environ.get("GUN_SLUG_MAX_BYTES", SLUG_MAX_BYTES))
     declared = request.headers.get("content-length")
     if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the {what} is over the limit of {limit} bytes")
-    fd, name = tempfile.mkstemp(prefix="gun-upload-", suffix=".tar.gz")
+    fd, name = tempfile.mkstemp(prefix="upload-", suffix=".tar.gz", dir=scratch)
     path = Path(name)
     try:
         digest, size = hashlib.sha256(), 0
@@ -210,7 +213,7 @@ async def received(request: Request, what: str) -> AsyncIterator[tuple[Path, str
 @upload
 async def upload_slug(app: str, request: Request, who: Who, gun: Gun) -> dict[str, Any]:
     """The body is the slug (a gzipped tarball of ./app); `X-Gun-Sha256` is checked if sent."""
-    async with received(request, "slug") as (path, sha256, size):
+    async with received(request, "slug", gun.scratch()) as (path, sha256, size):
         slug_id, types = await to_thread.run_sync(
             lambda: gun.add_slug(who, app, path, sha256, size, request.headers.get("x-gun-sha256"))
         )

@@ -34,7 +34,10 @@ FLUSH_SECONDS = 0.25  # build output reaches the store at most this long after i
 
 @dataclass(frozen=True)
 class BuildOptions:
-    home: Path  # build caches in home/cache/APP, work directories in home/work
+    # build caches in home/cache/APP; scratch (uploads on their way in, build trees, ENV_DIRs)
+    # in home/work, which meta empties at start: nothing of a build outlives a meta killed
+    # mid-build, and nothing of one goes to the shared /tmp
+    home: Path
     concurrency: int = 2
     timeout: float = 900.0
     release_timeout: float = 3600.0
@@ -194,18 +197,39 @@ class Builds(Deploys):
         with self.store.read() as tx:
             return tx.build_output(build_id, offset)
 
+    def scratch(self) -> Path | None:
+        """Where uploads and build trees go while they are worked on (None: the system's
+        temporary directory, for a meta that runs no builds)."""
+        if self.build_options is None:
+            return None
+        work = self.build_options.home / "work"
+        work.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return work
+
     def stop_builds(self) -> None:
         """Meta is exiting: queued builds are dropped (they are failed at the next start)."""
         if self._build_pool is not None:
             self._build_pool.shutdown(wait=False, cancel_futures=True)
 
     def fail_interrupted_builds(self) -> int:
-        """At start: builds a previous meta was running cannot finish; say so."""
+        """At start: builds a previous meta was running cannot finish; say so, and remove
+        what they left in the scratch directory (uploaded sources, half-built trees)."""
         with self.store.write() as tx:
             stuck = tx.builds_in(("pending", "building"))
             for _, build_id in stuck:
                 tx.append_build_output(build_id, " !     meta restarted during this build\n")
                 tx.set_build(build_id, status="failed", error="meta restarted during the build")
+        work = self.scratch()
+        left = sorted(work.iterdir()) if work is not None else []
+        for path in left:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        if left:
+            log.warning(
+                "removed %d leftovers of interrupted uploads and builds in %s", len(left), work
+            )
         return len(stuck)
 
     # the worker's side ---------------------------------------------------------------------
@@ -273,8 +297,7 @@ class Builds(Deploys):
     def _build(self, who: Principal, build: Build, source: Path, out: OutputBuffer) -> None:
         assert self.build_options is not None
         opts = self.build_options
-        work = opts.home / "work"
-        work.mkdir(parents=True, exist_ok=True)
+        work = self.scratch()
         with self.store.read() as tx:
             config = tx.config(tx.existing_app(build.app).id)
         with tempfile.TemporaryDirectory(prefix=f"{build.app}-{build.id}-", dir=work) as tmp:

@@ -46,7 +46,9 @@ def compile(ctx: Context, spec: str) -> dict[str, str]:
     ctx.step(f"{detected.strip() or spec} app detected")
     cache = ctx.cache_dir / "custom" / hashlib.sha256(spec.encode()).hexdigest()[:16]
     cache.mkdir(parents=True, exist_ok=True)
-    env_dir = Path(tempfile.mkdtemp(prefix="gun-env-"))
+    # next to the app's tree (in meta's scratch directory): the config vars it holds must not
+    # outlive a meta killed mid-build in the shared /tmp
+    env_dir = Path(tempfile.mkdtemp(prefix="gun-env-", dir=ctx.app_dir.parent))
     try:
         for key, value in ctx.config.items():
             if not _KEY.match(key):
