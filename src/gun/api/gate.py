@@ -93,8 +93,8 @@ class Doors:
 
 def too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(
-        f"the request body is over the limit of {limit} bytes (1 MiB): send less, or upload "
-        "slugs and sources to their own routes"
+        f"the request body is over the limit of {limit} bytes ({limit / 1024 / 1024:g} MiB): "
+        "send less, or upload slugs and sources to their own routes"
     )
 
 
