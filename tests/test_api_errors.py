@@ -7,6 +7,8 @@ each); every case snapshots what the admin can see before and after its request.
 
 from __future__ import annotations
 
+import io
+import tarfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,6 +26,11 @@ SEEDED = {"RAILS_ENV": "production"}  # demo's config: 19 bytes of the 32 kB
 NOT_JSON = "request body is not valid JSON"
 INVALID_NAME = "is invalid: use 2-30 lowercase letters, digits and dashes, starting with a letter"
 INVALID_KEY = "is invalid: use letters, digits and underscores, not starting with a digit"
+INVALID_TYPE = "is invalid: use up to 64 letters, digits, dashes and underscores"
+INVALID_LAYER = (
+    "is invalid: use up to 30 lowercase letters, digits and dashes, starting with a letter"
+)
+LONG = "x" * 300
 
 
 @dataclass
@@ -146,6 +153,16 @@ def scale(id_: str, updates: Any, status: int, message: str) -> Any:
     )
 
 
+def slug_with_procfile(text: bytes) -> bytes:
+    """A slug (gzipped tarball of ./app) holding only this Procfile."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        info = tarfile.TarInfo("app/Procfile")
+        info.size = len(text)
+        tar.addfile(info, io.BytesIO(text))
+    return raw.getvalue()
+
+
 OVER = CONFIG_MAX - len("RAILS_ENVproduction") - len("BIG") + 1  # one byte over in total
 
 # fmt: off
@@ -182,8 +199,7 @@ CASES = [
     config_key("space", "A B"),
     config_key("trailing-newline", "A\n"),
     bad("config-key-over-255-chars", "PATCH", "/v1/apps/demo/config-vars", 422,
-        "invalid_params",
-        f"body field '{'K' * 256}.[key]' is invalid: string should have at most 255 characters",
+        "invalid_params", f"config key '{'K' * 57}...' is 256 characters long: use at most 255",
         json={"K" * 256: "x"}),
     # config over 32 kB in total (demo already holds RAILS_ENV=production): nothing is set
     bad("config-over-32kB", "PATCH", "/v1/apps/demo/config-vars", 422, "invalid_params",
@@ -217,7 +233,7 @@ CASES = [
     scale("type-with-equals", [{"type": "web=2", "quantity": 3}], 422,
           "formation 'web=2=3' has more than one '=': write it as TYPE=N, e.g. web=2"),
     scale("type-over-64-chars", [{"type": "w" * 65, "quantity": 1}], 422,
-          "body field 'updates.0.type' is invalid: string should have at most 64 characters"),
+          f"process type '{'w' * 57}...' {INVALID_TYPE}"),
     scale("type-empty", [{"type": "", "quantity": 3}], 422,
           "formation '=3' has no process type: write it as TYPE=N, e.g. web=2"),
     scale("type-missing", [{"quantity": 2}], 422, "body field 'updates.0.type' is required"),
@@ -297,6 +313,94 @@ CASES = [
         content=b'{"updates": [}'),
     bad("no-body", "POST", "/v1/apps", 400, "bad_request",
         "request body is missing: send a JSON object", content=b""),
+
+    # fields with a rule of gun's own, far too long: the rule's sentence, not pydantic's
+    bad("long-app-name", "POST", "/v1/apps", 422, "invalid_params",
+        f"app name '{'x' * 57}...' {INVALID_NAME}", json={"name": LONG}),
+    bad("long-repo", "POST", "/v1/apps", 422, "invalid_params",
+        f"repo 'https://{'x' * 49}...' is 3008 characters long: use at most 2000",
+        json={"name": "fresh", "repo": "https://" + "x" * 3000}),
+    bad("long-token-name", "POST", "/v1/tokens", 422, "invalid_params",
+        "token name must be 1 to 100 characters", json={"name": LONG, "role": "viewer"}),
+    bad("long-token-app", "POST", "/v1/tokens", 422, "invalid_params",
+        f"app name '{'x' * 57}...' {INVALID_NAME}", json={"name": "t", "app": LONG}),
+    bad("long-config-key", "PATCH", "/v1/apps/demo/config-vars", 422, "invalid_params",
+        f"config key '{'K' * 57}...' is 300 characters long: use at most 255",
+        json={"K" * 300: "x"}),
+    scale("long-type", [{"type": LONG, "quantity": 1}], 422, f"process type '{'x' * 57}...' "
+          f"{INVALID_TYPE}"),
+    bad("long-layer-type", "PUT", "/v1/apps/demo/layers/jobs", 422, "invalid_params",
+        f"process type '{'x' * 57}...' {INVALID_TYPE}", json={"types": [LONG]}),
+    bad("long-layer", "POST", "/v1/apps/demo/instances", 422, "invalid_params",
+        f"layer name '{'x' * 57}...' {INVALID_LAYER}", json={"layer": LONG}),
+    bad("long-instance-type", "POST", "/v1/apps/demo/instances", 422, "invalid_params",
+        f"instance_type '{'x' * 57}...' must be 1 to 40 printable characters",
+        json={"layer": "web", "instance_type": LONG}),
+    bad("long-availability-zone", "POST", "/v1/apps/demo/instances", 422, "invalid_params",
+        f"availability_zone '{'x' * 57}...' must be 1 to 40 printable characters",
+        json={"layer": "web", "availability_zone": LONG}),
+    bad("long-drain-url", "POST", "/v1/apps/demo/drains", 422, "invalid_params",
+        f"drain URL 'https://{'x' * 49}...' is 3008 characters long: use at most 2000",
+        json={"url": "https://" + "x" * 3000}),
+
+    # NUL bytes, in what ends up in an instance's environment, argv or files, or in the store
+    bad("nul-config-value", "PATCH", "/v1/apps/demo/config-vars", 422, "invalid_params",
+        "config var 'A' contains a NUL byte, which no environment variable can hold: remove it",
+        json={"OK": "fine", "A": "a\x00b"}),
+    bad("nul-procfile-command", "POST", "/v1/apps/demo/slugs", 422, "invalid_params",
+        "Procfile:2: has a NUL byte; remove it",
+        content=slug_with_procfile(b"web: serve\nworker: work \x00 hard\n")),
+    bad("nul-procfile-type", "POST", "/v1/apps/demo/slugs", 422, "invalid_params",
+        "Procfile:1: has a NUL byte; remove it",
+        content=slug_with_procfile(b"we\x00b: serve\n")),
+    scale("nul-type", [{"type": "we\x00b", "quantity": 1}], 422,
+          "formation 'we\\x00b=1': process type 'we\\x00b' may only use letters, digits, - "
+          "and _"),
+    bad("nul-layer-type", "PUT", "/v1/apps/demo/layers/jobs", 422, "invalid_params",
+        f"process type 'we\\x00b' {INVALID_TYPE}", json={"types": ["we\x00b"]}),
+    bad("nul-layer", "PUT", "/v1/apps/demo/layers/jo%00bs", 404, "not_found",
+        "layer 'jo\\x00bs' does not exist", json={"types": ["web"]}),
+    bad("nul-drain-url", "POST", "/v1/apps/demo/drains", 422, "invalid_params",
+        "drain URL 'https://x/\\x00' has a space or control character; remove it",
+        json={"url": "https://x/\x00"}),
+    bad("nul-repo-url-scp", "POST", "/v1/apps", 422, "invalid_params",
+        "body field 'repo' is invalid: must not contain a NUL character",
+        json={"name": "fresh", "repo": "git@host:a\x00b"}),
+    bad("nul-app-name", "POST", "/v1/apps", 422, "invalid_params",
+        f"app name 'a\\x00b' {INVALID_NAME}", json={"name": "a\x00b"}),
+    bad("nul-token-name", "POST", "/v1/tokens", 422, "invalid_params",
+        "body field 'name' is invalid: must not contain a NUL character",
+        json={"name": "a\x00b", "role": "viewer"}),
+    bad("nul-instance-type", "POST", "/v1/apps/demo/instances", 422, "invalid_params",
+        "instance_type 'c1\\x00' must be 1 to 40 printable characters",
+        json={"layer": "web", "instance_type": "c1\x00"}),
+    bad("nul-git-ref", "POST", "/v1/apps/demo/builds?strategy=git&ref=ma%00in", 422,
+        "invalid_params", "ref has a NUL byte; remove it"),
+    bad("nul-commit-description", "POST", "/v1/apps/demo/builds?commit_description=a%00b", 422,
+        "invalid_params", "commit_description has a NUL byte; remove it", content=b"x"),
+    bad("nul-release-description", "POST", "/v1/apps/demo/releases", 422, "invalid_params",
+        "body field 'description' is invalid: must not contain a NUL character",
+        json={"slug": 1, "description": "a\x00b"}),
+    bad("nul-restart-target", "POST", "/v1/apps/demo/processes/restart", 422,
+        "invalid_params", "body field 'target' is invalid: must not contain a NUL character",
+        json={"target": "web\x00"}),
+
+    # names of the platform's own
+    bad("reserved-gun-drain", "POST", "/v1/apps", 422, "invalid_params",
+        "app name 'gun-drain' is reserved: names starting with 'gun-' are the platform's own "
+        "(the drain reports its figures as app gun-drain); pick another",
+        json={"name": "gun-drain"}),
+    bad("reserved-gun-prefix", "POST", "/v1/apps", 422, "invalid_params",
+        "app name 'gun-x' is reserved: names starting with 'gun-' are the platform's own "
+        "(the drain reports its figures as app gun-drain); pick another",
+        json={"name": "gun-x"}),
+
+    # scale: below zero, over the processes cap
+    scale("relative-below-zero", [{"type": "web", "quantity": "-5"}], 422,
+          "web-5 would take web below 0: it has 1"),
+    scale("over-max-processes", [{"type": "web", "quantity": 80}, {"type": "worker",
+          "quantity": 21}], 422, "web=80 worker=21 would run 101 processes of app 'demo', over "
+          "the limit of 100 per app (GUN_MAX_PROCESSES on meta)"),
 
     # routes and methods
     bad("no-route", "GET", "/v1/nope", 404, "not_found", "no route GET /v1/nope"),

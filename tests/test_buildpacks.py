@@ -23,6 +23,7 @@ import pytest
 from gun import isolation
 from gun.build import slug
 from gun.build.buildpacks import BuildError, BuildResult, build
+from gun.build.buildpacks.base import utf8_cut
 from gun.build.buildpacks.custom import parse_release
 from gun.build.buildpacks.pythons import Interpreter, Request, choose, parse_request
 from tests import tools
@@ -633,3 +634,43 @@ def test_a_build_its_user_cannot_reach_is_refused_naming_the_directory(
         f"{meta_home / 'builds'} is drwx------; keep gun's data where every directory above it"
         " may be searched by others (chmod o+x, or e.g. GUN_HOME=/var/lib/gun)"
     )
+
+
+def test_a_line_without_its_end_goes_to_the_partial_sink_at_once(tmp_path: Path) -> None:
+    compile_ = (
+        "#!/bin/sh\necho whole\nprintf 'step one'\nsleep 1.5\nprintf ' and é'\nsleep 1\n"
+        "echo ' done'\nprintf 'no end'\n"
+    )
+    bp = buildpack(tmp_path / "bp", detect=DETECT, compile=compile_)
+    lines: list[str] = []
+    parts: list[tuple[float, str]] = []
+    began = time.monotonic()
+    build(
+        app(tmp_path),
+        tmp_path / "cache",
+        {"BUILDPACK": str(bp)},
+        lines.append,
+        partial=lambda text: parts.append((time.monotonic() - began, text)),
+    )
+    assert lines == ["-----> Greeter app detected", "whole", "no end"]
+    assert "".join(text for _, text in parts) == "step one and é done\n"
+    assert parts[0][1] == "step one"
+    assert parts[0][0] < 1.0  # shown while the step still slept
+    assert parts[-1][1] == " done\n"
+
+
+@pytest.mark.parametrize(
+    ("data", "cut"),
+    [
+        (b"", 0),
+        (b"abc", 3),
+        ("é".encode(), 2),
+        ("é".encode()[:1], 0),
+        (b"ab" + "€".encode()[:2], 2),
+        (b"ab" + "😀".encode()[:3], 2),
+        ("😀".encode(), 4),
+        (b"\x80\x80\x80\x80\x80", 5),  # not UTF-8 at all: passed on, replaced when decoded
+    ],
+)
+def test_a_partial_line_is_cut_between_characters(data: bytes, cut: int) -> None:
+    assert utf8_cut(data) == cut

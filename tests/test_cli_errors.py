@@ -20,6 +20,24 @@ CASES = [
     ),
     (["apps.create", "demo"], 1, "gun: app 'demo' already exists\n"),
     (
+        ["apps.create", "a" * 300],
+        1,
+        f"gun: app name '{'a' * 57}...' is invalid: use 2-30 lowercase letters, digits and "
+        "dashes, starting with a letter\n",
+    ),
+    (
+        ["apps.create", "gun-drain"],
+        1,
+        "gun: app name 'gun-drain' is reserved: names starting with 'gun-' are the platform's "
+        "own (the drain reports its figures as app gun-drain); pick another\n",
+    ),
+    (
+        ["app:demo", "config.set", "K" * 300 + "=x"],
+        2,
+        f"gun: config key '{'K' * 57}...' is 300 characters long: use at most 255\n",
+    ),
+    (["app:demo", "scale", "web-5"], 1, "gun: web-5 would take web below 0: it has 0\n"),
+    (
         ["app:demo", "config.set", "1A=x"],
         2,
         "gun: config key '1A' is invalid: use letters, digits and underscores, not starting "

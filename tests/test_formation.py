@@ -54,10 +54,27 @@ def test_parse_accepts_spaces_and_commas_and_refuses_repeats() -> None:
         formation.parse("")
 
 
-def test_relative_changes_never_go_below_zero() -> None:
-    assert formation.parse_word("web-5").apply(2) == 0
-    assert formation.parse_word("web+1").apply(2) == 3
-    assert formation.parse_word("web=7").apply(2) == 7
+@pytest.mark.parametrize(
+    ("word", "current", "expected"),
+    [
+        ("web+1", 2, 3),
+        ("web-2", 2, 0),
+        ("web=7", 2, 7),
+        ("web=0", 2, 0),
+        ("web+0", 0, 0),
+        ("web-0", 0, 0),
+        ("web-5", 1, "web-5 would take web below 0: it has 1"),
+        ("web-1", 0, "web-1 would take web below 0: it has 0"),
+    ],
+)
+def test_relative_changes_never_go_below_zero(word: str, current: int, expected: int | str) -> None:
+    change = formation.parse_word(word)
+    if isinstance(expected, int):
+        assert change.apply(current) == expected
+        return
+    with pytest.raises(InvalidParams) as e:
+        change.apply(current)
+    assert e.value.message == expected
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from gun.store.schema import config_vars, events, releases, tokens
 
 
 def scale(platform: Platform, who: Principal, app: str, words: str) -> dict[str, int]:
-    return platform.scale(who, app, formation.parse(words))
+    return platform.scale(who, app, formation.parse(words)).totals
 
 
 def test_app_lifecycle_and_releases(platform: Platform, admin: Principal) -> None:
@@ -55,7 +55,10 @@ def test_app_lifecycle_and_releases(platform: Platform, admin: Principal) -> Non
 def test_formation_absolute_relative_and_per_layer(platform: Platform, admin: Principal) -> None:
     platform.create_app(admin, "shop")
     assert scale(platform, admin, "shop", "web=2 worker=1") == {"web": 2, "worker": 1}
-    assert scale(platform, admin, "shop", "web+1 worker-5") == {"web": 3, "worker": 0}
+    assert scale(platform, admin, "shop", "web+1 worker-1") == {"web": 3, "worker": 0}
+    with pytest.raises(InvalidParams, match="^worker-1 would take worker below 0: it has 0$"):
+        scale(platform, admin, "shop", "web+1 worker-1")
+    assert platform.formation(admin, "shop")[0] == {"web": 3, "worker": 0}  # nothing changed
     platform.set_layer(admin, "shop", "default", ["web"])
     platform.set_layer(admin, "shop", "jobs", ["worker", "clock"])
     assert platform.layer_shares(admin, "shop") == {

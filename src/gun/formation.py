@@ -22,7 +22,13 @@ class Change:
     relative: bool = False
 
     def apply(self, current: int) -> int:
-        return max(0, current + self.quantity) if self.relative else self.quantity
+        """The new quantity from `current`; a relative change may not go below 0 (foreman's
+        clamp to 0 hid a typo such as web-5 for web-1)."""
+        if not self.relative:
+            return self.quantity
+        if current + self.quantity < 0:
+            raise InvalidParams(f"{self} would take {self.type} below 0: it has {current}")
+        return current + self.quantity
 
     def __str__(self) -> str:
         if not self.relative:

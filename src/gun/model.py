@@ -14,6 +14,8 @@ CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 PROCESS_TYPE = re.compile(r"^[A-Za-z0-9_-]+\Z")
 LAYER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,29}\Z")
 CONFIG_MAX_BYTES = 32 * 1024
+CONFIG_KEY_MAX = 255  # what the store's column holds
+RESERVED_PREFIX = "gun-"  # app names of the platform's own (the drain reports as gun-drain)
 
 Role = Literal["admin", "developer", "viewer"]
 ROLES: tuple[Role, ...] = ("viewer", "developer", "admin")
@@ -23,11 +25,27 @@ ACTIVE_BUILD: tuple[BuildStatus, ...] = ("pending", "building", "releasing")
 ALL_TYPES = "*"
 
 
+def show(text: str, limit: int = 60) -> str:
+    """`text` quoted for an error message, cut to `limit` characters (a name may be long)."""
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
 def check_app_name(name: str) -> str:
     if not isinstance(name, str) or not APP_NAME.match(name):
         raise InvalidParams(
-            f"app name {name!r} is invalid: use 2-30 lowercase letters, digits and dashes, "
-            "starting with a letter"
+            f"app name {show(name) if isinstance(name, str) else repr(name)} is invalid: use "
+            "2-30 lowercase letters, digits and dashes, starting with a letter"
+        )
+    return name
+
+
+def check_new_app_name(name: str) -> str:
+    """A name a new app may take: the naming rule, and not the platform's own prefix."""
+    check_app_name(name)
+    if name.startswith(RESERVED_PREFIX):
+        raise InvalidParams(
+            f"app name {name!r} is reserved: names starting with {RESERVED_PREFIX!r} are the "
+            "platform's own (the drain reports its figures as app gun-drain); pick another"
         )
     return name
 
@@ -35,10 +53,32 @@ def check_app_name(name: str) -> str:
 def check_config_key(key: str) -> str:
     if not CONFIG_KEY.match(key):
         raise InvalidParams(
-            f"config key {key!r} is invalid: use letters, digits and underscores, "
+            f"config key {show(key)} is invalid: use letters, digits and underscores, "
             "not starting with a digit"
         )
+    if len(key) > CONFIG_KEY_MAX:
+        raise InvalidParams(
+            f"config key {show(key)} is {len(key)} characters long: use at most {CONFIG_KEY_MAX}"
+        )
     return key
+
+
+def check_no_nul(what: str, value: str) -> str:
+    """Text that reaches an instance's environment, argv or files, or the store (PostgreSQL
+    text cannot hold NUL either): `what` names it in the refusal."""
+    if "\x00" in value:
+        raise InvalidParams(f"{what} has a NUL byte; remove it")
+    return value
+
+
+def check_config_value(key: str, value: str) -> str:
+    """Config values become environment variables, which cannot hold a NUL byte."""
+    if "\x00" in value:
+        raise InvalidParams(
+            f"config var {key!r} contains a NUL byte, which no environment variable can hold: "
+            "remove it"
+        )
+    return value
 
 
 def check_config_size(config: dict[str, str]) -> None:
@@ -52,7 +92,7 @@ def check_config_size(config: dict[str, str]) -> None:
 def check_process_type(name: str) -> str:
     if not PROCESS_TYPE.match(name) or len(name) > 64:
         raise InvalidParams(
-            f"process type {name!r} is invalid: use up to 64 letters, digits, dashes and "
+            f"process type {show(name)} is invalid: use up to 64 letters, digits, dashes and "
             "underscores"
         )
     return name
@@ -61,8 +101,8 @@ def check_process_type(name: str) -> str:
 def check_layer_name(name: str) -> str:
     if not LAYER_NAME.match(name):
         raise InvalidParams(
-            f"layer name {name!r} is invalid: use up to 30 lowercase letters, digits and dashes, "
-            "starting with a letter"
+            f"layer name {show(name)} is invalid: use up to 30 lowercase letters, digits and "
+            "dashes, starting with a letter"
         )
     return name
 

@@ -31,6 +31,8 @@ def parse(data: bytes | str, path: str = "Procfile") -> dict[str, str]:
             raise ProcfileError(f"{path}:1: starts with a UTF-8 byte order mark; remove it")
     types: dict[str, str] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
+        if "\x00" in raw:  # a command goes to execve, which cannot pass one
+            raise ProcfileError(f"{path}:{number}: has a NUL byte; remove it")
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

@@ -67,6 +67,7 @@ class MetaSettings:
     preboot_drain: float = 2.0
     max_unavailable: int = 1
     keep_slugs: int = 10
+    max_processes: int = 100  # per app, across its process types
     drain_url: str | None = None  # the platform's drain, where agents ship logs
     slug_store: str = ""
 
@@ -96,6 +97,7 @@ class MetaSettings:
             preboot_drain=number("GUN_PREBOOT_DRAIN", 2.0, 0.0, 600.0),
             max_unavailable=int(number("GUN_MAX_UNAVAILABLE", 1, 1, 1000)),
             keep_slugs=int(number("GUN_KEEP_RELEASES", 10, 1, 1000)),
+            max_processes=int(number("GUN_MAX_PROCESSES", 100, 1, 100_000)),
             drain_url=os.environ.get("GUN_DRAIN_URL") or None,
             slug_store=os.environ.get("GUN_SLUG_STORE", ""),
         )

@@ -11,7 +11,7 @@ from anyio import to_thread
 from fastapi import FastAPI
 
 from gun import __version__
-from gun.api import build_routes, drain_routes, errors, fleet_routes, routes, seed
+from gun.api import build_routes, drain_routes, errors, fleet_routes, gate, routes, seed
 from gun.core import Platform
 from gun.store.time import now
 
@@ -86,15 +86,16 @@ def create_app(
     app.state.platform = platform
     app.state.wakeup = fleet_routes.Wakeup()
     errors.install(app)
+    routers = [routes.router, fleet_routes.router, build_routes.router, drain_routes.router]
+    routers.append(seed.router)
+    # the token, then the body's size, before any routing
+    app.add_middleware(gate.Gate, routers=routers)
 
     @app.get("/health", tags=["health"])
     @app.get("/v1/health", tags=["health"])
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    app.include_router(routes.router)
-    app.include_router(fleet_routes.router)
-    app.include_router(build_routes.router)
-    app.include_router(drain_routes.router)
-    app.include_router(seed.router)
+    for router in routers:
+        app.include_router(router)
     return app

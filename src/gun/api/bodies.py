@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from pydantic_core import PydanticCustomError
 
+from gun.build.gitrepo import check_repo_url
 from gun.core.platform import Status
-from gun.model import App, Layer, Principal, Release
+from gun.errors import InvalidParams
+from gun.model import App, Layer, Principal, Release, check_app_name
+
+# A field with a rule of gun's own has no pydantic max_length: its rule bounds its length, and
+# the refusal is the rule's sentence, not pydantic's. Bodies are capped at 1 MiB before this.
 
 
 def _utf8(value: str) -> str:
@@ -25,13 +31,27 @@ def _text(value: str) -> str:
     return _utf8(value)
 
 
+def rule(check: Callable[[str], object]) -> Callable[[str], str]:
+    """A pydantic validator that refuses what `check` refuses, with `check`'s own sentence
+    (the API's error mapper passes a `gun` error's message on as it is)."""
+
+    def validate(value: str) -> str:
+        try:
+            check(value)
+        except InvalidParams as e:
+            raise PydanticCustomError("gun", "{message}", {"message": e.message}) from None
+        return value
+
+    return validate
+
+
 # Text that reaches the store unchecked: PostgreSQL text cannot hold NUL; JSON strings may
 # carry lone surrogates, which no store can encode.
 Text = Annotated[StrictStr, AfterValidator(_text)]
-# Config var keys fit the store's column; values are sealed (any text), but must encode.
-ConfigChanges = dict[
-    Annotated[str, Field(max_length=255)], Annotated[str, AfterValidator(_utf8)] | None
-]
+AppName = Annotated[StrictStr, AfterValidator(rule(check_app_name))]
+# Config var keys are checked by the Platform (rule and length); values are sealed, but must
+# encode (and the Platform refuses NUL, naming the key).
+ConfigChanges = dict[str, Annotated[str, AfterValidator(_utf8)] | None]
 
 
 class Body(BaseModel):
@@ -39,18 +59,18 @@ class Body(BaseModel):
 
 
 class AppCreate(Body):
-    name: StrictStr = Field(max_length=200)
-    repo: Text | None = Field(default=None, max_length=2000)
+    name: AppName
+    repo: Annotated[Text, AfterValidator(rule(check_repo_url))] | None = None
 
 
 class TokenCreate(Body):
-    name: Text = Field(max_length=200)
+    name: Text  # the Platform's rule: 1 to 100 characters
     role: StrictStr = "developer"
-    app: Text | None = Field(default=None, max_length=200)
+    app: AppName | None = None
 
 
 class FormationUpdate(Body):
-    type: StrictStr = Field(max_length=64)
+    type: StrictStr  # the Platform's rule: up to 64 letters, digits, - and _
     quantity: StrictInt | StrictStr = Field(
         description="a whole number, or a string: '2', '+1' or '-1'"
     )
@@ -91,6 +111,7 @@ def release_json(r: Release, *, with_config: bool = False) -> dict[str, Any]:
     }
     if with_config:
         out["process_types"] = r.process_types
+        out["slug"] = r.slug_id  # what it runs: with `commit`, two releases of one build match
         out["config"] = r.config
     return out
 

@@ -13,10 +13,6 @@ POST   /v1/agent/instances/{id}/releases/{v}/result       agent, when the releas
 from __future__ import annotations
 
 import asyncio
-import os
-import pathlib
-import shutil
-import tempfile
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -27,6 +23,7 @@ from pydantic import Field, StrictInt, StrictStr
 
 from gun.api.auth import Gun, Who
 from gun.api.fleet_routes import Strict, received
+from gun.api.gate import upload
 from gun.errors import InvalidParams
 from gun.model import Build
 
@@ -54,6 +51,7 @@ def build_json(b: Build) -> dict[str, Any]:
 
 
 @router.post("/apps/{app}/builds", status_code=201)
+@upload
 async def create_build(
     app: str,
     request: Request,
@@ -67,7 +65,10 @@ async def create_build(
     """strategy=slug: the body is the app's source as a gzipped tarball of ./app (`git archive`
     or a packed directory). strategy=git: no body; `ref` names what to deploy from the app's
     repository. The build is queued; read its output from `/output`."""
-    await to_thread.run_sync(gun.may_build, who, app)  # refuse before reading a large body
+    # refuse before reading a large body
+    await to_thread.run_sync(
+        lambda: gun.may_build(who, app, ref=ref, commit_description=commit_description)
+    )
     if strategy == "git":
         if ref is None:
             raise InvalidParams("strategy=git needs ref: the branch, tag or commit to deploy")
@@ -78,14 +79,14 @@ async def create_build(
         return build_json(build)
     if ref is not None:
         raise InvalidParams("ref is for strategy=git: a slug deploy sends its source as the body")
-    async with received(request, "source") as (path, _, _):
+    scratch = gun.scratch()
+    async with received(request, "source", scratch) as (path, _, _):
         build = await to_thread.run_sync(
             lambda: gun.create_build(who, app, commit=commit, commit_description=commit_description)
         )
-        fd, kept = tempfile.mkstemp(prefix=f"gun-build-{build.id}-", suffix=".tar.gz")
-        os.close(fd)
-        shutil.move(path, kept)
-    gun.start_build(who, build, pathlib.Path(kept))
+        kept = path.with_name(f"source-{build.id}-{path.name}")
+        path.rename(kept)  # the build's now: it deletes it when done
+    gun.start_build(who, build, kept)
     return build_json(build)
 
 

@@ -50,6 +50,8 @@ def validation_message(exc: RequestValidationError) -> tuple[int, str]:
     where = loc[0] if loc else "body"
     if kind == "missing" and loc == ("body",):
         return 400, "request body is missing: send a JSON object"
+    if kind == "gun":  # a rule of gun's own: its sentence says it all
+        return 422, str(first.get("ctx", {}).get("message", "is invalid"))
     field = _field(loc)
     msg = str(first.get("msg", "is invalid")).rstrip(".")
     if kind == "missing":

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from gun.api import bodies
 from gun.api.auth import Gun, Who
+from gun.api.gate import upload
 from gun.core.deploys import SLUG_MAX_BYTES
 from gun.errors import InvalidParams, PayloadTooLarge
 from gun.model import Instance, Process
@@ -72,20 +73,21 @@ class Strict(BaseModel):
 
 
 class InstancesCreate(Strict):
-    layer: StrictStr = Field(max_length=100)
+    # layer, instance_type and availability_zone: the Platform's rules bound their length
+    layer: StrictStr
     count: StrictInt = 1
-    instance_type: StrictStr | None = Field(default=None, max_length=100)
-    availability_zone: StrictStr | None = Field(default=None, max_length=100)
+    instance_type: StrictStr | None = None
+    availability_zone: StrictStr | None = None
     provider: StrictStr = Field(default="local", max_length=100)
 
 
 class Restart(Strict):
-    target: StrictStr | None = Field(default=None, max_length=100)
+    target: bodies.Text | None = Field(default=None, max_length=100)
 
 
 class ReleaseCreate(Strict):
     slug: StrictInt
-    description: StrictStr | None = Field(default=None, max_length=200)
+    description: bodies.Text | None = Field(default=None, max_length=200)
 
 
 class Register(Strict):
@@ -179,14 +181,17 @@ def restart(app: str, body: Restart, who: Who, gun: Gun) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def received(request: Request, what: str) -> AsyncIterator[tuple[Path, str, int]]:
-    """Stream the body to a temporary file, capped at GUN_SLUG_MAX_BYTES; (path, sha256, size).
-    The file is removed on leaving unless it was moved away."""
+async def received(
+    request: Request, what: str, scratch: Path | None
+) -> AsyncIterator[tuple[Path, str, int]]:
+    """Stream the body to a file in `scratch` (meta's, emptied at its start), capped at
+    GUN_SLUG_MAX_BYTES; (path, sha256, size). The file is removed on leaving unless it was
+    moved away."""
     limit = int(os.environ.get("GUN_SLUG_MAX_BYTES", SLUG_MAX_BYTES))
     declared = request.headers.get("content-length")
     if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the {what} is over the limit of {limit} bytes")
-    fd, name = tempfile.mkstemp(prefix="gun-upload-", suffix=".tar.gz")
+    fd, name = tempfile.mkstemp(prefix="upload-", suffix=".tar.gz", dir=scratch)
     path = Path(name)
     try:
         digest, size = hashlib.sha256(), 0
@@ -205,9 +210,10 @@ async def received(request: Request, what: str) -> AsyncIterator[tuple[Path, str
 
 
 @router.post("/apps/{app}/slugs", status_code=201)
+@upload
 async def upload_slug(app: str, request: Request, who: Who, gun: Gun) -> dict[str, Any]:
     """The body is the slug (a gzipped tarball of ./app); `X-Gun-Sha256` is checked if sent."""
-    async with received(request, "slug") as (path, sha256, size):
+    async with received(request, "slug", gun.scratch()) as (path, sha256, size):
         slug_id, types = await to_thread.run_sync(
             lambda: gun.add_slug(who, app, path, sha256, size, request.headers.get("x-gun-sha256"))
         )

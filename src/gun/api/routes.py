@@ -109,9 +109,13 @@ def formation(app: str, who: Who, gun: Gun) -> list[dict[str, Any]]:
 
 
 @router.patch("/apps/{app}/formation")
-def scale(app: str, body: bodies.FormationPatch, who: Who, gun: Gun) -> list[dict[str, Any]]:
-    totals = gun.scale(who, app, [formation_change(u) for u in body.updates])
-    return bodies.formation_rows(totals, gun.layer_shares(who, app))
+def scale(app: str, body: bodies.FormationPatch, who: Who, gun: Gun) -> dict[str, Any]:
+    """`formation`: the rows `GET` answers; `warnings`: `{"type", "message"}` for each type
+    scaled that no instance can run yet (scaled all the same)."""
+    scaled = gun.scale(who, app, [formation_change(u) for u in body.updates])
+    rows = bodies.formation_rows(scaled.totals, gun.layer_shares(who, app))
+    warnings = [{"type": t, "message": m} for t, m in scaled.warnings.items()]
+    return {"formation": rows, "warnings": warnings}
 
 
 @router.get("/apps/{app}/releases")

@@ -33,6 +33,7 @@ def open_platform(settings: MetaSettings) -> Platform:
         meta_url=f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}",
         auto_instances=settings.auto_instances,
         drain_url=settings.drain_url,
+        max_processes=settings.max_processes,
         build_options=BuildOptions(
             settings.home / "builds",
             concurrency=settings.build_concurrency,

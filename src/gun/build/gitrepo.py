@@ -12,10 +12,16 @@ import subprocess
 from pathlib import Path
 
 from gun.errors import InvalidParams
+from gun.model import show
 
 TIMEOUT = 600.0
 # what git itself accepts as a remote: a URL with a scheme, or scp-like user@host:path
-_URL = re.compile(r"^(https?|ssh|git|file)://[^\s]+\Z|^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+\Z")
+# (no spaces or control characters: git would refuse some, and argv cannot hold a NUL)
+_URL = re.compile(
+    r"^(https?|ssh|git|file)://[^\s\x00-\x1f\x7f]+\Z"
+    r"|^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s\x00-\x1f\x7f]+\Z"
+)
+REPO_MAX = 2000
 
 
 class GitError(InvalidParams):
@@ -23,9 +29,13 @@ class GitError(InvalidParams):
 
 
 def check_repo_url(url: str) -> str:
+    if len(url) > REPO_MAX:
+        raise InvalidParams(
+            f"repo {show(url)} is {len(url)} characters long: use at most {REPO_MAX}"
+        )
     if not _URL.match(url) or url.startswith("-"):
         raise InvalidParams(
-            f"repo {url!r} is not a git URL: use https://, ssh://, git://, file:// "
+            f"repo {show(url)} is not a git URL: use https://, ssh://, git://, file:// "
             "or user@host:path"
         )
     return url

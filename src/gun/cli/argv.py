@@ -3,6 +3,9 @@
 `gun app:groupme instances.create:app count=3` and
 `gun instances.create app --count 3 -a groupme` mean the same: this module rewrites the
 first into the second, so one click command definition serves both.
+
+`-h`/`--help` asks for the help of the command it comes with (`gun metrics --help`,
+`gun app:demo metrics --help`), and for the top-level help only when no command is given.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from gun.errors import UsageError
 
 GLOBAL_VALUE_FLAGS = ("--api", "--token")
 APP_FLAGS = ("-a", "--app")
+HELP_FLAGS = ("-h", "--help")
 
 
 @dataclass
@@ -22,10 +26,12 @@ class Parsed:
     app: str | None = None
     command: str | None = None
     rest: list[str] = field(default_factory=list)
+    help: bool = False
 
 
 def split_globals(argv: Sequence[str]) -> Parsed:
-    """Pull `--json`, `--api X`, `--token X`, `app:NAME`, `-a NAME` out from anywhere."""
+    """Pull `--json`, `--api X`, `--token X`, `app:NAME`, `-a NAME`, `--help` out from
+    anywhere (before a `--`)."""
     out = Parsed()
     words = list(argv)
     i = 0
@@ -35,7 +41,9 @@ def split_globals(argv: Sequence[str]) -> Parsed:
             out.rest.extend(words[i:])
             break
         name, eq, value = w.partition("=")
-        if w == "--json" or w in ("-h", "--help", "--version"):
+        if w in HELP_FLAGS:
+            out.help = True
+        elif w in ("--json", "--version"):
             out.globals.append(w)
         elif name in GLOBAL_VALUE_FLAGS or name in APP_FLAGS:
             if not eq:
@@ -90,16 +98,18 @@ def options_to_flags(rest: Sequence[str], options: set[str]) -> list[str]:
 
 
 def normalise(argv: Sequence[str], options_of: Callable[[str], set[str] | None]) -> list[str]:
-    """The argv click sees: globals, command, arguments, then `--app NAME` if it takes one."""
+    """The argv click sees: globals, command, `--app NAME` if it takes one, arguments, and
+    `--help` last (so a subcommand's own help shows: `gun server meta --help`)."""
     p = split_globals(argv)
+    asks = ["--help"] if p.help else []
     if p.command is None:
-        return p.globals + p.rest
+        return [*p.globals, *asks, *p.rest]
     options = options_of(p.command)
     if options is None:  # unknown command: let click name it and suggest one
-        return [*p.globals, p.command, *p.rest]
+        return [*p.globals, p.command, *p.rest, *asks]
     args = options_to_flags(p.rest, options)
-    if p.app is not None:
-        if "app" not in options:
-            raise UsageError(f"command {p.command!r} does not act on an app; drop app:{p.app}")
+    if p.app is not None and "app" in options:
         args = ["--app", p.app, *args]
-    return [*p.globals, p.command, *args]
+    elif p.app is not None and not p.help:  # with --help the app does not matter
+        raise UsageError(f"command {p.command!r} does not act on an app; drop app:{p.app}")
+    return [*p.globals, p.command, *args, *asks]

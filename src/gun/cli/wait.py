@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -88,8 +88,11 @@ def converge(
     *,
     progress: bool = True,
     done: Callable[[dict[str, Any]], list[str]] | None = None,
+    unplaceable: Collection[str] = (),
 ) -> dict[str, Any]:
-    """Poll until converged; raise Refused(Unavailable) naming what is stuck after `timeout`."""
+    """Poll until converged; raise Refused(Unavailable) naming what is stuck after `timeout`.
+    Process types that cannot be placed fail the wait at once, except those in `unplaceable`
+    (the caller has said so already)."""
     steady = Steady()
 
     def settled(data: dict[str, Any]) -> list[str]:
@@ -101,8 +104,9 @@ def converge(
     last = ""
     while True:
         data: dict[str, Any] = client.get(f"/v1/apps/{app}/processes")
-        if data["unplaceable"]:
-            reasons = "; ".join(data["unplaceable"].values())
+        stuck = {t: why for t, why in data["unplaceable"].items() if t not in unplaceable}
+        if stuck:
+            reasons = "; ".join(stuck.values())
             raise Refused(Unavailable(f"cannot place processes of app {app!r}: {reasons}"))
         waiting = check(data)
         if not waiting:

@@ -14,7 +14,6 @@ import os
 import shutil
 import tempfile
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,21 +22,23 @@ from gun import isolation, procfile
 from gun.build import buildpacks, gitrepo
 from gun.build.slug import SlugError, pack, sha256_of, unpack
 from gun.core.access import authorize
-from gun.core.deploys import Deploys
+from gun.core.deploys import STALE_GRACE, Deploys
 from gun.errors import Conflict, GunError, InvalidParams, NotFound
-from gun.model import Build, Principal
+from gun.model import Build, Principal, check_no_nul
 from gun.store import Store, Tx
 from gun.store.time import now
 
 log = logging.getLogger("gun.build")
 STEP = "-----> "
-STALE_GRACE = 300.0  # seconds past the release timeout after which a release phase is given up
-FLUSH_SECONDS = 0.25
+FLUSH_SECONDS = 0.25  # build output reaches the store at most this long after it is printed
 
 
 @dataclass(frozen=True)
 class BuildOptions:
-    home: Path  # build caches in home/cache/APP, work directories in home/work
+    # build caches in home/cache/APP; scratch (uploads on their way in, build trees, ENV_DIRs)
+    # in home/work, which meta empties at start: nothing of a build outlives a meta killed
+    # mid-build, and nothing of one goes to the shared /tmp
+    home: Path
     concurrency: int = 2
     timeout: float = 900.0
     release_timeout: float = 3600.0
@@ -47,27 +48,46 @@ class BuildOptions:
 
 
 class OutputBuffer:
-    """Build output lines, written to the store in batches (every FLUSH_SECONDS at most)."""
+    """Build output on its way to the store: written in batches, each at most FLUSH_SECONDS
+    after its first text arrived, whether or not more follows (a step that prints and then
+    works for minutes shows what it printed at once)."""
 
     def __init__(self, store: Store, build_id: int) -> None:
         self.store, self.build_id = store, build_id
-        self._lines: list[str] = []
-        self._lock = threading.Lock()
-        self._last = 0.0
+        self._chunks: list[str] = []
+        self._lock = threading.Lock()  # guards _chunks and _timer
+        self._writing = threading.Lock()  # one write at a time, so batches stay in order
+        self._timer: threading.Timer | None = None
 
     def line(self, text: str) -> None:
+        self.text(text + "\n")
+
+    def text(self, text: str) -> None:
+        """Raw output (the start of a line, the rest of it with its newline)."""
         with self._lock:
-            self._lines.append(text + "\n")
-        if time.monotonic() - self._last >= FLUSH_SECONDS:
-            self.flush()
+            self._chunks.append(text)
+            if self._timer is None:
+                self._timer = threading.Timer(FLUSH_SECONDS, self.close)
+                self._timer.daemon = True
+                self._timer.start()
 
     def flush(self) -> None:
-        with self._lock:
-            text, self._lines = "".join(self._lines), []
-            self._last = time.monotonic()
-        if text:
-            with self.store.write() as tx:
-                tx.append_build_output(self.build_id, text)
+        with self._writing:
+            with self._lock:
+                text, self._chunks = "".join(self._chunks), []
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+            if text:
+                with self.store.write() as tx:
+                    tx.append_build_output(self.build_id, text)
+
+    def close(self) -> None:
+        """Flush what is left, logging (not raising) a failure: for the timer, and the end."""
+        try:
+            self.flush()
+        except Exception:  # the store is away: the build's own next write fails loudly
+            log.exception("writing the output of build %s failed", self.build_id)
 
 
 def short(commit: str | None, sha256: str) -> str:
@@ -83,9 +103,17 @@ class Builds(Deploys):
 
     # the API's side ------------------------------------------------------------------------
 
-    def may_build(self, who: Principal, name: str) -> None:
+    def may_build(
+        self,
+        who: Principal,
+        name: str,
+        *,
+        ref: str | None = None,
+        commit_description: str | None = None,
+    ) -> None:
         """Refuse early (before a large upload) what create_build would refuse."""
         authorize(who, "developer", name)
+        _check_build_text(ref, commit_description)
         with self.store.read() as tx:
             busy = tx.active_build(tx.existing_app(name))
         if busy is not None and not self._stale(busy):
@@ -105,6 +133,7 @@ class Builds(Deploys):
         authorize(who, "developer", name)
         if self.build_options is None:
             raise InvalidParams("this meta runs no builds: it was started without a build home")
+        _check_build_text(ref, commit_description)
         with self.store.write() as tx:
             app = tx.existing_app(name, lock=True)
             busy = self._abandon_stale(tx, tx.active_build(app))
@@ -169,18 +198,41 @@ class Builds(Deploys):
         with self.store.read() as tx:
             return tx.build_output(build_id, offset)
 
+    def scratch(self) -> Path | None:
+        """Where uploads and build trees go while they are worked on (None: the system's
+        temporary directory, for a meta that runs no builds)."""
+        if self.build_options is None:
+            return None
+        home = self.build_options.home
+        # a build's user passes through these to its own work directory and cache
+        isolation.make_dir(home, isolation.SEARCHABLE)
+        isolation.make_dir(home / "cache", isolation.SEARCHABLE)
+        return isolation.make_dir(home / "work", isolation.SEARCHABLE)
+
     def stop_builds(self) -> None:
         """Meta is exiting: queued builds are dropped (they are failed at the next start)."""
         if self._build_pool is not None:
             self._build_pool.shutdown(wait=False, cancel_futures=True)
 
     def fail_interrupted_builds(self) -> int:
-        """At start: builds a previous meta was running cannot finish; say so."""
+        """At start: builds a previous meta was running cannot finish; say so, and remove
+        what they left in the scratch directory (uploaded sources, half-built trees)."""
         with self.store.write() as tx:
             stuck = tx.builds_in(("pending", "building"))
             for _, build_id in stuck:
                 tx.append_build_output(build_id, " !     meta restarted during this build\n")
                 tx.set_build(build_id, status="failed", error="meta restarted during the build")
+        work = self.scratch()
+        left = sorted(work.iterdir()) if work is not None else []
+        for path in left:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        if left:
+            log.warning(
+                "removed %d leftovers of interrupted uploads and builds in %s", len(left), work
+            )
         return len(stuck)
 
     # the worker's side ---------------------------------------------------------------------
@@ -203,6 +255,7 @@ class Builds(Deploys):
         finally:
             if source is not None:
                 source.unlink(missing_ok=True)
+            out.close()
 
     def _fail(self, build: Build, out: OutputBuffer, why: str) -> None:
         out.flush()
@@ -248,10 +301,7 @@ class Builds(Deploys):
     def _build(self, who: Principal, build: Build, source: Path, out: OutputBuffer) -> None:
         assert self.build_options is not None
         opts = self.build_options
-        # the build's user passes through these to its own work directory and cache
-        isolation.make_dir(opts.home, isolation.SEARCHABLE)
-        work = isolation.make_dir(opts.home / "work", isolation.SEARCHABLE)
-        isolation.make_dir(opts.home / "cache", isolation.SEARCHABLE)
+        work = self.scratch()
         with self.store.read() as tx:
             config = tx.config(tx.existing_app(build.app).id)
         with (
@@ -272,6 +322,7 @@ class Builds(Deploys):
                 out.line,
                 timeout=opts.timeout,
                 user=user,
+                partial=out.text,
             )
             if user is not None:  # nothing of the build may change what is read from here on
                 isolation.kill_all(user)
@@ -323,6 +374,12 @@ def _git_types(mirror: Path, commit: str) -> dict[str, str]:
             "e.g. `web: python app.py`"
         )
     return procfile.parse(data, "Procfile")
+
+
+def _check_build_text(ref: str | None, commit_description: str | None) -> None:
+    for what, text in (("ref", ref), ("commit_description", commit_description)):
+        if text is not None:
+            check_no_nul(what, text)  # git's argv, and the store, cannot hold one
 
 
 def _busy(name: str, busy: Build) -> Conflict:

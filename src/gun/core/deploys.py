@@ -9,12 +9,30 @@ from typing import TYPE_CHECKING, BinaryIO
 from gun import procfile
 from gun.build.slugstore import SlugStore, parse_key, slug_key
 from gun.core.access import authorize
-from gun.errors import InvalidParams, NotFound
-from gun.model import App, Principal, Release
+from gun.errors import Conflict, InvalidParams, NotFound
+from gun.model import App, Principal, Release, check_no_nul, check_process_type
 from gun.store import Store, Tx
+from gun.store.time import now
 
 SLUG_MAX_BYTES = 512 * 1024 * 1024
 PROCFILE_MAX_BYTES = 64 * 1024
+STALE_GRACE = 300.0  # seconds past the release timeout after which a release phase is given up
+
+
+def check_process_types(types: dict[str, str]) -> None:
+    """What a release runs, from a Procfile (parsed strictly already) or a buildpack's
+    defaults: names the agent can use in process names and files, commands execve can take."""
+    for name, command in types.items():
+        check_process_type(name)
+        check_no_nul(f"the command of process type {name!r}", command)
+
+
+def releasing(app: str, version: int, doing: str) -> Conflict:
+    """The refusal of a change that would make a release on top of a pending one."""
+    return Conflict(
+        f"v{version} of app {app} is being released (its release phase is running): "
+        f"{doing} when it is done; `gun app:{app} releases` shows it"
+    )
 
 
 def read_procfile(path: Path) -> dict[str, str]:
@@ -42,6 +60,7 @@ class Deploys:
     store: Store
     slugs: SlugStore
     keep_slugs: int
+    release_timeout: float
 
     if TYPE_CHECKING:  # provided by Fleet, which Platform mixes in too
 
@@ -143,6 +162,8 @@ class Deploys:
         description: str,
     ) -> Release:
         """`pending` until its release command succeeds, if it has one; else rolled out."""
+        self._refuse_while_releasing(tx, app, "deploy")
+        check_process_types(types)
         totals = tx.formation(app.id)
         missing = sorted(t for t, n in totals.items() if n > 0 and t not in types)
         if missing:
@@ -173,6 +194,30 @@ class Deploys:
         return release
 
     # the release phase -----------------------------------------------------------------------
+
+    def _refuse_while_releasing(self, tx: Tx, app: App, doing: str) -> None:
+        """Refuse (Conflict) what would make a release on top of one whose release phase is
+        running: config changes, rollbacks and deploys wait for it, else the pending release
+        would succeed underneath a newer one and never run. Call with the app's row locked,
+        so the release's status cannot change between this look and the caller's write. A
+        release phase nobody finished (its instance died with the result unsent) stops
+        blocking once it is well past its timeout: it is failed, saying so."""
+        version = tx.pending_release(app.id)
+        if version is None:
+            return
+        release = tx.release(app, version)
+        assert release is not None
+        age = (now() - release.created_at).total_seconds()
+        if age <= self.release_timeout + STALE_GRACE:
+            raise releasing(app.name, version, doing)
+        why = f"the release phase of v{version} never reported back"
+        tx.set_release_status(app.id, version, "failed")
+        build = tx.build_of_release(app, version)
+        if build is not None and not build.done:
+            tx.append_build_output(build.id, f" !     {why}\n")
+            tx.set_build(build.id, status="failed", error=why)
+        tx.bump_generation(app.id)
+        tx.record(app, "meta", "release.phase", {"version": version, "ok": False, "error": why})
 
     def release_phase_output(
         self, who: Principal, instance_id: str, version: int, text: str
@@ -224,7 +269,8 @@ class Deploys:
         if who.instance != instance_id:
             raise NotFound(f"instance {instance_id!r} does not exist")
         inst = tx.instance(instance_id)
-        app = tx.app(inst.app) if inst else None
+        # locked: a config change or rollback looks at the release's status under this lock
+        app = tx.app(inst.app, lock=True) if inst else None
         release = tx.release(app, version) if app else None
         if app is None or release is None:
             raise NotFound(f"release v{version} does not exist")

@@ -10,15 +10,27 @@ from urllib.parse import urlsplit
 from gun.core.access import authorize
 from gun.crypto import hash_token
 from gun.errors import Forbidden, InvalidParams, NotFound
-from gun.model import Drain, Principal
+from gun.model import Drain, Principal, show
 from gun.store import Store, Tx
 
 INGEST_PREFIX = "gdi_"  # gun drain ingest
 
 
 def check_drain_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000:
+    """An http(s) URL of up to 2000 characters, without spaces or control characters (it goes
+    to the agents, and PostgreSQL text cannot hold a NUL)."""
+    if len(url) > 2000:
+        raise InvalidParams(
+            f"drain URL {show(url)} is {len(url)} characters long: use at most 2000"
+        )
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise InvalidParams(f"drain URL {show(url)} has a space or control character; remove it")
+    try:
+        parts = urlsplit(url)
+        scheme, host = parts.scheme, parts.hostname
+    except ValueError:  # e.g. an unclosed [ of an IPv6 address
+        scheme, host = "", None
+    if scheme not in ("http", "https") or not host:
         raise InvalidParams(f"drain URL {url!r} is not an http:// or https:// URL")
     return url
 

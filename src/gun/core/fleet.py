@@ -12,7 +12,7 @@ from gun import placement
 from gun.core.access import authorize
 from gun.crypto import hash_token, new_token
 from gun.errors import Forbidden, InvalidParams, NotFound
-from gun.model import App, Instance, Layer, Principal, Process, Release, check_layer_name
+from gun.model import App, Instance, Layer, Principal, Process, Release, check_layer_name, show
 from gun.procfile import RELEASE
 from gun.providers import InstanceProvider, NewInstance
 from gun.store import Store, Tx
@@ -151,7 +151,7 @@ class Fleet:
             ("availability_zone", availability_zone),
         ):
             if value is not None and not (0 < len(value) <= 40 and value.isprintable()):
-                raise InvalidParams(f"{label} {value!r} must be 1 to 40 printable characters")
+                raise InvalidParams(f"{label} {show(value)} must be 1 to 40 printable characters")
         made: list[NewInstance] = []
         with self.store.write() as tx:
             app = tx.existing_app(name, lock=True)

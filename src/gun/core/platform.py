@@ -24,14 +24,16 @@ from gun.model import (
     ALL_TYPES,
     App,
     Event,
+    Instance,
     Layer,
     Principal,
     Release,
     ReleaseBuild,
-    check_app_name,
     check_config_key,
     check_config_size,
+    check_config_value,
     check_layer_name,
+    check_new_app_name,
     check_process_type,
     check_role,
 )
@@ -41,6 +43,17 @@ from gun.store.time import now
 
 PROCESS_STATES = ("starting", "up", "crashed", "stopping", "down")
 DEFAULT_LAYER = Layer("default", None)
+MAX_PROCESSES = 100  # per app, across process types (GUN_MAX_PROCESSES)
+
+
+@dataclass(frozen=True)
+class Scaled:
+    """A scale's outcome: the formation totals, and {type: one sentence} for each type it
+    changed that nothing can run yet (accepted: its processes start once an instance of its
+    layer is there)."""
+
+    totals: dict[str, int]
+    warnings: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -112,6 +125,30 @@ def config_releases(
     return out, config
 
 
+def scale_warning(
+    ptype: str, quantity: int, layers: Sequence[Layer], instances: Sequence[Instance]
+) -> str | None:
+    """Why no instance can run `quantity` processes of `ptype` (None when one can): the layers
+    that run it have no instances, or only lost ones. A pending instance (its agent starting)
+    counts as one that can."""
+    running = sorted(la.name for la in layers if la.runs(ptype))
+    if quantity <= 0 or not running:
+        return None
+    members = sorted(i.id for i in instances if i.layer in running)
+    if any(i.state != "lost" for i in instances if i.layer in running):
+        return None
+    where = f"layer {running[0]} has" if len(running) == 1 else f"layers {', '.join(running)} have"
+    if not members:
+        return (
+            f"no instance runs {ptype}: {where} no instances, so {ptype}={quantity} waits "
+            f"until `gun instances.create:{running[0]}` adds one"
+        )
+    return (
+        f"no instance runs {ptype} now: {where} only lost instances ({', '.join(members)}), so "
+        f"{ptype}={quantity} waits until one is back"
+    )
+
+
 def config_event(
     release: Release, changes: Mapping[str, str | None]
 ) -> tuple[str, str, dict[str, object]]:
@@ -134,8 +171,10 @@ class Platform(Fleet, Builds, Drains):
         token_cache_seconds: float = 5.0,
         build_options: BuildOptions | None = None,
         drain_url: str | None = None,
+        max_processes: int = MAX_PROCESSES,
     ) -> None:
         self.drain_url = drain_url
+        self.max_processes = max_processes
         self.store = store
         self.slugs = slugs
         self.build_options = build_options
@@ -222,7 +261,7 @@ class Platform(Fleet, Builds, Drains):
 
     def create_app(self, who: Principal, name: str, repo: str | None = None) -> App:
         authorize(who, "developer")
-        check_app_name(name)
+        check_new_app_name(name)
         if repo is not None:
             check_repo_url(repo)
         with self.store.write() as tx:
@@ -321,14 +360,18 @@ class Platform(Fleet, Builds, Drains):
             check_config_key(key)
             if value is not None and not isinstance(value, str):
                 raise InvalidParams(f"config var {key!r} must be a string or null")
+            if value is not None:
+                check_config_value(key, value)
 
     def _change_configs(
         self, name: str, batch: Sequence[tuple[Principal, dict[str, str | None]]]
     ) -> list[Release | BaseException]:
         """Config changes queued for one app, in one transaction: a release each, in order;
-        one that would break the size limit fails alone."""
+        one that would break the size limit fails alone. Refused, all of them, while a deploy's
+        release waits for its release phase: each would be a release on top of it."""
         with self.store.write() as tx:
             app = tx.existing_app(name, lock=True)
+            self._refuse_while_releasing(tx, app, "change config")
             stored = tx.config(app.id)
             current = tx.current_version(app.id)
             build = tx.release_build(app.id, current) if current else None
@@ -363,9 +406,10 @@ class Platform(Fleet, Builds, Drains):
             weights = tx.instance_counts(app.id)
         return formations.layer_shares(totals, layers, weights or None)
 
-    def scale(
-        self, who: Principal, name: str, changes: Sequence[formations.Change]
-    ) -> dict[str, int]:
+    def scale(self, who: Principal, name: str, changes: Sequence[formations.Change]) -> Scaled:
+        """Set formation totals. Refused: an unknown or unscalable type, a relative change
+        below 0, more than `max_processes` in all (unless it is fewer than before). Accepted
+        with a warning: a type that no instance can run yet."""
         authorize(who, "developer", name)
         if not changes:
             raise InvalidParams("formation is empty: give at least one TYPE=N, e.g. web=2")
@@ -380,6 +424,7 @@ class Platform(Fleet, Builds, Drains):
             known = release.process_types if release else None
             layers = tx.layers(app.id)
             totals = tx.formation(app.id)
+            before = sum(totals.values())
             for change in changes:
                 check_process_type(change.type)
                 if change.type == "release":
@@ -404,10 +449,23 @@ class Platform(Fleet, Builds, Drains):
                         f"formation {change}: quantity must be at most {formations.MAX_QUANTITY}"
                     )
                 totals[change.type] = quantity
+            total = sum(totals.values())
+            if total > self.max_processes and total > before:
+                words = " ".join(f"{t}={n}" for t, n in totals.items() if n)
+                raise InvalidParams(
+                    f"{words} would run {total} processes of app {name!r}, over the limit of "
+                    f"{self.max_processes} per app (GUN_MAX_PROCESSES on meta)"
+                )
             tx.set_formation(app.id, totals)
             self._replace(tx, app)
             tx.record(app, who.name, "formation.scale", {"changes": [str(c) for c in changes]})
-            return totals
+            instances = tx.instances(app.id)
+        warnings = {
+            c.type: w
+            for c in changes
+            if (w := scale_warning(c.type, totals[c.type], layers, instances)) is not None
+        }
+        return Scaled(totals, warnings)
 
     # releases -------------------------------------------------------------------------------
 
@@ -431,6 +489,7 @@ class Platform(Fleet, Builds, Drains):
         authorize(who, "developer", name)
         with self.store.write() as tx:
             app = tx.existing_app(name, lock=True)
+            self._refuse_while_releasing(tx, app, "roll back")
             current = tx.current_version(app.id) or 0
             target = version if version is not None else current - 1
             old = tx.release(app, target) if target > 0 else None

@@ -52,10 +52,18 @@ from pathlib import Path
 
 from gun import isolation
 from gun.build.buildpacks import custom, node, null, python
-from gun.build.buildpacks.base import BuildError, BuildResult, Context, Deadline, Output, cache_lock
+from gun.build.buildpacks.base import (
+    BuildError,
+    BuildResult,
+    Context,
+    Deadline,
+    Output,
+    Partial,
+    cache_lock,
+)
 from gun.isolation import UnixUser
 
-__all__ = ["BuildError", "BuildResult", "Output", "build", "detect"]
+__all__ = ["BuildError", "BuildResult", "Output", "Partial", "build", "detect"]
 
 
 @dataclass(frozen=True)
@@ -84,9 +92,11 @@ def build(
     *,
     timeout: float = 900,
     user: UnixUser | None = None,
+    partial: Partial | None = None,
 ) -> BuildResult:
     """Build the app in `app_dir` in place with the first buildpack that applies; every command
-    runs as `user` if given (see Context)."""
+    runs as `user` if given (see Context). `partial`, if given, gets the start of a line a
+    command has not ended yet (see `base.Lines`)."""
     app_dir = app_dir.resolve()
     if not app_dir.is_dir():
         raise BuildError(f"cannot build {str(app_dir)!r}: it is not a directory")
@@ -102,7 +112,7 @@ def build(
         (cache_dir / "home").mkdir(exist_ok=True)
     deadline = Deadline(timeout)
     name = detect(app_dir, env)
-    ctx = Context(name, app_dir, cache_dir, env, out, deadline, user)
+    ctx = Context(name, app_dir, cache_dir, env, out, deadline, user, partial)
     try:
         with cache_lock(cache_dir, deadline, out):
             if env.get("BUILDPACK", "").strip():

@@ -4,6 +4,10 @@ Every command a buildpack runs goes through `Context.run`: its own process group
 session), stdin closed, stdout and stderr read line by line and handed to `out` as they come,
 and the whole group killed when the build's deadline passes or the command exits leaving
 children behind (a build step must not leave a daemon running on the build host).
+
+A line whose end has not come within PARTIAL_SECONDS (`Installing... ` and then a long wait)
+is not held back: when the build has a `partial` sink, what there is of it goes there, and the
+rest of the line follows as it comes, ending with its newline. Without one, lines are whole.
 """
 
 from __future__ import annotations
@@ -25,11 +29,15 @@ from gun.isolation import UnixUser
 
 Output = Callable[[str], None]
 """Receives each line of build output (without its newline), live, as it is produced."""
+Partial = Callable[[str], None]
+"""Receives output as raw text: the start of a line not ended yet (already indented), then
+the rest of it as it comes, ending with its newline."""
 
 STEP = "-----> "
 INDENT = "       "
 WARN = " !     "
 MAX_LINE = 10_000  # bytes; longer lines are split, as the agent splits process output
+PARTIAL_SECONDS = 0.2  # a line without its end yet is shown after this long
 
 # Host variables a build may see. Everything else in the build worker's environment (its own
 # tokens and database URL, for a start) stays out of the commands an app's code can run.
@@ -97,6 +105,7 @@ class Context:
     out: Output
     deadline: Deadline
     user: UnixUser | None = None  # whom every command runs as (gun.isolation); None: this process
+    partial: Partial | None = None  # where a line goes before its end, if anywhere
 
     def fail(self, what: str) -> BuildError:
         """The error for a failed build: `what` says what failed, as a phrase."""
@@ -132,6 +141,12 @@ class Context:
             for d in (self.app_dir, self.cache_dir):
                 isolation.hand_over(self.user, d)
             env = {**env, **isolation.user_env(self.user, self.cache_dir / "home")}
+        sink = self.partial
+
+        def partial(text: str, starts: bool) -> None:
+            assert sink is not None
+            sink(indent + text if starts else text)
+
         try:
             return run(
                 [str(a) for a in argv],
@@ -142,6 +157,7 @@ class Context:
                 what=what,
                 capture=capture,
                 user=self.user,
+                partial=partial if sink is not None else None,
             )
         except BuildError as e:
             raise self.fail(e.message) from None
@@ -163,6 +179,7 @@ def run(
     what: str,
     capture: bool = False,
     user: UnixUser | None = None,
+    partial: Callable[[str, bool], None] | None = None,
 ) -> tuple[int, str]:
     if deadline.remaining() <= 0:
         raise deadline.expired(what)
@@ -181,7 +198,7 @@ def run(
         raise BuildError(f"could not start {what} ({e.strerror or e})") from None
     captured: list[bytes] = []
     try:
-        _pump(proc, emit, captured, deadline, what)
+        _pump(proc, Lines(emit, partial), captured, deadline, what)
         code = proc.wait()
     finally:
         if proc.returncode is None:
@@ -193,9 +210,81 @@ def run(
     return code, b"".join(captured).decode("utf-8", "replace")
 
 
+class Lines:
+    """Bytes of one output pipe in, lines (and partial lines) out: each complete line to
+    `emit` (split past MAX_LINE bytes); with a `partial` sink, the start of a line that has
+    waited PARTIAL_SECONDS for its end goes there, then the rest of it."""
+
+    def __init__(self, emit: Output, partial: Callable[[str, bool], None] | None) -> None:
+        self.emit, self.partial = emit, partial
+        self.pending = b""  # the current line's bytes not passed on yet
+        self.since = 0.0  # when `pending` began waiting
+        self.started = False  # part of the current line went to `partial` already
+
+    def feed(self, data: bytes) -> None:
+        lines = (self.pending + data).split(b"\n")
+        rest = lines.pop()
+        if not self.pending and rest:
+            self.since = time.monotonic()
+        self.pending = b""
+        for line in lines:
+            self._end(line)
+            self.since = time.monotonic()
+        while len(rest) > MAX_LINE and not self.started:
+            self._end(rest[:MAX_LINE])
+            rest = rest[MAX_LINE:]
+        self.pending = rest
+
+    def tick(self) -> None:
+        """Show what waited long enough for its line's end."""
+        if self.partial is None or not self.pending:
+            return
+        if time.monotonic() - self.since < PARTIAL_SECONDS:
+            return
+        cut = utf8_cut(self.pending)  # a character split between reads waits for its end
+        text, self.pending = self.pending[:cut].decode("utf-8", "replace"), self.pending[cut:]
+        if text:
+            self.partial(text, not self.started)
+            self.started = True
+
+    def close(self) -> None:
+        """The pipe ended: what is left is a last line without its newline."""
+        if self.pending or self.started:
+            self._end(self.pending)
+        self.pending = b""
+
+    def _end(self, line: bytes) -> None:
+        if self.started:  # the rest of a line shown in part
+            assert self.partial is not None
+            self.started = False
+            self.partial(line.decode("utf-8", "replace").rstrip("\r") + "\n", False)
+            return
+        for i in range(0, max(len(line), 1), MAX_LINE):
+            self.emit(line[i : i + MAX_LINE].decode("utf-8", "replace").rstrip("\r"))
+
+
+def utf8_cut(data: bytes) -> int:
+    """The length of `data` without an unfinished UTF-8 sequence at its end."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 == 0x80:  # a continuation byte: its lead is further back
+            continue
+        need = (
+            2
+            if byte >> 5 == 0b110
+            else 3
+            if byte >> 4 == 0b1110
+            else 4
+            if byte >> 3 == 0b11110
+            else 1
+        )
+        return len(data) - back if need > back else len(data)
+    return len(data)
+
+
 def _pump(
     proc: subprocess.Popen[bytes],
-    emit: Output,
+    lines: Lines,
     captured: list[bytes],
     deadline: Deadline,
     what: str,
@@ -203,7 +292,6 @@ def _pump(
     """Read the child's pipes until they close, the child exits (then its group is killed and
     the pipes drained briefly), or the deadline passes (then the group is killed)."""
     sel = selectors.DefaultSelector()
-    partial: dict[int, bytes] = {}
     assert proc.stdout is not None
     sel.register(proc.stdout, selectors.EVENT_READ, "capture" if proc.stderr else "emit")
     if proc.stderr is not None:
@@ -222,24 +310,17 @@ def _pump(
             if exited_at is not None and time.monotonic() - exited_at > _EXIT_GRACE:
                 break
             for key, _ in sel.select(timeout=min(remaining, 0.1)):
-                fd = key.fd
-                data = os.read(fd, 65536)
+                data = os.read(key.fd, 65536)
                 if not data:
                     sel.unregister(key.fileobj)
-                    data = b"\n" if partial.get(fd) else b""
                 if key.data == "capture":
                     captured.append(data)
-                    continue
-                lines = (partial.pop(fd, b"") + data).split(b"\n")
-                rest = lines.pop()
-                while len(rest) > MAX_LINE:
-                    lines.append(rest[:MAX_LINE])
-                    rest = rest[MAX_LINE:]
-                if rest:
-                    partial[fd] = rest
-                for line in lines:
-                    for i in range(0, max(len(line), 1), MAX_LINE):
-                        emit(line[i : i + MAX_LINE].decode("utf-8", "replace").rstrip("\r"))
+                elif data:
+                    lines.feed(data)
+                else:
+                    lines.close()
+            lines.tick()
+    lines.close()
 
 
 def _has_exited(pid: int) -> bool:

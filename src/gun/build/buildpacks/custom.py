@@ -46,7 +46,9 @@ def compile(ctx: Context, spec: str) -> dict[str, str]:
     ctx.step(f"{detected.strip() or spec} app detected")
     cache = ctx.cache_dir / "custom" / hashlib.sha256(spec.encode()).hexdigest()[:16]
     cache.mkdir(parents=True, exist_ok=True)
-    env_dir = Path(tempfile.mkdtemp(prefix="gun-env-", dir=ctx.cache_dir))  # the build's user's
+    # in the build cache, which the build's user holds during the build and which is root's
+    # alone (in meta's data directory, never the shared /tmp) if meta is killed mid-build
+    env_dir = Path(tempfile.mkdtemp(prefix="gun-env-", dir=ctx.cache_dir))
     try:
         for key, value in ctx.config.items():
             if not _KEY.match(key):

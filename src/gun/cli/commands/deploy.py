@@ -54,19 +54,40 @@ def deploy(
     if build["status"] != "succeeded":
         raise Refused(GunError(f"deploy of {name} failed: {build['error']}"))
     version = build["release"]
-    if wait:
-        data = waiting.converge(client, name, timeout)
-        mine = [q for q in data["processes"] if q["release"] == version]
+    data = waiting.converge(client, name, timeout) if wait else None
+    current = data["release"] if data else client.get(f"/v1/apps/{p(name)}/status")["release"]
+    release = client.get(f"/v1/apps/{p(name)}/releases/{version}")
+    as_ = "" if current == version else f" as v{current}"
+    if as_:
+        _runs_mine(client, name, release, current)
+    if data is not None:
+        mine = [q for q in data["processes"] if q["release"] == current]
         hosts = {q["instance"] for q in mine}
         output.note(
-            f"v{version} is up: {len(mine)} processes on {len(hosts)} instances "
+            f"v{version} is up{as_}: {len(mine)} processes on {len(hosts)} instances "
             f"({time.monotonic() - began:.1f}s)"
         )
-    release = client.get(f"/v1/apps/{p(name)}/releases/{version}")
     if ctx.json:
         output.emit_json(release)
     else:
         output.line(f"v{version}")
+
+
+def _runs_mine(client: Client, name: str, release: dict[str, Any], current: int) -> None:
+    """The deploy succeeds only if what runs is its code: its release, or a later one with
+    the same build (config changed meanwhile). Anything else (a rollback, another deploy) is
+    a failure naming the release that runs instead."""
+    now = client.get(f"/v1/apps/{p(name)}/releases/{current}")
+    same = (now["slug"], now["commit"]) == (release["slug"], release["commit"])
+    if current > release["version"] and same:
+        output.note(f"v{current} runs the code of v{release['version']}: {now['description']}")
+        return
+    raise Refused(
+        GunError(
+            f"deploy of {name} failed: v{release['version']} is not what runs: v{current} "
+            f"({now['description']}) is the current release"
+        )
+    )
 
 
 def _upload(client: Client, name: str, directory: Path, ref: str | None) -> Any:

@@ -46,9 +46,13 @@ def _totals(rows: list[dict[str, Any]]) -> str:
 def _scale(ctx: Ctx, words: tuple[str, ...], app: str | None, wait: bool, timeout: float) -> None:
     updates = _updates(words)
     name = need_app(app)
-    rows = ctx.client().patch(f"/v1/apps/{p(name)}/formation", {"updates": updates})
+    scaled = ctx.client().patch(f"/v1/apps/{p(name)}/formation", {"updates": updates})
+    rows = scaled["formation"]
+    for warning in scaled["warnings"]:  # scaled all the same: say what cannot run yet
+        output.note(f"gun: warning: {warning['message']}")
     if wait and ctx.client().get(f"/v1/apps/{p(name)}/instances"):
-        waiting.converge(ctx.client(), name, timeout)
+        stuck = {w["type"] for w in scaled["warnings"]}  # not waited for: nothing can run them
+        waiting.converge(ctx.client(), name, timeout, unplaceable=stuck)
     if ctx.json:
         output.emit_json(rows)
     else:
