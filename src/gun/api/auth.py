@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from gun.core import Platform
+from gun.core.access import refuse_drain
 from gun.errors import NotFound
 from gun.model import Principal
 
@@ -39,6 +40,14 @@ def token_of(header: str | None) -> str | None:
 
 
 async def principal(request: Request) -> Principal:
+    """Every route's caller but the drain's one route: a drain token is refused here, so a
+    route added later cannot forget to."""
+    who = await drain_principal(request)
+    refuse_drain(who)
+    return who
+
+
+async def drain_principal(request: Request) -> Principal:
     """Runs on the event loop: a cached token costs no query, an uncached one a single one."""
     who = the_platform(request).authenticate(token_of(request.headers.get("authorization")))
     # Every authenticated route passes here. A path part with a NUL byte names nothing, and
@@ -50,4 +59,5 @@ async def principal(request: Request) -> Principal:
 
 
 Who = Annotated[Principal, Depends(principal)]
+DrainWho = Annotated[Principal, Depends(drain_principal)]  # only for the drain's route
 Gun = Annotated[Platform, Depends(platform)]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from pydantic_core import PydanticCustomError
 
 from gun.core.platform import Status
-from gun.model import App, Layer, Principal, Release
+from gun.model import App, Layer, Principal, Release, Token
 
 
 def _utf8(value: str) -> str:
@@ -47,6 +48,9 @@ class TokenCreate(Body):
     name: Text = Field(max_length=200)
     role: StrictStr = "developer"
     app: Text | None = Field(default=None, max_length=200)
+    expires: Text | None = Field(
+        default=None, max_length=100, description="a duration (30d, 12h, 90m) or an ISO date"
+    )
 
 
 class FormationUpdate(Body):
@@ -79,7 +83,8 @@ def app_json(app: App) -> dict[str, Any]:
     }
 
 
-def release_json(r: Release, *, with_config: bool = False) -> dict[str, Any]:
+def release_json(r: Release, *, config: Mapping[str, str | None] | None = None) -> dict[str, Any]:
+    """A release; with `config` (as the caller may see it), its process types and config."""
     out: dict[str, Any] = {
         "version": r.version,
         "description": r.description,
@@ -89,9 +94,9 @@ def release_json(r: Release, *, with_config: bool = False) -> dict[str, Any]:
         "commit": r.commit,
         "actor": r.actor,
     }
-    if with_config:
+    if config is not None:
         out["process_types"] = r.process_types
-        out["config"] = r.config
+        out["config"] = dict(config)
     return out
 
 
@@ -112,6 +117,19 @@ def layer_json(la: Layer) -> dict[str, Any]:
 
 def principal_json(p: Principal) -> dict[str, Any]:
     return {"name": p.name, "role": p.role, "app": p.app}
+
+
+def token_json(t: Token) -> dict[str, Any]:
+    """`gun tokens --json`: never the token nor its hash."""
+    return {
+        "name": t.name,
+        "role": t.role,
+        "app": t.app,
+        "kind": t.kind,
+        "created_by": t.created_by,
+        "created_at": t.created_at.isoformat(),
+        "expires_at": t.expires_at.isoformat() if t.expires_at else None,
+    }
 
 
 def formation_rows(
