@@ -188,8 +188,8 @@ def test_a_viewer_at_the_command_line(world: World) -> None:
     assert (r.code, r.out, r.err) == (
         1,
         "",
-        "gun: config var API_KEY is set on app 'vault', but its values are hidden from role "
-        "viewer: a developer or admin token shows them\n",
+        "gun: config var API_KEY is set on app 'vault', but its value is hidden from role "
+        "viewer: a developer or admin token shows it\n",
     )
     r = gun("app:vault", "releases.info:v2", token=viewer)
     assert "config vars:   DATABASE_URL, API_KEY" in r.out and "sk_live" not in r.out

@@ -13,7 +13,7 @@ from gun.cli.context import Ctx, app_option, need_app, pass_ctx
 from gun.errors import Forbidden, NotFound, UsageError
 from gun.model import check_config_key
 
-HIDDEN = "values are hidden from role viewer: a developer or admin token shows them"
+HIDDEN = "hidden from role viewer: a developer or admin token shows"
 
 
 @click.command("config")
@@ -29,7 +29,7 @@ def config(ctx: Ctx, app: str | None) -> None:
     for k, v in data.items():
         output.line(k if v is None else f"{k}={shlex.quote(v) if v else v}")
     if hidden:
-        output.note(f"config var {HIDDEN}")
+        output.note(f"config var values are {HIDDEN} them")
 
 
 @click.command("config.get")
@@ -43,7 +43,9 @@ def config_get(ctx: Ctx, key: str, app: str | None) -> None:
     if key not in data:
         raise Refused(NotFound(f"config var {check_config_key(key)} is not set on app {name!r}"))
     if data[key] is None:
-        raise Refused(Forbidden(f"config var {key} is set on app {name!r}, but its {HIDDEN}"))
+        raise Refused(
+            Forbidden(f"config var {key} is set on app {name!r}, but its value is {HIDDEN} it")
+        )
     if ctx.json:
         output.emit_json({key: data[key]})
     else:
