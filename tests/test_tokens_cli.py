@@ -105,6 +105,19 @@ def test_a_token_from_creation_to_revocation(meta: MetaServer) -> None:
     assert gun("apps", token=second).code == 0
 
 
+def test_a_bad_token_name_is_the_command_lines_fault(meta: MetaServer) -> None:
+    for name in ("a/b", "..", " ci"):
+        r = meta.gun("tokens.create", name)
+        assert (r.code, r.err) == (
+            2,
+            f"gun: token name {name!r} is invalid: use 1 to 100 letters, digits, spaces and "
+            ". _ @ : + -, starting and ending with a letter or digit\n",
+        )
+        with meta.http() as http:
+            got = http.post("/v1/tokens", json={"name": name})
+        assert (got.status_code, got.json()["message"]) == (422, r.err[5:-1])
+
+
 @pytest.mark.parametrize(
     ("words", "err"),
     [
