@@ -453,6 +453,26 @@ def test_meta_keeps_the_drain_token_gun_drain_token_gives(
     assert platform.authenticate(replaced).name == "drain"
 
 
+def test_replicas_starting_together_keep_one_drain_token(store: Store, admin: Principal) -> None:
+    value = "gun_drain_" + "c" * 40
+    said: list[str | None] = []
+    barrier = threading.Barrier(2)
+
+    def start() -> None:
+        replica = Platform(store)
+        barrier.wait()
+        said.append(replica.tokens.ensure_drain_token(value))
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(said, key=str) == [None, "made the drain token GUN_DRAIN_TOKEN gives"]
+    live = [t.name for t in Platform(store).tokens.live(admin)]
+    assert live == ["admin", "drain"]
+
+
 # the migration -------------------------------------------------------------------------------
 
 

@@ -71,7 +71,7 @@ def create_token(body: bodies.TokenCreate, who: Who, gun: Gun) -> dict[str, Any]
 
 @router.delete("/tokens/{name:path}")
 def revoke_token(name: str, who: Who, gun: Gun) -> dict[str, Any]:
-    """The token revoked (a name may hold any printable character, `/` included)."""
+    """The token revoked. `{name:path}`: names made before they were checked may hold a `/`."""
     return bodies.token_json(gun.tokens.revoke(who, name))
 
 

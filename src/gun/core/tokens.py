@@ -76,8 +76,15 @@ class Tokens:
         """Make sure a live drain token named `drain` has this value (GUN_DRAIN_TOKEN).
 
         A `drain` token with another value is revoked and replaced (the setting changed).
-        Returns what was done, for meta's log, or None when nothing needed doing.
+        Returns what was done, for meta's log, or None when nothing needed doing. Replicas
+        starting together: the one that loses the race finds the winner's token on a retry.
         """
+        try:
+            return self._ensure_drain_token(value)
+        except Conflict:
+            return self._ensure_drain_token(value)
+
+    def _ensure_drain_token(self, value: str) -> str | None:
         digest = hash_token(value)
         with self.store.write() as tx:
             same = tx.token_of(digest)
