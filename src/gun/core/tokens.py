@@ -173,10 +173,11 @@ class Tokens:
     def revoke(self, who: Principal, name: str) -> Token:
         """Revoke a live token by name; refused for agent tokens and the last admin token."""
         authorize(who, "admin", who.app)
+        gone = NotFound(f"no live token is named {name!r}: `gun tokens` lists them")
         with self.store.write() as tx:
-            held = tx.live_token(name, lock=True)
+            held = tx.live_token(name)
             if held is None:
-                raise NotFound(f"no live token is named {name!r}: `gun tokens` lists them")
+                raise gone
             t = held.token
             authorize(who, "admin", t.app if who.app else None)
             if t.kind == "instance":
@@ -186,12 +187,19 @@ class Tokens:
                     f"`gun app:{t.app} instances.delete:{instance}` revokes it"
                 )
             at = now()
-            live_admin = t.kind == "user" and t.role == "admin" and t.app is None
-            if live_admin and not t.expired(at) and len(tx.live_admins(at)) <= 1:
-                raise Conflict(
-                    f"token {name!r} is the last live admin token: create another admin token "
-                    "first, or nobody could manage this meta"
-                )
+            if t.kind == "user" and t.role == "admin" and t.app is None and not t.expired(at):
+                # every live admin locked, always in the same order: two revocations wait for
+                # each other instead of deadlocking, and the second sees the first's
+                admins = tx.live_admins(at)
+                if held.id not in admins:
+                    raise gone
+                if len(admins) <= 1:
+                    raise Conflict(
+                        f"token {name!r} is the last live admin token: create another admin "
+                        "token first, or nobody could manage this meta"
+                    )
+            elif tx.live_token(name, lock=True) is None:
+                raise gone
             _revoke(tx, who.name, held, None)
         self._principals.drop(held.digest)  # after the commit: no one re-caches it from here
         return t

@@ -168,13 +168,18 @@ class TokenQueries:
 
     def live_admins(self, at: datetime) -> list[int]:
         """Ids of the live, unexpired admin tokens of no one app: those that can manage
-        everything. Locked on PostgreSQL, so two revocations cannot both count the other."""
-        q = select(tokens.c.id).where(
-            tokens.c.revoked.is_(False),
-            tokens.c.kind == "user",
-            tokens.c.role == "admin",
-            tokens.c.app_id.is_(None),
-            or_(tokens.c.expires_at.is_(None), tokens.c.expires_at > at),
+        everything. Locked on PostgreSQL (in id order), so two revocations cannot both count
+        the other."""
+        q = (
+            select(tokens.c.id)
+            .where(
+                tokens.c.revoked.is_(False),
+                tokens.c.kind == "user",
+                tokens.c.role == "admin",
+                tokens.c.app_id.is_(None),
+                or_(tokens.c.expires_at.is_(None), tokens.c.expires_at > at),
+            )
+            .order_by(tokens.c.id)
         )
         if self.conn.dialect.name != "sqlite":
             q = q.with_for_update()
