@@ -36,6 +36,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 TOKEN = "gun_bench_admin_token_0123456789abcdef"
+DRAIN_TOKEN = "gun_bench_drain_token_0123456789abcdef"  # may only look up ingest tokens
 FRAMES_PER_BODY = 100
 
 
@@ -157,7 +158,12 @@ def main() -> None:
         meta_port, drain_port = free_port(), free_port()
         meta_url, drain_url = f"http://127.0.0.1:{meta_port}", f"http://127.0.0.1:{drain_port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("GUN_")}
-        env.update(GUN_HOME=str(tmp), GUN_ADMIN_TOKEN=TOKEN, GUN_DRAIN_URL=drain_url)
+        env.update(
+            GUN_HOME=str(tmp),
+            GUN_ADMIN_TOKEN=TOKEN,
+            GUN_DRAIN_TOKEN=DRAIN_TOKEN,
+            GUN_DRAIN_URL=drain_url,
+        )
         with open(tmp / "meta.log", "ab") as out:
             meta = subprocess.Popen(
                 [PY, "-m", "gun.cli", "server", "meta", "--listen", f"127.0.0.1:{meta_port}"],
@@ -168,7 +174,7 @@ def main() -> None:
         api(meta_url, "POST", "/v1/apps", {"name": "shop"})
         ingest = api(meta_url, "GET", "/v1/apps/shop/drains/ingest")
         assert isinstance(ingest, dict)
-        drain_env = dict(env, GUN_META_URL=meta_url, GUN_DRAIN_META_TOKEN=TOKEN)
+        drain_env = dict(env, GUN_META_URL=meta_url, GUN_DRAIN_META_TOKEN=DRAIN_TOKEN)
         pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
         with open(tmp / "drain.log", "ab") as out:
             listen = f"127.0.0.1:{drain_port}"

@@ -287,7 +287,7 @@ CASES = [
         "token 'dev' has role developer; this needs role admin",
         json={"name": "x", "role": "admin"}, who="dev"),
     bad("token-bad-role", "POST", "/v1/tokens", 422, "invalid_params",
-        "role 'root' is invalid: use one of viewer, developer, admin",
+        "role 'root' is invalid: use one of viewer, developer, admin, drain",
         json={"name": "x", "role": "root"}),
     bad("token-unknown-app", "POST", "/v1/tokens", 404, "not_found",
         "app 'nope' does not exist", json={"name": "x", "app": "nope"}),

@@ -25,6 +25,7 @@ from gun.logs.frames import frame
 from tests.meta import GUN, MetaServer, free_port
 
 ADMIN = "gun_test_admin_token_for_the_drain"
+DRAIN = "gun_test_drain_token_for_the_drain"  # meta's GUN_DRAIN_TOKEN
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:
@@ -61,7 +62,7 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
 
 def drain_env(meta: MetaServer, home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GUN_")}
-    env.update(GUN_HOME=str(home), GUN_META_URL=meta.url, GUN_DRAIN_META_TOKEN=ADMIN, **extra)
+    env.update(GUN_HOME=str(home), GUN_META_URL=meta.url, GUN_DRAIN_META_TOKEN=DRAIN, **extra)
     return env
 
 
@@ -99,7 +100,10 @@ def drain_running(env: dict[str, str], port: int, client: httpx.Client, tmp: Pat
 @pytest.fixture
 def meta(tmp_path: Path) -> Iterator[MetaServer]:
     server = MetaServer(tmp_path / "meta", f"sqlite:///{tmp_path / 'meta.db'}", ADMIN)
-    server.extra_env = {"GUN_DRAIN_URL": f"https://127.0.0.1:{free_port()}"}
+    server.extra_env = {
+        "GUN_DRAIN_URL": f"https://127.0.0.1:{free_port()}",
+        "GUN_DRAIN_TOKEN": DRAIN,
+    }
     try:
         server.start()
         yield server
@@ -157,7 +161,7 @@ def test_with_a_bucket_the_drain_sends_finished_hours_there_and_still_serves_the
     client, name = bucket
     port = free_port()
     meta = MetaServer(tmp_path / "meta", f"sqlite:///{tmp_path / 'meta.db'}", ADMIN)
-    meta.extra_env = {"GUN_DRAIN_URL": f"http://127.0.0.1:{port}"}
+    meta.extra_env = {"GUN_DRAIN_URL": f"http://127.0.0.1:{port}", "GUN_DRAIN_TOKEN": DRAIN}
     env = drain_env(
         meta,
         tmp_path / "drain",

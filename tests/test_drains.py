@@ -55,26 +55,33 @@ def test_a_drain_that_is_not_http_is_refused(gun: Platform, admin: Principal, ur
 def test_the_ingest_url_names_the_app_through_its_token(gun: Platform, admin: Principal) -> None:
     gun.create_app(admin, "shop")
     gun.create_app(admin, "blog")
+    _, drain = gun.create_token(admin, "relay", "drain", None)
     url = gun.ingest_url(admin, "shop")
     assert url.startswith(f"{DRAIN}/logs/gdi_")
     assert gun.ingest_url(admin, "shop") == url  # stable
     assert gun.ingest_url(admin, "shop", 10) == url + "?resolution=10"
     token = url.rsplit("/", 1)[1]
-    assert gun.app_of_ingest_token(admin, token) == "shop"
+    assert gun.app_of_ingest_token(drain, token) == "shop"
     assert gun.ingest_url(admin, "blog") != url
     with pytest.raises(NotFound):
-        gun.app_of_ingest_token(admin, token + "x")
+        gun.app_of_ingest_token(drain, token + "x")
     with pytest.raises(InvalidParams) as e:
         gun.ingest_url(admin, "shop", 0)
     assert e.value.message == "resolution 0 is out of range: use 1 to 3600 seconds"
 
 
-def test_only_an_admin_token_may_look_up_ingest_tokens(gun: Platform, admin: Principal) -> None:
+def test_only_a_drain_token_may_look_up_ingest_tokens(gun: Platform, admin: Principal) -> None:
     gun.create_app(admin, "shop")
     _, dev = gun.create_token(admin, "dev", "developer", "shop")
+    _, viewer = gun.create_token(admin, "eyes", "viewer", None)
     token = gun.ingest_url(dev, "shop").rsplit("/", 1)[1]
-    with pytest.raises(Forbidden):
-        gun.app_of_ingest_token(dev, token)
+    for who in (admin, dev, viewer):
+        with pytest.raises(Forbidden) as e:
+            gun.app_of_ingest_token(who, token)
+        assert e.value.message == (
+            f"token {who.name!r} is not a drain token: only a drain token "
+            "(`gun tokens.create NAME role=drain`) may look up ingest tokens"
+        )
 
 
 def test_agents_ship_to_the_platform_drain_then_the_apps_own(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal, NamedTuple
 
 from gun.errors import InvalidParams
@@ -19,6 +19,16 @@ RESERVED_PREFIX = "gun-"  # app names of the platform's own (the drain reports a
 
 Role = Literal["admin", "developer", "viewer"]
 ROLES: tuple[Role, ...] = ("viewer", "developer", "admin")
+# What a token is: a user's (with a role), an instance's agent's, or a drain's (which may only
+# look up ingest tokens). A drain token's role is "drain": it has none of the user roles.
+TokenKind = Literal["user", "instance", "drain"]
+TokenRole = Literal["admin", "developer", "viewer", "drain"]
+TOKEN_ROLES: tuple[TokenRole, ...] = ("viewer", "developer", "admin", "drain")
+TOKEN_NAME_MAX = 100
+TOKEN_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9 ._@:+-]{0,98}[A-Za-z0-9])?\Z")
+EXPIRES_MAX_DAYS = 36_500
+_DURATION = re.compile(r"^([0-9]{1,9})([smhd])\Z")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 ReleaseStatus = Literal["pending", "succeeded", "failed"]
 BuildStatus = Literal["pending", "building", "releasing", "succeeded", "failed"]
 ACTIVE_BUILD: tuple[BuildStatus, ...] = ("pending", "building", "releasing")
@@ -107,11 +117,61 @@ def check_layer_name(name: str) -> str:
     return name
 
 
-def check_role(role: str) -> Role:
-    for r in ROLES:
+def check_role(role: str) -> TokenRole:
+    for r in TOKEN_ROLES:
         if r == role:
             return r
-    raise InvalidParams(f"role {role!r} is invalid: use one of {', '.join(ROLES)}")
+    raise InvalidParams(f"role {role!r} is invalid: use one of {', '.join(TOKEN_ROLES)}")
+
+
+def check_token_name(name: str) -> str:
+    if not TOKEN_NAME.match(name):
+        raise InvalidParams(
+            f"token name {name!r} is invalid: use 1 to {TOKEN_NAME_MAX} letters, digits, spaces "
+            "and . _ @ : + -, starting and ending with a letter or digit"
+        )
+    return name
+
+
+def when(t: datetime) -> str:
+    """A moment as error messages and tables show it: `2031-01-31 00:00:00 UTC`."""
+    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def parse_expiry(text: str, now: datetime) -> datetime:
+    """When a token made at `now` with `expires=TEXT` expires.
+
+    TEXT is a duration from now (`90m`, `12h`, `30d`; also `45s`) or an ISO 8601 date or time
+    (`2031-01-31`: that day's start, UTC; a time without an offset is UTC). The moment must be
+    after `now` and at most 100 years ahead; anything else is refused in one sentence.
+    """
+    if m := _DURATION.match(text):
+        seconds = int(m[1]) * _UNITS[m[2]]
+        if seconds == 0:
+            raise InvalidParams(
+                f"expires={text!r} is no time at all: give one like 30d, 12h or 90m"
+            )
+        if seconds > EXPIRES_MAX_DAYS * 86400:
+            raise InvalidParams(f"expires={text!r} is more than 100 years away")
+        return now + timedelta(seconds=seconds)
+    try:
+        if not text[:4].isascii() or not text[:4].isdigit():
+            raise ValueError(text)
+        at = datetime.fromisoformat(text)
+        at = at if at.tzinfo else at.replace(tzinfo=UTC)
+        in_past, too_far = at <= now, at - now > timedelta(days=EXPIRES_MAX_DAYS)
+    except (ValueError, OverflowError):
+        raise InvalidParams(
+            f"expires={text!r} is not a duration like 30d, 12h or 90m, "
+            "nor an ISO date like 2031-01-31"
+        ) from None
+    if in_past:
+        raise InvalidParams(
+            f"expires={text!r} is in the past: give a later date or a duration like 30d"
+        )
+    if too_far:
+        raise InvalidParams(f"expires={text!r} is more than 100 years away")
+    return at
 
 
 def parse_version(raw: int | str) -> int:
@@ -123,8 +183,8 @@ def parse_version(raw: int | str) -> int:
     return int(digits)
 
 
-def role_at_least(have: Role, need: Role) -> bool:
-    return ROLES.index(have) >= ROLES.index(need)
+def role_at_least(have: TokenRole, need: Role) -> bool:
+    return have != "drain" and ROLES.index(have) >= ROLES.index(need)
 
 
 @dataclass(frozen=True)
@@ -217,9 +277,27 @@ class Principal:
 
     token_id: int
     name: str
-    role: Role
+    role: TokenRole
     app: str | None = None
     instance: str | None = None  # set for an agent's per-instance token
+    kind: TokenKind = "user"
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Token:
+    """A live (not revoked) token as `gun tokens` lists it: never its value nor its hash."""
+
+    name: str
+    role: TokenRole
+    app: str | None
+    kind: TokenKind
+    created_by: str | None
+    created_at: datetime
+    expires_at: datetime | None
+
+    def expired(self, at: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= at
 
 
 @dataclass(frozen=True)

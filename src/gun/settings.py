@@ -59,6 +59,7 @@ class MetaSettings:
     listen: str
     secret_key: str | None
     admin_token: str | None
+    drain_token: str | None = None  # meta keeps a drain token (named drain) of this value
     instance_timeout: float = 30.0
     auto_instances: int = 0
     build_concurrency: int = 2
@@ -89,6 +90,7 @@ class MetaSettings:
             listen=listen or os.environ.get("GUN_LISTEN") or "127.0.0.1:5100",
             secret_key=secret_key or os.environ.get("GUN_SECRET_KEY") or None,
             admin_token=os.environ.get("GUN_ADMIN_TOKEN") or None,
+            drain_token=os.environ.get("GUN_DRAIN_TOKEN") or None,
             instance_timeout=number("GUN_INSTANCE_TIMEOUT", 30.0, 1.0, 3600.0),
             auto_instances=int(number("GUN_AUTO_INSTANCES", 0, 0, 20)),
             build_concurrency=int(number("GUN_BUILD_CONCURRENCY", 2, 1, 64)),
@@ -108,7 +110,7 @@ class DrainSettings:
     home: Path
     listen: str
     meta_url: str
-    meta_token: str | None  # an admin token: the drain checks ingest tokens with meta
+    meta_token: str | None  # a drain token: the drain checks ingest tokens with meta
     archive: Path
     retention_days: int
     whisper: Path | None  # None: no whisper outlet
@@ -137,9 +139,7 @@ class DrainSettings:
             home=h,
             listen=listen,
             meta_url=os.environ.get("GUN_META_URL") or "http://127.0.0.1:5100",
-            meta_token=os.environ.get("GUN_DRAIN_META_TOKEN")
-            or os.environ.get("GUN_ADMIN_TOKEN")
-            or None,
+            meta_token=os.environ.get("GUN_DRAIN_META_TOKEN") or None,
             archive=Path(os.environ.get("GUN_LOG_ARCHIVE") or h / "logs"),
             retention_days=int(number("GUN_LOG_RETENTION_DAYS", 30, 1, 3650)),
             whisper=None if whisper == "off" else Path(whisper or h / "whisper"),

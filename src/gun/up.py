@@ -28,7 +28,18 @@ from gun.providers.local import LocalProvider
 
 def admin_token(home: Path) -> str:
     """The admin token `gun up` uses for its meta: made once, kept in DIR/admin.token (0600)."""
-    path = home / "admin.token"
+    return token_file(home / "admin.token")
+
+
+def drain_token(home: Path) -> str:
+    """The drain's token (it may only look up ingest tokens): DIR/drain.token (0600), made
+    once; meta keeps a drain token of this value (GUN_DRAIN_TOKEN)."""
+    return token_file(home / "drain.token")
+
+
+def token_file(path: Path) -> str:
+    """A token kept in a file of its own (0600), made on first use."""
+    home = path.parent
     if path.exists():
         return path.read_text().strip()
     home.mkdir(parents=True, exist_ok=True)
@@ -118,14 +129,21 @@ def run(home: Path, port: int, instances: int, say: object = print) -> None:
     token = admin_token(home)
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GUN_")}
-    env.update(GUN_HOME=str(home), GUN_ADMIN_TOKEN=token, GUN_AUTO_INSTANCES=str(instances))
+    drain_credential = drain_token(home)
+    env.update(
+        GUN_HOME=str(home),
+        GUN_ADMIN_TOKEN=token,
+        GUN_DRAIN_TOKEN=drain_credential,
+        GUN_AUTO_INSTANCES=str(instances),
+    )
     for key in PASSED:
         if key in os.environ:
             env[key] = os.environ[key]
     drain_listen = os.environ.get("GUN_DRAIN_LISTEN") or f"127.0.0.1:{_drain_port(port)}"
     drain_url = f"http://{drain_listen}"
     env["GUN_DRAIN_URL"] = drain_url
-    drain_env = dict(env, GUN_META_URL=url, GUN_DRAIN_META_TOKEN=token)
+    drain_env = {k: v for k, v in env.items() if k not in ("GUN_ADMIN_TOKEN", "GUN_DRAIN_TOKEN")}
+    drain_env.update(GUN_META_URL=url, GUN_DRAIN_META_TOKEN=drain_credential)
     for key in DRAIN_PASSED:
         if key in os.environ:
             drain_env[key] = os.environ[key]

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from gun.core import Platform
+from gun.core.access import refuse_drain
 from gun.errors import NotFound
 from gun.model import Principal
 
@@ -42,8 +43,17 @@ PRINCIPAL = "principal"  # where the gate (api/gate.py) leaves who it let in, in
 
 
 async def principal(request: Request) -> Principal:
-    """Who calls: the gate authenticated them before the body was read. Runs on the event
-    loop: without the gate (a cached token costs no query, an uncached one a single one)."""
+    """Every route's caller but the drain's one route: a drain token is refused here, so a
+    route added later cannot forget to."""
+    who = await drain_principal(request)
+    refuse_drain(who)
+    return who
+
+
+async def drain_principal(request: Request) -> Principal:
+    """Who calls: the gate (api/gate.py) authenticated them before the body was read. Without
+    the gate, here, on the event loop: a cached token costs no query, an uncached one a single
+    one."""
     who: Principal | None = getattr(request.state, PRINCIPAL, None)
     if who is None:
         who = the_platform(request).authenticate(token_of(request.headers.get("authorization")))
@@ -56,4 +66,5 @@ async def principal(request: Request) -> Principal:
 
 
 Who = Annotated[Principal, Depends(principal)]
+DrainWho = Annotated[Principal, Depends(drain_principal)]  # only for the drain's route
 Gun = Annotated[Platform, Depends(platform)]

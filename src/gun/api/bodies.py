@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
@@ -11,7 +11,7 @@ from pydantic_core import PydanticCustomError
 from gun.build.gitrepo import check_repo_url
 from gun.core.platform import Status
 from gun.errors import InvalidParams
-from gun.model import App, Layer, Principal, Release, check_app_name
+from gun.model import App, Layer, Principal, Release, Token, check_app_name
 
 # A field with a rule of gun's own has no pydantic max_length: its rule bounds its length, and
 # the refusal is the rule's sentence, not pydantic's. Bodies are capped at 1 MiB before this.
@@ -67,6 +67,9 @@ class TokenCreate(Body):
     name: Text  # the Platform's rule: 1 to 100 characters
     role: StrictStr = "developer"
     app: AppName | None = None
+    expires: Text | None = Field(
+        default=None, max_length=100, description="a duration (30d, 12h, 90m) or an ISO date"
+    )
 
 
 class FormationUpdate(Body):
@@ -99,7 +102,8 @@ def app_json(app: App) -> dict[str, Any]:
     }
 
 
-def release_json(r: Release, *, with_config: bool = False) -> dict[str, Any]:
+def release_json(r: Release, *, config: Mapping[str, str | None] | None = None) -> dict[str, Any]:
+    """A release; with `config` (as the caller may see it), its process types and config."""
     out: dict[str, Any] = {
         "version": r.version,
         "description": r.description,
@@ -109,10 +113,10 @@ def release_json(r: Release, *, with_config: bool = False) -> dict[str, Any]:
         "commit": r.commit,
         "actor": r.actor,
     }
-    if with_config:
+    if config is not None:
         out["process_types"] = r.process_types
         out["slug"] = r.slug_id  # what it runs: with `commit`, two releases of one build match
-        out["config"] = r.config
+        out["config"] = dict(config)
     return out
 
 
@@ -133,6 +137,19 @@ def layer_json(la: Layer) -> dict[str, Any]:
 
 def principal_json(p: Principal) -> dict[str, Any]:
     return {"name": p.name, "role": p.role, "app": p.app}
+
+
+def token_json(t: Token) -> dict[str, Any]:
+    """`gun tokens --json`: never the token nor its hash."""
+    return {
+        "name": t.name,
+        "role": t.role,
+        "app": t.app,
+        "kind": t.kind,
+        "created_by": t.created_by,
+        "created_at": t.created_at.isoformat(),
+        "expires_at": t.expires_at.isoformat() if t.expires_at else None,
+    }
 
 
 def formation_rows(

@@ -5,8 +5,11 @@ GET    /v1/apps/{app}/drains                           drains
 POST   /v1/apps/{app}/drains                           drains.add
 DELETE /v1/apps/{app}/drains/{id}                      drains.remove
 GET    /v1/apps/{app}/drains/ingest?resolution=S       drains.ingest
+POST   /v1/apps/{app}/drains/ingest?resolution=S       drains.ingest rotate=true
 GET    /v1/apps/{app}/log-session                      logs, metrics (where the drain is)
 GET    /v1/drain/ingest-tokens/{token}                 the drain, checking a token it got
+                                                       (a drain token only; no other route
+                                                       takes one)
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import StrictStr
 
-from gun.api.auth import Gun, Who
+from gun.api.auth import DrainWho, Gun, Who
 from gun.api.fleet_routes import Strict
 from gun.model import Drain
 
@@ -56,11 +59,19 @@ def ingest(
     return {"url": gun.ingest_url(who, app, resolution)}
 
 
+@router.post("/apps/{app}/drains/ingest")
+def rotate_ingest(
+    app: str, who: Who, gun: Gun, resolution: int | None = Query(None, ge=1, le=3600)
+) -> dict[str, str]:
+    """A new ingest token: the old URL is refused from now on."""
+    return {"url": gun.rotate_ingest(who, app, resolution)}
+
+
 @router.get("/apps/{app}/log-session")
 def log_session(app: str, who: Who, gun: Gun) -> dict[str, str]:
     return {"url": gun.log_session(who, app)}
 
 
 @router.get("/drain/ingest-tokens/{token}")
-def ingest_token(token: str, who: Who, gun: Gun) -> dict[str, str]:
+def ingest_token(token: str, who: DrainWho, gun: Gun) -> dict[str, str]:
     return {"app": gun.app_of_ingest_token(who, token)}

@@ -2,7 +2,9 @@
 
 route                                       CLI command
 GET    /v1/whoami                           whoami
+GET    /v1/tokens                           tokens
 POST   /v1/tokens                           tokens.create
+DELETE /v1/tokens/{name}                    tokens.revoke
 GET    /v1/apps                             apps
 POST   /v1/apps                             apps.create
 GET    /v1/apps/{app}                       (info)
@@ -51,10 +53,26 @@ def whoami(who: Who) -> dict[str, Any]:
     return bodies.principal_json(who)
 
 
+@router.get("/tokens")
+def tokens(who: Who, gun: Gun) -> list[dict[str, Any]]:
+    return [bodies.token_json(t) for t in gun.tokens.live(who)]
+
+
 @router.post("/tokens", status_code=201)
 def create_token(body: bodies.TokenCreate, who: Who, gun: Gun) -> dict[str, Any]:
-    value, made = gun.create_token(who, body.name, body.role, body.app)
-    return {"token": value, **bodies.principal_json(made)}
+    value, made = gun.tokens.create(who, body.name, body.role, body.app, body.expires)
+    return {
+        "token": value,
+        **bodies.principal_json(made),
+        "kind": made.kind,
+        "expires_at": made.expires_at.isoformat() if made.expires_at else None,
+    }
+
+
+@router.delete("/tokens/{name:path}")
+def revoke_token(name: str, who: Who, gun: Gun) -> dict[str, Any]:
+    """The token revoked. `{name:path}`: names made before they were checked may hold a `/`."""
+    return bodies.token_json(gun.tokens.revoke(who, name))
 
 
 @router.get("/apps")
@@ -84,8 +102,9 @@ def status(app: str, who: Who, gun: Gun) -> dict[str, Any]:
 
 
 @router.get("/apps/{app}/config-vars")
-async def config(app: str, who: Who, gun: Gun) -> dict[str, str]:
-    """On the event loop: one small query, and the decrypted values are cached."""
+async def config(app: str, who: Who, gun: Gun) -> dict[str, str | None]:
+    """On the event loop: one small query, and the decrypted values are cached. A viewer
+    gets the names with null values."""
     return gun.config(who, app)
 
 
@@ -127,7 +146,8 @@ def releases(
 
 @router.get("/apps/{app}/releases/{version}")
 def release(app: str, version: str, who: Who, gun: Gun) -> dict[str, Any]:
-    return bodies.release_json(gun.release(who, app, parse_version(version)), with_config=True)
+    info = gun.release_info(who, app, parse_version(version))
+    return bodies.release_json(info.release, config=info.config)
 
 
 @router.post("/apps/{app}/rollback", status_code=201)

@@ -18,6 +18,7 @@ def show(app: str, who: Who, gun: Gun) -> dict[str, str]:
 
 
 @router.get("/config_vars/show/{app}")
-async def config_vars(app: str, who: Who, gun: Gun) -> dict[str, str]:
-    """On the event loop: one small query, and the decrypted values are cached."""
+async def config_vars(app: str, who: Who, gun: Gun) -> dict[str, str | None]:
+    """On the event loop: one small query, and the decrypted values are cached. A viewer
+    gets the names with null values."""
     return gun.config(who, app)

@@ -56,6 +56,10 @@ def run(settings: MetaSettings) -> None:
         # Printed once, at first start; only its hash is stored.
         print(f"admin token (shown once): {made}", file=sys.stderr, flush=True)
         print(f"  gun login --api http://{host}:{port} --token {made}", file=sys.stderr, flush=True)
+    if settings.drain_token:
+        done = platform.tokens.ensure_drain_token(settings.drain_token)
+        if done:
+            print(f"GUN_DRAIN_TOKEN: {done}", file=sys.stderr, flush=True)
     print(f"meta listening on http://{host}:{port}", file=sys.stderr, flush=True)
     # What is loaded by now lives as long as meta: out of the collector's sight, a full
     # collection scans only newer objects. Without this, full collections of the ~100 MB of

@@ -61,7 +61,9 @@ COMMANDS = [
     logs.metrics,
     access.login,
     access.whoami,
+    access.tokens,
     access.tokens_create,
+    access.tokens_revoke,
     server.server,
     up.up,
 ]

@@ -1,8 +1,9 @@
 """Small in-process caches for meta's hottest reads (auth and config vars).
 
-Tokens are cached for a few seconds (a revoked token works at most that long on a replica that
-saw it); config vars are cached per app and generation, so a change is seen at once by every
-replica, at the cost of one cheap query.
+Tokens are cached for half a second (a token revoked on one meta replica works at most that
+long on another that saw it; the replica that revoked it drops it at once); config vars are
+cached per app and generation, so a change is seen at once by every replica, at the cost of one
+cheap query.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ class TTLCache(Generic[K, V]):
             if len(self._items) >= self.max_items:
                 self._items.clear()
             self._items[key] = (self.clock() + self.seconds, value)
+
+    def drop(self, key: K) -> None:
+        with self._lock:
+            self._items.pop(key, None)
 
     def clear(self) -> None:
         with self._lock:

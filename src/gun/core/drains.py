@@ -1,13 +1,18 @@
 """Log drains: where an app's logs go (the platform's drain, plus drains the team adds), and
-the ingest URL through which any logplex sender drains into the app."""
+the ingest URL through which any logplex sender drains into the app.
+
+A drain URL may carry credentials (user:password@, a token in its path or query): viewers see
+only its scheme, host and port. Only a drain token may ask which app an ingest token is.
+"""
 
 from __future__ import annotations
 
 import secrets
 import uuid
+from dataclasses import replace
 from urllib.parse import urlsplit
 
-from gun.core.access import authorize
+from gun.core.access import authorize, reads_secrets
 from gun.crypto import hash_token
 from gun.errors import Forbidden, InvalidParams, NotFound
 from gun.model import Drain, Principal, show
@@ -35,6 +40,19 @@ def check_drain_url(url: str) -> str:
     return url
 
 
+def drain_origin(url: str) -> str:
+    """scheme://host[:port] of a drain URL: what a viewer may see of it."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{host}{port}"
+
+
 def resolution_param(resolution: int | None) -> str:
     if resolution is None:
         return ""
@@ -52,7 +70,10 @@ class Drains:
     def drains(self, who: Principal, name: str) -> list[Drain]:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            return tx.drains(tx.existing_app(name).id)
+            found = tx.drains(tx.existing_app(name).id)
+        if reads_secrets(who):
+            return found
+        return [replace(d, url=drain_origin(d.url)) for d in found]
 
     def add_drain(self, who: Principal, name: str, url: str) -> Drain:
         authorize(who, "developer", name)
@@ -84,6 +105,19 @@ class Drains:
             token = self._ingest_token(tx, app.id)
         return f"{self._drain_base()}/logs/{token}{query}"
 
+    def rotate_ingest(self, who: Principal, name: str, resolution: int | None = None) -> str:
+        """A new ingest token for the app (the old one is refused from now on); its agents are
+        told the new shipping URL. Returns the new ingest URL."""
+        authorize(who, "developer", name)
+        query = resolution_param(resolution)
+        base = self._drain_base()
+        with self.store.write() as tx:
+            app = tx.existing_app(name, lock=True)
+            token = self._new_ingest_token(tx, app.id)
+            tx.bump_generation(app.id)  # agents ship to the new URL
+            tx.record(app, who.name, "drain.ingest.rotate", {})
+        return f"{base}/logs/{token}{query}"
+
     def log_session(self, who: Principal, name: str) -> str:
         """Where to read the app's logs (archive and live tail): the drain's URL."""
         authorize(who, "viewer", name)
@@ -92,9 +126,14 @@ class Drains:
         return self._drain_base()
 
     def app_of_ingest_token(self, who: Principal, token: str) -> str:
-        """For the drain: which app a token it was sent belongs to."""
-        if who.role != "admin" or who.app is not None:
-            raise Forbidden("only the drain (an admin token) may look up ingest tokens")
+        """For the drain: which app a token it was sent belongs to. Only a drain token may ask
+        (an admin's would let whoever holds it map tokens to apps; a drain's can do nothing
+        else)."""
+        if who.kind != "drain":
+            raise Forbidden(
+                f"token {who.name!r} is not a drain token: only a drain token "
+                "(`gun tokens.create NAME role=drain`) may look up ingest tokens"
+            )
         with self.store.read() as tx:
             app = tx.app_of_ingest_token(hash_token(token))
         if app is None:
@@ -111,9 +150,12 @@ class Drains:
 
     def _ingest_token(self, tx: Tx, app_id: int) -> str:
         token = tx.ingest_token(app_id)
-        if token is None:
-            token = INGEST_PREFIX + secrets.token_urlsafe(24)
-            tx.set_ingest_token(app_id, hash_token(token), token)
+        return self._new_ingest_token(tx, app_id) if token is None else token
+
+    @staticmethod
+    def _new_ingest_token(tx: Tx, app_id: int) -> str:
+        token = INGEST_PREFIX + secrets.token_urlsafe(24)
+        tx.set_ingest_token(app_id, hash_token(token), token)
         return token
 
     def _shipping(self, tx: Tx, app_id: int) -> list[str]:

@@ -12,14 +12,14 @@ from typing import Any
 from gun import formation as formations
 from gun.build.gitrepo import check_repo_url
 from gun.build.slugstore import slug_key
-from gun.core.access import authorize
+from gun.core.access import authorize, visible_config
 from gun.core.batch import Batcher
 from gun.core.builds import BuildOptions, Builds
-from gun.core.cache import TTLCache, VersionedCache
+from gun.core.cache import VersionedCache
 from gun.core.drains import Drains
 from gun.core.fleet import Fleet
-from gun.crypto import hash_token, new_token
-from gun.errors import InvalidParams, NotFound, Unauthorized
+from gun.core.tokens import CACHE_SECONDS, Tokens
+from gun.errors import InvalidParams, NotFound
 from gun.model import (
     ALL_TYPES,
     App,
@@ -35,7 +35,6 @@ from gun.model import (
     check_layer_name,
     check_new_app_name,
     check_process_type,
-    check_role,
 )
 from gun.providers import InstanceProvider
 from gun.store import Store
@@ -64,6 +63,14 @@ class Status:
     processes: dict[str, int]
     instances: int
     last_deploy: str | None
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    """`releases.info`: a release, and its config as the caller may see it."""
+
+    release: Release
+    config: dict[str, str | None]
 
 
 def _names(keys: Sequence[str]) -> str:
@@ -168,7 +175,7 @@ class Platform(Fleet, Builds, Drains):
         providers: Mapping[str, InstanceProvider] | None = None,
         meta_url: str | None = None,
         auto_instances: int = 0,
-        token_cache_seconds: float = 5.0,
+        token_cache_seconds: float = CACHE_SECONDS,
         build_options: BuildOptions | None = None,
         drain_url: str | None = None,
         max_processes: int = MAX_PROCESSES,
@@ -186,63 +193,22 @@ class Platform(Fleet, Builds, Drains):
         self.providers = providers or {}
         self.meta_url = meta_url
         self.auto_instances = auto_instances  # local instances every new app gets (gun up)
-        self._principals: TTLCache[str, Principal] = TTLCache(token_cache_seconds)
+        self.tokens = Tokens(store, token_cache_seconds)
         self._configs: VersionedCache[int, dict[str, str]] = VersionedCache()
         self._config_writes: Batcher[tuple[Principal, dict[str, str | None]], Release] = Batcher()
 
-    # access ---------------------------------------------------------------------------------
+    # access (the rules are in core/tokens.py) -----------------------------------------------
 
     def authenticate(self, token: str | None) -> Principal:
-        if not token:
-            raise Unauthorized("no API token given: run `gun login` or pass --token")
-        digest = hash_token(token)
-        who = self._principals.get(digest)
-        if who is None:
-            with self.store.read() as tx:
-                who = tx.principal(digest)
-            if who is None:
-                raise Unauthorized("the API token is unknown or revoked")
-            self._principals.put(digest, who)
-        return who
+        return self.tokens.authenticate(token)
 
     def bootstrap_admin(self, token: str | None) -> str | None:
-        """Create the first admin token (given or generated) unless any token exists.
-
-        Returns the token when one was generated here, so the caller can print it once.
-        """
-        with self.store.write() as tx:
-            if tx.count_tokens():
-                return None
-            value = token or new_token()
-            tx.insert_token(
-                name="admin",
-                digest=hash_token(value),
-                role="admin",
-                app_id=None,
-                created_by="gun server meta",
-            )
-            tx.record(None, "gun server meta", "token.create", {"name": "admin", "role": "admin"})
-        return None if token else value
+        return self.tokens.bootstrap_admin(token)
 
     def create_token(
-        self, who: Principal, name: str, role: str, app: str | None
+        self, who: Principal, name: str, role: str, app: str | None, expires: str | None = None
     ) -> tuple[str, Principal]:
-        authorize(who, "admin", app if who.app else None)
-        role_ = check_role(role)
-        if not name or len(name) > 100:
-            raise InvalidParams("token name must be 1 to 100 characters")
-        value = new_token()
-        with self.store.write() as tx:
-            target = tx.existing_app(app) if app else None
-            token_id = tx.insert_token(
-                name=name,
-                digest=hash_token(value),
-                role=role_,
-                app_id=target.id if target else None,
-                created_by=who.name,
-            )
-            tx.record(target, who.name, "token.create", {"name": name, "role": role_})
-        return value, Principal(token_id, name, role_, app)
+        return self.tokens.create(who, name, role, app, expires)
 
     # apps -----------------------------------------------------------------------------------
 
@@ -317,7 +283,8 @@ class Platform(Fleet, Builds, Drains):
 
     # config vars ----------------------------------------------------------------------------
 
-    def config(self, who: Principal, name: str) -> dict[str, str]:
+    def config(self, who: Principal, name: str) -> dict[str, str | None]:
+        """The app's config vars; a viewer gets their names with null values."""
         authorize(who, "viewer", name)
         with self.store.read() as tx:
             found = tx.app_generation(name)
@@ -328,7 +295,7 @@ class Platform(Fleet, Builds, Drains):
             if config is None:
                 config = tx.config(app_id)
                 self._configs.put(app_id, generation, config)
-        return dict(config)
+        return visible_config(who, config)
 
     def change_config(
         self, who: Principal, name: str, changes: Mapping[str, str | None]
@@ -477,7 +444,17 @@ class Platform(Fleet, Builds, Drains):
             return tx.releases(tx.existing_app(name), limit, before)
 
     def release(self, who: Principal, name: str, version: int) -> Release:
+        """A release with its config values: for developers and admins."""
+        authorize(who, "developer", name)
+        return self._release(name, version)
+
+    def release_info(self, who: Principal, name: str, version: int) -> ReleaseInfo:
+        """A release and its config as `who` may see it (a viewer: names, null values)."""
         authorize(who, "viewer", name)
+        found = self._release(name, version)
+        return ReleaseInfo(found, visible_config(who, found.config))
+
+    def _release(self, name: str, version: int) -> Release:
         with self.store.read() as tx:
             found = tx.release(tx.existing_app(name), version)
         if found is None:

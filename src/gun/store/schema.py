@@ -173,10 +173,11 @@ tokens = Table(
     Column("hash", String(64), nullable=False, unique=True),
     Column("role", String(20), nullable=False),
     Column("app_id", _app_fk()),
-    Column("kind", String(20), nullable=False, default="user"),  # user or instance
+    Column("kind", String(20), nullable=False, default="user"),  # user, instance or drain
     Column("revoked", Boolean, nullable=False, default=False),
     Column("created_by", String(100)),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True)),  # null: never
 )
 
 events = Table(
@@ -192,5 +193,13 @@ events = Table(
 )
 
 Index("events_app_created", events.c.app_id, events.c.created_at)
+# a live token's name names it (`gun tokens.revoke:NAME`); revoked ones keep theirs
+Index(
+    "tokens_live_name",
+    tokens.c.name,
+    unique=True,
+    sqlite_where=tokens.c.revoked.is_(False),
+    postgresql_where=tokens.c.revoked.is_(False),
+)
 Index("builds_app_status", builds.c.app_id, builds.c.status)
 Index("releases_app_version", releases.c.app_id, releases.c.version)

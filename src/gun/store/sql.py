@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gun.crypto import Box
 from gun.errors import Conflict, NotFound
-from gun.model import App, Event, Layer, Principal, Release, ReleaseBuild, check_role
+from gun.model import App, Event, Layer, Release, ReleaseBuild
 from gun.store import migrate
 from gun.store.builds import BuildQueries
 from gun.store.drains import DrainQueries
@@ -28,9 +28,9 @@ from gun.store.schema import (
     instances,
     layers,
     releases,
-    tokens,
 )
 from gun.store.time import now, utc
+from gun.store.tokens import TokenQueries
 
 
 class Store:
@@ -88,7 +88,7 @@ class Store:
                     listener()
 
 
-class Tx(FleetQueries, BuildQueries, DrainQueries):
+class Tx(FleetQueries, BuildQueries, DrainQueries, TokenQueries):
     """Queries inside one transaction. Values come back as model objects, secrets decrypted."""
 
     def __init__(self, conn: Connection, box: Box) -> None:
@@ -362,55 +362,6 @@ class Tx(FleetQueries, BuildQueries, DrainQueries):
             .group_by(instances.c.layer)
         )
         return {r[0]: r[1] for r in rows}
-
-    # tokens ---------------------------------------------------------------------------------
-
-    def insert_token(
-        self,
-        *,
-        name: str,
-        digest: str,
-        role: str,
-        app_id: int | None,
-        created_by: str,
-        kind: str = "user",  # or "instance": an agent's token
-    ) -> int:
-        return int(
-            self.conn.execute(
-                insert(tokens)
-                .values(
-                    name=name,
-                    hash=digest,
-                    role=role,
-                    app_id=app_id,
-                    kind=kind,
-                    revoked=False,
-                    created_by=created_by,
-                    created_at=now(),
-                )
-                .returning(tokens.c.id)
-            ).scalar_one()
-        )
-
-    def principal(self, digest: str) -> Principal | None:
-        row = self.conn.execute(
-            select(
-                tokens.c.id,
-                tokens.c.name,
-                tokens.c.role,
-                apps.c.name.label("app"),
-                instances.c.id.label("instance"),
-            )
-            .outerjoin(apps, apps.c.id == tokens.c.app_id)
-            .outerjoin(instances, instances.c.token_id == tokens.c.id)
-            .where(tokens.c.hash == digest, tokens.c.revoked.is_(False))
-        ).first()
-        if row is None:
-            return None
-        return Principal(row.id, row.name, check_role(row.role), row.app, row.instance)
-
-    def count_tokens(self) -> int:
-        return int(self.conn.execute(select(func.count()).select_from(tokens)).scalar_one())
 
     # events ---------------------------------------------------------------------------------
 

@@ -10,21 +10,26 @@ from gun.cli import output
 from gun.cli.client import Refused
 from gun.cli.commands.apps import p
 from gun.cli.context import Ctx, app_option, need_app, pass_ctx
-from gun.errors import NotFound, UsageError
+from gun.errors import Forbidden, NotFound, UsageError
 from gun.model import check_config_key
+
+HIDDEN = "hidden from role viewer: a developer or admin token shows"
 
 
 @click.command("config")
 @app_option
 @pass_ctx
 def config(ctx: Ctx, app: str | None) -> None:
-    """Show config vars."""
+    """Show config vars (a viewer token: their names only)."""
     data = ctx.client().get(f"/v1/apps/{p(need_app(app))}/config-vars")
     if ctx.json:
-        output.emit_json(data)
+        output.emit_json(data)  # a viewer's values are null
         return
+    hidden = any(v is None for v in data.values())
     for k, v in data.items():
-        output.line(f"{k}={shlex.quote(v) if v else v}")
+        output.line(k if v is None else f"{k}={shlex.quote(v) if v else v}")
+    if hidden:
+        output.note(f"config var values are {HIDDEN} them")
 
 
 @click.command("config.get")
@@ -37,6 +42,10 @@ def config_get(ctx: Ctx, key: str, app: str | None) -> None:
     data = ctx.client().get(f"/v1/apps/{p(name)}/config-vars")
     if key not in data:
         raise Refused(NotFound(f"config var {check_config_key(key)} is not set on app {name!r}"))
+    if data[key] is None:
+        raise Refused(
+            Forbidden(f"config var {key} is set on app {name!r}, but its value is {HIDDEN} it")
+        )
     if ctx.json:
         output.emit_json({key: data[key]})
     else:

@@ -61,17 +61,30 @@ def drains_remove(ctx: Ctx, drain_id: str, app: str | None) -> None:
 
 @click.command("drains.ingest")
 @click.option("--resolution", type=int, help="seconds per metric bucket (1 to 3600)")
+@click.option(
+    "--rotate",
+    type=click.BOOL,
+    default=False,
+    help="make a new URL (rotate=true): the old one is refused from now on",
+)
 @app_option
 @pass_ctx
-def drains_ingest(ctx: Ctx, resolution: int | None, app: str | None) -> None:
-    """The URL any logplex sender (a Heroku app while migrating) can drain into."""
+def drains_ingest(ctx: Ctx, resolution: int | None, rotate: bool, app: str | None) -> None:
+    """The URL any logplex sender (a Heroku app while migrating) can drain into;
+    rotate=true replaces its token (the app's own agents move to the new URL by themselves)."""
     name = need_app(app)
     params = {"resolution": resolution} if resolution is not None else {}
-    data = ctx.client().get(f"/v1/apps/{p(name)}/drains/ingest", params=params)
+    path = f"/v1/apps/{p(name)}/drains/ingest"
+    if rotate:
+        data = ctx.client().request("POST", path, params=params)
+    else:
+        data = ctx.client().get(path, params=params)
     if ctx.json:
         output.emit_json(data)
-    else:
-        output.line(data["url"])
+        return
+    if rotate:
+        output.note(f"Rotated the ingest URL of {name}: the old one is refused from now on")
+    output.line(data["url"])
 
 
 def drain_client(ctx: Ctx, name: str) -> Client:

@@ -21,7 +21,10 @@ def server() -> None:
 def meta(
     listen: str | None, database_url: str | None, secret_key: str | None, home: str | None
 ) -> None:
-    """The control plane: the REST API and the store."""
+    """The control plane: the REST API and the store. Also read from the environment:
+    GUN_ADMIN_TOKEN (the first admin token, when the store has none) and GUN_DRAIN_TOKEN
+    (meta keeps a drain token named drain of this value: give it to the drain as
+    GUN_DRAIN_META_TOKEN)."""
     from gun.api.serve import run
 
     run(
@@ -36,7 +39,8 @@ def meta(
 @click.option("--home", help="data directory (GUN_HOME): logs/ and whisper/ go there")
 def drain(listen: str | None, home: str | None) -> None:
     """The log drain: logplex in; archives, live tails and metrics out. Also read from the
-    environment: GUN_META_URL, GUN_DRAIN_META_TOKEN (an admin token), GUN_LOG_ARCHIVE,
+    environment: GUN_META_URL, GUN_DRAIN_META_TOKEN (a drain token: meta's GUN_DRAIN_TOKEN, or
+    one made with `gun tokens.create NAME role=drain`), GUN_LOG_ARCHIVE,
     GUN_LOG_RETENTION_DAYS, GUN_WHISPER_DIR (or off), GUN_STATSD (HOST:PORT),
     GUN_METRICS_RESOLUTION, GUN_METRICS_PREFIX, GUN_DRAIN_TLS_CERT and GUN_DRAIN_TLS_KEY
     (HTTPS, for Heroku's HTTPS drains)."""
