@@ -13,14 +13,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import Field, StrictStr
 
-from gun.api.auth import Gun, Who
+from gun.api.auth import Gun, Who, the_platform, token_of
 from gun.api.fleet_routes import Strict
-from gun.model import Drain
+from gun.errors import NotFound
+from gun.logs.access import is_ingest_token
+from gun.model import Drain, Principal
 
 router = APIRouter(prefix="/v1")
+NO_APP_HAS_IT = "no app has this ingest token"  # core/drains.py says the same
 
 
 class DrainCreate(Strict):
@@ -61,6 +64,18 @@ def log_session(app: str, who: Who, gun: Gun) -> dict[str, str]:
     return {"url": gun.log_session(who, app)}
 
 
-@router.get("/drain/ingest-tokens/{token}")
-def ingest_token(token: str, who: Who, gun: Gun) -> dict[str, str]:
+def _asking(request: Request, token: str) -> Principal:
+    """Who asks about `token` (authenticated first: an anonymous caller learns nothing), once
+    the token has the exact form of an ingest token; any other gets the very answer an unknown
+    one gets, without a lookup (a NUL byte included, which `principal` would name)."""
+    who = the_platform(request).authenticate(token_of(request.headers.get("authorization")))
+    if not is_ingest_token(token):
+        raise NotFound(NO_APP_HAS_IT)
+    return who
+
+
+@router.get("/drain/ingest-tokens/{token:path}")  # any path under it: see _asking
+def ingest_token(
+    token: str, who: Annotated[Principal, Depends(_asking)], gun: Gun
+) -> dict[str, str]:
     return {"app": gun.app_of_ingest_token(who, token)}
