@@ -33,8 +33,9 @@ def cannot_write(e: OSError, path: Path, what: str) -> CannotWrite:
 
 
 def mount_point(path: Path) -> Path:
-    """The mount point of the filesystem `path` is on (`path` itself need not exist)."""
-    p = Path(os.path.abspath(path))
+    """The mount point of the filesystem `path` is on, symbolic links followed (`path`
+    itself need not exist)."""
+    p = Path(os.path.realpath(path))
     while not p.exists() and p != p.parent:
         p = p.parent
     while not os.path.ismount(p):
