@@ -63,11 +63,13 @@ def test_an_unknown_token_is_asked_once_per_negative_ttl(site: Site) -> None:
     token = "gdi_" + secrets.token_urlsafe(24)
     asked = site.recorder.count()
     first = time.monotonic()
-    for _ in range(5):
+    assert site.post(f"/logs/{token}", line("x")).status == 403
+    answered = time.monotonic()  # the refusal was cached before this
+    for _ in range(4):
         assert site.post(f"/logs/{token}", line("x")).status == 403
     assert time.monotonic() - first < NEGATIVE_TTL
     assert site.recorder.count() == asked + 1
-    time.sleep(NEGATIVE_TTL - (time.monotonic() - first) + 0.1)
+    time.sleep(NEGATIVE_TTL - (time.monotonic() - answered) + 0.05)
     assert site.post(f"/logs/{token}", line("x")).status == 403
     assert site.recorder.count() == asked + 2
 
@@ -84,7 +86,7 @@ def test_a_busy_sender_is_asked_about_a_few_times_a_second(site: Site) -> None:
             assert r.status_code == 200
             posts += 1
     lookups = site.recorder.count() - asked
-    assert posts > 100
+    assert posts > 20
     assert 2 <= lookups <= 10, f"{lookups} lookups for {posts} posts in 2 s"
 
 

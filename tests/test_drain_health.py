@@ -95,7 +95,7 @@ def test_a_failing_step_is_logged_once_then_each_minute_and_when_it_works_again(
         failing = asyncio.run(passes())
     error = "OSError: [Errno 5] Input/output error"
     assert failing == [
-        {"sending hours": f"{error} (1 times in 0 s)"},
+        {"sending hours": f"{error} (once in 0 s)"},
         {"sending hours": f"{error} (2 times in 30 s)"},
         {"sending hours": f"{error} (3 times in 61 s)"},
         {},

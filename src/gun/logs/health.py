@@ -88,7 +88,8 @@ class Steps:
         """Each failing step and one sentence: its last error, how often, for how long."""
         now = self.clock()
         return {
-            name: f"{f.error} ({f.times} times in {now - f.since:.0f} s)"
+            name: f"{f.error} ({'once' if f.times == 1 else f'{f.times} times'} in"
+            f" {now - f.since:.0f} s)"
             for name, f in self._failing.items()
         }
 

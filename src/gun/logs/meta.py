@@ -14,9 +14,11 @@ their exact forms (access.py): nothing a client sends can name another route of 
 
 Answers are kept in LRU caches of at most CACHE_SIZE entries each, yes and no apart (a flood
 of unknown tokens evicts other refusals, never a known token):
-- a yes for POSITIVE_TTL (0.5 s), refreshed in the background once it is REFRESH_AFTER old:
-  a revoked or rotated token, or one of a deleted app, is refused within a second, while the
-  requests of a busy sender find an answer at hand and never wait for meta;
+- a yes for POSITIVE_TTL (0.5 s), refreshed in the background once it is REFRESH_AFTER old.
+  Invariant: an answer used at time t was given by meta at t - POSITIVE_TTL or later, so a
+  token revoked or rotated, or one of a deleted app, is refused from 0.5 s after the change
+  (plus one lookup), while the requests of a busy sender find an answer at hand and never
+  wait for meta;
 - a no for NEGATIVE_TTL (2 s);
 - meta unreachable or answering wrongly: nothing.
 Lookups of one key at the same time share one request. User tokens are kept as SHA-256
@@ -107,17 +109,20 @@ class Meta:
 
     async def app_of(self, token: str) -> str:
         """The app of an ingest token of the exact form; Forbidden(INVALID_INGEST) if none."""
-        hit = self._apps.get(token)
-        if hit is not None:
-            if time.monotonic() - hit[0] >= REFRESH_AFTER:
+        try:
+            fetched, app = self._apps[token]  # the hot path: no await, no lookup
+        except KeyError:
+            pass
+        else:
+            if time.monotonic() - fetched >= REFRESH_AFTER:
                 self._start(("app", token), partial(self._fetch_app, token))
-            return hit[1]
+            return app
         if token in self._no_apps:
             raise Forbidden(INVALID_INGEST)
-        app = await asyncio.shield(self._start(("app", token), partial(self._fetch_app, token)))
-        if app is None:
+        found = await asyncio.shield(self._start(("app", token), partial(self._fetch_app, token)))
+        if found is None:
             raise Forbidden(INVALID_INGEST)
-        return app
+        return found
 
     async def may_read(self, user_token: str, app: str) -> None:
         """Returns when `user_token` may read `app`'s logs; raises meta's refusal if not."""

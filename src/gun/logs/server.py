@@ -15,10 +15,8 @@ before meta is asked about them (access.py); meta's answers are cached briefly (
 live tail asks again every TAIL_RECHECK seconds whether its token may still read, and ends
 when meta says no (while meta cannot be reached, it goes on).
 
-Two long-lived tasks, each kept going by `health.supervise`: the metrics flush (every
-FLUSH_EVERY) and the archive's upkeep (the retention and the per-app cap here every
-PRUNE_EVERY, in the bucket every PRUNE_REMOTE_EVERY; sending finished hours every SHIP_EVERY).
-A step that fails is logged and tried again on the next pass.
+Its two long-lived tasks (upkeep.py: the metrics flush, the archive's upkeep) run from the
+lifespan's start to its end, each kept going by `health.supervise`.
 """
 
 from __future__ import annotations
@@ -27,34 +25,31 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
 from gun.errors import Forbidden, GunError, NotFound, Unauthorized, UsageError
 from gun.logs import access
-from gun.logs.archive import Archive, Capped
+from gun.logs.archive import Archive
 from gun.logs.disk import CannotWrite
 from gun.logs.drain import Drain, Tail
 from gun.logs.filters import Filter
 from gun.logs.frames import FrameError
-from gun.logs.health import Health, Steps, supervise
+from gun.logs.health import Health, supervise
 from gun.logs.meta import Meta
 from gun.logs.outlets.prometheus import PrometheusOutlet
 from gun.logs.remote import remote_archive_from_url
+from gun.logs.upkeep import PRUNE_EVERY, SHIP_EVERY, Upkeep
 from gun.settings import DrainSettings, parse_listen
 
 log = logging.getLogger("gun.drain")
 MAX_BODY = 10 * 1024 * 1024
-FLUSH_EVERY = 1.0
-PRUNE_EVERY = 60.0  # seconds between the retention and the cap on this disk
-PRUNE_REMOTE_EVERY = 3600.0  # seconds between the retention in the bucket (it lists it all)
-SHIP_EVERY = 60.0  # seconds between sendings of finished hours to the remote archive
 TAIL_BUFFER = 10_000
-TAIL_RECHECK = 0.5  # seconds between a live tail's checks of its token
+# seconds between a live tail's checks of its token: through the cache, whose answers are at
+# most 0.5 s old, so the check after 0.5 s past a revocation refuses, 0.75 s after it at most
+TAIL_RECHECK = 0.25
 DISK = "disk"  # the Health problem of a write that failed
 
 Scope = MutableMapping[str, Any]
@@ -79,9 +74,8 @@ class DrainApp:
         ship_every: float = SHIP_EVERY,
     ) -> None:
         self.drain, self.meta, self.prometheus = drain, meta, prometheus
-        self.prune_every, self.ship_every = prune_every, ship_every
         self.health = Health()
-        self.steps = Steps()
+        self.upkeep = Upkeep(drain, prune_every, ship_every)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -105,8 +99,8 @@ class DrainApp:
                 self._tasks = [
                     asyncio.create_task(supervise(name, run, self.health))
                     for name, run in (
-                        ("the metrics flush", self._flush_loop),
-                        ("the archive upkeep", self._upkeep_loop),
+                        ("the metrics flush", self.upkeep.flush_loop),
+                        ("the archive upkeep", self.upkeep.archive_loop),
                     )
                 ]
                 await send({"type": "lifespan.startup.complete"})
@@ -121,48 +115,6 @@ class DrainApp:
                 await self.meta.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-    async def _flush_loop(self) -> None:
-        """Hand closed buckets to the outlets every FLUSH_EVERY seconds."""
-        while True:
-            await asyncio.sleep(FLUSH_EVERY)
-            await self.steps.run("flushing metrics", self._flush)
-
-    async def _flush(self) -> None:
-        buckets = self.drain.collect()
-        await asyncio.to_thread(self.drain.emit, buckets)
-
-    async def _upkeep_loop(self) -> None:
-        """The archive's retention, cap and shipping, each on its own interval (from start)."""
-        archive = self.drain.archive
-        if archive is None:
-            await asyncio.Event().wait()  # nothing to keep up: wait to be cancelled
-            return
-        pruned = pruned_remote = shipped = -math.inf
-        while True:
-            now = time.monotonic()
-            if now - pruned >= self.prune_every:
-                pruned = now
-                await self.steps.run("pruning the log archive", partial(self._prune, archive))
-            if archive.remote and now - pruned_remote >= PRUNE_REMOTE_EVERY:
-                pruned_remote = now
-                prune = partial(asyncio.to_thread, archive.prune_remote, time.time())
-                await self.steps.run("pruning the remote log archive", prune)
-            if archive.remote and now - shipped >= self.ship_every:
-                shipped = now
-                ship = partial(self._ship, archive)
-                await self.steps.run("sending hours to the remote archive", ship)
-            await asyncio.sleep(min(self.prune_every, self.ship_every, FLUSH_EVERY))
-
-    async def _prune(self, archive: Archive) -> None:
-        await asyncio.to_thread(archive.prune_local, time.time())
-        for capped in await asyncio.to_thread(archive.cap, time.time()):
-            log.warning("%s", _capped(capped, archive))
-
-    async def _ship(self, archive: Archive) -> None:
-        sent = await asyncio.to_thread(archive.ship, time.time())
-        if sent:
-            log.info("sent %d archive hours to the remote archive", len(sent))
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
@@ -212,7 +164,7 @@ class DrainApp:
         data: dict[str, object] = {"status": "unavailable" if problems else "ok"}
         if problems:
             data["problems"] = problems
-        failing = self.steps.failing()
+        failing = self.upkeep.steps.failing()
         if failing:
             data["failing"] = failing
         await _json(send, 503 if problems else 200, data)
@@ -320,16 +272,6 @@ def _shown(raw: bytes) -> str:
     """A path as a sentence may quote it: at most 100 characters, escaped."""
     text = raw.decode("latin-1")
     return repr(text if len(text) <= 100 else text[:100] + "...")
-
-
-def _capped(c: Capped, archive: Archive) -> str:
-    mb = 2**20
-    hours = c.hours[0] if len(c.hours) == 1 else f"{c.hours[0]} to {c.hours[-1]}"
-    return (
-        f"the archive of app {c.app} held {c.held / mb:.1f} MB, over its cap of "
-        f"{(archive.max_bytes or 0) / mb:g} MB (GUN_LOG_ARCHIVE_MAX_MB): deleted its oldest "
-        f"hours, {hours} UTC ({len(c.hours)} hours, {c.freed / mb:.1f} MB)"
-    )
 
 
 def _since(raw: str) -> float:
