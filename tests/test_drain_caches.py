@@ -1,6 +1,8 @@
-"""The drain's caches of meta's answers, measured on a real drain next to a real meta: bounded,
-brief (a token that stops being good is refused within a second, an open tail ends), and never
-fed by a malformed token. "Asked meta" is counted by the recorder in front of meta."""
+"""The drain's caches of meta's answers, and its live tails, measured on a real drain next to
+a real meta: bounded, brief (a token that stops being good is refused within a second, an open
+tail ends), and never fed by a malformed token. "Asked meta" is counted by the recorder in
+front of meta. A tail whose follower went away stops following.
+"""
 
 from __future__ import annotations
 
@@ -13,14 +15,18 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
 import pytest
 
 from gun.errors import Forbidden, Unauthorized
+from gun.logs.archive import Archive
+from gun.logs.drain import Drain
 from gun.logs.frames import frame
 from gun.logs.meta import CACHE_SIZE, NEGATIVE_TTL, Meta
+from gun.logs.server import DrainApp
 from tests.drain import ADMIN, Site, site_running
 from tests.meta import GUN
 
@@ -197,3 +203,49 @@ def test_gun_logs_tail_says_why_it_stopped(site: Site, tmp_path: Path) -> None:
         if follower.poll() is None:
             os.killpg(follower.pid, 9)
             follower.wait(5)
+
+
+def test_a_tail_whose_follower_went_away_stops_following(site: Site, tmp_path: Path) -> None:
+    """In this process, the drain's ASGI app with a real Drain, asking the real meta: the
+    server says `http.disconnect` (and then ignores what is sent) once the follower is gone."""
+    drain = Drain(Archive(tmp_path / "logs"), [])
+    app = DrainApp(drain, Meta(site.recorder.url, ADMIN), None)
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/v1/apps/shop/logs/tail",
+        "raw_path": b"/v1/apps/shop/logs/tail",
+        "query_string": b"",
+        "headers": [(b"authorization", f"Bearer {ADMIN}".encode())],
+    }
+    sent: list[dict[str, object]] = []
+
+    async def follow() -> tuple[int, int, float]:
+        went = asyncio.Event()
+        messages = iter([{"type": "http.request", "body": b"", "more_body": False}])
+
+        async def receive() -> dict[str, object]:
+            message = next(messages, None)
+            if message is None:
+                await went.wait()
+                return {"type": "http.disconnect"}
+            return message
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        task = asyncio.create_task(app(scope, receive, send))
+        while not drain.following("shop"):
+            await asyncio.sleep(0.01)
+        drain.accept("shop", line("to a follower"))
+        await asyncio.sleep(0.3)
+        following = drain.following("shop")
+        went.set()
+        gone = time.monotonic()
+        await asyncio.wait_for(task, 2)
+        return following, drain.following("shop"), time.monotonic() - gone
+
+    before, after, took = asyncio.run(follow())
+    assert (before, after) == (1, 0) and took < 0.5
+    bodies = b"".join(m.get("body", b"") for m in sent)  # type: ignore[misc]
+    assert bodies.decode().endswith("app[web.1]: to a follower\n")

@@ -251,6 +251,10 @@ class Drain:
             if b.key.time >= since and (name is None or b.key.name == name)
         ]
 
+    def following(self, app: str) -> int:
+        """How many live tails follow `app`."""
+        return len(self._tails.get(app, ()))
+
     def follow(self, tail: Tail) -> Callable[[], None]:
         """Start sending the app's new lines to `tail`; returns how to stop."""
         self._tails.setdefault(tail.app, []).append(tail)

@@ -153,7 +153,7 @@ class DrainApp:
             lines = await asyncio.to_thread(self.drain.archive.read, app, flt, time.time())
             await _json(send, 200, {"lines": lines})
         elif what == "logs/tail":
-            await self._tail(send, app, Filter.parse(query), user)
+            await self._tail(receive, send, app, Filter.parse(query), user)
         else:
             since = _since(query.get("since", "1h"))
             buckets = self.drain.metrics(app, query.get("name") or None, since)
@@ -199,7 +199,7 @@ class DrainApp:
             {"lines": got.lines, "bad_frames": len(got.bad), "problems": got.bad[:10]},
         )
 
-    async def _tail(self, send: Send, app: str, flt: Filter, user: str) -> None:
+    async def _tail(self, receive: Receive, send: Send, app: str, flt: Filter, user: str) -> None:
         """Stream the app's new lines until the follower goes away, or meta says the token may
         no longer read them (asked every TAIL_RECHECK seconds, through the cache)."""
         queue: asyncio.Queue[str] = asyncio.Queue(TAIL_BUFFER)
@@ -209,6 +209,7 @@ class DrainApp:
                 queue.put_nowait(text + "\n")
 
         stop = self.drain.follow(Tail(app, flt, put))
+        gone = asyncio.ensure_future(_disconnect(receive))  # a send to it would do nothing
         try:
             await send(
                 {
@@ -219,7 +220,7 @@ class DrainApp:
             )
             await send({"type": "http.response.body", "body": b"", "more_body": True})
             checked = time.monotonic()
-            while True:
+            while not gone.done():
                 wait = checked + TAIL_RECHECK - time.monotonic()
                 texts = []
                 with contextlib.suppress(TimeoutError):
@@ -242,6 +243,13 @@ class DrainApp:
             pass  # the follower went away
         finally:
             stop()
+            gone.cancel()
+
+
+async def _disconnect(receive: Receive) -> None:
+    """Returns when the client of a request (its body read) has gone away."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 _ID = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found"}
