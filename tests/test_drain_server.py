@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import ipaddress
-import os
-import signal
 import ssl
 import subprocess
 import time
@@ -22,10 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from gun.logs.frames import frame
+from tests.drain import ADMIN, DRAIN, drain_env, drain_running
 from tests.meta import GUN, MetaServer, free_port
-
-ADMIN = "gun_test_admin_token_for_the_drain"
-DRAIN = "gun_test_drain_token_for_the_drain"  # meta's GUN_DRAIN_TOKEN
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:
@@ -60,43 +55,6 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def drain_env(meta: MetaServer, home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GUN_")}
-    env.update(GUN_HOME=str(home), GUN_META_URL=meta.url, GUN_DRAIN_META_TOKEN=DRAIN, **extra)
-    return env
-
-
-@contextlib.contextmanager
-def drain_running(env: dict[str, str], port: int, client: httpx.Client, tmp: Path) -> Iterator[str]:
-    """`gun server drain` on 127.0.0.1:port in its own process group, once it answers /health
-    through `client`; yields its base URL. SIGTERM to the group at the end."""
-    scheme = "https" if "GUN_DRAIN_TLS_CERT" in env else "http"
-    url = f"{scheme}://127.0.0.1:{port}"
-    with open(tmp / "drain.log", "ab") as out:
-        drain = subprocess.Popen(
-            [*GUN, "server", "drain", "--listen", f"127.0.0.1:{port}"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if client.get(f"{url}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or drain.poll() is not None:
-                    raise
-            time.sleep(0.1)
-        yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(drain.pid, signal.SIGTERM)
-        drain.wait(15)
-
-
 @pytest.fixture
 def meta(tmp_path: Path) -> Iterator[MetaServer]:
     server = MetaServer(tmp_path / "meta", f"sqlite:///{tmp_path / 'meta.db'}", ADMIN)
@@ -117,7 +75,7 @@ def test_a_heroku_style_https_drain_takes_frames_and_serves_the_logs(
     cert, key = self_signed(tmp_path)
     port = int(meta.extra_env["GUN_DRAIN_URL"].rsplit(":", 1)[1])
     env = drain_env(
-        meta, tmp_path / "drain", GUN_DRAIN_TLS_CERT=str(cert), GUN_DRAIN_TLS_KEY=str(key)
+        meta.url, tmp_path / "drain", GUN_DRAIN_TLS_CERT=str(cert), GUN_DRAIN_TLS_KEY=str(key)
     )
     trust = ssl.create_default_context(cafile=str(cert))
     with httpx.Client(verify=trust, timeout=5) as https, drain_running(env, port, https, tmp_path):
@@ -141,7 +99,7 @@ def test_a_heroku_style_https_drain_takes_frames_and_serves_the_logs(
 
 def test_the_drain_refuses_half_a_tls_setting(meta: MetaServer, tmp_path: Path) -> None:
     cert, _ = self_signed(tmp_path)
-    env = drain_env(meta, tmp_path / "drain", GUN_DRAIN_TLS_CERT=str(cert))
+    env = drain_env(meta.url, tmp_path / "drain", GUN_DRAIN_TLS_CERT=str(cert))
     done = subprocess.run(
         [*GUN, "server", "drain", "--listen", f"127.0.0.1:{free_port()}"],
         env=env,
@@ -163,7 +121,7 @@ def test_with_a_bucket_the_drain_sends_finished_hours_there_and_still_serves_the
     meta = MetaServer(tmp_path / "meta", f"sqlite:///{tmp_path / 'meta.db'}", ADMIN)
     meta.extra_env = {"GUN_DRAIN_URL": f"http://127.0.0.1:{port}", "GUN_DRAIN_TOKEN": DRAIN}
     env = drain_env(
-        meta,
+        meta.url,
         tmp_path / "drain",
         GUN_LOG_ARCHIVE_S3=f"s3://{name}/logs",
         GUN_S3_ENDPOINT_URL=moto,
@@ -192,7 +150,8 @@ def test_with_a_bucket_the_drain_sends_finished_hours_there_and_still_serves_the
                 assert [k[: -len("12345678.log.gz")] for k in keys] == [f"logs/shop/{hour}."]
                 local = sorted(p.name for p in (tmp_path / "drain/logs/shop").rglob("*.log.gz"))
                 assert local == [time.strftime("%H.log.gz", time.gmtime(now))]
-                shown = http.get(f"{drain}/v1/apps/shop/logs", headers=admin).json()["lines"]
+                shown = http.get(f"{drain.url}/v1/apps/shop/logs", headers=admin)
+                shown = shown.json()["lines"]
                 assert [ln.split(": ", 1)[1] for ln in shown] == ["from two hours ago", "from now"]
     finally:
         meta.stop()

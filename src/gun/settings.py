@@ -120,6 +120,7 @@ class DrainSettings:
     tls_cert: str | None = None  # serve HTTPS (Heroku's HTTPS drains) with this certificate
     tls_key: str | None = None
     archive_s3: str = ""  # s3://BUCKET[/PREFIX]: finished hours go there (empty: stay local)
+    archive_max_bytes: int | None = None  # per app, on the drain's disk (None: no cap)
 
     @classmethod
     def resolve(cls, *, home: str | None = None, listen: str | None = None) -> DrainSettings:
@@ -149,4 +150,5 @@ class DrainSettings:
             tls_cert=tls_cert,
             tls_key=tls_key,
             archive_s3=os.environ.get("GUN_LOG_ARCHIVE_S3", ""),
+            archive_max_bytes=int(number("GUN_LOG_ARCHIVE_MAX_MB", 1024, 1, 10**7) * 2**20),
         )

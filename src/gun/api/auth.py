@@ -42,27 +42,33 @@ def token_of(header: str | None) -> str | None:
 PRINCIPAL = "principal"  # where the gate (api/gate.py) leaves who it let in, in request.state
 
 
-async def principal(request: Request) -> Principal:
-    """Every route's caller but the drain's one route: a drain token is refused here, so a
-    route added later cannot forget to."""
-    who = await drain_principal(request)
-    refuse_drain(who)
-    return who
-
-
-async def drain_principal(request: Request) -> Principal:
+def caller(request: Request) -> Principal:
     """Who calls: the gate (api/gate.py) authenticated them before the body was read. Without
     the gate, here, on the event loop: a cached token costs no query, an uncached one a single
     one."""
     who: Principal | None = getattr(request.state, PRINCIPAL, None)
     if who is None:
         who = the_platform(request).authenticate(token_of(request.headers.get("authorization")))
-    # Every authenticated route passes here. A path part with a NUL byte names nothing, and
-    # PostgreSQL text cannot even hold one (looking it up would be a 500).
+    return who
+
+
+async def principal(request: Request) -> Principal:
+    """Every route's caller but the drain's one route: a drain token is refused here, so a
+    route added later cannot forget to."""
+    who = caller(request)
+    refuse_drain(who)
+    # A path part with a NUL byte names nothing, and PostgreSQL text cannot even hold one
+    # (looking it up would be a 500).
     for name, value in request.path_params.items():
         if "\x00" in value:
             raise NotFound(f"{name} {value!r} does not exist")
     return who
+
+
+async def drain_principal(request: Request) -> Principal:
+    """The caller of the drain's route, which judges the token it asks about itself (and
+    answers the same for every token no app has, a NUL byte in it or not)."""
+    return caller(request)
 
 
 Who = Annotated[Principal, Depends(principal)]

@@ -72,6 +72,6 @@ def log_session(app: str, who: Who, gun: Gun) -> dict[str, str]:
     return {"url": gun.log_session(who, app)}
 
 
-@router.get("/drain/ingest-tokens/{token}")
+@router.get("/drain/ingest-tokens/{token:path}")  # any path under it: the Platform judges it
 def ingest_token(token: str, who: DrainWho, gun: Gun) -> dict[str, str]:
     return {"app": gun.app_of_ingest_token(who, token)}

@@ -15,10 +15,12 @@ from urllib.parse import urlsplit
 from gun.core.access import authorize, reads_secrets
 from gun.crypto import hash_token
 from gun.errors import Forbidden, InvalidParams, NotFound
+from gun.logs.access import is_ingest_token
 from gun.model import Drain, Principal, show
 from gun.store import Store, Tx
 
-INGEST_PREFIX = "gdi_"  # gun drain ingest
+INGEST_PREFIX = "gdi_"  # gun drain ingest; the whole form: logs.access.INGEST_TOKEN
+NO_APP_HAS_IT = "no app has this ingest token"
 
 
 def check_drain_url(url: str) -> str:
@@ -134,10 +136,12 @@ class Drains:
                 f"token {who.name!r} is not a drain token: only a drain token "
                 "(`gun tokens.create NAME role=drain`) may look up ingest tokens"
             )
+        if not is_ingest_token(token):  # the same answer as an unknown one, without a lookup
+            raise NotFound(NO_APP_HAS_IT)
         with self.store.read() as tx:
             app = tx.app_of_ingest_token(hash_token(token))
         if app is None:
-            raise NotFound("no app has this ingest token")
+            raise NotFound(NO_APP_HAS_IT)
         return app.name
 
     def _drain_base(self) -> str:

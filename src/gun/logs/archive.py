@@ -16,7 +16,13 @@ Reads. `read` walks the hour files newest first, stopping at `since` (default: t
 or once an hour has brought the matches to n; lines of one hour are in arrival order, so the
 matches are sorted by time (ties keep arrival order) and the newest n returned, oldest first.
 
-`prune` deletes hour files wholly older than the retention, then empty directories.
+`prune` deletes hour files wholly older than the retention, then empty directories
+(`prune_local` on this disk, `prune_remote` in the remote archive; `prune` both).
+
+Cap (optional, GUN_LOG_ARCHIVE_MAX_MB). `cap` deletes each app's oldest hours on this disk
+while that app's files here add up to more than `max_bytes`, and says which. The hour now going
+on (and any later one) is never deleted, so an app can go over its cap by what it logs in one
+hour. The remote archive is not capped here (a bucket's own lifecycle rules do that).
 
 Sharing (optional, GUN_LOG_ARCHIVE_S3). With a remote archive, `ship` sends every hour that
 ended SHIP_AFTER ago to it and deletes it here: it first renames `HH.log.gz` to a name of its
@@ -33,8 +39,10 @@ import os
 import re
 import secrets
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -58,11 +66,26 @@ _HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00"
 _FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
 
 
+@dataclass(frozen=True, slots=True)
+class Capped:
+    """What `cap` deleted of one app: its hours (`YYYY-MM-DDTHH`, UTC, oldest first)."""
+
+    app: str
+    held: int  # bytes the app's hours here added up to
+    freed: int  # bytes deleted
+    hours: list[str]
+
+
 class Archive:
-    """Log lines of every app under `root`, kept `retention_days` days."""
+    """Log lines of every app under `root`, kept `retention_days` days and, if `max_bytes`
+    is set, at most about that many bytes per app on this disk."""
 
     def __init__(
-        self, root: Path, retention_days: int = 30, remote: RemoteArchive | None = None
+        self,
+        root: Path,
+        retention_days: int = 30,
+        remote: RemoteArchive | None = None,
+        max_bytes: int | None = None,
     ) -> None:
         if isinstance(retention_days, bool) or not isinstance(retention_days, int):
             raise UsageError(f"log retention {retention_days!r} is not a whole number of days")
@@ -71,6 +94,7 @@ class Archive:
         self.root = root
         self.retention_days = retention_days
         self.remote = remote
+        self.max_bytes = max_bytes
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
 
@@ -114,7 +138,11 @@ class Archive:
         return found[-flt.n :]
 
     def prune(self, now: float) -> list[Path]:
-        """Delete hour files wholly older than the retention, then empty day and app
+        """`prune_local`, then `prune_remote`; returns what was deleted."""
+        return self.prune_local(now) + self.prune_remote(now)
+
+    def prune_local(self, now: float) -> list[Path]:
+        """Delete hour files here wholly older than the retention, then empty day and app
         directories; returns what was deleted. Files and directories it did not make stay."""
         cutoff = now - self.retention_days * DAY
         removed: list[Path] = []
@@ -133,11 +161,57 @@ class Archive:
                             _unlink(day_dir / name, removed)
                     _rmdir(day_dir, removed)
                 _rmdir(app_dir, removed)
-        if self.remote is not None:
-            old = [n for n in self.remote.names("") if _remote_hour(n, cutoff)]
-            self.remote.delete(old)
-            removed += [Path(n) for n in old]
         return removed
+
+    def prune_remote(self, now: float) -> list[Path]:
+        """Delete the remote archive's hours wholly older than the retention (it lists the
+        whole bucket: the drain does this hourly); returns what was deleted."""
+        if self.remote is None:
+            return []
+        cutoff = now - self.retention_days * DAY
+        old = [n for n in self.remote.names("") if _remote_hour(n, cutoff)]
+        self.remote.delete(old)
+        return [Path(n) for n in old]
+
+    def cap(self, now: float) -> list[Capped]:
+        """Delete each app's oldest hours here while its files add up to more than
+        `max_bytes`, but not the hour `now` is in nor later ones; returns what went, per app."""
+        if self.max_bytes is None:
+            return []
+        current = now // HOUR * HOUR
+        capped = []
+        for app in sorted(filter(APP_NAME.match, _names(self.root))):
+            hours = self._sizes(app)
+            held = total = sum(size for files in hours.values() for _, size in files)
+            gone: list[str] = []
+            for start in sorted(hours):
+                if total <= self.max_bytes or start >= current:
+                    break
+                with self._lock(app):  # not while an append writes to the file
+                    for path, size in hours[start]:
+                        path.unlink(missing_ok=True)
+                        total -= size
+                    _rmdir(path.parent, [])
+                gone.append(time.strftime("%Y-%m-%dT%H", time.gmtime(start)))
+            if gone:
+                capped.append(Capped(app, held, held - total, gone))
+        return capped
+
+    def _sizes(self, app: str) -> dict[float, list[tuple[Path, int]]]:
+        """The files of each hour of `app` here, with their sizes."""
+        hours: dict[float, list[tuple[Path, int]]] = {}
+        app_dir = self.root / app
+        for day in filter(_DAY.match, _names(app_dir)):
+            for name in _names(app_dir / day):
+                start = _hour_start(day, name)
+                if start is None:
+                    continue
+                try:
+                    size = (app_dir / day / name).stat().st_size
+                except FileNotFoundError:
+                    continue
+                hours.setdefault(start, []).append((app_dir / day / name, size))
+        return hours
 
     def ship(self, now: float, after: float = SHIP_AFTER) -> list[str]:
         """Send every local hour that ended `after` seconds ago to the remote archive, then

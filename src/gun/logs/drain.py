@@ -10,6 +10,7 @@ outlets'.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections import OrderedDict, deque
@@ -17,9 +18,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from gun.agent.files import write_atomic
 from gun.logs import frames as framing
 from gun.logs.aggregate import Aggregator, check_resolution
 from gun.logs.archive import Archive
+from gun.logs.disk import CannotWrite, cannot_write
 from gun.logs.filters import Filter, format_line
 from gun.logs.model import Bucket, Key, Line
 from gun.logs.outlets import Outlet
@@ -29,6 +32,7 @@ SELF = "gun-drain"  # the app name the drain's own figures are reported under
 SEEN_FRAMES = 100_000  # frame ids remembered for deduplication
 RECENT = 20_000  # buckets kept per app for `gun metrics`
 SELF_RESOLUTION = 10
+FUTURE = 86400.0  # seconds a line may be dated after its arrival
 
 
 @dataclass(slots=True)
@@ -53,6 +57,8 @@ class Figures:
     bad_frames: int = 0
     duplicates: int = 0
     invalid_metrics: int = 0
+    future: int = 0  # lines dated over FUTURE ahead, kept at their arrival
+    tokens_refused: int = 0  # bodies refused for a missing or invalid ingest token (server)
     flush_lag: float = 0.0  # seconds the last flush ran behind its interval
 
 
@@ -91,7 +97,8 @@ class Drain:
     def accept(
         self, app: str, body: bytes, frame_id: str | None = None, resolution: int | None = None
     ) -> Accepted:
-        """Take one POSTed body of `app`; raises FrameError when it is not frames at all."""
+        """Take one POSTed body of `app`; raises FrameError when it is not frames at all, and
+        CannotWrite when the disk refuses it (see the module docstring)."""
         if frame_id:
             key = (app, frame_id)
             if key in self._seen:
@@ -99,37 +106,51 @@ class Drain:
                 return Accepted(0, [], duplicate=True)
         got = framing.read(body)
         lines = got.lines
+        now = self.clock()
+        if lines:
+            limit = now + FUTURE
+            for line in lines:
+                if line.time > limit:
+                    line.time = now
+                    self.figures.future += 1
+            if self.archive is not None:
+                try:
+                    self.archive.append(app, lines)
+                except OSError as e:
+                    raise cannot_write(e, self.archive.root, "the log archive") from None
         self.figures.lines_in += len(lines)
         self.figures.bad_frames += len(got.bad)
-        if self.archive is not None and lines:
-            self.archive.append(app, lines)
-        if frame_id:
-            self._remember(app, frame_id)
+        unsaved = self._remember(app, frame_id) if frame_id else None
         tails = self._tails.get(app)
         if tails:
             self._to_tails(tails, lines)
-        self._measure(app, lines, resolution or self.default_resolution)
+        self._measure(app, lines, resolution or self.default_resolution, now)
+        if unsaved is not None:
+            raise unsaved
         return Accepted(len(lines), got.bad)
 
     # retried bodies are taken once, also across a restart: frame ids are kept in a file,
     # written (to the kernel) after the archive and before the answer
-    def _remember(self, app: str, frame_id: str) -> None:
+    def _remember(self, app: str, frame_id: str) -> CannotWrite | None:
         self._seen[(app, frame_id)] = None
         if len(self._seen) > SEEN_FRAMES:
             self._seen.popitem(last=False)
         if self._seen_file is None or "\t" in frame_id or "\n" in frame_id:
-            return
-        fd = os.open(self._seen_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            return None
         try:
-            os.write(fd, f"{app}\t{frame_id}\n".encode())
-        finally:
-            os.close(fd)
-        self._seen_lines += 1
-        if self._seen_lines > 2 * SEEN_FRAMES:  # keep the file as long as the memory
-            tmp = self._seen_file.with_suffix(".tmp")
-            tmp.write_text("".join(f"{a}\t{f}\n" for a, f in self._seen))
-            os.replace(tmp, self._seen_file)
-            self._seen_lines = len(self._seen)
+            fd = os.open(self._seen_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, f"{app}\t{frame_id}\n".encode())
+            finally:
+                os.close(fd)
+            self._seen_lines += 1
+            if self._seen_lines > 2 * SEEN_FRAMES:  # keep the file as long as the memory
+                text = "".join(f"{a}\t{f}\n" for a, f in self._seen)
+                write_atomic(self._seen_file, text, mode=0o600)
+                self._seen_lines = len(self._seen)
+        except OSError as e:
+            return cannot_write(e, self._seen_file, "the frame ids of the bodies it took")
+        return None
 
     def _load_seen(self, path: Path) -> None:
         try:
@@ -142,12 +163,12 @@ class Drain:
                 self._seen[(app, frame_id)] = None
         self._seen_lines = len(text.splitlines())
 
-    def _measure(self, app: str, lines: list[Line], resolution: int) -> None:
+    def _measure(self, app: str, lines: list[Line], resolution: int, now: float) -> None:
         agg = self._aggregators.get((app, resolution))
         if agg is None:
             agg = self._aggregators[(app, resolution)] = Aggregator(app, resolution)
         got = parse_lines(lines, self.prefix)
-        agg.add_rows(got.rows, self.clock())
+        agg.add_rows(got.rows, now)
         self.figures.invalid_metrics += len(got.invalid)
 
     def _to_tails(self, tails: list[Tail], lines: list[Line]) -> None:
@@ -204,9 +225,11 @@ class Drain:
             "frames.duplicate": f.duplicates - r.duplicates,
             "metrics.invalid": f.invalid_metrics - r.invalid_metrics,
             "lines.late": late - self._late_reported,
+            "lines.future": f.future - r.future,
+            "tokens.refused": f.tokens_refused - r.tokens_refused,
         }
         self._late_reported = late
-        self._reported = Figures(f.lines_in, f.bad_frames, f.duplicates, f.invalid_metrics)
+        self._reported = dataclasses.replace(f)
         out = [
             Bucket(Key(SELF, name, None, "", "count", start, SELF_RESOLUTION), sum=float(value))
             for name, value in counts.items()
@@ -227,6 +250,10 @@ class Drain:
             for b in self._recent.get(app, ())
             if b.key.time >= since and (name is None or b.key.name == name)
         ]
+
+    def following(self, app: str) -> int:
+        """How many live tails follow `app`."""
+        return len(self._tails.get(app, ()))
 
     def follow(self, tail: Tail) -> Callable[[], None]:
         """Start sending the app's new lines to `tail`; returns how to stop."""

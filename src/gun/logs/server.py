@@ -5,50 +5,53 @@ route                                         who
 POST /logs/{token}[?resolution=S]             agents, any logplex sender (Heroku drains)
 POST /logs[?resolution=S]                     the same, token as the Basic auth password
 GET  /metrics                                 Prometheus
-GET  /health
+GET  /health                                  200, or 503 naming each problem (health.py)
 GET  /v1/apps/{app}/logs?n=&ps=&source=&since=&grep=      gun logs (archive), user token
 GET  /v1/apps/{app}/logs/tail?ps=&source=&grep=           gun logs -t (chunked, live)
 GET  /v1/apps/{app}/metrics?name=&since=                  gun metrics
 
-Ingest tokens are checked with meta (`/v1/drain/ingest-tokens/TOKEN`, the drain's admin
-token), user tokens by asking meta for the app's log session with them; answers are cached.
+Routes are matched on the path as sent (`raw_path`), and tokens are judged by their form
+before meta is asked about them (access.py); meta's answers are cached briefly (meta.py). A
+live tail asks again every TAIL_RECHECK seconds whether its token may still read, and ends
+when meta says no (while meta cannot be reached, it goes on).
+
+Its two long-lived tasks (upkeep.py: the metrics flush, the archive's upkeep) run from the
+lifespan's start to its end, each kept going by `health.supervise`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import json
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-import httpx
-
 from gun import isolation
-from gun.errors import GunError, UsageError
+from gun.errors import Forbidden, GunError, NotFound, Unauthorized, UsageError
+from gun.logs import access
 from gun.logs.archive import Archive
+from gun.logs.disk import CannotWrite
 from gun.logs.drain import Drain, Tail
 from gun.logs.filters import Filter
 from gun.logs.frames import FrameError
+from gun.logs.health import Health, supervise
+from gun.logs.meta import Meta
 from gun.logs.outlets.prometheus import PrometheusOutlet
 from gun.logs.remote import remote_archive_from_url
+from gun.logs.upkeep import PRUNE_EVERY, SHIP_EVERY, Upkeep
 from gun.settings import DrainSettings, parse_listen
 
 log = logging.getLogger("gun.drain")
 MAX_BODY = 10 * 1024 * 1024
-FLUSH_EVERY = 1.0
-PRUNE_EVERY = 3600.0  # seconds between deletions of archive hours past the retention
-SHIP_EVERY = 60.0  # seconds between sendings of finished hours to the remote archive
-TOKEN_TTL = 60.0
-USER_TTL = 10.0
 TAIL_BUFFER = 10_000
-_APP_PATH = re.compile(r"^/v1/apps/([a-z][a-z0-9-]{1,29})/(logs|logs/tail|metrics)\Z")
+# seconds between a live tail's checks of its token: through the cache, whose answers are at
+# most 0.5 s old, so the check after 0.5 s past a revocation refuses, 0.75 s after it at most
+TAIL_RECHECK = 0.25
+DISK = "disk"  # the Health problem of a write that failed
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -61,57 +64,20 @@ class Refused(Exception):
         self.status, self.message = status, message
 
 
-class Meta:
-    """What the drain asks meta, cached: which app an ingest token is, and may a user read."""
-
-    def __init__(self, url: str, token: str) -> None:
-        self._http = httpx.AsyncClient(
-            base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=10
-        )
-        self._apps: dict[str, tuple[float, str | None]] = {}
-        self._users: dict[tuple[str, str], tuple[float, int]] = {}
-
-    async def app_of(self, token: str) -> str:
-        hit = self._apps.get(token)
-        if hit is None or hit[0] < time.monotonic():
-            r = await self._get(f"/v1/drain/ingest-tokens/{token}")
-            app = r.json()["app"] if r.status_code == 200 else None
-            if r.status_code not in (200, 404):
-                raise Refused(503, f"meta answered {r.status_code} checking the token")
-            hit = self._apps[token] = (time.monotonic() + TOKEN_TTL, app)
-        if hit[1] is None:
-            raise Refused(403, "this drain token belongs to no app: `gun drains.ingest` shows it")
-        return hit[1]
-
-    async def may_read(self, user_token: str, app: str) -> None:
-        hit = self._users.get((user_token, app))
-        if hit is None or hit[0] < time.monotonic():
-            r = await self._get(
-                f"/v1/apps/{app}/log-session",
-                headers={"Authorization": f"Bearer {user_token}"},
-            )
-            hit = self._users[(user_token, app)] = (time.monotonic() + USER_TTL, r.status_code)
-        if hit[1] == 401:
-            raise Refused(401, "the token is missing or unknown: `gun login` gets one")
-        if hit[1] in (403, 404):
-            raise Refused(hit[1], f"this token may not read the logs of app {app!r}")
-        if hit[1] != 200:
-            raise Refused(503, f"meta answered {hit[1]} checking the token")
-
-    async def _get(self, path: str, **kw: Any) -> httpx.Response:
-        try:
-            return await self._http.get(path, **kw)
-        except httpx.HTTPError as e:
-            raise Refused(503, f"cannot reach meta to check the token ({type(e).__name__})") from e
-
-    async def close(self) -> None:
-        await self._http.aclose()
-
-
 class DrainApp:
-    def __init__(self, drain: Drain, meta: Meta, prometheus: PrometheusOutlet | None) -> None:
+    def __init__(
+        self,
+        drain: Drain,
+        meta: Meta,
+        prometheus: PrometheusOutlet | None,
+        *,
+        prune_every: float = PRUNE_EVERY,
+        ship_every: float = SHIP_EVERY,
+    ) -> None:
         self.drain, self.meta, self.prometheus = drain, meta, prometheus
-        self._flusher: asyncio.Task[None] | None = None
+        self.health = Health()
+        self.upkeep = Upkeep(drain, prune_every, ship_every)
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -131,13 +97,19 @@ class DrainApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self._flusher = asyncio.create_task(self._flush_loop())
+                self._tasks = [
+                    asyncio.create_task(supervise(name, run, self.health))
+                    for name, run in (
+                        ("the metrics flush", self.upkeep.flush_loop),
+                        ("the archive upkeep", self.upkeep.archive_loop),
+                    )
+                ]
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if self._flusher is not None:
-                    self._flusher.cancel()
+                for task in self._tasks:
+                    task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
-                        await self._flusher
+                        await task
                 self.drain.flush()
                 for outlet in self.drain.outlets:
                     outlet.close()
@@ -145,75 +117,63 @@ class DrainApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _flush_loop(self) -> None:
-        pruned = shipped = 0.0
-        while True:
-            await asyncio.sleep(FLUSH_EVERY)
-            archive = self.drain.archive
-            if archive is not None and time.monotonic() - pruned > PRUNE_EVERY:
-                pruned = time.monotonic()
-                try:
-                    await asyncio.to_thread(archive.prune, time.time())
-                except Exception:  # a disk or the bucket: try again next time
-                    log.exception("pruning the log archive failed")
-            if archive is not None and archive.remote and time.monotonic() - shipped > SHIP_EVERY:
-                shipped = time.monotonic()
-                try:
-                    sent = await asyncio.to_thread(archive.ship, time.time())
-                    if sent:
-                        log.info("sent %d archive hours to the remote archive", len(sent))
-                except Exception:  # what was not sent stays here and goes next time
-                    log.exception("sending archive hours to the remote archive failed")
-            try:
-                buckets = self.drain.collect()
-                await asyncio.to_thread(self.drain.emit, buckets)
-            except Exception:  # an outlet's bug must not stop the others next time
-                log.exception("flushing metrics failed")
-
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
-        method, path = scope["method"], scope["path"]
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-        if path == "/logs" or path.startswith("/logs/"):
+        method = scope["method"]
+        raw = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+        headers = dict(scope["headers"])
+        if access.is_ingest_path(raw):
             if method != "POST":
-                raise Refused(405, f"{method} {path} is not allowed: POST logplex frames here")
-            await self._ingest(scope, receive, send, path.removeprefix("/logs").strip("/"), query)
+                raise Refused(405, f"{method} is not allowed here: POST logplex frames")
+            try:
+                token = access.ingest_token(raw, headers.get(b"authorization", b""))
+                app = await self.meta.app_of(token)
+            except (Forbidden, Unauthorized):
+                self.drain.figures.tokens_refused += 1
+                raise
+            await self._ingest(scope, receive, send, app, headers)
             return
         if method != "GET":
-            raise Refused(405, f"{method} {path} is not allowed")
-        if path == "/health":
-            await _json(send, 200, {"status": "ok"})
+            raise Refused(405, f"{method} is not allowed here")
+        if raw == b"/health":
+            await self._health(send)
             return
-        if path == "/metrics" and self.prometheus is not None:
+        if raw == b"/metrics" and self.prometheus is not None:
             body = self.prometheus.render().encode()
             await _respond(send, 200, body, b"text/plain; version=0.0.4; charset=utf-8")
             return
-        m = _APP_PATH.match(path)
-        if m is None:
-            raise Refused(404, f"{path} is not a route of the drain")
-        app, what = m.groups()
-        user = _bearer(scope)
-        if user is None:
-            raise Refused(401, "no token: send the one `gun login` saved as a Bearer token")
+        route = access.read_route(raw)
+        if route is None:
+            raise Refused(404, f"{_shown(raw)} is not a route of the drain")
+        app, what = route
+        user = access.user_token(headers.get(b"authorization", b""))
         await self.meta.may_read(user, app)
+        query = _query(scope)
         if what == "logs":
             flt = Filter.parse(query)
             assert self.drain.archive is not None
             lines = await asyncio.to_thread(self.drain.archive.read, app, flt, time.time())
             await _json(send, 200, {"lines": lines})
         elif what == "logs/tail":
-            await self._tail(send, app, Filter.parse(query))
+            await self._tail(receive, send, app, Filter.parse(query), user)
         else:
             since = _since(query.get("since", "1h"))
             buckets = self.drain.metrics(app, query.get("name") or None, since)
             await _json(send, 200, [b.json() for b in buckets])
 
+    async def _health(self, send: Send) -> None:
+        problems = self.health.problems()
+        data: dict[str, object] = {"status": "unavailable" if problems else "ok"}
+        if problems:
+            data["problems"] = problems
+        failing = self.upkeep.steps.failing()
+        if failing:
+            data["failing"] = failing
+        await _json(send, 503 if problems else 200, data)
+
     async def _ingest(
-        self, scope: Scope, receive: Receive, send: Send, token: str, query: dict[str, str]
+        self, scope: Scope, receive: Receive, send: Send, app: str, headers: dict[bytes, bytes]
     ) -> None:
-        token = token or _basic_password(scope) or ""
-        if not token:
-            raise Refused(401, "no drain token: POST to the URL `gun drains.ingest` prints")
-        app = await self.meta.app_of(token)
+        query = _query(scope)
         resolution = None
         if "resolution" in query:
             raw = query["resolution"]
@@ -221,19 +181,28 @@ class DrainApp:
                 raise Refused(400, f"resolution={raw!r} is not a number of seconds from 1 to 3600")
             resolution = int(raw)
         body = await _body(scope, receive)
-        headers = dict(scope["headers"])
         frame_id = headers.get(b"logplex-frame-id", b"").decode("latin-1") or None
         try:
             got = self.drain.accept(app, body, frame_id, resolution)
         except FrameError as e:
             raise Refused(400, e.message) from None
+        except CannotWrite as e:
+            if DISK not in self.health:
+                log.error("%s", e.message)
+            self.health.set(DISK, e.message)
+            raise
+        if got.lines and DISK in self.health:
+            self.health.clear(DISK)
+            log.info("the drain writes to its disk again")
         await _json(
             send,
             200,
             {"lines": got.lines, "bad_frames": len(got.bad), "problems": got.bad[:10]},
         )
 
-    async def _tail(self, send: Send, app: str, flt: Filter) -> None:
+    async def _tail(self, receive: Receive, send: Send, app: str, flt: Filter, user: str) -> None:
+        """Stream the app's new lines until the follower goes away, or meta says the token may
+        no longer read them (asked every TAIL_RECHECK seconds, through the cache)."""
         queue: asyncio.Queue[str] = asyncio.Queue(TAIL_BUFFER)
 
         def put(text: str) -> None:
@@ -241,6 +210,7 @@ class DrainApp:
                 queue.put_nowait(text + "\n")
 
         stop = self.drain.follow(Tail(app, flt, put))
+        gone = asyncio.ensure_future(_disconnect(receive))  # a send to it would do nothing
         try:
             await send(
                 {
@@ -250,16 +220,37 @@ class DrainApp:
                 }
             )
             await send({"type": "http.response.body", "body": b"", "more_body": True})
-            while True:
-                texts = [await queue.get()]
+            checked = time.monotonic()
+            while not gone.done():
+                wait = checked + TAIL_RECHECK - time.monotonic()
+                texts = []
+                with contextlib.suppress(TimeoutError):
+                    texts.append(await asyncio.wait_for(queue.get(), max(wait, 0.0)))
                 while not queue.empty():
                     texts.append(queue.get_nowait())
-                body = "".join(texts).encode()
-                await send({"type": "http.response.body", "body": body, "more_body": True})
+                if texts:
+                    body = "".join(texts).encode()
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+                if time.monotonic() - checked >= TAIL_RECHECK:
+                    checked = time.monotonic()
+                    try:
+                        await self.meta.may_read(user, app)
+                    except (Unauthorized, Forbidden, NotFound):
+                        break  # the follower asks again, and hears why
+                    except GunError:
+                        pass  # meta cannot say: go on, and ask again
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:
             pass  # the follower went away
         finally:
             stop()
+            gone.cancel()
+
+
+async def _disconnect(receive: Receive) -> None:
+    """Returns when the client of a request (its body read) has gone away."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 _ID = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found"}
@@ -282,21 +273,14 @@ async def _body(scope: Scope, receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-def _bearer(scope: Scope) -> str | None:
-    value = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
-    scheme, _, token = value.partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+def _query(scope: Scope) -> dict[str, str]:
+    return dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
 
 
-def _basic_password(scope: Scope) -> str | None:
-    value = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
-    scheme, _, encoded = value.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        return base64.b64decode(encoded.strip(), validate=True).decode().partition(":")[2] or None
-    except (binascii.Error, UnicodeDecodeError):
-        return None
+def _shown(raw: bytes) -> str:
+    """A path as a sentence may quote it: at most 100 characters, escaped."""
+    text = raw.decode("latin-1")
+    return repr(text if len(text) <= 100 else text[:100] + "...")
 
 
 def _since(raw: str) -> float:
@@ -328,7 +312,8 @@ def make_app(settings: DrainSettings) -> DrainApp:
 
     if not settings.meta_token:
         raise UsageError(
-            "the drain needs an admin token to check ingest tokens with meta: "
+            "the drain needs a drain token (`gun tokens.create NAME role=drain`) to check ingest "
+            "tokens with meta: "
             "set GUN_DRAIN_META_TOKEN"
         )
     isolation.make_dir(settings.archive, isolation.PRIVATE_DIR)
@@ -343,6 +328,7 @@ def make_app(settings: DrainSettings) -> DrainApp:
             settings.archive,
             settings.retention_days,
             remote_archive_from_url(settings.archive_s3),
+            settings.archive_max_bytes,
         ),
         outlets,
         prefix=settings.prefix,

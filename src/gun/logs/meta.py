@@ -1,0 +1,208 @@
+"""What the drain asks meta about tokens, and how long it believes the answers.
+
+- Which app an ingest token is: `GET /v1/drain/ingest-tokens/TOKEN`, with the drain's own
+  token. Believed only as a 200 whose JSON is exactly `{"app": NAME}`, NAME an app name (the
+  token is NAME's), or as a 404 with meta's error JSON `{"id": "not_found", ...}` (no app has
+  it). Any other answer is "meta answered wrongly": Unavailable (503, so senders retry), never
+  trusted, never kept.
+- May a user token read an app's logs: `GET /v1/apps/APP/log-session` with that token. A 200
+  with `{"url": ...}` is yes; 401, 403 and 404 are no, said with meta's status; anything else
+  is Unavailable.
+
+Every path segment sent is percent-quoted, although callers pass only tokens and app names of
+their exact forms (access.py): nothing a client sends can name another route of meta.
+
+Answers are kept in LRU caches of at most CACHE_SIZE entries each, yes and no apart (a flood
+of unknown tokens evicts other refusals, never a known token):
+- a yes for POSITIVE_TTL (0.5 s), refreshed in the background once it is REFRESH_AFTER old.
+  Invariant: an answer used at time t was given by meta at t - POSITIVE_TTL or later, so a
+  token revoked or rotated, or one of a deleted app, is refused from 0.5 s after the change
+  (plus one lookup), while the requests of a busy sender find an answer at hand and never
+  wait for meta;
+- a no for NEGATIVE_TTL (2 s);
+- meta unreachable or answering wrongly: nothing.
+Lookups of one key at the same time share one request. User tokens are kept as SHA-256
+digests. `lookups` counts the requests sent to meta.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Callable, Coroutine, Hashable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from cachetools import TTLCache
+
+from gun.errors import Forbidden, GunError, NotFound, Unauthorized, Unavailable
+from gun.logs.access import INVALID_INGEST, UNKNOWN_USER
+from gun.model import APP_NAME
+
+POSITIVE_TTL = 0.5
+REFRESH_AFTER = 0.4  # a lookup costs the drain ~2 ms of CPU: 2.5 a second per busy token
+NEGATIVE_TTL = 2.0
+CACHE_SIZE = 4096
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class No:
+    """meta's refusal of a user token for an app: its status and the drain's sentence."""
+
+    status: int
+    message: str
+
+    def error(self) -> GunError:
+        kind = {401: Unauthorized, 403: Forbidden}.get(self.status, NotFound)
+        return kind(self.message)
+
+
+def app_in_answer(status: int, body: bytes) -> str | None:
+    """The app meta's answer about an ingest token names; None when no app has the token;
+    Unavailable for anything else (see the module docstring)."""
+    data = _json(body)
+    if status == 200 and isinstance(data, dict) and data.keys() == {"app"}:
+        app = data["app"]
+        if isinstance(app, str) and APP_NAME.match(app):
+            return app
+    if status == 404 and isinstance(data, dict) and data.get("id") == "not_found":
+        return None
+    raise _wrongly(status, "the ingest token")
+
+
+def read_answer(status: int, body: bytes, app: str) -> No | None:
+    """None when meta's answer about a user token lets it read `app`'s logs, the refusal when
+    it does not; Unavailable for anything else."""
+    data = _json(body)
+    if status == 200 and isinstance(data, dict) and isinstance(data.get("url"), str):
+        return None
+    if status == 401:
+        return No(401, UNKNOWN_USER)
+    if status in (403, 404):
+        return No(status, f"this token may not read the logs of app {app!r}")
+    raise _wrongly(status, "the token")
+
+
+class Meta:
+    def __init__(self, url: str, token: str, *, cache_size: int = CACHE_SIZE) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.AsyncClient(
+            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+        self._apps: TTLCache[str, tuple[float, str]] = TTLCache(cache_size, POSITIVE_TTL)
+        self._no_apps: TTLCache[str, bool] = TTLCache(cache_size, NEGATIVE_TTL)
+        self._reads: TTLCache[tuple[bytes, str], float] = TTLCache(cache_size, POSITIVE_TTL)
+        self._no_reads: TTLCache[tuple[bytes, str], No] = TTLCache(cache_size, NEGATIVE_TTL)
+        self._pending: dict[Hashable, asyncio.Task[Any]] = {}
+        self.lookups = 0
+
+    def cached(self) -> int:
+        """How many answers the caches hold."""
+        return sum(len(c) for c in (self._apps, self._no_apps, self._reads, self._no_reads))
+
+    async def app_of(self, token: str) -> str:
+        """The app of an ingest token of the exact form; Forbidden(INVALID_INGEST) if none."""
+        try:
+            fetched, app = self._apps[token]  # the hot path: no await, no lookup
+        except KeyError:
+            pass
+        else:
+            if time.monotonic() - fetched >= REFRESH_AFTER:
+                self._start(("app", token), partial(self._fetch_app, token))
+            return app
+        if token in self._no_apps:
+            raise Forbidden(INVALID_INGEST)
+        found = await asyncio.shield(self._start(("app", token), partial(self._fetch_app, token)))
+        if found is None:
+            raise Forbidden(INVALID_INGEST)
+        return found
+
+    async def may_read(self, user_token: str, app: str) -> None:
+        """Returns when `user_token` may read `app`'s logs; raises meta's refusal if not."""
+        key = (hashlib.sha256(user_token.encode()).digest(), app)
+        fetched = self._reads.get(key)
+        if fetched is not None:
+            if time.monotonic() - fetched >= REFRESH_AFTER:
+                self._start(("read", key), partial(self._fetch_read, key, user_token, app))
+            return
+        no = self._no_reads.get(key)
+        if no is None:
+            lookup = self._start(("read", key), partial(self._fetch_read, key, user_token, app))
+            no = await asyncio.shield(lookup)
+        if no is not None:
+            raise no.error()
+
+    async def _fetch_app(self, token: str) -> str | None:
+        r = await self._get(f"/v1/drain/ingest-tokens/{quote(token, safe='')}")
+        app = app_in_answer(r.status_code, r.content)
+        if app is None:
+            self._apps.pop(token, None)
+            self._no_apps[token] = True
+        else:
+            self._no_apps.pop(token, None)
+            self._apps[token] = (time.monotonic(), app)
+        return app
+
+    async def _fetch_read(self, key: tuple[bytes, str], user_token: str, app: str) -> No | None:
+        r = await self._get(
+            f"/v1/apps/{quote(app, safe='')}/log-session",
+            headers={"Authorization": f"Bearer {user_token}"},
+        )
+        no = read_answer(r.status_code, r.content, app)
+        if no is None:
+            self._no_reads.pop(key, None)
+            self._reads[key] = time.monotonic()
+        else:
+            self._reads.pop(key, None)
+            self._no_reads[key] = no
+        return no
+
+    def _start(self, key: Hashable, fetch: Callable[[], Coroutine[Any, Any, T]]) -> asyncio.Task[T]:
+        """The lookup of `key` under way, or a new one (awaited through asyncio.shield, so that
+        a request that goes away does not cancel it for the others)."""
+        task = self._pending.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(fetch())
+            self._pending[key] = task
+            task.add_done_callback(partial(self._done, key))
+        return task
+
+    def _done(self, key: Hashable, task: asyncio.Task[Any]) -> None:
+        self._pending.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # a refresh nobody awaited failed: the next request asks again
+
+    async def _get(self, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        self.lookups += 1
+        try:
+            return await self._http.get(path, headers=headers)
+        except httpx.HTTPError as e:
+            raise Unavailable(
+                f"cannot reach meta at {self.url} to check the token ({type(e).__name__})"
+            ) from None
+
+    async def close(self) -> None:
+        for task in list(self._pending.values()):
+            task.cancel()
+        await self._http.aclose()
+
+
+def _json(body: bytes) -> object:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def _wrongly(status: int, what: str) -> Unavailable:
+    return Unavailable(
+        f"meta answered wrongly (HTTP {status}) when the drain checked {what}: "
+        "check that GUN_META_URL is meta's URL"
+    )
