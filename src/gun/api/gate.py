@@ -61,7 +61,8 @@ def _dependencies(d: Dependant) -> Iterator[Dependant]:
 
 
 def door_of(route: APIRoute) -> Door:
-    token = any(d.call is auth.principal for d in _dependencies(route.dependant))
+    callers = (auth.principal, auth.drain_principal)
+    token = any(d.call in callers for d in _dependencies(route.dependant))
     return Door(token=token, upload=bool(getattr(route.endpoint, "gun_upload", False)))
 
 
