@@ -47,6 +47,42 @@ def number(name: str, default: float, low: float, high: float) -> float:
     return value
 
 
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class SlugLimits:
+    """What a slug (or an uploaded source) may unpack to, on meta and on every agent: its files'
+    total size and its number of members. The compressed size of an upload is capped apart, by
+    GUN_SLUG_MAX_BYTES (500 MiB by default, Heroku's compressed slug limit)."""
+
+    max_unpacked_bytes: int = GIB  # GUN_SLUG_MAX_UNPACKED_BYTES
+    max_members: int = 100_000  # GUN_SLUG_MAX_MEMBERS
+
+    @classmethod
+    def resolve(cls) -> SlugLimits:
+        return cls(
+            max_unpacked_bytes=int(number("GUN_SLUG_MAX_UNPACKED_BYTES", GIB, 1, 2**50)),
+            max_members=int(number("GUN_SLUG_MAX_MEMBERS", 100_000, 1, 10_000_000)),
+        )
+
+
+@dataclass(frozen=True)
+class AppLogLimits:
+    """How big an instance's log/app.log grows before it is rotated, and how many rotated
+    files (app.log.1 ...) are kept."""
+
+    max_bytes: int = 50 * 1024 * 1024  # GUN_APP_LOG_MAX_MB, in MiB (fractions allowed)
+    keep: int = 3  # GUN_APP_LOG_KEEP
+
+    @classmethod
+    def resolve(cls) -> AppLogLimits:
+        return cls(
+            max_bytes=int(number("GUN_APP_LOG_MAX_MB", 50, 0.001, 1_000_000) * 1024 * 1024),
+            keep=int(number("GUN_APP_LOG_KEEP", 3, 0, 100)),
+        )
+
+
 @dataclass(frozen=True)
 class MetaSettings:
     home: Path
@@ -64,6 +100,7 @@ class MetaSettings:
     keep_slugs: int = 10
     drain_url: str | None = None  # the platform's drain, where agents ship logs
     slug_store: str = ""
+    slug_limits: SlugLimits = SlugLimits()
 
     @classmethod
     def resolve(
@@ -93,6 +130,7 @@ class MetaSettings:
             keep_slugs=int(number("GUN_KEEP_RELEASES", 10, 1, 1000)),
             drain_url=os.environ.get("GUN_DRAIN_URL") or None,
             slug_store=os.environ.get("GUN_SLUG_STORE", ""),
+            slug_limits=SlugLimits.resolve(),
         )
 
 

@@ -25,6 +25,7 @@ from gun.core.access import authorize
 from gun.core.deploys import Deploys
 from gun.errors import Conflict, GunError, InvalidParams, NotFound
 from gun.model import Build, Principal
+from gun.settings import SlugLimits
 from gun.store import Store, Tx
 from gun.store.time import now
 
@@ -43,6 +44,7 @@ class BuildOptions:
     preboot_drain: float = 2.0
     max_unavailable: int = 1
     keep_slugs: int = 10  # slugs of the newest releases kept in the slug store
+    slug_limits: SlugLimits = SlugLimits()  # what an uploaded source may unpack to
 
 
 class OutputBuffer:
@@ -253,7 +255,14 @@ class Builds(Deploys):
         with tempfile.TemporaryDirectory(prefix=f"{build.app}-{build.id}-", dir=work) as tmp:
             app_dir = Path(tmp) / "app"
             try:
-                unpack(source, app_dir, sha256_of(source))
+                limits = opts.slug_limits
+                unpack(
+                    source,
+                    app_dir,
+                    sha256_of(source),
+                    max_bytes=limits.max_unpacked_bytes,
+                    max_members=limits.max_members,
+                )
             except SlugError as e:
                 raise InvalidParams(f"the uploaded source was refused: {e.message}") from None
             out.line(f"{STEP}Building {build.app} ({short(build.commit, '') or 'upload'})")

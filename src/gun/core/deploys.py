@@ -13,7 +13,7 @@ from gun.errors import InvalidParams, NotFound
 from gun.model import App, Principal, Release
 from gun.store import Store, Tx
 
-SLUG_MAX_BYTES = 512 * 1024 * 1024
+SLUG_MAX_BYTES = 500 * 1024 * 1024  # GUN_SLUG_MAX_BYTES: Heroku's compressed slug limit
 PROCFILE_MAX_BYTES = 64 * 1024
 
 
