@@ -46,6 +46,7 @@ class Request:
     headers: dict[str, str]
     body: bytes
     at: float
+    status: int = 0  # how it was answered
 
 
 Answer = int | Callable[[], int]  # a status, or a function that returns one (may sleep first)
@@ -66,12 +67,11 @@ class Drain:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                request = Request(self.path, dict(self.headers), body, time.monotonic())
                 with drain.lock:
-                    drain.requests.append(
-                        Request(self.path, dict(self.headers), body, time.monotonic())
-                    )
+                    drain.requests.append(request)
                     answer = drain.plan.pop(0) if drain.plan else 200
-                status = answer() if callable(answer) else answer
+                status = request.status = answer() if callable(answer) else answer
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -92,6 +92,12 @@ class Drain:
     def messages(self) -> list[bytes]:
         with self.lock:
             return [m for r in self.requests for m in read_frames(r.body)]
+
+    def delivered(self) -> list[bytes]:
+        """The messages of the requests it answered with a 2xx."""
+        with self.lock:
+            taken = [r for r in self.requests if 200 <= r.status < 300]
+        return [m for r in taken for m in read_frames(r.body)]
 
     def close(self) -> None:
         self.server.shutdown()

@@ -30,7 +30,7 @@ def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
     except OSError as e:
         tmp.unlink(missing_ok=True)
         if e.filename is None or e.filename == str(tmp):
-            e.filename = str(path)
+            e.filename, e.filename2 = str(path), None
         raise
 
 

@@ -192,7 +192,7 @@ class Supervisor:
         with contextlib.suppress(FileNotFoundError):
             os.rename(before, procrecord.out_path(self.root, p.key))
         self._save(p)
-        procrecord.remove(self.root, p.spec.name)
+        self._remove_record(p.spec.name)
         del self._procs[p.spec.name]
         self._retiring[p.spec.name] = p
 
@@ -447,7 +447,7 @@ class Supervisor:
             self._pump(p, final=False)
             self._save(p)
         else:
-            procrecord.remove(self.root, p.key)
+            self._remove_record(p.key)
         self._close_out(p, unlink=not detach)
         p.final = self._view(p)
         slots = self._retiring if p.retiring else self._procs
@@ -485,22 +485,27 @@ class Supervisor:
         try:
             procrecord.save(self.root, ProcessRecord(**procrecord.record_fields(p)), p.key)
         except OSError as e:
-            if e.filename is None:
-                e.filename = str(procrecord.record_path(self.root, p.key))
+            if e.filename is None or str(e.filename).endswith(".tmp"):
+                e.filename, e.filename2 = str(procrecord.record_path(self.root, p.key)), None
             if why(e) != self.record_error:
                 logger.error("process record not written: %s", why(e))
             self.record_error = why(e)
             return
         self.record_error = None
 
+    def _remove_record(self, key: str) -> None:
+        """Remove a record; a failure is kept in `record_error`, never raised: a stale record
+        is found dead and cleaned up by the next agent."""
+        try:
+            procrecord.remove(self.root, key)
+        except OSError as e:
+            self.record_error = why(e)
+            logger.error("process record not removed: %s", self.record_error)
+
     def problems(self) -> list[str]:
         """What is wrong with supervising here now, one sentence each (empty: nothing)."""
-        found = [f"the supervisor's {n} loop: {w}" for n, w in self.loops.down().items()]
-        if self.applog.error:
-            found.append(f"app.log: {self.applog.error}")
-        if self.record_error:
-            found.append(f"process records: {self.record_error}")
-        return found
+        found = [f"the supervisor's {n} loop failed ({w})" for n, w in self.loops.down().items()]
+        return found + [e for e in (self.applog.error, self.record_error) if e]
 
     def _from_record(self, rec: ProcessRecord, *, retiring: bool = False) -> _Proc:
         age = (_now() - rec.started).total_seconds()

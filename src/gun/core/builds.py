@@ -23,7 +23,7 @@ from gun.build import buildpacks, gitrepo
 from gun.build.slug import SlugError, pack, sha256_of, unpack
 from gun.core.access import authorize
 from gun.core.deploys import Deploys
-from gun.errors import Conflict, GunError, InvalidParams, NotFound
+from gun.errors import Conflict, GunError, InvalidParams, NotFound, disk_full
 from gun.model import Build, Principal
 from gun.settings import SlugLimits
 from gun.store import Store, Tx
@@ -198,9 +198,15 @@ class Builds(Deploys):
         except GunError as e:
             out.line(f" !     {e.message}")
             self._fail(build, out, e.message)
-        except Exception as e:  # a bug: the build fails, meta lives on
-            log.exception("build %s of %s failed", build.id, build.app)
-            self._fail(build, out, f"the build crashed ({type(e).__name__}); see meta's log")
+        except Exception as e:  # a full disk, or a bug: the build fails, meta lives on
+            full = disk_full(e)
+            if full is None:
+                log.exception("build %s of %s failed", build.id, build.app)
+            else:
+                log.error("build %s of %s failed: %s", build.id, build.app, full)
+                out.line(f" !     {full}")
+            crashed = f"the build crashed ({type(e).__name__}); see meta's log"
+            self._fail(build, out, full or crashed)
         finally:
             if source is not None:
                 source.unlink(missing_ok=True)
