@@ -330,7 +330,9 @@ class Agent:
             code, error = await releasephase.run(
                 cwd, phase["command"], phase["env"], phase["timeout"], emit
             )
-        except (GunError, Refused, Unreachable, OSError) as e:
+        except Exception as e:  # whatever it is, meta hears of it: the release fails, not hangs
+            if not isinstance(e, GunError | Refused | Unreachable | OSError):
+                log.exception("the release phase of v%s failed", version)
             code, error = None, f"{self.config.instance} could not prepare v{version}: {why(e)}"
         done.set()
         await pumper
