@@ -43,8 +43,13 @@ def number(name: str, default: float, low: float, high: float) -> float:
     except ValueError:
         raise UsageError(f"{name}={raw!r} is not a number") from None
     if not low <= value <= high:
-        raise UsageError(f"{name}={raw} is out of range: use {low:g} to {high:g}")
+        raise UsageError(f"{name}={raw} is out of range: use {_plain(low)} to {_plain(high)}")
     return value
+
+
+def _plain(x: float) -> str:
+    """A bound as people write it: 1073741824, not 1.07374e+09."""
+    return str(int(x)) if x == int(x) else f"{x:g}"
 
 
 GIB = 1024**3
