@@ -68,9 +68,9 @@ def test_a_process_that_dies_is_said_and_started_again_at_once_then_after_a_grow
         waits = watch(r, 3.5)
         said: list[str] = r.said  # type: ignore[attr-defined]
     # the first restart at once, then after 0.2, 0.4, 0.8 (the cap), 0.8 s
-    assert len(waits) >= 5 and waits[0] < 0.05, waits
+    assert len(waits) >= 5 and waits[0] < 0.1, waits
     for got, wait in zip(waits[1:5], (0.2, 0.4, 0.8, 0.8), strict=True):
-        assert wait <= got < wait + 0.1, waits
+        assert wait <= got < wait + 0.2, waits
     assert [s.split(": restarting it ")[1].split(";")[0] for s in said[:5]] == [
         "now",
         "in 0.2 s",
@@ -120,7 +120,7 @@ def test_a_process_that_stayed_up_long_enough_starts_the_ladder_over(tmp_path: P
         r.start()
         waits = watch(r, 1.5)
         said: list[str] = r.said  # type: ignore[attr-defined]
-    assert len(waits) >= 3 and max(waits) < 0.05  # each death after 0.3 s up: restarted at once
+    assert len(waits) >= 3 and max(waits) < 0.1  # each death after 0.3 s up: restarted at once
     assert all("restarting it now" in s for s in said)
 
 
