@@ -347,7 +347,7 @@ def test_an_upload_over_the_cap_is_refused_and_nothing_is_stored(up: Up) -> None
     assert r.status_code == 413
     assert r.json() == {
         "id": "payload_too_large",
-        "message": f"the source is over the limit of {SOURCE_CAP} bytes",
+        "message": f"the source is over the limit of {SOURCE_CAP} bytes set by GUN_SLUG_MAX_BYTES",
     }
     assert r.status_code == 413
     assert [x["version"] for x in up.json("app:huge", "releases")] == [1]

@@ -21,11 +21,13 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gun.agent.logship import LogShipper, frames, target
+from gun.agent.applog import AppLog, Position, Span
+from gun.agent.logship import LogShipper, drain_key, frames, target
 from gun.agent.runtime_metrics import RuntimeMetrics, sample_lines
 from gun.agent.supervisor import ProcessState
 from gun.errors import InvalidParams
@@ -45,6 +47,7 @@ class Request:
     headers: dict[str, str]
     body: bytes
     at: float
+    status: int = 0  # how it was answered
 
 
 Answer = int | Callable[[], int]  # a status, or a function that returns one (may sleep first)
@@ -65,12 +68,11 @@ class Drain:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                request = Request(self.path, dict(self.headers), body, time.monotonic())
                 with drain.lock:
-                    drain.requests.append(
-                        Request(self.path, dict(self.headers), body, time.monotonic())
-                    )
+                    drain.requests.append(request)
                     answer = drain.plan.pop(0) if drain.plan else 200
-                status = answer() if callable(answer) else answer
+                status = request.status = answer() if callable(answer) else answer
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -91,6 +93,12 @@ class Drain:
     def messages(self) -> list[bytes]:
         with self.lock:
             return [m for r in self.requests for m in read_frames(r.body)]
+
+    def delivered(self) -> list[bytes]:
+        """The messages of the requests it answered with a 2xx."""
+        with self.lock:
+            taken = [r for r in self.requests if 200 <= r.status < 300]
+        return [m for r in taken for m in read_frames(r.body)]
 
     def close(self) -> None:
         self.server.shutdown()
@@ -448,3 +456,44 @@ def test_runtime_metric_lines_sum_a_process_group() -> None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
     assert sample_lines([_state("web.1", proc.pid)], app="demo", instance="i-1") == []
+
+
+# -- how far shipping got, for the next agent ---------------------------------------------------
+
+
+def test_each_drain_resumes_from_its_oldest_line_not_yet_delivered(tmp_path: Path) -> None:
+    with drain() as fine, drain() as down:
+        down.plan = [503] * 10_000
+        s = LogShipper("demo", [fine.url, down.url], **FAST)
+        log = AppLog(tmp_path / "app.log", s.sink)
+        try:
+            log.write("app", "web.1", [f"n={i}" for i in range(5)])
+            first = log.position()
+            assert first is not None
+            until(lambda: s.stats()[fine.url].sent == 5 and s.stats()[down.url].retries >= 2)
+            begin = Position(first.ino, first.head, 0)
+            assert s.resume_points() == {drain_key(fine.url): first, drain_key(down.url): begin}
+            with down.lock:
+                down.plan.clear()
+            until(lambda: s.stats()[down.url].sent == 5)
+            assert s.resume_points() == {drain_key(fine.url): first, drain_key(down.url): first}
+            down.plan = [503] * 10_000
+            log.write("app", "web.1", ["n=5"])
+            until(lambda: s.stats()[fine.url].sent == 6)
+        finally:
+            s.close(0.5)  # the down drain keeps its line: the next agent ships it
+            log.close()
+        end = log.position()
+        assert s.resume_points() == {drain_key(fine.url): end, drain_key(down.url): first}
+
+
+def test_a_line_not_in_app_log_resumes_from_the_last_one_that_is(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/logs"
+    with shipper(url) as s:
+        s.resume_from(Position(1, "ab", 10))
+        s.sink("app[web.1]", "not written: the disk is full")
+        assert s.resume_points() == {drain_key(url): Position(1, "ab", 10)}
+        span = Span(1, "ab", 10, 60)
+        s.sink("app[web.1]", "written", span)
+        assert s.resume_points() == {drain_key(url): Position(1, "ab", 10)}

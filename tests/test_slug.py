@@ -315,13 +315,15 @@ CAPPED = [
         "too-many-members",
         [D("./app"), F("./app/a"), F("./app/b"), F("./app/c")],
         {"max_members": 3},
-        "slug member './app/c' is past the cap of 3 members",
+        "slug member './app/c' is past the cap of 3 members set by GUN_SLUG_MAX_MEMBERS:"
+        " raise it, or ship fewer files",
     ),
     (
         "too-many-bytes",
         [F("./app/a", b"x" * 6), F("./app/b", b"x" * 4), F("./app/c", b"x")],
         {"max_bytes": 10},
-        "slug member './app/c' takes the slug past the cap of 10 bytes",
+        "slug member './app/c' takes the slug past 10 bytes unpacked, the cap set by"
+        " GUN_SLUG_MAX_UNPACKED_BYTES: raise it, or make the app smaller",
     ),
     (
         "huge-pax-header",

@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -101,8 +102,11 @@ def test_web_process_boots_answers_on_its_port_and_logs_every_line(
     async def session() -> None:
         sink: list[tuple[str, str]] = []
         command = f'echo "PORT=$PORT DYNO=$DYNO PS=$PS GREETING=$GREETING"; {HTTP_SERVER}'
-        sinking = {"log": lambda source, text: sink.append((source, text))}
-        async with supervising(root, user=user, **sinking) as sup:
+
+        def log(source: str, text: str, _: object) -> None:
+            sink.append((source, text))
+
+        async with supervising(root, user=user, log=log) as sup:
             web = spec(root, "web.1", command, GREETING="hello world", PYTHONUNBUFFERED="1")
             started = await sup.start(web)
             assert (started.name, started.type, started.state) == ("web.1", "web", "starting")
@@ -550,9 +554,84 @@ def test_mistakes_are_refused_with_a_clear_message(root: Path) -> None:
             await sup.start(spec(root, "worker.1", "sleep 1000"))
             with pytest.raises(Conflict, match="process worker.1 is already running here"):
                 await sup.start(spec(root, "worker.1", "sleep 1000"))
-            gone = ProcessSpec("worker.2", "worker", "true", {}, root / "releases/v9", 9)
-            with pytest.raises(NotFound, match="release directory .*/v9 does not exist"):
-                await sup.start(gone)
+
+    run(session())
+
+
+# What the system refuses at spawn time: (setup of the release directory, env, why in app.log)
+SPAWN_FAILURES = [
+    (
+        "vanished-release-dir",
+        lambda cwd: cwd.rmdir(),
+        {},
+        "its release directory {cwd} is gone",
+    ),
+    (
+        "nul-in-env",
+        lambda cwd: None,
+        {"SECRET": "a\0b"},
+        "its environment holds a NUL byte, which no process can be given",
+    ),
+    (
+        "env-too-big-for-the-kernel",
+        lambda cwd: None,
+        {"BIG": "x" * 200_000},  # one string over MAX_ARG_STRLEN (128 KiB): E2BIG
+        "its environment and command are too large for the system (E2BIG)",
+    ),
+    (
+        "cwd-is-a-file",
+        lambda cwd: (cwd.rmdir(), cwd.write_text("")),
+        {},
+        "its release directory {cwd} is not a directory",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("break_it", "env", "why"), [r[1:] for r in SPAWN_FAILURES], ids=[r[0] for r in SPAWN_FAILURES]
+)
+def test_a_spawn_that_fails_is_a_crash_with_the_backoff_and_one_line_per_attempt(
+    root: Path, break_it: Any, env: dict[str, str], why: str
+) -> None:
+    cwd = root / "releases" / "v1"
+    break_it(cwd)
+
+    async def session() -> None:
+        async with supervising(root) as sup:  # the real backoff: at once, then 1 s, 2 s, 4 s
+            began = time.monotonic()
+            first = await sup.start(spec(root, "worker.1", "echo hello; sleep 1000", **env))
+            assert first.pid is None
+            await asyncio.sleep(5 - (time.monotonic() - began))
+            now = state(sup, "worker.1")
+            assert (now.state, now.pid, now.restarts) == ("crashed", None, 4)
+            heroku = said(root, "heroku", "worker.1")
+
+        failed = f"Process failed to start: {why.format(cwd=cwd)}"
+        assert heroku == [
+            "State changed from starting to crashed",
+            f"{failed}; restarting",
+            f"{failed}; restarting in 1 seconds",
+            f"{failed}; restarting in 2 seconds",
+            f"{failed}; restarting in 4 seconds",
+        ]
+
+    run(session())
+
+
+def test_a_process_whose_release_directory_comes_back_starts_at_the_next_attempt(
+    root: Path,
+) -> None:
+    cwd = root / "releases" / "v1"
+    cwd.rmdir()
+
+    async def session() -> None:
+        async with supervising(root, backoff=FAST) as sup:
+            await sup.start(spec(root, "worker.1", "echo hello; sleep 1000"))
+            await until(lambda: state(sup, "worker.1").restarts >= 3, "three attempts")
+            cwd.mkdir()
+            await until(lambda: state(sup, "worker.1").state == "up", "up", timeout=3)
+            await until(lambda: "hello" in said(root, "app", "worker.1"), "its output")
+            assert state(sup, "worker.1").pid is not None
 
     run(session())
 

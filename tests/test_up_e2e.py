@@ -18,7 +18,8 @@ import pytest
 
 from gun import up as gun_up
 from gun.agent import contain
-from gun.settings import DrainSettings, MetaSettings
+from gun.agent.config import AgentConfig
+from gun.settings import AppLogLimits, DrainSettings, MetaSettings, SlugLimits
 from tests.up import Up, running
 
 HELLO = Path(__file__).parent.parent / "examples" / "hello"
@@ -182,15 +183,23 @@ DECIDED_BY_UP = {
     "GUN_DRAIN_META_TOKEN",
     "GUN_DRAIN_TLS_CERT",  # gun up's drain speaks plain HTTP on 127.0.0.1
     "GUN_DRAIN_TLS_KEY",
+    "GUN_INSTANCE_ID",  # the agent's three: its provider writes them to ROOT/etc/agent.json
+    "GUN_AGENT_TOKEN",
 }
 
 
 @pytest.mark.parametrize(
-    ("settings", "passed"),
-    [(MetaSettings, gun_up.PASSED), (DrainSettings, gun_up.PASSED + gun_up.DRAIN_PASSED)],
+    ("read_by", "passed"),
+    [
+        (MetaSettings.resolve, gun_up.PASSED),
+        (SlugLimits.resolve, gun_up.PASSED),  # meta's builds and the agents
+        (AppLogLimits.resolve, gun_up.PASSED),  # the agents, which meta starts with its env
+        (AgentConfig.load, gun_up.PASSED),
+        (DrainSettings.resolve, gun_up.PASSED + gun_up.DRAIN_PASSED),
+    ],
 )
 def test_gun_up_passes_on_every_setting_it_does_not_decide(
-    settings: type, passed: tuple[str, ...]
+    read_by: object, passed: tuple[str, ...]
 ) -> None:
-    read = set(re.findall(r"GUN_[A-Z0-9_]+", inspect.getsource(settings.resolve)))
+    read = set(re.findall(r"GUN_[A-Z0-9_]+", inspect.getsource(read_by)))  # type: ignore[arg-type]
     assert read - DECIDED_BY_UP - set(passed) == set()

@@ -5,6 +5,8 @@ Every message is one sentence naming the bad input and, where it helps, what to 
 
 from __future__ import annotations
 
+import errno
+
 
 class GunError(Exception):
     """Base of every error gun raises on purpose."""
@@ -66,6 +68,14 @@ class Unavailable(GunError):
     status = 503
 
 
+class InsufficientStorage(GunError):
+    """A disk meta writes to is full (WebDAV's 507: the server cannot store what the request
+    needs; unlike 503, nothing is wrong with the request or with meta being up)."""
+
+    id = "insufficient_storage"
+    status = 507
+
+
 class UsageError(GunError):
     """The command line itself was wrong (CLI exit code 2); never sent over HTTP."""
 
@@ -85,5 +95,25 @@ BY_ID: dict[str, type[GunError]] = {
         InvalidParams,
         SchemaMismatch,
         Unavailable,
+        InsufficientStorage,
     )
 }
+
+SQLITE_FULL = 13  # sqlite3's "database or disk is full"
+PG_DISK_FULL = "53100"  # PostgreSQL's disk_full SQLSTATE
+
+
+def disk_full(e: BaseException, database: str | None = None) -> str | None:
+    """The sentence for an error that a full disk caused, or None if it is not one: an OSError
+    ENOSPC or EDQUOT (naming the file, when known), SQLite's SQLITE_FULL (naming `database`,
+    its file), PostgreSQL's disk_full; SQLAlchemy's wrappers are looked through."""
+    inner = getattr(e, "orig", None) or e
+    if isinstance(inner, OSError) and inner.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f" writing {inner.filename}" if inner.filename is not None else ""
+        return f"no space left on device{where}"
+    if getattr(inner, "sqlite_errorcode", None) == SQLITE_FULL:
+        where = f" writing the database {database}" if database else " writing the database"
+        return f"no space left on device{where}"
+    if getattr(inner, "sqlstate", None) == PG_DISK_FULL:
+        return "no space left on the PostgreSQL server's disk"
+    return None

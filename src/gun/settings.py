@@ -48,8 +48,49 @@ def number(name: str, default: float, low: float, high: float) -> float:
     except ValueError:
         raise UsageError(f"{name}={raw!r} is not a number") from None
     if not low <= value <= high:
-        raise UsageError(f"{name}={raw} is out of range: use {low:g} to {high:g}")
+        raise UsageError(f"{name}={raw} is out of range: use {_plain(low)} to {_plain(high)}")
     return value
+
+
+def _plain(x: float) -> str:
+    """A bound as people write it: 1073741824, not 1.07374e+09."""
+    return str(int(x)) if x == int(x) else f"{x:g}"
+
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class SlugLimits:
+    """What a slug (or an uploaded source) may unpack to, on meta and on every agent: its files'
+    total size and its number of members. The compressed size of an upload is capped apart, by
+    GUN_SLUG_MAX_BYTES (500 MiB by default, Heroku's compressed slug limit)."""
+
+    max_unpacked_bytes: int = GIB  # GUN_SLUG_MAX_UNPACKED_BYTES
+    max_members: int = 100_000  # GUN_SLUG_MAX_MEMBERS
+
+    @classmethod
+    def resolve(cls) -> SlugLimits:
+        return cls(
+            max_unpacked_bytes=int(number("GUN_SLUG_MAX_UNPACKED_BYTES", GIB, 1, 2**50)),
+            max_members=int(number("GUN_SLUG_MAX_MEMBERS", 100_000, 1, 10_000_000)),
+        )
+
+
+@dataclass(frozen=True)
+class AppLogLimits:
+    """How big an instance's log/app.log grows before it is rotated, and how many rotated
+    files (app.log.1 ...) are kept."""
+
+    max_bytes: int = 50 * 1024 * 1024  # GUN_APP_LOG_MAX_MB, in MiB (fractions allowed)
+    keep: int = 3  # GUN_APP_LOG_KEEP
+
+    @classmethod
+    def resolve(cls) -> AppLogLimits:
+        return cls(
+            max_bytes=int(number("GUN_APP_LOG_MAX_MB", 50, 0.001, 1_000_000) * 1024 * 1024),
+            keep=int(number("GUN_APP_LOG_KEEP", 3, 0, 100)),
+        )
 
 
 @dataclass(frozen=True)
@@ -71,6 +112,7 @@ class MetaSettings:
     max_processes: int = 100  # per app, across its process types
     drain_url: str | None = None  # the platform's drain, where agents ship logs
     slug_store: str = ""
+    slug_limits: SlugLimits = SlugLimits()
 
     @classmethod
     def resolve(
@@ -102,6 +144,7 @@ class MetaSettings:
             max_processes=int(number("GUN_MAX_PROCESSES", 100, 1, 100_000)),
             drain_url=os.environ.get("GUN_DRAIN_URL") or None,
             slug_store=os.environ.get("GUN_SLUG_STORE", ""),
+            slug_limits=SlugLimits.resolve(),
         )
 
 

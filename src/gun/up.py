@@ -1,9 +1,11 @@
 """`gun up`: the whole platform in the foreground on the embedded defaults.
 
-meta (SQLite under DIR) runs as a child in its own process group; every app created gets N
-local instances in layer `default`, each an agent in its own process group. Ctrl-C or SIGTERM
-stops meta, then every agent (each stops its processes within their grace period), and leaves
-nothing running.
+meta (SQLite under DIR) and the drain run as children, each in its own process group; every app
+created gets N local instances in layer `default`, each an agent in its own process group.
+Processes outlive their control plane: when meta or the drain dies, gun up says why and starts
+it again with a backoff (gun.respawn), and touches nothing else. Only Ctrl-C or SIGTERM of gun
+up stops meta, then every agent (each stops its processes within their grace period), then the
+drain, and leaves nothing running.
 """
 
 from __future__ import annotations
@@ -11,19 +13,16 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
 
-import httpx
-
 from gun import isolation
-from gun.cli import credentials
 from gun.crypto import new_token
 from gun.errors import Unavailable
 from gun.providers.local import LocalProvider
+from gun.respawn import Respawned
 
 
 def admin_token(home: Path) -> str:
@@ -50,23 +49,6 @@ def token_file(path: Path) -> str:
     return token
 
 
-def wait_healthy(
-    url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float, what: str = "meta"
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log.read_text()[-2000:] if log.exists() else ""
-            raise Unavailable(f"{what} exited with status {proc.returncode}: {tail.strip()}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise Unavailable(f"{what} did not answer on {url} within {timeout:g}s; see {log}")
-
-
 # meta's and the agents' settings that `gun up` passes on (not the ones it decides itself:
 # database, listen address, home, and not the CLI's)
 PASSED = (
@@ -83,6 +65,10 @@ PASSED = (
     "GUN_KEEP_RELEASES",
     "GUN_MAX_PROCESSES",
     "GUN_RUNTIME_METRICS_INTERVAL",
+    "GUN_SLUG_MAX_UNPACKED_BYTES",
+    "GUN_SLUG_MAX_MEMBERS",
+    "GUN_APP_LOG_MAX_MB",
+    "GUN_APP_LOG_KEEP",
 )
 
 
@@ -113,17 +99,15 @@ def _drain_port(port: int) -> int:
     raise Unavailable("no free port on 127.0.0.1 for the drain")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def run(home: Path, port: int, instances: int, say: object = print) -> None:
+def run(
+    home: Path,
+    port: int,
+    instances: int,
+    say: Callable[[str], None] = print,
+    ready: Callable[[str, str], None] | None = None,
+) -> None:
+    """Run the platform until Ctrl-C or SIGTERM. `ready(url, token)` is called once meta and
+    the drain answer (the CLI writes its credentials then)."""
     os.umask(0o077)  # what the platform makes is its own unless it says otherwise (gun.isolation)
     home = isolation.make_dir(home.expanduser().resolve(), isolation.SEARCHABLE)
     isolation.make_dir(home / "log", isolation.PRIVATE_DIR)
@@ -148,57 +132,44 @@ def run(home: Path, port: int, instances: int, say: object = print) -> None:
     for key in DRAIN_PASSED:
         if key in os.environ:
             drain_env[key] = os.environ[key]
-    log = home / "log" / "meta.log"
-    drain_log = home / "log" / "drain.log"
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     provider = LocalProvider(home / "instances")
-
-    def start_drain() -> subprocess.Popen[bytes]:
-        with open(drain_log, "ab") as out:
-            return subprocess.Popen(
-                [*SERVER, "drain", "--listen", drain_listen, "--home", str(home)],
-                env=drain_env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    drain = start_drain()
-    with open(log, "ab") as out:
-        meta = subprocess.Popen(
-            [*SERVER, "meta", "--listen", f"127.0.0.1:{port}", "--home", str(home)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    drain = Respawned(
+        "the drain",
+        [*SERVER, "drain", "--listen", drain_listen, "--home", str(home)],
+        drain_env,
+        home / "log" / "drain.log",
+        drain_url,
+        say,
+    )
+    meta = Respawned(
+        "meta",
+        [*SERVER, "meta", "--listen", f"127.0.0.1:{port}", "--home", str(home)],
+        env,
+        home / "log" / "meta.log",
+        url,
+        say,
+    )
     try:
-        wait_healthy(url, meta, log, 30)
-        wait_healthy(drain_url, drain, drain_log, 30, "the drain")
-        saved = credentials.save(credentials.Credentials(api=url, token=token))
-        assert callable(say)
+        drain.start()
+        meta.start()
+        meta.wait_answering(30)
+        drain.wait_answering(30)
+        if ready is not None:
+            ready(url, token)
         say(f"gun is up: meta on {url}, the drain on {drain_url}, data in {home}")
-        say(
-            f"credentials for `gun` written to {saved}; every new app gets {instances} local "
-            "instance(s) in layer default"
-        )
+        say(f"every new app gets {instances} local instance(s) in layer default")
         say("try: gun apps.create demo && gun app:demo deploy dir=examples/python-web")
         say("Ctrl-C stops everything")
         while not stop.is_set():
-            if meta.poll() is not None:
-                raise Unavailable(f"meta exited with status {meta.returncode}; see {log}")
-            if drain.poll() is not None:  # respawned, as meta respawns agents
-                say(f"the drain exited with status {drain.returncode}: restarting it")
-                drain = start_drain()
-                wait_healthy(drain_url, drain, drain_log, 30, "the drain")
-            stop.wait(0.5)
+            meta.check()
+            drain.check()
+            stop.wait(0.2)
         say("stopping: meta, then every agent and its processes, then the drain")
     finally:
-        _stop(meta)
+        meta.stop()
         provider.stop_all()
-        _stop(drain)
+        drain.stop()
         for s, handler in previous.items():
             signal.signal(s, handler)

@@ -1,4 +1,10 @@
-"""The agent: long-polls its slice from meta, materialises releases, reconciles, reports."""
+"""The agent: long-polls its slice from meta, materialises releases, reconciles, reports.
+
+Its loops (register, poll, report, converge, metrics, logship, and the supervisor's tail) are
+kept by gun.loops: a pass that fails is retried with a backoff, and while one is failing the
+instance's `problem` (what `gun instances` shows) says why, e.g. "no space left on device
+writing ROOT/etc/env". Once the disk has room again the next pass converges.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from gun import isolation
-from gun.agent import files, releasephase, runtime_metrics
+from gun.agent import applog, files, releasephase, runtime_metrics
+from gun.agent.applog import Position
 from gun.agent.config import AgentConfig
 from gun.agent.logship import LogShipper
 from gun.agent.metaclient import MetaClient, Refused, Unreachable
@@ -25,9 +32,13 @@ from gun.agent.reconcile import Action, Desired, Observed, reconcile
 from gun.agent.supervisor import ProcessSpec, Supervisor
 from gun.build.slug import SlugError, unpack
 from gun.errors import GunError, InvalidParams, Unavailable
+from gun.loops import Loops, why
 
 log = logging.getLogger("gun.agent")
 POLL_WAIT = 25.0
+LOG_POSITION_EVERY = 1.0  # seconds between saves of how far log shipping got
+NO_SPACE = "no space left"
+PROBLEM_MAX = 2000  # characters meta keeps
 
 
 def env_digest(env: dict[str, str], nonce: int) -> str:
@@ -43,9 +54,17 @@ class Agent:
         app = self.desired["app"] if self.desired else ""
         self.shipper = LogShipper(app, self.desired.get("drains", []) if self.desired else [])
         self.supervisor = supervisor or Supervisor(
-            self.root, log=self.shipper.sink, isolated=isolation.can_switch()
+            self.root,
+            log=self.shipper.sink,
+            isolated=isolation.can_switch(),
+            rotation=config.applog,
         )
         self.meta = MetaClient(config.meta, config.token)
+        self.loops = Loops(log)
+        self._poll_delay = 0.2  # after meta refused or did not answer a long-poll
+        self._desired_unsaved = False  # the slice in memory is not yet cached on disk
+        self._cpu_seen: runtime_metrics.CpuSeen = {}
+        self._log_positions: dict[str, Position] = {}  # by drain, as last saved in state/
         self.started: dict[str, Desired] = self._load_started()
         self._ready: tuple[int, Path | None] | None = None  # generation materialised, its dir
         self._phases: dict[int, asyncio.Task[None]] = {}  # release phases run, by version
@@ -65,9 +84,22 @@ class Agent:
         except (OSError, ValueError, TypeError):
             return {}
 
-    def _save_started(self) -> None:
-        data = {n: d.__dict__ for n, d in self.started.items()}
+    def _save_started(self, started: dict[str, Desired]) -> None:
+        data = {n: d.__dict__ for n, d in started.items()}
         files.write_atomic(self.root / "state" / "started.json", json.dumps(data))
+
+    def problem_now(self) -> str | None:
+        """What the instance's problem is now: the release that cannot run here, and every loop
+        that is failing, one sentence each; None when all is well."""
+        parts = [self.problem] if self.problem else []
+        for name, reason in self.loops.down().items():
+            if reason.startswith(NO_SPACE):
+                parts.append(reason)
+            else:
+                parts.append(f"the agent's {name} loop failed ({reason}): retrying")
+        parts += self.supervisor.problems()
+        text = "; ".join(dict.fromkeys(parts))
+        return text[:PROBLEM_MAX] if text else None
 
     # meta ------------------------------------------------------------------------------------
 
@@ -87,57 +119,60 @@ class Agent:
             delay = min(delay * 2, 5.0)
 
     async def poll(self) -> None:
-        """Long-poll the desired state; a new generation is saved to disk and applied."""
-        delay = 0.2
-        while not self.stopping.is_set():
-            after = self.desired["generation"] if self.desired else -1
+        """One long-poll of the desired state; a new generation is applied, and cached on disk
+        (a cache that could not be written is written again before the next long-poll)."""
+        if self._desired_unsaved and self.desired is not None:
+            files.save_desired(self.root, self.desired)
+            self._desired_unsaved = False
+        after = self.desired["generation"] if self.desired else -1
+        try:
+            slice_ = await self.meta.call(
+                "GET",
+                f"{self._api}/desired",
+                params={"after": after, "wait": POLL_WAIT},
+                timeout=POLL_WAIT + 10,
+            )
+        except (Refused, Unreachable) as e:
+            if isinstance(e, Refused):
+                log.error("meta refused the desired state: %s", e)
+            await asyncio.sleep(self._poll_delay)
+            self._poll_delay = min(self._poll_delay * 2, 5.0)
+            return
+        self._poll_delay = 0.2
+        if self.desired is None or slice_["generation"] != self.desired["generation"]:
+            self.desired = slice_
+            self.shipper.app = slice_["app"]
             try:
-                slice_ = await self.meta.call(
-                    "GET",
-                    f"{self._api}/desired",
-                    params={"after": after, "wait": POLL_WAIT},
-                    timeout=POLL_WAIT + 10,
-                )
-            except (Refused, Unreachable) as e:
-                if isinstance(e, Refused):
-                    log.error("meta refused the desired state: %s", e)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            delay = 0.2
-            if self.desired is None or slice_["generation"] != self.desired["generation"]:
-                files.save_desired(self.root, slice_)
-                self.desired = slice_
-                self.shipper.app = slice_["app"]
-                try:
-                    self.shipper.set_destinations(slice_.get("drains", []))
-                except GunError as e:
-                    log.error("log drains refused: %s", e.message)
-                self.changed.set()
+                self.shipper.set_destinations(slice_.get("drains", []))
+            except GunError as e:
+                log.error("log drains refused: %s", e.message)
+            self.changed.set()
+            self._desired_unsaved = True
+            files.save_desired(self.root, slice_)
+            self._desired_unsaved = False
 
     async def report(self) -> None:
-        """Heartbeat with the observed state of every process, at once after a change."""
-        while not self.stopping.is_set():
-            # Listen for changes before taking the snapshot: a change while the PUT is in
-            # flight (a process crashing right after it started) must bring the next report
-            # at once, not after report_interval.
-            changed = asyncio.ensure_future(self.supervisor.changed())
+        """One heartbeat with the observed state of every process and the instance's problem;
+        the next comes after report_interval, or at once after a change."""
+        # Listen for changes before taking the snapshot: a change while the PUT is in flight
+        # (a process crashing right after it started) must bring the next report at once.
+        changed = asyncio.ensure_future(self.supervisor.changed())
+        try:
+            await asyncio.sleep(0)  # let it start waiting on the current change event
+            body = {
+                "processes": [self._observed_json(s) for s in self.supervisor.serving()],
+                "problem": self.problem_now(),
+            }
             try:
-                await asyncio.sleep(0)  # let it start waiting on the current change event
-                body = {
-                    "processes": [self._observed_json(s) for s in self.supervisor.serving()],
-                    "problem": self.problem,
-                }
-                try:
-                    await self.meta.call("PUT", f"{self._api}/observed", body=body)
-                except Refused as e:
-                    log.error("meta refused the report: %s", e)
-                except Unreachable:
-                    pass
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed, self.config.report_interval)
-            finally:
-                changed.cancel()
+                await self.meta.call("PUT", f"{self._api}/observed", body=body)
+            except Refused as e:
+                log.error("meta refused the report: %s", e)
+            except Unreachable:
+                pass
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed, self.config.report_interval)
+        finally:
+            changed.cancel()
 
     @staticmethod
     def _observed_json(s: Any) -> dict[str, Any]:
@@ -247,8 +282,16 @@ class Agent:
             else:
                 log.info("release v%s: slug %s is in the cache", version, slug["sha256"][:12])
             staging = self.root / "releases" / f".v{version}.unpack"
+            limits = self.config.slug_limits
             try:
-                fill = functools.partial(unpack, cache, staging, slug["sha256"])
+                fill = functools.partial(
+                    unpack,
+                    cache,
+                    staging,
+                    slug["sha256"],
+                    max_bytes=limits.max_unpacked_bytes,
+                    max_members=limits.max_members,
+                )
                 await asyncio.to_thread(self._stage, staging, fill)
                 staging.rename(target)
             except SlugError as e:
@@ -340,9 +383,10 @@ class Agent:
             code, error = await releasephase.run(
                 cwd, phase["command"], phase["env"], phase["timeout"], emit, self.supervisor.user
             )
-        except (GunError, Refused, Unreachable, OSError) as e:
-            why = e.message if isinstance(e, GunError) else str(e)
-            code, error = None, f"{self.config.instance} could not prepare v{version}: {why}"
+        except Exception as e:  # whatever it is, meta hears of it: the release fails, not hangs
+            if not isinstance(e, GunError | Refused | Unreachable | OSError):
+                log.exception("the release phase of v%s failed", version)
+            code, error = None, f"{self.config.instance} could not prepare v{version}: {why(e)}"
         done.set()
         await pumper
         delay = 0.5
@@ -362,8 +406,11 @@ class Agent:
     async def _download(self, sha256: str, dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_suffix(".part")
-        await self.meta.call("GET", f"{self._api}/slugs/{sha256}", into=tmp, timeout=300)
-        tmp.replace(dest)
+        try:
+            await self.meta.call("GET", f"{self._api}/slugs/{sha256}", into=tmp, timeout=300)
+            tmp.replace(dest)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def wanted(self, slice_: dict[str, Any], cwd: Path) -> dict[str, tuple[Desired, ProcessSpec]]:
         env: dict[str, str] = slice_["env"]
@@ -384,7 +431,9 @@ class Agent:
         return out
 
     async def converge(self) -> None:
-        """One reconcile pass: stops, replacements, starts."""
+        """One reconcile pass: stops, replacements, starts. Raises what keeps the release from
+        being materialised here (a full disk, meta away), except a release refused here, which
+        is the instance's `problem` until a new release comes."""
         slice_ = self.desired
         if slice_ is None:
             return
@@ -396,7 +445,9 @@ class Agent:
                 cwd = await self.materialise(slice_)
             except (GunError, Refused, Unreachable, OSError) as e:
                 log.error("cannot materialise release v%s: %s", slice_["release"], e)
-                return
+                if isinstance(e, GunError) and self.problem:
+                    return  # refused here, and said so: a new release is needed
+                raise
             self._ready = (slice_["generation"], cwd)
         wanted = self.wanted(slice_, cwd) if cwd else {}
         observed = []
@@ -422,11 +473,16 @@ class Agent:
         actions = await self._leased(actions, wanted)
         if not actions:
             return
+        started = dict(self.started)
         for action in actions:
-            self.started.pop(action.name, None)
+            started.pop(action.name, None)
             if action.kind in ("start", "replace"):
-                self.started[action.name] = wanted[action.name][0]
-        self._save_started()  # once per pass; a start it names that never happened is redone
+                started[action.name] = wanted[action.name][0]
+        # once per pass, before acting (if it cannot be written, nothing is done: a replacement
+        # recorded but not made would never be made); a start it names that never happened is
+        # redone
+        self._save_started(started)
+        self.started = started
 
         drain = float(rollout.get("drain", 0.0))
 
@@ -453,22 +509,47 @@ class Agent:
         self.changed.set()  # another pass: what waited for this may go now
 
     async def metrics(self) -> None:
-        """Heroku's runtime metric lines for every running process, every interval."""
-        seen: runtime_metrics.CpuSeen = {}
-        while not self.stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), self.config.metrics_interval)
-            if self.stopping.is_set() or not self.shipper.app:
-                continue
-            lines = await asyncio.to_thread(
-                runtime_metrics.sample_lines,
-                self.supervisor.states(),
-                app=self.shipper.app,
-                instance=self.config.instance,
-                cpu_seen=seen,
-            )
-            for procid, text in lines:  # app.log and, through its sink, the drains
-                self.supervisor.applog.write("heroku", procid, [text])
+        """Heroku's runtime metric lines for every running process, once an interval."""
+        await asyncio.sleep(self.config.metrics_interval)
+        if not self.shipper.app:
+            return
+        lines = await asyncio.to_thread(
+            runtime_metrics.sample_lines,
+            self.supervisor.states(),
+            app=self.shipper.app,
+            instance=self.config.instance,
+            cpu_seen=self._cpu_seen,
+        )
+        for procid, text in lines:  # app.log and, through its sink, the drains
+            self.supervisor.applog.write("heroku", procid, [text])
+
+    # how far log shipping got, across agents ------------------------------------------------
+
+    def _recover_logs(self) -> None:
+        """Ship to each drain what app.log holds that the last agent had not shipped to it (it
+        saved how far it got in state/logship.json); a drain it did not know starts at the end
+        of app.log, as does everything when nothing was saved."""
+        self.shipper.resume_from(self.supervisor.applog.position())
+        since = applog.load_positions(self.root) or {}
+        due, warnings = applog.unshipped(self.supervisor.applog.path, since)
+        for warning in warnings:
+            log.warning("%s", warning)
+        for d in due:
+            line = d.line
+            self.shipper.add(line.appname, line.procid, line.text, line.when, line.span, d.drains)
+        if due:
+            log.info("shipping %d app.log lines the last agent had not shipped", len(due))
+
+    def _save_log_positions(self) -> None:
+        where = self.shipper.resume_points()
+        if where != self._log_positions:
+            applog.save_positions(self.root, where)
+            self._log_positions = where
+
+    async def logship(self) -> None:
+        """Save how far log shipping got, once a second when it moved."""
+        await asyncio.sleep(LOG_POSITION_EVERY)
+        self._save_log_positions()
 
     async def _leased(
         self, actions: list[Action], wanted: dict[str, tuple[Desired, ProcessSpec]]
@@ -491,18 +572,19 @@ class Agent:
             granted = set()
         return [a for a in actions if a.name not in asking or a.name in granted]
 
-    async def reconcile_loop(self) -> None:
-        while not self.stopping.is_set():
-            self.changed.clear()
-            await self.converge()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), 1.0)
+    async def reconcile(self) -> None:
+        """One converge pass, then wait for a change (a second at most)."""
+        self.changed.clear()
+        await self.converge()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.changed.wait(), 1.0)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         files.lock_down(self.root)
+        await asyncio.to_thread(self._recover_logs)  # before anything new is written
         if not isolation.can_switch():
             log.warning(isolation.NOT_ROOT.format(user=getpass.getuser()))
         elif self.desired is not None:  # what it adopts may need restarting as the user
@@ -511,19 +593,24 @@ class Agent:
         adopted = await self.supervisor.adopt()
         if adopted:
             log.info("re-adopted %s", ", ".join(adopted))
-        loops = (self.register(), self.poll(), self.report(), self.reconcile_loop(), self.metrics())
-        tasks = [asyncio.create_task(c) for c in loops]
+        self.loops.start("register", self.register, until_done=True)
+        self.loops.start("poll", self.poll)
+        self.loops.start("report", self.report)
+        self.loops.start("converge", self.reconcile)
+        self.loops.start("metrics", self.metrics)
+        self.loops.start("logship", self.logship)
         await self.stopping.wait()
-        for t in tasks:
-            t.cancel()
         self.meta.abort()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.loops.stop()
+        self.meta.abort()
         under_way = list(self._inflight.values())  # the supervisor stops what they started
         for t in under_way:
             t.cancel()
         await asyncio.gather(*under_way, return_exceptions=True)
         await self.supervisor.shutdown(stop_processes=True)
         await asyncio.to_thread(self.shipper.close, 2.0)
+        with contextlib.suppress(OSError):  # what was not sent is shipped by the next agent
+            self._save_log_positions()
         with contextlib.suppress(Refused, Unreachable):
             body = {"processes": [self._observed_json(s) for s in self.supervisor.states()]}
             await self.meta.call("PUT", f"{self._api}/observed", body=body, timeout=2)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gun.errors import UsageError
+from gun.settings import AppLogLimits, SlugLimits
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,8 @@ class AgentConfig:
     report_interval: float = 2.0
     keep_releases: int = 10  # release directories and cached slugs kept for instant rollback
     metrics_interval: float = 20.0  # seconds between runtime metric lines
+    applog: AppLogLimits = AppLogLimits()  # when log/app.log rotates, how many old ones stay
+    slug_limits: SlugLimits = SlugLimits()  # what a release's slug may unpack to
 
     @classmethod
     def load(
@@ -54,6 +57,8 @@ class AgentConfig:
             token=token,
             keep_releases=int(keep),
             metrics_interval=_seconds("GUN_RUNTIME_METRICS_INTERVAL", 20.0),
+            applog=AppLogLimits.resolve(),
+            slug_limits=SlugLimits.resolve(),
         )
 
 

@@ -44,14 +44,22 @@ def lock_down(root: Path) -> None:
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    """Replace path's contents with text, all or nothing. A failed write (a full disk) leaves
+    no temporary file behind and raises OSError naming `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if e.filename is None or e.filename == str(tmp):
+            e.filename, e.filename2 = str(path), None
+        raise
 
 
 def write_etc(root: Path, env: dict[str, str], types: list[str]) -> None:

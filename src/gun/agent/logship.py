@@ -16,6 +16,15 @@ full its oldest lines go (counted); the next batch then starts with Heroku's own
 
 PRI values vary and nothing should rely on them: app lines 190 (local7.info, as Heroku's),
 heroku lines 45 (as Heroku's dyno manager sends), L10 172 (local5.warning, as logplex sends).
+
+How far shipping got survives the agent: each line comes with where it lies in app.log (a
+Span), and `resume_points()` gives, for each drain, the app.log Position of the oldest line it
+has not yet delivered, refused or dropped (the end of the last line when none is left). The
+agent saves them in state/; the next agent ships app.log to each drain from its own Position
+(gun.agent.applog.unshipped), so a drain that was down does not make the others get lines
+twice. The in-memory buffers stay the path of every line: shipping does not wait for the disk,
+and goes on when the disk is full (then a crash loses what was not yet delivered). Reading
+app.log back happens only at start.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
+import hashlib
 import http.client
 import logging
 import random
@@ -31,11 +41,13 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
+from gun.agent.applog import Position, Span
 from gun.agent.procrecord import MAX_LINE, split_lines
 from gun.errors import InvalidParams
 
@@ -86,6 +98,11 @@ def frames(pri: int, when: datetime, appname: str, procid: str, text: str) -> li
         msg = head + piece.removesuffix(b"\r") + b"\n"
         out.append(b"%d %s" % (len(msg), msg))
     return out
+
+
+def drain_key(url: str) -> str:
+    """How state/ names a drain: a digest of its URL (which may hold a secret)."""
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -151,12 +168,21 @@ class DrainStats:
     error: str | None  # why the last request failed; None once one succeeds
 
 
+class _Queued(NamedTuple):
+    """One frame in a drain's buffer."""
+
+    seq: int  # this drain's sequence number: a retried batch is known by its first
+    frame: bytes
+    order: int  # the shipper's: which line came first, across drains
+    resume: Position | None  # where app.log must be read from again if this is not delivered
+
+
 @dataclass(frozen=True)
 class _Batch:
     frame_id: str
     body: bytes
     count: int  # messages, the L10 line included
-    lines: list[tuple[int, bytes]]  # (sequence number, frame) taken from the buffer
+    lines: list[_Queued]  # taken from the buffer
     reported: int  # drops its L10 line reports
     built: datetime
 
@@ -177,13 +203,15 @@ class _Sender:
 
     def __init__(self, target: Target, s: _Settings) -> None:
         self.target = target
+        self.key = drain_key(target.url)
         self._s = s
         self._cond = threading.Condition(threading.Lock())
-        self._buf: deque[tuple[int, bytes]] = deque()
+        self._buf: deque[_Queued] = deque()
         self._seq = 0
         self._unreported = 0  # drops no delivered L10 line has reported yet
         self._since: datetime | None = None  # when the first of them was dropped
         self._failed_batch: _Batch | None = None  # tried and failed: retried as it is if it can be
+        self._inflight: _Batch | None = None  # being posted: neither buffered nor settled
         self._closing_at: float | None = None  # close(): flush until then (time.monotonic)
         self._stopped = threading.Event()
         self._kick = threading.Event()  # ends a backoff pause early
@@ -197,7 +225,7 @@ class _Sender:
 
     # called from other threads -------------------------------------------------------------
 
-    def put(self, items: Iterable[bytes]) -> None:
+    def put(self, items: Iterable[bytes], order: int, resume: Position | None) -> None:
         with self._cond:
             buf = self._buf
             was_empty = not buf
@@ -206,7 +234,7 @@ class _Sender:
                     buf.popleft()
                     self._drop(1)
                 self._seq += 1
-                buf.append((self._seq, frame))
+                buf.append(_Queued(self._seq, frame, order, resume))
             if was_empty or len(buf) >= self._s.batch:
                 self._cond.notify()
 
@@ -215,6 +243,13 @@ class _Sender:
             return DrainStats(
                 self.sent, self.dropped, self.retries, self.failed, len(self._buf), self.error
             )
+
+    def oldest(self) -> _Queued | None:
+        """The oldest line not yet delivered, refused or dropped; None if there is none."""
+        with self._cond:
+            if self._inflight is not None and self._inflight.lines:
+                return self._inflight.lines[0]
+            return self._buf[0] if self._buf else None
 
     def finish(self, deadline: float) -> None:
         """Send what is buffered without waiting for full batches, until deadline, then end."""
@@ -283,7 +318,8 @@ class _Sender:
                 )
                 if self._stopped.is_set():
                     return None
-            return self._build()
+            self._inflight = self._build()
+            return self._inflight
 
     def _build(self) -> _Batch:
         reported = self._unreported
@@ -293,13 +329,13 @@ class _Sender:
             # a retry: the same lines under the same Frame-Id, unless the buffer overflowed
             # since (then its oldest lines, the batch's first, are gone and an L10 line is due)
             n = len(last.lines)
-            if n == 0 or self._buf[0][0] == last.lines[0][0]:
+            if n == 0 or self._buf[0].seq == last.lines[0].seq:
                 for _ in range(n):
                     self._buf.popleft()
                 return last
         lines = [self._buf.popleft() for _ in range(min(room, len(self._buf)))]
         now = self._s.clock()
-        body = [frame for _, frame in lines]
+        body = [q.frame for q in lines]
         if reported:
             since = _utc(self._since or now)
             text = L10.format(n=reported, since=since)
@@ -308,6 +344,7 @@ class _Sender:
 
     def _settle(self, batch: _Batch, outcome: str, why: str | None) -> None:
         with self._cond:
+            self._inflight = None
             if outcome == "retry":
                 self.retries += 1
                 self._failed_batch = batch
@@ -463,24 +500,59 @@ class LogShipper:
         self._retired: list[_Sender] = []
         self._closed = False
         self._failures = 0
+        self._order = 0  # lines added so far
+        self._last: Position | None = None  # where app.log ends after the last line added
         self.set_destinations(destinations)
 
-    def add(self, appname: str, procid: str, text: str, when: datetime | None = None) -> None:
-        """Queue one line (APPNAME `app` or `heroku`, PROCID `web.1`) for every drain."""
+    def add(
+        self,
+        appname: str,
+        procid: str,
+        text: str,
+        when: datetime | None = None,
+        span: Span | None = None,
+        drains: Collection[str] | None = None,
+    ) -> None:
+        """Queue one line (APPNAME `app` or `heroku`, PROCID `web.1`) for every drain (or those
+        whose keys are in `drains`); `span` is where it lies in app.log, if it is there. Call it
+        from one thread at a time."""
         try:
+            resume = span.begin if span is not None else self._last
+            if span is not None:
+                self._last = span.after
+            self._order += 1
             pri = PRI_APP if appname == "app" else PRI_HEROKU
             items = frames(pri, when or self._clock(), appname, procid, text)
             for sender in self._active:
-                sender.put(items)
+                if drains is None or sender.key in drains:
+                    sender.put(items, self._order, resume)
         except Exception:  # never into the supervisor: count it, say it once
             self._failures += 1
             if self._failures == 1:
                 logger.exception("a log line could not be shipped (reported once)")
 
-    def sink(self, source: str, text: str) -> None:
+    def sink(self, source: str, text: str, span: Span | None = None) -> None:
         """The supervisor's log sink: source `app[web.1]` or `heroku[web.1]`."""
         appname, _, rest = source.partition("[")
-        self.add(appname, rest.removesuffix("]"), text)
+        self.add(appname, rest.removesuffix("]"), text, span=span)
+
+    def resume_from(self, where: Position | None) -> None:
+        """Where app.log ends before any line is added (nothing before it is to be shipped)."""
+        self._last = where
+
+    def resume_points(self) -> dict[str, Position]:
+        """For each drain (by key), the app.log Position to ship from again after a crash: that
+        of the oldest line it still holds, else the end of the last line added. They hold after
+        `close()` too: what was left unsent is after them."""
+        with self._lock:
+            senders = list(self._senders.values())
+        out = {}
+        for sender in senders:
+            q = sender.oldest()
+            where = q.resume if q is not None and q.resume is not None else self._last
+            if where is not None:
+                out[sender.key] = where
+        return out
 
     def set_destinations(self, urls: Iterable[str]) -> None:
         """Ship to these URLs from now on: new ones start empty, kept ones keep their buffers,

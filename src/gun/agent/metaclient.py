@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import http.client
 import json
-import shutil
 import socket
 import threading
 from pathlib import Path
@@ -28,6 +27,35 @@ class Refused(Exception):
     def __init__(self, status: int, body: str) -> None:
         super().__init__(f"meta answered {status}: {body[:300]}")
         self.status = status
+
+
+class _Local(Exception):
+    """Writing a download to the local disk failed: not meta's doing."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _save(response: http.client.HTTPResponse, into: Path) -> None:
+    """The response body into the file `into`; a local failure (a full disk) is _Local."""
+    try:
+        f = open(into, "wb")  # noqa: SIM115 - closed below, its errors told apart
+    except OSError as e:
+        raise _Local(e) from e
+    try:
+        while chunk := response.read(256 * 1024):
+            try:
+                f.write(chunk)
+            except OSError as e:
+                e.filename = str(into)
+                raise _Local(e) from e
+    finally:
+        try:
+            f.close()
+        except OSError as e:
+            e.filename = str(into)
+            raise _Local(e) from e
 
 
 class MetaClient:
@@ -73,11 +101,12 @@ class MetaClient:
             if r.status >= 300:
                 raise Refused(r.status, r.read().decode("utf-8", "replace"))
             if into is not None:
-                with open(into, "wb") as f:
-                    shutil.copyfileobj(r, f, 256 * 1024)
+                _save(r, into)
                 return None
             raw = r.read()
             return json.loads(raw) if raw else None
+        except _Local as e:
+            raise e.error from None
         except (OSError, http.client.HTTPException) as e:
             raise Unreachable(f"{type(e).__name__}: {e}") from None
         finally:

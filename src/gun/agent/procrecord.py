@@ -1,11 +1,11 @@
-"""One process as the OS and the disk know it: spec, record, pid and group, raw output, app.log.
+"""One process as the OS and the disk know it: spec, record, pid and group, raw output.
 
 The supervisor decides what happens to a process; this module makes the system calls.
 
 ROOT/state/procs/NAME.json  the spec, pid, pgid, start time, port, restarts and tail offset,
                             written atomically so a new agent can re-adopt the process
 ROOT/log/procs/NAME.out     everything the process wrote to stdout and stderr (O_APPEND)
-ROOT/log/app.log            every line of every process, timestamped and prefixed
+(ROOT/log/app.log, where the supervisor copies every line, is gun.agent.applog's.)
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import os
 import re
 import signal
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -157,10 +157,6 @@ def record_path(root: Path, name: str) -> Path:
 
 def out_path(root: Path, name: str) -> Path:
     return root / "log" / "procs" / f"{name}.out"
-
-
-def applog_path(root: Path) -> Path:
-    return root / "log" / "app.log"
 
 
 def save(root: Path, record: ProcessRecord, key: str | None = None) -> None:
@@ -419,50 +415,3 @@ def read_lines(fd: int, offset: int, *, final: bool) -> tuple[list[str], int]:
         if not final or used == 0:
             break
     return texts, offset
-
-
-class AppLog:
-    """ROOT/log/app.log: lines `2026-11-26T15:00:00.123456+00:00 app[web.1]: text`.
-
-    Every line also goes to `sink(source, text)` if given, source being `app[web.1]` or
-    `heroku[web.1]`. A rotation (app.log renamed or removed) is followed by `follow()`.
-    """
-
-    def __init__(self, path: Path, sink: Callable[[str, str], None] | None = None) -> None:
-        self.path = path
-        self._sink = sink
-        self._fd: int | None = None
-
-    def write(self, source: str, name: str, texts: Sequence[str]) -> None:
-        if not texts:
-            return
-        who = f"{source}[{name}]"
-        stamp = datetime.now(UTC).isoformat(timespec="microseconds")
-        data = memoryview("".join(f"{stamp} {who}: {text}\n" for text in texts).encode())
-        if self._fd is None:
-            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-            self._fd = os.open(self.path, flags, 0o600)
-        while data:
-            data = data[os.write(self._fd, data) :]
-        sink = self._sink
-        if sink is not None:
-            for text in texts:
-                try:
-                    sink(who, text)
-                except Exception:
-                    logger.exception("the log sink failed on a line of %s", who)
-
-    def follow(self) -> None:
-        """Write to a new app.log from now on if something renamed or removed this one."""
-        if self._fd is not None:
-            try:
-                moved = os.stat(self.path).st_ino != os.fstat(self._fd).st_ino
-            except FileNotFoundError:
-                moved = True
-            if moved:
-                self.close()
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import shutil
 import signal
 import socket
-from collections.abc import Callable
+import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,18 +26,17 @@ from typing import Any, Literal
 
 import psutil
 
-from gun.agent import procrecord
+from gun.agent import applog, procrecord
+from gun.agent.applog import AppLog, LogSink
 from gun.agent.backoff import Backoff
 from gun.agent.contain import Cgroups
-from gun.agent.procrecord import AppLog, ProcessRecord, ProcessSpec, State
+from gun.agent.procrecord import ProcessRecord, ProcessSpec, State
 from gun.errors import Conflict, InvalidParams, NotFound, Unavailable
 from gun.isolation import UnixUser
+from gun.loops import Loops, why
+from gun.settings import AppLogLimits
 
 __all__ = ["Backoff", "LogSink", "ProcessSpec", "ProcessState", "State", "Supervisor"]
-
-LogSink = Callable[[str, str], None]
-"""Called as sink(source, text) for every app.log line: source `app[web.1]` or `heroku[web.1]`,
-text without timestamp, prefix or newline."""
 
 DEFAULT_BACKOFF = Backoff()
 BOOT_POLL = 0.1  # seconds between attempts to connect to a booting web process
@@ -46,6 +46,10 @@ R10 = (
 R12 = (
     "Error R12 (Exit timeout) -> At least one process failed to exit within {:g} seconds of SIGTERM"
 )
+
+# What a failed spawn raises: the kernel refusing the exec, the cwd or the environment (OSError),
+# or Python refusing the environment before asking (ValueError: an embedded NUL byte).
+SPAWN_ERRORS = (OSError, ValueError, subprocess.SubprocessError)
 
 RETIRING = "retiring"  # ROOT/state/procs/retiring/, ROOT/log/procs/retiring/
 Exit = asyncio.Future[int | None]  # the leader's exit code; None when it is not our child
@@ -95,6 +99,7 @@ class _Proc:
     task: asyncio.Task[None] | None = None
     final: ProcessState | None = None
     retiring: bool = False  # replaced by a prebooted copy; stops after the drain
+    spawn_failed: str | None = None  # why the last spawn failed: a crash, through the backoff
 
     @property
     def key(self) -> str:
@@ -117,6 +122,7 @@ class Supervisor:
         contain: bool = True,
         user: UnixUser | None = None,
         isolated: bool = False,
+        rotation: AppLogLimits = applog.DEFAULT_ROTATION,
     ) -> None:
         for name, value in (("boot_timeout", boot_timeout), ("grace", grace), ("poll", poll)):
             if not value >= 0:
@@ -125,13 +131,15 @@ class Supervisor:
         self.boot_timeout = boot_timeout
         self.grace = grace
         self.backoff = backoff
-        self.applog = AppLog(procrecord.applog_path(root), log)
+        self.applog = AppLog(applog.path_of(root), log, rotation)
+        self.loops = Loops(logger)  # the tail loop
+        self.record_error: str | None = None  # why the last process record was not written
         self._poll = poll
         self._bash = shutil.which("bash") or "/bin/bash"
         self._procs: dict[str, _Proc] = {}
         self._retiring: dict[str, _Proc] = {}
         self._changes = asyncio.Event()
-        self._tail: asyncio.Task[None] | None = None
+        self._opened = False
         self._closed = False
         self._contain = contain  # a cgroup per process, where one can be made
         self.cgroups: Cgroups | None = None
@@ -190,7 +198,7 @@ class Supervisor:
         with contextlib.suppress(FileNotFoundError):
             os.rename(before, procrecord.out_path(self.root, p.key))
         self._save(p)
-        procrecord.remove(self.root, p.spec.name)
+        self._remove_record(p.spec.name)
         del self._procs[p.spec.name]
         self._retiring[p.spec.name] = p
 
@@ -265,10 +273,7 @@ class Supervisor:
                 p.request, p.grace = ("stop", self.grace) if stop_processes else ("detach", 0)
                 p.wake.set()
         await asyncio.gather(*(asyncio.shield(p.task) for p in procs if p.task))
-        if self._tail is not None:
-            self._tail.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._tail
+        await self.loops.stop()
         self.applog.close()
         if self.cgroups is not None:
             self.cgroups.close()  # only if empty: detached processes keep theirs
@@ -277,20 +282,29 @@ class Supervisor:
     # -- one process's life ----------------------------------------------------------------
 
     def _start(self, spec: ProcessSpec, restarts: int) -> ProcessState:
+        """Spawn the process and watch it. A spawn that fails is a crash: the process is shown
+        crashed and tried again with the crash backoff, one platform line per attempt."""
         self._open()
         if spec.name in self._procs:
             raise Conflict(f"process {spec.name} is already running here: stop or restart it")
-        if not spec.cwd.is_dir():
-            raise NotFound(f"release directory {spec.cwd} does not exist: unpack it first")
         p = _Proc(spec, restarts=restarts)
-        try:
-            self._spawn(p)
-        except OSError as e:
-            self._close_out(p, unlink=True)
-            raise Unavailable(f"process {spec.name} could not start: {e}") from e
         self._procs[spec.name] = p
+        self._try_spawn(p)
         self._run(p)
         return self._view(p)
+
+    def _try_spawn(self, p: _Proc) -> None:
+        """Spawn p; if the system refuses, say why in app.log and mark it `spawn_failed`."""
+        try:
+            self._spawn(p)
+        except SPAWN_ERRORS as e:
+            if p.pid is not None:  # it started, but what follows failed: it must not linger
+                procrecord.killpg(p.pid, signal.SIGKILL)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(p.pid, 0)
+                p.pid = p.pgid = p.port = None
+            p.spawn_failed = _spawn_error(e, p.spec)
+            p.started_at = asyncio.get_running_loop().time()  # it ran for no time at all
 
     def _run(self, p: _Proc) -> None:
         p.task = asyncio.create_task(self._life(p), name=f"supervise {p.spec.name}")
@@ -299,16 +313,14 @@ class Supervisor:
         exited: Exit | None = None
         try:
             while True:
+                if p.spawn_failed:  # a crash like any other: the backoff, then again
+                    await self._crashed(p, None)
                 if p.pid is not None and exited is None:
                     exited = asyncio.ensure_future(self._exit_of(p))
                 if p.request != "run":
                     break
                 if p.pid is None or exited is None:
-                    try:
-                        self._spawn(p)
-                    except OSError as e:
-                        self._platform(p, f"Process failed to start: {e}")
-                        await self._crashed(p, None)
+                    self._try_spawn(p)
                     continue
                 if p.state == "starting":
                     await self._boot(p, exited)
@@ -343,9 +355,9 @@ class Supervisor:
         if self._isolated and self.user is None:
             raise PermissionError("the instance has no Unix user to run it as yet")
         pid = procrecord.spawn(self._bash, spec, env, path, prefix, self.user)
+        p.pid, p.pgid, p.port, p.offset = pid, pid, port, 0
         if p.out_fd is None:
             p.out_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        p.pid, p.pgid, p.port, p.offset = pid, pid, port, 0
         p.create_time = procrecord.create_time(pid)
         p.started, p.started_at = _now(), asyncio.get_running_loop().time()
         self._set(p, "starting")
@@ -381,7 +393,8 @@ class Supervisor:
             await self._pause(p, exited, min(BOOT_POLL, deadline - loop.time()))
 
     async def _crashed(self, p: _Proc, code: int | None) -> None:
-        """The leader exited by itself (or never started): clean up, count it, wait to restart."""
+        """The leader exited by itself (or never started): clean up, count it, wait to restart.
+        A spawn that failed says so and the wait in one line: one line per attempt."""
         if p.pgid is not None:
             procrecord.killpg(p.pgid, signal.SIGKILL)  # what is left of the group
             await procrecord.vanish(p.pgid, None, None)
@@ -393,7 +406,12 @@ class Supervisor:
         self._set(p, "crashed")
         uptime = asyncio.get_running_loop().time() - p.started_at
         p.streak, delay = self.backoff.after_crash(p.streak, uptime)
-        self._platform(p, f"Restarting in {delay:g} seconds" if delay > 0 else "Restarting")
+        again = f"restarting in {delay:g} seconds" if delay > 0 else "restarting"
+        if p.spawn_failed:
+            self._platform(p, f"Process failed to start: {p.spawn_failed}; {again}")
+            p.spawn_failed = None
+        else:
+            self._platform(p, again.capitalize())
         self._save(p)
         if delay > 0:
             await self._pause(p, None, delay)
@@ -435,7 +453,7 @@ class Supervisor:
             self._pump(p, final=False)
             self._save(p)
         else:
-            procrecord.remove(self.root, p.key)
+            self._remove_record(p.key)
         self._close_out(p, unlink=not detach)
         p.final = self._view(p)
         slots = self._retiring if p.retiring else self._procs
@@ -467,7 +485,33 @@ class Supervisor:
         )
 
     def _save(self, p: _Proc) -> None:
-        procrecord.save(self.root, ProcessRecord(**procrecord.record_fields(p)), p.key)
+        """Write p's record. A failure (a full disk) does not touch the process: it is kept in
+        `record_error` (reported) until a record is written again; meanwhile a new agent would
+        not re-adopt what changed since."""
+        try:
+            procrecord.save(self.root, ProcessRecord(**procrecord.record_fields(p)), p.key)
+        except OSError as e:
+            if e.filename is None or str(e.filename).endswith(".tmp"):
+                e.filename, e.filename2 = str(procrecord.record_path(self.root, p.key)), None
+            if why(e) != self.record_error:
+                logger.error("process record not written: %s", why(e))
+            self.record_error = why(e)
+            return
+        self.record_error = None
+
+    def _remove_record(self, key: str) -> None:
+        """Remove a record; a failure is kept in `record_error`, never raised: a stale record
+        is found dead and cleaned up by the next agent."""
+        try:
+            procrecord.remove(self.root, key)
+        except OSError as e:
+            self.record_error = why(e)
+            logger.error("process record not removed: %s", self.record_error)
+
+    def problems(self) -> list[str]:
+        """What is wrong with supervising here now, one sentence each (empty: nothing)."""
+        found = [f"the supervisor's {n} loop failed ({w})" for n, w in self.loops.down().items()]
+        return found + [e for e in (self.applog.error, self.record_error) if e]
 
     def _from_record(self, rec: ProcessRecord, *, retiring: bool = False) -> _Proc:
         age = (_now() - rec.started).total_seconds()
@@ -495,7 +539,8 @@ class Supervisor:
     def _open(self) -> None:
         if self._closed:
             raise Unavailable("this supervisor has shut down: make a new one")
-        if self._tail is None:
+        if not self._opened:
+            self._opened = True
             for d in ("state/procs", "log/procs"):
                 (self.root / d).mkdir(parents=True, exist_ok=True)
             self.cgroups = Cgroups.open(self.root) if self._contain else None
@@ -508,7 +553,7 @@ class Supervisor:
                     "no writable cgroup hierarchy: a process that leaves its process group"
                     " (setsid) is not stopped with it"
                 )
-            self._tail = asyncio.create_task(self._tail_loop(), name="supervisor tail")
+            self.loops.start("tail", self._tail_pass)
 
     def _close_out(self, p: _Proc, *, unlink: bool) -> None:
         if p.out_fd is not None:
@@ -517,17 +562,13 @@ class Supervisor:
         if unlink:
             procrecord.out_path(self.root, p.key).unlink(missing_ok=True)
 
-    async def _tail_loop(self) -> None:
-        """One loop for all processes: copy new output lines to app.log every `poll` seconds."""
-        while True:
-            await asyncio.sleep(self._poll)
-            try:
-                self.applog.follow()
-                for p in [*self._procs.values(), *self._retiring.values()]:
-                    if self._pump(p, final=False):
-                        self._save(p)
-            except OSError:
-                logger.exception("copying process output to %s failed", self.applog.path)
+    async def _tail_pass(self) -> None:
+        """One pass for all processes: copy new output lines to app.log, every `poll` seconds."""
+        await asyncio.sleep(self._poll)
+        self.applog.follow()
+        for p in [*self._procs.values(), *self._retiring.values()]:
+            if self._pump(p, final=False):
+                self._save(p)
 
     def _pump(self, p: _Proc, *, final: bool) -> bool:
         """Copy p's new output lines to app.log; whether its offset moved."""
@@ -552,6 +593,18 @@ async def _accepts(port: int) -> bool:
     with contextlib.suppress(OSError):
         await writer.wait_closed()
     return True
+
+
+def _spawn_error(e: BaseException, spec: ProcessSpec) -> str:
+    """Why a spawn failed, in words that name what to fix."""
+    if isinstance(e, OSError) and not spec.cwd.is_dir():
+        what = "is not a directory" if spec.cwd.exists() else "is gone"
+        return f"its release directory {spec.cwd} {what}"
+    if isinstance(e, ValueError) and "null byte" in str(e):
+        return "its environment holds a NUL byte, which no process can be given"
+    if isinstance(e, OSError) and e.errno == errno.E2BIG:
+        return "its environment and command are too large for the system (E2BIG)"
+    return why(e)
 
 
 def _exit_line(code: int | None) -> str:

@@ -9,46 +9,48 @@ from collections.abc import AsyncIterator
 
 from anyio import to_thread
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
 from gun import __version__
 from gun.api import build_routes, drain_routes, errors, fleet_routes, gate, routes, seed
+from gun.api.health import answer
 from gun.core import Platform
+from gun.loops import Loops
 from gun.store.time import now
 
 log = logging.getLogger("gun.meta")
 
 
-async def watch(platform: Platform, instance_timeout: float, every: float) -> None:
+class Watch:
     """Mark silent instances lost (their processes move) and respawn dead local agents.
 
     An instance is lost when two passes in a row find it silent. A pass that ends much later
     than scheduled means meta itself was stopped or starved: heartbeats sent meanwhile were not
-    heard (they are still queued), so judging starts afresh.
+    heard (they are still queued), so judging starts afresh. It runs as one of meta's loops:
+    a pass that fails is retried, and /health says so meanwhile.
     """
-    since = now()
-    suspects: set[str] = set()
-    loop = asyncio.get_running_loop()
-    while True:
+
+    def __init__(self, platform: Platform, instance_timeout: float, every: float) -> None:
+        self.platform, self.instance_timeout, self.every = platform, instance_timeout, every
+        self.since = now()
+        self.suspects: set[str] = set()
+
+    async def once(self) -> None:
+        platform, timeout = self.platform, self.instance_timeout
+        loop = asyncio.get_running_loop()
         began = loop.time()
-        await asyncio.sleep(every)
-        try:
-            stale = await to_thread.run_sync(platform.stale_instances, instance_timeout, since)
-            if loop.time() - began > every + 2.0:
-                since, suspects = now(), set()
-                continue
-            confirmed, suspects = stale & suspects, stale - suspects
-            lost = await to_thread.run_sync(platform.mark_lost, confirmed, instance_timeout)
-            for instance_id in lost:
-                log.warning(
-                    "instance %s sent no heartbeat for %ss: marked lost",
-                    instance_id,
-                    instance_timeout,
-                )
-            for provider in platform.providers.values():
-                for instance_id in await to_thread.run_sync(provider.ensure_running):
-                    log.warning("agent of instance %s was not running: restarted", instance_id)
-        except Exception:  # the watcher must outlive a bad pass
-            log.exception("instance watch failed")
+        await asyncio.sleep(self.every)
+        stale = await to_thread.run_sync(platform.stale_instances, timeout, self.since)
+        if loop.time() - began > self.every + 2.0:
+            self.since, self.suspects = now(), set()
+            return
+        confirmed, self.suspects = stale & self.suspects, stale - self.suspects
+        lost = await to_thread.run_sync(platform.mark_lost, confirmed, timeout)
+        for instance_id in lost:
+            log.warning("instance %s sent no heartbeat for %ss: marked lost", instance_id, timeout)
+        for provider in platform.providers.values():
+            for instance_id in await to_thread.run_sync(provider.ensure_running):
+                log.warning("agent of instance %s was not running: restarted", instance_id)
 
 
 def create_app(
@@ -65,15 +67,13 @@ def create_app(
         interrupted = await to_thread.run_sync(platform.fail_interrupted_builds)
         if interrupted:
             log.warning("%d builds were under way when meta last stopped: failed them", interrupted)
-        task = asyncio.create_task(watch(platform, instance_timeout, watch_every))
+        loops.start("instance watch", Watch(platform, instance_timeout, watch_every).once)
         try:
             yield
         finally:
             platform.store.listeners.remove(changed)
             platform.stop_builds()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await loops.stop()
 
     app = FastAPI(
         title="gun meta",
@@ -83,7 +83,9 @@ def create_app(
         redoc_url=None,
         lifespan=lifespan,
     )
+    loops = Loops(log)
     app.state.platform = platform
+    app.state.loops = loops
     app.state.wakeup = fleet_routes.Wakeup()
     errors.install(app)
     routers = [routes.router, fleet_routes.router, build_routes.router, drain_routes.router]
@@ -93,8 +95,10 @@ def create_app(
 
     @app.get("/health", tags=["health"])
     @app.get("/v1/health", tags=["health"])
-    def health() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    def health() -> JSONResponse:
+        """200 when all is well; 503 naming each problem (a failing loop, a full disk)."""
+        status, body = answer(platform, loops)
+        return JSONResponse(body, status_code=status)
 
     for router in routers:
         app.include_router(router)

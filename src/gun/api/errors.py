@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from gun.errors import GunError
+from gun.errors import GunError, InsufficientStorage, disk_full
 
 log = logging.getLogger("gun.api")
 
@@ -85,5 +85,18 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        full = disk_full(exc, _database(request))
+        if full is not None:  # a full disk, wherever meta met it: slug store, uploads, SQLite
+            log.error("%s %s: %s", request.method, request.url.path, full)
+            return error(InsufficientStorage.status, InsufficientStorage.id, full)
         log.exception("internal error on %s %s", request.method, request.url.path)
         return error(500, "internal_error", "meta hit an internal error; see its log")
+
+
+def _database(request: Request) -> str | None:
+    """The SQLite file meta's store is, if it is one."""
+    platform = getattr(request.app.state, "platform", None)
+    engine = getattr(getattr(platform, "store", None), "engine", None)
+    if engine is None or engine.dialect.name != "sqlite":
+        return None
+    return str(engine.url.database) if engine.url.database else None

@@ -190,18 +190,27 @@ async def received(
     limit = int(os.environ.get("GUN_SLUG_MAX_BYTES", SLUG_MAX_BYTES))
     declared = request.headers.get("content-length")
     if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the {what} is over the limit of {limit} bytes")
+        raise PayloadTooLarge(
+            f"the {what} is over the limit of {limit} bytes set by GUN_SLUG_MAX_BYTES"
+        )
     fd, name = tempfile.mkstemp(prefix="upload-", suffix=".tar.gz", dir=scratch)
     path = Path(name)
     try:
         digest, size = hashlib.sha256(), 0
-        with os.fdopen(fd, "wb") as f:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise PayloadTooLarge(f"the {what} is over the limit of {limit} bytes")
-                digest.update(chunk)
-                f.write(chunk)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise PayloadTooLarge(
+                            f"the {what} is over the limit of {limit} bytes set by "
+                            "GUN_SLUG_MAX_BYTES"
+                        )
+                    digest.update(chunk)
+                    f.write(chunk)
+        except OSError as e:
+            e.filename = e.filename or name  # a full disk says where
+            raise
         if size == 0:
             raise InvalidParams(f"the upload is empty: send the {what} as the request body")
         yield path, digest.hexdigest(), size

@@ -42,6 +42,7 @@ def open_platform(settings: MetaSettings) -> Platform:
             preboot_drain=settings.preboot_drain,
             max_unavailable=settings.max_unavailable,
             keep_slugs=settings.keep_slugs,
+            slug_limits=settings.slug_limits,
         ),
     )
 

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gun.errors import InvalidParams
+from gun.settings import SlugLimits
 
 ROOT = "app"
-MAX_BYTES = 2 * 1024**3
-MAX_MEMBERS = 100_000
+MAX_BYTES = SlugLimits.max_unpacked_bytes  # GUN_SLUG_MAX_UNPACKED_BYTES: 1 GiB
+MAX_MEMBERS = SlugLimits.max_members  # GUN_SLUG_MAX_MEMBERS: 100,000
 MAX_NAME_BYTES = 4096
 MAX_COMPONENT_BYTES = 255
 MAX_SYMLINK_HOPS = 40  # Linux's limit on links followed in one lookup
@@ -171,7 +172,9 @@ def unpack(
     """Unpack the slug's `./app` into the new directory `dest`, or refuse and write nothing.
 
     `dest`'s parent is created if missing (once the slug has passed its checks).
-    `max_bytes` caps the total size of the files and `max_members` the number of members.
+    `max_bytes` caps the total size of the files and `max_members` the number of members
+    (the settings GUN_SLUG_MAX_UNPACKED_BYTES and GUN_SLUG_MAX_MEMBERS, which refusals name).
+    A write that fails (a full disk) raises OSError naming `dest`, and leaves nothing.
     """
     expected = expected_sha256.lower()
     if len(expected) != 64 or not _HEX.issuperset(expected):
@@ -189,8 +192,12 @@ def unpack(
     try:
         _extract(tarball, tmp, plan, max_bytes, max_members)
         os.rename(tmp / ROOT, dest)
+    except OSError as e:
+        if e.filename is None:
+            e.filename = str(dest)
+        raise
     finally:
-        shutil.rmtree(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _scan(tarball: Path, max_bytes: int, max_members: int) -> list[_Signature]:
@@ -202,13 +209,19 @@ def _scan(tarball: Path, max_bytes: int, max_members: int) -> list[_Signature]:
         for count, member in enumerate(tar, start=1):
             shown = f"slug member {member.name!r}"
             if count > max_members:
-                raise SlugError(f"{shown} is past the cap of {max_members} members")
+                raise SlugError(
+                    f"{shown} is past the cap of {max_members} members set by "
+                    "GUN_SLUG_MAX_MEMBERS: raise it, or ship fewer files"
+                )
             parts = _parts(member.name, shown)
             kind = _kind(member, shown)
             if kind == "file":
                 total += member.size
                 if total > max_bytes:
-                    raise SlugError(f"{shown} takes the slug past the cap of {max_bytes} bytes")
+                    raise SlugError(
+                        f"{shown} takes the slug past {max_bytes} bytes unpacked, the cap set "
+                        "by GUN_SLUG_MAX_UNPACKED_BYTES: raise it, or make the app smaller"
+                    )
             entries.append(_Entry(parts, kind, shown, member.linkname))
             plan.append(_signature(member))
     if not entries:

@@ -97,9 +97,11 @@ class LocalSlugStore:
             if digest.hexdigest() != sha256:
                 raise _wrong_sha256(path, digest.hexdigest(), sha256)
             os.replace(tmp, final)
-        except BaseException:
+        except BaseException as e:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+            if isinstance(e, OSError) and e.filename in (None, tmp):
+                e.filename = str(final)  # a full disk says where
             raise
         _fsync_dir(final.parent)
         return key

@@ -23,8 +23,9 @@ from gun.build import buildpacks, gitrepo
 from gun.build.slug import SlugError, pack, sha256_of, unpack
 from gun.core.access import authorize
 from gun.core.deploys import STALE_GRACE, Deploys
-from gun.errors import Conflict, GunError, InvalidParams, NotFound
+from gun.errors import Conflict, GunError, InvalidParams, NotFound, disk_full
 from gun.model import Build, Principal, check_no_nul
+from gun.settings import SlugLimits
 from gun.store import Store, Tx
 from gun.store.time import now
 
@@ -45,6 +46,7 @@ class BuildOptions:
     preboot_drain: float = 2.0
     max_unavailable: int = 1
     keep_slugs: int = 10  # slugs of the newest releases kept in the slug store
+    slug_limits: SlugLimits = SlugLimits()  # what an uploaded source may unpack to
 
 
 class OutputBuffer:
@@ -249,9 +251,15 @@ class Builds(Deploys):
         except GunError as e:
             out.line(f" !     {e.message}")
             self._fail(build, out, e.message)
-        except Exception as e:  # a bug: the build fails, meta lives on
-            log.exception("build %s of %s failed", build.id, build.app)
-            self._fail(build, out, f"the build crashed ({type(e).__name__}); see meta's log")
+        except Exception as e:  # a full disk, or a bug: the build fails, meta lives on
+            full = disk_full(e)
+            if full is None:
+                log.exception("build %s of %s failed", build.id, build.app)
+            else:
+                log.error("build %s of %s failed: %s", build.id, build.app, full)
+                out.line(f" !     {full}")
+            crashed = f"the build crashed ({type(e).__name__}); see meta's log"
+            self._fail(build, out, full or crashed)
         finally:
             if source is not None:
                 source.unlink(missing_ok=True)
@@ -311,7 +319,14 @@ class Builds(Deploys):
             os.chmod(tmp, isolation.SEARCHABLE)
             app_dir = Path(tmp) / "app"
             try:
-                unpack(source, app_dir, sha256_of(source))
+                limits = opts.slug_limits
+                unpack(
+                    source,
+                    app_dir,
+                    sha256_of(source),
+                    max_bytes=limits.max_unpacked_bytes,
+                    max_members=limits.max_members,
+                )
             except SlugError as e:
                 raise InvalidParams(f"the uploaded source was refused: {e.message}") from None
             out.line(f"{STEP}Building {build.app} ({short(build.commit, '') or 'upload'})")

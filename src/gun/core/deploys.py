@@ -14,7 +14,7 @@ from gun.model import App, Principal, Release, check_no_nul, check_process_type
 from gun.store import Store, Tx
 from gun.store.time import now
 
-SLUG_MAX_BYTES = 512 * 1024 * 1024
+SLUG_MAX_BYTES = 500 * 1024 * 1024  # GUN_SLUG_MAX_BYTES: Heroku's compressed slug limit
 PROCFILE_MAX_BYTES = 64 * 1024
 STALE_GRACE = 300.0  # seconds past the release timeout after which a release phase is given up
 

@@ -422,8 +422,16 @@ class Fleet:
             if ended:  # the agents waiting for a lease hear of it at once (long-polls wake)
                 tx.bump_generation(app.id)
             for p in tx.processes(app.id, instance_id):
-                if not p.desired and p.name not in seen:
+                if p.name in seen:
+                    continue
+                if not p.desired:
                     tx.delete_process(app.id, p.name)
+                elif p.state in ("up", "stopping", "crashed"):
+                    # its agent reported it once and no longer does: it is not running, and
+                    # must not be shown as it last was (placed ones stay `starting`)
+                    tx.report_process(
+                        app.id, instance_id, p.name, state="down", pid=None, port=None, since=now()
+                    )
             if inst.state != "online":
                 self._replace(tx, app)
                 tx.record(app, "meta", "instance.online", {"id": instance_id})

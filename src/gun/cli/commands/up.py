@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from gun.cli import output
+from gun.cli import credentials, output
 from gun.settings import gun_home
 
 
@@ -24,4 +24,8 @@ def up(directory: str | None, port: int, instances: int) -> None:
     """Run the whole platform here: meta on SQLite plus local instances. Ctrl-C stops it all."""
     from gun.up import run
 
-    run(Path(directory) if directory else gun_home(), port, instances, say=output.note)
+    def ready(url: str, token: str) -> None:
+        saved = credentials.save(credentials.Credentials(api=url, token=token))
+        output.note(f"credentials for `gun` written to {saved}")
+
+    run(Path(directory) if directory else gun_home(), port, instances, output.note, ready)
