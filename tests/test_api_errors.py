@@ -321,7 +321,9 @@ CASES = [
         f"repo 'https://{'x' * 49}...' is 3008 characters long: use at most 2000",
         json={"name": "fresh", "repo": "https://" + "x" * 3000}),
     bad("long-token-name", "POST", "/v1/tokens", 422, "invalid_params",
-        "token name must be 1 to 100 characters", json={"name": LONG, "role": "viewer"}),
+        f"token name '{'x' * 57}...' is invalid: use 1 to 100 letters, digits, spaces and "
+        ". _ @ : + -, starting and ending with a letter or digit",
+        json={"name": LONG, "role": "viewer"}),
     bad("long-token-app", "POST", "/v1/tokens", 422, "invalid_params",
         f"app name '{'x' * 57}...' {INVALID_NAME}", json={"name": "t", "app": LONG}),
     bad("long-config-key", "PATCH", "/v1/apps/demo/config-vars", 422, "invalid_params",

@@ -34,7 +34,10 @@ def source() -> bytes:
 def compile_pid(tmp_path: Path) -> Iterator[Path]:
     """Where the build step writes its pid; whatever it names is killed afterwards (it runs
     in a session of its own, which killing meta does not reach)."""
-    path = tmp_path / "compile.pid"
+    drop = tmp_path / "drop"  # the step runs as the build's user: anyone may write here
+    drop.mkdir()
+    drop.chmod(0o1777)
+    path = drop / "compile.pid"
     try:
         yield path
     finally:

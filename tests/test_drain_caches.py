@@ -27,7 +27,7 @@ from gun.logs.drain import Drain
 from gun.logs.frames import frame
 from gun.logs.meta import CACHE_SIZE, NEGATIVE_TTL, Meta
 from gun.logs.server import DrainApp
-from tests.drain import ADMIN, Site, site_running
+from tests.drain import ADMIN, DRAIN, Site, site_running
 from tests.meta import GUN
 
 
@@ -100,7 +100,7 @@ def test_the_caches_are_bounded(site: Site) -> None:
     """In this process, a Meta with 50 entries a cache asks the real meta about 300 tokens."""
 
     async def flood() -> int:
-        meta = Meta(site.recorder.url, ADMIN, cache_size=50)
+        meta = Meta(site.recorder.url, DRAIN, cache_size=50)
         try:
             for _ in range(300):
                 with pytest.raises(Forbidden, match="not an ingest token of any app"):
@@ -209,7 +209,7 @@ def test_a_tail_whose_follower_went_away_stops_following(site: Site, tmp_path: P
     """In this process, the drain's ASGI app with a real Drain, asking the real meta: the
     server says `http.disconnect` (and then ignores what is sent) once the follower is gone."""
     drain = Drain(Archive(tmp_path / "logs"), [])
-    app = DrainApp(drain, Meta(site.recorder.url, ADMIN), None)
+    app = DrainApp(drain, Meta(site.recorder.url, DRAIN), None)
     scope = {
         "type": "http",
         "method": "GET",

@@ -23,6 +23,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from gun import isolation
 from gun.build.buildpacks.base import BuildError, Context, host_env
 
 _GIT_URL = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://|[\w.-]+@[\w.-]+:)")
@@ -46,14 +47,17 @@ def compile(ctx: Context, spec: str) -> dict[str, str]:
     ctx.step(f"{detected.strip() or spec} app detected")
     cache = ctx.cache_dir / "custom" / hashlib.sha256(spec.encode()).hexdigest()[:16]
     cache.mkdir(parents=True, exist_ok=True)
-    # in the build cache, which the build's user holds during the build and which is root's
-    # alone (in meta's data directory, never the shared /tmp) if meta is killed mid-build
-    env_dir = Path(tempfile.mkdtemp(prefix="gun-env-", dir=ctx.cache_dir))
+    # next to the app's tree (in meta's scratch directory, emptied when meta starts): the
+    # config vars it holds must not outlive a meta killed mid-build, in the shared /tmp or in
+    # the app's build cache
+    env_dir = Path(tempfile.mkdtemp(prefix="gun-env-", dir=ctx.app_dir.parent))
     try:
         for key, value in ctx.config.items():
             if not _KEY.match(key):
                 raise ctx.fail(f"config var {key!r} cannot be a file name in ENV_DIR")
             (env_dir / key).write_text(value)
+        if ctx.user is not None:
+            isolation.hand_over(ctx.user, env_dir)
         argv = [programs["compile"], ctx.app_dir, cache, env_dir]
         code, _ = ctx.run(argv, what="bin/compile", env=env, indent="")
     finally:
