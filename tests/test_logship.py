@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from gun.agent.applog import AppLog, Position, Span
-from gun.agent.logship import LogShipper, drain_key, frames, target
+from gun.agent.logship import LogShipper, drain_key, frames, replaces, target
 from gun.agent.runtime_metrics import RuntimeMetrics, sample_lines
 from gun.agent.supervisor import ProcessState
 from gun.errors import InvalidParams
@@ -377,6 +377,49 @@ def test_destinations_change_at_run_time() -> None:
         assert list(s.stats()) == [b.url, a.url]
     assert [text_of(m) for m in a.messages()] == [b"to a", b"to both"]
     assert [text_of(m) for m in b.messages()] == [b"to b", b"to both"]
+
+
+OLD_TOKEN, NEW_TOKEN = "gdi_" + "a" * 32, "gdi_" + "b" * 32
+
+
+@pytest.mark.parametrize(
+    ("new", "old", "replaces_it"),
+    [
+        (f"http://d:1/logs/{NEW_TOKEN}", f"http://d:1/logs/{OLD_TOKEN}", True),
+        (f"https://u:p@d:1/x/logs/{NEW_TOKEN}", f"https://u:p@d:1/x/logs/{OLD_TOKEN}", True),
+        (f"http://d:1/logs/{OLD_TOKEN}", f"http://d:1/logs/{OLD_TOKEN}", False),  # the same
+        (f"http://d:2/logs/{NEW_TOKEN}", f"http://d:1/logs/{OLD_TOKEN}", False),  # another drain
+        (f"http://d:1/logs/{NEW_TOKEN}", "http://d:1/logs/d.0c2e", False),  # not an ingest URL
+        ("http://d:1/logs/other", f"http://d:1/logs/{OLD_TOKEN}", False),
+        (f"http://d:1/ingest/{NEW_TOKEN}", f"http://d:1/ingest/{OLD_TOKEN}", False),
+    ],
+)
+def test_which_url_is_a_rotated_ingest_url_of_another(
+    new: str, old: str, replaces_it: bool
+) -> None:
+    assert replaces(new, old) is replaces_it
+
+
+def test_a_rotated_ingest_url_takes_over_what_the_old_one_had_not_delivered() -> None:
+    """`drains.ingest rotate=true`: the agent is told the new URL; lines the old one still
+    held (the drain answering 503 meanwhile) go to the new one, in order, none lost."""
+    with drain() as d:
+        old, new = f"{d.url}/{OLD_TOKEN}", f"{d.url}/{NEW_TOKEN}"
+        d.plan = [503] * 10_000
+        with shipper(old, batch=5) as s:
+            for i in range(20):
+                s.add("app", "web.1", f"line {i}")
+            until(lambda: s.stats()[old].retries >= 2)
+            s.set_destinations([new])
+            with d.lock:
+                d.plan = []
+            for i in range(20, 25):
+                s.add("app", "web.1", f"line {i}")
+            until(lambda: s.stats()[new].sent == 25)
+    delivered = [r for r in d.requests if r.status == 200]
+    assert {r.path for r in delivered} == {f"/logs/{NEW_TOKEN}"}
+    texts = [text_of(m) for r in delivered for m in read_frames(r.body)]
+    assert texts == [f"line {i}".encode() for i in range(25)]
 
 
 def test_close_flushes_what_it_can_and_leaves_nothing_running() -> None:

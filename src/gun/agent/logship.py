@@ -50,6 +50,7 @@ from urllib.parse import unquote, urlsplit
 from gun.agent.applog import Position, Span
 from gun.agent.procrecord import MAX_LINE, split_lines
 from gun.errors import InvalidParams
+from gun.logs.access import is_ingest_token
 
 PRI_APP = 190
 PRI_HEROKU = 45
@@ -198,6 +199,20 @@ class _Settings:
     clock: Clock
 
 
+def replaces(new: str, old: str) -> bool:
+    """Whether `new` is `old` with another ingest token: the platform's drain after
+    `drains.ingest rotate=true` (`.../logs/gdi_...`), the same drain under a new name."""
+    base, _, token = new.rpartition("/")
+    old_base, _, old_token = old.rpartition("/")
+    return (
+        base == old_base
+        and base.endswith("/logs")
+        and is_ingest_token(token)
+        and is_ingest_token(old_token)
+        and token != old_token
+    )
+
+
 class _Sender:
     """One drain: its buffer, its thread, its connection."""
 
@@ -250,6 +265,24 @@ class _Sender:
             if self._inflight is not None and self._inflight.lines:
                 return self._inflight.lines[0]
             return self._buf[0] if self._buf else None
+
+    def take_unsent(self) -> list[_Queued]:
+        """Every line not yet delivered (the batch in flight too: it may arrive twice), oldest
+        first, taken away; for the sender that replaces this one (see `replaces`)."""
+        with self._cond:
+            taken = list(self._inflight.lines) if self._inflight is not None else []
+            taken += self._buf
+            self._buf.clear()
+            self._inflight = self._failed_batch = None
+            return taken
+
+    def adopt(self, lines: Iterable[_Queued]) -> None:
+        """Lines another sender had not delivered, ahead of anything of this one's own."""
+        with self._cond:
+            for q in lines:
+                self._seq += 1
+                self._buf.append(q._replace(seq=self._seq))
+            self._cond.notify()
 
     def finish(self, deadline: float) -> None:
         """Send what is buffered without waiting for full batches, until deadline, then end."""
@@ -556,20 +589,26 @@ class LogShipper:
 
     def set_destinations(self, urls: Iterable[str]) -> None:
         """Ship to these URLs from now on: new ones start empty, kept ones keep their buffers,
-        removed ones stop at once (what they buffered is lost). Raises InvalidParams, changing
-        nothing, if a URL is not http(s)."""
+        removed ones stop at once (what they buffered is lost), except that a new ingest URL of
+        the same drain (its token rotated: `replaces`) takes over the old one's lines. Raises
+        InvalidParams, changing nothing, if a URL is not http(s)."""
         wanted = {url: target(url, self.app) for url in dict.fromkeys(urls)}
         with self._lock:
             if self._closed:
                 return
+            unsent: dict[str, list[_Queued]] = {}
             for url in list(self._senders):
                 if url not in wanted:
                     old = self._senders.pop(url)
                     old.stop()
                     self._retired.append(old)
+                    heir = next((new for new in wanted if replaces(new, url)), None)
+                    if heir is not None and heir not in self._senders:
+                        unsent[heir] = old.take_unsent()
             for url, t in wanted.items():
                 if url not in self._senders:
                     sender = self._senders[url] = _Sender(t, self._settings)
+                    sender.adopt(unsent.get(url, ()))
                     sender.thread.start()
             self._senders = {url: self._senders[url] for url in wanted}
             self._active = tuple(self._senders.values())
