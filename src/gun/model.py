@@ -127,8 +127,8 @@ def check_role(role: str) -> TokenRole:
 def check_token_name(name: str) -> str:
     if not TOKEN_NAME.match(name):
         raise InvalidParams(
-            f"token name {show(name)} is invalid: use 1 to {TOKEN_NAME_MAX} letters, digits, spaces "
-            "and . _ @ : + -, starting and ending with a letter or digit"
+            f"token name {show(name)} is invalid: use 1 to {TOKEN_NAME_MAX} letters, digits, "
+            "spaces and . _ @ : + -, starting and ending with a letter or digit"
         )
     return name
 
