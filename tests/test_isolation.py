@@ -153,8 +153,11 @@ def test_an_apps_code_reads_nothing_of_the_platform_or_of_another_app(
         assert any(line.startswith(f"ls: cannot open directory '{path}") for line in peek)
     assert any("Operation not permitted" in line for line in peek)  # kill -0 beta's worker
 
-    logs = as_token(up, token, "app:alpha", "logs")
-    assert "admin.token: Permission denied" in logs.out
+    def shipped() -> Result | None:  # app.log has it; the drain a batch later
+        logs = as_token(up, token, "app:alpha", "logs")
+        return logs if "admin.token: Permission denied" in logs.out else None
+
+    logs = up.until(shipped, 30, "the snoop's lines in gun logs")
     everything = build + logs.out + (alpha / "log" / "app.log").read_text()
     for secret in (admin_token, secret_key, BETA_SECRET):
         assert secret not in everything
