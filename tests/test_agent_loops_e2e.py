@@ -21,6 +21,7 @@ from typing import Any
 import psutil
 import pytest
 
+from gun import isolation
 from gun.build.slug import pack
 from tests.disk import fill, tmpfs
 from tests.meta import MetaServer
@@ -118,6 +119,7 @@ def _world_at(tmp: Path, root: Path, receiver: Drain) -> Iterator[World]:
                 except subprocess.TimeoutExpired:
                     os.killpg(agent.pid, signal.SIGKILL)
                     agent.wait()
+            isolation.remove(isolation.instance_user_name(root))  # as deleting the instance does
             meta.stop()
 
 

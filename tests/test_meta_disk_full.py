@@ -34,7 +34,7 @@ def slug(size: int = 200_000) -> bytes:
 @pytest.fixture
 def meta_with(tmp_path: Path) -> Iterator[tuple[MetaServer, Path]]:
     """A meta (SQLite) whose home is HOME and with a 1 MiB tmpfs at DISK; the test says which of
-    its paths go on DISK (GUN_SLUG_STORE, TMPDIR) before starting it."""
+    its paths go on DISK (GUN_SLUG_STORE, the upload directory) before starting it."""
     with tmpfs(tmp_path / "disk", "1m") as disk:
         server = MetaServer(tmp_path / "home", f"sqlite:///{tmp_path / 'home' / 'meta.db'}", ADMIN)
         server.log = tmp_path / "meta.log"
@@ -84,17 +84,19 @@ def test_a_full_upload_directory_answers_507_naming_the_file(
     meta_with: tuple[MetaServer, Path],
 ) -> None:
     server, disk = meta_with
-    server.extra_env["TMPDIR"] = str(disk)
+    work = server.home / "builds" / "work"  # where uploads go (emptied when meta starts)
+    work.parent.mkdir(parents=True)
+    work.symlink_to(disk)
     server.start()
     assert server.gun("apps.create", "demo").code == 0
     filler = fill(disk)
 
     r = upload(server, slug())
     assert r.status_code == 507, r.text
-    assert r.json()["message"].startswith(f"no space left on device writing {disk}/gun-upload-")
-    assert list(disk.glob("gun-upload-*")) == []  # what was written of it is gone
+    assert r.json()["message"].startswith(f"no space left on device writing {work}/upload-")
+    assert list(disk.glob("upload-*")) == []  # what was written of it is gone
     status, answer = health(server)
-    assert (status, answer["problems"]) == (503, [f"no space left on {disk} (0 bytes available)"])
+    assert (status, answer["problems"]) == (503, [f"no space left on {work} (0 bytes available)"])
     filler.unlink()
     assert upload(server, slug()).status_code == 201
 

@@ -70,7 +70,8 @@ def test_a_process_that_dies_is_said_and_started_again_at_once_then_after_a_grow
     # the first restart at once, then after 0.2, 0.4, 0.8 (the cap), 0.8 s
     assert len(waits) >= 5 and waits[0] < 0.1, waits
     for got, wait in zip(waits[1:5], (0.2, 0.4, 0.8, 0.8), strict=True):
-        assert wait <= got < wait + 0.2, waits
+        # a death is seen by polling (every 0.01 s) after it happened: a wait may look shorter
+        assert wait - 0.05 <= got < wait + 0.2, waits
     assert [s.split(": restarting it ")[1].split(";")[0] for s in said[:5]] == [
         "now",
         "in 0.2 s",
