@@ -12,14 +12,23 @@ from gun import placement
 from gun.core.access import authorize
 from gun.crypto import hash_token, new_token
 from gun.errors import Forbidden, InvalidParams, NotFound
-from gun.model import App, Instance, Layer, Principal, Process, Release, check_layer_name, show
+from gun.model import (
+    App,
+    Instance,
+    Layer,
+    Principal,
+    Process,
+    Release,
+    check_layer_name,
+    check_process_state,
+    show,
+)
 from gun.procfile import RELEASE
 from gun.providers import InstanceProvider, NewInstance
 from gun.store import Store, Tx
 from gun.store.time import now
 
 MAX_NEW_INSTANCES = 20
-REPORTED_STATES = ("starting", "up", "crashed", "stopping", "down")
 LEASE_SECONDS = 120.0  # a replacement lease lapses after this (an agent that died mid-way)
 
 
@@ -388,10 +397,7 @@ class Fleet:
         """An agent's heartbeat with the state of every process it runs."""
         self._agent(who, instance_id)
         for o in observed:
-            if o.get("state") not in REPORTED_STATES:
-                raise InvalidParams(
-                    f"process {o.get('name')!r} has unknown state {o.get('state')!r}"
-                )
+            check_process_state(o["name"], o.get("state"))
         with self.store.write() as tx:
             inst = tx.instance(instance_id)
             if inst is None:

@@ -22,6 +22,7 @@ from gun.core.tokens import CACHE_SECONDS, Tokens
 from gun.errors import InvalidParams, NotFound
 from gun.model import (
     ALL_TYPES,
+    PROCESS_STATES,
     App,
     Event,
     Instance,
@@ -40,7 +41,6 @@ from gun.providers import InstanceProvider
 from gun.store import Store
 from gun.store.time import now
 
-PROCESS_STATES = ("starting", "up", "crashed", "stopping", "down")
 DEFAULT_LAYER = Layer("default", None)
 MAX_PROCESSES = 100  # per app, across process types (GUN_MAX_PROCESSES)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, delete, func, insert, select, update
 
-from gun.model import Instance, Process
+from gun.model import Instance, Process, check_instance_state, check_process_state
 from gun.store.schema import apps, instances, processes, releases, slugs, tokens
 from gun.store.time import now, utc
 
@@ -18,7 +18,7 @@ def _instance(r: Row[Any]) -> Instance:
         app=r.app,
         layer=r.layer,
         provider=r.provider,
-        state=r.state,
+        state=check_instance_state(r.id, r.state),
         instance_type=r.instance_type,
         availability_zone=r.availability_zone,
         address=r.address,
@@ -35,7 +35,7 @@ def _process(r: Row[Any]) -> Process:
         type=r.type,
         instance=r.instance_id,
         desired=r.desired,
-        state=r.state,
+        state=check_process_state(r.name, r.state),
         release=r.release,
         port=r.port,
         pid=r.pid,

@@ -138,9 +138,6 @@ class Tx(FleetQueries, BuildQueries, DrainQueries, TokenQueries):
         ).first()
         return None if row is None else (int(row[0]), int(row[1]))
 
-    def app_names(self) -> dict[int, str]:
-        return {r.id: r.name for r in self.conn.execute(select(apps.c.id, apps.c.name))}
-
     def list_apps(self, only: str | None = None) -> list[App]:
         current = (
             select(releases.c.app_id, func.max(releases.c.version).label("version"))
