@@ -84,8 +84,8 @@ def test_output_is_read_back_from_any_offset_in_characters(
     gun.create_app(admin, "shop")
     build = gun.create_build(admin, "shop")
     with store.write() as tx:
-        tx.append_build_output(build.id, "-----> Héllo wörld\n")
-        tx.append_build_output(build.id, "ünïcode ✓\n")
+        tx.builds.append_output(build.id, "-----> Héllo wörld\n")
+        tx.builds.append_output(build.id, "ünïcode ✓\n")
     text, status = gun.build_output(admin, "shop", build.id, 0)
     assert (text, status) == ("-----> Héllo wörld\nünïcode ✓\n", "pending")
     assert gun.build_output(admin, "shop", build.id, len("-----> Héllo wörld\n")) == (
@@ -118,7 +118,7 @@ def test_a_release_phase_that_never_reports_back_stops_blocking_deploys(
     stuck = gun.create_build(admin, "shop")
     late = datetime.now(UTC) - timedelta(seconds=3600 + STALE_GRACE + 1)  # the default timeout
     with store.write() as tx:
-        tx.set_build(stuck.id, status="releasing", release=version)
+        tx.builds.update(stuck.id, status="releasing", release=version)
         tx.conn.execute(update(builds).where(builds.c.id == stuck.id).values(created_at=late))
     fresh = gun.create_build(admin, "shop")
     assert fresh.status == "pending"

@@ -119,11 +119,11 @@ def deployed(meta: MetaServer, name: str, commit: str) -> None:
     store = Store.open(meta.database_url, Box(load_or_create_key(meta.home, None)))
     try:
         with store.write() as tx:
-            app = tx.existing_app(name, lock=True)
-            tx.insert_release(
+            app = tx.apps.existing(name, lock=True)
+            tx.releases.insert(
                 app,
                 description=f"Deploy {commit[:7]}",
-                config=tx.config(app.id),
+                config=tx.config.of(app.id),
                 process_types={"web": "python web.py"},
                 slug_id=None,
                 commit=commit,

@@ -82,9 +82,9 @@ def test_types_are_checked_against_the_procfile_once_a_release_has_one(
     platform.create_app(admin, "api")
     scale(platform, admin, "api", "clock=1")  # allowed before the first deploy
     with store.write() as tx:
-        app = tx.app("api")
+        app = tx.apps.find("api")
         assert app is not None
-        tx.insert_release(
+        tx.releases.insert(
             app,
             description="Deploy 1a2b3c4",
             config={},
@@ -174,7 +174,7 @@ def snapshot(store: Store) -> tuple[object, ...]:
             tx.conn.execute(select(releases.c.app_id, releases.c.version)).all(),
             tx.conn.execute(select(config_vars.c.key)).all(),
             tx.conn.execute(select(events.c.id)).all(),
-            [(a.name, a.release) for a in tx.list_apps()],
+            [(a.name, a.release) for a in tx.apps.all()],
         )
 
 
@@ -262,9 +262,9 @@ def test_rollback_to_a_release_without_a_build_is_refused_once_there_is_one(
     platform.create_app(admin, "late")
     platform.change_config(admin, "late", {"A": "1"})  # v2: no build yet
     with store.write() as tx:
-        app = tx.app("late")
+        app = tx.apps.find("late")
         assert app is not None
-        slug_id = tx.insert_slug(app.id, "a" * 64, 10, {"web": "python web.py"}, None, None)
+        slug_id = tx.slugs.insert(app.id, "a" * 64, 10, {"web": "python web.py"}, None, None)
     platform.deploy(admin, "late", slug_id)  # v3
     with pytest.raises(InvalidParams, match="release v2 of app 'late' has no build"):
         platform.rollback(admin, "late", 2)

@@ -60,8 +60,8 @@ class World:
     def slug(self, types: dict[str, str]) -> int:
         self.slugs += 1
         with self.store.write() as tx:
-            app = tx.existing_app(APP)
-            return tx.insert_slug(app.id, f"{self.slugs:064x}", 10, types, None, None)
+            app = tx.apps.existing(APP)
+            return tx.slugs.insert(app.id, f"{self.slugs:064x}", 10, types, None, None)
 
     def deploy(self, *, release: bool = True) -> tuple[int, int]:
         """(slug, version) of a new deploy, pending when its Procfile has `release:`."""

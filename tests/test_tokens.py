@@ -46,7 +46,7 @@ def expire(store: Store, name: str, at: datetime) -> None:
 
 def actions(store: Store) -> list[tuple[str | None, str, str, dict[str, object]]]:
     with store.read() as tx:
-        return [(e.app, e.actor, e.action, e.detail) for e in reversed(tx.events(None, 100))]
+        return [(e.app, e.actor, e.action, e.detail) for e in reversed(tx.events.of(None, 100))]
 
 
 # expiry: a pure parser ----------------------------------------------------------------------
@@ -245,8 +245,8 @@ def test_revoking_refuses_the_last_admin_and_agent_tokens(
         platform.tokens.revoke(other, "second")
 
     with store.write() as tx:
-        app = tx.existing_app("shop")
-        token_id = tx.insert_token(
+        app = tx.apps.existing("shop")
+        token_id = tx.tokens.insert(
             name="agent i-0a1b2c3d",
             digest=hash_token(new_token()),
             role="viewer",
@@ -254,7 +254,7 @@ def test_revoking_refuses_the_last_admin_and_agent_tokens(
             created_by="meta",
             kind="instance",
         )
-        tx.insert_instance(
+        tx.instances.insert(
             id="i-0a1b2c3d",
             app_id=app.id,
             layer="default",
@@ -505,4 +505,4 @@ def test_the_migration_renames_live_tokens_that_shared_a_name(store: Store) -> N
         ("solo", False),
     ]
     with store.write() as tx, pytest.raises(Conflict):
-        tx.insert_token(name="solo", digest="f" * 64, role="viewer", app_id=None, created_by="t")
+        tx.tokens.insert(name="solo", digest="f" * 64, role="viewer", app_id=None, created_by="t")

@@ -82,7 +82,7 @@ class OutputBuffer:
                     self._timer = None
             if text:
                 with self.store.write() as tx:
-                    tx.append_build_output(self.build_id, text)
+                    tx.builds.append_output(self.build_id, text)
 
     def close(self) -> None:
         """Flush what is left, logging (not raising) a failure: for the timer, and the end."""
@@ -117,7 +117,7 @@ class Builds(Deploys):
         authorize(who, "developer", name)
         _check_build_text(ref, commit_description)
         with self.store.read() as tx:
-            busy = tx.active_build(tx.existing_app(name))
+            busy = tx.builds.active(tx.apps.existing(name))
         if busy is not None and not self._stale(busy):
             raise _busy(name, busy)
 
@@ -137,11 +137,11 @@ class Builds(Deploys):
             raise InvalidParams("this meta runs no builds: it was started without a build home")
         _check_build_text(ref, commit_description)
         with self.store.write() as tx:
-            app = tx.existing_app(name, lock=True)
-            busy = self._abandon_stale(tx, tx.active_build(app))
+            app = tx.apps.existing(name, lock=True)
+            busy = self._abandon_stale(tx, tx.builds.active(app))
             if busy is not None:
                 raise _busy(name, busy)
-            build = tx.insert_build(
+            build = tx.builds.insert(
                 app,
                 strategy=strategy,
                 ref=ref,
@@ -149,7 +149,7 @@ class Builds(Deploys):
                 commit_description=commit_description,
                 actor=who.name,
             )
-            tx.record(app, who.name, "build.create", {"id": build.id, "commit": commit})
+            tx.events.record(app, who.name, "build.create", {"id": build.id, "commit": commit})
         return build
 
     def _abandon_stale(self, tx: Tx, busy: Build | None) -> Build | None:
@@ -159,9 +159,9 @@ class Builds(Deploys):
             return busy
         assert busy.release is not None
         why = f"the release phase of v{busy.release} never reported back"
-        tx.append_build_output(busy.id, f" !     {why}\n")
-        tx.set_build(busy.id, status="failed", error=why)
-        tx.set_release_status(tx.existing_app(busy.app).id, busy.release, "failed")
+        tx.builds.append_output(busy.id, f" !     {why}\n")
+        tx.builds.update(busy.id, status="failed", error=why)
+        tx.releases.set_status(tx.apps.existing(busy.app).id, busy.release, "failed")
         return None
 
     def _stale(self, build: Build) -> bool:
@@ -183,12 +183,12 @@ class Builds(Deploys):
     def builds(self, who: Principal, name: str, limit: int = 20) -> list[Build]:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            return tx.builds(tx.existing_app(name), limit)
+            return tx.builds.of(tx.apps.existing(name), limit)
 
     def build_info(self, who: Principal, name: str, build_id: int) -> Build:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            found = tx.build(tx.existing_app(name), build_id)
+            found = tx.builds.get(tx.apps.existing(name), build_id)
         if found is None:
             raise NotFound(f"build {build_id} of app {name!r} does not exist")
         return found
@@ -198,7 +198,7 @@ class Builds(Deploys):
     ) -> tuple[str, str]:
         """The output from `offset` on and the build's status (checked once per stream)."""
         with self.store.read() as tx:
-            return tx.build_output(build_id, offset)
+            return tx.builds.output(build_id, offset)
 
     def scratch(self) -> Path | None:
         """Where uploads and build trees go while they are worked on (None: the system's
@@ -220,10 +220,10 @@ class Builds(Deploys):
         """At start: builds a previous meta was running cannot finish; say so, and remove
         what they left in the scratch directory (uploaded sources, half-built trees)."""
         with self.store.write() as tx:
-            stuck = tx.builds_in(("pending", "building"))
+            stuck = tx.builds.in_statuses(("pending", "building"))
             for _, build_id in stuck:
-                tx.append_build_output(build_id, " !     meta restarted during this build\n")
-                tx.set_build(build_id, status="failed", error="meta restarted during the build")
+                tx.builds.append_output(build_id, " !     meta restarted during this build\n")
+                tx.builds.update(build_id, status="failed", error="meta restarted during the build")
         work = self.scratch()
         left = sorted(work.iterdir()) if work is not None else []
         for path in left:
@@ -243,7 +243,7 @@ class Builds(Deploys):
         out = OutputBuffer(self.store, build.id)
         try:
             with self.store.write() as tx:
-                tx.set_build(build.id, status="building")
+                tx.builds.update(build.id, status="building")
             if source is None:
                 self._resolve_git(who, build, out)
             else:
@@ -268,14 +268,14 @@ class Builds(Deploys):
     def _fail(self, build: Build, out: OutputBuffer, why: str) -> None:
         out.flush()
         with self.store.write() as tx:
-            tx.set_build(build.id, status="failed", error=why)
+            tx.builds.update(build.id, status="failed", error=why)
 
     def _resolve_git(self, who: Principal, build: Build, out: OutputBuffer) -> None:
         """Strategy git: resolve REF to a commit in meta's mirror of the app's repo, read its
         Procfile, release the commit; every instance fetches it and builds it."""
         assert self.build_options is not None and build.ref is not None
         with self.store.read() as tx:
-            repo = tx.existing_app(build.app).repo
+            repo = tx.apps.existing(build.app).repo
         if not repo:
             raise InvalidParams(
                 f"app {build.app!r} has no repo: strategy=git deploys from the app's repository "
@@ -293,16 +293,16 @@ class Builds(Deploys):
         out.line(f"{STEP}Releasing {commit[:7]}: every instance fetches it and builds it")
         out.flush()
         with self.store.write() as tx:
-            tx.set_build(build.id, commit=commit, commit_description=subject)
+            tx.builds.update(build.id, commit=commit, commit_description=subject)
             release = self._release_commit(
                 tx, who, build.app, commit, types, f"Deploy {commit[:7]}"
             )
             pending = release.status == "pending"
-            tx.set_build(
+            tx.builds.update(
                 build.id, status="releasing" if pending else "succeeded", release=release.version
             )
             if pending:
-                tx.append_build_output(
+                tx.builds.append_output(
                     build.id, f"{STEP}Running the release command of v{release.version}\n"
                 )
 
@@ -311,7 +311,7 @@ class Builds(Deploys):
         opts = self.build_options
         work = self.scratch()
         with self.store.read() as tx:
-            config = tx.config(tx.existing_app(build.app).id)
+            config = tx.config.of(tx.apps.existing(build.app).id)
         with (
             isolation.build_user(opts.home, build.app) as user,
             tempfile.TemporaryDirectory(prefix=f"{build.app}-{build.id}-", dir=work) as tmp,
@@ -368,14 +368,14 @@ class Builds(Deploys):
                 commit=build.commit,
             )
             pending = release.status == "pending"
-            tx.set_build(
+            tx.builds.update(
                 build.id,
                 status="releasing" if pending else "succeeded",
                 slug_id=slug_id,
                 release=release.version,
             )
             if pending:
-                tx.append_build_output(
+                tx.builds.append_output(
                     build.id, f"{STEP}Running the release command of v{release.version}\n"
                 )
         self.prune_slugs(build.app)

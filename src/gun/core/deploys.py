@@ -97,15 +97,15 @@ class Deploys:
     ) -> tuple[int, dict[str, str]]:
         types = read_procfile(path)
         with self.store.read() as tx:
-            app = tx.existing_app(name)
-            existing = tx.slug_by_sha(app.id, sha256)
+            app = tx.apps.existing(name)
+            existing = tx.slugs.by_sha(app.id, sha256)
         if existing is not None:
             return existing, types
         self.slugs.put(name, path, sha256)
         with self.store.write() as tx:
-            app = tx.existing_app(name, lock=True)
-            slug_id = tx.insert_slug(app.id, sha256, size, types, commit, commit_description)
-            tx.record(app, who.name, "slug.create", {"sha256": sha256, "size": size})
+            app = tx.apps.existing(name, lock=True)
+            slug_id = tx.slugs.insert(app.id, sha256, size, types, commit, commit_description)
+            tx.events.record(app, who.name, "slug.create", {"sha256": sha256, "size": size})
         return slug_id, types
 
     def deploy(
@@ -129,9 +129,9 @@ class Deploys:
         commit: str | None = None,
     ) -> Release:
         """Release the slug: `pending` until its release command succeeds, if it has one."""
-        app = tx.existing_app(name, lock=True)
-        slug = tx.slug(slug_id)
-        if slug is None or tx.slug_by_sha(app.id, slug[0]) != slug_id:
+        app = tx.apps.existing(name, lock=True)
+        slug = tx.slugs.get(slug_id)
+        if slug is None or tx.slugs.by_sha(app.id, slug[0]) != slug_id:
             raise NotFound(f"slug {slug_id} of app {name!r} does not exist")
         sha256, _, types = slug
         return self._release_code(
@@ -148,7 +148,7 @@ class Deploys:
         description: str,
     ) -> Release:
         """Release a commit that instances fetch and build themselves (strategy git)."""
-        app = tx.existing_app(name, lock=True)
+        app = tx.apps.existing(name, lock=True)
         return self._release_code(tx, who, app, types, None, commit, description)
 
     def _release_code(
@@ -164,7 +164,7 @@ class Deploys:
         """`pending` until its release command succeeds, if it has one; else rolled out."""
         self._refuse_while_releasing(tx, app, "deploy")
         check_process_types(types)
-        totals = tx.formation(app.id)
+        totals = tx.formation.of(app.id)
         missing = sorted(t for t, n in totals.items() if n > 0 and t not in types)
         if missing:
             words = " ".join(f"{t}=0" for t in missing)
@@ -173,12 +173,12 @@ class Deploys:
                 f"such process type: add it to the Procfile or `gun scale {words}` first"
             )
         if not totals and "web" in types:
-            tx.set_formation(app.id, {"web": 1})  # Heroku's default on the first deploy
+            tx.formation.put(app.id, {"web": 1})  # Heroku's default on the first deploy
         pending = procfile.RELEASE in types
-        release = tx.insert_release(
+        release = tx.releases.insert(
             app,
             description=description,
-            config=tx.config(app.id),
+            config=tx.config.of(app.id),
             process_types=types,
             slug_id=slug_id,
             commit=commit,
@@ -186,11 +186,13 @@ class Deploys:
             status="pending" if pending else "succeeded",
         )
         if pending:
-            tx.bump_generation(app.id)  # the instance that runs the release command hears of it
+            tx.apps.bump_generation(
+                app.id
+            )  # the instance that runs the release command hears of it
         else:
             self._replace(tx, app)
         detail: dict[str, object] = {"version": release.version, "slug": slug_id, "commit": commit}
-        tx.record(app, who.name, "release.deploy", detail)
+        tx.events.record(app, who.name, "release.deploy", detail)
         return release
 
     # the release phase -----------------------------------------------------------------------
@@ -202,22 +204,24 @@ class Deploys:
         so the release's status cannot change between this look and the caller's write. A
         release phase nobody finished (its instance died with the result unsent) stops
         blocking once it is well past its timeout: it is failed, saying so."""
-        version = tx.pending_release(app.id)
+        version = tx.releases.pending(app.id)
         if version is None:
             return
-        release = tx.release(app, version)
+        release = tx.releases.get(app, version)
         assert release is not None
         age = (now() - release.created_at).total_seconds()
         if age <= self.release_timeout + STALE_GRACE:
             raise releasing(app.name, version, doing)
         why = f"the release phase of v{version} never reported back"
-        tx.set_release_status(app.id, version, "failed")
-        build = tx.build_of_release(app, version)
+        tx.releases.set_status(app.id, version, "failed")
+        build = tx.builds.of_release(app, version)
         if build is not None and not build.done:
-            tx.append_build_output(build.id, f" !     {why}\n")
-            tx.set_build(build.id, status="failed", error=why)
-        tx.bump_generation(app.id)
-        tx.record(app, "meta", "release.phase", {"version": version, "ok": False, "error": why})
+            tx.builds.append_output(build.id, f" !     {why}\n")
+            tx.builds.update(build.id, status="failed", error=why)
+        tx.apps.bump_generation(app.id)
+        tx.events.record(
+            app, "meta", "release.phase", {"version": version, "ok": False, "error": why}
+        )
 
     def release_phase_output(
         self, who: Principal, instance_id: str, version: int, text: str
@@ -225,9 +229,9 @@ class Deploys:
         """Lines of the release command, as the agent running it sends them."""
         with self.store.write() as tx:
             app, _ = self._phase(tx, who, instance_id, version)
-            build = tx.build_of_release(app, version)
+            build = tx.builds.of_release(app, version)
             if build is not None:
-                tx.append_build_output(build.id, text)
+                tx.builds.append_output(build.id, text)
 
     def release_phase_done(
         self,
@@ -244,20 +248,22 @@ class Deploys:
                 return release.status
             ok = exit_code == 0 and not error
             why = error or f"the release command exited with status {exit_code}"
-            tx.set_release_status(app.id, version, "succeeded" if ok else "failed")
-            build = tx.build_of_release(app, version)
+            tx.releases.set_status(app.id, version, "succeeded" if ok else "failed")
+            build = tx.builds.of_release(app, version)
             if build is not None:
                 if ok:
-                    tx.append_build_output(build.id, f"-----> Release command of v{version} done\n")
-                    tx.set_build(build.id, status="succeeded")
+                    tx.builds.append_output(
+                        build.id, f"-----> Release command of v{version} done\n"
+                    )
+                    tx.builds.update(build.id, status="succeeded")
                 else:
-                    tx.append_build_output(build.id, f" !     v{version} failed: {why}\n")
-                    tx.set_build(build.id, status="failed", error=f"v{version} failed: {why}")
+                    tx.builds.append_output(build.id, f" !     v{version} failed: {why}\n")
+                    tx.builds.update(build.id, status="failed", error=f"v{version} failed: {why}")
             if ok:
                 self._replace(tx, app)
             else:
-                tx.bump_generation(app.id)
-            tx.record(
+                tx.apps.bump_generation(app.id)
+            tx.events.record(
                 app,
                 who.name,
                 "release.phase",
@@ -268,10 +274,10 @@ class Deploys:
     def _phase(self, tx: Tx, who: Principal, instance_id: str, version: int) -> tuple[App, Release]:
         if who.instance != instance_id:
             raise NotFound(f"instance {instance_id!r} does not exist")
-        inst = tx.instance(instance_id)
+        inst = tx.instances.get(instance_id)
         # locked: a config change or rollback looks at the release's status under this lock
-        app = tx.app(inst.app, lock=True) if inst else None
-        release = tx.release(app, version) if app else None
+        app = tx.apps.find(inst.app, lock=True) if inst else None
+        release = tx.releases.get(app, version) if app else None
         if app is None or release is None:
             raise NotFound(f"release v{version} does not exist")
         return app, release
@@ -282,10 +288,10 @@ class Deploys:
         if self.slugs is None:
             return []
         with self.store.read() as tx:
-            app = tx.app(name)
+            app = tx.apps.find(name)
             if app is None:
                 return []
-            keep = tx.slugs_in_use(app.id, self.keep_slugs)
+            keep = tx.slugs.in_use(app.id, self.keep_slugs)
         removed = [k for k in self.slugs.keys(name) if parse_key(k)[1] not in keep]
         for key in removed:
             self.slugs.delete(key)
@@ -296,8 +302,8 @@ class Deploys:
         if who.instance != instance_id:
             raise NotFound(f"slug {sha256} does not exist")
         with self.store.read() as tx:
-            inst = tx.instance(instance_id)
-            app = tx.app(inst.app) if inst else None
-            if app is None or tx.slug_by_sha(app.id, sha256) is None:
+            inst = tx.instances.get(instance_id)
+            app = tx.apps.find(inst.app) if inst else None
+            if app is None or tx.slugs.by_sha(app.id, sha256) is None:
                 raise NotFound(f"slug {sha256} does not exist")
         return self.slugs.open(slug_key(app.name, sha256))

@@ -72,7 +72,7 @@ class Drains:
     def drains(self, who: Principal, name: str) -> list[Drain]:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            found = tx.drains(tx.existing_app(name).id)
+            found = tx.drains.of(tx.apps.existing(name).id)
         if reads_secrets(who):
             return found
         return [replace(d, url=drain_origin(d.url)) for d in found]
@@ -81,29 +81,29 @@ class Drains:
         authorize(who, "developer", name)
         check_drain_url(url)
         with self.store.write() as tx:
-            app = tx.existing_app(name, lock=True)
-            if any(d.url == url for d in tx.drains(app.id)):
+            app = tx.apps.existing(name, lock=True)
+            if any(d.url == url for d in tx.drains.of(app.id)):
                 raise InvalidParams(f"app {name!r} already drains to {url!r}")
-            drain = tx.insert_drain(app.id, url, f"d.{uuid.uuid4()}")
-            tx.bump_generation(app.id)  # agents ship to it
-            tx.record(app, who.name, "drain.add", {"id": drain.id})
+            drain = tx.drains.insert(app.id, url, f"d.{uuid.uuid4()}")
+            tx.apps.bump_generation(app.id)  # agents ship to it
+            tx.events.record(app, who.name, "drain.add", {"id": drain.id})
         return drain
 
     def remove_drain(self, who: Principal, name: str, drain_id: int) -> None:
         authorize(who, "developer", name)
         with self.store.write() as tx:
-            app = tx.existing_app(name, lock=True)
-            if not tx.delete_drain(app.id, drain_id):
+            app = tx.apps.existing(name, lock=True)
+            if not tx.drains.delete(app.id, drain_id):
                 raise NotFound(f"drain {drain_id} of app {name!r} does not exist")
-            tx.bump_generation(app.id)
-            tx.record(app, who.name, "drain.remove", {"id": drain_id})
+            tx.apps.bump_generation(app.id)
+            tx.events.record(app, who.name, "drain.remove", {"id": drain_id})
 
     def ingest_url(self, who: Principal, name: str, resolution: int | None = None) -> str:
         """The URL (token in its path) through which logplex senders drain into the app."""
         authorize(who, "developer", name)
         query = resolution_param(resolution)
         with self.store.write() as tx:
-            app = tx.existing_app(name, lock=True)
+            app = tx.apps.existing(name, lock=True)
             token = self._ingest_token(tx, app.id)
         return f"{self._drain_base()}/logs/{token}{query}"
 
@@ -114,17 +114,17 @@ class Drains:
         query = resolution_param(resolution)
         base = self._drain_base()
         with self.store.write() as tx:
-            app = tx.existing_app(name, lock=True)
+            app = tx.apps.existing(name, lock=True)
             token = self._new_ingest_token(tx, app.id)
-            tx.bump_generation(app.id)  # agents ship to the new URL
-            tx.record(app, who.name, "drain.ingest.rotate", {})
+            tx.apps.bump_generation(app.id)  # agents ship to the new URL
+            tx.events.record(app, who.name, "drain.ingest.rotate", {})
         return f"{base}/logs/{token}{query}"
 
     def log_session(self, who: Principal, name: str) -> str:
         """Where to read the app's logs (archive and live tail): the drain's URL."""
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            tx.existing_app(name)
+            tx.apps.existing(name)
         return self._drain_base()
 
     def app_of_ingest_token(self, who: Principal, token: str) -> str:
@@ -139,7 +139,7 @@ class Drains:
         if not is_ingest_token(token):  # the same answer as an unknown one, without a lookup
             raise NotFound(NO_APP_HAS_IT)
         with self.store.read() as tx:
-            app = tx.app_of_ingest_token(hash_token(token))
+            app = tx.drains.app_of_ingest_token(hash_token(token))
         if app is None:
             raise NotFound(NO_APP_HAS_IT)
         return app.name
@@ -153,19 +153,19 @@ class Drains:
         return self.drain_url.rstrip("/")
 
     def _ingest_token(self, tx: Tx, app_id: int) -> str:
-        token = tx.ingest_token(app_id)
+        token = tx.drains.ingest_token(app_id)
         return self._new_ingest_token(tx, app_id) if token is None else token
 
     @staticmethod
     def _new_ingest_token(tx: Tx, app_id: int) -> str:
         token = INGEST_PREFIX + secrets.token_urlsafe(24)
-        tx.set_ingest_token(app_id, hash_token(token), token)
+        tx.drains.set_ingest_token(app_id, hash_token(token), token)
         return token
 
     def _shipping(self, tx: Tx, app_id: int) -> list[str]:
         """Where the app's agents send its logs: the platform's drain, then the app's own."""
-        urls = [d.url for d in tx.drains(app_id)]
-        token = tx.ingest_token(app_id)  # made with the app
+        urls = [d.url for d in tx.drains.of(app_id)]
+        token = tx.drains.ingest_token(app_id)  # made with the app
         if self.drain_url and token:
             urls.insert(0, f"{self.drain_url.rstrip('/')}/logs/{token}")
         return urls

@@ -89,50 +89,51 @@ class Fleet:
 
     def _replace(self, tx: Tx, app: App) -> None:
         """Run placement for `app` and write the differences; bumps the app's generation."""
-        current_version = tx.current_version(app.id)
-        release = tx.release(app, current_version) if current_version else None
-        totals = tx.formation(app.id)
+        current_version = tx.releases.current_version(app.id)
+        release = tx.releases.get(app, current_version) if current_version else None
+        totals = tx.formation.of(app.id)
         if release is None or release.process_types is None:
             totals = {}  # nothing to run before the first build
         else:
             totals = {
                 t: n for t, n in totals.items() if t in release.process_types and t != RELEASE
             }
-        layers = tx.layers(app.id)
+        layers = tx.layers.of(app.id)
         instances = [
-            placement.Instance(i.id, i.layer, i.state == "online") for i in tx.instances(app.id)
+            placement.Instance(i.id, i.layer, i.state == "online") for i in tx.instances.of(app.id)
         ]
-        procs = {p.name: p for p in tx.processes(app.id)}
+        procs = {p.name: p for p in tx.processes.of(app.id)}
         current = {n: p.instance for n, p in procs.items() if p.desired and p.instance}
         wanted = placement.place(totals, layers, instances, current)
         online = {i.id for i in instances if i.healthy}
         for name, instance_id in wanted.items():
             if current.get(name) != instance_id:
-                tx.place_process(app.id, name, name.rpartition(".")[0], instance_id)
+                tx.processes.place(app.id, name, name.rpartition(".")[0], instance_id)
         for name, p in procs.items():
             if name in wanted:
                 continue
             if p.instance in online and p.desired:
-                tx.undesire_process(app.id, name)  # its agent stops it, then it is removed
+                tx.processes.undesire(app.id, name)  # its agent stops it, then it is removed
             elif p.instance not in online:
-                tx.delete_process(app.id, name)
-        tx.bump_generation(app.id)
+                tx.processes.delete(app.id, name)
+        tx.apps.bump_generation(app.id)
 
     def unplaceable(self, who: Principal, name: str) -> dict[str, str]:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            app = tx.existing_app(name)
+            app = tx.apps.existing(name)
             instances = [
-                placement.Instance(i.id, i.layer, i.state == "online") for i in tx.instances(app.id)
+                placement.Instance(i.id, i.layer, i.state == "online")
+                for i in tx.instances.of(app.id)
             ]
-            return placement.unplaceable(tx.formation(app.id), tx.layers(app.id), instances)
+            return placement.unplaceable(tx.formation.of(app.id), tx.layers.of(app.id), instances)
 
     # instances ------------------------------------------------------------------------------
 
     def instances(self, who: Principal, name: str) -> list[Instance]:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            return tx.instances(tx.existing_app(name).id)
+            return tx.instances.of(tx.apps.existing(name).id)
 
     def create_instances(
         self,
@@ -163,13 +164,13 @@ class Fleet:
                 raise InvalidParams(f"{label} {show(value)} must be 1 to 40 printable characters")
         made: list[NewInstance] = []
         with self.store.write() as tx:
-            app = tx.existing_app(name, lock=True)
-            if layer not in {la.name for la in tx.layers(app.id)}:
-                tx.put_layer(app.id, Layer(layer, None))
+            app = tx.apps.existing(name, lock=True)
+            if layer not in {la.name for la in tx.layers.of(app.id)}:
+                tx.layers.put(app.id, Layer(layer, None))
             for _ in range(count):
                 iid = _instance_id()
                 token = new_token()
-                token_id = tx.insert_token(
+                token_id = tx.tokens.insert(
                     name=f"agent {iid}",
                     digest=hash_token(token),
                     role="viewer",
@@ -177,7 +178,7 @@ class Fleet:
                     created_by="meta",
                     kind="instance",
                 )
-                tx.insert_instance(
+                tx.instances.insert(
                     id=iid,
                     app_id=app.id,
                     layer=layer,
@@ -191,7 +192,7 @@ class Fleet:
                         iid, name, layer, instance_type, availability_zone, self.meta_url, token
                     )
                 )
-            tx.record(
+            tx.events.record(
                 app,
                 who.name,
                 "instances.create",
@@ -200,22 +201,24 @@ class Fleet:
         for m in made:
             address = chosen.create(m)
             with self.store.write() as tx:
-                tx.set_instance(m.id, address=address)
+                tx.instances.update(m.id, address=address)
         with self.store.read() as tx:
             return [
-                i for i in tx.instances(tx.existing_app(name).id) if i.id in {m.id for m in made}
+                i
+                for i in tx.instances.of(tx.apps.existing(name).id)
+                if i.id in {m.id for m in made}
             ]
 
     def delete_instance(self, who: Principal, name: str, instance_id: str) -> None:
         authorize(who, "developer", name)
         with self.store.write() as tx:
-            app = tx.existing_app(name, lock=True)
-            inst = tx.instance(instance_id)
+            app = tx.apps.existing(name, lock=True)
+            inst = tx.instances.get(instance_id)
             if inst is None or inst.app != name:
                 raise NotFound(f"instance {instance_id!r} of app {name!r} does not exist")
-            tx.delete_instance(instance_id)
+            tx.instances.delete(instance_id)
             self._replace(tx, app)
-            tx.record(app, who.name, "instances.delete", {"id": instance_id})
+            tx.events.record(app, who.name, "instances.delete", {"id": instance_id})
         provider = self.providers.get(inst.provider)
         if provider is not None:
             provider.delete(instance_id)
@@ -230,7 +233,7 @@ class Fleet:
         if cutoff < watching_since:
             return set()
         with self.store.read() as tx:
-            return {instance_id for _, instance_id in tx.stale_instances(cutoff)}
+            return {instance_id for _, instance_id in tx.instances.stale(cutoff)}
 
     def mark_lost(self, instance_ids: Iterable[str], timeout: float) -> list[str]:
         """Mark instances lost (still silent, checked again under the app's lock) and re-place
@@ -238,16 +241,16 @@ class Fleet:
         lost = []
         for instance_id in sorted(instance_ids):
             with self.store.write() as tx:
-                inst = tx.instance(instance_id)
-                app = tx.app(inst.app, lock=True) if inst else None
+                inst = tx.instances.get(instance_id)
+                app = tx.apps.find(inst.app, lock=True) if inst else None
                 if app is None or inst is None or inst.state != "online":
                     continue
                 heard = inst.last_heartbeat
                 if heard is not None and heard > now() - timedelta(seconds=timeout):
                     continue
-                tx.set_instance(instance_id, state="lost")
+                tx.instances.update(instance_id, state="lost")
                 self._replace(tx, app)
-                tx.record(app, "meta", "instance.lost", {"id": instance_id})
+                tx.events.record(app, "meta", "instance.lost", {"id": instance_id})
                 lost.append(instance_id)
         return lost
 
@@ -256,14 +259,14 @@ class Fleet:
     def processes(self, who: Principal, name: str) -> list[Process]:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            return tx.processes(tx.existing_app(name).id)
+            return tx.processes.of(tx.apps.existing(name).id)
 
     def restart_processes(self, who: Principal, name: str, target: str | None) -> list[str]:
         """Ask agents to restart processes (all, a type, or one name); returns the names."""
         authorize(who, "developer", name)
         with self.store.write() as tx:
-            app = tx.existing_app(name, lock=True)
-            procs = [p for p in tx.processes(app.id) if p.desired]
+            app = tx.apps.existing(name, lock=True)
+            procs = [p for p in tx.processes.of(app.id) if p.desired]
             chosen = [p for p in procs if target is None or target in (p.name, p.type)]
             if not chosen:
                 raise NotFound(
@@ -272,9 +275,9 @@ class Fleet:
                     else f"app {name!r} has no processes running"
                 )
             for p in chosen:
-                tx.bump_nonce(app.id, p.name)
-            tx.bump_generation(app.id)
-            tx.record(app, who.name, "ps.restart", {"target": target})
+                tx.processes.bump_nonce(app.id, p.name)
+            tx.apps.bump_generation(app.id)
+            tx.events.record(app, who.name, "ps.restart", {"target": target})
             return sorted(p.name for p in chosen)
 
     # the agent protocol ---------------------------------------------------------------------
@@ -289,46 +292,46 @@ class Fleet:
     def register(self, who: Principal, instance_id: str, address: str | None) -> Instance:
         self._agent(who, instance_id)
         with self.store.write() as tx:
-            inst = tx.instance(instance_id)
+            inst = tx.instances.get(instance_id)
             if inst is None:
                 raise NotFound(f"instance {instance_id!r} does not exist")
-            app = tx.existing_app(inst.app, lock=True)
+            app = tx.apps.existing(inst.app, lock=True)
             values: dict[str, Any] = {"state": "online", "last_heartbeat": now()}
             if address:
                 values["address"] = address
-            tx.set_instance(instance_id, **values)
+            tx.instances.update(instance_id, **values)
             if inst.state != "online":
                 self._replace(tx, app)
-                tx.record(app, who.name, "instance.online", {"id": instance_id})
-            found = tx.instance(instance_id)
+                tx.events.record(app, who.name, "instance.online", {"id": instance_id})
+            found = tx.instances.get(instance_id)
             assert found is not None
             return found
 
     def generation(self, who: Principal, instance_id: str) -> int:
         self._agent(who, instance_id)
         with self.store.read() as tx:
-            inst = tx.instance(instance_id)
+            inst = tx.instances.get(instance_id)
             if inst is None:
                 raise NotFound(f"instance {instance_id!r} does not exist")
-            app = tx.existing_app(inst.app)
-            return tx.generation(app.id)
+            app = tx.apps.existing(inst.app)
+            return tx.apps.generation(app.id)
 
     def desired(self, who: Principal, instance_id: str) -> Slice:
         self._agent(who, instance_id)
         with self.store.read() as tx:
-            inst = tx.instance(instance_id)
+            inst = tx.instances.get(instance_id)
             if inst is None:
                 raise NotFound(f"instance {instance_id!r} does not exist")
-            app = tx.existing_app(inst.app)
-            generation = tx.generation(app.id)
-            version = tx.current_version(app.id)
-            release = tx.release(app, version) if version else None
-            slug = tx.slug(release.slug_id) if release and release.slug_id else None
+            app = tx.apps.existing(inst.app)
+            generation = tx.apps.generation(app.id)
+            version = tx.releases.current_version(app.id)
+            release = tx.releases.get(app, version) if version else None
+            slug = tx.slugs.get(release.slug_id) if release and release.slug_id else None
             types = (release.process_types or {}) if release else {}
-            nonces = tx.nonces(app.id)
+            nonces = tx.processes.nonces(app.id)
             procs = [
                 DesiredProcess(p.name, p.type, types[p.type], nonces.get(p.name, 0))
-                for p in tx.processes(app.id, instance_id)
+                for p in tx.processes.of(app.id, instance_id)
                 if p.desired and p.type in types
             ]
             phase = self._release_phase(tx, app, instance_id)
@@ -351,14 +354,14 @@ class Fleet:
     def _release_phase(self, tx: Tx, app: App, instance_id: str) -> dict[str, Any] | None:
         """The pending release's command, if this is the instance to run it: the first online
         instance of the app, by id."""
-        version = tx.pending_release(app.id)
+        version = tx.releases.pending(app.id)
         if version is None:
             return None
-        online = sorted(i.id for i in tx.instances(app.id) if i.state == "online")
+        online = sorted(i.id for i in tx.instances.of(app.id) if i.state == "online")
         if not online or online[0] != instance_id:
             return None
-        release = tx.release(app, version)
-        slug = tx.slug(release.slug_id) if release and release.slug_id else None
+        release = tx.releases.get(app, version)
+        slug = tx.slugs.get(release.slug_id) if release and release.slug_id else None
         git = _git_source(app, release) if release else None
         if release is None or (slug is None and git is None) or not release.process_types:
             return None
@@ -381,11 +384,15 @@ class Fleet:
         limit = int(self.rollout.get("max_unavailable", 1))
         until = now() + timedelta(seconds=LEASE_SECONDS)
         with self.store.write() as tx:
-            inst = tx.instance(instance_id)
+            inst = tx.instances.get(instance_id)
             if inst is None:
                 raise NotFound(f"instance {instance_id!r} does not exist")
-            app = tx.existing_app(inst.app, lock=True)
-            return [n for n in names if tx.lease_replacement(app.id, instance_id, n, limit, until)]
+            app = tx.apps.existing(inst.app, lock=True)
+            return [
+                n
+                for n in names
+                if tx.processes.lease_replacement(app.id, instance_id, n, limit, until)
+            ]
 
     def report(
         self,
@@ -399,18 +406,18 @@ class Fleet:
         for o in observed:
             check_process_state(o["name"], o.get("state"))
         with self.store.write() as tx:
-            inst = tx.instance(instance_id)
+            inst = tx.instances.get(instance_id)
             if inst is None:
                 raise NotFound(f"instance {instance_id!r} does not exist")
-            app = tx.existing_app(inst.app, lock=inst.state != "online")
-            tx.set_instance(instance_id, state="online", last_heartbeat=now(), problem=problem)
-            leased = tx.leased(app.id, instance_id)
-            current = tx.current_version(app.id) if leased else None
+            app = tx.apps.existing(inst.app, lock=inst.state != "online")
+            tx.instances.update(instance_id, state="online", last_heartbeat=now(), problem=problem)
+            leased = tx.processes.leased(app.id, instance_id)
+            current = tx.releases.current_version(app.id) if leased else None
             ended = False
             seen = set()
             for o in observed:
                 seen.add(o["name"])
-                tx.report_process(
+                tx.processes.report(
                     app.id,
                     instance_id,
                     o["name"],
@@ -424,20 +431,20 @@ class Fleet:
                 )
                 # up on the current release: its replacement lease ends
                 if o["name"] in leased and o["state"] == "up" and o.get("release") == current:
-                    ended = tx.end_lease(app.id, o["name"]) or ended
+                    ended = tx.processes.end_lease(app.id, o["name"]) or ended
             if ended:  # the agents waiting for a lease hear of it at once (long-polls wake)
-                tx.bump_generation(app.id)
-            for p in tx.processes(app.id, instance_id):
+                tx.apps.bump_generation(app.id)
+            for p in tx.processes.of(app.id, instance_id):
                 if p.name in seen:
                     continue
                 if not p.desired:
-                    tx.delete_process(app.id, p.name)
+                    tx.processes.delete(app.id, p.name)
                 elif p.state in ("up", "stopping", "crashed"):
                     # its agent reported it once and no longer does: it is not running, and
                     # must not be shown as it last was (placed ones stay `starting`)
-                    tx.report_process(
+                    tx.processes.report(
                         app.id, instance_id, p.name, state="down", pid=None, port=None, since=now()
                     )
             if inst.state != "online":
                 self._replace(tx, app)
-                tx.record(app, "meta", "instance.online", {"id": instance_id})
+                tx.events.record(app, "meta", "instance.online", {"id": instance_id})

@@ -215,12 +215,12 @@ class Platform(Fleet, Builds, Drains):
     def apps(self, who: Principal) -> list[App]:
         authorize(who, "viewer", who.app)
         with self.store.read() as tx:
-            return tx.list_apps(only=who.app)
+            return tx.apps.all(only=who.app)
 
     def app(self, who: Principal, name: str) -> App:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            found = tx.list_apps(only=name)
+            found = tx.apps.all(only=name)
         if not found:
             raise NotFound(f"app {name!r} does not exist")
         return found[0]
@@ -231,10 +231,10 @@ class Platform(Fleet, Builds, Drains):
         if repo is not None:
             check_repo_url(repo)
         with self.store.write() as tx:
-            app = tx.insert_app(name, repo)
-            tx.put_layer(app.id, DEFAULT_LAYER)
+            app = tx.apps.insert(name, repo)
+            tx.layers.put(app.id, DEFAULT_LAYER)
             self._ingest_token(tx, app.id)
-            tx.insert_release(
+            tx.releases.insert(
                 app,
                 description="Initial release",
                 config={},
@@ -243,7 +243,7 @@ class Platform(Fleet, Builds, Drains):
                 commit=None,
                 actor=who.name,
             )
-            tx.record(app, who.name, "app.create", {"repo": repo})
+            tx.events.record(app, who.name, "app.create", {"repo": repo})
         if self.auto_instances:
             self.create_instances(who, name, DEFAULT_LAYER.name, self.auto_instances)
         return App(app.id, app.name, app.repo, app.created_at, release=1)
@@ -251,10 +251,10 @@ class Platform(Fleet, Builds, Drains):
     def destroy_app(self, who: Principal, name: str) -> None:
         authorize(who, "developer", name)
         with self.store.write() as tx:
-            app = tx.existing_app(name, lock=True)
-            instances = tx.instances(app.id)
-            tx.record(app, who.name, "app.destroy", {"instances": [i.id for i in instances]})
-            tx.delete_app(app.id)
+            app = tx.apps.existing(name, lock=True)
+            instances = tx.instances.of(app.id)
+            tx.events.record(app, who.name, "app.destroy", {"instances": [i.id for i in instances]})
+            tx.apps.delete(app.id)
         for inst in instances:  # each agent stops its processes within their grace period
             provider = self.providers.get(inst.provider)
             if provider is not None:
@@ -263,23 +263,23 @@ class Platform(Fleet, Builds, Drains):
     def status(self, who: Principal, name: str) -> Status:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            app = tx.existing_app(name)
-            states = Counter(p.state if p.desired else "stopping" for p in tx.processes(app.id))
-            deploys = [e for e in tx.events(name, 50) if e.action == "release.deploy"]
+            app = tx.apps.existing(name)
+            states = Counter(p.state if p.desired else "stopping" for p in tx.processes.of(app.id))
+            deploys = [e for e in tx.events.of(name, 50) if e.action == "release.deploy"]
             return Status(
                 app=name,
-                release=tx.current_version(app.id),
-                formation=tx.formation(app.id),
+                release=tx.releases.current_version(app.id),
+                formation=tx.formation.of(app.id),
                 processes={s: states.get(s, 0) for s in PROCESS_STATES},
-                instances=sum(tx.instance_counts(app.id).values()),
+                instances=sum(tx.instances.counts(app.id).values()),
                 last_deploy=deploys[0].created_at.isoformat() if deploys else None,
             )
 
     def events(self, who: Principal, name: str, limit: int = 100) -> list[Event]:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            tx.existing_app(name)
-            return tx.events(name, limit)
+            tx.apps.existing(name)
+            return tx.events.of(name, limit)
 
     # config vars ----------------------------------------------------------------------------
 
@@ -287,13 +287,13 @@ class Platform(Fleet, Builds, Drains):
         """The app's config vars; a viewer gets their names with null values."""
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            found = tx.app_generation(name)
+            found = tx.apps.generation_of(name)
             if found is None:
                 raise NotFound(f"app {name!r} does not exist")
             app_id, generation = found
             config = self._configs.get(app_id, generation)
             if config is None:
-                config = tx.config(app_id)
+                config = tx.config.of(app_id)
                 self._configs.put(app_id, generation, config)
         return visible_config(who, config)
 
@@ -337,24 +337,24 @@ class Platform(Fleet, Builds, Drains):
         one that would break the size limit fails alone. Refused, all of them, while a deploy's
         release waits for its release phase: each would be a release on top of it."""
         with self.store.write() as tx:
-            app = tx.existing_app(name, lock=True)
+            app = tx.apps.existing(name, lock=True)
             self._refuse_while_releasing(tx, app, "change config")
-            stored = tx.config(app.id)
-            current = tx.current_version(app.id)
-            build = tx.release_build(app.id, current) if current else None
+            stored = tx.config.of(app.id)
+            current = tx.releases.current_version(app.id)
+            build = tx.releases.build_of(app.id, current) if current else None
             out, config = config_releases(
-                app.name, stored, build, batch, tx.next_version(app.id), now()
+                app.name, stored, build, batch, tx.releases.next_version(app.id), now()
             )
             made = [r for r in out if isinstance(r, Release)]
             if made:
-                tx.add_releases(app, made)
+                tx.releases.add(app, made)
                 events = zip(out, batch, strict=True)
-                tx.record_all(
+                tx.events.record_all(
                     app, [config_event(r, c) for r, (_, c) in events if isinstance(r, Release)]
                 )
                 changed = {k for k in set(stored) | set(config) if stored.get(k) != config.get(k)}
-                tx.replace_config(app.id, config, only=sorted(changed))
-                tx.bump_generation(app.id)  # same build: agents restart with the new env
+                tx.config.replace(app.id, config, only=sorted(changed))
+                tx.apps.bump_generation(app.id)  # same build: agents restart with the new env
         return out
 
     # formation ------------------------------------------------------------------------------
@@ -362,15 +362,15 @@ class Platform(Fleet, Builds, Drains):
     def formation(self, who: Principal, name: str) -> tuple[dict[str, int], list[Layer]]:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            app = tx.existing_app(name)
-            return tx.formation(app.id), tx.layers(app.id)
+            app = tx.apps.existing(name)
+            return tx.formation.of(app.id), tx.layers.of(app.id)
 
     def layer_shares(self, who: Principal, name: str) -> dict[str, dict[str, int]]:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            app = tx.existing_app(name)
-            totals, layers = tx.formation(app.id), tx.layers(app.id)
-            weights = tx.instance_counts(app.id)
+            app = tx.apps.existing(name)
+            totals, layers = tx.formation.of(app.id), tx.layers.of(app.id)
+            weights = tx.instances.counts(app.id)
         return formations.layer_shares(totals, layers, weights or None)
 
     def scale(self, who: Principal, name: str, changes: Sequence[formations.Change]) -> Scaled:
@@ -385,12 +385,12 @@ class Platform(Fleet, Builds, Drains):
             if named.count(t) > 1:
                 raise InvalidParams(f"formation names process type {t!r} more than once")
         with self.store.write() as tx:
-            app = tx.existing_app(name, lock=True)
-            current = tx.current_version(app.id)
-            release = tx.release(app, current) if current else None
+            app = tx.apps.existing(name, lock=True)
+            current = tx.releases.current_version(app.id)
+            release = tx.releases.get(app, current) if current else None
             known = release.process_types if release else None
-            layers = tx.layers(app.id)
-            totals = tx.formation(app.id)
+            layers = tx.layers.of(app.id)
+            totals = tx.formation.of(app.id)
             before = sum(totals.values())
             for change in changes:
                 check_process_type(change.type)
@@ -423,10 +423,12 @@ class Platform(Fleet, Builds, Drains):
                     f"{words} would run {total} processes of app {name!r}, over the limit of "
                     f"{self.max_processes} per app (GUN_MAX_PROCESSES on meta)"
                 )
-            tx.set_formation(app.id, totals)
+            tx.formation.put(app.id, totals)
             self._replace(tx, app)
-            tx.record(app, who.name, "formation.scale", {"changes": [str(c) for c in changes]})
-            instances = tx.instances(app.id)
+            tx.events.record(
+                app, who.name, "formation.scale", {"changes": [str(c) for c in changes]}
+            )
+            instances = tx.instances.of(app.id)
         warnings = {
             c.type: w
             for c in changes
@@ -441,7 +443,7 @@ class Platform(Fleet, Builds, Drains):
     ) -> list[Release]:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            return tx.releases(tx.existing_app(name), limit, before)
+            return tx.releases.of(tx.apps.existing(name), limit, before)
 
     def release(self, who: Principal, name: str, version: int) -> Release:
         """A release with its config values: for developers and admins."""
@@ -456,7 +458,7 @@ class Platform(Fleet, Builds, Drains):
 
     def _release(self, name: str, version: int) -> Release:
         with self.store.read() as tx:
-            found = tx.release(tx.existing_app(name), version)
+            found = tx.releases.get(tx.apps.existing(name), version)
         if found is None:
             raise NotFound(f"release v{version} of app {name!r} does not exist")
         return found
@@ -465,31 +467,31 @@ class Platform(Fleet, Builds, Drains):
         """A new release with vN's build and config (default: the release before the current)."""
         authorize(who, "developer", name)
         with self.store.write() as tx:
-            app = tx.existing_app(name, lock=True)
+            app = tx.apps.existing(name, lock=True)
             self._refuse_while_releasing(tx, app, "roll back")
-            current = tx.current_version(app.id) or 0
+            current = tx.releases.current_version(app.id) or 0
             target = version if version is not None else current - 1
-            old = tx.release(app, target) if target > 0 else None
+            old = tx.releases.get(app, target) if target > 0 else None
             if old is None:
                 if version is None:
                     raise NotFound(f"app {name!r} has no release before v{current} to roll back to")
                 raise NotFound(f"release v{version} of app {name!r} does not exist")
             if old.status == "failed":
                 raise InvalidParams(f"release v{target} of app {name!r} failed; pick another")
-            slug = tx.slug(old.slug_id) if old.slug_id is not None else None
+            slug = tx.slugs.get(old.slug_id) if old.slug_id is not None else None
             if slug and self.slugs is not None and not self.slugs.exists(slug_key(name, slug[0])):
                 raise InvalidParams(
                     f"the slug of v{target} is no longer kept (the slug store keeps those of the "
                     f"last {self.keep_slugs} releases): deploy its code again instead"
                 )
-            has_build = tx.release(app, current) if current else None
+            has_build = tx.releases.get(app, current) if current else None
             if not old.has_build and has_build is not None and has_build.has_build:
                 raise InvalidParams(
                     f"release v{target} of app {name!r} has no build (it predates the first "
                     "deploy): roll back to a release that has one"
                 )
-            tx.replace_config(app.id, dict(old.config))
-            release = tx.insert_release(
+            tx.config.replace(app.id, dict(old.config))
+            release = tx.releases.insert(
                 app,
                 description=f"Rollback to v{target}",
                 config=dict(old.config),
@@ -499,7 +501,9 @@ class Platform(Fleet, Builds, Drains):
                 actor=who.name,
             )
             self._replace(tx, app)  # the old build may have other process types
-            tx.record(app, who.name, "release.rollback", {"to": target, "version": release.version})
+            tx.events.record(
+                app, who.name, "release.rollback", {"to": target, "version": release.version}
+            )
             return release
 
     # layers ---------------------------------------------------------------------------------
@@ -507,7 +511,7 @@ class Platform(Fleet, Builds, Drains):
     def layers(self, who: Principal, name: str) -> list[Layer]:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            return tx.layers(tx.existing_app(name).id)
+            return tx.layers.of(tx.apps.existing(name).id)
 
     def set_layer(self, who: Principal, name: str, layer: str, types: Sequence[str]) -> Layer:
         authorize(who, "developer", name)
@@ -519,8 +523,8 @@ class Platform(Fleet, Builds, Drains):
         else:
             new = Layer(layer, tuple(dict.fromkeys(check_process_type(t) for t in types)))
         with self.store.write() as tx:
-            app = tx.existing_app(name, lock=True)
-            tx.put_layer(app.id, new)
+            app = tx.apps.existing(name, lock=True)
+            tx.layers.put(app.id, new)
             self._replace(tx, app)
-            tx.record(app, who.name, "layer.set", {"layer": layer, "types": list(types)})
+            tx.events.record(app, who.name, "layer.set", {"layer": layer, "types": list(types)})
         return new
