@@ -12,7 +12,8 @@ from sqlalchemy import update
 from gun.build.slug import pack
 from gun.build.slugstore import LocalSlugStore
 from gun.core import Platform
-from gun.core.builds import STALE_GRACE, BuildOptions
+from gun.core.builds import BuildOptions
+from gun.core.release_phase import STALE_GRACE
 from gun.errors import Conflict, InvalidParams
 from gun.model import Principal
 from gun.store import Store

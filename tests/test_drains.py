@@ -90,7 +90,7 @@ def test_agents_ship_to_the_platform_drain_then_the_apps_own(
     gun.create_app(admin, "shop")
     gun.add_drain(admin, "shop", "http://127.0.0.1:9/ingest")
     with store.read() as tx:
-        shipping = gun._shipping(tx, tx.apps.existing("shop").id)
+        shipping = gun.shipping.urls(tx, tx.apps.existing("shop").id)
     assert shipping == [gun.ingest_url(admin, "shop"), "http://127.0.0.1:9/ingest"]
 
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import update
 
 from gun.core import Platform
-from gun.core.deploys import STALE_GRACE
+from gun.core.release_phase import STALE_GRACE
 from gun.errors import Conflict
 from gun.model import Principal
 from gun.providers import NewInstance
@@ -70,7 +70,7 @@ class World:
         return slug, self.gun.deploy(self.admin, APP, slug).version
 
     def phase_done(self, version: int, exit_code: int) -> str:
-        return self.gun.release_phase_done(self.agent, self.instance.id, version, exit_code, None)
+        return self.gun.release_phase.done(self.agent, self.instance.id, version, exit_code, None)
 
     def history(self) -> list[tuple[int, str, bool]]:
         return [(r.version, r.status, r.current) for r in self.gun.releases(self.admin, APP)]
@@ -143,7 +143,7 @@ def test_a_release_phase_that_never_reports_back_stops_blocking_after_its_timeou
     world: World,
 ) -> None:
     _, version = world.deploy()
-    late = datetime.now(UTC) - timedelta(seconds=world.gun.release_timeout + STALE_GRACE + 1)
+    late = datetime.now(UTC) - timedelta(seconds=world.gun.release_phase.timeout + STALE_GRACE + 1)
     with world.store.write() as tx:
         tx.conn.execute(
             update(releases).where(releases.c.version == version).values(created_at=late)

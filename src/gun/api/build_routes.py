@@ -142,12 +142,12 @@ class PhaseResult(Strict):
 def phase_output(
     instance_id: str, version: Annotated[int, ID], body: PhaseOutput, who: Who, gun: Gun
 ) -> None:
-    gun.release_phase_output(who, instance_id, version, body.text)
+    gun.release_phase.output(who, instance_id, version, body.text)
 
 
 @router.post("/agent/instances/{instance_id}/releases/{version}/result")
 def phase_result(
     instance_id: str, version: Annotated[int, ID], body: PhaseResult, who: Who, gun: Gun
 ) -> dict[str, Any]:
-    status = gun.release_phase_done(who, instance_id, version, body.exit_code, body.error)
+    status = gun.release_phase.done(who, instance_id, version, body.exit_code, body.error)
     return {"release": version, "status": status}

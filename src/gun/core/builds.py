@@ -22,12 +22,11 @@ from gun import isolation, procfile
 from gun.build import buildpacks, gitrepo
 from gun.build.slug import SlugError, pack, sha256_of, unpack
 from gun.core.access import authorize
-from gun.core.deploys import STALE_GRACE, Deploys
+from gun.core.deploys import Deploys
 from gun.errors import Conflict, GunError, InvalidParams, NotFound, disk_full
 from gun.model import Build, Principal, check_no_nul
 from gun.settings import SlugLimits
-from gun.store import Store, Tx
-from gun.store.time import now
+from gun.store import Store
 
 log = logging.getLogger("gun.build")
 STEP = "-----> "
@@ -118,7 +117,7 @@ class Builds(Deploys):
         _check_build_text(ref, commit_description)
         with self.store.read() as tx:
             busy = tx.builds.active(tx.apps.existing(name))
-        if busy is not None and not self._stale(busy):
+        if busy is not None and not self.release_phase.stale(busy):
             raise _busy(name, busy)
 
     def create_build(
@@ -138,7 +137,7 @@ class Builds(Deploys):
         _check_build_text(ref, commit_description)
         with self.store.write() as tx:
             app = tx.apps.existing(name, lock=True)
-            busy = self._abandon_stale(tx, tx.builds.active(app))
+            busy = self.release_phase.abandon_stale(tx, tx.builds.active(app))
             if busy is not None:
                 raise _busy(name, busy)
             build = tx.builds.insert(
@@ -151,24 +150,6 @@ class Builds(Deploys):
             )
             tx.events.record(app, who.name, "build.create", {"id": build.id, "commit": commit})
         return build
-
-    def _abandon_stale(self, tx: Tx, busy: Build | None) -> Build | None:
-        """A release phase nobody finished (its instance died with the result unsent) stops
-        blocking deploys once it is well past its timeout: it is failed, saying so."""
-        if busy is None or not self._stale(busy):
-            return busy
-        assert busy.release is not None
-        why = f"the release phase of v{busy.release} never reported back"
-        tx.builds.append_output(busy.id, f" !     {why}\n")
-        tx.builds.update(busy.id, status="failed", error=why)
-        tx.releases.set_status(tx.apps.existing(busy.app).id, busy.release, "failed")
-        return None
-
-    def _stale(self, build: Build) -> bool:
-        assert self.build_options is not None
-        limit = self.build_options.release_timeout + STALE_GRACE
-        age = (now() - build.created_at).total_seconds()
-        return build.status == "releasing" and build.release is not None and age > limit
 
     def start_build(self, who: Principal, build: Build, source: Path | None) -> None:
         """Hand the build to the worker pool, with its source tarball (now the build's to

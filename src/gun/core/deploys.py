@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import tarfile
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 from gun import procfile
 from gun.build.slugstore import SlugStore, parse_key, slug_key
 from gun.core.access import authorize
-from gun.errors import Conflict, InvalidParams, NotFound
+from gun.core.placing import write_placement
+from gun.core.release_phase import ReleasePhase
+from gun.errors import InvalidParams, NotFound
 from gun.model import App, Principal, Release, check_no_nul, check_process_type
 from gun.store import Store, Tx
-from gun.store.time import now
 
 SLUG_MAX_BYTES = 500 * 1024 * 1024  # GUN_SLUG_MAX_BYTES: Heroku's compressed slug limit
 PROCFILE_MAX_BYTES = 64 * 1024
-STALE_GRACE = 300.0  # seconds past the release timeout after which a release phase is given up
 
 
 def check_process_types(types: dict[str, str]) -> None:
@@ -25,14 +25,6 @@ def check_process_types(types: dict[str, str]) -> None:
     for name, command in types.items():
         check_process_type(name)
         check_no_nul(f"the command of process type {name!r}", command)
-
-
-def releasing(app: str, version: int, doing: str) -> Conflict:
-    """The refusal of a change that would make a release on top of a pending one."""
-    return Conflict(
-        f"v{version} of app {app} is being released (its release phase is running): "
-        f"{doing} when it is done; `gun app:{app} releases` shows it"
-    )
 
 
 def read_procfile(path: Path) -> dict[str, str]:
@@ -60,11 +52,8 @@ class Deploys:
     store: Store
     slugs: SlugStore
     keep_slugs: int
-    release_timeout: float
 
-    if TYPE_CHECKING:  # provided by Fleet, which Platform mixes in too
-
-        def _replace(self, tx: Tx, app: App) -> None: ...
+    release_phase: ReleasePhase
 
     def add_slug(
         self,
@@ -162,7 +151,7 @@ class Deploys:
         description: str,
     ) -> Release:
         """`pending` until its release command succeeds, if it has one; else rolled out."""
-        self._refuse_while_releasing(tx, app, "deploy")
+        self.release_phase.refuse_while_pending(tx, app, "deploy")
         check_process_types(types)
         totals = tx.formation.of(app.id)
         missing = sorted(t for t, n in totals.items() if n > 0 and t not in types)
@@ -190,97 +179,10 @@ class Deploys:
                 app.id
             )  # the instance that runs the release command hears of it
         else:
-            self._replace(tx, app)
+            write_placement(tx, app)
         detail: dict[str, object] = {"version": release.version, "slug": slug_id, "commit": commit}
         tx.events.record(app, who.name, "release.deploy", detail)
         return release
-
-    # the release phase -----------------------------------------------------------------------
-
-    def _refuse_while_releasing(self, tx: Tx, app: App, doing: str) -> None:
-        """Refuse (Conflict) what would make a release on top of one whose release phase is
-        running: config changes, rollbacks and deploys wait for it, else the pending release
-        would succeed underneath a newer one and never run. Call with the app's row locked,
-        so the release's status cannot change between this look and the caller's write. A
-        release phase nobody finished (its instance died with the result unsent) stops
-        blocking once it is well past its timeout: it is failed, saying so."""
-        version = tx.releases.pending(app.id)
-        if version is None:
-            return
-        release = tx.releases.get(app, version)
-        assert release is not None
-        age = (now() - release.created_at).total_seconds()
-        if age <= self.release_timeout + STALE_GRACE:
-            raise releasing(app.name, version, doing)
-        why = f"the release phase of v{version} never reported back"
-        tx.releases.set_status(app.id, version, "failed")
-        build = tx.builds.of_release(app, version)
-        if build is not None and not build.done:
-            tx.builds.append_output(build.id, f" !     {why}\n")
-            tx.builds.update(build.id, status="failed", error=why)
-        tx.apps.bump_generation(app.id)
-        tx.events.record(
-            app, "meta", "release.phase", {"version": version, "ok": False, "error": why}
-        )
-
-    def release_phase_output(
-        self, who: Principal, instance_id: str, version: int, text: str
-    ) -> None:
-        """Lines of the release command, as the agent running it sends them."""
-        with self.store.write() as tx:
-            app, _ = self._phase(tx, who, instance_id, version)
-            build = tx.builds.of_release(app, version)
-            if build is not None:
-                tx.builds.append_output(build.id, text)
-
-    def release_phase_done(
-        self,
-        who: Principal,
-        instance_id: str,
-        version: int,
-        exit_code: int | None,
-        error: str | None,
-    ) -> str:
-        """The release command ended: the release succeeds and rolls out, or fails."""
-        with self.store.write() as tx:
-            app, release = self._phase(tx, who, instance_id, version)
-            if release.status != "pending":
-                return release.status
-            ok = exit_code == 0 and not error
-            why = error or f"the release command exited with status {exit_code}"
-            tx.releases.set_status(app.id, version, "succeeded" if ok else "failed")
-            build = tx.builds.of_release(app, version)
-            if build is not None:
-                if ok:
-                    tx.builds.append_output(
-                        build.id, f"-----> Release command of v{version} done\n"
-                    )
-                    tx.builds.update(build.id, status="succeeded")
-                else:
-                    tx.builds.append_output(build.id, f" !     v{version} failed: {why}\n")
-                    tx.builds.update(build.id, status="failed", error=f"v{version} failed: {why}")
-            if ok:
-                self._replace(tx, app)
-            else:
-                tx.apps.bump_generation(app.id)
-            tx.events.record(
-                app,
-                who.name,
-                "release.phase",
-                {"version": version, "instance": instance_id, "ok": ok, "exit_code": exit_code},
-            )
-            return "succeeded" if ok else "failed"
-
-    def _phase(self, tx: Tx, who: Principal, instance_id: str, version: int) -> tuple[App, Release]:
-        if who.instance != instance_id:
-            raise NotFound(f"instance {instance_id!r} does not exist")
-        inst = tx.instances.get(instance_id)
-        # locked: a config change or rollback looks at the release's status under this lock
-        app = tx.apps.find(inst.app, lock=True) if inst else None
-        release = tx.releases.get(app, version) if app else None
-        if app is None or release is None:
-            raise NotFound(f"release v{version} does not exist")
-        return app, release
 
     def prune_slugs(self, name: str) -> list[str]:
         """Remove stored slugs no release among the newest `keep_slugs` uses; their rows stay

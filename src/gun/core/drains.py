@@ -7,19 +7,18 @@ only its scheme, host and port. Only a drain token may ask which app an ingest t
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from dataclasses import replace
 from urllib.parse import urlsplit
 
 from gun.core.access import authorize, reads_secrets
+from gun.core.shipping import Shipping
 from gun.crypto import hash_token
 from gun.errors import Forbidden, InvalidParams, NotFound
 from gun.logs.access import is_ingest_token
 from gun.model import Drain, Principal, show
-from gun.store import Store, Tx
+from gun.store import Store
 
-INGEST_PREFIX = "gdi_"  # gun drain ingest; the whole form: logs.access.INGEST_TOKEN
 NO_APP_HAS_IT = "no app has this ingest token"
 
 
@@ -67,7 +66,7 @@ class Drains:
     """Mixed into Platform."""
 
     store: Store
-    drain_url: str | None
+    shipping: Shipping
 
     def drains(self, who: Principal, name: str) -> list[Drain]:
         authorize(who, "viewer", name)
@@ -104,18 +103,18 @@ class Drains:
         query = resolution_param(resolution)
         with self.store.write() as tx:
             app = tx.apps.existing(name, lock=True)
-            token = self._ingest_token(tx, app.id)
-        return f"{self._drain_base()}/logs/{token}{query}"
+            token = self.shipping.ingest_token(tx, app.id)
+        return f"{self.shipping.drain_base()}/logs/{token}{query}"
 
     def rotate_ingest(self, who: Principal, name: str, resolution: int | None = None) -> str:
         """A new ingest token for the app (the old one is refused from now on); its agents are
         told the new shipping URL. Returns the new ingest URL."""
         authorize(who, "developer", name)
         query = resolution_param(resolution)
-        base = self._drain_base()
+        base = self.shipping.drain_base()
         with self.store.write() as tx:
             app = tx.apps.existing(name, lock=True)
-            token = self._new_ingest_token(tx, app.id)
+            token = self.shipping.new_ingest_token(tx, app.id)
             tx.apps.bump_generation(app.id)  # agents ship to the new URL
             tx.events.record(app, who.name, "drain.ingest.rotate", {})
         return f"{base}/logs/{token}{query}"
@@ -125,7 +124,7 @@ class Drains:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
             tx.apps.existing(name)
-        return self._drain_base()
+        return self.shipping.drain_base()
 
     def app_of_ingest_token(self, who: Principal, token: str) -> str:
         """For the drain: which app a token it was sent belongs to. Only a drain token may ask
@@ -143,29 +142,3 @@ class Drains:
         if app is None:
             raise NotFound(NO_APP_HAS_IT)
         return app.name
-
-    def _drain_base(self) -> str:
-        if not self.drain_url:
-            raise NotFound(
-                "this meta knows no drain: start `gun server drain` and give meta its URL "
-                "in GUN_DRAIN_URL (gun up does both)"
-            )
-        return self.drain_url.rstrip("/")
-
-    def _ingest_token(self, tx: Tx, app_id: int) -> str:
-        token = tx.drains.ingest_token(app_id)
-        return self._new_ingest_token(tx, app_id) if token is None else token
-
-    @staticmethod
-    def _new_ingest_token(tx: Tx, app_id: int) -> str:
-        token = INGEST_PREFIX + secrets.token_urlsafe(24)
-        tx.drains.set_ingest_token(app_id, hash_token(token), token)
-        return token
-
-    def _shipping(self, tx: Tx, app_id: int) -> list[str]:
-        """Where the app's agents send its logs: the platform's drain, then the app's own."""
-        urls = [d.url for d in tx.drains.of(app_id)]
-        token = tx.drains.ingest_token(app_id)  # made with the app
-        if self.drain_url and token:
-            urls.insert(0, f"{self.drain_url.rstrip('/')}/logs/{token}")
-        return urls

@@ -6,26 +6,26 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gun import placement
 from gun.core.access import authorize
+from gun.core.placing import placement_instances, write_placement
+from gun.core.release_phase import ReleasePhase, git_source, slug_source
+from gun.core.shipping import Shipping
 from gun.crypto import hash_token, new_token
 from gun.errors import Forbidden, InvalidParams, NotFound
 from gun.model import (
-    App,
     Instance,
     Layer,
     Principal,
     Process,
-    Release,
     check_layer_name,
     check_process_state,
     show,
 )
-from gun.procfile import RELEASE
 from gun.providers import InstanceProvider, NewInstance
-from gun.store import Store, Tx
+from gun.store import Store
 from gun.store.time import now
 
 MAX_NEW_INSTANCES = 20
@@ -62,12 +62,6 @@ class Slice:
     rollout: dict[str, float] = field(default_factory=dict)
 
 
-def _git_source(app: App, release: Release) -> dict[str, str] | None:
-    if release.slug_id is not None or release.commit is None or not app.repo:
-        return None
-    return {"repo": app.repo, "commit": release.commit}
-
-
 def _instance_id() -> str:
     return f"i-{secrets.token_hex(4)}"
 
@@ -78,54 +72,15 @@ class Fleet:
     store: Store
     providers: Mapping[str, InstanceProvider]
     meta_url: str | None
-    release_timeout: float
     rollout: Mapping[str, float]
-
-    if TYPE_CHECKING:  # provided by Drains, which Platform mixes in too
-
-        def _shipping(self, tx: Tx, app_id: int) -> list[str]: ...
-
-    # placement ------------------------------------------------------------------------------
-
-    def _replace(self, tx: Tx, app: App) -> None:
-        """Run placement for `app` and write the differences; bumps the app's generation."""
-        current_version = tx.releases.current_version(app.id)
-        release = tx.releases.get(app, current_version) if current_version else None
-        totals = tx.formation.of(app.id)
-        if release is None or release.process_types is None:
-            totals = {}  # nothing to run before the first build
-        else:
-            totals = {
-                t: n for t, n in totals.items() if t in release.process_types and t != RELEASE
-            }
-        layers = tx.layers.of(app.id)
-        instances = [
-            placement.Instance(i.id, i.layer, i.state == "online") for i in tx.instances.of(app.id)
-        ]
-        procs = {p.name: p for p in tx.processes.of(app.id)}
-        current = {n: p.instance for n, p in procs.items() if p.desired and p.instance}
-        wanted = placement.place(totals, layers, instances, current)
-        online = {i.id for i in instances if i.healthy}
-        for name, instance_id in wanted.items():
-            if current.get(name) != instance_id:
-                tx.processes.place(app.id, name, name.rpartition(".")[0], instance_id)
-        for name, p in procs.items():
-            if name in wanted:
-                continue
-            if p.instance in online and p.desired:
-                tx.processes.undesire(app.id, name)  # its agent stops it, then it is removed
-            elif p.instance not in online:
-                tx.processes.delete(app.id, name)
-        tx.apps.bump_generation(app.id)
+    release_phase: ReleasePhase
+    shipping: Shipping
 
     def unplaceable(self, who: Principal, name: str) -> dict[str, str]:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
             app = tx.apps.existing(name)
-            instances = [
-                placement.Instance(i.id, i.layer, i.state == "online")
-                for i in tx.instances.of(app.id)
-            ]
+            instances = placement_instances(tx, app.id)
             return placement.unplaceable(tx.formation.of(app.id), tx.layers.of(app.id), instances)
 
     # instances ------------------------------------------------------------------------------
@@ -217,7 +172,7 @@ class Fleet:
             if inst is None or inst.app != name:
                 raise NotFound(f"instance {instance_id!r} of app {name!r} does not exist")
             tx.instances.delete(instance_id)
-            self._replace(tx, app)
+            write_placement(tx, app)
             tx.events.record(app, who.name, "instances.delete", {"id": instance_id})
         provider = self.providers.get(inst.provider)
         if provider is not None:
@@ -249,7 +204,7 @@ class Fleet:
                 if heard is not None and heard > now() - timedelta(seconds=timeout):
                     continue
                 tx.instances.update(instance_id, state="lost")
-                self._replace(tx, app)
+                write_placement(tx, app)
                 tx.events.record(app, "meta", "instance.lost", {"id": instance_id})
                 lost.append(instance_id)
         return lost
@@ -301,7 +256,7 @@ class Fleet:
                 values["address"] = address
             tx.instances.update(instance_id, **values)
             if inst.state != "online":
-                self._replace(tx, app)
+                write_placement(tx, app)
                 tx.events.record(app, who.name, "instance.online", {"id": instance_id})
             found = tx.instances.get(instance_id)
             assert found is not None
@@ -326,7 +281,7 @@ class Fleet:
             generation = tx.apps.generation(app.id)
             version = tx.releases.current_version(app.id)
             release = tx.releases.get(app, version) if version else None
-            slug = tx.slugs.get(release.slug_id) if release and release.slug_id else None
+            slug = slug_source(tx, release.slug_id) if release else None
             types = (release.process_types or {}) if release else {}
             nonces = tx.processes.nonces(app.id)
             procs = [
@@ -334,15 +289,15 @@ class Fleet:
                 for p in tx.processes.of(app.id, instance_id)
                 if p.desired and p.type in types
             ]
-            phase = self._release_phase(tx, app, instance_id)
-            git = _git_source(app, release) if release else None
-            drains = self._shipping(tx, app.id)
+            phase = self.release_phase.command_for(tx, app, instance_id)
+            git = git_source(app, release) if release else None
+            drains = self.shipping.urls(tx, app.id)
         return Slice(
             generation=generation,
             app=app.name,
             instance=instance_id,
             release=release.version if release else None,
-            slug={"sha256": slug[0], "size": slug[1]} if slug else None,
+            slug=slug,
             env=dict(release.config) if release else {},
             processes=sorted(procs, key=lambda p: p.name),
             release_phase=phase,
@@ -350,29 +305,6 @@ class Fleet:
             git=git,
             drains=drains,
         )
-
-    def _release_phase(self, tx: Tx, app: App, instance_id: str) -> dict[str, Any] | None:
-        """The pending release's command, if this is the instance to run it: the first online
-        instance of the app, by id."""
-        version = tx.releases.pending(app.id)
-        if version is None:
-            return None
-        online = sorted(i.id for i in tx.instances.of(app.id) if i.state == "online")
-        if not online or online[0] != instance_id:
-            return None
-        release = tx.releases.get(app, version)
-        slug = tx.slugs.get(release.slug_id) if release and release.slug_id else None
-        git = _git_source(app, release) if release else None
-        if release is None or (slug is None and git is None) or not release.process_types:
-            return None
-        return {
-            "release": version,
-            "command": release.process_types.get("release"),
-            "slug": {"sha256": slug[0], "size": slug[1]} if slug else None,
-            "git": git,
-            "env": dict(release.config),
-            "timeout": self.release_timeout,
-        }
 
     def lease_replacements(
         self, who: Principal, instance_id: str, names: Sequence[str]
@@ -446,5 +378,5 @@ class Fleet:
                         app.id, instance_id, p.name, state="down", pid=None, port=None, since=now()
                     )
             if inst.state != "online":
-                self._replace(tx, app)
+                write_placement(tx, app)
                 tx.events.record(app, "meta", "instance.online", {"id": instance_id})

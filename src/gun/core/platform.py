@@ -18,6 +18,9 @@ from gun.core.builds import BuildOptions, Builds
 from gun.core.cache import VersionedCache
 from gun.core.drains import Drains
 from gun.core.fleet import Fleet
+from gun.core.placing import write_placement
+from gun.core.release_phase import ReleasePhase
+from gun.core.shipping import Shipping
 from gun.core.tokens import CACHE_SECONDS, Tokens
 from gun.errors import InvalidParams, NotFound
 from gun.model import (
@@ -180,13 +183,13 @@ class Platform(Fleet, Builds, Drains):
         drain_url: str | None = None,
         max_processes: int = MAX_PROCESSES,
     ) -> None:
-        self.drain_url = drain_url
+        self.shipping = Shipping(drain_url)
         self.max_processes = max_processes
         self.store = store
         self.slugs = slugs
         self.build_options = build_options
         opts = build_options or BuildOptions(Path("."))
-        self.release_timeout = opts.release_timeout
+        self.release_phase = ReleasePhase(store, opts.release_timeout)
         self.keep_slugs = opts.keep_slugs
         self.rollout = {"drain": opts.preboot_drain, "max_unavailable": opts.max_unavailable}
         self._build_pool = None
@@ -233,7 +236,7 @@ class Platform(Fleet, Builds, Drains):
         with self.store.write() as tx:
             app = tx.apps.insert(name, repo)
             tx.layers.put(app.id, DEFAULT_LAYER)
-            self._ingest_token(tx, app.id)
+            self.shipping.ingest_token(tx, app.id)
             tx.releases.insert(
                 app,
                 description="Initial release",
@@ -338,7 +341,7 @@ class Platform(Fleet, Builds, Drains):
         release waits for its release phase: each would be a release on top of it."""
         with self.store.write() as tx:
             app = tx.apps.existing(name, lock=True)
-            self._refuse_while_releasing(tx, app, "change config")
+            self.release_phase.refuse_while_pending(tx, app, "change config")
             stored = tx.config.of(app.id)
             current = tx.releases.current_version(app.id)
             build = tx.releases.build_of(app.id, current) if current else None
@@ -424,7 +427,7 @@ class Platform(Fleet, Builds, Drains):
                     f"{self.max_processes} per app (GUN_MAX_PROCESSES on meta)"
                 )
             tx.formation.put(app.id, totals)
-            self._replace(tx, app)
+            write_placement(tx, app)
             tx.events.record(
                 app, who.name, "formation.scale", {"changes": [str(c) for c in changes]}
             )
@@ -468,7 +471,7 @@ class Platform(Fleet, Builds, Drains):
         authorize(who, "developer", name)
         with self.store.write() as tx:
             app = tx.apps.existing(name, lock=True)
-            self._refuse_while_releasing(tx, app, "roll back")
+            self.release_phase.refuse_while_pending(tx, app, "roll back")
             current = tx.releases.current_version(app.id) or 0
             target = version if version is not None else current - 1
             old = tx.releases.get(app, target) if target > 0 else None
@@ -500,7 +503,7 @@ class Platform(Fleet, Builds, Drains):
                 commit=old.commit,
                 actor=who.name,
             )
-            self._replace(tx, app)  # the old build may have other process types
+            write_placement(tx, app)  # the old build may have other process types
             tx.events.record(
                 app, who.name, "release.rollback", {"to": target, "version": release.version}
             )
@@ -525,6 +528,6 @@ class Platform(Fleet, Builds, Drains):
         with self.store.write() as tx:
             app = tx.apps.existing(name, lock=True)
             tx.layers.put(app.id, new)
-            self._replace(tx, app)
+            write_placement(tx, app)
             tx.events.record(app, who.name, "layer.set", {"layer": layer, "types": list(types)})
         return new
