@@ -103,7 +103,7 @@ def add_instances(meta: MetaServer, app: str, count: int) -> list[Agent]:
         fake = Recorder()
         platform = Platform(store, providers={"fake": fake}, meta_url=meta.url)
         admin = platform.authenticate(meta.admin_token)
-        platform.create_instances(admin, app, "default", count, provider="fake")
+        platform.instances.create(admin, app, "default", count, provider="fake")
     finally:
         store.close()
     return [Agent(meta, m.id, m.token) for m in fake.made]

@@ -52,9 +52,9 @@ class World:
         assert token is not None
         self.admin = self.gun.authenticate(token)
         self.gun.create_app(self.admin, APP)
-        (self.instance,) = self.gun.create_instances(self.admin, APP, "default", provider="fake")
+        (self.instance,) = self.gun.instances.create(self.admin, APP, "default", provider="fake")
         self.agent: Principal = self.gun.authenticate(self.provider.made[0].token)
-        self.gun.register(self.agent, self.instance.id, None)
+        self.gun.agents.register(self.agent, self.instance.id, None)
         self.slugs = 0
 
     def slug(self, types: dict[str, str]) -> int:

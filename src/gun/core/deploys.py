@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import tarfile
 from pathlib import Path
-from typing import BinaryIO
 
 from gun import procfile
-from gun.build.slugstore import SlugStore, parse_key, slug_key
+from gun.build.slugstore import SlugStore, parse_key
 from gun.core.access import authorize
 from gun.core.placing import write_placement
 from gun.core.release_phase import ReleasePhase
@@ -198,14 +197,3 @@ class Deploys:
         for key in removed:
             self.slugs.delete(key)
         return removed
-
-    def slug_open(self, who: Principal, instance_id: str, sha256: str) -> BinaryIO:
-        """The stored slug an agent may download: only one of its own app's."""
-        if who.instance != instance_id:
-            raise NotFound(f"slug {sha256} does not exist")
-        with self.store.read() as tx:
-            inst = tx.instances.get(instance_id)
-            app = tx.apps.find(inst.app) if inst else None
-            if app is None or tx.slugs.by_sha(app.id, sha256) is None:
-                raise NotFound(f"slug {sha256} does not exist")
-        return self.slugs.open(slug_key(app.name, sha256))

@@ -10,15 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from gun import formation as formations
+from gun import placement
 from gun.build.gitrepo import check_repo_url
 from gun.build.slugstore import slug_key
 from gun.core.access import authorize, visible_config
+from gun.core.agents import Agents
 from gun.core.batch import Batcher
 from gun.core.builds import BuildOptions, Builds
 from gun.core.cache import VersionedCache
 from gun.core.drains import Drains
-from gun.core.fleet import Fleet
-from gun.core.placing import write_placement
+from gun.core.instances import Instances
+from gun.core.placing import placement_instances, write_placement
+from gun.core.processes import Processes
 from gun.core.release_phase import ReleasePhase
 from gun.core.shipping import Shipping
 from gun.core.tokens import CACHE_SECONDS, Tokens
@@ -169,7 +172,7 @@ def config_event(
     return release.actor, action, {"set": set_keys, "unset": unset_keys, "version": release.version}
 
 
-class Platform(Fleet, Builds, Drains):
+class Platform(Builds, Drains):
     def __init__(
         self,
         store: Store,
@@ -197,6 +200,9 @@ class Platform(Fleet, Builds, Drains):
         self.meta_url = meta_url
         self.auto_instances = auto_instances  # local instances every new app gets (gun up)
         self.tokens = Tokens(store, token_cache_seconds)
+        self.instances = Instances(store, self.providers, meta_url)
+        self.processes = Processes(store)
+        self.agents = Agents(store, slugs, self.shipping, self.release_phase, self.rollout)
         self._configs: VersionedCache[int, dict[str, str]] = VersionedCache()
         self._config_writes: Batcher[tuple[Principal, dict[str, str | None]], Release] = Batcher()
 
@@ -248,7 +254,7 @@ class Platform(Fleet, Builds, Drains):
             )
             tx.events.record(app, who.name, "app.create", {"repo": repo})
         if self.auto_instances:
-            self.create_instances(who, name, DEFAULT_LAYER.name, self.auto_instances)
+            self.instances.create(who, name, DEFAULT_LAYER.name, self.auto_instances)
         return App(app.id, app.name, app.repo, app.created_at, release=1)
 
     def destroy_app(self, who: Principal, name: str) -> None:
@@ -375,6 +381,13 @@ class Platform(Fleet, Builds, Drains):
             totals, layers = tx.formation.of(app.id), tx.layers.of(app.id)
             weights = tx.instances.counts(app.id)
         return formations.layer_shares(totals, layers, weights or None)
+
+    def unplaceable(self, who: Principal, name: str) -> dict[str, str]:
+        authorize(who, "viewer", name)
+        with self.store.read() as tx:
+            app = tx.apps.existing(name)
+            instances = placement_instances(tx, app.id)
+            return placement.unplaceable(tx.formation.of(app.id), tx.layers.of(app.id), instances)
 
     def scale(self, who: Principal, name: str, changes: Sequence[formations.Change]) -> Scaled:
         """Set formation totals. Refused: an unknown or unscalable type, a relative change
