@@ -39,10 +39,10 @@ class Seeded:
 
     def ensure_demo(self) -> None:
         try:
-            self.platform.create_app(self.admin, DEMO, "https://example.com/demo.git")
+            self.platform.apps.create(self.admin, DEMO, "https://example.com/demo.git")
         except Conflict:
             return
-        self.platform.change_config(self.admin, DEMO, {"RAILS_ENV": "production"})
+        self.platform.config.change(self.admin, DEMO, {"RAILS_ENV": "production"})
 
     @property
     def headers(self) -> dict[str, str]:

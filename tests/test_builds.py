@@ -49,24 +49,24 @@ def deploy_version(gun: Platform, who: Principal, tmp_path: Path, n: int) -> int
 def test_the_slug_store_keeps_the_slugs_of_the_newest_releases(
     gun: Platform, admin: Principal, tmp_path: Path
 ) -> None:
-    gun.create_app(admin, "shop")
+    gun.apps.create(admin, "shop")
     versions = [deploy_version(gun, admin, tmp_path, n) for n in (1, 2, 3)]
     assert versions == [2, 3, 4]
     assert len(gun.slugs.keys("shop")) == 2  # v3's and v4's
 
     with pytest.raises(InvalidParams) as e:
-        gun.rollback(admin, "shop", 2)
+        gun.releases.rollback(admin, "shop", 2)
     assert e.value.message == (
         "the slug of v2 is no longer kept (the slug store keeps those of the last 2 "
         "releases): deploy its code again instead"
     )
-    assert gun.rollback(admin, "shop", 3).version == 5
+    assert gun.releases.rollback(admin, "shop", 3).version == 5
     assert len(gun.slugs.keys("shop")) == 2  # the rollback reuses v3's slug
 
 
 def test_one_build_per_app_at_a_time(gun: Platform, admin: Principal) -> None:
-    gun.create_app(admin, "shop")
-    gun.create_app(admin, "blog")
+    gun.apps.create(admin, "shop")
+    gun.apps.create(admin, "blog")
     first = gun.create_build(admin, "shop", commit="a" * 40)
     with pytest.raises(Conflict) as e:
         gun.create_build(admin, "shop")
@@ -82,7 +82,7 @@ def test_one_build_per_app_at_a_time(gun: Platform, admin: Principal) -> None:
 def test_output_is_read_back_from_any_offset_in_characters(
     gun: Platform, admin: Principal, store: Store
 ) -> None:
-    gun.create_app(admin, "shop")
+    gun.apps.create(admin, "shop")
     build = gun.create_build(admin, "shop")
     with store.write() as tx:
         tx.builds.append_output(build.id, "-----> Héllo wörld\n")
@@ -99,7 +99,7 @@ def test_output_is_read_back_from_any_offset_in_characters(
 def test_builds_a_previous_meta_left_running_are_failed_at_start(
     gun: Platform, admin: Principal
 ) -> None:
-    gun.create_app(admin, "shop")
+    gun.apps.create(admin, "shop")
     build = gun.create_build(admin, "shop")
     assert gun.fail_interrupted_builds() == 1
     after = gun.build_info(admin, "shop", build.id)
@@ -114,7 +114,7 @@ def test_builds_a_previous_meta_left_running_are_failed_at_start(
 def test_a_release_phase_that_never_reports_back_stops_blocking_deploys(
     gun: Platform, admin: Principal, store: Store, tmp_path: Path
 ) -> None:
-    gun.create_app(admin, "shop")
+    gun.apps.create(admin, "shop")
     version = deploy_version(gun, admin, tmp_path, 1)
     stuck = gun.create_build(admin, "shop")
     late = datetime.now(UTC) - timedelta(seconds=3600 + STALE_GRACE + 1)  # the default timeout

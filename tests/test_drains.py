@@ -26,7 +26,7 @@ def admin(gun: Platform) -> Principal:
 
 
 def test_drains_are_added_listed_and_removed(gun: Platform, admin: Principal) -> None:
-    gun.create_app(admin, "shop")
+    gun.apps.create(admin, "shop")
     first = gun.add_drain(admin, "shop", "http://127.0.0.1:9/ingest")
     second = gun.add_drain(admin, "shop", "http://user:secret@127.0.0.1:9999/logs")
     assert first.token.startswith("d.") and first.token != second.token
@@ -45,7 +45,7 @@ def test_drains_are_added_listed_and_removed(gun: Platform, admin: Principal) ->
     "url", ["syslog://logs.example.com:514", "ftp://x/y", "logs.example.com", "http://", ""]
 )
 def test_a_drain_that_is_not_http_is_refused(gun: Platform, admin: Principal, url: str) -> None:
-    gun.create_app(admin, "shop")
+    gun.apps.create(admin, "shop")
     with pytest.raises(InvalidParams) as e:
         gun.add_drain(admin, "shop", url)
     assert e.value.message == f"drain URL {url!r} is not an http:// or https:// URL"
@@ -53,8 +53,8 @@ def test_a_drain_that_is_not_http_is_refused(gun: Platform, admin: Principal, ur
 
 
 def test_the_ingest_url_names_the_app_through_its_token(gun: Platform, admin: Principal) -> None:
-    gun.create_app(admin, "shop")
-    gun.create_app(admin, "blog")
+    gun.apps.create(admin, "shop")
+    gun.apps.create(admin, "blog")
     _, drain = gun.create_token(admin, "relay", "drain", None)
     url = gun.ingest_url(admin, "shop")
     assert url.startswith(f"{DRAIN}/logs/gdi_")
@@ -71,7 +71,7 @@ def test_the_ingest_url_names_the_app_through_its_token(gun: Platform, admin: Pr
 
 
 def test_only_a_drain_token_may_look_up_ingest_tokens(gun: Platform, admin: Principal) -> None:
-    gun.create_app(admin, "shop")
+    gun.apps.create(admin, "shop")
     _, dev = gun.create_token(admin, "dev", "developer", "shop")
     _, viewer = gun.create_token(admin, "eyes", "viewer", None)
     token = gun.ingest_url(dev, "shop").rsplit("/", 1)[1]
@@ -87,7 +87,7 @@ def test_only_a_drain_token_may_look_up_ingest_tokens(gun: Platform, admin: Prin
 def test_agents_ship_to_the_platform_drain_then_the_apps_own(
     gun: Platform, admin: Principal, store: Store
 ) -> None:
-    gun.create_app(admin, "shop")
+    gun.apps.create(admin, "shop")
     gun.add_drain(admin, "shop", "http://127.0.0.1:9/ingest")
     with store.read() as tx:
         shipping = gun.shipping.urls(tx, tx.apps.existing("shop").id)
@@ -99,7 +99,7 @@ def test_without_a_drain_meta_says_how_to_get_one(store: Store) -> None:
     token = gun.bootstrap_admin(None)
     assert token is not None
     admin = gun.authenticate(token)
-    gun.create_app(admin, "shop")
+    gun.apps.create(admin, "shop")
     with pytest.raises(NotFound) as e:
         gun.ingest_url(admin, "shop")
     assert "start `gun server drain`" in e.value.message

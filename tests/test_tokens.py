@@ -120,7 +120,7 @@ def test_a_duration_counts_from_now(n: int, unit: tuple[str, int]) -> None:
 def test_tokens_are_listed_without_their_values(
     platform: Platform, admin: Principal, store: Store
 ) -> None:
-    platform.create_app(admin, "shop")
+    platform.apps.create(admin, "shop")
     ci, _ = platform.create_token(admin, "ci", "developer", "shop", "30d")
     platform.create_token(admin, "eyes", "viewer", None)
     listed = platform.tokens.live(admin)
@@ -212,7 +212,7 @@ def test_a_bad_token_is_refused_and_nothing_is_made(
     error: type[GunError],
     message: str,
 ) -> None:
-    platform.create_app(admin, "shop")
+    platform.apps.create(admin, "shop")
     with pytest.raises(error) as e:
         platform.create_token(admin, name, role, app, expires)
     assert message in e.value.message
@@ -229,7 +229,7 @@ def test_revoking_refuses_the_last_admin_and_agent_tokens(
         "or nobody could manage this meta"
     )
     # an admin of one app, or one that expired, is no stand-in
-    platform.create_app(admin, "shop")
+    platform.apps.create(admin, "shop")
     platform.create_token(admin, "shop-admin", "admin", "shop")
     platform.create_token(admin, "old-admin", "admin", None, "1h")
     expire(store, "old-admin", now() - timedelta(seconds=1))
@@ -277,7 +277,7 @@ def test_revoking_refuses_the_last_admin_and_agent_tokens(
 def test_every_create_and_revoke_is_an_audit_event(
     platform: Platform, admin: Principal, store: Store
 ) -> None:
-    platform.create_app(admin, "shop")
+    platform.apps.create(admin, "shop")
     platform.create_token(admin, "ci", "developer", "shop", "2031-01-31")
     platform.create_token(admin, "eyes", "viewer", None)
     platform.tokens.revoke(admin, "ci")
@@ -295,8 +295,8 @@ def test_every_create_and_revoke_is_an_audit_event(
 def test_only_admins_manage_tokens_and_an_app_admin_only_its_apps(
     platform: Platform, admin: Principal
 ) -> None:
-    platform.create_app(admin, "shop")
-    platform.create_app(admin, "blog")
+    platform.apps.create(admin, "shop")
+    platform.apps.create(admin, "blog")
     dev = platform.authenticate(platform.create_token(admin, "dev", "developer", None)[0])
     boss = platform.authenticate(platform.create_token(admin, "boss", "admin", "shop")[0])
     platform.create_token(admin, "blog-ci", "developer", "blog")
@@ -396,7 +396,7 @@ def test_a_drain_token_does_nothing_but_look_up_ingest_tokens(
     store: Store, admin: Principal
 ) -> None:
     gun = Platform(store, drain_url="http://127.0.0.1:5101")
-    gun.create_app(admin, "shop")
+    gun.apps.create(admin, "shop")
     value, made = gun.create_token(admin, "relay", "drain", None)
     assert (made.role, made.kind, made.app) == ("drain", "drain", None)
     drain = gun.authenticate(value)
@@ -407,13 +407,13 @@ def test_a_drain_token_does_nothing_but_look_up_ingest_tokens(
         "(GET /v1/drain/ingest-tokens/TOKEN)"
     )
     for call in (
-        lambda: gun.apps(drain),
-        lambda: gun.config(drain, "shop"),
+        lambda: gun.apps.all(drain),
+        lambda: gun.config.get(drain, "shop"),
         lambda: gun.create_token(drain, "x", "admin", None),
         lambda: gun.tokens.live(drain),
         lambda: gun.ingest_url(drain, "shop"),
         lambda: gun.log_session(drain, "shop"),
-        lambda: gun.create_app(drain, "evil"),
+        lambda: gun.apps.create(drain, "evil"),
     ):
         with pytest.raises(Forbidden) as e:
             call()

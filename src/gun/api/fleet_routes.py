@@ -169,8 +169,8 @@ def processes(app: str, who: Who, gun: Gun) -> dict[str, Any]:
     procs = sorted(gun.processes.all(who, app), key=lambda p: (p.type, p.name))
     return {
         "processes": [process_json(p) for p in procs],
-        "unplaceable": gun.unplaceable(who, app),
-        "release": gun.status(who, app).release,
+        "unplaceable": gun.formation.unplaceable(who, app),
+        "release": gun.apps.status(who, app).release,
         "problems": {i.id: i.problem for i in gun.instances.all(who, app) if i.problem},
     }
 
