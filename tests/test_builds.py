@@ -42,8 +42,8 @@ def deploy_version(gun: Platform, who: Principal, tmp_path: Path, n: int) -> int
     (src / "Procfile").write_text("web: python -m http.server $PORT\n")
     (src / "version.txt").write_text(f"{n}\n")
     slug = pack(src, tmp_path / f"slug{n}.tar.gz")
-    slug_id, _ = gun.add_slug(who, "shop", slug.path, slug.sha256, slug.size)
-    return gun.deploy(who, "shop", slug_id).version
+    slug_id, _ = gun.deploys.add_slug(who, "shop", slug.path, slug.sha256, slug.size)
+    return gun.deploys.release(who, "shop", slug_id).version
 
 
 def test_the_slug_store_keeps_the_slugs_of_the_newest_releases(
@@ -67,48 +67,48 @@ def test_the_slug_store_keeps_the_slugs_of_the_newest_releases(
 def test_one_build_per_app_at_a_time(gun: Platform, admin: Principal) -> None:
     gun.apps.create(admin, "shop")
     gun.apps.create(admin, "blog")
-    first = gun.create_build(admin, "shop", commit="a" * 40)
+    first = gun.builds.create(admin, "shop", commit="a" * 40)
     with pytest.raises(Conflict) as e:
-        gun.create_build(admin, "shop")
+        gun.builds.create(admin, "shop")
     assert e.value.message == (
         f"a deploy of shop is already under way (build {first.id} by admin, pending): "
         "wait for it to finish, then deploy again"
     )
     with pytest.raises(Conflict):
-        gun.may_build(admin, "shop")
-    assert gun.create_build(admin, "blog").status == "pending"  # another app: fine
+        gun.builds.may_create(admin, "shop")
+    assert gun.builds.create(admin, "blog").status == "pending"  # another app: fine
 
 
 def test_output_is_read_back_from_any_offset_in_characters(
     gun: Platform, admin: Principal, store: Store
 ) -> None:
     gun.apps.create(admin, "shop")
-    build = gun.create_build(admin, "shop")
+    build = gun.builds.create(admin, "shop")
     with store.write() as tx:
         tx.builds.append_output(build.id, "-----> Héllo wörld\n")
         tx.builds.append_output(build.id, "ünïcode ✓\n")
-    text, status = gun.build_output(admin, "shop", build.id, 0)
+    text, status = gun.builds.output(admin, "shop", build.id, 0)
     assert (text, status) == ("-----> Héllo wörld\nünïcode ✓\n", "pending")
-    assert gun.build_output(admin, "shop", build.id, len("-----> Héllo wörld\n")) == (
+    assert gun.builds.output(admin, "shop", build.id, len("-----> Héllo wörld\n")) == (
         "ünïcode ✓\n",
         "pending",
     )
-    assert gun.build_output(admin, "shop", build.id, len(text)) == ("", "pending")
+    assert gun.builds.output(admin, "shop", build.id, len(text)) == ("", "pending")
 
 
 def test_builds_a_previous_meta_left_running_are_failed_at_start(
     gun: Platform, admin: Principal
 ) -> None:
     gun.apps.create(admin, "shop")
-    build = gun.create_build(admin, "shop")
-    assert gun.fail_interrupted_builds() == 1
-    after = gun.build_info(admin, "shop", build.id)
+    build = gun.builds.create(admin, "shop")
+    assert gun.builds.fail_interrupted() == 1
+    after = gun.builds.get(admin, "shop", build.id)
     assert (after.status, after.error) == ("failed", "meta restarted during the build")
     assert after.finished_at is not None
-    assert gun.build_output(admin, "shop", build.id, 0)[0].endswith(
+    assert gun.builds.output(admin, "shop", build.id, 0)[0].endswith(
         "meta restarted during this build\n"
     )
-    assert gun.create_build(admin, "shop").status == "pending"  # no longer in the way
+    assert gun.builds.create(admin, "shop").status == "pending"  # no longer in the way
 
 
 def test_a_release_phase_that_never_reports_back_stops_blocking_deploys(
@@ -116,17 +116,17 @@ def test_a_release_phase_that_never_reports_back_stops_blocking_deploys(
 ) -> None:
     gun.apps.create(admin, "shop")
     version = deploy_version(gun, admin, tmp_path, 1)
-    stuck = gun.create_build(admin, "shop")
+    stuck = gun.builds.create(admin, "shop")
     late = datetime.now(UTC) - timedelta(seconds=3600 + STALE_GRACE + 1)  # the default timeout
     with store.write() as tx:
         tx.builds.update(stuck.id, status="releasing", release=version)
         tx.conn.execute(update(builds).where(builds.c.id == stuck.id).values(created_at=late))
-    fresh = gun.create_build(admin, "shop")
+    fresh = gun.builds.create(admin, "shop")
     assert fresh.status == "pending"
-    old = gun.build_info(admin, "shop", stuck.id)
+    old = gun.builds.get(admin, "shop", stuck.id)
     assert (old.status, old.error) == (
         "failed",
         f"the release phase of v{version} never reported back",
     )
     with pytest.raises(Conflict):  # the new one is under way now
-        gun.create_build(admin, "shop")
+        gun.builds.create(admin, "shop")

@@ -265,7 +265,7 @@ def test_rollback_to_a_release_without_a_build_is_refused_once_there_is_one(
         app = tx.apps.find("late")
         assert app is not None
         slug_id = tx.slugs.insert(app.id, "a" * 64, 10, {"web": "python web.py"}, None, None)
-    platform.deploy(admin, "late", slug_id)  # v3
+    platform.deploys.release(admin, "late", slug_id)  # v3
     with pytest.raises(InvalidParams, match="release v2 of app 'late' has no build"):
         platform.releases.rollback(admin, "late", 2)
     assert platform.releases.rollback(admin, "late", 3).description == "Rollback to v3"

@@ -67,7 +67,7 @@ class World:
         """(slug, version) of a new deploy, pending when its Procfile has `release:`."""
         types = {"web": "serve"} | ({"release": "migrate"} if release else {})
         slug = self.slug(types)
-        return slug, self.gun.deploy(self.admin, APP, slug).version
+        return slug, self.gun.deploys.release(self.admin, APP, slug).version
 
     def phase_done(self, version: int, exit_code: int) -> str:
         return self.gun.release_phase.done(self.agent, self.instance.id, version, exit_code, None)
@@ -98,7 +98,7 @@ def test_nothing_makes_a_release_on_top_of_a_pending_one(world: World) -> None:
         ("change config", lambda: gun.config.change(admin, APP, {"A": None})),
         ("roll back", lambda: gun.releases.rollback(admin, APP)),
         ("roll back", lambda: gun.releases.rollback(admin, APP, first)),
-        ("deploy", lambda: gun.deploy(admin, APP, world.slug({"web": "other"}))),
+        ("deploy", lambda: gun.deploys.release(admin, APP, world.slug({"web": "other"}))),
     ]
     for doing, call in calls:
         with pytest.raises(Conflict) as e:

@@ -64,7 +64,7 @@ def create_app(
             loop.call_soon_threadsafe(app.state.wakeup.fire)
 
         platform.store.listeners.append(changed)
-        interrupted = await to_thread.run_sync(platform.fail_interrupted_builds)
+        interrupted = await to_thread.run_sync(platform.builds.fail_interrupted)
         if interrupted:
             log.warning("%d builds were under way when meta last stopped: failed them", interrupted)
         loops.start("instance watch", Watch(platform, instance_timeout, watch_every).once)
@@ -72,7 +72,7 @@ def create_app(
             yield
         finally:
             platform.store.listeners.remove(changed)
-            platform.stop_builds()
+            platform.builds.stop()
             await loops.stop()
 
     app = FastAPI(

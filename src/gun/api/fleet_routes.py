@@ -222,16 +222,18 @@ async def received(
 @upload
 async def upload_slug(app: str, request: Request, who: Who, gun: Gun) -> dict[str, Any]:
     """The body is the slug (a gzipped tarball of ./app); `X-Gun-Sha256` is checked if sent."""
-    async with received(request, "slug", gun.scratch()) as (path, sha256, size):
+    async with received(request, "slug", gun.builds.scratch()) as (path, sha256, size):
         slug_id, types = await to_thread.run_sync(
-            lambda: gun.add_slug(who, app, path, sha256, size, request.headers.get("x-gun-sha256"))
+            lambda: gun.deploys.add_slug(
+                who, app, path, sha256, size, request.headers.get("x-gun-sha256")
+            )
         )
     return {"id": slug_id, "sha256": sha256, "size": size, "process_types": types}
 
 
 @router.post("/apps/{app}/releases", status_code=201)
 def create_release(app: str, body: ReleaseCreate, who: Who, gun: Gun) -> dict[str, Any]:
-    return bodies.release_json(gun.deploy(who, app, body.slug, body.description))
+    return bodies.release_json(gun.deploys.release(who, app, body.slug, body.description))
 
 
 # the agent protocol -----------------------------------------------------------------------

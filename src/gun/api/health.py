@@ -31,8 +31,8 @@ def storage(platform: Platform) -> list[Path]:
         paths.append(Path(engine.url.database).parent)
     if isinstance(platform.slugs, LocalSlugStore):
         paths.append(platform.slugs.root)
-    if platform.build_options is not None:
-        paths.append(platform.build_options.home)
+    if platform.builds.options is not None:
+        paths.append(platform.builds.options.home)
     return paths
 
 

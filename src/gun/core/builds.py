@@ -13,7 +13,6 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,9 @@ from gun import isolation, procfile
 from gun.build import buildpacks, gitrepo
 from gun.build.slug import SlugError, pack, sha256_of, unpack
 from gun.core.access import authorize
+from gun.core.build_output import OutputBuffer
 from gun.core.deploys import Deploys
+from gun.core.release_phase import ReleasePhase
 from gun.errors import Conflict, GunError, InvalidParams, NotFound, disk_full
 from gun.model import Build, Principal, check_no_nul
 from gun.settings import SlugLimits
@@ -30,7 +31,6 @@ from gun.store import Store
 
 log = logging.getLogger("gun.build")
 STEP = "-----> "
-FLUSH_SECONDS = 0.25  # build output reaches the store at most this long after it is printed
 
 
 @dataclass(frozen=True)
@@ -48,63 +48,29 @@ class BuildOptions:
     slug_limits: SlugLimits = SlugLimits()  # what an uploaded source may unpack to
 
 
-class OutputBuffer:
-    """Build output on its way to the store: written in batches, each at most FLUSH_SECONDS
-    after its first text arrived, whether or not more follows (a step that prints and then
-    works for minutes shows what it printed at once)."""
-
-    def __init__(self, store: Store, build_id: int) -> None:
-        self.store, self.build_id = store, build_id
-        self._chunks: list[str] = []
-        self._lock = threading.Lock()  # guards _chunks and _timer
-        self._writing = threading.Lock()  # one write at a time, so batches stay in order
-        self._timer: threading.Timer | None = None
-
-    def line(self, text: str) -> None:
-        self.text(text + "\n")
-
-    def text(self, text: str) -> None:
-        """Raw output (the start of a line, the rest of it with its newline)."""
-        with self._lock:
-            self._chunks.append(text)
-            if self._timer is None:
-                self._timer = threading.Timer(FLUSH_SECONDS, self.close)
-                self._timer.daemon = True
-                self._timer.start()
-
-    def flush(self) -> None:
-        with self._writing:
-            with self._lock:
-                text, self._chunks = "".join(self._chunks), []
-                if self._timer is not None:
-                    self._timer.cancel()
-                    self._timer = None
-            if text:
-                with self.store.write() as tx:
-                    tx.builds.append_output(self.build_id, text)
-
-    def close(self) -> None:
-        """Flush what is left, logging (not raising) a failure: for the timer, and the end."""
-        try:
-            self.flush()
-        except Exception:  # the store is away: the build's own next write fails loudly
-            log.exception("writing the output of build %s failed", self.build_id)
-
-
 def short(commit: str | None, sha256: str) -> str:
     return (commit or sha256)[:7]
 
 
-class Builds(Deploys):
-    """Mixed into Platform: deploys that start from source (the slug and release steps are
-    Deploys')."""
+class Builds:
+    """Deploys that start from source (the slug and release steps are Deploys')."""
 
-    build_options: BuildOptions | None
-    _build_pool: ThreadPoolExecutor | None
+    def __init__(
+        self,
+        store: Store,
+        options: BuildOptions | None,
+        deploys: Deploys,
+        release_phase: ReleasePhase,
+    ) -> None:
+        self.store = store
+        self.options = options  # None: this meta runs no builds
+        self.deploys = deploys
+        self.release_phase = release_phase
+        self._pool: ThreadPoolExecutor | None = None
 
     # the API's side ------------------------------------------------------------------------
 
-    def may_build(
+    def may_create(
         self,
         who: Principal,
         name: str,
@@ -112,7 +78,7 @@ class Builds(Deploys):
         ref: str | None = None,
         commit_description: str | None = None,
     ) -> None:
-        """Refuse early (before a large upload) what create_build would refuse."""
+        """Refuse early (before a large upload) what `create` would refuse."""
         authorize(who, "developer", name)
         _check_build_text(ref, commit_description)
         with self.store.read() as tx:
@@ -120,7 +86,7 @@ class Builds(Deploys):
         if busy is not None and not self.release_phase.stale(busy):
             raise _busy(name, busy)
 
-    def create_build(
+    def create(
         self,
         who: Principal,
         name: str,
@@ -132,7 +98,7 @@ class Builds(Deploys):
     ) -> Build:
         """Queue a build; refused while another build of the app is under way."""
         authorize(who, "developer", name)
-        if self.build_options is None:
+        if self.options is None:
             raise InvalidParams("this meta runs no builds: it was started without a build home")
         _check_build_text(ref, commit_description)
         with self.store.write() as tx:
@@ -151,22 +117,22 @@ class Builds(Deploys):
             tx.events.record(app, who.name, "build.create", {"id": build.id, "commit": commit})
         return build
 
-    def start_build(self, who: Principal, build: Build, source: Path | None) -> None:
+    def start(self, who: Principal, build: Build, source: Path | None) -> None:
         """Hand the build to the worker pool, with its source tarball (now the build's to
         delete), or none for strategy git."""
-        if self._build_pool is None:
-            assert self.build_options is not None
-            self._build_pool = ThreadPoolExecutor(
-                self.build_options.concurrency, thread_name_prefix="gun-build"
+        if self._pool is None:
+            assert self.options is not None
+            self._pool = ThreadPoolExecutor(
+                self.options.concurrency, thread_name_prefix="gun-build"
             )
-        self._build_pool.submit(self._run_build, who, build, source)
+        self._pool.submit(self._run_build, who, build, source)
 
-    def builds(self, who: Principal, name: str, limit: int = 20) -> list[Build]:
+    def all(self, who: Principal, name: str, limit: int = 20) -> list[Build]:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
             return tx.builds.of(tx.apps.existing(name), limit)
 
-    def build_info(self, who: Principal, name: str, build_id: int) -> Build:
+    def get(self, who: Principal, name: str, build_id: int) -> Build:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
             found = tx.builds.get(tx.apps.existing(name), build_id)
@@ -174,9 +140,7 @@ class Builds(Deploys):
             raise NotFound(f"build {build_id} of app {name!r} does not exist")
         return found
 
-    def build_output(
-        self, who: Principal, name: str, build_id: int, offset: int
-    ) -> tuple[str, str]:
+    def output(self, who: Principal, name: str, build_id: int, offset: int) -> tuple[str, str]:
         """The output from `offset` on and the build's status (checked once per stream)."""
         with self.store.read() as tx:
             return tx.builds.output(build_id, offset)
@@ -184,20 +148,20 @@ class Builds(Deploys):
     def scratch(self) -> Path | None:
         """Where uploads and build trees go while they are worked on (None: the system's
         temporary directory, for a meta that runs no builds)."""
-        if self.build_options is None:
+        if self.options is None:
             return None
-        home = self.build_options.home
+        home = self.options.home
         # a build's user passes through these to its own work directory and cache
         isolation.make_dir(home, isolation.SEARCHABLE)
         isolation.make_dir(home / "cache", isolation.SEARCHABLE)
         return isolation.make_dir(home / "work", isolation.SEARCHABLE)
 
-    def stop_builds(self) -> None:
+    def stop(self) -> None:
         """Meta is exiting: queued builds are dropped (they are failed at the next start)."""
-        if self._build_pool is not None:
-            self._build_pool.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def fail_interrupted_builds(self) -> int:
+    def fail_interrupted(self) -> int:
         """At start: builds a previous meta was running cannot finish; say so, and remove
         what they left in the scratch directory (uploaded sources, half-built trees)."""
         with self.store.write() as tx:
@@ -254,7 +218,7 @@ class Builds(Deploys):
     def _resolve_git(self, who: Principal, build: Build, out: OutputBuffer) -> None:
         """Strategy git: resolve REF to a commit in meta's mirror of the app's repo, read its
         Procfile, release the commit; every instance fetches it and builds it."""
-        assert self.build_options is not None and build.ref is not None
+        assert self.options is not None and build.ref is not None
         with self.store.read() as tx:
             repo = tx.apps.existing(build.app).repo
         if not repo:
@@ -262,7 +226,7 @@ class Builds(Deploys):
                 f"app {build.app!r} has no repo: strategy=git deploys from the app's repository "
                 f"(gun apps.create {build.app} repo=GIT_URL)"
             )
-        git = isolation.make_dir(self.build_options.home / "git", isolation.PRIVATE_DIR)
+        git = isolation.make_dir(self.options.home / "git", isolation.PRIVATE_DIR)
         mirror = git / f"{build.app}.git"
         out.line(f"{STEP}Fetching {repo}")
         gitrepo.mirror(repo, mirror)
@@ -275,7 +239,7 @@ class Builds(Deploys):
         out.flush()
         with self.store.write() as tx:
             tx.builds.update(build.id, commit=commit, commit_description=subject)
-            release = self._release_commit(
+            release = self.deploys.release_commit(
                 tx, who, build.app, commit, types, f"Deploy {commit[:7]}"
             )
             pending = release.status == "pending"
@@ -288,8 +252,8 @@ class Builds(Deploys):
                 )
 
     def _build(self, who: Principal, build: Build, source: Path, out: OutputBuffer) -> None:
-        assert self.build_options is not None
-        opts = self.build_options
+        assert self.options is not None
+        opts = self.options
         work = self.scratch()
         with self.store.read() as tx:
             config = tx.config.of(tx.apps.existing(build.app).id)
@@ -327,7 +291,7 @@ class Builds(Deploys):
             out.line(f"       Procfile declares types -> {', '.join(types)}")
             slug = pack(app_dir, Path(tmp) / "slug.tar.gz")
             out.line(f"{STEP}Compressing... done, {slug.size / 1e6:.1f}MB")
-            slug_id, _ = self._store_slug(
+            slug_id, _ = self.deploys.store_slug(
                 who,
                 build.app,
                 slug.path,
@@ -340,7 +304,7 @@ class Builds(Deploys):
         out.line(f"{STEP}Releasing")
         out.flush()  # all of it before the status says done: readers stop at a final status
         with self.store.write() as tx:
-            release = self._release_slug(
+            release = self.deploys.release_slug(
                 tx,
                 who,
                 build.app,
@@ -359,7 +323,7 @@ class Builds(Deploys):
                 tx.builds.append_output(
                     build.id, f"{STEP}Running the release command of v{release.version}\n"
                 )
-        self.prune_slugs(build.app)
+        self.deploys.prune_slugs(build.app)
 
 
 def _git_types(mirror: Path, commit: str) -> dict[str, str]:

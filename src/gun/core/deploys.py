@@ -46,13 +46,20 @@ def read_procfile(path: Path) -> dict[str, str]:
 
 
 class Deploys:
-    """Mixed into Platform."""
+    """Slugs in, releases out. The `release_*` methods that take a transaction write in the
+    caller's (a build's), the others in their own."""
 
-    store: Store
-    slugs: SlugStore
-    keep_slugs: int
-
-    release_phase: ReleasePhase
+    def __init__(
+        self,
+        store: Store,
+        slugs: SlugStore | None,
+        keep_slugs: int,
+        release_phase: ReleasePhase,
+    ) -> None:
+        self.store = store
+        self.slugs = slugs
+        self.keep_slugs = keep_slugs  # slugs of the newest releases the slug store keeps
+        self.release_phase = release_phase
 
     def add_slug(
         self,
@@ -70,9 +77,9 @@ class Deploys:
                 f"the slug's sha256 is {sha256}, not {expected} as the client "
                 "said: the upload was damaged"
             )
-        return self._store_slug(who, name, path, sha256, size)
+        return self.store_slug(who, name, path, sha256, size)
 
-    def _store_slug(
+    def store_slug(
         self,
         who: Principal,
         name: str,
@@ -83,12 +90,15 @@ class Deploys:
         commit: str | None = None,
         commit_description: str | None = None,
     ) -> tuple[int, dict[str, str]]:
+        """Put a slug (or find the same one stored already) and record it."""
         types = read_procfile(path)
         with self.store.read() as tx:
             app = tx.apps.existing(name)
             existing = tx.slugs.by_sha(app.id, sha256)
         if existing is not None:
             return existing, types
+        if self.slugs is None:
+            raise InvalidParams("this meta was started without a slug store: it takes no slugs")
         self.slugs.put(name, path, sha256)
         with self.store.write() as tx:
             app = tx.apps.existing(name, lock=True)
@@ -96,17 +106,17 @@ class Deploys:
             tx.events.record(app, who.name, "slug.create", {"sha256": sha256, "size": size})
         return slug_id, types
 
-    def deploy(
+    def release(
         self, who: Principal, name: str, slug_id: int, description: str | None = None
     ) -> Release:
         """A new release of the slug with the current config vars."""
         authorize(who, "developer", name)
         with self.store.write() as tx:
-            release = self._release_slug(tx, who, name, slug_id, description=description)
+            release = self.release_slug(tx, who, name, slug_id, description=description)
         self.prune_slugs(name)
         return release
 
-    def _release_slug(
+    def release_slug(
         self,
         tx: Tx,
         who: Principal,
@@ -126,7 +136,7 @@ class Deploys:
             tx, who, app, types, slug_id, commit, description or f"Deploy {sha256[:7]}"
         )
 
-    def _release_commit(
+    def release_commit(
         self,
         tx: Tx,
         who: Principal,

@@ -16,6 +16,7 @@ from gun.core.agents import Agents
 from gun.core.apps import Apps
 from gun.core.builds import BuildOptions, Builds
 from gun.core.config import Config
+from gun.core.deploys import Deploys
 from gun.core.drains import Drains
 from gun.core.formation import MAX_PROCESSES, Formation
 from gun.core.instances import Instances
@@ -30,7 +31,7 @@ from gun.providers import InstanceProvider
 from gun.store import Store
 
 
-class Platform(Builds, Drains):
+class Platform(Drains):
     def __init__(
         self,
         store: Store,
@@ -50,9 +51,7 @@ class Platform(Builds, Drains):
         self.build_options = build_options
         opts = build_options or BuildOptions(Path("."))
         self.release_phase = ReleasePhase(store, opts.release_timeout)
-        self.keep_slugs = opts.keep_slugs
         self.rollout = {"drain": opts.preboot_drain, "max_unavailable": opts.max_unavailable}
-        self._build_pool = None
         self.providers = providers or {}
         self.meta_url = meta_url
         self.tokens = Tokens(store, token_cache_seconds)
@@ -64,6 +63,8 @@ class Platform(Builds, Drains):
         self.formation = Formation(store, max_processes)
         self.layers = Layers(store)
         self.releases = Releases(store, slugs, opts.keep_slugs, self.release_phase)
+        self.deploys = Deploys(store, slugs, opts.keep_slugs, self.release_phase)
+        self.builds = Builds(store, build_options, self.deploys, self.release_phase)
 
     # access (the rules are in core/tokens.py) -----------------------------------------------
 
