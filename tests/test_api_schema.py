@@ -30,11 +30,11 @@ class Seeded:
     """The platform, its admin token and principal; `ensure_demo` re-creates "demo" if deleted."""
 
     def __init__(self, platform: Platform) -> None:
-        token = platform.bootstrap_admin(None)
+        token = platform.tokens.bootstrap_admin(None)
         assert token is not None
         self.platform = platform
         self.token = token
-        self.admin: Principal = platform.authenticate(token)
+        self.admin: Principal = platform.tokens.authenticate(token)
         self.ensure_demo()
 
     def ensure_demo(self) -> None:

@@ -31,9 +31,9 @@ def gun(store: Store, tmp_path: Path) -> Platform:
 
 @pytest.fixture
 def admin(gun: Platform) -> Principal:
-    token = gun.bootstrap_admin(None)
+    token = gun.tokens.bootstrap_admin(None)
     assert token is not None
-    return gun.authenticate(token)
+    return gun.tokens.authenticate(token)
 
 
 def deploy_version(gun: Platform, who: Principal, tmp_path: Path, n: int) -> int:

@@ -154,7 +154,7 @@ def test_the_ingest_tokens_meta_hands_out_have_the_form(
     platform.shipping.drain_url = "http://127.0.0.1:5101"
     for n in range(20):
         platform.apps.create(admin, f"app-{n}")
-        url = platform.ingest_url(admin, f"app-{n}")
+        url = platform.drains.ingest_url(admin, f"app-{n}")
         assert is_ingest_token(url.rsplit("/", 1)[1]), url
     assert is_ingest_token("gdi_" + secrets.token_urlsafe(24))
 

@@ -181,24 +181,24 @@ def snapshot(store: Store) -> tuple[object, ...]:
 def test_roles_and_app_scoped_tokens(platform: Platform, admin: Principal) -> None:
     platform.apps.create(admin, "one")
     platform.apps.create(admin, "two")
-    dev_token, _ = platform.create_token(admin, "ci", "developer", "one")
-    viewer_token, _ = platform.create_token(admin, "dash", "viewer", None)
-    dev = platform.authenticate(dev_token)
-    viewer = platform.authenticate(viewer_token)
+    dev_token, _ = platform.tokens.create(admin, "ci", "developer", "one")
+    viewer_token, _ = platform.tokens.create(admin, "dash", "viewer", None)
+    dev = platform.tokens.authenticate(dev_token)
+    viewer = platform.tokens.authenticate(viewer_token)
 
     assert platform.config.change(dev, "one", {"A": "1"}).version == 2
     assert [a.name for a in platform.apps.all(dev)] == ["one"]
     with pytest.raises(Forbidden, match="scoped to app 'one' and cannot reach app 'two'"):
         platform.config.get(dev, "two")
     with pytest.raises(Forbidden, match="has role developer; this needs role admin"):
-        platform.create_token(dev, "more", "admin", "one")
+        platform.tokens.create(dev, "more", "admin", "one")
     assert platform.config.get(viewer, "two") == {}
     with pytest.raises(Forbidden, match="has role viewer; this needs role developer"):
         platform.config.change(viewer, "two", {"A": "1"})
     with pytest.raises(Unauthorized, match="unknown or revoked"):
-        platform.authenticate("gun_not_a_token")
+        platform.tokens.authenticate("gun_not_a_token")
     with pytest.raises(Unauthorized, match="no API token"):
-        platform.authenticate(None)
+        platform.tokens.authenticate(None)
 
 
 def test_secrets_are_encrypted_at_rest_and_never_in_events(
@@ -206,7 +206,7 @@ def test_secrets_are_encrypted_at_rest_and_never_in_events(
 ) -> None:
     platform.apps.create(admin, "vault")
     platform.config.change(admin, "vault", {"DATABASE_URL": "postgres://u:hunter2@db/x"})
-    token, _ = platform.create_token(admin, "robot", "developer", None)
+    token, _ = platform.tokens.create(admin, "robot", "developer", None)
     with store.read() as tx:
         dumped = repr(tx.conn.execute(select(config_vars)).all())
         dumped += repr(tx.conn.execute(select(releases)).all())

@@ -48,12 +48,12 @@ class World:
         self.store = store
         self.provider = Recorder()
         self.gun = Platform(store, providers={"fake": self.provider}, meta_url="http://meta")
-        token = self.gun.bootstrap_admin(None)
+        token = self.gun.tokens.bootstrap_admin(None)
         assert token is not None
-        self.admin = self.gun.authenticate(token)
+        self.admin = self.gun.tokens.authenticate(token)
         self.gun.apps.create(self.admin, APP)
         (self.instance,) = self.gun.instances.create(self.admin, APP, "default", provider="fake")
-        self.agent: Principal = self.gun.authenticate(self.provider.made[0].token)
+        self.agent: Principal = self.gun.tokens.authenticate(self.provider.made[0].token)
         self.gun.agents.register(self.agent, self.instance.id, None)
         self.slugs = 0
 

@@ -75,7 +75,7 @@ def test_the_processes_cap_counts_every_type_and_lets_an_app_over_it_scale_down(
     store: Store,
 ) -> None:
     platform = Platform(store, max_processes=10)
-    admin = platform.authenticate(platform.bootstrap_admin(None) or "")
+    admin = platform.tokens.authenticate(platform.tokens.bootstrap_admin(None) or "")
     platform.apps.create(admin, "shop")
     assert scale(platform, admin, "web=6 worker=4") == {"web": 6, "worker": 4}
     with pytest.raises(InvalidParams) as e:
@@ -95,7 +95,7 @@ def test_the_processes_cap_counts_every_type_and_lets_an_app_over_it_scale_down(
 
 def test_scale_answers_warnings_for_types_nothing_can_run(store: Store) -> None:
     platform = Platform(store)
-    admin = platform.authenticate(platform.bootstrap_admin(None) or "")
+    admin = platform.tokens.authenticate(platform.tokens.bootstrap_admin(None) or "")
     platform.apps.create(admin, "shop")
     scaled = platform.formation.scale(admin, "shop", formation.parse("web=2"))
     assert scaled.totals == {"web": 2}

@@ -63,12 +63,11 @@ def resolution_param(resolution: int | None) -> str:
 
 
 class Drains:
-    """Mixed into Platform."""
+    def __init__(self, store: Store, shipping: Shipping) -> None:
+        self.store = store
+        self.shipping = shipping
 
-    store: Store
-    shipping: Shipping
-
-    def drains(self, who: Principal, name: str) -> list[Drain]:
+    def all(self, who: Principal, name: str) -> list[Drain]:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
             found = tx.drains.of(tx.apps.existing(name).id)
@@ -76,7 +75,7 @@ class Drains:
             return found
         return [replace(d, url=drain_origin(d.url)) for d in found]
 
-    def add_drain(self, who: Principal, name: str, url: str) -> Drain:
+    def add(self, who: Principal, name: str, url: str) -> Drain:
         authorize(who, "developer", name)
         check_drain_url(url)
         with self.store.write() as tx:
@@ -88,7 +87,7 @@ class Drains:
             tx.events.record(app, who.name, "drain.add", {"id": drain.id})
         return drain
 
-    def remove_drain(self, who: Principal, name: str, drain_id: int) -> None:
+    def remove(self, who: Principal, name: str, drain_id: int) -> None:
         authorize(who, "developer", name)
         with self.store.write() as tx:
             app = tx.apps.existing(name, lock=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
+from gun.build.slugstore import SlugStore
 from gun.core.agents import Agents
 from gun.core.apps import Apps
 from gun.core.builds import BuildOptions, Builds
@@ -26,17 +26,37 @@ from gun.core.release_phase import ReleasePhase
 from gun.core.releases import Releases
 from gun.core.shipping import Shipping
 from gun.core.tokens import CACHE_SECONDS, Tokens
-from gun.model import Principal
 from gun.providers import InstanceProvider
 from gun.store import Store
 
 
-class Platform(Drains):
+class Platform:
+    """Builds each service from meta's settings and hands it what it needs; holds them:
+
+    tokens     who a token is; tokens.create, tokens.revoke     (core/tokens.py)
+    apps       apps, apps.create, apps.destroy, status, events   (core/apps.py)
+    config     config, config.set, config.unset                  (core/config.py)
+    formation  formation, scale                                  (core/formation.py)
+    layers     layers, layers.set                                (core/layers.py)
+    releases   releases, releases.info, rollback                 (core/releases.py)
+    deploys    a slug uploaded and released                      (core/deploys.py)
+    builds     deploy from source: the build and its output      (core/builds.py)
+    instances  instances, instances.create, instances.delete     (core/instances.py)
+    processes  ps, ps.restart                                    (core/processes.py)
+    drains     drains, drains.add, drains.ingest, log sessions   (core/drains.py)
+    agents     the agent protocol                                (core/agents.py)
+    release_phase  the release command's rules, and its agent's  (core/release_phase.py)
+    shipping   where an app's logs go (ingest tokens)            (core/shipping.py)
+
+    `slugs` (None: no slug store) and `providers` are meta's own, for its health check and
+    its instance watch.
+    """
+
     def __init__(
         self,
         store: Store,
         *,
-        slugs: Any = None,
+        slugs: SlugStore | None = None,
         providers: Mapping[str, InstanceProvider] | None = None,
         meta_url: str | None = None,
         auto_instances: int = 0,
@@ -45,19 +65,16 @@ class Platform(Drains):
         drain_url: str | None = None,
         max_processes: int = MAX_PROCESSES,
     ) -> None:
-        self.shipping = Shipping(drain_url)
+        opts = build_options or BuildOptions(Path("."))  # the defaults, for a meta without builds
+        rollout = {"drain": opts.preboot_drain, "max_unavailable": opts.max_unavailable}
         self.store = store
         self.slugs = slugs
-        self.build_options = build_options
-        opts = build_options or BuildOptions(Path("."))
-        self.release_phase = ReleasePhase(store, opts.release_timeout)
-        self.rollout = {"drain": opts.preboot_drain, "max_unavailable": opts.max_unavailable}
-        self.providers = providers or {}
-        self.meta_url = meta_url
+        self.providers: Mapping[str, InstanceProvider] = providers or {}
         self.tokens = Tokens(store, token_cache_seconds)
+        self.shipping = Shipping(drain_url)
+        self.release_phase = ReleasePhase(store, opts.release_timeout)
         self.instances = Instances(store, self.providers, meta_url)
         self.processes = Processes(store)
-        self.agents = Agents(store, slugs, self.shipping, self.release_phase, self.rollout)
         self.apps = Apps(store, self.shipping, self.instances, self.providers, auto_instances)
         self.config = Config(store, self.release_phase)
         self.formation = Formation(store, max_processes)
@@ -65,16 +82,5 @@ class Platform(Drains):
         self.releases = Releases(store, slugs, opts.keep_slugs, self.release_phase)
         self.deploys = Deploys(store, slugs, opts.keep_slugs, self.release_phase)
         self.builds = Builds(store, build_options, self.deploys, self.release_phase)
-
-    # access (the rules are in core/tokens.py) -----------------------------------------------
-
-    def authenticate(self, token: str | None) -> Principal:
-        return self.tokens.authenticate(token)
-
-    def bootstrap_admin(self, token: str | None) -> str | None:
-        return self.tokens.bootstrap_admin(token)
-
-    def create_token(
-        self, who: Principal, name: str, role: str, app: str | None, expires: str | None = None
-    ) -> tuple[str, Principal]:
-        return self.tokens.create(who, name, role, app, expires)
+        self.drains = Drains(store, self.shipping)
+        self.agents = Agents(store, slugs, self.shipping, self.release_phase, rollout)
