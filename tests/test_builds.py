@@ -42,7 +42,7 @@ def deploy_version(gun: Platform, who: Principal, tmp_path: Path, n: int) -> int
     (src / "Procfile").write_text("web: python -m http.server $PORT\n")
     (src / "version.txt").write_text(f"{n}\n")
     slug = pack(src, tmp_path / f"slug{n}.tar.gz")
-    slug_id, _ = gun.deploys.add_slug(who, "shop", slug.path, slug.sha256, slug.size)
+    slug_id, _ = gun.slugs.add(who, "shop", slug.path, slug.sha256, slug.size)
     return gun.deploys.release(who, "shop", slug_id).version
 
 
@@ -52,7 +52,7 @@ def test_the_slug_store_keeps_the_slugs_of_the_newest_releases(
     gun.apps.create(admin, "shop")
     versions = [deploy_version(gun, admin, tmp_path, n) for n in (1, 2, 3)]
     assert versions == [2, 3, 4]
-    assert len(gun.slugs.keys("shop")) == 2  # v3's and v4's
+    assert len(gun.slugs.slug_store.keys("shop")) == 2  # v3's and v4's
 
     with pytest.raises(InvalidParams) as e:
         gun.releases.rollback(admin, "shop", 2)
@@ -61,7 +61,7 @@ def test_the_slug_store_keeps_the_slugs_of_the_newest_releases(
         "releases): deploy its code again instead"
     )
     assert gun.releases.rollback(admin, "shop", 3).version == 5
-    assert len(gun.slugs.keys("shop")) == 2  # the rollback reuses v3's slug
+    assert len(gun.slugs.slug_store.keys("shop")) == 2  # the rollback reuses v3's slug
 
 
 def test_one_build_per_app_at_a_time(gun: Platform, admin: Principal) -> None:

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from gun.api import bodies
 from gun.api.auth import Gun, Who
 from gun.api.gate import upload
-from gun.core.deploys import SLUG_MAX_BYTES
+from gun.core.slugs import SLUG_MAX_BYTES
 from gun.errors import InvalidParams, PayloadTooLarge
 from gun.model import Instance, Process
 
@@ -224,9 +224,7 @@ async def upload_slug(app: str, request: Request, who: Who, gun: Gun) -> dict[st
     """The body is the slug (a gzipped tarball of ./app); `X-Gun-Sha256` is checked if sent."""
     async with received(request, "slug", gun.builds.scratch()) as (path, sha256, size):
         slug_id, types = await to_thread.run_sync(
-            lambda: gun.deploys.add_slug(
-                who, app, path, sha256, size, request.headers.get("x-gun-sha256")
-            )
+            lambda: gun.slugs.add(who, app, path, sha256, size, request.headers.get("x-gun-sha256"))
         )
     return {"id": slug_id, "sha256": sha256, "size": size, "process_types": types}
 

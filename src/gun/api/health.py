@@ -29,8 +29,8 @@ def storage(platform: Platform) -> list[Path]:
     engine = platform.store.engine
     if engine.dialect.name == "sqlite" and engine.url.database:
         paths.append(Path(engine.url.database).parent)
-    if isinstance(platform.slugs, LocalSlugStore):
-        paths.append(platform.slugs.root)
+    if isinstance(platform.slugs.slug_store, LocalSlugStore):
+        paths.append(platform.slugs.slug_store.root)
     if platform.builds.options is not None:
         paths.append(platform.builds.options.home)
     return paths

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, BinaryIO
 
-from gun.build.slugstore import SlugStore, slug_key
 from gun.core.placing import write_placement
 from gun.core.release_phase import ReleasePhase, git_source, slug_source
 from gun.core.shipping import Shipping
+from gun.core.slugs import Slugs
 from gun.errors import Forbidden, NotFound
 from gun.model import Instance, Principal, check_process_state
 from gun.store import Store, Tx
@@ -72,7 +72,7 @@ class Agents:
     def __init__(
         self,
         store: Store,
-        slugs: SlugStore | None,
+        slugs: Slugs,
         shipping: Shipping,
         release_phase: ReleasePhase,
         rollout: Mapping[str, float],
@@ -218,6 +218,4 @@ class Agents:
             app = tx.apps.find(inst.app) if inst else None
             if app is None or tx.slugs.by_sha(app.id, sha256) is None:
                 raise NotFound(f"slug {sha256} does not exist")
-        if self.slugs is None:
-            raise NotFound(f"slug {sha256} does not exist: this meta keeps no slugs")
-        return self.slugs.open(slug_key(app.name, sha256))
+        return self.slugs.open(app.name, sha256)

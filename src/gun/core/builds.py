@@ -24,6 +24,7 @@ from gun.core.access import authorize
 from gun.core.build_output import OutputBuffer
 from gun.core.deploys import Deploys
 from gun.core.release_phase import ReleasePhase
+from gun.core.slugs import Slugs
 from gun.errors import Conflict, GunError, InvalidParams, NotFound, disk_full
 from gun.model import Build, Principal, check_no_nul
 from gun.settings import SlugLimits
@@ -59,11 +60,13 @@ class Builds:
         self,
         store: Store,
         options: BuildOptions | None,
+        slugs: Slugs,
         deploys: Deploys,
         release_phase: ReleasePhase,
     ) -> None:
         self.store = store
         self.options = options  # None: this meta runs no builds
+        self.slugs = slugs
         self.deploys = deploys
         self.release_phase = release_phase
         self._pool: ThreadPoolExecutor | None = None
@@ -291,7 +294,7 @@ class Builds:
             out.line(f"       Procfile declares types -> {', '.join(types)}")
             slug = pack(app_dir, Path(tmp) / "slug.tar.gz")
             out.line(f"{STEP}Compressing... done, {slug.size / 1e6:.1f}MB")
-            slug_id, _ = self.deploys.store_slug(
+            slug_id, _ = self.slugs.put(
                 who,
                 build.app,
                 slug.path,
@@ -323,7 +326,7 @@ class Builds:
                 tx.builds.append_output(
                     build.id, f"{STEP}Running the release command of v{release.version}\n"
                 )
-        self.deploys.prune_slugs(build.app)
+        self.slugs.prune(build.app)
 
 
 def _git_types(mirror: Path, commit: str) -> dict[str, str]:

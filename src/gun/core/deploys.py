@@ -1,21 +1,15 @@
-"""Deploys: a slug arrives, its Procfile is read, and a release `vN` runs it."""
+"""Deploys: a build (a slug, or a commit that instances build) becomes release `vN`."""
 
 from __future__ import annotations
 
-import tarfile
-from pathlib import Path
-
 from gun import procfile
-from gun.build.slugstore import SlugStore, parse_key
 from gun.core.access import authorize
 from gun.core.placing import write_placement
 from gun.core.release_phase import ReleasePhase
+from gun.core.slugs import Slugs
 from gun.errors import InvalidParams, NotFound
 from gun.model import App, Principal, Release, check_no_nul, check_process_type
 from gun.store import Store, Tx
-
-SLUG_MAX_BYTES = 500 * 1024 * 1024  # GUN_SLUG_MAX_BYTES: Heroku's compressed slug limit
-PROCFILE_MAX_BYTES = 64 * 1024
 
 
 def check_process_types(types: dict[str, str]) -> None:
@@ -26,85 +20,14 @@ def check_process_types(types: dict[str, str]) -> None:
         check_no_nul(f"the command of process type {name!r}", command)
 
 
-def read_procfile(path: Path) -> dict[str, str]:
-    """The process types of a slug (`./app/Procfile`), read without unpacking anything else."""
-    try:
-        with tarfile.open(path, "r:gz") as tar:
-            for member in tar:
-                if member.name.lstrip("./") in ("app/Procfile", "Procfile"):
-                    if not member.isfile() or member.size > PROCFILE_MAX_BYTES:
-                        raise InvalidParams("the slug's Procfile is not a regular file under 64 kB")
-                    f = tar.extractfile(member)
-                    assert f is not None
-                    return procfile.parse(f.read(), "Procfile")
-    except (tarfile.TarError, OSError, EOFError) as e:
-        raise InvalidParams(f"the slug is not a gzipped tarball ({type(e).__name__})") from None
-    raise InvalidParams(
-        "the slug has no Procfile at ./app/Procfile: add one naming your "
-        "process types, e.g. `web: python app.py`"
-    )
-
-
 class Deploys:
-    """Slugs in, releases out. The `release_*` methods that take a transaction write in the
-    caller's (a build's), the others in their own."""
+    """Builds in, releases out. The `release_*` methods that take a transaction write in the
+    caller's (a build's); `release` in its own."""
 
-    def __init__(
-        self,
-        store: Store,
-        slugs: SlugStore | None,
-        keep_slugs: int,
-        release_phase: ReleasePhase,
-    ) -> None:
+    def __init__(self, store: Store, slugs: Slugs, release_phase: ReleasePhase) -> None:
         self.store = store
         self.slugs = slugs
-        self.keep_slugs = keep_slugs  # slugs of the newest releases the slug store keeps
         self.release_phase = release_phase
-
-    def add_slug(
-        self,
-        who: Principal,
-        name: str,
-        path: Path,
-        sha256: str,
-        size: int,
-        expected: str | None = None,
-    ) -> tuple[int, dict[str, str]]:
-        """Store an uploaded slug (already hashed) and record it; returns (id, process types)."""
-        authorize(who, "developer", name)
-        if expected is not None and expected != sha256:
-            raise InvalidParams(
-                f"the slug's sha256 is {sha256}, not {expected} as the client "
-                "said: the upload was damaged"
-            )
-        return self.store_slug(who, name, path, sha256, size)
-
-    def store_slug(
-        self,
-        who: Principal,
-        name: str,
-        path: Path,
-        sha256: str,
-        size: int,
-        *,
-        commit: str | None = None,
-        commit_description: str | None = None,
-    ) -> tuple[int, dict[str, str]]:
-        """Put a slug (or find the same one stored already) and record it."""
-        types = read_procfile(path)
-        with self.store.read() as tx:
-            app = tx.apps.existing(name)
-            existing = tx.slugs.by_sha(app.id, sha256)
-        if existing is not None:
-            return existing, types
-        if self.slugs is None:
-            raise InvalidParams("this meta was started without a slug store: it takes no slugs")
-        self.slugs.put(name, path, sha256)
-        with self.store.write() as tx:
-            app = tx.apps.existing(name, lock=True)
-            slug_id = tx.slugs.insert(app.id, sha256, size, types, commit, commit_description)
-            tx.events.record(app, who.name, "slug.create", {"sha256": sha256, "size": size})
-        return slug_id, types
 
     def release(
         self, who: Principal, name: str, slug_id: int, description: str | None = None
@@ -113,7 +36,7 @@ class Deploys:
         authorize(who, "developer", name)
         with self.store.write() as tx:
             release = self.release_slug(tx, who, name, slug_id, description=description)
-        self.prune_slugs(name)
+        self.slugs.prune(name)
         return release
 
     def release_slug(
@@ -192,18 +115,3 @@ class Deploys:
         detail: dict[str, object] = {"version": release.version, "slug": slug_id, "commit": commit}
         tx.events.record(app, who.name, "release.deploy", detail)
         return release
-
-    def prune_slugs(self, name: str) -> list[str]:
-        """Remove stored slugs no release among the newest `keep_slugs` uses; their rows stay
-        (history), so a rollback to one is refused by name. Returns the keys removed."""
-        if self.slugs is None:
-            return []
-        with self.store.read() as tx:
-            app = tx.apps.find(name)
-            if app is None:
-                return []
-            keep = tx.slugs.in_use(app.id, self.keep_slugs)
-        removed = [k for k in self.slugs.keys(name) if parse_key(k)[1] not in keep]
-        for key in removed:
-            self.slugs.delete(key)
-        return removed

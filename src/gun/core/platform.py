@@ -25,6 +25,7 @@ from gun.core.processes import Processes
 from gun.core.release_phase import ReleasePhase
 from gun.core.releases import Releases
 from gun.core.shipping import Shipping
+from gun.core.slugs import Slugs
 from gun.core.tokens import CACHE_SECONDS, Tokens
 from gun.providers import InstanceProvider
 from gun.store import Store
@@ -33,23 +34,25 @@ from gun.store import Store
 class Platform:
     """Builds each service from meta's settings and hands it what it needs; holds them:
 
-    tokens     who a token is; tokens.create, tokens.revoke     (core/tokens.py)
-    apps       apps, apps.create, apps.destroy, status, events   (core/apps.py)
-    config     config, config.set, config.unset                  (core/config.py)
-    formation  formation, scale                                  (core/formation.py)
-    layers     layers, layers.set                                (core/layers.py)
-    releases   releases, releases.info, rollback                 (core/releases.py)
-    deploys    a slug uploaded and released                      (core/deploys.py)
-    builds     deploy from source: the build and its output      (core/builds.py)
-    instances  instances, instances.create, instances.delete     (core/instances.py)
-    processes  ps, ps.restart                                    (core/processes.py)
-    drains     drains, drains.add, drains.ingest, log sessions   (core/drains.py)
-    agents     the agent protocol                                (core/agents.py)
-    release_phase  the release command's rules, and its agent's  (core/release_phase.py)
-    shipping   where an app's logs go (ingest tokens)            (core/shipping.py)
+    tokens         who a token is; tokens, tokens.create, tokens.revoke
+    apps           apps, apps.create, apps.destroy, info, status, events
+    config         config, config.set, config.unset
+    formation      formation, scale
+    layers         layers, layers.set
+    releases       releases, releases.info, rollback
+    slugs          slugs uploaded, kept for the newest releases, pruned
+    deploys        a slug (or, strategy git, a commit) released
+    builds         deploy from source: builds and their output
+    instances      instances, instances.create, instances.delete
+    processes      ps, ps.restart
+    drains         drains, drains.add, drains.remove, drains.ingest, logs
+    agents         the agent protocol
+    release_phase  the release command: its rules, its agent's output and result
+    shipping       where an app's logs go: the ingest token, the drains
 
-    `slugs` (None: no slug store) and `providers` are meta's own, for its health check and
-    its instance watch.
+    Each is in the module of its name under gun/core/.
+
+    `store` and `providers` are meta's own too, for its health check and its instance watch.
     """
 
     def __init__(
@@ -68,7 +71,7 @@ class Platform:
         opts = build_options or BuildOptions(Path("."))  # the defaults, for a meta without builds
         rollout = {"drain": opts.preboot_drain, "max_unavailable": opts.max_unavailable}
         self.store = store
-        self.slugs = slugs
+        self.slugs = Slugs(store, slugs, opts.keep_slugs)
         self.providers: Mapping[str, InstanceProvider] = providers or {}
         self.tokens = Tokens(store, token_cache_seconds)
         self.shipping = Shipping(drain_url)
@@ -79,8 +82,8 @@ class Platform:
         self.config = Config(store, self.release_phase)
         self.formation = Formation(store, max_processes)
         self.layers = Layers(store)
-        self.releases = Releases(store, slugs, opts.keep_slugs, self.release_phase)
-        self.deploys = Deploys(store, slugs, opts.keep_slugs, self.release_phase)
-        self.builds = Builds(store, build_options, self.deploys, self.release_phase)
+        self.releases = Releases(store, self.slugs, self.release_phase)
+        self.deploys = Deploys(store, self.slugs, self.release_phase)
+        self.builds = Builds(store, build_options, self.slugs, self.deploys, self.release_phase)
         self.drains = Drains(store, self.shipping)
-        self.agents = Agents(store, slugs, self.shipping, self.release_phase, rollout)
+        self.agents = Agents(store, self.slugs, self.shipping, self.release_phase, rollout)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gun.build.slugstore import SlugStore, slug_key
 from gun.core.access import authorize, visible_config
 from gun.core.placing import write_placement
 from gun.core.release_phase import ReleasePhase
+from gun.core.slugs import Slugs
 from gun.errors import InvalidParams, NotFound
 from gun.model import Principal, Release
 from gun.store import Store
@@ -27,16 +27,9 @@ class ReleaseInfo:
 
 
 class Releases:
-    def __init__(
-        self,
-        store: Store,
-        slugs: SlugStore | None,
-        keep_slugs: int,
-        release_phase: ReleasePhase,
-    ) -> None:
+    def __init__(self, store: Store, slugs: Slugs, release_phase: ReleasePhase) -> None:
         self.store = store
         self.slugs = slugs
-        self.keep_slugs = keep_slugs  # slugs of the newest releases the slug store keeps
         self.release_phase = release_phase
 
     def all(
@@ -80,10 +73,10 @@ class Releases:
             if old.status == "failed":
                 raise InvalidParams(f"release v{target} of app {name!r} failed; pick another")
             slug = tx.slugs.get(old.slug_id) if old.slug_id is not None else None
-            if slug and self.slugs is not None and not self.slugs.exists(slug_key(name, slug[0])):
+            if slug and not self.slugs.kept(name, slug[0]):
                 raise InvalidParams(
                     f"the slug of v{target} is no longer kept (the slug store keeps those of the "
-                    f"last {self.keep_slugs} releases): deploy its code again instead"
+                    f"last {self.slugs.keep} releases): deploy its code again instead"
                 )
             has_build = tx.releases.get(app, current) if current else None
             if not old.has_build and has_build is not None and has_build.has_build:
