@@ -85,6 +85,8 @@ class Agents:
         self.rollout = rollout
 
     def register(self, who: Principal, instance_id: str, address: str | None) -> Instance:
+        """The agent is up: the instance is online (at `address`, if given); back from
+        pending or lost, its app's processes are placed again."""
         check_agent(who, instance_id)
         with self.store.write() as tx:
             inst = _instance(tx, instance_id)
@@ -99,6 +101,7 @@ class Agents:
             return _instance(tx, instance_id)
 
     def generation(self, who: Principal, instance_id: str) -> int:
+        """The app's generation: the long-poll answers once it is past the agent's."""
         check_agent(who, instance_id)
         with self.store.read() as tx:
             inst = _instance(tx, instance_id)
@@ -106,6 +109,7 @@ class Agents:
             return tx.apps.generation(app.id)
 
     def desired(self, who: Principal, instance_id: str) -> Slice:
+        """What the instance must run now: its slice of the app's current release."""
         check_agent(who, instance_id)
         with self.store.read() as tx:
             inst = _instance(tx, instance_id)

@@ -54,7 +54,8 @@ def short(commit: str | None, sha256: str) -> str:
 
 
 class Builds:
-    """Deploys that start from source (the slug and release steps are Deploys')."""
+    """Deploys that start from source: the build makes the slug (Slugs keeps it), Deploys
+    releases it."""
 
     def __init__(
         self,

@@ -68,6 +68,7 @@ class Drains:
         self.shipping = shipping
 
     def all(self, who: Principal, name: str) -> list[Drain]:
+        """The app's drains; a viewer sees only each URL's scheme, host and port."""
         authorize(who, "viewer", name)
         with self.store.read() as tx:
             found = tx.drains.of(tx.apps.existing(name).id)
@@ -76,6 +77,7 @@ class Drains:
         return [replace(d, url=drain_origin(d.url)) for d in found]
 
     def add(self, who: Principal, name: str, url: str) -> Drain:
+        """A new drain: the app's agents ship its logs there too."""
         authorize(who, "developer", name)
         check_drain_url(url)
         with self.store.write() as tx:

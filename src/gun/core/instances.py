@@ -51,6 +51,8 @@ class Instances:
         availability_zone: str | None = None,
         provider: str = "local",
     ) -> list[Instance]:
+        """`count` new instances in `layer` (made, running every type, if the app has no
+        such layer), each with an agent token of its own, started by `provider`."""
         authorize(who, "developer", name)
         check_layer_name(layer)
         if not 1 <= count <= MAX_NEW_INSTANCES:
@@ -115,6 +117,8 @@ class Instances:
             ]
 
     def delete(self, who: Principal, name: str, instance_id: str) -> None:
+        """Remove an instance (and its agent token); its processes are placed on the others
+        and its provider deletes it."""
         authorize(who, "developer", name)
         with self.store.write() as tx:
             app = tx.apps.existing(name, lock=True)
