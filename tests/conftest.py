@@ -113,9 +113,9 @@ def platform(store: Store) -> Platform:
 
 @pytest.fixture
 def admin(platform: Platform) -> Principal:
-    token = platform.bootstrap_admin(None)
+    token = platform.tokens.bootstrap_admin(None)
     assert token is not None
-    return platform.authenticate(token)
+    return platform.tokens.authenticate(token)
 
 
 @pytest.fixture

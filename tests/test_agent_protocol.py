@@ -102,8 +102,8 @@ def add_instances(meta: MetaServer, app: str, count: int) -> list[Agent]:
     try:
         fake = Recorder()
         platform = Platform(store, providers={"fake": fake}, meta_url=meta.url)
-        admin = platform.authenticate(meta.admin_token)
-        platform.create_instances(admin, app, "default", count, provider="fake")
+        admin = platform.tokens.authenticate(meta.admin_token)
+        platform.instances.create(admin, app, "default", count, provider="fake")
     finally:
         store.close()
     return [Agent(meta, m.id, m.token) for m in fake.made]

@@ -184,7 +184,7 @@ def test_the_route_does_not_look_the_token_up_again(store: Store, tmp_path: Path
     """The gate's principal is the route's: one token query per request (the token cache is
     off here, so each lookup would be a query)."""
     platform = Platform(store, token_cache_seconds=0)
-    token = platform.bootstrap_admin(None)
+    token = platform.tokens.bootstrap_admin(None)
     lookups: list[str] = []
 
     def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:

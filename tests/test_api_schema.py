@@ -30,19 +30,19 @@ class Seeded:
     """The platform, its admin token and principal; `ensure_demo` re-creates "demo" if deleted."""
 
     def __init__(self, platform: Platform) -> None:
-        token = platform.bootstrap_admin(None)
+        token = platform.tokens.bootstrap_admin(None)
         assert token is not None
         self.platform = platform
         self.token = token
-        self.admin: Principal = platform.authenticate(token)
+        self.admin: Principal = platform.tokens.authenticate(token)
         self.ensure_demo()
 
     def ensure_demo(self) -> None:
         try:
-            self.platform.create_app(self.admin, DEMO, "https://example.com/demo.git")
+            self.platform.apps.create(self.admin, DEMO, "https://example.com/demo.git")
         except Conflict:
             return
-        self.platform.change_config(self.admin, DEMO, {"RAILS_ENV": "production"})
+        self.platform.config.change(self.admin, DEMO, {"RAILS_ENV": "production"})
 
     @property
     def headers(self) -> dict[str, str]:

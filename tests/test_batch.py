@@ -98,8 +98,8 @@ def test_concurrent_patches_over_http_lose_nothing(meta: MetaServer) -> None:
 def test_in_one_batch_a_change_over_the_limit_fails_alone(
     platform: Platform, admin: Principal
 ) -> None:
-    platform.create_app(admin, "grouped")
-    out = platform._change_configs(
+    platform.apps.create(admin, "grouped")
+    out = platform.config.apply(
         "grouped",
         [(admin, {"A": "1"}), (admin, {"BIG": "x" * 33_000}), (admin, {"B": "2", "A": None})],
     )
@@ -107,6 +107,6 @@ def test_in_one_batch_a_change_over_the_limit_fails_alone(
     assert isinstance(out[1], InvalidParams) and "over the limit" in out[1].message
     assert isinstance(out[2], Release) and out[2].version == 3
     assert out[2].description == "Set B and unset A config vars"
-    assert platform.config(admin, "grouped") == {"B": "2"}
-    assert [r.version for r in platform.releases(admin, "grouped")] == [3, 2, 1]
-    assert platform.release(admin, "grouped", 2).config == {"A": "1"}
+    assert platform.config.get(admin, "grouped") == {"B": "2"}
+    assert [r.version for r in platform.releases.all(admin, "grouped")] == [3, 2, 1]
+    assert platform.releases.get(admin, "grouped", 2).config == {"A": "1"}

@@ -12,7 +12,8 @@ from sqlalchemy import update
 from gun.build.slug import pack
 from gun.build.slugstore import LocalSlugStore
 from gun.core import Platform
-from gun.core.builds import STALE_GRACE, BuildOptions
+from gun.core.builds import BuildOptions
+from gun.core.release_phase import STALE_GRACE
 from gun.errors import Conflict, InvalidParams
 from gun.model import Principal
 from gun.store import Store
@@ -30,9 +31,9 @@ def gun(store: Store, tmp_path: Path) -> Platform:
 
 @pytest.fixture
 def admin(gun: Platform) -> Principal:
-    token = gun.bootstrap_admin(None)
+    token = gun.tokens.bootstrap_admin(None)
     assert token is not None
-    return gun.authenticate(token)
+    return gun.tokens.authenticate(token)
 
 
 def deploy_version(gun: Platform, who: Principal, tmp_path: Path, n: int) -> int:
@@ -41,91 +42,91 @@ def deploy_version(gun: Platform, who: Principal, tmp_path: Path, n: int) -> int
     (src / "Procfile").write_text("web: python -m http.server $PORT\n")
     (src / "version.txt").write_text(f"{n}\n")
     slug = pack(src, tmp_path / f"slug{n}.tar.gz")
-    slug_id, _ = gun.add_slug(who, "shop", slug.path, slug.sha256, slug.size)
-    return gun.deploy(who, "shop", slug_id).version
+    slug_id, _ = gun.slugs.add(who, "shop", slug.path, slug.sha256, slug.size)
+    return gun.deploys.release(who, "shop", slug_id).version
 
 
 def test_the_slug_store_keeps_the_slugs_of_the_newest_releases(
     gun: Platform, admin: Principal, tmp_path: Path
 ) -> None:
-    gun.create_app(admin, "shop")
+    gun.apps.create(admin, "shop")
     versions = [deploy_version(gun, admin, tmp_path, n) for n in (1, 2, 3)]
     assert versions == [2, 3, 4]
-    assert len(gun.slugs.keys("shop")) == 2  # v3's and v4's
+    assert len(gun.slugs.slug_store.keys("shop")) == 2  # v3's and v4's
 
     with pytest.raises(InvalidParams) as e:
-        gun.rollback(admin, "shop", 2)
+        gun.releases.rollback(admin, "shop", 2)
     assert e.value.message == (
         "the slug of v2 is no longer kept (the slug store keeps those of the last 2 "
         "releases): deploy its code again instead"
     )
-    assert gun.rollback(admin, "shop", 3).version == 5
-    assert len(gun.slugs.keys("shop")) == 2  # the rollback reuses v3's slug
+    assert gun.releases.rollback(admin, "shop", 3).version == 5
+    assert len(gun.slugs.slug_store.keys("shop")) == 2  # the rollback reuses v3's slug
 
 
 def test_one_build_per_app_at_a_time(gun: Platform, admin: Principal) -> None:
-    gun.create_app(admin, "shop")
-    gun.create_app(admin, "blog")
-    first = gun.create_build(admin, "shop", commit="a" * 40)
+    gun.apps.create(admin, "shop")
+    gun.apps.create(admin, "blog")
+    first = gun.builds.create(admin, "shop", commit="a" * 40)
     with pytest.raises(Conflict) as e:
-        gun.create_build(admin, "shop")
+        gun.builds.create(admin, "shop")
     assert e.value.message == (
         f"a deploy of shop is already under way (build {first.id} by admin, pending): "
         "wait for it to finish, then deploy again"
     )
     with pytest.raises(Conflict):
-        gun.may_build(admin, "shop")
-    assert gun.create_build(admin, "blog").status == "pending"  # another app: fine
+        gun.builds.may_create(admin, "shop")
+    assert gun.builds.create(admin, "blog").status == "pending"  # another app: fine
 
 
 def test_output_is_read_back_from_any_offset_in_characters(
     gun: Platform, admin: Principal, store: Store
 ) -> None:
-    gun.create_app(admin, "shop")
-    build = gun.create_build(admin, "shop")
+    gun.apps.create(admin, "shop")
+    build = gun.builds.create(admin, "shop")
     with store.write() as tx:
-        tx.append_build_output(build.id, "-----> Héllo wörld\n")
-        tx.append_build_output(build.id, "ünïcode ✓\n")
-    text, status = gun.build_output(admin, "shop", build.id, 0)
+        tx.builds.append_output(build.id, "-----> Héllo wörld\n")
+        tx.builds.append_output(build.id, "ünïcode ✓\n")
+    text, status = gun.builds.output(admin, "shop", build.id, 0)
     assert (text, status) == ("-----> Héllo wörld\nünïcode ✓\n", "pending")
-    assert gun.build_output(admin, "shop", build.id, len("-----> Héllo wörld\n")) == (
+    assert gun.builds.output(admin, "shop", build.id, len("-----> Héllo wörld\n")) == (
         "ünïcode ✓\n",
         "pending",
     )
-    assert gun.build_output(admin, "shop", build.id, len(text)) == ("", "pending")
+    assert gun.builds.output(admin, "shop", build.id, len(text)) == ("", "pending")
 
 
 def test_builds_a_previous_meta_left_running_are_failed_at_start(
     gun: Platform, admin: Principal
 ) -> None:
-    gun.create_app(admin, "shop")
-    build = gun.create_build(admin, "shop")
-    assert gun.fail_interrupted_builds() == 1
-    after = gun.build_info(admin, "shop", build.id)
+    gun.apps.create(admin, "shop")
+    build = gun.builds.create(admin, "shop")
+    assert gun.builds.fail_interrupted() == 1
+    after = gun.builds.get(admin, "shop", build.id)
     assert (after.status, after.error) == ("failed", "meta restarted during the build")
     assert after.finished_at is not None
-    assert gun.build_output(admin, "shop", build.id, 0)[0].endswith(
+    assert gun.builds.output(admin, "shop", build.id, 0)[0].endswith(
         "meta restarted during this build\n"
     )
-    assert gun.create_build(admin, "shop").status == "pending"  # no longer in the way
+    assert gun.builds.create(admin, "shop").status == "pending"  # no longer in the way
 
 
 def test_a_release_phase_that_never_reports_back_stops_blocking_deploys(
     gun: Platform, admin: Principal, store: Store, tmp_path: Path
 ) -> None:
-    gun.create_app(admin, "shop")
+    gun.apps.create(admin, "shop")
     version = deploy_version(gun, admin, tmp_path, 1)
-    stuck = gun.create_build(admin, "shop")
+    stuck = gun.builds.create(admin, "shop")
     late = datetime.now(UTC) - timedelta(seconds=3600 + STALE_GRACE + 1)  # the default timeout
     with store.write() as tx:
-        tx.set_build(stuck.id, status="releasing", release=version)
+        tx.builds.update(stuck.id, status="releasing", release=version)
         tx.conn.execute(update(builds).where(builds.c.id == stuck.id).values(created_at=late))
-    fresh = gun.create_build(admin, "shop")
+    fresh = gun.builds.create(admin, "shop")
     assert fresh.status == "pending"
-    old = gun.build_info(admin, "shop", stuck.id)
+    old = gun.builds.get(admin, "shop", stuck.id)
     assert (old.status, old.error) == (
         "failed",
         f"the release phase of v{version} never reported back",
     )
     with pytest.raises(Conflict):  # the new one is under way now
-        gun.create_build(admin, "shop")
+        gun.builds.create(admin, "shop")

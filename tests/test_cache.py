@@ -26,13 +26,13 @@ def test_versioned_cache_misses_on_a_new_version() -> None:
 def test_a_config_change_is_seen_at_once_despite_the_cache(
     platform: Platform, admin: Principal
 ) -> None:
-    platform.create_app(admin, "cached")
-    platform.change_config(admin, "cached", {"A": "1"})
-    assert platform.config(admin, "cached") == {"A": "1"}
-    platform.change_config(admin, "cached", {"A": "2"})
-    assert platform.config(admin, "cached") == {"A": "2"}
-    platform.rollback(admin, "cached", 2)
-    assert platform.config(admin, "cached") == {"A": "1"}
+    platform.apps.create(admin, "cached")
+    platform.config.change(admin, "cached", {"A": "1"})
+    assert platform.config.get(admin, "cached") == {"A": "1"}
+    platform.config.change(admin, "cached", {"A": "2"})
+    assert platform.config.get(admin, "cached") == {"A": "2"}
+    platform.releases.rollback(admin, "cached", 2)
+    assert platform.config.get(admin, "cached") == {"A": "1"}
     # what a caller does with the answer never reaches the cache
-    platform.config(admin, "cached")["A"] = "tampered"
-    assert platform.config(admin, "cached") == {"A": "1"}
+    platform.config.get(admin, "cached")["A"] = "tampered"
+    assert platform.config.get(admin, "cached") == {"A": "1"}

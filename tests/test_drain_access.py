@@ -151,10 +151,10 @@ def test_tokens_made_as_meta_makes_them_have_the_form(random: bytes) -> None:
 def test_the_ingest_tokens_meta_hands_out_have_the_form(
     platform: Platform, admin: Principal
 ) -> None:
-    platform.drain_url = "http://127.0.0.1:5101"
+    platform.shipping.drain_url = "http://127.0.0.1:5101"
     for n in range(20):
-        platform.create_app(admin, f"app-{n}")
-        url = platform.ingest_url(admin, f"app-{n}")
+        platform.apps.create(admin, f"app-{n}")
+        url = platform.drains.ingest_url(admin, f"app-{n}")
         assert is_ingest_token(url.rsplit("/", 1)[1]), url
     assert is_ingest_token("gdi_" + secrets.token_urlsafe(24))
 

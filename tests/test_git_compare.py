@@ -114,16 +114,16 @@ def deployed(meta: MetaServer, name: str, commit: str) -> None:
     No API route records a commit yet (deploy uploads slugs without one), and the `platform`
     fixture seals config with its own key, not meta's; so this opens the meta's database with
     meta's own key ($GUN_HOME/secret.key) and inserts the release in one write transaction,
-    keeping the current config, as `Platform._change_configs` does.
+    keeping the current config, as `Config.apply` (core/config.py) does.
     """
     store = Store.open(meta.database_url, Box(load_or_create_key(meta.home, None)))
     try:
         with store.write() as tx:
-            app = tx.existing_app(name, lock=True)
-            tx.insert_release(
+            app = tx.apps.existing(name, lock=True)
+            tx.releases.insert(
                 app,
                 description=f"Deploy {commit[:7]}",
-                config=tx.config(app.id),
+                config=tx.config.of(app.id),
                 process_types={"web": "python web.py"},
                 slug_id=None,
                 commit=commit,

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import update
 
 from gun.core import Platform
-from gun.core.deploys import STALE_GRACE
+from gun.core.release_phase import STALE_GRACE
 from gun.errors import Conflict
 from gun.model import Principal
 from gun.providers import NewInstance
@@ -48,32 +48,32 @@ class World:
         self.store = store
         self.provider = Recorder()
         self.gun = Platform(store, providers={"fake": self.provider}, meta_url="http://meta")
-        token = self.gun.bootstrap_admin(None)
+        token = self.gun.tokens.bootstrap_admin(None)
         assert token is not None
-        self.admin = self.gun.authenticate(token)
-        self.gun.create_app(self.admin, APP)
-        (self.instance,) = self.gun.create_instances(self.admin, APP, "default", provider="fake")
-        self.agent: Principal = self.gun.authenticate(self.provider.made[0].token)
-        self.gun.register(self.agent, self.instance.id, None)
+        self.admin = self.gun.tokens.authenticate(token)
+        self.gun.apps.create(self.admin, APP)
+        (self.instance,) = self.gun.instances.create(self.admin, APP, "default", provider="fake")
+        self.agent: Principal = self.gun.tokens.authenticate(self.provider.made[0].token)
+        self.gun.agents.register(self.agent, self.instance.id, None)
         self.slugs = 0
 
     def slug(self, types: dict[str, str]) -> int:
         self.slugs += 1
         with self.store.write() as tx:
-            app = tx.existing_app(APP)
-            return tx.insert_slug(app.id, f"{self.slugs:064x}", 10, types, None, None)
+            app = tx.apps.existing(APP)
+            return tx.slugs.insert(app.id, f"{self.slugs:064x}", 10, types, None, None)
 
     def deploy(self, *, release: bool = True) -> tuple[int, int]:
         """(slug, version) of a new deploy, pending when its Procfile has `release:`."""
         types = {"web": "serve"} | ({"release": "migrate"} if release else {})
         slug = self.slug(types)
-        return slug, self.gun.deploy(self.admin, APP, slug).version
+        return slug, self.gun.deploys.release(self.admin, APP, slug).version
 
     def phase_done(self, version: int, exit_code: int) -> str:
-        return self.gun.release_phase_done(self.agent, self.instance.id, version, exit_code, None)
+        return self.gun.release_phase.done(self.agent, self.instance.id, version, exit_code, None)
 
     def history(self) -> list[tuple[int, str, bool]]:
-        return [(r.version, r.status, r.current) for r in self.gun.releases(self.admin, APP)]
+        return [(r.version, r.status, r.current) for r in self.gun.releases.all(self.admin, APP)]
 
 
 @pytest.fixture
@@ -94,11 +94,11 @@ def test_nothing_makes_a_release_on_top_of_a_pending_one(world: World) -> None:
     slug, version = world.deploy()
     assert world.history()[0] == (version, "pending", False)
     calls = [
-        ("change config", lambda: gun.change_config(admin, APP, {"A": "1"})),
-        ("change config", lambda: gun.change_config(admin, APP, {"A": None})),
-        ("roll back", lambda: gun.rollback(admin, APP)),
-        ("roll back", lambda: gun.rollback(admin, APP, first)),
-        ("deploy", lambda: gun.deploy(admin, APP, world.slug({"web": "other"}))),
+        ("change config", lambda: gun.config.change(admin, APP, {"A": "1"})),
+        ("change config", lambda: gun.config.change(admin, APP, {"A": None})),
+        ("roll back", lambda: gun.releases.rollback(admin, APP)),
+        ("roll back", lambda: gun.releases.rollback(admin, APP, first)),
+        ("deploy", lambda: gun.deploys.release(admin, APP, world.slug({"web": "other"}))),
     ]
     for doing, call in calls:
         with pytest.raises(Conflict) as e:
@@ -107,7 +107,7 @@ def test_nothing_makes_a_release_on_top_of_a_pending_one(world: World) -> None:
 
     async def twenty() -> list[BaseException | object]:
         return await asyncio.gather(
-            *(gun.achange_config(admin, APP, {f"K{n}": "v"}) for n in range(20)),
+            *(gun.config.achange(admin, APP, {f"K{n}": "v"}) for n in range(20)),
             return_exceptions=True,
         )
 
@@ -118,19 +118,19 @@ def test_nothing_makes_a_release_on_top_of_a_pending_one(world: World) -> None:
         (first, "succeeded", True),
         (1, "succeeded", False),
     ]
-    assert gun.config(admin, APP) == {}
+    assert gun.config.get(admin, APP) == {}
 
     assert world.phase_done(version, 0) == "succeeded"
-    made = gun.change_config(admin, APP, {"A": "1"})
+    made = gun.config.change(admin, APP, {"A": "1"})
     assert (made.version, made.slug_id, made.current) == (version + 1, slug, True)
-    assert gun.rollback(admin, APP).description == f"Rollback to v{version}"
+    assert gun.releases.rollback(admin, APP).description == f"Rollback to v{version}"
 
 
 def test_a_failed_release_phase_unblocks_config_changes(world: World) -> None:
     old, first = world.deploy(release=False)
     _, version = world.deploy()
     assert world.phase_done(version, 1) == "failed"
-    made = world.gun.change_config(world.admin, APP, {"A": "1"})
+    made = world.gun.config.change(world.admin, APP, {"A": "1"})
     assert (made.version, made.slug_id) == (version + 1, old)  # on the code that runs
     assert world.history()[:3] == [
         (version + 1, "succeeded", True),
@@ -143,15 +143,15 @@ def test_a_release_phase_that_never_reports_back_stops_blocking_after_its_timeou
     world: World,
 ) -> None:
     _, version = world.deploy()
-    late = datetime.now(UTC) - timedelta(seconds=world.gun.release_timeout + STALE_GRACE + 1)
+    late = datetime.now(UTC) - timedelta(seconds=world.gun.release_phase.timeout + STALE_GRACE + 1)
     with world.store.write() as tx:
         tx.conn.execute(
             update(releases).where(releases.c.version == version).values(created_at=late)
         )
-    made = world.gun.change_config(world.admin, APP, {"A": "1"})
+    made = world.gun.config.change(world.admin, APP, {"A": "1"})
     assert made.version == version + 1
     assert world.history()[1] == (version, "failed", False)
-    events = [(e.action, e.detail) for e in world.gun.events(world.admin, APP)]
+    events = [(e.action, e.detail) for e in world.gun.apps.events(world.admin, APP)]
     assert (
         "release.phase",
         {
@@ -174,7 +174,7 @@ def test_a_config_change_racing_the_end_of_the_release_phase_never_builds_on_old
 
         def change(into: dict[str, object]) -> None:
             try:
-                into["config"] = world.gun.change_config(world.admin, APP, {"A": "1"})
+                into["config"] = world.gun.config.change(world.admin, APP, {"A": "1"})
             except Conflict as e:
                 into["config"] = e
 

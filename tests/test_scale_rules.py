@@ -9,7 +9,7 @@ import pytest
 
 from gun import formation
 from gun.core import Platform
-from gun.core.platform import scale_warning
+from gun.core.formation import scale_warning
 from gun.errors import InvalidParams
 from gun.model import Instance, Layer, Principal
 from gun.store import Store
@@ -68,15 +68,15 @@ def test_when_scale_warns(
 
 
 def scale(platform: Platform, who: Principal, words: str) -> dict[str, int]:
-    return platform.scale(who, "shop", formation.parse(words)).totals
+    return platform.formation.scale(who, "shop", formation.parse(words)).totals
 
 
 def test_the_processes_cap_counts_every_type_and_lets_an_app_over_it_scale_down(
     store: Store,
 ) -> None:
     platform = Platform(store, max_processes=10)
-    admin = platform.authenticate(platform.bootstrap_admin(None) or "")
-    platform.create_app(admin, "shop")
+    admin = platform.tokens.authenticate(platform.tokens.bootstrap_admin(None) or "")
+    platform.apps.create(admin, "shop")
     assert scale(platform, admin, "web=6 worker=4") == {"web": 6, "worker": 4}
     with pytest.raises(InvalidParams) as e:
         scale(platform, admin, "web+1")
@@ -95,12 +95,12 @@ def test_the_processes_cap_counts_every_type_and_lets_an_app_over_it_scale_down(
 
 def test_scale_answers_warnings_for_types_nothing_can_run(store: Store) -> None:
     platform = Platform(store)
-    admin = platform.authenticate(platform.bootstrap_admin(None) or "")
-    platform.create_app(admin, "shop")
-    scaled = platform.scale(admin, "shop", formation.parse("web=2"))
+    admin = platform.tokens.authenticate(platform.tokens.bootstrap_admin(None) or "")
+    platform.apps.create(admin, "shop")
+    scaled = platform.formation.scale(admin, "shop", formation.parse("web=2"))
     assert scaled.totals == {"web": 2}
     assert scaled.warnings == {
         "web": "no instance runs web: layer default has no instances, so web=2 waits until "
         "`gun instances.create:default` adds one"
     }
-    assert platform.scale(admin, "shop", formation.parse("web=0")).warnings == {}
+    assert platform.formation.scale(admin, "shop", formation.parse("web=0")).warnings == {}

@@ -46,7 +46,7 @@ def expire(store: Store, name: str, at: datetime) -> None:
 
 def actions(store: Store) -> list[tuple[str | None, str, str, dict[str, object]]]:
     with store.read() as tx:
-        return [(e.app, e.actor, e.action, e.detail) for e in reversed(tx.events(None, 100))]
+        return [(e.app, e.actor, e.action, e.detail) for e in reversed(tx.events.of(None, 100))]
 
 
 # expiry: a pure parser ----------------------------------------------------------------------
@@ -120,9 +120,9 @@ def test_a_duration_counts_from_now(n: int, unit: tuple[str, int]) -> None:
 def test_tokens_are_listed_without_their_values(
     platform: Platform, admin: Principal, store: Store
 ) -> None:
-    platform.create_app(admin, "shop")
-    ci, _ = platform.create_token(admin, "ci", "developer", "shop", "30d")
-    platform.create_token(admin, "eyes", "viewer", None)
+    platform.apps.create(admin, "shop")
+    ci, _ = platform.tokens.create(admin, "ci", "developer", "shop", "30d")
+    platform.tokens.create(admin, "eyes", "viewer", None)
     listed = platform.tokens.live(admin)
     assert [(t.name, t.role, t.app, t.kind, t.created_by) for t in listed] == [
         ("admin", "admin", None, "user", "gun server meta"),
@@ -133,38 +133,38 @@ def test_tokens_are_listed_without_their_values(
     ends = listed[1].expires_at
     assert ends is not None and abs(ends - (now() + timedelta(days=30))) < timedelta(seconds=5)
     assert ci not in repr(listed) and hash_token(ci) not in repr(listed)
-    assert platform.authenticate(ci).expires_at == ends
+    assert platform.tokens.authenticate(ci).expires_at == ends
 
 
 def test_a_live_token_name_is_taken_once(platform: Platform, admin: Principal) -> None:
-    platform.create_token(admin, "ci", "developer", None)
+    platform.tokens.create(admin, "ci", "developer", None)
     with pytest.raises(Conflict) as e:
-        platform.create_token(admin, "ci", "viewer", None)
+        platform.tokens.create(admin, "ci", "viewer", None)
     assert e.value.message == (
         "a live token is already named 'ci': revoke it first (`gun tokens.revoke:ci`) "
         "or pick another name"
     )
     platform.tokens.revoke(admin, "ci")
-    again, _ = platform.create_token(admin, "ci", "viewer", None)  # a revoked one frees it
-    assert platform.authenticate(again).role == "viewer"
+    again, _ = platform.tokens.create(admin, "ci", "viewer", None)  # a revoked one frees it
+    assert platform.tokens.authenticate(again).role == "viewer"
 
 
 def test_an_expired_token_is_refused_saying_when_and_frees_its_name(
     platform: Platform, admin: Principal, store: Store
 ) -> None:
-    token, _ = platform.create_token(admin, "temp", "developer", None, "1h")
-    assert platform.authenticate(token).name == "temp"
+    token, _ = platform.tokens.create(admin, "temp", "developer", None, "1h")
+    assert platform.tokens.authenticate(token).name == "temp"
     expire(store, "temp", datetime(2021, 1, 2, 3, 4, 5, tzinfo=UTC))
     fresh = Platform(store)  # another meta: nothing cached
     with pytest.raises(Unauthorized) as e:
-        fresh.authenticate(token)
+        fresh.tokens.authenticate(token)
     assert e.value.message == (
         "the API token 'temp' expired at 2021-01-02 03:04:05 UTC: ask an admin for a new one"
     )
     # still listed (so one sees why it fails) until revoked or its name is taken again
     assert "temp" in [t.name for t in fresh.tokens.live(admin)]
-    successor, _ = fresh.create_token(admin, "temp", "developer", None)
-    assert fresh.authenticate(successor).name == "temp"
+    successor, _ = fresh.tokens.create(admin, "temp", "developer", None)
+    assert fresh.tokens.authenticate(successor).name == "temp"
     revoked = [a for a in actions(store) if a[2] == "token.revoke"]
     assert revoked == [
         (None, "admin", "token.revoke", {"name": "temp", "role": "developer", "kind": "user",
@@ -175,11 +175,11 @@ def test_an_expired_token_is_refused_saying_when_and_frees_its_name(
 def test_a_cached_token_is_refused_the_moment_it_expires(
     platform: Platform, admin: Principal
 ) -> None:
-    token, _ = platform.create_token(admin, "brief", "viewer", None, "2s")
-    platform.authenticate(token)  # cached now
+    token, _ = platform.tokens.create(admin, "brief", "viewer", None, "2s")
+    platform.tokens.authenticate(token)  # cached now
     time.sleep(2.1)
     with pytest.raises(Unauthorized, match="the API token 'brief' expired at "):
-        platform.authenticate(token)
+        platform.tokens.authenticate(token)
 
 
 @pytest.mark.parametrize(
@@ -212,9 +212,9 @@ def test_a_bad_token_is_refused_and_nothing_is_made(
     error: type[GunError],
     message: str,
 ) -> None:
-    platform.create_app(admin, "shop")
+    platform.apps.create(admin, "shop")
     with pytest.raises(error) as e:
-        platform.create_token(admin, name, role, app, expires)
+        platform.tokens.create(admin, name, role, app, expires)
     assert message in e.value.message
     assert [t.name for t in platform.tokens.live(admin)] == ["admin"]
 
@@ -229,24 +229,24 @@ def test_revoking_refuses_the_last_admin_and_agent_tokens(
         "or nobody could manage this meta"
     )
     # an admin of one app, or one that expired, is no stand-in
-    platform.create_app(admin, "shop")
-    platform.create_token(admin, "shop-admin", "admin", "shop")
-    platform.create_token(admin, "old-admin", "admin", None, "1h")
+    platform.apps.create(admin, "shop")
+    platform.tokens.create(admin, "shop-admin", "admin", "shop")
+    platform.tokens.create(admin, "old-admin", "admin", None, "1h")
     expire(store, "old-admin", now() - timedelta(seconds=1))
     with pytest.raises(Conflict):
         platform.tokens.revoke(admin, "admin")
     platform.tokens.revoke(admin, "old-admin")  # an expired admin token may go
 
-    second, _ = platform.create_token(admin, "second", "admin", None)
+    second, _ = platform.tokens.create(admin, "second", "admin", None)
     platform.tokens.revoke(admin, "admin")  # another one remains
-    other = platform.authenticate(second)
+    other = platform.tokens.authenticate(second)
     assert "admin" not in [t.name for t in platform.tokens.live(other)]
     with pytest.raises(Conflict, match="token 'second' is the last live admin token"):
         platform.tokens.revoke(other, "second")
 
     with store.write() as tx:
-        app = tx.existing_app("shop")
-        token_id = tx.insert_token(
+        app = tx.apps.existing("shop")
+        token_id = tx.tokens.insert(
             name="agent i-0a1b2c3d",
             digest=hash_token(new_token()),
             role="viewer",
@@ -254,7 +254,7 @@ def test_revoking_refuses_the_last_admin_and_agent_tokens(
             created_by="meta",
             kind="instance",
         )
-        tx.insert_instance(
+        tx.instances.insert(
             id="i-0a1b2c3d",
             app_id=app.id,
             layer="default",
@@ -277,9 +277,9 @@ def test_revoking_refuses_the_last_admin_and_agent_tokens(
 def test_every_create_and_revoke_is_an_audit_event(
     platform: Platform, admin: Principal, store: Store
 ) -> None:
-    platform.create_app(admin, "shop")
-    platform.create_token(admin, "ci", "developer", "shop", "2031-01-31")
-    platform.create_token(admin, "eyes", "viewer", None)
+    platform.apps.create(admin, "shop")
+    platform.tokens.create(admin, "ci", "developer", "shop", "2031-01-31")
+    platform.tokens.create(admin, "eyes", "viewer", None)
     platform.tokens.revoke(admin, "ci")
     platform.tokens.revoke(admin, "eyes")
     tail = [a for a in actions(store) if a[2].startswith("token.")][1:]  # after the bootstrap
@@ -295,21 +295,21 @@ def test_every_create_and_revoke_is_an_audit_event(
 def test_only_admins_manage_tokens_and_an_app_admin_only_its_apps(
     platform: Platform, admin: Principal
 ) -> None:
-    platform.create_app(admin, "shop")
-    platform.create_app(admin, "blog")
-    dev = platform.authenticate(platform.create_token(admin, "dev", "developer", None)[0])
-    boss = platform.authenticate(platform.create_token(admin, "boss", "admin", "shop")[0])
-    platform.create_token(admin, "blog-ci", "developer", "blog")
+    platform.apps.create(admin, "shop")
+    platform.apps.create(admin, "blog")
+    dev = platform.tokens.authenticate(platform.tokens.create(admin, "dev", "developer", None)[0])
+    boss = platform.tokens.authenticate(platform.tokens.create(admin, "boss", "admin", "shop")[0])
+    platform.tokens.create(admin, "blog-ci", "developer", "blog")
     for call in (
         lambda: platform.tokens.live(dev),
         lambda: platform.tokens.revoke(dev, "blog-ci"),
-        lambda: platform.create_token(dev, "x", "viewer", None),
+        lambda: platform.tokens.create(dev, "x", "viewer", None),
     ):
         with pytest.raises(
             Forbidden, match="token 'dev' has role developer; this needs role admin"
         ):
             call()
-    platform.create_token(boss, "shop-ci", "developer", "shop")
+    platform.tokens.create(boss, "shop-ci", "developer", "shop")
     assert [t.name for t in platform.tokens.live(boss)] == ["boss", "shop-ci"]
     platform.tokens.revoke(boss, "shop-ci")
     with pytest.raises(Forbidden) as e:
@@ -318,12 +318,12 @@ def test_only_admins_manage_tokens_and_an_app_admin_only_its_apps(
     with pytest.raises(Forbidden, match="cannot reach resources outside its app"):
         platform.tokens.revoke(boss, "dev")
     with pytest.raises(Forbidden, match="cannot reach resources outside its app"):
-        platform.create_token(boss, "relay", "drain", None)
+        platform.tokens.create(boss, "relay", "drain", None)
 
 
 def test_revoking_two_admins_at_once_leaves_one(platform: Platform, admin: Principal) -> None:
     """Each revocation counts the live admins under a lock: they cannot both see the other."""
-    platform.create_token(admin, "second", "admin", None)
+    platform.tokens.create(admin, "second", "admin", None)
     outcomes: list[str] = []
     barrier = threading.Barrier(2)
 
@@ -350,16 +350,18 @@ def test_revoking_two_admins_at_once_leaves_one(platform: Platform, admin: Princ
 def test_a_revoked_token_is_refused_at_once_here_and_within_half_a_second_elsewhere(
     platform: Platform, admin: Principal, store: Store
 ) -> None:
-    token, _ = platform.create_token(admin, "ci", "developer", None)
+    token, _ = platform.tokens.create(admin, "ci", "developer", None)
     replica = Platform(store)  # another meta on the same database
-    assert platform.authenticate(token).name == replica.authenticate(token).name == "ci"
+    assert (
+        platform.tokens.authenticate(token).name == replica.tokens.authenticate(token).name == "ci"
+    )
     platform.tokens.revoke(admin, "ci")
     revoked = time.monotonic()
     with pytest.raises(Unauthorized, match="unknown or revoked"):
-        platform.authenticate(token)  # this process dropped it from its cache
+        platform.tokens.authenticate(token)  # this process dropped it from its cache
     while True:
         try:
-            replica.authenticate(token)
+            replica.tokens.authenticate(token)
         except Unauthorized:
             break
         assert time.monotonic() - revoked < 0.5, "the replica still takes a revoked token"
@@ -369,7 +371,7 @@ def test_a_revoked_token_is_refused_at_once_here_and_within_half_a_second_elsewh
 def test_a_token_costs_one_query_per_half_second(
     platform: Platform, admin: Principal, store: Store
 ) -> None:
-    token, _ = platform.create_token(admin, "busy", "viewer", None)
+    token, _ = platform.tokens.create(admin, "busy", "viewer", None)
     queries: list[str] = []
 
     def seen(_c: object, _cur: object, statement: str, *_: object) -> None:
@@ -381,7 +383,7 @@ def test_a_token_costs_one_query_per_half_second(
         began = time.monotonic()
         calls = 0
         while time.monotonic() - began < 1.2:
-            platform.authenticate(token)
+            platform.tokens.authenticate(token)
             calls += 1
     finally:
         event.remove(store.engine, "before_cursor_execute", seen)
@@ -396,24 +398,24 @@ def test_a_drain_token_does_nothing_but_look_up_ingest_tokens(
     store: Store, admin: Principal
 ) -> None:
     gun = Platform(store, drain_url="http://127.0.0.1:5101")
-    gun.create_app(admin, "shop")
-    value, made = gun.create_token(admin, "relay", "drain", None)
+    gun.apps.create(admin, "shop")
+    value, made = gun.tokens.create(admin, "relay", "drain", None)
     assert (made.role, made.kind, made.app) == ("drain", "drain", None)
-    drain = gun.authenticate(value)
-    ingest = gun.ingest_url(admin, "shop").rsplit("/", 1)[1]
-    assert gun.app_of_ingest_token(drain, ingest) == "shop"
+    drain = gun.tokens.authenticate(value)
+    ingest = gun.drains.ingest_url(admin, "shop").rsplit("/", 1)[1]
+    assert gun.drains.app_of_ingest_token(drain, ingest) == "shop"
     refused = (
         "token 'relay' is a drain token: it may only look up ingest tokens "
         "(GET /v1/drain/ingest-tokens/TOKEN)"
     )
     for call in (
-        lambda: gun.apps(drain),
-        lambda: gun.config(drain, "shop"),
-        lambda: gun.create_token(drain, "x", "admin", None),
+        lambda: gun.apps.all(drain),
+        lambda: gun.config.get(drain, "shop"),
+        lambda: gun.tokens.create(drain, "x", "admin", None),
         lambda: gun.tokens.live(drain),
-        lambda: gun.ingest_url(drain, "shop"),
-        lambda: gun.log_session(drain, "shop"),
-        lambda: gun.create_app(drain, "evil"),
+        lambda: gun.drains.ingest_url(drain, "shop"),
+        lambda: gun.drains.log_session(drain, "shop"),
+        lambda: gun.apps.create(drain, "evil"),
     ):
         with pytest.raises(Forbidden) as e:
             call()
@@ -427,13 +429,13 @@ def test_meta_keeps_the_drain_token_gun_drain_token_gives(
     first = "gun_drain_" + "a" * 40
     assert platform.tokens.ensure_drain_token(first) == "made the drain token GUN_DRAIN_TOKEN gives"
     assert platform.tokens.ensure_drain_token(first) is None  # every later start
-    assert platform.authenticate(first).kind == "drain"
+    assert platform.tokens.authenticate(first).kind == "drain"
     replaced = "gun_drain_" + "b" * 40
     assert platform.tokens.ensure_drain_token(replaced) == (
         "replaced the drain token with the one GUN_DRAIN_TOKEN gives"
     )
     with pytest.raises(Unauthorized, match="unknown or revoked"):
-        platform.authenticate(first)
+        platform.tokens.authenticate(first)
     assert [(t.name, t.role) for t in platform.tokens.live(admin)] == [
         ("admin", "admin"),
         ("drain", "drain"),
@@ -444,13 +446,13 @@ def test_meta_keeps_the_drain_token_gun_drain_token_gives(
         "GUN_DRAIN_TOKEN is the value of token 'drain', which was revoked: give it a new "
         "value (under gun up: delete DIR/drain.token)"
     )
-    admin_value, _ = platform.create_token(admin, "root2", "admin", None)
+    admin_value, _ = platform.tokens.create(admin, "root2", "admin", None)
     with pytest.raises(UsageError) as e:
         platform.tokens.ensure_drain_token(admin_value)
     assert e.value.message == (
         "GUN_DRAIN_TOKEN is the value of token 'root2': give the drain a value of its own"
     )
-    assert platform.authenticate(replaced).name == "drain"
+    assert platform.tokens.authenticate(replaced).name == "drain"
 
 
 def test_replicas_starting_together_keep_one_drain_token(store: Store, admin: Principal) -> None:
@@ -505,4 +507,4 @@ def test_the_migration_renames_live_tokens_that_shared_a_name(store: Store) -> N
         ("solo", False),
     ]
     with store.write() as tx, pytest.raises(Conflict):
-        tx.insert_token(name="solo", digest="f" * 64, role="viewer", app_id=None, created_by="t")
+        tx.tokens.insert(name="solo", digest="f" * 64, role="viewer", app_id=None, created_by="t")

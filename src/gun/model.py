@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 from gun.errors import InvalidParams
 
@@ -33,6 +33,15 @@ ReleaseStatus = Literal["pending", "succeeded", "failed"]
 BuildStatus = Literal["pending", "building", "releasing", "succeeded", "failed"]
 ACTIVE_BUILD: tuple[BuildStatus, ...] = ("pending", "building", "releasing")
 ALL_TYPES = "*"
+# A process's state, as its agent reports it and meta shows it (REFERENCE.md §2): starting
+# until it runs (a web process: until its port answers), then up; crashed when it exited
+# unasked (it is started again after a backoff); stopping while asked to end; down once ended.
+ProcessState = Literal["starting", "up", "crashed", "stopping", "down"]
+PROCESS_STATES: tuple[ProcessState, ...] = get_args(ProcessState)
+# An instance's state: pending until its agent first registers, online while it heartbeats,
+# lost after it stayed silent (its processes are placed elsewhere until it is back).
+InstanceState = Literal["pending", "online", "lost"]
+INSTANCE_STATES: tuple[InstanceState, ...] = get_args(InstanceState)
 
 
 def show(text: str, limit: int = 60) -> str:
@@ -115,6 +124,22 @@ def check_layer_name(name: str) -> str:
             "dashes, starting with a letter"
         )
     return name
+
+
+def check_process_state(process: str, state: object) -> ProcessState:
+    """One of PROCESS_STATES, else refused naming the process."""
+    for s in PROCESS_STATES:
+        if s == state:
+            return s
+    raise InvalidParams(f"process {process!r} has unknown state {state!r}")
+
+
+def check_instance_state(instance: str, state: object) -> InstanceState:
+    """One of INSTANCE_STATES, else refused naming the instance."""
+    for s in INSTANCE_STATES:
+        if s == state:
+            return s
+    raise InvalidParams(f"instance {instance!r} has unknown state {state!r}")
 
 
 def check_role(role: str) -> TokenRole:
@@ -257,12 +282,6 @@ class Drain:
 
 
 @dataclass(frozen=True)
-class FormationEntry:
-    type: str
-    quantity: int
-
-
-@dataclass(frozen=True)
 class Layer:
     name: str
     types: tuple[str, ...] | None  # None: runs every process type
@@ -310,7 +329,6 @@ class Event:
     created_at: datetime
 
 
-InstanceState = Literal["pending", "online", "lost"]
 INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8}\Z")
 
 
@@ -320,7 +338,7 @@ class Instance:
     app: str
     layer: str
     provider: str
-    state: str  # pending (agent not yet seen), online, lost (no heartbeat)
+    state: InstanceState
     instance_type: str | None
     availability_zone: str | None
     address: str | None
@@ -338,7 +356,7 @@ class Process:
     type: str
     instance: str | None
     desired: bool
-    state: str  # starting, up, crashed, stopping, down
+    state: ProcessState
     release: int | None
     port: int | None
     pid: int | None

@@ -40,12 +40,12 @@ class Watch:
         loop = asyncio.get_running_loop()
         began = loop.time()
         await asyncio.sleep(self.every)
-        stale = await to_thread.run_sync(platform.stale_instances, timeout, self.since)
+        stale = await to_thread.run_sync(platform.instances.stale, timeout, self.since)
         if loop.time() - began > self.every + 2.0:
             self.since, self.suspects = now(), set()
             return
         confirmed, self.suspects = stale & self.suspects, stale - self.suspects
-        lost = await to_thread.run_sync(platform.mark_lost, confirmed, timeout)
+        lost = await to_thread.run_sync(platform.instances.mark_lost, confirmed, timeout)
         for instance_id in lost:
             log.warning("instance %s sent no heartbeat for %ss: marked lost", instance_id, timeout)
         for provider in platform.providers.values():
@@ -64,7 +64,7 @@ def create_app(
             loop.call_soon_threadsafe(app.state.wakeup.fire)
 
         platform.store.listeners.append(changed)
-        interrupted = await to_thread.run_sync(platform.fail_interrupted_builds)
+        interrupted = await to_thread.run_sync(platform.builds.fail_interrupted)
         if interrupted:
             log.warning("%d builds were under way when meta last stopped: failed them", interrupted)
         loops.start("instance watch", Watch(platform, instance_timeout, watch_every).once)
@@ -72,7 +72,7 @@ def create_app(
             yield
         finally:
             platform.store.listeners.remove(changed)
-            platform.stop_builds()
+            platform.builds.stop()
             await loops.stop()
 
     app = FastAPI(

@@ -48,7 +48,9 @@ def caller(request: Request) -> Principal:
     one."""
     who: Principal | None = getattr(request.state, PRINCIPAL, None)
     if who is None:
-        who = the_platform(request).authenticate(token_of(request.headers.get("authorization")))
+        who = the_platform(request).tokens.authenticate(
+            token_of(request.headers.get("authorization"))
+        )
     return who
 
 

@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, St
 from pydantic_core import PydanticCustomError
 
 from gun.build.gitrepo import check_repo_url
-from gun.core.platform import Status
+from gun.core.apps import Status
 from gun.errors import InvalidParams
 from gun.model import App, Layer, Principal, Release, Token, check_app_name
 

@@ -67,26 +67,28 @@ async def create_build(
     repository. The build is queued; read its output from `/output`."""
     # refuse before reading a large body
     await to_thread.run_sync(
-        lambda: gun.may_build(who, app, ref=ref, commit_description=commit_description)
+        lambda: gun.builds.may_create(who, app, ref=ref, commit_description=commit_description)
     )
     if strategy == "git":
         if ref is None:
             raise InvalidParams("strategy=git needs ref: the branch, tag or commit to deploy")
         build = await to_thread.run_sync(
-            lambda: gun.create_build(who, app, strategy="git", ref=ref)
+            lambda: gun.builds.create(who, app, strategy="git", ref=ref)
         )
-        gun.start_build(who, build, None)
+        gun.builds.start(who, build, None)
         return build_json(build)
     if ref is not None:
         raise InvalidParams("ref is for strategy=git: a slug deploy sends its source as the body")
-    scratch = gun.scratch()
+    scratch = gun.builds.scratch()
     async with received(request, "source", scratch) as (path, _, _):
         build = await to_thread.run_sync(
-            lambda: gun.create_build(who, app, commit=commit, commit_description=commit_description)
+            lambda: gun.builds.create(
+                who, app, commit=commit, commit_description=commit_description
+            )
         )
         kept = path.with_name(f"source-{build.id}-{path.name}")
         path.rename(kept)  # the build's now: it deletes it when done
-    gun.start_build(who, build, kept)
+    gun.builds.start(who, build, kept)
     return build_json(build)
 
 
@@ -95,12 +97,12 @@ def builds(
     app: str, who: Who, gun: Gun, limit: int = Query(20, ge=1, le=1000)
 ) -> list[dict[str, Any]]:
     """The app's builds, newest first."""
-    return [build_json(b) for b in gun.builds(who, app, limit)]
+    return [build_json(b) for b in gun.builds.all(who, app, limit)]
 
 
 @router.get("/apps/{app}/builds/{build_id}")
 def build_info(app: str, build_id: Annotated[int, ID], who: Who, gun: Gun) -> dict[str, Any]:
-    return build_json(gun.build_info(who, app, build_id))
+    return build_json(gun.builds.get(who, app, build_id))
 
 
 @router.get("/apps/{app}/builds/{build_id}/output", response_class=StreamingResponse)
@@ -112,12 +114,12 @@ async def build_output(
     offset: int = Query(0, ge=0, le=2**40),
 ) -> StreamingResponse:
     """The output from character `offset` on, streamed as it grows until the build ends."""
-    await to_thread.run_sync(gun.build_info, who, app, build_id)  # authorised, and it exists
+    await to_thread.run_sync(gun.builds.get, who, app, build_id)  # authorised, and it exists
 
     async def chunks() -> AsyncIterator[bytes]:
         at = offset
         while True:
-            text, status = await to_thread.run_sync(gun.build_output, who, app, build_id, at)
+            text, status = await to_thread.run_sync(gun.builds.output, who, app, build_id, at)
             if text:
                 at += len(text)
                 yield text.encode()
@@ -142,12 +144,12 @@ class PhaseResult(Strict):
 def phase_output(
     instance_id: str, version: Annotated[int, ID], body: PhaseOutput, who: Who, gun: Gun
 ) -> None:
-    gun.release_phase_output(who, instance_id, version, body.text)
+    gun.release_phase.output(who, instance_id, version, body.text)
 
 
 @router.post("/agent/instances/{instance_id}/releases/{version}/result")
 def phase_result(
     instance_id: str, version: Annotated[int, ID], body: PhaseResult, who: Who, gun: Gun
 ) -> dict[str, Any]:
-    status = gun.release_phase_done(who, instance_id, version, body.exit_code, body.error)
+    status = gun.release_phase.done(who, instance_id, version, body.exit_code, body.error)
     return {"release": version, "status": status}

@@ -36,19 +36,19 @@ def drain_json(d: Drain) -> dict[str, Any]:
 
 @router.get("/apps/{app}/drains")
 def drains(app: str, who: Who, gun: Gun) -> list[dict[str, Any]]:
-    return [drain_json(d) for d in gun.drains(who, app)]
+    return [drain_json(d) for d in gun.drains.all(who, app)]
 
 
 @router.post("/apps/{app}/drains", status_code=201)
 def add_drain(app: str, body: DrainCreate, who: Who, gun: Gun) -> dict[str, Any]:
-    return drain_json(gun.add_drain(who, app, body.url))
+    return drain_json(gun.drains.add(who, app, body.url))
 
 
 @router.delete("/apps/{app}/drains/{drain_id}", status_code=204)
 def remove_drain(
     app: str, drain_id: Annotated[int, Path(ge=1, le=2**31 - 1)], who: Who, gun: Gun
 ) -> Response:
-    gun.remove_drain(who, app, drain_id)
+    gun.drains.remove(who, app, drain_id)
     return Response(status_code=204)
 
 
@@ -56,7 +56,7 @@ def remove_drain(
 def ingest(
     app: str, who: Who, gun: Gun, resolution: int | None = Query(None, ge=1, le=3600)
 ) -> dict[str, str]:
-    return {"url": gun.ingest_url(who, app, resolution)}
+    return {"url": gun.drains.ingest_url(who, app, resolution)}
 
 
 @router.post("/apps/{app}/drains/ingest")
@@ -64,14 +64,14 @@ def rotate_ingest(
     app: str, who: Who, gun: Gun, resolution: int | None = Query(None, ge=1, le=3600)
 ) -> dict[str, str]:
     """A new ingest token: the old URL is refused from now on."""
-    return {"url": gun.rotate_ingest(who, app, resolution)}
+    return {"url": gun.drains.rotate_ingest(who, app, resolution)}
 
 
 @router.get("/apps/{app}/log-session")
 def log_session(app: str, who: Who, gun: Gun) -> dict[str, str]:
-    return {"url": gun.log_session(who, app)}
+    return {"url": gun.drains.log_session(who, app)}
 
 
 @router.get("/drain/ingest-tokens/{token:path}")  # any path under it: the Platform judges it
 def ingest_token(token: str, who: DrainWho, gun: Gun) -> dict[str, str]:
-    return {"app": gun.app_of_ingest_token(who, token)}
+    return {"app": gun.drains.app_of_ingest_token(who, token)}

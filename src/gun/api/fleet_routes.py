@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from gun.api import bodies
 from gun.api.auth import Gun, Who
 from gun.api.gate import upload
-from gun.core.deploys import SLUG_MAX_BYTES
+from gun.core.slugs import SLUG_MAX_BYTES
 from gun.errors import InvalidParams, PayloadTooLarge
 from gun.model import Instance, Process
 
@@ -142,12 +142,12 @@ def process_json(p: Process) -> dict[str, Any]:
 
 @router.get("/apps/{app}/instances")
 def instances(app: str, who: Who, gun: Gun) -> list[dict[str, Any]]:
-    return [instance_json(i) for i in gun.instances(who, app)]
+    return [instance_json(i) for i in gun.instances.all(who, app)]
 
 
 @router.post("/apps/{app}/instances", status_code=201)
 def create_instances(app: str, body: InstancesCreate, who: Who, gun: Gun) -> list[dict[str, Any]]:
-    made = gun.create_instances(
+    made = gun.instances.create(
         who,
         app,
         body.layer,
@@ -161,23 +161,23 @@ def create_instances(app: str, body: InstancesCreate, who: Who, gun: Gun) -> lis
 
 @router.delete("/apps/{app}/instances/{instance_id}", status_code=204)
 def delete_instance(app: str, instance_id: str, who: Who, gun: Gun) -> None:
-    gun.delete_instance(who, app, instance_id)
+    gun.instances.delete(who, app, instance_id)
 
 
 @router.get("/apps/{app}/processes")
 def processes(app: str, who: Who, gun: Gun) -> dict[str, Any]:
-    procs = sorted(gun.processes(who, app), key=lambda p: (p.type, p.name))
+    procs = sorted(gun.processes.all(who, app), key=lambda p: (p.type, p.name))
     return {
         "processes": [process_json(p) for p in procs],
-        "unplaceable": gun.unplaceable(who, app),
-        "release": gun.status(who, app).release,
-        "problems": {i.id: i.problem for i in gun.instances(who, app) if i.problem},
+        "unplaceable": gun.formation.unplaceable(who, app),
+        "release": gun.apps.status(who, app).release,
+        "problems": {i.id: i.problem for i in gun.instances.all(who, app) if i.problem},
     }
 
 
 @router.post("/apps/{app}/processes/restart")
 def restart(app: str, body: Restart, who: Who, gun: Gun) -> dict[str, Any]:
-    return {"restarting": gun.restart_processes(who, app, body.target)}
+    return {"restarting": gun.processes.restart(who, app, body.target)}
 
 
 @contextlib.asynccontextmanager
@@ -222,16 +222,16 @@ async def received(
 @upload
 async def upload_slug(app: str, request: Request, who: Who, gun: Gun) -> dict[str, Any]:
     """The body is the slug (a gzipped tarball of ./app); `X-Gun-Sha256` is checked if sent."""
-    async with received(request, "slug", gun.scratch()) as (path, sha256, size):
+    async with received(request, "slug", gun.builds.scratch()) as (path, sha256, size):
         slug_id, types = await to_thread.run_sync(
-            lambda: gun.add_slug(who, app, path, sha256, size, request.headers.get("x-gun-sha256"))
+            lambda: gun.slugs.add(who, app, path, sha256, size, request.headers.get("x-gun-sha256"))
         )
     return {"id": slug_id, "sha256": sha256, "size": size, "process_types": types}
 
 
 @router.post("/apps/{app}/releases", status_code=201)
 def create_release(app: str, body: ReleaseCreate, who: Who, gun: Gun) -> dict[str, Any]:
-    return bodies.release_json(gun.deploy(who, app, body.slug, body.description))
+    return bodies.release_json(gun.deploys.release(who, app, body.slug, body.description))
 
 
 # the agent protocol -----------------------------------------------------------------------
@@ -239,7 +239,7 @@ def create_release(app: str, body: ReleaseCreate, who: Who, gun: Gun) -> dict[st
 
 @router.post("/agent/instances/{instance_id}/register")
 def register(instance_id: str, body: Register, who: Who, gun: Gun) -> dict[str, Any]:
-    return instance_json(gun.register(who, instance_id, body.address))
+    return instance_json(gun.agents.register(who, instance_id, body.address))
 
 
 @router.get("/agent/instances/{instance_id}/desired")
@@ -257,17 +257,17 @@ async def desired(
     wakeup: Wakeup = request.app.state.wakeup
     while True:
         fired = wakeup.next()
-        generation = await to_thread.run_sync(gun.generation, who, instance_id)
+        generation = await to_thread.run_sync(gun.agents.generation, who, instance_id)
         if generation > after or loop.time() >= deadline:
             break
         await wakeup.wait(fired, min(POLL_INTERVAL, max(0.0, deadline - loop.time())))
-    state = await to_thread.run_sync(gun.desired, who, instance_id)
+    state = await to_thread.run_sync(gun.agents.desired, who, instance_id)
     return asdict(state)
 
 
 @router.put("/agent/instances/{instance_id}/observed", status_code=204)
 def observed(instance_id: str, body: Observed, who: Who, gun: Gun) -> None:
-    gun.report(who, instance_id, [p.model_dump() for p in body.processes], body.problem)
+    gun.agents.report(who, instance_id, [p.model_dump() for p in body.processes], body.problem)
 
 
 class Replacements(Strict):
@@ -277,12 +277,12 @@ class Replacements(Strict):
 @router.post("/agent/instances/{instance_id}/replacements")
 def replacements(instance_id: str, body: Replacements, who: Who, gun: Gun) -> dict[str, list[str]]:
     """Rollout leases: which of these processes the agent may take down now."""
-    return {"granted": gun.lease_replacements(who, instance_id, body.names)}
+    return {"granted": gun.agents.lease_replacements(who, instance_id, body.names)}
 
 
 @router.get("/agent/instances/{instance_id}/slugs/{sha256}")
 def slug(instance_id: str, sha256: str, who: Who, gun: Gun) -> StreamingResponse:
-    f = gun.slug_open(who, instance_id, sha256)
+    f = gun.agents.slug(who, instance_id, sha256)
 
     def chunks() -> Iterator[bytes]:
         with f:

@@ -5,7 +5,7 @@ Rules, for each HTTP request, in order:
 1. A route that takes a token (its endpoint depends on `auth.principal`) answers 401 at once
    when the token is missing, unknown or revoked: nothing of the body is read. The principal
    found goes on in the request's state, where `auth.principal` takes it (one lookup, and
-   `Platform.authenticate` caches it).
+   `platform.tokens.authenticate` caches it).
 2. Upload routes (marked with `upload`: a slug, a build's source) stream to disk under their
    own cap (GUN_SLUG_MAX_BYTES) and pass on as they are.
 3. Every other body is capped at JSON_MAX_BYTES: a Content-Length over it answers 413 at
@@ -125,7 +125,7 @@ class Gate:
             headers = dict(scope["headers"])
             token = auth.token_of(headers.get(b"authorization", b"").decode("latin-1"))
             try:
-                who = scope["app"].state.platform.authenticate(token)
+                who = scope["app"].state.platform.tokens.authenticate(token)
             except GunError as e:
                 await refuse(e, scope, receive, send)
                 return

@@ -29,10 +29,10 @@ def storage(platform: Platform) -> list[Path]:
     engine = platform.store.engine
     if engine.dialect.name == "sqlite" and engine.url.database:
         paths.append(Path(engine.url.database).parent)
-    if isinstance(platform.slugs, LocalSlugStore):
-        paths.append(platform.slugs.root)
-    if platform.build_options is not None:  # builds, and the uploads in its work directory
-        paths += [platform.build_options.home, platform.build_options.home / "work"]
+    if isinstance(platform.slugs.slug_store, LocalSlugStore):
+        paths.append(platform.slugs.slug_store.root)
+    if platform.builds.options is not None:  # builds, and the uploads in its work directory
+        paths += [platform.builds.options.home, platform.builds.options.home / "work"]
     return paths
 
 

@@ -77,35 +77,35 @@ def revoke_token(name: str, who: Who, gun: Gun) -> dict[str, Any]:
 
 @router.get("/apps")
 def list_apps(who: Who, gun: Gun) -> list[dict[str, Any]]:
-    return [bodies.app_json(a) for a in gun.apps(who)]
+    return [bodies.app_json(a) for a in gun.apps.all(who)]
 
 
 @router.post("/apps", status_code=201)
 def create_app(body: bodies.AppCreate, who: Who, gun: Gun) -> dict[str, Any]:
-    return bodies.app_json(gun.create_app(who, body.name, body.repo))
+    return bodies.app_json(gun.apps.create(who, body.name, body.repo))
 
 
 @router.get("/apps/{app}")
 def show_app(app: str, who: Who, gun: Gun) -> dict[str, Any]:
-    return bodies.app_json(gun.app(who, app))
+    return bodies.app_json(gun.apps.get(who, app))
 
 
 @router.delete("/apps/{app}", status_code=204)
 def destroy_app(app: str, who: Who, gun: Gun) -> Response:
-    gun.destroy_app(who, app)
+    gun.apps.destroy(who, app)
     return Response(status_code=204)
 
 
 @router.get("/apps/{app}/status")
 def status(app: str, who: Who, gun: Gun) -> dict[str, Any]:
-    return bodies.status_json(gun.status(who, app))
+    return bodies.status_json(gun.apps.status(who, app))
 
 
 @router.get("/apps/{app}/config-vars")
 async def config(app: str, who: Who, gun: Gun) -> dict[str, str | None]:
     """On the event loop: one small query, and the decrypted values are cached. A viewer
     gets the names with null values."""
-    return gun.config(who, app)
+    return gun.config.get(who, app)
 
 
 @router.patch("/apps/{app}/config-vars")
@@ -117,22 +117,22 @@ async def change_config(
         description="KEY: value to set, KEY: null to unset"
     ),
 ) -> dict[str, Any]:
-    release = await gun.achange_config(who, app, changes)
+    release = await gun.config.achange(who, app, changes)
     return {"release": bodies.release_json(release), "config": release.config}
 
 
 @router.get("/apps/{app}/formation")
 def formation(app: str, who: Who, gun: Gun) -> list[dict[str, Any]]:
-    totals, _ = gun.formation(who, app)
-    return bodies.formation_rows(totals, gun.layer_shares(who, app))
+    totals, _ = gun.formation.get(who, app)
+    return bodies.formation_rows(totals, gun.formation.shares(who, app))
 
 
 @router.patch("/apps/{app}/formation")
 def scale(app: str, body: bodies.FormationPatch, who: Who, gun: Gun) -> dict[str, Any]:
     """`formation`: the rows `GET` answers; `warnings`: `{"type", "message"}` for each type
     scaled that no instance can run yet (scaled all the same)."""
-    scaled = gun.scale(who, app, [formation_change(u) for u in body.updates])
-    rows = bodies.formation_rows(scaled.totals, gun.layer_shares(who, app))
+    scaled = gun.formation.scale(who, app, [formation_change(u) for u in body.updates])
+    rows = bodies.formation_rows(scaled.totals, gun.formation.shares(who, app))
     warnings = [{"type": t, "message": m} for t, m in scaled.warnings.items()]
     return {"formation": rows, "warnings": warnings}
 
@@ -141,29 +141,29 @@ def scale(app: str, body: bodies.FormationPatch, who: Who, gun: Gun) -> dict[str
 def releases(
     app: str, who: Who, gun: Gun, limit: int = Query(200, ge=1, le=1000)
 ) -> list[dict[str, Any]]:
-    return [bodies.release_json(r) for r in gun.releases(who, app, limit)]
+    return [bodies.release_json(r) for r in gun.releases.all(who, app, limit)]
 
 
 @router.get("/apps/{app}/releases/{version}")
 def release(app: str, version: str, who: Who, gun: Gun) -> dict[str, Any]:
-    info = gun.release_info(who, app, parse_version(version))
+    info = gun.releases.info(who, app, parse_version(version))
     return bodies.release_json(info.release, config=info.config)
 
 
 @router.post("/apps/{app}/rollback", status_code=201)
 def rollback(app: str, body: bodies.Rollback, who: Who, gun: Gun) -> dict[str, Any]:
     version = None if body.version is None else parse_version(body.version)
-    return bodies.release_json(gun.rollback(who, app, version))
+    return bodies.release_json(gun.releases.rollback(who, app, version))
 
 
 @router.get("/apps/{app}/layers")
 def layers(app: str, who: Who, gun: Gun) -> list[dict[str, Any]]:
-    return [bodies.layer_json(la) for la in gun.layers(who, app)]
+    return [bodies.layer_json(la) for la in gun.layers.all(who, app)]
 
 
 @router.put("/apps/{app}/layers/{layer}")
 def set_layer(app: str, layer: str, body: bodies.LayerPut, who: Who, gun: Gun) -> dict[str, Any]:
-    return bodies.layer_json(gun.set_layer(who, app, layer, body.types))
+    return bodies.layer_json(gun.layers.set(who, app, layer, body.types))
 
 
 @router.get("/apps/{app}/events")
@@ -178,5 +178,5 @@ def events(
             "detail": e.detail,
             "created_at": e.created_at.isoformat(),
         }
-        for e in gun.events(who, app, limit)
+        for e in gun.apps.events(who, app, limit)
     ]

@@ -13,7 +13,7 @@ router = APIRouter()
 @router.get("/apps/show/{app}")
 def show(app: str, who: Who, gun: Gun) -> dict[str, str]:
     """`{"formation.<layer>": "web=1,worker=2", ...}`"""
-    shares = gun.layer_shares(who, app)
+    shares = gun.formation.shares(who, app)
     return {f"formation.{layer}": formations.format_counts(s) for layer, s in shares.items()}
 
 
@@ -21,4 +21,4 @@ def show(app: str, who: Who, gun: Gun) -> dict[str, str]:
 async def config_vars(app: str, who: Who, gun: Gun) -> dict[str, str | None]:
     """On the event loop: one small query, and the decrypted values are cached. A viewer
     gets the names with null values."""
-    return gun.config(who, app)
+    return gun.config.get(who, app)

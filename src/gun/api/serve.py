@@ -52,7 +52,7 @@ def run(settings: MetaSettings) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     host, port = parse_listen(settings.listen)
     platform = open_platform(settings)
-    made = platform.bootstrap_admin(settings.admin_token)
+    made = platform.tokens.bootstrap_admin(settings.admin_token)
     if made:
         # Printed once, at first start; only its hash is stored.
         print(f"admin token (shown once): {made}", file=sys.stderr, flush=True)

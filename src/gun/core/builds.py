@@ -13,7 +13,6 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,16 +21,17 @@ from gun import isolation, procfile
 from gun.build import buildpacks, gitrepo
 from gun.build.slug import SlugError, pack, sha256_of, unpack
 from gun.core.access import authorize
-from gun.core.deploys import STALE_GRACE, Deploys
+from gun.core.build_output import OutputBuffer
+from gun.core.deploys import Deploys
+from gun.core.release_phase import ReleasePhase
+from gun.core.slugs import Slugs
 from gun.errors import Conflict, GunError, InvalidParams, NotFound, disk_full
 from gun.model import Build, Principal, check_no_nul
 from gun.settings import SlugLimits
-from gun.store import Store, Tx
-from gun.store.time import now
+from gun.store import Store
 
 log = logging.getLogger("gun.build")
 STEP = "-----> "
-FLUSH_SECONDS = 0.25  # build output reaches the store at most this long after it is printed
 
 
 @dataclass(frozen=True)
@@ -49,63 +49,32 @@ class BuildOptions:
     slug_limits: SlugLimits = SlugLimits()  # what an uploaded source may unpack to
 
 
-class OutputBuffer:
-    """Build output on its way to the store: written in batches, each at most FLUSH_SECONDS
-    after its first text arrived, whether or not more follows (a step that prints and then
-    works for minutes shows what it printed at once)."""
-
-    def __init__(self, store: Store, build_id: int) -> None:
-        self.store, self.build_id = store, build_id
-        self._chunks: list[str] = []
-        self._lock = threading.Lock()  # guards _chunks and _timer
-        self._writing = threading.Lock()  # one write at a time, so batches stay in order
-        self._timer: threading.Timer | None = None
-
-    def line(self, text: str) -> None:
-        self.text(text + "\n")
-
-    def text(self, text: str) -> None:
-        """Raw output (the start of a line, the rest of it with its newline)."""
-        with self._lock:
-            self._chunks.append(text)
-            if self._timer is None:
-                self._timer = threading.Timer(FLUSH_SECONDS, self.close)
-                self._timer.daemon = True
-                self._timer.start()
-
-    def flush(self) -> None:
-        with self._writing:
-            with self._lock:
-                text, self._chunks = "".join(self._chunks), []
-                if self._timer is not None:
-                    self._timer.cancel()
-                    self._timer = None
-            if text:
-                with self.store.write() as tx:
-                    tx.append_build_output(self.build_id, text)
-
-    def close(self) -> None:
-        """Flush what is left, logging (not raising) a failure: for the timer, and the end."""
-        try:
-            self.flush()
-        except Exception:  # the store is away: the build's own next write fails loudly
-            log.exception("writing the output of build %s failed", self.build_id)
-
-
 def short(commit: str | None, sha256: str) -> str:
     return (commit or sha256)[:7]
 
 
-class Builds(Deploys):
-    """Mixed into Platform: deploys that start from source (the slug and release steps are
-    Deploys')."""
+class Builds:
+    """Deploys that start from source: the build makes the slug (Slugs keeps it), Deploys
+    releases it."""
 
-    build_options: BuildOptions | None
-    _build_pool: ThreadPoolExecutor | None
+    def __init__(
+        self,
+        store: Store,
+        options: BuildOptions | None,
+        slugs: Slugs,
+        deploys: Deploys,
+        release_phase: ReleasePhase,
+    ) -> None:
+        self.store = store
+        self.options = options  # None: this meta runs no builds
+        self.slugs = slugs
+        self.deploys = deploys
+        self.release_phase = release_phase
+        self._pool: ThreadPoolExecutor | None = None
 
     # the API's side ------------------------------------------------------------------------
 
-    def may_build(
+    def may_create(
         self,
         who: Principal,
         name: str,
@@ -113,15 +82,15 @@ class Builds(Deploys):
         ref: str | None = None,
         commit_description: str | None = None,
     ) -> None:
-        """Refuse early (before a large upload) what create_build would refuse."""
+        """Refuse early (before a large upload) what `create` would refuse."""
         authorize(who, "developer", name)
         _check_build_text(ref, commit_description)
         with self.store.read() as tx:
-            busy = tx.active_build(tx.existing_app(name))
-        if busy is not None and not self._stale(busy):
+            busy = tx.builds.active(tx.apps.existing(name))
+        if busy is not None and not self.release_phase.stale(busy):
             raise _busy(name, busy)
 
-    def create_build(
+    def create(
         self,
         who: Principal,
         name: str,
@@ -133,15 +102,15 @@ class Builds(Deploys):
     ) -> Build:
         """Queue a build; refused while another build of the app is under way."""
         authorize(who, "developer", name)
-        if self.build_options is None:
+        if self.options is None:
             raise InvalidParams("this meta runs no builds: it was started without a build home")
         _check_build_text(ref, commit_description)
         with self.store.write() as tx:
-            app = tx.existing_app(name, lock=True)
-            busy = self._abandon_stale(tx, tx.active_build(app))
+            app = tx.apps.existing(name, lock=True)
+            busy = self.release_phase.abandon_stale(tx, tx.builds.active(app))
             if busy is not None:
                 raise _busy(name, busy)
-            build = tx.insert_build(
+            build = tx.builds.insert(
                 app,
                 strategy=strategy,
                 ref=ref,
@@ -149,81 +118,61 @@ class Builds(Deploys):
                 commit_description=commit_description,
                 actor=who.name,
             )
-            tx.record(app, who.name, "build.create", {"id": build.id, "commit": commit})
+            tx.events.record(app, who.name, "build.create", {"id": build.id, "commit": commit})
         return build
 
-    def _abandon_stale(self, tx: Tx, busy: Build | None) -> Build | None:
-        """A release phase nobody finished (its instance died with the result unsent) stops
-        blocking deploys once it is well past its timeout: it is failed, saying so."""
-        if busy is None or not self._stale(busy):
-            return busy
-        assert busy.release is not None
-        why = f"the release phase of v{busy.release} never reported back"
-        tx.append_build_output(busy.id, f" !     {why}\n")
-        tx.set_build(busy.id, status="failed", error=why)
-        tx.set_release_status(tx.existing_app(busy.app).id, busy.release, "failed")
-        return None
-
-    def _stale(self, build: Build) -> bool:
-        assert self.build_options is not None
-        limit = self.build_options.release_timeout + STALE_GRACE
-        age = (now() - build.created_at).total_seconds()
-        return build.status == "releasing" and build.release is not None and age > limit
-
-    def start_build(self, who: Principal, build: Build, source: Path | None) -> None:
+    def start(self, who: Principal, build: Build, source: Path | None) -> None:
         """Hand the build to the worker pool, with its source tarball (now the build's to
         delete), or none for strategy git."""
-        if self._build_pool is None:
-            assert self.build_options is not None
-            self._build_pool = ThreadPoolExecutor(
-                self.build_options.concurrency, thread_name_prefix="gun-build"
+        if self._pool is None:
+            assert self.options is not None
+            self._pool = ThreadPoolExecutor(
+                self.options.concurrency, thread_name_prefix="gun-build"
             )
-        self._build_pool.submit(self._run_build, who, build, source)
+        self._pool.submit(self._run_build, who, build, source)
 
-    def builds(self, who: Principal, name: str, limit: int = 20) -> list[Build]:
+    def all(self, who: Principal, name: str, limit: int = 20) -> list[Build]:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            return tx.builds(tx.existing_app(name), limit)
+            return tx.builds.of(tx.apps.existing(name), limit)
 
-    def build_info(self, who: Principal, name: str, build_id: int) -> Build:
+    def get(self, who: Principal, name: str, build_id: int) -> Build:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            found = tx.build(tx.existing_app(name), build_id)
+            found = tx.builds.get(tx.apps.existing(name), build_id)
         if found is None:
             raise NotFound(f"build {build_id} of app {name!r} does not exist")
         return found
 
-    def build_output(
-        self, who: Principal, name: str, build_id: int, offset: int
-    ) -> tuple[str, str]:
+    def output(self, who: Principal, name: str, build_id: int, offset: int) -> tuple[str, str]:
         """The output from `offset` on and the build's status (checked once per stream)."""
         with self.store.read() as tx:
-            return tx.build_output(build_id, offset)
+            return tx.builds.output(build_id, offset)
 
     def scratch(self) -> Path | None:
         """Where uploads and build trees go while they are worked on (None: the system's
         temporary directory, for a meta that runs no builds)."""
-        if self.build_options is None:
+        if self.options is None:
             return None
-        home = self.build_options.home
+        home = self.options.home
         # a build's user passes through these to its own work directory and cache
         isolation.make_dir(home, isolation.SEARCHABLE)
         isolation.make_dir(home / "cache", isolation.SEARCHABLE)
         return isolation.make_dir(home / "work", isolation.SEARCHABLE)
 
-    def stop_builds(self) -> None:
+    def stop(self) -> None:
         """Meta is exiting: queued builds are dropped (they are failed at the next start)."""
-        if self._build_pool is not None:
-            self._build_pool.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def fail_interrupted_builds(self) -> int:
+    def fail_interrupted(self) -> int:
         """At start: builds a previous meta was running cannot finish; say so, and remove
         what they left in the scratch directory (uploaded sources, half-built trees)."""
         with self.store.write() as tx:
-            stuck = tx.builds_in(("pending", "building"))
+            stuck = tx.builds.in_statuses(("pending", "building"))
             for _, build_id in stuck:
-                tx.append_build_output(build_id, " !     meta restarted during this build\n")
-                tx.set_build(build_id, status="failed", error="meta restarted during the build")
+                tx.builds.append_output(build_id, " !     meta restarted during this build\n")
+                tx.builds.update(build_id, status="failed", error="meta restarted during the build")
         work = self.scratch()
         left = sorted(work.iterdir()) if work is not None else []
         for path in left:
@@ -243,7 +192,7 @@ class Builds(Deploys):
         out = OutputBuffer(self.store, build.id)
         try:
             with self.store.write() as tx:
-                tx.set_build(build.id, status="building")
+                tx.builds.update(build.id, status="building")
             if source is None:
                 self._resolve_git(who, build, out)
             else:
@@ -268,20 +217,20 @@ class Builds(Deploys):
     def _fail(self, build: Build, out: OutputBuffer, why: str) -> None:
         out.flush()
         with self.store.write() as tx:
-            tx.set_build(build.id, status="failed", error=why)
+            tx.builds.update(build.id, status="failed", error=why)
 
     def _resolve_git(self, who: Principal, build: Build, out: OutputBuffer) -> None:
         """Strategy git: resolve REF to a commit in meta's mirror of the app's repo, read its
         Procfile, release the commit; every instance fetches it and builds it."""
-        assert self.build_options is not None and build.ref is not None
+        assert self.options is not None and build.ref is not None
         with self.store.read() as tx:
-            repo = tx.existing_app(build.app).repo
+            repo = tx.apps.existing(build.app).repo
         if not repo:
             raise InvalidParams(
                 f"app {build.app!r} has no repo: strategy=git deploys from the app's repository "
                 f"(gun apps.create {build.app} repo=GIT_URL)"
             )
-        git = isolation.make_dir(self.build_options.home / "git", isolation.PRIVATE_DIR)
+        git = isolation.make_dir(self.options.home / "git", isolation.PRIVATE_DIR)
         mirror = git / f"{build.app}.git"
         out.line(f"{STEP}Fetching {repo}")
         gitrepo.mirror(repo, mirror)
@@ -293,25 +242,25 @@ class Builds(Deploys):
         out.line(f"{STEP}Releasing {commit[:7]}: every instance fetches it and builds it")
         out.flush()
         with self.store.write() as tx:
-            tx.set_build(build.id, commit=commit, commit_description=subject)
-            release = self._release_commit(
+            tx.builds.update(build.id, commit=commit, commit_description=subject)
+            release = self.deploys.release_commit(
                 tx, who, build.app, commit, types, f"Deploy {commit[:7]}"
             )
             pending = release.status == "pending"
-            tx.set_build(
+            tx.builds.update(
                 build.id, status="releasing" if pending else "succeeded", release=release.version
             )
             if pending:
-                tx.append_build_output(
+                tx.builds.append_output(
                     build.id, f"{STEP}Running the release command of v{release.version}\n"
                 )
 
     def _build(self, who: Principal, build: Build, source: Path, out: OutputBuffer) -> None:
-        assert self.build_options is not None
-        opts = self.build_options
+        assert self.options is not None
+        opts = self.options
         work = self.scratch()
         with self.store.read() as tx:
-            config = tx.config(tx.existing_app(build.app).id)
+            config = tx.config.of(tx.apps.existing(build.app).id)
         with (
             isolation.build_user(opts.home, build.app) as user,
             tempfile.TemporaryDirectory(prefix=f"{build.app}-{build.id}-", dir=work) as tmp,
@@ -346,7 +295,7 @@ class Builds(Deploys):
             out.line(f"       Procfile declares types -> {', '.join(types)}")
             slug = pack(app_dir, Path(tmp) / "slug.tar.gz")
             out.line(f"{STEP}Compressing... done, {slug.size / 1e6:.1f}MB")
-            slug_id, _ = self._store_slug(
+            slug_id, _ = self.slugs.put(
                 who,
                 build.app,
                 slug.path,
@@ -359,7 +308,7 @@ class Builds(Deploys):
         out.line(f"{STEP}Releasing")
         out.flush()  # all of it before the status says done: readers stop at a final status
         with self.store.write() as tx:
-            release = self._release_slug(
+            release = self.deploys.release_slug(
                 tx,
                 who,
                 build.app,
@@ -368,17 +317,17 @@ class Builds(Deploys):
                 commit=build.commit,
             )
             pending = release.status == "pending"
-            tx.set_build(
+            tx.builds.update(
                 build.id,
                 status="releasing" if pending else "succeeded",
                 slug_id=slug_id,
                 release=release.version,
             )
             if pending:
-                tx.append_build_output(
+                tx.builds.append_output(
                     build.id, f"{STEP}Running the release command of v{release.version}\n"
                 )
-        self.prune_slugs(build.app)
+        self.slugs.prune(build.app)
 
 
 def _git_types(mirror: Path, commit: str) -> dict[str, str]:

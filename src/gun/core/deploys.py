@@ -1,22 +1,15 @@
-"""Deploys: a slug arrives, its Procfile is read, and a release `vN` runs it."""
+"""Deploys: a build (a slug, or a commit that instances build) becomes release `vN`."""
 
 from __future__ import annotations
 
-import tarfile
-from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
-
 from gun import procfile
-from gun.build.slugstore import SlugStore, parse_key, slug_key
 from gun.core.access import authorize
-from gun.errors import Conflict, InvalidParams, NotFound
+from gun.core.placing import write_placement
+from gun.core.release_phase import ReleasePhase
+from gun.core.slugs import Slugs
+from gun.errors import InvalidParams, NotFound
 from gun.model import App, Principal, Release, check_no_nul, check_process_type
 from gun.store import Store, Tx
-from gun.store.time import now
-
-SLUG_MAX_BYTES = 500 * 1024 * 1024  # GUN_SLUG_MAX_BYTES: Heroku's compressed slug limit
-PROCFILE_MAX_BYTES = 64 * 1024
-STALE_GRACE = 300.0  # seconds past the release timeout after which a release phase is given up
 
 
 def check_process_types(types: dict[str, str]) -> None:
@@ -27,98 +20,26 @@ def check_process_types(types: dict[str, str]) -> None:
         check_no_nul(f"the command of process type {name!r}", command)
 
 
-def releasing(app: str, version: int, doing: str) -> Conflict:
-    """The refusal of a change that would make a release on top of a pending one."""
-    return Conflict(
-        f"v{version} of app {app} is being released (its release phase is running): "
-        f"{doing} when it is done; `gun app:{app} releases` shows it"
-    )
-
-
-def read_procfile(path: Path) -> dict[str, str]:
-    """The process types of a slug (`./app/Procfile`), read without unpacking anything else."""
-    try:
-        with tarfile.open(path, "r:gz") as tar:
-            for member in tar:
-                if member.name.lstrip("./") in ("app/Procfile", "Procfile"):
-                    if not member.isfile() or member.size > PROCFILE_MAX_BYTES:
-                        raise InvalidParams("the slug's Procfile is not a regular file under 64 kB")
-                    f = tar.extractfile(member)
-                    assert f is not None
-                    return procfile.parse(f.read(), "Procfile")
-    except (tarfile.TarError, OSError, EOFError) as e:
-        raise InvalidParams(f"the slug is not a gzipped tarball ({type(e).__name__})") from None
-    raise InvalidParams(
-        "the slug has no Procfile at ./app/Procfile: add one naming your "
-        "process types, e.g. `web: python app.py`"
-    )
-
-
 class Deploys:
-    """Mixed into Platform."""
+    """Builds in, releases out. The `release_*` methods that take a transaction write in the
+    caller's (a build's); `release` in its own."""
 
-    store: Store
-    slugs: SlugStore
-    keep_slugs: int
-    release_timeout: float
+    def __init__(self, store: Store, slugs: Slugs, release_phase: ReleasePhase) -> None:
+        self.store = store
+        self.slugs = slugs
+        self.release_phase = release_phase
 
-    if TYPE_CHECKING:  # provided by Fleet, which Platform mixes in too
-
-        def _replace(self, tx: Tx, app: App) -> None: ...
-
-    def add_slug(
-        self,
-        who: Principal,
-        name: str,
-        path: Path,
-        sha256: str,
-        size: int,
-        expected: str | None = None,
-    ) -> tuple[int, dict[str, str]]:
-        """Store an uploaded slug (already hashed) and record it; returns (id, process types)."""
-        authorize(who, "developer", name)
-        if expected is not None and expected != sha256:
-            raise InvalidParams(
-                f"the slug's sha256 is {sha256}, not {expected} as the client "
-                "said: the upload was damaged"
-            )
-        return self._store_slug(who, name, path, sha256, size)
-
-    def _store_slug(
-        self,
-        who: Principal,
-        name: str,
-        path: Path,
-        sha256: str,
-        size: int,
-        *,
-        commit: str | None = None,
-        commit_description: str | None = None,
-    ) -> tuple[int, dict[str, str]]:
-        types = read_procfile(path)
-        with self.store.read() as tx:
-            app = tx.existing_app(name)
-            existing = tx.slug_by_sha(app.id, sha256)
-        if existing is not None:
-            return existing, types
-        self.slugs.put(name, path, sha256)
-        with self.store.write() as tx:
-            app = tx.existing_app(name, lock=True)
-            slug_id = tx.insert_slug(app.id, sha256, size, types, commit, commit_description)
-            tx.record(app, who.name, "slug.create", {"sha256": sha256, "size": size})
-        return slug_id, types
-
-    def deploy(
+    def release(
         self, who: Principal, name: str, slug_id: int, description: str | None = None
     ) -> Release:
         """A new release of the slug with the current config vars."""
         authorize(who, "developer", name)
         with self.store.write() as tx:
-            release = self._release_slug(tx, who, name, slug_id, description=description)
-        self.prune_slugs(name)
+            release = self.release_slug(tx, who, name, slug_id, description=description)
+        self.slugs.prune(name)
         return release
 
-    def _release_slug(
+    def release_slug(
         self,
         tx: Tx,
         who: Principal,
@@ -129,16 +50,16 @@ class Deploys:
         commit: str | None = None,
     ) -> Release:
         """Release the slug: `pending` until its release command succeeds, if it has one."""
-        app = tx.existing_app(name, lock=True)
-        slug = tx.slug(slug_id)
-        if slug is None or tx.slug_by_sha(app.id, slug[0]) != slug_id:
+        app = tx.apps.existing(name, lock=True)
+        slug = tx.slugs.get(slug_id)
+        if slug is None or tx.slugs.by_sha(app.id, slug[0]) != slug_id:
             raise NotFound(f"slug {slug_id} of app {name!r} does not exist")
         sha256, _, types = slug
         return self._release_code(
             tx, who, app, types, slug_id, commit, description or f"Deploy {sha256[:7]}"
         )
 
-    def _release_commit(
+    def release_commit(
         self,
         tx: Tx,
         who: Principal,
@@ -148,7 +69,7 @@ class Deploys:
         description: str,
     ) -> Release:
         """Release a commit that instances fetch and build themselves (strategy git)."""
-        app = tx.existing_app(name, lock=True)
+        app = tx.apps.existing(name, lock=True)
         return self._release_code(tx, who, app, types, None, commit, description)
 
     def _release_code(
@@ -162,9 +83,9 @@ class Deploys:
         description: str,
     ) -> Release:
         """`pending` until its release command succeeds, if it has one; else rolled out."""
-        self._refuse_while_releasing(tx, app, "deploy")
+        self.release_phase.refuse_while_pending(tx, app, "deploy")
         check_process_types(types)
-        totals = tx.formation(app.id)
+        totals = tx.formation.of(app.id)
         missing = sorted(t for t, n in totals.items() if n > 0 and t not in types)
         if missing:
             words = " ".join(f"{t}=0" for t in missing)
@@ -173,12 +94,12 @@ class Deploys:
                 f"such process type: add it to the Procfile or `gun scale {words}` first"
             )
         if not totals and "web" in types:
-            tx.set_formation(app.id, {"web": 1})  # Heroku's default on the first deploy
+            tx.formation.put(app.id, {"web": 1})  # Heroku's default on the first deploy
         pending = procfile.RELEASE in types
-        release = tx.insert_release(
+        release = tx.releases.insert(
             app,
             description=description,
-            config=tx.config(app.id),
+            config=tx.config.of(app.id),
             process_types=types,
             slug_id=slug_id,
             commit=commit,
@@ -186,118 +107,11 @@ class Deploys:
             status="pending" if pending else "succeeded",
         )
         if pending:
-            tx.bump_generation(app.id)  # the instance that runs the release command hears of it
+            tx.apps.bump_generation(
+                app.id
+            )  # the instance that runs the release command hears of it
         else:
-            self._replace(tx, app)
+            write_placement(tx, app)
         detail: dict[str, object] = {"version": release.version, "slug": slug_id, "commit": commit}
-        tx.record(app, who.name, "release.deploy", detail)
+        tx.events.record(app, who.name, "release.deploy", detail)
         return release
-
-    # the release phase -----------------------------------------------------------------------
-
-    def _refuse_while_releasing(self, tx: Tx, app: App, doing: str) -> None:
-        """Refuse (Conflict) what would make a release on top of one whose release phase is
-        running: config changes, rollbacks and deploys wait for it, else the pending release
-        would succeed underneath a newer one and never run. Call with the app's row locked,
-        so the release's status cannot change between this look and the caller's write. A
-        release phase nobody finished (its instance died with the result unsent) stops
-        blocking once it is well past its timeout: it is failed, saying so."""
-        version = tx.pending_release(app.id)
-        if version is None:
-            return
-        release = tx.release(app, version)
-        assert release is not None
-        age = (now() - release.created_at).total_seconds()
-        if age <= self.release_timeout + STALE_GRACE:
-            raise releasing(app.name, version, doing)
-        why = f"the release phase of v{version} never reported back"
-        tx.set_release_status(app.id, version, "failed")
-        build = tx.build_of_release(app, version)
-        if build is not None and not build.done:
-            tx.append_build_output(build.id, f" !     {why}\n")
-            tx.set_build(build.id, status="failed", error=why)
-        tx.bump_generation(app.id)
-        tx.record(app, "meta", "release.phase", {"version": version, "ok": False, "error": why})
-
-    def release_phase_output(
-        self, who: Principal, instance_id: str, version: int, text: str
-    ) -> None:
-        """Lines of the release command, as the agent running it sends them."""
-        with self.store.write() as tx:
-            app, _ = self._phase(tx, who, instance_id, version)
-            build = tx.build_of_release(app, version)
-            if build is not None:
-                tx.append_build_output(build.id, text)
-
-    def release_phase_done(
-        self,
-        who: Principal,
-        instance_id: str,
-        version: int,
-        exit_code: int | None,
-        error: str | None,
-    ) -> str:
-        """The release command ended: the release succeeds and rolls out, or fails."""
-        with self.store.write() as tx:
-            app, release = self._phase(tx, who, instance_id, version)
-            if release.status != "pending":
-                return release.status
-            ok = exit_code == 0 and not error
-            why = error or f"the release command exited with status {exit_code}"
-            tx.set_release_status(app.id, version, "succeeded" if ok else "failed")
-            build = tx.build_of_release(app, version)
-            if build is not None:
-                if ok:
-                    tx.append_build_output(build.id, f"-----> Release command of v{version} done\n")
-                    tx.set_build(build.id, status="succeeded")
-                else:
-                    tx.append_build_output(build.id, f" !     v{version} failed: {why}\n")
-                    tx.set_build(build.id, status="failed", error=f"v{version} failed: {why}")
-            if ok:
-                self._replace(tx, app)
-            else:
-                tx.bump_generation(app.id)
-            tx.record(
-                app,
-                who.name,
-                "release.phase",
-                {"version": version, "instance": instance_id, "ok": ok, "exit_code": exit_code},
-            )
-            return "succeeded" if ok else "failed"
-
-    def _phase(self, tx: Tx, who: Principal, instance_id: str, version: int) -> tuple[App, Release]:
-        if who.instance != instance_id:
-            raise NotFound(f"instance {instance_id!r} does not exist")
-        inst = tx.instance(instance_id)
-        # locked: a config change or rollback looks at the release's status under this lock
-        app = tx.app(inst.app, lock=True) if inst else None
-        release = tx.release(app, version) if app else None
-        if app is None or release is None:
-            raise NotFound(f"release v{version} does not exist")
-        return app, release
-
-    def prune_slugs(self, name: str) -> list[str]:
-        """Remove stored slugs no release among the newest `keep_slugs` uses; their rows stay
-        (history), so a rollback to one is refused by name. Returns the keys removed."""
-        if self.slugs is None:
-            return []
-        with self.store.read() as tx:
-            app = tx.app(name)
-            if app is None:
-                return []
-            keep = tx.slugs_in_use(app.id, self.keep_slugs)
-        removed = [k for k in self.slugs.keys(name) if parse_key(k)[1] not in keep]
-        for key in removed:
-            self.slugs.delete(key)
-        return removed
-
-    def slug_open(self, who: Principal, instance_id: str, sha256: str) -> BinaryIO:
-        """The stored slug an agent may download: only one of its own app's."""
-        if who.instance != instance_id:
-            raise NotFound(f"slug {sha256} does not exist")
-        with self.store.read() as tx:
-            inst = tx.instance(instance_id)
-            app = tx.app(inst.app) if inst else None
-            if app is None or tx.slug_by_sha(app.id, sha256) is None:
-                raise NotFound(f"slug {sha256} does not exist")
-        return self.slugs.open(slug_key(app.name, sha256))

@@ -7,19 +7,18 @@ only its scheme, host and port. Only a drain token may ask which app an ingest t
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from dataclasses import replace
 from urllib.parse import urlsplit
 
 from gun.core.access import authorize, reads_secrets
+from gun.core.shipping import Shipping
 from gun.crypto import hash_token
 from gun.errors import Forbidden, InvalidParams, NotFound
 from gun.logs.access import is_ingest_token
 from gun.model import Drain, Principal, show
-from gun.store import Store, Tx
+from gun.store import Store
 
-INGEST_PREFIX = "gdi_"  # gun drain ingest; the whole form: logs.access.INGEST_TOKEN
 NO_APP_HAS_IT = "no app has this ingest token"
 
 
@@ -64,68 +63,69 @@ def resolution_param(resolution: int | None) -> str:
 
 
 class Drains:
-    """Mixed into Platform."""
+    def __init__(self, store: Store, shipping: Shipping) -> None:
+        self.store = store
+        self.shipping = shipping
 
-    store: Store
-    drain_url: str | None
-
-    def drains(self, who: Principal, name: str) -> list[Drain]:
+    def all(self, who: Principal, name: str) -> list[Drain]:
+        """The app's drains; a viewer sees only each URL's scheme, host and port."""
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            found = tx.drains(tx.existing_app(name).id)
+            found = tx.drains.of(tx.apps.existing(name).id)
         if reads_secrets(who):
             return found
         return [replace(d, url=drain_origin(d.url)) for d in found]
 
-    def add_drain(self, who: Principal, name: str, url: str) -> Drain:
+    def add(self, who: Principal, name: str, url: str) -> Drain:
+        """A new drain: the app's agents ship its logs there too."""
         authorize(who, "developer", name)
         check_drain_url(url)
         with self.store.write() as tx:
-            app = tx.existing_app(name, lock=True)
-            if any(d.url == url for d in tx.drains(app.id)):
+            app = tx.apps.existing(name, lock=True)
+            if any(d.url == url for d in tx.drains.of(app.id)):
                 raise InvalidParams(f"app {name!r} already drains to {url!r}")
-            drain = tx.insert_drain(app.id, url, f"d.{uuid.uuid4()}")
-            tx.bump_generation(app.id)  # agents ship to it
-            tx.record(app, who.name, "drain.add", {"id": drain.id})
+            drain = tx.drains.insert(app.id, url, f"d.{uuid.uuid4()}")
+            tx.apps.bump_generation(app.id)  # agents ship to it
+            tx.events.record(app, who.name, "drain.add", {"id": drain.id})
         return drain
 
-    def remove_drain(self, who: Principal, name: str, drain_id: int) -> None:
+    def remove(self, who: Principal, name: str, drain_id: int) -> None:
         authorize(who, "developer", name)
         with self.store.write() as tx:
-            app = tx.existing_app(name, lock=True)
-            if not tx.delete_drain(app.id, drain_id):
+            app = tx.apps.existing(name, lock=True)
+            if not tx.drains.delete(app.id, drain_id):
                 raise NotFound(f"drain {drain_id} of app {name!r} does not exist")
-            tx.bump_generation(app.id)
-            tx.record(app, who.name, "drain.remove", {"id": drain_id})
+            tx.apps.bump_generation(app.id)
+            tx.events.record(app, who.name, "drain.remove", {"id": drain_id})
 
     def ingest_url(self, who: Principal, name: str, resolution: int | None = None) -> str:
         """The URL (token in its path) through which logplex senders drain into the app."""
         authorize(who, "developer", name)
         query = resolution_param(resolution)
         with self.store.write() as tx:
-            app = tx.existing_app(name, lock=True)
-            token = self._ingest_token(tx, app.id)
-        return f"{self._drain_base()}/logs/{token}{query}"
+            app = tx.apps.existing(name, lock=True)
+            token = self.shipping.ingest_token(tx, app.id)
+        return f"{self.shipping.drain_base()}/logs/{token}{query}"
 
     def rotate_ingest(self, who: Principal, name: str, resolution: int | None = None) -> str:
         """A new ingest token for the app (the old one is refused from now on); its agents are
         told the new shipping URL. Returns the new ingest URL."""
         authorize(who, "developer", name)
         query = resolution_param(resolution)
-        base = self._drain_base()
+        base = self.shipping.drain_base()
         with self.store.write() as tx:
-            app = tx.existing_app(name, lock=True)
-            token = self._new_ingest_token(tx, app.id)
-            tx.bump_generation(app.id)  # agents ship to the new URL
-            tx.record(app, who.name, "drain.ingest.rotate", {})
+            app = tx.apps.existing(name, lock=True)
+            token = self.shipping.new_ingest_token(tx, app.id)
+            tx.apps.bump_generation(app.id)  # agents ship to the new URL
+            tx.events.record(app, who.name, "drain.ingest.rotate", {})
         return f"{base}/logs/{token}{query}"
 
     def log_session(self, who: Principal, name: str) -> str:
         """Where to read the app's logs (archive and live tail): the drain's URL."""
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            tx.existing_app(name)
-        return self._drain_base()
+            tx.apps.existing(name)
+        return self.shipping.drain_base()
 
     def app_of_ingest_token(self, who: Principal, token: str) -> str:
         """For the drain: which app a token it was sent belongs to. Only a drain token may ask
@@ -139,33 +139,7 @@ class Drains:
         if not is_ingest_token(token):  # the same answer as an unknown one, without a lookup
             raise NotFound(NO_APP_HAS_IT)
         with self.store.read() as tx:
-            app = tx.app_of_ingest_token(hash_token(token))
+            app = tx.drains.app_of_ingest_token(hash_token(token))
         if app is None:
             raise NotFound(NO_APP_HAS_IT)
         return app.name
-
-    def _drain_base(self) -> str:
-        if not self.drain_url:
-            raise NotFound(
-                "this meta knows no drain: start `gun server drain` and give meta its URL "
-                "in GUN_DRAIN_URL (gun up does both)"
-            )
-        return self.drain_url.rstrip("/")
-
-    def _ingest_token(self, tx: Tx, app_id: int) -> str:
-        token = tx.ingest_token(app_id)
-        return self._new_ingest_token(tx, app_id) if token is None else token
-
-    @staticmethod
-    def _new_ingest_token(tx: Tx, app_id: int) -> str:
-        token = INGEST_PREFIX + secrets.token_urlsafe(24)
-        tx.set_ingest_token(app_id, hash_token(token), token)
-        return token
-
-    def _shipping(self, tx: Tx, app_id: int) -> list[str]:
-        """Where the app's agents send its logs: the platform's drain, then the app's own."""
-        urls = [d.url for d in tx.drains(app_id)]
-        token = tx.ingest_token(app_id)  # made with the app
-        if self.drain_url and token:
-            urls.insert(0, f"{self.drain_url.rstrip('/')}/logs/{token}")
-        return urls

@@ -42,7 +42,7 @@ class Tokens:
         who = self._principals.get(digest)
         if who is None:
             with self.store.read() as tx:
-                who = tx.principal(digest)
+                who = tx.tokens.principal(digest)
             if who is None:
                 raise Unauthorized("the API token is unknown or revoked")
             self._principals.put(digest, who)
@@ -59,17 +59,19 @@ class Tokens:
         Returns the token when one was generated here, so the caller can print it once.
         """
         with self.store.write() as tx:
-            if tx.count_tokens():
+            if tx.tokens.count():
                 return None
             value = token or new_token()
-            tx.insert_token(
+            tx.tokens.insert(
                 name="admin",
                 digest=hash_token(value),
                 role="admin",
                 app_id=None,
                 created_by="gun server meta",
             )
-            tx.record(None, "gun server meta", "token.create", {"name": "admin", "role": "admin"})
+            tx.events.record(
+                None, "gun server meta", "token.create", {"name": "admin", "role": "admin"}
+            )
         return None if token else value
 
     def ensure_drain_token(self, value: str) -> str | None:
@@ -87,7 +89,7 @@ class Tokens:
     def _ensure_drain_token(self, value: str) -> str | None:
         digest = hash_token(value)
         with self.store.write() as tx:
-            same = tx.token_of(digest)
+            same = tx.tokens.of_digest(digest)
             if same is not None:
                 t = same.token
                 if not same.revoked and t.name == DRAIN_TOKEN_NAME and t.kind == "drain":
@@ -101,10 +103,10 @@ class Tokens:
                     f"GUN_DRAIN_TOKEN is the value of token {t.name!r}: give the drain a value "
                     "of its own"
                 )
-            old = tx.live_token(DRAIN_TOKEN_NAME, lock=True)
+            old = tx.tokens.live_named(DRAIN_TOKEN_NAME, lock=True)
             if old is not None:
                 _revoke(tx, "gun server meta", old, "GUN_DRAIN_TOKEN changed")
-            tx.insert_token(
+            tx.tokens.insert(
                 name=DRAIN_TOKEN_NAME,
                 digest=digest,
                 role="drain",
@@ -112,7 +114,7 @@ class Tokens:
                 created_by="gun server meta",
                 kind="drain",
             )
-            tx.record(
+            tx.events.record(
                 None, "gun server meta", "token.create", {"name": DRAIN_TOKEN_NAME, "role": "drain"}
             )
         if old is not None:
@@ -144,11 +146,11 @@ class Tokens:
         value = new_token()
         kind: TokenKind = "drain" if role_ == "drain" else "user"
         with self.store.write() as tx:
-            target = tx.existing_app(app) if app else None
-            held = tx.live_token(name, lock=True)
+            target = tx.apps.existing(app) if app else None
+            held = tx.tokens.live_named(name, lock=True)
             if held is not None and held.token.expired(made):
                 _revoke(tx, who.name, held, "expired")
-            token_id = tx.insert_token(
+            token_id = tx.tokens.insert(
                 name=name,
                 digest=hash_token(value),
                 role=role_,
@@ -160,22 +162,22 @@ class Tokens:
             detail: dict[str, object] = {"name": name, "role": role_}
             if expires_at is not None:
                 detail["expires_at"] = expires_at.isoformat()
-            tx.record(target, who.name, "token.create", detail)
+            tx.events.record(target, who.name, "token.create", detail)
         return value, Principal(token_id, name, role_, app, None, kind, expires_at)
 
     def live(self, who: Principal) -> list[Token]:
         """Live tokens (an app-scoped admin: its app's only)."""
         authorize(who, "admin", who.app)
         with self.store.read() as tx:
-            app_id = tx.existing_app(who.app).id if who.app else None
-            return tx.live_tokens(app_id)
+            app_id = tx.apps.existing(who.app).id if who.app else None
+            return tx.tokens.live(app_id)
 
     def revoke(self, who: Principal, name: str) -> Token:
         """Revoke a live token by name; refused for agent tokens and the last admin token."""
         authorize(who, "admin", who.app)
         gone = NotFound(f"no live token is named {name!r}: `gun tokens` lists them")
         with self.store.write() as tx:
-            held = tx.live_token(name)
+            held = tx.tokens.live_named(name)
             if held is None:
                 raise gone
             t = held.token
@@ -190,7 +192,7 @@ class Tokens:
             if t.kind == "user" and t.role == "admin" and t.app is None and not t.expired(at):
                 # every live admin locked, always in the same order: two revocations wait for
                 # each other instead of deadlocking, and the second sees the first's
-                admins = tx.live_admins(at)
+                admins = tx.tokens.live_admins(at)
                 if held.id not in admins:
                     raise gone
                 if len(admins) <= 1:
@@ -198,7 +200,7 @@ class Tokens:
                         f"token {name!r} is the last live admin token: create another admin "
                         "token first, or nobody could manage this meta"
                     )
-            elif tx.live_token(name, lock=True) is None:
+            elif tx.tokens.live_named(name, lock=True) is None:
                 raise gone
             _revoke(tx, who.name, held, None)
         self._principals.drop(held.digest)  # after the commit: no one re-caches it from here
@@ -206,10 +208,10 @@ class Tokens:
 
 
 def _revoke(tx: Tx, actor: str, held: StoredToken, why: str | None) -> None:
-    tx.revoke_token(held.id)
+    tx.tokens.revoke(held.id)
     t = held.token
-    app = tx.app(t.app) if t.app else None
+    app = tx.apps.find(t.app) if t.app else None
     detail: dict[str, object] = {"name": t.name, "role": t.role, "kind": t.kind}
     if why:
         detail["why"] = why
-    tx.record(app, actor, "token.revoke", detail)
+    tx.events.record(app, actor, "token.revoke", detail)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Row, func, insert, select, update
 
 from gun.model import ACTIVE_BUILD, App, Build
+from gun.store.queries import Queries
 from gun.store.schema import builds
 from gun.store.time import now, utc
 
@@ -32,10 +33,8 @@ def _build(app: str, r: Row[Any]) -> Build:
     )
 
 
-class BuildQueries:
-    conn: Connection
-
-    def insert_build(
+class BuildQueries(Queries):
+    def insert(
         self,
         app: App,
         *,
@@ -60,13 +59,13 @@ class BuildQueries:
         row = self.conn.execute(select(*_FIELDS).where(builds.c.id == build_id.scalar_one())).one()
         return _build(app.name, row)
 
-    def build(self, app: App, build_id: int) -> Build | None:
+    def get(self, app: App, build_id: int) -> Build | None:
         row = self.conn.execute(
             select(*_FIELDS).where(builds.c.id == build_id, builds.c.app_id == app.id)
         ).first()
         return _build(app.name, row) if row else None
 
-    def builds(self, app: App, limit: int) -> list[Build]:
+    def of(self, app: App, limit: int) -> list[Build]:
         rows = self.conn.execute(
             select(*_FIELDS)
             .where(builds.c.app_id == app.id)
@@ -75,13 +74,13 @@ class BuildQueries:
         )
         return [_build(app.name, r) for r in rows]
 
-    def build_of_release(self, app: App, version: int) -> Build | None:
+    def of_release(self, app: App, version: int) -> Build | None:
         row = self.conn.execute(
             select(*_FIELDS).where(builds.c.app_id == app.id, builds.c.release == version)
         ).first()
         return _build(app.name, row) if row else None
 
-    def active_build(self, app: App) -> Build | None:
+    def active(self, app: App) -> Build | None:
         row = self.conn.execute(
             select(*_FIELDS)
             .where(builds.c.app_id == app.id, builds.c.status.in_(ACTIVE_BUILD))
@@ -90,19 +89,19 @@ class BuildQueries:
         ).first()
         return _build(app.name, row) if row else None
 
-    def builds_in(self, statuses: tuple[str, ...]) -> list[tuple[int, int]]:
+    def in_statuses(self, statuses: tuple[str, ...]) -> list[tuple[int, int]]:
         """(app id, build id) of every build in one of `statuses`, any app."""
         rows = self.conn.execute(
             select(builds.c.app_id, builds.c.id).where(builds.c.status.in_(statuses))
         )
         return [(r.app_id, r.id) for r in rows]
 
-    def set_build(self, build_id: int, **values: Any) -> None:
+    def update(self, build_id: int, **values: Any) -> None:
         if values.get("status") in ("succeeded", "failed"):
             values["finished_at"] = now()
         self.conn.execute(update(builds).where(builds.c.id == build_id).values(**values))
 
-    def append_build_output(self, build_id: int, text: str) -> None:
+    def append_output(self, build_id: int, text: str) -> None:
         """Add to the output, up to OUTPUT_MAX_CHARS in all."""
         length = func.length(builds.c.output)
         self.conn.execute(
@@ -111,7 +110,7 @@ class BuildQueries:
             .values(output=builds.c.output + text)
         )
 
-    def build_output(self, build_id: int, offset: int) -> tuple[str, str]:
+    def output(self, build_id: int, offset: int) -> tuple[str, str]:
         """The output from character `offset` on, and the build's status."""
         row = self.conn.execute(
             select(func.substr(builds.c.output, offset + 1), builds.c.status).where(

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import delete, insert, select, update
 
-from gun.crypto import Box
 from gun.model import App, Drain
+from gun.store.queries import Queries
 from gun.store.schema import apps, drains
 from gun.store.time import now, utc
 
 
-class DrainQueries:
-    conn: Connection
-    box: Box
-
-    def drains(self, app_id: int) -> list[Drain]:
+class DrainQueries(Queries):
+    def of(self, app_id: int) -> list[Drain]:
         rows = self.conn.execute(
             select(drains).where(drains.c.app_id == app_id).order_by(drains.c.id)
         )
         return [Drain(r.id, r.url, r.token, utc(r.created_at)) for r in rows]
 
-    def insert_drain(self, app_id: int, url: str, token: str) -> Drain:
+    def insert(self, app_id: int, url: str, token: str) -> Drain:
         created = now()
         drain_id = self.conn.execute(
             insert(drains)
@@ -29,7 +26,7 @@ class DrainQueries:
         ).scalar_one()
         return Drain(drain_id, url, token, created)
 
-    def delete_drain(self, app_id: int, drain_id: int) -> bool:
+    def delete(self, app_id: int, drain_id: int) -> bool:
         done = self.conn.execute(
             delete(drains).where(drains.c.app_id == app_id, drains.c.id == drain_id)
         )

@@ -1,14 +1,15 @@
-"""Queries for instances, processes and slugs: the part of the store agents feed."""
+"""Queries for instances and processes: the part of the store agents feed."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, func, insert, select, update
+from sqlalchemy import Row, and_, delete, func, insert, select, update
 
-from gun.model import Instance, Process
-from gun.store.schema import apps, instances, processes, releases, slugs, tokens
+from gun.model import Instance, Process, check_instance_state, check_process_state
+from gun.store.queries import Queries
+from gun.store.schema import apps, instances, processes, tokens
 from gun.store.time import now, utc
 
 
@@ -18,7 +19,7 @@ def _instance(r: Row[Any]) -> Instance:
         app=r.app,
         layer=r.layer,
         provider=r.provider,
-        state=r.state,
+        state=check_instance_state(r.id, r.state),
         instance_type=r.instance_type,
         availability_zone=r.availability_zone,
         address=r.address,
@@ -35,7 +36,7 @@ def _process(r: Row[Any]) -> Process:
         type=r.type,
         instance=r.instance_id,
         desired=r.desired,
-        state=r.state,
+        state=check_process_state(r.name, r.state),
         release=r.release,
         port=r.port,
         pid=r.pid,
@@ -74,12 +75,8 @@ _PROCESS_COLS = [
 ]
 
 
-class FleetQueries:
-    conn: Connection
-
-    # instances ------------------------------------------------------------------------------
-
-    def insert_instance(
+class InstanceQueries(Queries):
+    def insert(
         self,
         *,
         id: str,
@@ -104,13 +101,13 @@ class FleetQueries:
             )
         )
 
-    def instances(self, app_id: int | None = None) -> list[Instance]:
+    def of(self, app_id: int | None = None) -> list[Instance]:
         q = select(*_INSTANCE_COLS).join(apps, apps.c.id == instances.c.app_id)
         if app_id is not None:
             q = q.where(instances.c.app_id == app_id)
         return [_instance(r) for r in self.conn.execute(q.order_by(instances.c.id))]
 
-    def instance(self, instance_id: str) -> Instance | None:
+    def get(self, instance_id: str) -> Instance | None:
         row = self.conn.execute(
             select(*_INSTANCE_COLS)
             .join(apps, apps.c.id == instances.c.app_id)
@@ -118,13 +115,10 @@ class FleetQueries:
         ).first()
         return _instance(row) if row else None
 
-    def instance_ids(self) -> set[str]:
-        return set(self.conn.execute(select(instances.c.id)).scalars())
-
-    def set_instance(self, instance_id: str, **values: Any) -> None:
+    def update(self, instance_id: str, **values: Any) -> None:
         self.conn.execute(update(instances).where(instances.c.id == instance_id).values(**values))
 
-    def delete_instance(self, instance_id: str) -> None:
+    def delete(self, instance_id: str) -> None:
         token_id = self.conn.execute(
             select(instances.c.token_id).where(instances.c.id == instance_id)
         ).scalar_one_or_none()
@@ -132,7 +126,7 @@ class FleetQueries:
         if token_id is not None:
             self.conn.execute(delete(tokens).where(tokens.c.id == token_id))
 
-    def stale_instances(self, before: datetime) -> list[tuple[int, str]]:
+    def stale(self, before: datetime) -> list[tuple[int, str]]:
         """(app id, instance id) of online instances whose last heartbeat is older than `before`."""
         rows = self.conn.execute(
             select(instances.c.app_id, instances.c.id).where(
@@ -141,9 +135,20 @@ class FleetQueries:
         )
         return [(r.app_id, r.id) for r in rows]
 
-    # processes ------------------------------------------------------------------------------
+    def counts(self, app_id: int) -> dict[str, int]:
+        """How many instances each of the app's layers has."""
+        rows = self.conn.execute(
+            select(instances.c.layer, func.count())
+            .where(instances.c.app_id == app_id)
+            .group_by(instances.c.layer)
+        )
+        return {r[0]: r[1] for r in rows}
 
-    def processes(self, app_id: int, instance_id: str | None = None) -> list[Process]:
+
+class ProcessQueries(Queries):
+    """Where placement put each process (desired or not), and what its agent last said."""
+
+    def of(self, app_id: int, instance_id: str | None = None) -> list[Process]:
         q = (
             select(*_PROCESS_COLS)
             .join(apps, apps.c.id == processes.c.app_id)
@@ -153,7 +158,7 @@ class FleetQueries:
             q = q.where(processes.c.instance_id == instance_id)
         return [_process(r) for r in self.conn.execute(q)]
 
-    def place_process(self, app_id: int, name: str, ptype: str, instance_id: str) -> None:
+    def place(self, app_id: int, name: str, ptype: str, instance_id: str) -> None:
         """Put a process (back) into the desired set on an instance."""
         done = self.conn.execute(
             update(processes)
@@ -183,7 +188,7 @@ class FleetQueries:
                 )
             )
 
-    def undesire_process(self, app_id: int, name: str) -> None:
+    def undesire(self, app_id: int, name: str) -> None:
         self.conn.execute(
             update(processes)
             .where(processes.c.app_id == app_id, processes.c.name == name)
@@ -203,12 +208,12 @@ class FleetQueries:
         )
         return {r.name: r.nonce for r in rows}
 
-    def delete_process(self, app_id: int, name: str) -> None:
+    def delete(self, app_id: int, name: str) -> None:
         self.conn.execute(
             delete(processes).where(processes.c.app_id == app_id, processes.c.name == name)
         )
 
-    def report_process(self, app_id: int, instance_id: str, name: str, **values: Any) -> bool:
+    def report(self, app_id: int, instance_id: str, name: str, **values: Any) -> bool:
         """Record an agent's observation of one of its processes; False if it is not its own."""
         done = self.conn.execute(
             update(processes)
@@ -277,59 +282,3 @@ class FleetQueries:
             .values(replacing_until=None)
         )
         return done.rowcount > 0
-
-    # slugs ----------------------------------------------------------------------------------
-
-    def insert_slug(
-        self,
-        app_id: int,
-        sha256: str,
-        size: int,
-        process_types: dict[str, str],
-        commit: str | None,
-        commit_description: str | None,
-    ) -> int:
-        return int(
-            self.conn.execute(
-                insert(slugs)
-                .values(
-                    app_id=app_id,
-                    sha256=sha256,
-                    size=size,
-                    process_types=process_types,
-                    commit=commit,
-                    commit_description=commit_description,
-                    created_at=now(),
-                )
-                .returning(slugs.c.id)
-            ).scalar_one()
-        )
-
-    def slug(self, slug_id: int) -> tuple[str, int, dict[str, str]] | None:
-        row = self.conn.execute(
-            select(slugs.c.sha256, slugs.c.size, slugs.c.process_types).where(slugs.c.id == slug_id)
-        ).first()
-        return (row.sha256, row.size, dict(row.process_types)) if row else None
-
-    def slugs_in_use(self, app_id: int, keep: int) -> set[str]:
-        """sha256 of the slugs of the app's newest `keep` releases that have one."""
-        rows = self.conn.execute(
-            select(slugs.c.sha256)
-            .select_from(releases.join(slugs, releases.c.slug_id == slugs.c.id))
-            .where(releases.c.app_id == app_id)
-            .order_by(releases.c.version.desc())
-            .limit(keep)
-        )
-        return {r.sha256 for r in rows}
-
-    def slug_by_sha(self, app_id: int, sha256: str) -> int | None:
-        return self.conn.execute(
-            select(slugs.c.id).where(slugs.c.app_id == app_id, slugs.c.sha256 == sha256).limit(1)
-        ).scalar_one_or_none()
-
-    # generations ----------------------------------------------------------------------------
-
-    def generation(self, app_id: int) -> int:
-        return int(
-            self.conn.execute(select(apps.c.generation).where(apps.c.id == app_id)).scalar_one()
-        )

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gun.errors import Conflict
 from gun.model import Principal, Token, TokenKind, check_role
+from gun.store.queries import Queries
 from gun.store.schema import apps, instances, tokens
 from gun.store.time import now, utc
 
@@ -63,10 +64,8 @@ _COLUMNS = (
 )
 
 
-class TokenQueries:
-    conn: Connection
-
-    def insert_token(
+class TokenQueries(Queries):
+    def insert(
         self,
         *,
         name: str,
@@ -131,10 +130,10 @@ class TokenQueries:
             utc(row.expires_at) if row.expires_at else None,
         )
 
-    def count_tokens(self) -> int:
+    def count(self) -> int:
         return int(self.conn.execute(select(func.count()).select_from(tokens)).scalar_one())
 
-    def live_tokens(self, app_id: int | None = None) -> list[Token]:
+    def live(self, app_id: int | None = None) -> list[Token]:
         """Tokens not revoked (expired ones too), oldest first; with `app_id`, that app's."""
         q = (
             select(*_COLUMNS)
@@ -146,7 +145,7 @@ class TokenQueries:
             q = q.where(tokens.c.app_id == app_id)
         return [_token(r).token for r in self.conn.execute(q)]
 
-    def live_token(self, name: str, *, lock: bool = False) -> StoredToken | None:
+    def live_named(self, name: str, *, lock: bool = False) -> StoredToken | None:
         q = (
             select(*_COLUMNS)
             .outerjoin(apps, apps.c.id == tokens.c.app_id)
@@ -157,7 +156,7 @@ class TokenQueries:
         row = self.conn.execute(q).first()
         return None if row is None else _token(row)
 
-    def token_of(self, digest: str) -> StoredToken | None:
+    def of_digest(self, digest: str) -> StoredToken | None:
         """The token (live or revoked) with this hash."""
         row = self.conn.execute(
             select(*_COLUMNS)
@@ -185,5 +184,5 @@ class TokenQueries:
             q = q.with_for_update()
         return [r.id for r in self.conn.execute(q)]
 
-    def revoke_token(self, token_id: int) -> None:
+    def revoke(self, token_id: int) -> None:
         self.conn.execute(update(tokens).where(tokens.c.id == token_id).values(revoked=True))

@@ -1,0 +1,225 @@
+"""The agent protocol: an instance's agent registers, long-polls for its desired slice,
+reports what it runs (its heartbeat), asks for rollout leases and downloads slugs.
+
+Every call is made with the instance's own agent token and is refused for any other token or
+instance; an agent sees its app's slice for its instance and nothing of other apps. (The
+release phase's output and result are the release phase's: core/release_phase.py.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, BinaryIO
+
+from gun.core.placing import write_placement
+from gun.core.release_phase import ReleasePhase, git_source, slug_source
+from gun.core.shipping import Shipping
+from gun.core.slugs import Slugs
+from gun.errors import Forbidden, NotFound
+from gun.model import Instance, Principal, check_process_state
+from gun.store import Store, Tx
+from gun.store.time import now
+
+LEASE_SECONDS = 120.0  # a replacement lease lapses after this (an agent that died mid-way)
+
+
+@dataclass(frozen=True)
+class DesiredProcess:
+    name: str
+    type: str
+    command: str
+    nonce: int
+
+
+@dataclass(frozen=True)
+class Slice:
+    """What one instance's agent must run: everything it may see, and nothing of other apps."""
+
+    generation: int
+    app: str
+    instance: str
+    release: int | None
+    slug: dict[str, Any] | None
+    env: dict[str, str] = field(repr=False)
+    processes: list[DesiredProcess]
+    # the release command of a pending release, for the one instance that is to run it
+    release_phase: dict[str, Any] | None = field(default=None, repr=False)
+    # strategy git: the commit this instance fetches and builds, instead of a slug
+    git: dict[str, str] | None = None
+    # logplex URLs the agent ships the app's logs to: the platform's drain, then the app's own
+    drains: list[str] = field(default_factory=list, repr=False)
+    # how replacements roll: seconds a replaced web process keeps serving after its successor
+    # is up (routers notice), and processes of a type that may be down at once here
+    rollout: dict[str, float] = field(default_factory=dict)
+
+
+def check_agent(who: Principal, instance_id: str) -> None:
+    """Forbidden unless `who` is the agent token of this instance."""
+    if who.instance != instance_id:
+        raise Forbidden(f"token {who.name!r} is not the agent token of instance {instance_id!r}")
+
+
+def _instance(tx: Tx, instance_id: str) -> Instance:
+    inst = tx.instances.get(instance_id)
+    if inst is None:
+        raise NotFound(f"instance {instance_id!r} does not exist")
+    return inst
+
+
+class Agents:
+    def __init__(
+        self,
+        store: Store,
+        slugs: Slugs,
+        shipping: Shipping,
+        release_phase: ReleasePhase,
+        rollout: Mapping[str, float],
+    ) -> None:
+        self.store = store
+        self.slugs = slugs
+        self.shipping = shipping
+        self.release_phase = release_phase
+        # {"drain": seconds a replaced web process keeps serving, "max_unavailable": N}
+        self.rollout = rollout
+
+    def register(self, who: Principal, instance_id: str, address: str | None) -> Instance:
+        """The agent is up: the instance is online (at `address`, if given); back from
+        pending or lost, its app's processes are placed again."""
+        check_agent(who, instance_id)
+        with self.store.write() as tx:
+            inst = _instance(tx, instance_id)
+            app = tx.apps.existing(inst.app, lock=True)
+            values: dict[str, Any] = {"state": "online", "last_heartbeat": now()}
+            if address:
+                values["address"] = address
+            tx.instances.update(instance_id, **values)
+            if inst.state != "online":
+                write_placement(tx, app)
+                tx.events.record(app, who.name, "instance.online", {"id": instance_id})
+            return _instance(tx, instance_id)
+
+    def generation(self, who: Principal, instance_id: str) -> int:
+        """The app's generation: the long-poll answers once it is past the agent's."""
+        check_agent(who, instance_id)
+        with self.store.read() as tx:
+            inst = _instance(tx, instance_id)
+            app = tx.apps.existing(inst.app)
+            return tx.apps.generation(app.id)
+
+    def desired(self, who: Principal, instance_id: str) -> Slice:
+        """What the instance must run now: its slice of the app's current release."""
+        check_agent(who, instance_id)
+        with self.store.read() as tx:
+            inst = _instance(tx, instance_id)
+            app = tx.apps.existing(inst.app)
+            generation = tx.apps.generation(app.id)
+            version = tx.releases.current_version(app.id)
+            release = tx.releases.get(app, version) if version else None
+            slug = slug_source(tx, release.slug_id) if release else None
+            types = (release.process_types or {}) if release else {}
+            nonces = tx.processes.nonces(app.id)
+            procs = [
+                DesiredProcess(p.name, p.type, types[p.type], nonces.get(p.name, 0))
+                for p in tx.processes.of(app.id, instance_id)
+                if p.desired and p.type in types
+            ]
+            phase = self.release_phase.command_for(tx, app, instance_id)
+            git = git_source(app, release) if release else None
+            drains = self.shipping.urls(tx, app.id)
+        return Slice(
+            generation=generation,
+            app=app.name,
+            instance=instance_id,
+            release=release.version if release else None,
+            slug=slug,
+            env=dict(release.config) if release else {},
+            processes=sorted(procs, key=lambda p: p.name),
+            release_phase=phase,
+            rollout=dict(self.rollout),
+            git=git,
+            drains=drains,
+        )
+
+    def lease_replacements(
+        self, who: Principal, instance_id: str, names: Sequence[str]
+    ) -> list[str]:
+        """Which of these processes the agent may take down now to replace them: at most
+        `max_unavailable` of a type at once across all instances (a web process is prebooted,
+        never down, so its agent does not ask)."""
+        check_agent(who, instance_id)
+        limit = int(self.rollout.get("max_unavailable", 1))
+        until = now() + timedelta(seconds=LEASE_SECONDS)
+        with self.store.write() as tx:
+            inst = _instance(tx, instance_id)
+            app = tx.apps.existing(inst.app, lock=True)
+            return [
+                n
+                for n in names
+                if tx.processes.lease_replacement(app.id, instance_id, n, limit, until)
+            ]
+
+    def report(
+        self,
+        who: Principal,
+        instance_id: str,
+        observed: Sequence[Mapping[str, Any]],
+        problem: str | None = None,
+    ) -> None:
+        """An agent's heartbeat with the state of every process it runs."""
+        check_agent(who, instance_id)
+        for o in observed:
+            check_process_state(o["name"], o.get("state"))
+        with self.store.write() as tx:
+            inst = _instance(tx, instance_id)
+            app = tx.apps.existing(inst.app, lock=inst.state != "online")
+            tx.instances.update(instance_id, state="online", last_heartbeat=now(), problem=problem)
+            leased = tx.processes.leased(app.id, instance_id)
+            current = tx.releases.current_version(app.id) if leased else None
+            ended = False
+            seen = set()
+            for o in observed:
+                seen.add(o["name"])
+                tx.processes.report(
+                    app.id,
+                    instance_id,
+                    o["name"],
+                    state=o["state"],
+                    release=o.get("release"),
+                    port=o.get("port"),
+                    pid=o.get("pid"),
+                    restarts=o.get("restarts", 0),
+                    exit_code=o.get("exit_code"),
+                    since=o.get("since"),
+                )
+                # up on the current release: its replacement lease ends
+                if o["name"] in leased and o["state"] == "up" and o.get("release") == current:
+                    ended = tx.processes.end_lease(app.id, o["name"]) or ended
+            if ended:  # the agents waiting for a lease hear of it at once (long-polls wake)
+                tx.apps.bump_generation(app.id)
+            for p in tx.processes.of(app.id, instance_id):
+                if p.name in seen:
+                    continue
+                if not p.desired:
+                    tx.processes.delete(app.id, p.name)
+                elif p.state in ("up", "stopping", "crashed"):
+                    # its agent reported it once and no longer does: it is not running, and
+                    # must not be shown as it last was (placed ones stay `starting`)
+                    tx.processes.report(
+                        app.id, instance_id, p.name, state="down", pid=None, port=None, since=now()
+                    )
+            if inst.state != "online":
+                write_placement(tx, app)
+                tx.events.record(app, "meta", "instance.online", {"id": instance_id})
+
+    def slug(self, who: Principal, instance_id: str, sha256: str) -> BinaryIO:
+        """The stored slug an agent may download: only one of its own app's."""
+        if who.instance != instance_id:
+            raise NotFound(f"slug {sha256} does not exist")
+        with self.store.read() as tx:
+            inst = tx.instances.get(instance_id)
+            app = tx.apps.find(inst.app) if inst else None
+            if app is None or tx.slugs.by_sha(app.id, sha256) is None:
+                raise NotFound(f"slug {sha256} does not exist")
+        return self.slugs.open(app.name, sha256)

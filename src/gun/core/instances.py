@@ -1,0 +1,164 @@
+"""Instances: hosts that run an app's processes, in layers, made by a provider (local, ...).
+
+An instance is `pending` until its agent registers, `online` while it heartbeats, and `lost`
+when meta heard nothing from it for the instance timeout (its processes are placed on the
+others until it is back). Each has an agent token of its own, made and revoked with it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+
+from gun.core.access import authorize
+from gun.core.placing import write_placement
+from gun.crypto import hash_token, new_token
+from gun.errors import InvalidParams, NotFound
+from gun.model import Instance, Layer, Principal, check_layer_name, show
+from gun.providers import InstanceProvider, NewInstance
+from gun.store import Store
+from gun.store.time import now
+
+MAX_NEW_INSTANCES = 20
+
+
+def _instance_id() -> str:
+    return f"i-{secrets.token_hex(4)}"
+
+
+class Instances:
+    def __init__(
+        self, store: Store, providers: Mapping[str, InstanceProvider], meta_url: str | None
+    ) -> None:
+        self.store = store
+        self.providers = providers
+        self.meta_url = meta_url  # what agents are given to reach meta
+
+    def all(self, who: Principal, name: str) -> list[Instance]:
+        authorize(who, "viewer", name)
+        with self.store.read() as tx:
+            return tx.instances.of(tx.apps.existing(name).id)
+
+    def create(
+        self,
+        who: Principal,
+        name: str,
+        layer: str,
+        count: int = 1,
+        *,
+        instance_type: str | None = None,
+        availability_zone: str | None = None,
+        provider: str = "local",
+    ) -> list[Instance]:
+        """`count` new instances in `layer` (made, running every type, if the app has no
+        such layer), each with an agent token of its own, started by `provider`."""
+        authorize(who, "developer", name)
+        check_layer_name(layer)
+        if not 1 <= count <= MAX_NEW_INSTANCES:
+            raise InvalidParams(f"count={count} is out of range: use 1 to {MAX_NEW_INSTANCES}")
+        chosen = self.providers.get(provider)
+        if chosen is None:
+            known = ", ".join(sorted(self.providers)) or "none"
+            raise InvalidParams(f"provider {provider!r} is not available here (available: {known})")
+        if self.meta_url is None:
+            raise InvalidParams("this meta was started without a URL agents can reach")
+        for label, value in (
+            ("instance_type", instance_type),
+            ("availability_zone", availability_zone),
+        ):
+            if value is not None and not (0 < len(value) <= 40 and value.isprintable()):
+                raise InvalidParams(f"{label} {show(value)} must be 1 to 40 printable characters")
+        made: list[NewInstance] = []
+        with self.store.write() as tx:
+            app = tx.apps.existing(name, lock=True)
+            if layer not in {la.name for la in tx.layers.of(app.id)}:
+                tx.layers.put(app.id, Layer(layer, None))
+            for _ in range(count):
+                iid = _instance_id()
+                token = new_token()
+                token_id = tx.tokens.insert(
+                    name=f"agent {iid}",
+                    digest=hash_token(token),
+                    role="viewer",
+                    app_id=app.id,
+                    created_by="meta",
+                    kind="instance",
+                )
+                tx.instances.insert(
+                    id=iid,
+                    app_id=app.id,
+                    layer=layer,
+                    provider=provider,
+                    instance_type=instance_type,
+                    availability_zone=availability_zone,
+                    token_id=token_id,
+                )
+                made.append(
+                    NewInstance(
+                        iid, name, layer, instance_type, availability_zone, self.meta_url, token
+                    )
+                )
+            tx.events.record(
+                app,
+                who.name,
+                "instances.create",
+                {"layer": layer, "ids": [m.id for m in made], "provider": provider},
+            )
+        for m in made:
+            address = chosen.create(m)
+            with self.store.write() as tx:
+                tx.instances.update(m.id, address=address)
+        with self.store.read() as tx:
+            return [
+                i
+                for i in tx.instances.of(tx.apps.existing(name).id)
+                if i.id in {m.id for m in made}
+            ]
+
+    def delete(self, who: Principal, name: str, instance_id: str) -> None:
+        """Remove an instance (and its agent token); its processes are placed on the others
+        and its provider deletes it."""
+        authorize(who, "developer", name)
+        with self.store.write() as tx:
+            app = tx.apps.existing(name, lock=True)
+            inst = tx.instances.get(instance_id)
+            if inst is None or inst.app != name:
+                raise NotFound(f"instance {instance_id!r} of app {name!r} does not exist")
+            tx.instances.delete(instance_id)
+            write_placement(tx, app)
+            tx.events.record(app, who.name, "instances.delete", {"id": instance_id})
+        provider = self.providers.get(inst.provider)
+        if provider is not None:
+            provider.delete(instance_id)
+
+    def stale(self, timeout: float, watching_since: datetime) -> set[str]:
+        """Online instances without a heartbeat for `timeout` s (read only).
+
+        Only heartbeats meta could have heard count: nothing is stale until meta has itself
+        been up and watching (`watching_since`) for `timeout`.
+        """
+        cutoff = now() - timedelta(seconds=timeout)
+        if cutoff < watching_since:
+            return set()
+        with self.store.read() as tx:
+            return {instance_id for _, instance_id in tx.instances.stale(cutoff)}
+
+    def mark_lost(self, instance_ids: Iterable[str], timeout: float) -> list[str]:
+        """Mark instances lost (still silent, checked again under the app's lock) and re-place
+        their processes on the others."""
+        lost = []
+        for instance_id in sorted(instance_ids):
+            with self.store.write() as tx:
+                inst = tx.instances.get(instance_id)
+                app = tx.apps.find(inst.app, lock=True) if inst else None
+                if app is None or inst is None or inst.state != "online":
+                    continue
+                heard = inst.last_heartbeat
+                if heard is not None and heard > now() - timedelta(seconds=timeout):
+                    continue
+                tx.instances.update(instance_id, state="lost")
+                write_placement(tx, app)
+                tx.events.record(app, "meta", "instance.lost", {"id": instance_id})
+                lost.append(instance_id)
+        return lost

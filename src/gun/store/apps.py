@@ -1,0 +1,165 @@
+"""Queries for what an app is and wants: its row and generation, layers, config vars and
+formation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from gun.crypto import Box
+from gun.errors import Conflict, NotFound
+from gun.model import App, Layer
+from gun.store.queries import Queries
+from gun.store.schema import apps, config_vars, formation, layers, releases
+from gun.store.time import now, utc
+
+
+class AppQueries(Queries):
+    """An app's row. Its generation changes with every change its agents must hear of."""
+
+    def __init__(self, conn: Connection, box: Box) -> None:
+        super().__init__(conn, box)
+        self.bumped = False  # a generation changed: the store's listeners hear of it at commit
+
+    def insert(self, name: str, repo: str | None) -> App:
+        created = now()
+        try:
+            with self.conn.begin_nested():
+                app_id = self.conn.execute(
+                    insert(apps)
+                    .values(name=name, repo=repo, generation=0, created_at=created)
+                    .returning(apps.c.id)
+                ).scalar_one()
+        except IntegrityError:
+            raise Conflict(f"app {name!r} already exists") from None
+        return App(id=app_id, name=name, repo=repo, created_at=created)
+
+    def find(self, name: str, *, lock: bool = False) -> App | None:
+        q = select(apps.c.id, apps.c.name, apps.c.repo, apps.c.created_at).where(
+            apps.c.name == name
+        )
+        if lock and self.conn.dialect.name != "sqlite":
+            q = q.with_for_update()
+        row = self.conn.execute(q).first()
+        if row is None:
+            return None
+        return App(row.id, row.name, row.repo, utc(row.created_at))
+
+    def existing(self, name: str, *, lock: bool = False) -> App:
+        """The app, or NotFound naming it."""
+        app = self.find(name, lock=lock)
+        if app is None:
+            raise NotFound(f"app {name!r} does not exist")
+        return app
+
+    def generation_of(self, name: str) -> tuple[int, int] | None:
+        """(id, generation) of an app: the generation changes with every change to the app."""
+        # the hottest query meta runs (every config read): plain SQL, no statement building
+        mark = "?" if self.conn.dialect.name == "sqlite" else "%s"
+        row = self.conn.exec_driver_sql(
+            f"SELECT id, generation FROM apps WHERE name = {mark}", (name,)
+        ).first()
+        return None if row is None else (int(row[0]), int(row[1]))
+
+    def generation(self, app_id: int) -> int:
+        return int(
+            self.conn.execute(select(apps.c.generation).where(apps.c.id == app_id)).scalar_one()
+        )
+
+    def all(self, only: str | None = None) -> list[App]:
+        """Every app (or the one named `only`), by name, with its newest release's version."""
+        current = (
+            select(releases.c.app_id, func.max(releases.c.version).label("version"))
+            .group_by(releases.c.app_id)
+            .subquery()
+        )
+        q = (
+            select(apps.c.id, apps.c.name, apps.c.repo, apps.c.created_at, current.c.version)
+            .outerjoin(current, current.c.app_id == apps.c.id)
+            .order_by(apps.c.name)
+        )
+        if only is not None:
+            q = q.where(apps.c.name == only)
+        return [
+            App(r.id, r.name, r.repo, utc(r.created_at), release=r.version)
+            for r in self.conn.execute(q)
+        ]
+
+    def delete(self, app_id: int) -> None:
+        self.conn.execute(delete(apps).where(apps.c.id == app_id))
+
+    def bump_generation(self, app_id: int) -> None:
+        self.bumped = True
+        self.conn.execute(
+            update(apps).where(apps.c.id == app_id).values(generation=apps.c.generation + 1)
+        )
+
+
+class LayerQueries(Queries):
+    def of(self, app_id: int) -> list[Layer]:
+        rows = self.conn.execute(
+            select(layers.c.name, layers.c.types)
+            .where(layers.c.app_id == app_id)
+            .order_by(layers.c.name)
+        )
+        return [Layer(r.name, None if r.types is None else tuple(r.types)) for r in rows]
+
+    def put(self, app_id: int, layer: Layer) -> None:
+        types = None if layer.types is None else list(layer.types)
+        done = self.conn.execute(
+            update(layers)
+            .where(layers.c.app_id == app_id, layers.c.name == layer.name)
+            .values(types=types)
+        )
+        if done.rowcount == 0:
+            self.conn.execute(insert(layers).values(app_id=app_id, name=layer.name, types=types))
+
+
+class ConfigQueries(Queries):
+    """Config vars, sealed at rest."""
+
+    def of(self, app_id: int) -> dict[str, str]:
+        rows = self.conn.execute(
+            select(config_vars.c.key, config_vars.c.value_sealed)
+            .where(config_vars.c.app_id == app_id)
+            .order_by(config_vars.c.key)
+        )
+        return {r.key: self.box.open(r.value_sealed) for r in rows}
+
+    def replace(
+        self, app_id: int, config: dict[str, str], only: Iterable[str] | None = None
+    ) -> None:
+        """Store `config` as the app's config vars; with `only`, just those keys change."""
+        q = delete(config_vars).where(config_vars.c.app_id == app_id)
+        keys = list(config) if only is None else [k for k in only if k in config]
+        if only is not None:
+            q = q.where(config_vars.c.key.in_(list(only)))
+        self.conn.execute(q)
+        if keys:
+            self.conn.execute(
+                insert(config_vars),
+                [
+                    {"app_id": app_id, "key": k, "value_sealed": self.box.seal(config[k])}
+                    for k in keys
+                ],
+            )
+
+
+class FormationQueries(Queries):
+    def of(self, app_id: int) -> dict[str, int]:
+        rows = self.conn.execute(
+            select(formation.c.type, formation.c.quantity)
+            .where(formation.c.app_id == app_id)
+            .order_by(formation.c.type)
+        )
+        return {r.type: r.quantity for r in rows}
+
+    def put(self, app_id: int, totals: dict[str, int]) -> None:
+        self.conn.execute(delete(formation).where(formation.c.app_id == app_id))
+        if totals:
+            self.conn.execute(
+                insert(formation),
+                [{"app_id": app_id, "type": t, "quantity": n} for t, n in totals.items()],
+            )
