@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gun import isolation
+from gun import atomic, isolation
 from gun.agent import applog, files, releasephase, runtime_metrics
 from gun.agent.applog import Position
 from gun.agent.config import AgentConfig
@@ -86,7 +86,7 @@ class Agent:
 
     def _save_started(self, started: dict[str, Desired]) -> None:
         data = {n: d.__dict__ for n, d in started.items()}
-        files.write_atomic(self.root / "state" / "started.json", json.dumps(data))
+        atomic.write(self.root / "state" / "started.json", json.dumps(data))
 
     def problem_now(self) -> str | None:
         """What the instance's problem is now: the release that cannot run here, and every loop
@@ -236,7 +236,7 @@ class Agent:
             self._failed[version] = self.problem
             log.error("%s", self.problem)
             raise
-        files.write_atomic(built, target.name)
+        atomic.write(built, target.name)
         self.problem = None
         return target
 
@@ -404,13 +404,9 @@ class Agent:
                 delay = min(delay * 2, 5.0)
 
     async def _download(self, sha256: str, dest: Path) -> None:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_suffix(".part")
-        try:
-            await self.meta.call("GET", f"{self._api}/slugs/{sha256}", into=tmp, timeout=300)
-            tmp.replace(dest)
-        finally:
-            tmp.unlink(missing_ok=True)
+        """The slug into the slug cache, whole or not at all (`unpack` checks its sha256)."""
+        with atomic.writer(dest, sync=False) as f:
+            await self.meta.call("GET", f"{self._api}/slugs/{sha256}", into=f, timeout=300)
 
     def wanted(self, slice_: dict[str, Any], cwd: Path) -> dict[str, tuple[Desired, ProcessSpec]]:
         env: dict[str, str] = slice_["env"]

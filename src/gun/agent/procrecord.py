@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import psutil
 
-from gun import isolation
+from gun import atomic, isolation
 from gun.errors import InvalidParams
 from gun.isolation import UnixUser
 from gun.model import check_config_key, check_process_type
@@ -160,17 +160,11 @@ def out_path(root: Path, name: str) -> Path:
 
 
 def save(root: Path, record: ProcessRecord, key: str | None = None) -> None:
-    """Write the record atomically (temporary file, then rename over the old one), at
-    state/procs/KEY.json (KEY: the process's name unless given)."""
+    """Write the record atomically at state/procs/KEY.json (KEY: the process's name unless
+    given). Not fsynced: it is written on every tail pass that moved the offset, and a crash of
+    the machine ends its processes anyway."""
     path = record_path(root, key or record.spec.name)
-    tmp = path.with_name(path.name + ".tmp")
-    data = json.dumps(record.to_json(), sort_keys=True).encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    atomic.write(path, json.dumps(record.to_json(), sort_keys=True), mode=0o600, sync=False)
 
 
 def remove(root: Path, name: str) -> None:

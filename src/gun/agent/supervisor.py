@@ -491,8 +491,6 @@ class Supervisor:
         try:
             procrecord.save(self.root, ProcessRecord(**procrecord.record_fields(p)), p.key)
         except OSError as e:
-            if e.filename is None or str(e.filename).endswith(".tmp"):
-                e.filename, e.filename2 = str(procrecord.record_path(self.root, p.key)), None
             if why(e) != self.record_error:
                 logger.error("process record not written: %s", why(e))
             self.record_error = why(e)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gun.agent.files import write_atomic
+from gun import atomic
 from gun.logs import frames as framing
 from gun.logs.aggregate import Aggregator, check_resolution
 from gun.logs.archive import Archive
@@ -146,7 +146,7 @@ class Drain:
             self._seen_lines += 1
             if self._seen_lines > 2 * SEEN_FRAMES:  # keep the file as long as the memory
                 text = "".join(f"{a}\t{f}\n" for a, f in self._seen)
-                write_atomic(self._seen_file, text, mode=0o600)
+                atomic.write(self._seen_file, text, mode=0o600)
                 self._seen_lines = len(self._seen)
         except OSError as e:
             return cannot_write(e, self._seen_file, "the frame ids of the bodies it took")
