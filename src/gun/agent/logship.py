@@ -48,8 +48,8 @@ from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from gun.agent.applog import Position, Span
-from gun.agent.procrecord import MAX_LINE, split_lines
 from gun.errors import InvalidParams
+from gun.lines import MAX_LINE, split_lines
 from gun.logs.access import is_ingest_token
 
 PRI_APP = 190

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import psutil
 
-from gun import atomic, isolation
+from gun import atomic, isolation, lines
 from gun.errors import InvalidParams
 from gun.isolation import UnixUser
 from gun.model import check_config_key, check_process_type
@@ -34,7 +34,6 @@ from gun.model import check_config_key, check_process_type
 State = Literal["starting", "up", "crashed", "stopping", "down"]
 STATES: tuple[State, ...] = ("starting", "up", "crashed", "stopping", "down")
 PROCESS_NAME = re.compile(r"^([A-Za-z0-9_-]+)\.([1-9][0-9]{0,5})\Z")
-MAX_LINE = 10_000  # bytes; longer lines are split, as Heroku does
 READ_CHUNK = 1 << 20  # bytes read from one output file per tail tick, at most
 TICK_LINES = 10_000  # lines taken from one output file per tail tick, at most
 GROUP_POLL = 0.05  # seconds between checks that a process group is empty
@@ -356,38 +355,6 @@ def exit_code(returncode: int) -> int:
 # -- output ------------------------------------------------------------------------------------
 
 
-def split_lines(
-    data: bytes, *, final: bool, limit: int = MAX_LINE, most: int | None = None
-) -> tuple[list[bytes], int]:
-    """Complete lines in data (without their newline, `most` of them) and the bytes they used.
-
-    A line longer than `limit` bytes comes out in pieces of at most `limit` bytes, cut before a
-    UTF-8 sequence rather than inside it. An unfinished last line stays unused unless `final`.
-    """
-    lines: list[bytes] = []
-    pos = 0
-    while pos < len(data) and (most is None or len(lines) < most):
-        end = data.find(b"\n", pos, pos + limit + 1)
-        if end != -1:
-            lines.append(data[pos:end])
-            pos = end + 1
-        elif len(data) - pos > limit:
-            cut = pos + limit
-            floor = max(pos + 1, cut - 3)
-            while cut > floor and data[cut] & 0xC0 == 0x80:
-                cut -= 1
-            if data[cut] & 0xC0 == 0x80:
-                cut = pos + limit  # not UTF-8 after all: cut anywhere
-            lines.append(data[pos:cut])
-            pos = cut
-        elif final:
-            lines.append(data[pos:])
-            pos = len(data)
-        else:
-            break
-    return lines, pos
-
-
 def read_lines(fd: int, offset: int, *, final: bool) -> tuple[list[str], int]:
     """Lines an output file gained after offset, and the offset after them.
 
@@ -403,8 +370,8 @@ def read_lines(fd: int, offset: int, *, final: bool) -> tuple[list[str], int]:
         if not data:
             break
         last = final and offset + len(data) >= size
-        lines, used = split_lines(data, final=last, most=None if final else TICK_LINES)
-        texts += [line.decode("utf-8", "replace").removesuffix("\r") for line in lines]
+        found, used = lines.split_lines(data, final=last, most=None if final else TICK_LINES)
+        texts += [lines.text(line) for line in found]
         offset += used
         if not final or used == 0:
             break

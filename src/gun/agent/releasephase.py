@@ -16,15 +16,8 @@ import signal
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from gun import isolation
-from gun.agent.procrecord import (
-    READ_CHUNK,
-    ProcessSpec,
-    command_line,
-    environment,
-    gone,
-    split_lines,
-)
+from gun import isolation, lines
+from gun.agent.procrecord import READ_CHUNK, ProcessSpec, command_line, environment, gone
 from gun.isolation import UnixUser
 
 DYNO = "release.1"
@@ -80,9 +73,9 @@ async def _lines(stream: asyncio.StreamReader, emit: Callable[[str], None]) -> N
     while True:
         chunk = await stream.read(READ_CHUNK)
         pending += chunk
-        lines, used = split_lines(pending, final=not chunk)
+        found, used = lines.split_lines(pending, final=not chunk)
         pending = pending[used:]
-        for line in lines:
-            emit(line.decode("utf-8", "replace").removesuffix("\r"))
+        for line in found:
+            emit(lines.text(line))
         if not chunk:
             return
