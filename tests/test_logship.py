@@ -27,10 +27,11 @@ from typing import Any
 import pytest
 
 from gun.agent.applog import AppLog, Position, Span
-from gun.agent.logship import LogShipper, drain_key, frames, replaces, target
+from gun.agent.logship import LogShipper, drain_key, replaces, target
 from gun.agent.runtime_metrics import RuntimeMetrics, sample_lines
 from gun.agent.supervisor import ProcessState
 from gun.errors import InvalidParams
+from gun.logs.frames import safe_frames as frames
 from tests.meta import free_port
 
 T0 = datetime(2022, 6, 13, 14, 52, 23, 622778, tzinfo=UTC)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import functools
 import hashlib
 import http.client
 import logging
@@ -49,8 +48,8 @@ from urllib.parse import unquote, urlsplit
 
 from gun.agent.applog import Position, Span
 from gun.errors import InvalidParams
-from gun.lines import MAX_LINE, split_lines
 from gun.logs.access import is_ingest_token
+from gun.logs.frames import safe_frames
 
 PRI_APP = 190
 PRI_HEROKU = 45
@@ -70,35 +69,11 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-# -- the wire format (pure) --------------------------------------------------------------------
+# -- drain URLs (pure) -------------------------------------------------------------------------
 
 
 def _utc(when: datetime) -> datetime:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
-def timestamp(when: datetime) -> str:
-    """RFC 3339 in UTC with microseconds, e.g. 2022-06-13T14:52:23.622778+00:00 (naive = UTC)."""
-    return _utc(when).isoformat(timespec="microseconds")
-
-
-@functools.lru_cache(maxsize=1024)
-def _field(value: str) -> str:
-    """APPNAME and PROCID are printable ASCII without spaces, `-` when empty (RFC 5424)."""
-    return "".join(c if "!" <= c <= "~" else "_" for c in value) or "-"
-
-
-def frames(pri: int, when: datetime, appname: str, procid: str, text: str) -> list[bytes]:
-    """The frames `LEN <PRI>1 TIMESTAMP host APPNAME PROCID - MSG\\n` of text: one per line of
-    it, and a line longer than MAX_LINE bytes in several (cut between UTF-8 sequences)."""
-    head = f"<{pri}>1 {timestamp(when)} host {_field(appname)} {_field(procid)} - ".encode()
-    data = text.encode("utf-8", "replace")
-    pieces = split_lines(data, final=True, limit=MAX_LINE)[0] if data else [b""]
-    out = []
-    for piece in pieces:
-        msg = head + piece.removesuffix(b"\r") + b"\n"
-        out.append(b"%d %s" % (len(msg), msg))
-    return out
 
 
 def drain_key(url: str) -> str:
@@ -372,7 +347,7 @@ class _Sender:
         if reported:
             since = _utc(self._since or now)
             text = L10.format(n=reported, since=since)
-            body.insert(0, frames(PRI_L10, now, "heroku", "logplex", text)[0])
+            body.insert(0, safe_frames(PRI_L10, now, "heroku", "logplex", text)[0])
         return _Batch(uuid.uuid4().hex.upper(), b"".join(body), len(body), lines, reported, now)
 
     def _settle(self, batch: _Batch, outcome: str, why: str | None) -> None:
@@ -555,7 +530,7 @@ class LogShipper:
                 self._last = span.after
             self._order += 1
             pri = PRI_APP if appname == "app" else PRI_HEROKU
-            items = frames(pri, when or self._clock(), appname, procid, text)
+            items = safe_frames(pri, when or self._clock(), appname, procid, text)
             for sender in self._active:
                 if drains is None or sender.key in drains:
                     sender.put(items, self._order, resume)
