@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 from collections.abc import Mapping
@@ -212,22 +214,33 @@ def environment(spec: ProcessSpec, **extra: str) -> dict[str, str]:
     return env
 
 
+def launch(
+    spec: ProcessSpec, env: Mapping[str, str], user: UnixUser | None, prefix: str = ""
+) -> contextlib.AbstractContextManager[isolation.Launch]:
+    """How to start one of an app's processes (a Procfile's, or the release phase's): `bash -c
+    PREFIX COMMAND_LINE` in its release directory, as `user` if given (gun.isolation.launch)."""
+    return isolation.launch(_bash(), command_line(spec), env, user, prefix)
+
+
+@functools.cache
+def _bash() -> str:
+    return shutil.which("bash") or "/bin/bash"
+
+
 def spawn(
-    bash: str,
     spec: ProcessSpec,
     env: Mapping[str, str],
     out: Path,
     prefix: str = "",
     user: UnixUser | None = None,
 ) -> int:
-    """Start `bash -c PREFIX COMMAND` in a new session, output to a fresh file `out`; its pid.
-    With a user, PREFIX runs as root and the command as the user (gun.isolation).
+    """Start the process (`launch`) in a new session, output to a fresh file `out`; its pid.
 
     The caller reaps it (os.waitpid once `gone` returns), so Popen is told to forget it.
     """
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o600)
     try:
-        with isolation.launch(bash, command_line(spec), env, user, prefix) as how:
+        with launch(spec, env, user, prefix) as how:
             popen = subprocess.Popen(
                 how.argv,
                 cwd=spec.cwd,

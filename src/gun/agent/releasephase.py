@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from gun import isolation, lines
-from gun.agent.procrecord import READ_CHUNK, ProcessSpec, command_line, environment, gone
+from gun import lines
+from gun.agent.procrecord import READ_CHUNK, ProcessSpec, environment, exit_code, gone, launch
 from gun.isolation import UnixUser
 
 DYNO = "release.1"
@@ -34,8 +33,7 @@ async def run(
 ) -> tuple[int | None, str | None]:
     spec = ProcessSpec(name=DYNO, type="release", command=command, env=env, cwd=cwd, release=0)
     full = environment(spec, DYNO=DYNO, PS=DYNO)
-    bash = shutil.which("bash") or "/bin/bash"
-    with isolation.launch(bash, command_line(spec), full, user) as how:
+    with launch(spec, full, user) as how:
         proc = await asyncio.create_subprocess_exec(
             *how.argv,
             cwd=cwd,
@@ -64,7 +62,7 @@ async def run(
     reader.cancel()
     if error is not None:
         return None, error
-    return (128 - code if code < 0 else code), None  # killed by signal N: 128 + N, as in a shell
+    return exit_code(code), None
 
 
 async def _lines(stream: asyncio.StreamReader, emit: Callable[[str], None]) -> None:

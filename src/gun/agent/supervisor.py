@@ -15,7 +15,6 @@ import contextlib
 import errno
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -135,7 +134,6 @@ class Supervisor:
         self.loops = Loops(logger)  # the tail loop
         self.record_error: str | None = None  # why the last process record was not written
         self._poll = poll
-        self._bash = shutil.which("bash") or "/bin/bash"
         self._procs: dict[str, _Proc] = {}
         self._retiring: dict[str, _Proc] = {}
         self._changes = asyncio.Event()
@@ -354,7 +352,7 @@ class Supervisor:
         prefix = self.cgroups.command_prefix() if self.cgroups is not None else ""
         if self._isolated and self.user is None:
             raise PermissionError("the instance has no Unix user to run it as yet")
-        pid = procrecord.spawn(self._bash, spec, env, path, prefix, self.user)
+        pid = procrecord.spawn(spec, env, path, prefix, self.user)
         p.pid, p.pgid, p.port, p.offset = pid, pid, port, 0
         if p.out_fd is None:
             p.out_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
