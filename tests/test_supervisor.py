@@ -515,26 +515,6 @@ def test_a_stale_record_is_cleaned_up_and_its_group_killed(root: Path) -> None:
     run(session())
 
 
-def test_restart_gives_a_new_process_and_keeps_the_count(root: Path) -> None:
-    async def session() -> None:
-        async with supervising(root) as sup:
-            first = await sup.start(spec(root, "worker.1", "sleep 1000"))
-            again = await sup.restart("worker.1")
-            assert again.pid != first.pid and (again.state, again.restarts) == ("up", 0)
-            assert first.pid is not None and not psutil.pid_exists(first.pid)
-        assert said(root, "heroku", "worker.1")[:7] == [
-            "Starting process with command `sleep 1000`",
-            "State changed from starting to up",
-            "Restarting",
-            "State changed from up to stopping",
-            "Stopping all processes with SIGTERM",
-            "Process exited with status 143",
-            "State changed from stopping to down",
-        ]
-
-    run(session())
-
-
 def test_long_lines_are_split_at_10000_bytes(root: Path) -> None:
     async def session() -> None:
         command = "head -c 25000 /dev/zero | tr '\\0' x; echo; echo done; sleep 1000"

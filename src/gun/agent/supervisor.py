@@ -155,13 +155,6 @@ class Supervisor:
         assert p.final is not None
         return p.final
 
-    async def restart(self, name: str) -> ProcessState:
-        """Stop the process, then start it again with a fresh backoff."""
-        p = self._get(name)
-        self._platform(p, "Restarting")
-        await self.stop(name)
-        return self._start(p.spec, restarts=p.restarts)
-
     async def preboot(self, spec: ProcessSpec, drain: float = 0.0) -> ProcessState:
         """Replace a web process without a gap: start the new copy on a new port while the old
         one serves; once the new one accepts connections (or fails to), wait `drain` seconds

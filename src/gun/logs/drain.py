@@ -39,7 +39,6 @@ FUTURE = 86400.0  # seconds a line may be dated after its arrival
 class Accepted:
     lines: int
     bad: list[str]
-    duplicate: bool = False
 
 
 @dataclass(slots=True)
@@ -103,7 +102,7 @@ class Drain:
             key = (app, frame_id)
             if key in self._seen:
                 self.figures.duplicates += 1
-                return Accepted(0, [], duplicate=True)
+                return Accepted(0, [])
         got = framing.read(body)
         lines = got.lines
         now = self.clock()
