@@ -28,7 +28,8 @@ import psutil
 import pytest
 
 from gun.agent.applog import AppLog, Position, Span
-from gun.agent.logship import LogShipper, drain_key, replaces, target
+from gun.agent.drainurl import drain_key, replaces, target
+from gun.agent.logship import LogShipper
 from gun.agent.runtime_metrics import CpuSeen, sample_lines
 from gun.agent.supervisor import ProcessState
 from gun.errors import InvalidParams
