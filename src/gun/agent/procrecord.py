@@ -299,6 +299,16 @@ async def gone(pid: int, create_time: float | None) -> None:
         os.close(fd)
 
 
+async def reaped(pid: int, create_time: float | None) -> int | None:
+    """Wait for the process to exit and reap it; its exit code, None if not our child."""
+    await gone(pid, create_time)
+    try:
+        found, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return None  # an earlier agent started it: its status went to its parent
+    return exit_code(os.waitstatus_to_exitcode(status)) if found else None
+
+
 def killpg(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
