@@ -21,6 +21,7 @@ from typing import Any
 import psutil
 import pytest
 
+from gun import isolation
 from gun.build.slug import pack
 from tests.disk import fill, tmpfs
 from tests.meta import MetaServer
@@ -118,7 +119,21 @@ def _world_at(tmp: Path, root: Path, receiver: Drain) -> Iterator[World]:
                 except subprocess.TimeoutExpired:
                     os.killpg(agent.pid, signal.SIGKILL)
                     agent.wait()
+            remove_user_left_idle(root)
             meta.stop()
+
+
+def remove_user_left_idle(root: Path) -> None:
+    """Remove the Unix user the agent made for the instance, as a provider's delete does, once
+    nothing runs as it (a process left running is no_leaks' to report, with the user)."""
+    user = isolation.lookup(isolation.instance_user_name(root))
+    if user is None:
+        return
+    for p in psutil.process_iter(["uids", "status"]):
+        uids = p.info["uids"]
+        if uids is not None and user.uid in uids and p.info["status"] != psutil.STATUS_ZOMBIE:
+            return
+    isolation.remove(user.name)
 
 
 class _suppress:

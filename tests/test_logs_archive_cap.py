@@ -108,8 +108,8 @@ def test_no_cap_deletes_nothing(tmp_path: Path) -> None:
         (None, 1024 * 2**20),
         ("1", 2**20),
         ("2.5", int(2.5 * 2**20)),
-        ("0", "GUN_LOG_ARCHIVE_MAX_MB=0 is out of range: use 1 to 1e+07"),
-        ("-3", "GUN_LOG_ARCHIVE_MAX_MB=-3 is out of range: use 1 to 1e+07"),
+        ("0", "GUN_LOG_ARCHIVE_MAX_MB=0 is out of range: use 1 to 10000000"),
+        ("-3", "GUN_LOG_ARCHIVE_MAX_MB=-3 is out of range: use 1 to 10000000"),
         ("lots", "GUN_LOG_ARCHIVE_MAX_MB='lots' is not a number"),
     ],
 )

@@ -318,7 +318,10 @@ DETECT = "#!/bin/sh\necho Slow\n"
 def test_build_output_shows_while_a_step_works(up: Up, tmp_path: Path) -> None:
     """A step prints "step one" (no newline) and works for 5 s: the deploying `gun` shows it
     at once, not when the line ends."""
-    stamp = tmp_path / "printed-at"
+    stamps = tmp_path / "stamps"  # the build runs as the build's own user: it may write here
+    stamps.mkdir()
+    stamps.chmod(0o1777)
+    stamp = stamps / "printed-at"
     bp = tmp_path / "bp"
     (bp / "bin").mkdir(parents=True)
     compile_ = (
