@@ -23,7 +23,6 @@ import pytest
 from gun import isolation
 from gun.build import slug
 from gun.build.buildpacks import BuildError, BuildResult, build
-from gun.build.buildpacks.base import utf8_cut
 from gun.build.buildpacks.custom import parse_release
 from gun.build.buildpacks.pythons import Interpreter, Request, choose, parse_request
 from tests import tools
@@ -657,20 +656,3 @@ def test_a_line_without_its_end_goes_to_the_partial_sink_at_once(tmp_path: Path)
     assert parts[0][1] == "step one"
     assert parts[0][0] < 1.0  # shown while the step still slept
     assert parts[-1][1] == " done\n"
-
-
-@pytest.mark.parametrize(
-    ("data", "cut"),
-    [
-        (b"", 0),
-        (b"abc", 3),
-        ("é".encode(), 2),
-        ("é".encode()[:1], 0),
-        (b"ab" + "€".encode()[:2], 2),
-        (b"ab" + "😀".encode()[:3], 2),
-        ("😀".encode(), 4),
-        (b"\x80\x80\x80\x80\x80", 5),  # not UTF-8 at all: passed on, replaced when decoded
-    ],
-)
-def test_a_partial_line_is_cut_between_characters(data: bytes, cut: int) -> None:
-    assert utf8_cut(data) == cut

@@ -203,9 +203,8 @@ def test_bucket_json_is_the_metrics_shape() -> None:
 
 def measure(values: list[float]) -> Bucket:
     agg = Aggregator("shop", 60)
-    agg.add_all(
-        [Measurement("x", None, "ms", "measure", v, MINUTE + 1) for v in values], MINUTE + 1
-    )
+    for v in values:
+        agg.add(Measurement("x", None, "ms", "measure", v, MINUTE + 1), MINUTE + 1)
     (bucket,) = agg.flush(MINUTE + 60)
     return bucket
 
@@ -246,19 +245,17 @@ def test_measure_statistics_match_their_definition(ints: list[int]) -> None:
 def test_types_are_separate_series() -> None:
     agg = Aggregator("shop", 10)
     t = MINUTE + 3
-    agg.add_all(
-        [
-            Measurement("x", None, "", "count", 2.0, t),
-            Measurement("x", None, "", "count", 3.0, t + 1),
-            Measurement("x", None, "", "sample", 9.0, t + 2),
-            Measurement("x", None, "", "sample", 8.0, t + 2),  # same time: the later one
-            Measurement("x", None, "ms", "count", 1.0, t),  # another unit, another series
-            Measurement("x", "web.1", "", "count", 1.0, t),  # another source too
-            Measurement("x", None, "", "unique", 0.0, t, "a"),
-            Measurement("x", None, "", "unique", 0.0, t, "a"),
-        ],
-        t,
-    )
+    for m in [
+        Measurement("x", None, "", "count", 2.0, t),
+        Measurement("x", None, "", "count", 3.0, t + 1),
+        Measurement("x", None, "", "sample", 9.0, t + 2),
+        Measurement("x", None, "", "sample", 8.0, t + 2),  # same time: the later one
+        Measurement("x", None, "ms", "count", 1.0, t),  # another unit, another series
+        Measurement("x", "web.1", "", "count", 1.0, t),  # another source too
+        Measurement("x", None, "", "unique", 0.0, t, "a"),
+        Measurement("x", None, "", "unique", 0.0, t, "a"),
+    ]:
+        agg.add(m, t)
     k = Key("shop", "x", None, "", "count", MINUTE, 10)
     assert agg.flush(MINUTE + 10) == [
         Bucket(k, sum=5.0),
@@ -357,7 +354,7 @@ _measurements = st.builds(
 
 
 @given(st.lists(st.tuples(_measurements, st.integers(0, 300)), max_size=60))
-def test_add_add_all_and_add_rows_agree(steps: list[tuple[Measurement, int]]) -> None:
+def test_add_and_add_rows_agree(steps: list[tuple[Measurement, int]]) -> None:
     """Measurements added one by one, or as rows a body at a time, with flushes between."""
     one, rows = Aggregator("shop", 30), Aggregator("shop", 30)
     got_one: list[Bucket] = []

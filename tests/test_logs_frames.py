@@ -76,7 +76,8 @@ def test_a_body_of_real_frames() -> None:
 
 def test_frame_writes_exactly_what_heroku_sends() -> None:
     assert frames.frame(190, LINE_APP.timestamp, "app", "web.1", LINE_APP.msg) == APP
-    assert frames.frame_line(LINE_ROUTER, pri=158) == ROUTER
+    r = LINE_ROUTER
+    assert frames.frame(158, r.timestamp, r.appname, r.procid, r.msg) == ROUTER
     assert frames.frame(40, LINE_DOC.timestamp, "app", "web.3", LINE_DOC.msg) == HEROKU_DOC
     # An epoch time is written in UTC with microseconds.
     assert frames.frame(190, 1655131943.622778, "app", "web.1", LINE_APP.msg) == APP
@@ -407,6 +408,23 @@ def test_frame_then_read_gives_the_lines_back(specs: list[tuple[int, str, str, s
     ]
     assert frames.read(body) == Frames(expected, [])
     assert frames._read_careful(body) == Frames(expected, [])
+
+
+@given(_times, st.text(max_size=20), st.text(max_size=20), st.text(max_size=30_000))
+def test_read_takes_back_whatever_safe_frames_writes(
+    when: dt.datetime, appname: str, procid: str, text: str
+) -> None:
+    """The shipper's frames of any text: one line per line of it (pieces of at most 10,000
+    bytes), fields made printable, never refused by the drain's reader."""
+    body = b"".join(frames.safe_frames(190, when, appname, procid, text))
+    got = frames.read(body)
+    assert got.bad == []
+    assert all(len(line.msg.encode()) <= 10_000 for line in got.lines)
+    kept = text.encode("utf-8", "replace").decode().replace("\n", "").replace("\r", "")
+    assert "".join(line.msg for line in got.lines).replace("\r", "") == kept  # a CR may go
+    for line in got.lines:
+        assert line.time == when.timestamp() and line.appname.isprintable()
+        assert " " not in line.appname + line.procid and line.appname and line.procid
 
 
 @given(st.binary(max_size=300))

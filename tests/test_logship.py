@@ -24,13 +24,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from gun.agent.applog import AppLog, Position, Span
-from gun.agent.logship import LogShipper, drain_key, frames, replaces, target
-from gun.agent.runtime_metrics import RuntimeMetrics, sample_lines
+from gun.agent.drainurl import drain_key, replaces, target
+from gun.agent.logship import LogShipper
+from gun.agent.runtime_metrics import CpuSeen, sample_lines
 from gun.agent.supervisor import ProcessState
 from gun.errors import InvalidParams
+from gun.logs.frames import safe_frames as frames
 from tests.meta import free_port
 
 T0 = datetime(2022, 6, 13, 14, 52, 23, 622778, tzinfo=UTC)
@@ -479,13 +482,12 @@ def test_runtime_metric_lines_sum_a_process_group() -> None:
     )
     try:
         assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
-        metrics = RuntimeMetrics("demo", "i-1", clock=lambda: 100.0)
-        assert metrics.due()
         states = [_state("web.1", proc.pid), _state("web.2", None, "crashed")]
-        first = metrics.sample(states)
-        assert not metrics.due() and metrics.wait() == 20.0
+        seen: CpuSeen = {}  # as the agent keeps it between samples
+        first = sample_lines(states, app="demo", instance="i-1", cpu_seen=seen)
+        assert list(seen) == [("web.1", proc.pid, psutil.Process(proc.pid).create_time())]
         time.sleep(0.3)
-        second = metrics.sample(states)
+        second = sample_lines(states, app="demo", instance="i-1", cpu_seen=seen)
         for lines in (first, second):
             assert [procid for procid, _ in lines] == ["web.1", "web.1"]
             load, memory = (LOAD.match(lines[0][1]), MEMORY.match(lines[1][1]))

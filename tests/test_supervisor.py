@@ -28,7 +28,7 @@ import pytest
 from gun import isolation
 from gun.agent import contain
 from gun.agent.backoff import Backoff
-from gun.agent.procrecord import MAX_LINE, group_alive, split_lines
+from gun.agent.procrecord import group_alive
 from gun.agent.supervisor import ProcessSpec, ProcessState, Supervisor
 from gun.errors import Conflict, InvalidParams, NotFound
 from gun.isolation import UnixUser
@@ -515,26 +515,6 @@ def test_a_stale_record_is_cleaned_up_and_its_group_killed(root: Path) -> None:
     run(session())
 
 
-def test_restart_gives_a_new_process_and_keeps_the_count(root: Path) -> None:
-    async def session() -> None:
-        async with supervising(root) as sup:
-            first = await sup.start(spec(root, "worker.1", "sleep 1000"))
-            again = await sup.restart("worker.1")
-            assert again.pid != first.pid and (again.state, again.restarts) == ("up", 0)
-            assert first.pid is not None and not psutil.pid_exists(first.pid)
-        assert said(root, "heroku", "worker.1")[:7] == [
-            "Starting process with command `sleep 1000`",
-            "State changed from starting to up",
-            "Restarting",
-            "State changed from up to stopping",
-            "Stopping all processes with SIGTERM",
-            "Process exited with status 143",
-            "State changed from stopping to down",
-        ]
-
-    run(session())
-
-
 def test_long_lines_are_split_at_10000_bytes(root: Path) -> None:
     async def session() -> None:
         command = "head -c 25000 /dev/zero | tr '\\0' x; echo; echo done; sleep 1000"
@@ -681,32 +661,6 @@ def test_backoff_refuses_nonsense(options: dict[str, float], message: str) -> No
     with pytest.raises(InvalidParams) as e:
         Backoff(**options)
     assert e.value.message.startswith(message)
-
-
-@pytest.mark.parametrize(
-    ("data", "final", "lines", "used"),
-    [
-        (b"a\nb\n", False, [b"a", b"b"], 4),
-        (b"a\nb", False, [b"a"], 2),  # b waits for its newline
-        (b"a\nb", True, [b"a", b"b"], 3),  # unless the writer is gone
-        (b"\n\n", False, [b"", b""], 2),
-        (b"x" * MAX_LINE + b"\n", False, [b"x" * MAX_LINE], MAX_LINE + 1),
-        (b"x" * MAX_LINE, False, [], 0),  # may still end with its newline
-        (b"x" * (MAX_LINE + 1), False, [b"x" * MAX_LINE], MAX_LINE),
-        (b"x" * 25_000 + b"\n", False, [b"x" * 10_000] * 2 + [b"x" * 5_000], 25_001),
-        # never cut inside a UTF-8 sequence: é is 2 bytes
-        (b"x" * 9_999 + "é".encode() + b"\n", False, [b"x" * 9_999, "é".encode()], 10_002),
-    ],
-)
-def test_output_is_split_into_lines(
-    data: bytes, final: bool, lines: list[bytes], used: int
-) -> None:
-    assert split_lines(data, final=final) == (lines, used)
-
-
-def test_one_tick_takes_a_bounded_number_of_lines() -> None:
-    assert split_lines(b"a\nb\nc\n", final=False, most=2) == ([b"a", b"b"], 4)
-    assert split_lines(b"a\nb\nc", final=True, most=5) == ([b"a", b"b", b"c"], 5)
 
 
 @pytest.mark.parametrize(

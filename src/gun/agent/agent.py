@@ -1,4 +1,5 @@
-"""The agent: long-polls its slice from meta, materialises releases, reconciles, reports.
+"""The agent: long-polls its slice from meta, has its release materialised (agent.materialise)
+and its release phase run (agent.releasephase), reconciles, reports.
 
 Its loops (register, poll, report, converge, metrics, logship, and the supervisor's tail) are
 kept by gun.loops: a pass that fails is retried with a backoff, and while one is failing the
@@ -15,24 +16,22 @@ import getpass
 import hashlib
 import json
 import logging
-import os
-import shutil
 import signal
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gun import isolation
-from gun.agent import applog, files, releasephase, runtime_metrics
+from gun import atomic, isolation
+from gun.agent import applog, files, runtime_metrics
 from gun.agent.applog import Position
 from gun.agent.config import AgentConfig
 from gun.agent.logship import LogShipper
+from gun.agent.materialise import Materialiser
 from gun.agent.metaclient import MetaClient, Refused, Unreachable
 from gun.agent.reconcile import Action, Desired, Observed, reconcile
+from gun.agent.releasephase import ReleasePhases
 from gun.agent.supervisor import ProcessSpec, Supervisor
-from gun.build.slug import SlugError, unpack
-from gun.errors import GunError, InvalidParams, Unavailable
-from gun.loops import Loops, why
+from gun.errors import GunError
+from gun.loops import Loops
 
 log = logging.getLogger("gun.agent")
 POLL_WAIT = 25.0
@@ -60,6 +59,7 @@ class Agent:
             rotation=config.applog,
         )
         self.meta = MetaClient(config.meta, config.token)
+        self._api = f"/v1/agent/instances/{config.instance}"
         self.loops = Loops(log)
         self._poll_delay = 0.2  # after meta refused or did not answer a long-poll
         self._desired_unsaved = False  # the slice in memory is not yet cached on disk
@@ -67,13 +67,13 @@ class Agent:
         self._log_positions: dict[str, Position] = {}  # by drain, as last saved in state/
         self.started: dict[str, Desired] = self._load_started()
         self._ready: tuple[int, Path | None] | None = None  # generation materialised, its dir
-        self._phases: dict[int, asyncio.Task[None]] = {}  # release phases run, by version
         self._inflight: dict[str, asyncio.Task[None]] = {}  # actions under way, by process
-        self.problem: str | None = None  # why the current release cannot run here, reported
-        self._failed: dict[int, str] = {}  # strategy git: releases whose build failed here
+        self.releases = Materialiser(config, self.meta, self._api, self.supervisor)
         self.changed = asyncio.Event()
         self.stopping = asyncio.Event()
-        self._api = f"/v1/agent/instances/{config.instance}"
+        self.phases = ReleasePhases(
+            self.meta, self._api, config.instance, self.releases, self.supervisor, self.stopping
+        )
 
     # what we started, with its digest, survives agent restarts --------------------------------
 
@@ -86,12 +86,13 @@ class Agent:
 
     def _save_started(self, started: dict[str, Desired]) -> None:
         data = {n: d.__dict__ for n, d in started.items()}
-        files.write_atomic(self.root / "state" / "started.json", json.dumps(data))
+        atomic.write(self.root / "state" / "started.json", json.dumps(data))
 
     def problem_now(self) -> str | None:
         """What the instance's problem is now: the release that cannot run here, and every loop
         that is failing, one sentence each; None when all is well."""
-        parts = [self.problem] if self.problem else []
+        problem = self.releases.problem  # why the current release cannot run here
+        parts = [problem] if problem else []
         for name, reason in self.loops.down().items():
             if reason.startswith(NO_SPACE):
                 parts.append(reason)
@@ -188,230 +189,6 @@ class Agent:
             "since": s.since.isoformat() if s.since else None,
         }
 
-    # making it so ---------------------------------------------------------------------------
-
-    async def materialise(self, slice_: dict[str, Any]) -> Path | None:
-        """Download, verify and unpack the release's slug; write etc/env, etc/formation."""
-        version = slice_["release"]
-        if version is None or (slice_["slug"] is None and not slice_.get("git")):
-            return None
-        target = await self._prepared(version, slice_)
-        files.write_etc(self.root, slice_["env"], [p["type"] for p in slice_["processes"]])
-        files.switch_current(self.root, target)
-        files.prune_releases(self.root, self.config.keep_releases)
-        files.prune_slugs(self.root, self.config.keep_releases)
-        return target
-
-    async def _prepared(self, version: int, source: dict[str, Any]) -> Path:
-        """releases/vN from the source's slug, or (strategy git) built from its commit."""
-        await self._app_user()
-        if source.get("slug"):
-            return await self._unpacked(version, source["slug"])
-        return await self._built(version, source["git"], source["env"])
-
-    async def _built(self, version: int, git: dict[str, str], env: dict[str, str]) -> Path:
-        """Strategy git: fetch and reset the checkout to the commit, build a copy of it into
-        releases/vN (or copy the build of an earlier release of the same commit)."""
-        target = self.root / "releases" / f"v{version}"
-        if target.exists():
-            return target
-        if version in self._failed:  # a build that failed fails again: wait for a new release
-            raise InvalidParams(self._failed[version])
-        built = self.root / "state" / "built" / git["commit"]
-        try:
-            earlier = self.root / "releases" / built.read_text().strip()
-        except OSError:
-            earlier = None
-        try:
-            if earlier is not None and earlier.is_dir():
-                log.info("release v%s: commit %s is built already", version, git["commit"][:7])
-                staging = self.root / "releases" / f".v{version}.copy"
-                copy = functools.partial(_copy_tree, earlier, staging)
-                await asyncio.to_thread(self._stage, staging, copy)
-                staging.rename(target)
-            else:
-                await self._build_commit(version, git, env, target)
-        except GunError as e:
-            self.problem = f"v{version} of commit {git['commit'][:7]} failed here: {e.message}"
-            self._failed[version] = self.problem
-            log.error("%s", self.problem)
-            raise
-        files.write_atomic(built, target.name)
-        self.problem = None
-        return target
-
-    async def _build_commit(
-        self, version: int, git: dict[str, str], env: dict[str, str], target: Path
-    ) -> None:
-        from gun.build import buildpacks, gitrepo  # only agents that build pay for it
-
-        lines: list[str] = []
-        me = self.config.instance
-
-        def out(line: str) -> None:
-            lines.append(f"[{me}] {line}\n")
-            self.supervisor.applog.write("heroku", "build", [line])
-
-        checkout = self.root / "git" / "checkout"
-        tmp = self.root / "releases" / f".v{version}.build"
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
-            out(f"-----> git fetch origin && git reset --hard {git['commit'][:7]}")
-            await asyncio.to_thread(gitrepo.checkout, git["repo"], checkout, git["commit"])
-            await asyncio.to_thread(_copy_tree, checkout, tmp)
-            user = self.supervisor.user
-            cache = self.root / "cache" / "build"
-            await asyncio.to_thread(buildpacks.build, tmp, cache, env, out, user=user)
-            await asyncio.to_thread(self._stage, tmp)  # root wrote some of it
-            tmp.rename(target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-            with contextlib.suppress(Refused, Unreachable):
-                text = "".join(lines)
-                await self.meta.call(
-                    "POST", f"{self._api}/releases/{version}/output", body={"text": text}
-                )
-
-    async def _unpacked(self, version: int, slug: dict[str, Any]) -> Path:
-        """releases/vN, unpacked from the slug (downloaded unless it is in the slug cache)."""
-        target = self.root / "releases" / f"v{version}"
-        cache = self.root / "slugs" / f"{slug['sha256']}.tar.gz"
-        if not target.exists():
-            if not cache.exists():
-                await self._download(slug["sha256"], cache)
-            else:
-                log.info("release v%s: slug %s is in the cache", version, slug["sha256"][:12])
-            staging = self.root / "releases" / f".v{version}.unpack"
-            limits = self.config.slug_limits
-            try:
-                fill = functools.partial(
-                    unpack,
-                    cache,
-                    staging,
-                    slug["sha256"],
-                    max_bytes=limits.max_unpacked_bytes,
-                    max_members=limits.max_members,
-                )
-                await asyncio.to_thread(self._stage, staging, fill)
-                staging.rename(target)
-            except SlugError as e:
-                cache.unlink(missing_ok=True)
-                self.problem = f"release v{version} refused: {e.message}"
-                log.error("%s", self.problem)
-                raise
-        with contextlib.suppress(FileNotFoundError):
-            os.utime(cache)  # recently used: pruned last
-        self.problem = None
-        return target
-
-    # the app's Unix user (gun.isolation) -----------------------------------------------------
-
-    async def _app_user(self) -> None:
-        """Make the instance's user (root only), once, before anything of the app runs; refuse
-        (as the instance's problem) when that user could not reach its releases."""
-        if self.supervisor.user is not None or not isolation.can_switch():
-            return
-        app = self.desired["app"] if self.desired else "?"
-        name = isolation.instance_user_name(self.root)
-        comment = f"gun app {app} at {self.root}"
-        releases = self.root / "releases"
-        try:
-            user = await asyncio.to_thread(isolation.ensure, name, comment)
-            where = isolation.blocked(releases, user)
-            if where is not None:
-                raise Unavailable(isolation.unreachable("every process", releases, user, where))
-        except GunError as e:
-            self.problem = e.message
-            log.error("%s", e.message)
-            raise
-        for made in [d for d in releases.glob("v*") if d.is_dir()]:  # by an agent before this
-            await asyncio.to_thread(isolation.hand_over, user, made)
-        self.supervisor.user = user
-        log.info("app processes run as %s (uid %s)", user.name, user.uid)
-
-    def _stage(self, staging: Path, fill: Callable[[], object] | None = None) -> None:
-        """Fill a release directory under a temporary name (with `fill`, after removing what an
-        earlier try left there) and give it to the app's user, private to it; the caller renames
-        it into place, so a releases/vN that exists is ready to run."""
-        if fill is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-            fill()
-        user = self.supervisor.user
-        if user is not None:
-            isolation.hand_over(user, staging)
-            staging.chmod(isolation.PRIVATE_DIR)
-
-    # the release phase ------------------------------------------------------------------------
-
-    def _maybe_release_phase(self, slice_: dict[str, Any]) -> None:
-        phase = slice_.get("release_phase")
-        if phase and phase["release"] not in self._phases:
-            self._phases[phase["release"]] = asyncio.create_task(self._release_phase(phase))
-
-    async def _release_phase(self, phase: dict[str, Any]) -> None:
-        """Run the pending release's command once, its output sent to meta as it comes."""
-        version = phase["release"]
-        api = f"{self._api}/releases/{version}"
-        lines: list[str] = []
-        done = asyncio.Event()
-
-        def emit(line: str) -> None:
-            lines.append(line + "\n")
-            self.supervisor.applog.write("app", releasephase.DYNO, [line])
-
-        async def send() -> None:
-            while lines:
-                text = "".join(lines)
-                try:
-                    await self.meta.call("POST", f"{api}/output", body={"text": text})
-                except (Refused, Unreachable) as e:
-                    log.warning("release phase output not sent: %s", e)
-                    return
-                del lines[: text.count("\n")]
-
-        async def pump() -> None:
-            while not done.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(done.wait(), 0.3)
-                await send()
-
-        pumper = asyncio.create_task(pump())
-        self.supervisor.applog.write("heroku", releasephase.DYNO, [f"Release v{version} phase"])
-        try:
-            cwd = await self._prepared(version, phase)
-            emit(f"Running `{phase['command']}` on {self.config.instance}")
-            code, error = await releasephase.run(
-                cwd, phase["command"], phase["env"], phase["timeout"], emit, self.supervisor.user
-            )
-        except Exception as e:  # whatever it is, meta hears of it: the release fails, not hangs
-            if not isinstance(e, GunError | Refused | Unreachable | OSError):
-                log.exception("the release phase of v%s failed", version)
-            code, error = None, f"{self.config.instance} could not prepare v{version}: {why(e)}"
-        done.set()
-        await pumper
-        delay = 0.5
-        while not self.stopping.is_set():
-            try:
-                await self.meta.call(
-                    "POST", f"{api}/result", body={"exit_code": code, "error": error}
-                )
-                return
-            except Refused as e:
-                log.error("meta refused the release phase result of v%s: %s", version, e)
-                return
-            except Unreachable:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-    async def _download(self, sha256: str, dest: Path) -> None:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_suffix(".part")
-        try:
-            await self.meta.call("GET", f"{self._api}/slugs/{sha256}", into=tmp, timeout=300)
-            tmp.replace(dest)
-        finally:
-            tmp.unlink(missing_ok=True)
-
     def wanted(self, slice_: dict[str, Any], cwd: Path) -> dict[str, tuple[Desired, ProcessSpec]]:
         env: dict[str, str] = slice_["env"]
         out = {}
@@ -437,15 +214,15 @@ class Agent:
         slice_ = self.desired
         if slice_ is None:
             return
-        self._maybe_release_phase(slice_)
+        self.phases.start(slice_)
         if self._ready is not None and self._ready[0] == slice_["generation"]:
             cwd = self._ready[1]  # this generation's files are written already
         else:
             try:
-                cwd = await self.materialise(slice_)
+                cwd = await self.releases.materialise(slice_)
             except (GunError, Refused, Unreachable, OSError) as e:
                 log.error("cannot materialise release v%s: %s", slice_["release"], e)
-                if isinstance(e, GunError) and self.problem:
+                if isinstance(e, GunError) and self.releases.problem:
                     return  # refused here, and said so: a new release is needed
                 raise
             self._ready = (slice_["generation"], cwd)
@@ -589,7 +366,7 @@ class Agent:
             log.warning(isolation.NOT_ROOT.format(user=getpass.getuser()))
         elif self.desired is not None:  # what it adopts may need restarting as the user
             with contextlib.suppress(GunError):  # said, and the instance's problem
-                await self._app_user()
+                await self.releases.app_user(self.desired["app"])
         adopted = await self.supervisor.adopt()
         if adopted:
             log.info("re-adopted %s", ", ".join(adopted))
@@ -614,10 +391,6 @@ class Agent:
         with contextlib.suppress(Refused, Unreachable):
             body = {"processes": [self._observed_json(s) for s in self.supervisor.states()]}
             await self.meta.call("PUT", f"{self._api}/observed", body=body, timeout=2)
-
-
-def _copy_tree(src: Path, dest: Path) -> None:
-    shutil.copytree(src, dest, symlinks=True, ignore=shutil.ignore_patterns(".git"))
 
 
 def main(config: AgentConfig) -> None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gun.agent import files
+from gun import atomic
 from gun.loops import why
 from gun.settings import AppLogLimits
 
@@ -326,7 +326,7 @@ def state_path(root: Path) -> Path:
 def save_positions(root: Path, where: Mapping[str, Position]) -> None:
     """Each drain's Position (drains by key), in ROOT/state/logship.json."""
     data = {k: {"ino": p.ino, "head": p.head, "offset": p.offset} for k, p in sorted(where.items())}
-    files.write_atomic(state_path(root), json.dumps({"drains": data}), mode=0o600)
+    atomic.write(state_path(root), json.dumps({"drains": data}), mode=0o600)
 
 
 def load_positions(root: Path) -> dict[str, Position] | None:

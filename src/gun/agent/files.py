@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from gun import envfile, isolation
+from gun import atomic, envfile, isolation
 from gun import formation as formations
 
 KEEP_RELEASES = 10
@@ -43,30 +43,11 @@ def lock_down(root: Path) -> None:
             log.warning("cannot give %s mode %o: %s", root / name, mode, e)
 
 
-def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    """Replace path's contents with text, all or nothing. A failed write (a full disk) leaves
-    no temporary file behind and raises OSError naming `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        if e.filename is None or e.filename == str(tmp):
-            e.filename, e.filename2 = str(path), None
-        raise
-
-
 def write_etc(root: Path, env: dict[str, str], types: list[str]) -> None:
     """The seed's two files: the release's env and this instance's share of the formation."""
-    write_atomic(root / "etc" / "env", envfile.format(env), mode=0o600)
+    atomic.write(root / "etc" / "env", envfile.format(env), mode=0o600)
     counts = Counter(types)
-    write_atomic(
+    atomic.write(
         root / "etc" / "formation", formations.format_counts(dict(sorted(counts.items()))) + "\n"
     )
 
@@ -106,7 +87,7 @@ def prune_slugs(root: Path, keep: int = KEEP_RELEASES) -> None:
 
 
 def save_desired(root: Path, desired: dict[str, Any]) -> None:
-    write_atomic(root / "state" / "desired.json", json.dumps(desired), mode=0o600)
+    atomic.write(root / "state" / "desired.json", json.dumps(desired), mode=0o600)
 
 
 def load_desired(root: Path) -> dict[str, Any] | None:

@@ -12,8 +12,7 @@ import http.client
 import json
 import socket
 import threading
-from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlencode, urlsplit
 
 
@@ -37,24 +36,12 @@ class _Local(Exception):
         self.error = error
 
 
-def _save(response: http.client.HTTPResponse, into: Path) -> None:
+def _save(response: http.client.HTTPResponse, into: BinaryIO) -> None:
     """The response body into the file `into`; a local failure (a full disk) is _Local."""
-    try:
-        f = open(into, "wb")  # noqa: SIM115 - closed below, its errors told apart
-    except OSError as e:
-        raise _Local(e) from e
-    try:
-        while chunk := response.read(256 * 1024):
-            try:
-                f.write(chunk)
-            except OSError as e:
-                e.filename = str(into)
-                raise _Local(e) from e
-    finally:
+    while chunk := response.read(256 * 1024):
         try:
-            f.close()
+            into.write(chunk)
         except OSError as e:
-            e.filename = str(into)
             raise _Local(e) from e
 
 
@@ -84,7 +71,7 @@ class MetaClient:
         body: Any = None,
         params: dict[str, Any] | None = None,
         timeout: float | None = None,
-        into: Path | None = None,
+        into: BinaryIO | None = None,
     ) -> Any:
         target = self.prefix + path + (f"?{urlencode(params)}" if params else "")
         headers = dict(self._headers)

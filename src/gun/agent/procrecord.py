@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 from collections.abc import Mapping
@@ -26,7 +28,7 @@ from typing import Any, Literal
 
 import psutil
 
-from gun import isolation
+from gun import atomic, isolation, lines
 from gun.errors import InvalidParams
 from gun.isolation import UnixUser
 from gun.model import check_config_key, check_process_type
@@ -34,7 +36,6 @@ from gun.model import check_config_key, check_process_type
 State = Literal["starting", "up", "crashed", "stopping", "down"]
 STATES: tuple[State, ...] = ("starting", "up", "crashed", "stopping", "down")
 PROCESS_NAME = re.compile(r"^([A-Za-z0-9_-]+)\.([1-9][0-9]{0,5})\Z")
-MAX_LINE = 10_000  # bytes; longer lines are split, as Heroku does
 READ_CHUNK = 1 << 20  # bytes read from one output file per tail tick, at most
 TICK_LINES = 10_000  # lines taken from one output file per tail tick, at most
 GROUP_POLL = 0.05  # seconds between checks that a process group is empty
@@ -160,17 +161,11 @@ def out_path(root: Path, name: str) -> Path:
 
 
 def save(root: Path, record: ProcessRecord, key: str | None = None) -> None:
-    """Write the record atomically (temporary file, then rename over the old one), at
-    state/procs/KEY.json (KEY: the process's name unless given)."""
+    """Write the record atomically at state/procs/KEY.json (KEY: the process's name unless
+    given). Not fsynced: it is written on every tail pass that moved the offset, and a crash of
+    the machine ends its processes anyway."""
     path = record_path(root, key or record.spec.name)
-    tmp = path.with_name(path.name + ".tmp")
-    data = json.dumps(record.to_json(), sort_keys=True).encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    atomic.write(path, json.dumps(record.to_json(), sort_keys=True), mode=0o600, sync=False)
 
 
 def remove(root: Path, name: str) -> None:
@@ -219,22 +214,33 @@ def environment(spec: ProcessSpec, **extra: str) -> dict[str, str]:
     return env
 
 
+def launch(
+    spec: ProcessSpec, env: Mapping[str, str], user: UnixUser | None, prefix: str = ""
+) -> contextlib.AbstractContextManager[isolation.Launch]:
+    """How to start one of an app's processes (a Procfile's, or the release phase's): `bash -c
+    PREFIX COMMAND_LINE` in its release directory, as `user` if given (gun.isolation.launch)."""
+    return isolation.launch(_bash(), command_line(spec), env, user, prefix)
+
+
+@functools.cache
+def _bash() -> str:
+    return shutil.which("bash") or "/bin/bash"
+
+
 def spawn(
-    bash: str,
     spec: ProcessSpec,
     env: Mapping[str, str],
     out: Path,
     prefix: str = "",
     user: UnixUser | None = None,
 ) -> int:
-    """Start `bash -c PREFIX COMMAND` in a new session, output to a fresh file `out`; its pid.
-    With a user, PREFIX runs as root and the command as the user (gun.isolation).
+    """Start the process (`launch`) in a new session, output to a fresh file `out`; its pid.
 
     The caller reaps it (os.waitpid once `gone` returns), so Popen is told to forget it.
     """
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o600)
     try:
-        with isolation.launch(bash, command_line(spec), env, user, prefix) as how:
+        with launch(spec, env, user, prefix) as how:
             popen = subprocess.Popen(
                 how.argv,
                 cwd=spec.cwd,
@@ -291,6 +297,16 @@ async def gone(pid: int, create_time: float | None) -> None:
     finally:
         loop.remove_reader(fd)
         os.close(fd)
+
+
+async def reaped(pid: int, create_time: float | None) -> int | None:
+    """Wait for the process to exit and reap it; its exit code, None if not our child."""
+    await gone(pid, create_time)
+    try:
+        found, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return None  # an earlier agent started it: its status went to its parent
+    return exit_code(os.waitstatus_to_exitcode(status)) if found else None
 
 
 def killpg(pgid: int, sig: signal.Signals) -> None:
@@ -362,38 +378,6 @@ def exit_code(returncode: int) -> int:
 # -- output ------------------------------------------------------------------------------------
 
 
-def split_lines(
-    data: bytes, *, final: bool, limit: int = MAX_LINE, most: int | None = None
-) -> tuple[list[bytes], int]:
-    """Complete lines in data (without their newline, `most` of them) and the bytes they used.
-
-    A line longer than `limit` bytes comes out in pieces of at most `limit` bytes, cut before a
-    UTF-8 sequence rather than inside it. An unfinished last line stays unused unless `final`.
-    """
-    lines: list[bytes] = []
-    pos = 0
-    while pos < len(data) and (most is None or len(lines) < most):
-        end = data.find(b"\n", pos, pos + limit + 1)
-        if end != -1:
-            lines.append(data[pos:end])
-            pos = end + 1
-        elif len(data) - pos > limit:
-            cut = pos + limit
-            floor = max(pos + 1, cut - 3)
-            while cut > floor and data[cut] & 0xC0 == 0x80:
-                cut -= 1
-            if data[cut] & 0xC0 == 0x80:
-                cut = pos + limit  # not UTF-8 after all: cut anywhere
-            lines.append(data[pos:cut])
-            pos = cut
-        elif final:
-            lines.append(data[pos:])
-            pos = len(data)
-        else:
-            break
-    return lines, pos
-
-
 def read_lines(fd: int, offset: int, *, final: bool) -> tuple[list[str], int]:
     """Lines an output file gained after offset, and the offset after them.
 
@@ -409,8 +393,8 @@ def read_lines(fd: int, offset: int, *, final: bool) -> tuple[list[str], int]:
         if not data:
             break
         last = final and offset + len(data) >= size
-        lines, used = split_lines(data, final=last, most=None if final else TICK_LINES)
-        texts += [line.decode("utf-8", "replace").removesuffix("\r") for line in lines]
+        found, used = lines.split_lines(data, final=last, most=None if final else TICK_LINES)
+        texts += [lines.text(line) for line in found]
         offset += used
         if not final or used == 0:
             break

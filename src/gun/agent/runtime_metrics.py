@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Protocol
 
 import psutil
@@ -145,43 +145,3 @@ def _usage(group: dict[int, psutil.Process]) -> tuple[int, int, float]:
         except psutil.Error:
             continue
     return rss, swap, cpu
-
-
-class RuntimeMetrics:
-    """When the next sample is due (every `interval` seconds, the first at once) and the CPU
-    times between samples. `sample` reads /proc: call it from a thread (asyncio.to_thread)."""
-
-    def __init__(
-        self,
-        app: str,
-        instance: str,
-        *,
-        interval: float = 20.0,
-        quota_mb: float = 512.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.app = app
-        self.instance = instance
-        self.interval = interval
-        self.quota_mb = quota_mb
-        self._clock = clock
-        self._next = clock()
-        self._cpu: CpuSeen = {}
-
-    def wait(self) -> float:
-        """Seconds until the next sample is due, 0 if it is."""
-        return max(0.0, self._next - self._clock())
-
-    def due(self) -> bool:
-        return self.wait() == 0.0
-
-    def sample(self, processes: Iterable[Running]) -> list[tuple[str, str]]:
-        """The lines of this sample; the next one is due `interval` seconds from now."""
-        self._next = self._clock() + self.interval
-        return sample_lines(
-            processes,
-            app=self.app,
-            instance=self.instance,
-            quota_mb=self.quota_mb,
-            cpu_seen=self._cpu,
-        )

@@ -5,24 +5,19 @@ Unix user when the supervisor has one (gun.isolation; the pid leads the group ei
 stdout and stderr go to a file (ROOT/log/procs/NAME.out), never a pipe, so it outlives an agent
 killed with SIGKILL; one tail loop copies every line into ROOT/log/app.log. Exits are seen
 through a pidfd (no thread per process); records in ROOT/state/procs let the next agent
-re-adopt processes.
+re-adopt processes. The supervisor decides; gun.agent.process holds its view of each process,
+gun.agent.procfiles its records and output files, gun.agent.procrecord the system calls.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import os
-import shutil
 import signal
-import socket
-import subprocess
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import psutil
 
@@ -30,81 +25,32 @@ from gun.agent import applog, procrecord
 from gun.agent.applog import AppLog, LogSink
 from gun.agent.backoff import Backoff
 from gun.agent.contain import Cgroups
-from gun.agent.procrecord import ProcessRecord, ProcessSpec, State
+from gun.agent.process import (
+    R10,
+    R12,
+    RETIRING,
+    SPAWN_ERRORS,
+    Proc,
+    ProcessState,
+    accepts,
+    exit_line,
+    free_port,
+    now,
+    spawn_error,
+)
+from gun.agent.procfiles import ProcessFiles
+from gun.agent.procrecord import ProcessSpec, State
 from gun.errors import Conflict, InvalidParams, NotFound, Unavailable
 from gun.isolation import UnixUser
-from gun.loops import Loops, why
+from gun.loops import Loops
 from gun.settings import AppLogLimits
 
 __all__ = ["Backoff", "LogSink", "ProcessSpec", "ProcessState", "State", "Supervisor"]
 
 DEFAULT_BACKOFF = Backoff()
 BOOT_POLL = 0.1  # seconds between attempts to connect to a booting web process
-R10 = (
-    "Error R10 (Boot timeout) -> Web process failed to bind to $PORT within {:g} seconds of launch"
-)
-R12 = (
-    "Error R12 (Exit timeout) -> At least one process failed to exit within {:g} seconds of SIGTERM"
-)
-
-# What a failed spawn raises: the kernel refusing the exec, the cwd or the environment (OSError),
-# or Python refusing the environment before asking (ValueError: an embedded NUL byte).
-SPAWN_ERRORS = (OSError, ValueError, subprocess.SubprocessError)
-
-RETIRING = "retiring"  # ROOT/state/procs/retiring/, ROOT/log/procs/retiring/
 Exit = asyncio.Future[int | None]  # the leader's exit code; None when it is not our child
 logger = logging.getLogger(__name__)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class ProcessState:
-    """What `gun ps` reports about one process."""
-
-    name: str
-    type: str
-    state: State
-    pid: int | None
-    port: int | None
-    release: int
-    restarts: int  # crash restarts
-    exit_code: int | None  # how the last run ended; None if none has ended
-    since: datetime  # when the state last changed
-
-
-@dataclass(eq=False)
-class _Proc:
-    """The supervisor's changing view of one process; the first ten fields are its record."""
-
-    spec: ProcessSpec
-    state: State = "starting"
-    pid: int | None = None
-    pgid: int | None = None
-    create_time: float | None = None
-    port: int | None = None
-    restarts: int = 0
-    offset: int = 0  # bytes of its output file already copied to app.log
-    started: datetime = field(default_factory=_now)  # when the current leader was spawned
-    since: datetime = field(default_factory=_now)  # when the state last changed
-    started_at: float = 0.0  # the spawn, on the loop's clock
-    streak: int = 0  # crashes in a row, for the backoff
-    exit_code: int | None = None
-    out_fd: int | None = None
-    request: Literal["run", "stop", "detach"] = "run"
-    grace: float = 0.0
-    wake: asyncio.Event = field(default_factory=asyncio.Event)  # set with a new request
-    task: asyncio.Task[None] | None = None
-    final: ProcessState | None = None
-    retiring: bool = False  # replaced by a prebooted copy; stops after the drain
-    spawn_failed: str | None = None  # why the last spawn failed: a crash, through the backoff
-
-    @property
-    def key(self) -> str:
-        """Where its record and output file live: a retiring copy's are set aside."""
-        return f"{RETIRING}/{self.spec.name}" if self.retiring else self.spec.name
 
 
 class Supervisor:
@@ -132,12 +78,11 @@ class Supervisor:
         self.grace = grace
         self.backoff = backoff
         self.applog = AppLog(applog.path_of(root), log, rotation)
+        self.files = ProcessFiles(root, self.applog)
         self.loops = Loops(logger)  # the tail loop
-        self.record_error: str | None = None  # why the last process record was not written
         self._poll = poll
-        self._bash = shutil.which("bash") or "/bin/bash"
-        self._procs: dict[str, _Proc] = {}
-        self._retiring: dict[str, _Proc] = {}
+        self._procs: dict[str, Proc] = {}
+        self._retiring: dict[str, Proc] = {}
         self._changes = asyncio.Event()
         self._opened = False
         self._closed = False
@@ -156,13 +101,6 @@ class Supervisor:
         await self._stop(p, self.grace if grace is None else grace)
         assert p.final is not None
         return p.final
-
-    async def restart(self, name: str) -> ProcessState:
-        """Stop the process, then start it again with a fresh backoff."""
-        p = self._get(name)
-        self._platform(p, "Restarting")
-        await self.stop(name)
-        return self._start(p.spec, restarts=p.restarts)
 
     async def preboot(self, spec: ProcessSpec, drain: float = 0.0) -> ProcessState:
         """Replace a web process without a gap: start the new copy on a new port while the old
@@ -187,22 +125,15 @@ class Supervisor:
         if old.request == "run":  # else it exited during the drain, or is being let go
             self._platform(old, f"Stopping the process it replaced (pid {old.pid})")
         await self._stop(old, self.grace)
-        return self._view(new)
+        return new.view()
 
-    def _retire(self, p: _Proc) -> None:
-        """Set p aside, still running: its record and output file move to retiring/."""
-        for d in ("state/procs", "log/procs"):
-            (self.root / d / RETIRING).mkdir(parents=True, exist_ok=True)
-        before = procrecord.out_path(self.root, p.key)
-        p.retiring = True
-        with contextlib.suppress(FileNotFoundError):
-            os.rename(before, procrecord.out_path(self.root, p.key))
-        self._save(p)
-        self._remove_record(p.spec.name)
+    def _retire(self, p: Proc) -> None:
+        """Set p aside, still running, while its new copy boots."""
+        self.files.retire(p)
         del self._procs[p.spec.name]
         self._retiring[p.spec.name] = p
 
-    async def _stop(self, p: _Proc, grace: float) -> None:
+    async def _stop(self, p: Proc, grace: float) -> None:
         if p.request == "run":
             p.request, p.grace = "stop", grace
             p.wake.set()
@@ -210,7 +141,7 @@ class Supervisor:
             await asyncio.shield(p.task)
 
     def states(self) -> list[ProcessState]:
-        return [self._view(p) for _, p in sorted(self._procs.items())]
+        return [p.view() for _, p in sorted(self._procs.items())]
 
     def serving(self) -> list[ProcessState]:
         """What to tell routers: like states(), but a web process being prebooted is shown as
@@ -219,7 +150,7 @@ class Supervisor:
         for name, p in sorted(self._procs.items()):
             old = self._retiring.get(name)
             prebooting = old is not None and old.state == "up" and p.state == "starting"
-            out.append(self._view(old if prebooting and old else p))
+            out.append((old if prebooting and old else p).view())
         return out
 
     async def changed(self) -> None:
@@ -232,19 +163,13 @@ class Supervisor:
         adopted = []
         for rec in procrecord.load_all(self.root, RETIRING):
             # a copy that was being replaced when the last agent died: its successor runs
-            p = self._from_record(rec, retiring=True)
+            p = self.files.load(rec, retiring=True)
             alive = rec.pid is not None and procrecord.same_process(rec.pid, rec.create_time)
-            if rec.pgid is not None and (alive or not psutil.pid_exists(rec.pgid)):
-                procrecord.killpg(rec.pgid, signal.SIGKILL)
-            if rec.pgid is not None:
-                await self._sweep(p, rec.pgid)
-            self._pump(p, final=True)
-            self._platform(p, f"Process being replaced (pid {rec.pid}) was killed")
-            self._forget(p)
+            await self._bury(p, alive, f"Process being replaced (pid {rec.pid}) was killed")
         for rec in procrecord.load_all(self.root):
             if rec.spec.name in self._procs:
                 continue
-            p = self._from_record(rec)
+            p = self.files.load(rec)
             alive = rec.pid is not None and procrecord.same_process(rec.pid, rec.create_time)
             if alive and rec.state != "stopping":
                 self._procs[rec.spec.name] = p
@@ -252,18 +177,25 @@ class Supervisor:
                 self._platform(p, f"Process re-adopted by a new agent (pid {rec.pid})")
                 adopted.append(rec.spec.name)
                 continue
-            # Kill what is left of the group. While any member is left, no new process can get
-            # the number pgid, so a group of that id without such a process is ours.
-            if rec.pgid is not None and (alive or not psutil.pid_exists(rec.pgid)):
-                procrecord.killpg(rec.pgid, signal.SIGKILL)
-            if rec.pgid is not None:
-                await self._sweep(p, rec.pgid)
-            self._pump(p, final=True)
-            if rec.pid is not None:
-                why = "was being stopped: killed it" if alive else "exited while no agent watched"
-                self._platform(p, f"Process (pid {rec.pid}) {why}")
-            self._forget(p)
+            why = "was being stopped: killed it" if alive else "exited while no agent watched"
+            await self._bury(
+                p, alive, f"Process (pid {rec.pid}) {why}" if rec.pid is not None else None
+            )
         return adopted
+
+    async def _bury(self, p: Proc, alive: bool, said: str | None) -> None:
+        """Clean up after a process an earlier agent recorded, dead or not to be kept: kill
+        what is left of its group (while any member is left, no new process can get the
+        number pgid, so a group of that id without such a process is ours), copy its last
+        output, say `said`, forget it."""
+        if p.pgid is not None:
+            if alive or not psutil.pid_exists(p.pgid):
+                procrecord.killpg(p.pgid, signal.SIGKILL)
+            await self._sweep(p, p.pgid)
+        self.files.pump(p, final=True)
+        if said:
+            self._platform(p, said)
+        self._forget(p)
 
     async def shutdown(self, stop_processes: bool) -> None:
         """Stop every process (gun up exiting), or leave them running for the next agent."""
@@ -287,13 +219,13 @@ class Supervisor:
         self._open()
         if spec.name in self._procs:
             raise Conflict(f"process {spec.name} is already running here: stop or restart it")
-        p = _Proc(spec, restarts=restarts)
+        p = Proc(spec, restarts=restarts)
         self._procs[spec.name] = p
         self._try_spawn(p)
         self._run(p)
-        return self._view(p)
+        return p.view()
 
-    def _try_spawn(self, p: _Proc) -> None:
+    def _try_spawn(self, p: Proc) -> None:
         """Spawn p; if the system refuses, say why in app.log and mark it `spawn_failed`."""
         try:
             self._spawn(p)
@@ -303,20 +235,20 @@ class Supervisor:
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(p.pid, 0)
                 p.pid = p.pgid = p.port = None
-            p.spawn_failed = _spawn_error(e, p.spec)
+            p.spawn_failed = spawn_error(e, p.spec)
             p.started_at = asyncio.get_running_loop().time()  # it ran for no time at all
 
-    def _run(self, p: _Proc) -> None:
+    def _run(self, p: Proc) -> None:
         p.task = asyncio.create_task(self._life(p), name=f"supervise {p.spec.name}")
 
-    async def _life(self, p: _Proc) -> None:
+    async def _life(self, p: Proc) -> None:
         exited: Exit | None = None
         try:
             while True:
                 if p.spawn_failed:  # a crash like any other: the backoff, then again
                     await self._crashed(p, None)
                 if p.pid is not None and exited is None:
-                    exited = asyncio.ensure_future(self._exit_of(p))
+                    exited = asyncio.ensure_future(procrecord.reaped(p.pid, p.create_time))
                 if p.request != "run":
                     break
                 if p.pid is None or exited is None:
@@ -345,43 +277,33 @@ class Supervisor:
             if exited is not None and not exited.done():
                 exited.cancel()
 
-    def _spawn(self, p: _Proc) -> None:
+    def _spawn(self, p: Proc) -> None:
         spec = p.spec
-        self._pump(p, final=True)  # whatever an earlier run left unread
+        self.files.pump(p, final=True)  # whatever an earlier run left unread
         path = procrecord.out_path(self.root, spec.name)
-        port = self._free_port()
+        port = free_port({q.port for q in [*self._procs.values(), *self._retiring.values()]})
         env = procrecord.environment(spec, PORT=str(port), DYNO=spec.name, PS=spec.name)
         prefix = self.cgroups.command_prefix() if self.cgroups is not None else ""
         if self._isolated and self.user is None:
             raise PermissionError("the instance has no Unix user to run it as yet")
-        pid = procrecord.spawn(self._bash, spec, env, path, prefix, self.user)
+        pid = procrecord.spawn(spec, env, path, prefix, self.user)
         p.pid, p.pgid, p.port, p.offset = pid, pid, port, 0
         if p.out_fd is None:
             p.out_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         p.create_time = procrecord.create_time(pid)
-        p.started, p.started_at = _now(), asyncio.get_running_loop().time()
+        p.started, p.started_at = now(), asyncio.get_running_loop().time()
         self._set(p, "starting")
         self._platform(p, f"Starting process with command `{spec.command}`")
         self._set(p, "starting" if spec.type == "web" else "up")
-        self._save(p)
+        self.files.save(p)
 
-    async def _exit_of(self, p: _Proc) -> int | None:
-        """Wait for the leader to exit and reap it; its exit code, None if not our child."""
-        assert p.pid is not None
-        await procrecord.gone(p.pid, p.create_time)
-        try:
-            pid, status = os.waitpid(p.pid, os.WNOHANG)
-        except ChildProcessError:
-            return None  # an earlier agent started it: its status went to its parent
-        return procrecord.exit_code(os.waitstatus_to_exitcode(status)) if pid else None
-
-    async def _boot(self, p: _Proc, exited: Exit) -> None:
+    async def _boot(self, p: Proc, exited: Exit) -> None:
         """Wait until a web process accepts connections on $PORT; kill it after boot_timeout."""
         loop = asyncio.get_running_loop()
         deadline = p.started_at + self.boot_timeout
         while p.request == "run" and not exited.done():
             assert p.port is not None and p.pgid is not None
-            if await _accepts(p.port):
+            if await accepts(p.port):
                 self._set(p, "up")
                 return
             if loop.time() >= deadline:
@@ -392,15 +314,15 @@ class Supervisor:
                 return
             await self._pause(p, exited, min(BOOT_POLL, deadline - loop.time()))
 
-    async def _crashed(self, p: _Proc, code: int | None) -> None:
+    async def _crashed(self, p: Proc, code: int | None) -> None:
         """The leader exited by itself (or never started): clean up, count it, wait to restart.
         A spawn that failed says so and the wait in one line: one line per attempt."""
         if p.pgid is not None:
             procrecord.killpg(p.pgid, signal.SIGKILL)  # what is left of the group
             await procrecord.vanish(p.pgid, None, None)
             await self._sweep(p, p.pgid)
-            self._pump(p, final=True)
-            self._platform(p, _exit_line(code))
+            self.files.pump(p, final=True)
+            self._platform(p, exit_line(code))
         p.exit_code, p.pid, p.pgid, p.port = code, None, None, None
         p.restarts += 1
         self._set(p, "crashed")
@@ -412,11 +334,11 @@ class Supervisor:
             p.spawn_failed = None
         else:
             self._platform(p, again.capitalize())
-        self._save(p)
+        self.files.save(p)
         if delay > 0:
             await self._pause(p, None, delay)
 
-    async def _terminate(self, p: _Proc, exited: Exit | None) -> None:
+    async def _terminate(self, p: Proc, exited: Exit | None) -> None:
         if p.pgid is not None:
             self._set(p, "stopping")
             self._platform(p, "Stopping all processes with SIGTERM")
@@ -432,13 +354,13 @@ class Supervisor:
                 await procrecord.vanish(p.pgid, exited, None)
             await self._sweep(p, p.pgid)
             p.exit_code = exited.result() if exited is not None else None
-            self._pump(p, final=True)
-            self._platform(p, _exit_line(p.exit_code))
+            self.files.pump(p, final=True)
+            self._platform(p, exit_line(p.exit_code))
             p.pid, p.pgid, p.port = None, None, None
         self._set(p, "down")
         self._forget(p)
 
-    async def _sweep(self, p: _Proc, pgid: int) -> None:
+    async def _sweep(self, p: Proc, pgid: int) -> None:
         """Kill what is left in the process's cgroup: what escaped its process group."""
         if self.cgroups is None:
             return
@@ -447,20 +369,20 @@ class Supervisor:
             pids = ", ".join(map(str, killed))
             self._platform(p, f"Stopping with SIGKILL what had left the process group (pid {pids})")
 
-    def _forget(self, p: _Proc, *, detach: bool = False) -> None:
+    def _forget(self, p: Proc, *, detach: bool = False) -> None:
         """Let go of p: gone for good, or (detach) left running with a record for the next agent."""
         if detach:
-            self._pump(p, final=False)
-            self._save(p)
+            self.files.pump(p, final=False)
+            self.files.save(p)
         else:
-            self._remove_record(p.key)
-        self._close_out(p, unlink=not detach)
-        p.final = self._view(p)
+            self.files.remove(p.key)
+        self.files.close_out(p, unlink=not detach)
+        p.final = p.view()
         slots = self._retiring if p.retiring else self._procs
         if slots.get(p.spec.name) is p:
             del slots[p.spec.name]
 
-    async def _pause(self, p: _Proc, exited: Exit | None, seconds: float | None) -> None:
+    async def _pause(self, p: Proc, exited: Exit | None, seconds: float | None) -> None:
         """Sleep until `seconds` pass, the leader exits, or a stop or shutdown comes in."""
         waiter = asyncio.ensure_future(p.wake.wait())
         futures: set[asyncio.Future[Any]] = {waiter} if exited is None else {waiter, exited}
@@ -471,70 +393,23 @@ class Supervisor:
 
     # -- state, records, output ------------------------------------------------------------
 
-    def _set(self, p: _Proc, state: State) -> None:
+    def _set(self, p: Proc, state: State) -> None:
         if state != p.state:
             self._platform(p, f"State changed from {p.state} to {state}")
-            p.state, p.since = state, _now()
+            p.state, p.since = state, now()
             self._changes.set()
             self._changes = asyncio.Event()
-
-    def _view(self, p: _Proc) -> ProcessState:
-        s = p.spec
-        return ProcessState(
-            s.name, s.type, p.state, p.pid, p.port, s.release, p.restarts, p.exit_code, p.since
-        )
-
-    def _save(self, p: _Proc) -> None:
-        """Write p's record. A failure (a full disk) does not touch the process: it is kept in
-        `record_error` (reported) until a record is written again; meanwhile a new agent would
-        not re-adopt what changed since."""
-        try:
-            procrecord.save(self.root, ProcessRecord(**procrecord.record_fields(p)), p.key)
-        except OSError as e:
-            if e.filename is None or str(e.filename).endswith(".tmp"):
-                e.filename, e.filename2 = str(procrecord.record_path(self.root, p.key)), None
-            if why(e) != self.record_error:
-                logger.error("process record not written: %s", why(e))
-            self.record_error = why(e)
-            return
-        self.record_error = None
-
-    def _remove_record(self, key: str) -> None:
-        """Remove a record; a failure is kept in `record_error`, never raised: a stale record
-        is found dead and cleaned up by the next agent."""
-        try:
-            procrecord.remove(self.root, key)
-        except OSError as e:
-            self.record_error = why(e)
-            logger.error("process record not removed: %s", self.record_error)
 
     def problems(self) -> list[str]:
         """What is wrong with supervising here now, one sentence each (empty: nothing)."""
         found = [f"the supervisor's {n} loop failed ({w})" for n, w in self.loops.down().items()]
-        return found + [e for e in (self.applog.error, self.record_error) if e]
+        return found + [e for e in (self.applog.error, self.files.error) if e]
 
-    def _from_record(self, rec: ProcessRecord, *, retiring: bool = False) -> _Proc:
-        age = (_now() - rec.started).total_seconds()
-        p = _Proc(**procrecord.record_fields(rec), retiring=retiring)
-        p.started_at = asyncio.get_running_loop().time() - age
-        with contextlib.suppress(FileNotFoundError):
-            p.out_fd = os.open(procrecord.out_path(self.root, p.key), os.O_RDONLY)
-        return p
-
-    def _get(self, name: str) -> _Proc:
+    def _get(self, name: str) -> Proc:
         p = self._procs.get(name)
         if p is None:
             raise NotFound(f"process {name!r} is not running on this instance")
         return p
-
-    def _free_port(self) -> int:
-        taken = {p.port for p in [*self._procs.values(), *self._retiring.values()]}
-        while True:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = int(s.getsockname()[1])
-            if port not in taken:
-                return port
 
     def _open(self) -> None:
         if self._closed:
@@ -555,59 +430,13 @@ class Supervisor:
                 )
             self.loops.start("tail", self._tail_pass)
 
-    def _close_out(self, p: _Proc, *, unlink: bool) -> None:
-        if p.out_fd is not None:
-            os.close(p.out_fd)
-            p.out_fd = None
-        if unlink:
-            procrecord.out_path(self.root, p.key).unlink(missing_ok=True)
-
     async def _tail_pass(self) -> None:
         """One pass for all processes: copy new output lines to app.log, every `poll` seconds."""
         await asyncio.sleep(self._poll)
         self.applog.follow()
         for p in [*self._procs.values(), *self._retiring.values()]:
-            if self._pump(p, final=False):
-                self._save(p)
+            if self.files.pump(p, final=False):
+                self.files.save(p)
 
-    def _pump(self, p: _Proc, *, final: bool) -> bool:
-        """Copy p's new output lines to app.log; whether its offset moved."""
-        if p.out_fd is None:
-            return False
-        texts, offset = procrecord.read_lines(p.out_fd, p.offset, final=final)
-        self.applog.write("app", p.spec.name, texts)
-        moved, p.offset = offset != p.offset, offset
-        return moved
-
-    def _platform(self, p: _Proc, text: str) -> None:
+    def _platform(self, p: Proc, text: str) -> None:
         self.applog.write("heroku", p.spec.name, [text])
-
-
-async def _accepts(port: int) -> bool:
-    """Whether something accepts TCP connections on 127.0.0.1:port."""
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1.0)
-    except (OSError, TimeoutError):
-        return False
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return True
-
-
-def _spawn_error(e: BaseException, spec: ProcessSpec) -> str:
-    """Why a spawn failed, in words that name what to fix."""
-    if isinstance(e, OSError) and not spec.cwd.is_dir():
-        what = "is not a directory" if spec.cwd.exists() else "is gone"
-        return f"its release directory {spec.cwd} {what}"
-    if isinstance(e, ValueError) and "null byte" in str(e):
-        return "its environment holds a NUL byte, which no process can be given"
-    if isinstance(e, OSError) and e.errno == errno.E2BIG:
-        return "its environment and command are too large for the system (E2BIG)"
-    return why(e)
-
-
-def _exit_line(code: int | None) -> str:
-    if code is None:
-        return "Process exited with an unknown status: an earlier agent started it"
-    return f"Process exited with status {code}"

@@ -8,13 +8,12 @@ runs `git fetch origin` + `git reset --hard COMMIT` in it before building.
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 from gun.errors import InvalidParams
+from gun.git import Git, GitError
 from gun.model import show
 
-TIMEOUT = 600.0
 # what git itself accepts as a remote: a URL with a scheme, or scp-like user@host:path
 # (no spaces or control characters: git would refuse some, and argv cannot hold a NUL)
 _URL = re.compile(
@@ -22,10 +21,6 @@ _URL = re.compile(
     r"|^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s\x00-\x1f\x7f]+\Z"
 )
 REPO_MAX = 2000
-
-
-class GitError(InvalidParams):
-    """A git command failed; the message names it and git's last line."""
 
 
 def check_repo_url(url: str) -> str:
@@ -41,61 +36,37 @@ def check_repo_url(url: str) -> str:
     return url
 
 
-def git(cwd: Path | None, *args: str, timeout: float = TIMEOUT) -> str:
-    argv = ["git", *(["-C", str(cwd)] if cwd else []), *args]
-    try:
-        done = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            env={"GIT_TERMINAL_PROMPT": "0", "PATH": "/usr/local/bin:/usr/bin:/bin"},
-        )
-    except FileNotFoundError:
-        raise GitError("git is not installed on this host") from None
-    except subprocess.TimeoutExpired:
-        raise GitError(f"git {args[0]} took over {timeout:g} seconds") from None
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-        raise GitError(f"git {args[0]} failed: {last}")
-    return done.stdout
+# meta's and the agent's git: nothing of their environment (tokens, database URL), no prompt
+_git = Git(env={"GIT_TERMINAL_PROMPT": "0", "PATH": "/usr/local/bin:/usr/bin:/bin"})
 
 
 def mirror(url: str, directory: Path) -> None:
     """Make or refresh a bare mirror of `url` at `directory`."""
     if (directory / "HEAD").exists():
-        git(directory, "remote", "set-url", "origin", url)
-        git(directory, "fetch", "--prune", "--tags", "origin")
+        _git.output(directory, "remote", "set-url", "origin", url)
+        _git.output(directory, "fetch", "--prune", "--tags", "origin")
     else:
         directory.parent.mkdir(parents=True, exist_ok=True)
-        git(None, "clone", "--mirror", "--quiet", "--", url, str(directory))
+        _git.output(None, "clone", "--mirror", "--quiet", "--", url, str(directory))
 
 
 def resolve(directory: Path, ref: str) -> str:
     """The full sha of the commit REF names in the repository, or a GitError naming REF."""
     if ref.startswith("-"):
         raise GitError(f"REF {ref!r} is not a git revision")
-    try:
-        return git(
-            directory, "rev-parse", "--verify", "--end-of-options", f"{ref}^{{commit}}"
-        ).strip()
-    except GitError:
-        raise GitError(f"REF {ref!r} does not exist in the app's repository") from None
+    commit = _git.commit(directory, ref)
+    if commit is None:
+        raise GitError(f"REF {ref!r} does not exist in the app's repository")
+    return commit
 
 
 def subject(directory: Path, commit: str) -> str:
-    return git(directory, "log", "-1", "--format=%s", commit).strip()
+    return _git.subject(directory, commit)
 
 
 def read_file(directory: Path, commit: str, path: str) -> bytes | None:
     """A file of the commit, None if it has none at `path`."""
-    done = subprocess.run(
-        ["git", "-C", str(directory), "show", f"{commit}:{path}"],
-        capture_output=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    done = _git.run_bytes(directory, "show", f"{commit}:{path}")
     return done.stdout if done.returncode == 0 else None
 
 
@@ -104,8 +75,8 @@ def checkout(url: str, directory: Path, commit: str) -> None:
     (cloned first if there is none)."""
     if not (directory / ".git").exists():
         directory.parent.mkdir(parents=True, exist_ok=True)
-        git(None, "clone", "--quiet", "--no-checkout", "--", url, str(directory))
-    git(directory, "remote", "set-url", "origin", url)
-    git(directory, "fetch", "--quiet", "--tags", "origin")
-    git(directory, "reset", "--quiet", "--hard", commit)
-    git(directory, "clean", "-qdffx")
+        _git.output(None, "clone", "--quiet", "--no-checkout", "--", url, str(directory))
+    _git.output(directory, "remote", "set-url", "origin", url)
+    _git.output(directory, "fetch", "--quiet", "--tags", "origin")
+    _git.output(directory, "reset", "--quiet", "--hard", commit)
+    _git.output(directory, "clean", "-qdffx")

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from gun import atomic
 from gun.errors import InvalidParams
 from gun.settings import SlugLimits
 
@@ -95,22 +96,13 @@ def pack(src: Path, dest: Path) -> Slug:
     found = [(_Entry((), "dir", repr(str(src))), src.stat())]
     _walk(src, (), found)
     _check_tree([entry for entry, _ in found])
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            with (
-                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz,
-                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
-            ):
-                for entry, st in found:
-                    _add(tar, src, entry, st)
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with (
+        atomic.writer(dest, mode=0o600) as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for entry, st in found:
+            _add(tar, src, entry, st)
     return Slug(dest, sha256_of(dest), dest.stat().st_size)
 
 

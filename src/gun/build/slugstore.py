@@ -6,12 +6,11 @@ import contextlib
 import hashlib
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, cast
 from urllib.parse import unquote, urlsplit
 
-from gun import s3
+from gun import atomic, s3
 from gun.build.slug import SlugError, sha256_of
 from gun.errors import InvalidParams, NotFound, UsageError
 from gun.model import check_app_name
@@ -84,26 +83,14 @@ class LocalSlugStore:
         final = self.path(key)
         if final.exists():
             return key
-        final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{sha256}.", suffix=".tmp", dir=final.parent)
-        try:
-            digest = hashlib.sha256()
-            with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
-                while chunk := src.read(_CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            if digest.hexdigest() != sha256:
+        digest = hashlib.sha256()
+        with atomic.writer(final, mode=0o600) as out, open(path, "rb") as src:
+            while chunk := src.read(_CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+            if digest.hexdigest() != sha256:  # nothing is stored
                 raise _wrong_sha256(path, digest.hexdigest(), sha256)
-            os.replace(tmp, final)
-        except BaseException as e:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            if isinstance(e, OSError) and e.filename in (None, tmp):
-                e.filename = str(final)  # a full disk says where
-            raise
-        _fsync_dir(final.parent)
+        atomic.fsync_dir(final.parent)
         return key
 
     def open(self, key: str) -> BinaryIO:
@@ -196,11 +183,3 @@ def slug_store_from_url(url: str, home: Path) -> SlugStore:
         f"slug store {url!r} is not a URL gun accepts: use file:///ABSOLUTE/DIR or"
         " s3://BUCKET[/PREFIX], or leave GUN_SLUG_STORE empty for GUN_HOME/slugs"
     )
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -6,12 +6,12 @@ A directory inside a larger repository deploys only its own subtree (`REF:path/t
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from gun.build.slug import pack, sha256_of
 from gun.errors import UsageError
+from gun.git import Git
 
 
 @dataclass(frozen=True)
@@ -25,22 +25,15 @@ class Source:
     dirty: bool = False  # a git work tree with changes that are not in the commit
 
 
-def _git(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(
-            ["git", "-C", str(directory), *args],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-    except FileNotFoundError:
-        raise UsageError("git is not installed: deploy the directory without a REF") from None
+# the user's own git, as it is set up (the user's environment)
+_git = Git(
+    missing=(UsageError, "git is not installed: deploy the directory without a REF"), timeout=120
+)
 
 
 def work_tree_prefix(directory: Path) -> str | None:
     """The directory's path inside its git work tree ("" at the top), None if not in one."""
-    done = _git(directory, "rev-parse", "--is-inside-work-tree", "--show-prefix")
+    done = _git.run(directory, "rev-parse", "--is-inside-work-tree", "--show-prefix")
     lines = done.stdout.splitlines()
     if done.returncode != 0 or not lines or lines[0] != "true":
         return None
@@ -51,14 +44,10 @@ def resolve(directory: Path, ref: str) -> tuple[str, str]:
     """(full commit sha, subject) of REF, or a UsageError naming it."""
     if ref.startswith("-"):
         raise UsageError(f"REF {ref!r} is not a git revision")
-    done = _git(
-        directory, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"
-    )
-    if done.returncode != 0:
+    commit = _git.commit(directory, ref)
+    if commit is None:
         raise UsageError(f"REF {ref!r} does not exist in the git repository at {directory}")
-    commit = done.stdout.strip()
-    subject = _git(directory, "log", "-1", "--format=%s", commit).stdout.strip()
-    return commit, subject
+    return commit, _git.subject(directory, commit)
 
 
 def pack_source(directory: Path, ref: str | None, dest: Path) -> Source:
@@ -77,15 +66,17 @@ def pack_source(directory: Path, ref: str | None, dest: Path) -> Source:
         return Source(dest, slug.sha256, slug.size, None, None, f"directory {directory}")
     commit, subject = resolve(directory, ref or "HEAD")
     tree = f"{commit}:{prefix}" if prefix else commit
-    if prefix and _git(directory, "cat-file", "-e", tree).returncode != 0:
+    if prefix and _git.run(directory, "cat-file", "-e", tree).returncode != 0:
         raise UsageError(
             f"dir={directory} is not in commit {commit[:7]} ({ref or 'HEAD'}): commit it first"
         )
-    top = Path(_git(directory, "rev-parse", "--show-toplevel").stdout.strip())
+    top = Path(_git.run(directory, "rev-parse", "--show-toplevel").stdout.strip())
     # from the top: in a subdirectory, git archive would also limit the tree to that path
-    done = _git(top, "archive", "--format=tar.gz", "--prefix=app/", "-o", str(dest.resolve()), tree)
+    done = _git.run(
+        top, "archive", "--format=tar.gz", "--prefix=app/", "-o", str(dest.resolve()), tree
+    )
     if done.returncode != 0:
         raise UsageError(f"git archive of {tree} failed: {done.stderr.strip() or done.returncode}")
-    dirty = bool(_git(directory, "status", "--porcelain", "--", ".").stdout.strip())
+    dirty = bool(_git.run(directory, "status", "--porcelain", "--", ".").stdout.strip())
     label = f"git archive {commit[:7]}" + (f" ({ref})" if ref else "")
     return Source(dest, sha256_of(dest), dest.stat().st_size, commit, subject, label, dirty)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from gun import atomic
 from gun.errors import UsageError
 from gun.settings import config_dir
 
@@ -35,10 +35,5 @@ def load() -> Credentials | None:
 def save(creds: Credentials) -> Path:
     p = path()
     p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = p.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump({"api": creds.api, "token": creds.token}, f)
-        f.write("\n")
-    os.replace(tmp, p)
+    atomic.write(p, json.dumps({"api": creds.api, "token": creds.token}) + "\n", mode=0o600)
     return p

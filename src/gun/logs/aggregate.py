@@ -15,7 +15,7 @@ with l2met's statistics, and hands each bucket out once its interval has closed;
   the value at n // 2 (the upper one of an even count), `p95` at n * 95 // 100, `p99` at
   n * 99 // 100.
 
-`add(measurement, now)` and `add_all` take Measurements; `add_rows(rows, now)` takes parse.Row
+`add(measurement, now)` takes a Measurement; `add_rows(rows, now)` takes parse.Row
 tuples, the drain's hot path. `flush(now)` returns, in order of interval, type, name, source
 and unit, the buckets of every interval that has closed (start + resolution <= now) and forgets
 them. A measurement is late, dropped and counted in `late`, when its time is more than two
@@ -107,13 +107,6 @@ class Aggregator:
                 interval.samples[series] = (t, m.value)
         else:
             interval.uniques.setdefault(series, set()).add(m.text or "")
-
-    def add_all(self, measurements: Iterable[Measurement], now: float) -> None:
-        """`add` each measurement."""
-        self.add_rows(
-            ((m.name, m.source, m.unit, m.type, m.value, m.time, m.text) for m in measurements),
-            now,
-        )
 
     def add_rows(self, rows: Iterable[Row], now: float) -> None:
         """`add` for rows (parse.Row, a Measurement's fields as a tuple), the drain's hot loop:

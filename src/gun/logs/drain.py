@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gun.agent.files import write_atomic
+from gun import atomic
 from gun.logs import frames as framing
 from gun.logs.aggregate import Aggregator, check_resolution
 from gun.logs.archive import Archive
@@ -39,7 +39,6 @@ FUTURE = 86400.0  # seconds a line may be dated after its arrival
 class Accepted:
     lines: int
     bad: list[str]
-    duplicate: bool = False
 
 
 @dataclass(slots=True)
@@ -103,7 +102,7 @@ class Drain:
             key = (app, frame_id)
             if key in self._seen:
                 self.figures.duplicates += 1
-                return Accepted(0, [], duplicate=True)
+                return Accepted(0, [])
         got = framing.read(body)
         lines = got.lines
         now = self.clock()
@@ -146,7 +145,7 @@ class Drain:
             self._seen_lines += 1
             if self._seen_lines > 2 * SEEN_FRAMES:  # keep the file as long as the memory
                 text = "".join(f"{a}\t{f}\n" for a, f in self._seen)
-                write_atomic(self._seen_file, text, mode=0o600)
+                atomic.write(self._seen_file, text, mode=0o600)
                 self._seen_lines = len(self._seen)
         except OSError as e:
             return cannot_write(e, self._seen_file, "the frame ids of the bodies it took")

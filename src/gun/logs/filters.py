@@ -35,7 +35,6 @@ from gun.logs.model import Line
 MAX_LINES = 10_000
 DEFAULT_LINES = 100
 OPTIONS = ("n", "ps", "source", "since", "grep")
-SOURCES = ("app", "heroku")
 STAMP_WIDTH = 32  # len("2026-11-26T18:47:38.123456+00:00")
 KEY_WIDTH = 26  # the part of a stamp that orders it (the offset is always +00:00)
 

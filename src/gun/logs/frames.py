@@ -34,15 +34,21 @@ What is bad, and what the drain answers:
 frame, a frame with non-ASCII bytes decoded as UTF-8 on its own) that accepts only bodies in
 which every frame is good, and otherwise reads the body again one frame at a time, naming
 each problem; both accept exactly the same frames (a property test checks it).
+
+Writing: `frame` writes one message exactly as Heroku sends it and refuses what `read` would
+not take back; `safe_frames` writes any text, for a sender that must never refuse a line (the
+agent's log shipper), and `read` takes back all it writes.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 from dataclasses import dataclass
 
 from gun.errors import InvalidParams
+from gun.lines import split_lines
 from gun.logs.model import Line
 
 HEADER = "`<PRI>1 TIMESTAMP host APPNAME PROCID - MSG`"
@@ -92,9 +98,16 @@ def epoch(ts: str) -> float:
     return _fromisoformat(ts).timestamp()
 
 
-def rfc3339(time: float) -> str:
-    """The TIMESTAMP Heroku writes for an epoch time: UTC, microseconds, `+00:00`."""
-    return _dt.datetime.fromtimestamp(time, _dt.UTC).isoformat(timespec="microseconds")
+def rfc3339(time: float | _dt.datetime) -> str:
+    """The TIMESTAMP Heroku writes for epoch seconds or a datetime (naive is UTC): UTC,
+    microseconds, `+00:00`."""
+    if not isinstance(time, _dt.datetime):
+        when = _dt.datetime.fromtimestamp(time, _dt.UTC)
+    elif time.tzinfo is None:
+        when = time.replace(tzinfo=_dt.UTC)
+    else:
+        when = time.astimezone(_dt.UTC)
+    return when.isoformat(timespec="microseconds")
 
 
 def _show(data: bytes) -> str:
@@ -313,9 +326,28 @@ def frame(
         data = f"<{pri}>1 {ts} {host} {appname} {procid} - {msg}\n".encode()
     except UnicodeEncodeError as e:
         raise InvalidParams(f"the message cannot be encoded as UTF-8 ({e.reason})") from None
-    return b"%d %s" % (len(data), data)
+    return _counted(data)
 
 
-def frame_line(line: Line, pri: int = 190) -> bytes:
-    """The frame of a Line (Heroku writes PRI 190, local7.info, for process output)."""
-    return frame(pri, line.timestamp, line.appname, line.procid, line.msg)
+def safe_frames(
+    pri: int, time: float | _dt.datetime, appname: str, procid: str, text: str
+) -> list[bytes]:
+    """The frames of any text, for a sender that must never refuse a line (the agent's log
+    shipper): one frame per line of it, a line longer than MAX_LINE bytes in several (cut
+    between UTF-8 sequences, gun.lines), a CR before an LF dropped, APPNAME and PROCID made
+    printable ASCII without spaces (`-` when empty), what is not UTF-8 replaced. `read` takes
+    every one back. PRI is not checked: the caller's are constants."""
+    head = f"<{pri}>1 {rfc3339(time)} host {_field(appname)} {_field(procid)} - ".encode()
+    data = text.encode("utf-8", "replace")
+    pieces = split_lines(data, final=True)[0] if data else [b""]
+    return [_counted(head + piece.removesuffix(b"\r") + b"\n") for piece in pieces]
+
+
+@functools.lru_cache(maxsize=1024)
+def _field(value: str) -> str:
+    return "".join(c if "!" <= c <= "~" else "_" for c in value) or "-"
+
+
+def _counted(msg: bytes) -> bytes:
+    """`LEN SP MSG`: octet counting (RFC 6587), LEN the bytes of MSG and its LF."""
+    return b"%d %s" % (len(msg), msg)

@@ -22,7 +22,7 @@ of unknown tokens evicts other refusals, never a known token):
 - a no for NEGATIVE_TTL (2 s);
 - meta unreachable or answering wrongly: nothing.
 Lookups of one key at the same time share one request. User tokens are kept as SHA-256
-digests. `lookups` counts the requests sent to meta.
+digests.
 """
 
 from __future__ import annotations
@@ -101,7 +101,6 @@ class Meta:
         self._reads: TTLCache[tuple[bytes, str], float] = TTLCache(cache_size, POSITIVE_TTL)
         self._no_reads: TTLCache[tuple[bytes, str], No] = TTLCache(cache_size, NEGATIVE_TTL)
         self._pending: dict[Hashable, asyncio.Task[Any]] = {}
-        self.lookups = 0
 
     def cached(self) -> int:
         """How many answers the caches hold."""
@@ -180,7 +179,6 @@ class Meta:
             task.exception()  # a refresh nobody awaited failed: the next request asks again
 
     async def _get(self, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
-        self.lookups += 1
         try:
             return await self._http.get(path, headers=headers)
         except httpx.HTTPError as e:

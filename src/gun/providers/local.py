@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from gun import isolation
+from gun import atomic, isolation
 from gun.agent import contain
 from gun.providers.base import NewInstance
 
@@ -45,10 +45,8 @@ class LocalProvider:
             isolation.make_dir(root, isolation.SEARCHABLE)
             isolation.make_dir(root / "etc", isolation.PRIVATE_DIR)
             isolation.make_dir(root / "log", isolation.PRIVATE_DIR)
-            config = root / AGENT_CONFIG
-            fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                json.dump({"meta": new.meta_url, "instance": new.id, "token": new.token}, f)
+            config = {"meta": new.meta_url, "instance": new.id, "token": new.token}
+            atomic.write(root / AGENT_CONFIG, json.dumps(config), mode=0o600)
             self._spawn(root)
         return str(root)
 
@@ -64,7 +62,7 @@ class LocalProvider:
             )
         self._children[root] = proc
         record = {"pid": proc.pid, "started": psutil.Process(proc.pid).create_time()}
-        (root / "agent.pid").write_text(json.dumps(record))
+        atomic.write(root / "agent.pid", json.dumps(record))
         return proc.pid
 
     def agent_pid(self, instance_id: str) -> int | None:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gun import isolation
+from gun import isolation, lines
 from gun.errors import InvalidParams
 from gun.isolation import UnixUser
 
@@ -36,7 +36,6 @@ the rest of it as it comes, ending with its newline."""
 STEP = "-----> "
 INDENT = "       "
 WARN = " !     "
-MAX_LINE = 10_000  # bytes; longer lines are split, as the agent splits process output
 PARTIAL_SECONDS = 0.2  # a line without its end yet is shown after this long
 
 # Host variables a build may see. Everything else in the build worker's environment (its own
@@ -212,8 +211,8 @@ def run(
 
 class Lines:
     """Bytes of one output pipe in, lines (and partial lines) out: each complete line to
-    `emit` (split past MAX_LINE bytes); with a `partial` sink, the start of a line that has
-    waited PARTIAL_SECONDS for its end goes there, then the rest of it."""
+    `emit` (in pieces past MAX_LINE bytes, gun.lines); with a `partial` sink, the start of a
+    line that has waited PARTIAL_SECONDS for its end goes there, then the rest of it."""
 
     def __init__(self, emit: Output, partial: Callable[[str, bool], None] | None) -> None:
         self.emit, self.partial = emit, partial
@@ -222,18 +221,21 @@ class Lines:
         self.started = False  # part of the current line went to `partial` already
 
     def feed(self, data: bytes) -> None:
-        lines = (self.pending + data).split(b"\n")
-        rest = lines.pop()
-        if not self.pending and rest:
+        waiting, data = bool(self.pending), self.pending + data
+        used = 0
+        if self.started:  # the rest of a line shown in part goes there too, up to its end
+            end = data.find(b"\n")
+            if end != -1:
+                self._finish(data[:end])
+                used = end + 1
+        if not self.started:
+            found, more = lines.split_lines(data[used:], final=False)
+            for line in found:
+                self.emit(lines.text(line))
+            used += more
+        self.pending = data[used:]
+        if used or not waiting:  # what is pending now began waiting now
             self.since = time.monotonic()
-        self.pending = b""
-        for line in lines:
-            self._end(line)
-            self.since = time.monotonic()
-        while len(rest) > MAX_LINE and not self.started:
-            self._end(rest[:MAX_LINE])
-            rest = rest[MAX_LINE:]
-        self.pending = rest
 
     def tick(self) -> None:
         """Show what waited long enough for its line's end."""
@@ -241,50 +243,31 @@ class Lines:
             return
         if time.monotonic() - self.since < PARTIAL_SECONDS:
             return
-        cut = utf8_cut(self.pending)  # a character split between reads waits for its end
-        text, self.pending = self.pending[:cut].decode("utf-8", "replace"), self.pending[cut:]
-        if text:
-            self.partial(text, not self.started)
+        cut = lines.utf8_cut(self.pending)  # a character split between reads waits for its end
+        shown, self.pending = self.pending[:cut].decode("utf-8", "replace"), self.pending[cut:]
+        if shown:
+            self.partial(shown, not self.started)
             self.started = True
 
     def close(self) -> None:
         """The pipe ended: what is left is a last line without its newline."""
-        if self.pending or self.started:
-            self._end(self.pending)
+        if self.started:
+            self._finish(self.pending)
+        else:
+            for line in lines.split_lines(self.pending, final=True)[0]:
+                self.emit(lines.text(line))
         self.pending = b""
 
-    def _end(self, line: bytes) -> None:
-        if self.started:  # the rest of a line shown in part
-            assert self.partial is not None
-            self.started = False
-            self.partial(line.decode("utf-8", "replace").rstrip("\r") + "\n", False)
-            return
-        for i in range(0, max(len(line), 1), MAX_LINE):
-            self.emit(line[i : i + MAX_LINE].decode("utf-8", "replace").rstrip("\r"))
-
-
-def utf8_cut(data: bytes) -> int:
-    """The length of `data` without an unfinished UTF-8 sequence at its end."""
-    for back in range(1, min(4, len(data)) + 1):
-        byte = data[-back]
-        if byte & 0xC0 == 0x80:  # a continuation byte: its lead is further back
-            continue
-        need = (
-            2
-            if byte >> 5 == 0b110
-            else 3
-            if byte >> 4 == 0b1110
-            else 4
-            if byte >> 3 == 0b11110
-            else 1
-        )
-        return len(data) - back if need > back else len(data)
-    return len(data)
+    def _finish(self, rest: bytes) -> None:
+        """The rest of a line shown in part, and its end."""
+        assert self.partial is not None
+        self.started = False
+        self.partial(lines.text(rest) + "\n", False)
 
 
 def _pump(
     proc: subprocess.Popen[bytes],
-    lines: Lines,
+    splitter: Lines,
     captured: list[bytes],
     deadline: Deadline,
     what: str,
@@ -316,11 +299,11 @@ def _pump(
                 if key.data == "capture":
                     captured.append(data)
                 elif data:
-                    lines.feed(data)
+                    splitter.feed(data)
                 else:
-                    lines.close()
-            lines.tick()
-    lines.close()
+                    splitter.close()
+            splitter.tick()
+    splitter.close()
 
 
 def _has_exited(pid: int) -> bool:

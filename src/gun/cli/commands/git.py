@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from typing import Any
 
 import click
@@ -12,27 +11,12 @@ from gun.cli import output
 from gun.cli.commands.apps import p
 from gun.cli.context import Ctx, app_option, need_app, pass_ctx
 from gun.errors import GunError, NotFound, Unavailable, UsageError
+from gun.git import Git
 
-
-def run_git(directory: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """`git -C DIR ARGS...`, output captured; the caller reads returncode and stderr."""
-    try:
-        return subprocess.run(
-            ["git", "-C", directory, *args],
-            check=False,
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-        )
-    except FileNotFoundError:
-        raise Unavailable("git is not installed: install it to compare commits") from None
-
-
-def resolve(directory: str, ref: str) -> str | None:
-    """The full sha of the commit `ref` names in the repository, or None."""
-    done = run_git(directory, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
-    return done.stdout.strip() if done.returncode == 0 else None
+# the user's own git, as it is set up (the user's environment), for as long as it takes
+_git = Git(
+    missing=(Unavailable, "git is not installed: install it to compare commits"), timeout=None
+)
 
 
 def deployed_commit(ctx: Ctx, name: str, ref: str) -> str:
@@ -56,26 +40,26 @@ def deployed_commit(ctx: Ctx, name: str, ref: str) -> str:
 def compare(ctx: Ctx, ref: str, directory: str, app: str | None) -> None:
     """Commits between the deployed commit and REF: gun git.compare[:REF] (default HEAD)."""
     name = need_app(app)
-    if run_git(directory, "rev-parse", "--git-dir").returncode != 0:
+    if _git.run(directory, "rev-parse", "--git-dir").returncode != 0:
         raise UsageError(f"dir={directory} is not a git repository")
     if ref.startswith("-"):
         raise UsageError(f"{ref!r} is not a git ref: name a branch, tag or commit")
-    head = resolve(directory, ref)
+    head = _git.commit(directory, ref)
     if head is None:
         raise UsageError(f"{ref!r} is not a commit in {directory}: name a branch, tag or commit")
     base = deployed_commit(ctx, name, ref)
-    if resolve(directory, base) is None:
+    if _git.commit(directory, base) is None:
         raise NotFound(
             f"the deployed commit {base[:7]} of app {name!r} is not in {directory}: "
             "fetch it (git fetch) and try again"
         )
-    log = run_git(directory, "log", f"--format={gitinfo.LOG_FORMAT}", f"{base}..{head}")
+    log = _git.run(directory, "log", f"--format={gitinfo.LOG_FORMAT}", f"{base}..{head}")
     if log.returncode != 0:
         raise GunError(
             f"git log {base[:7]}..{head[:7]} failed in {directory}: {log.stderr.strip()}"
         )
     commits = gitinfo.parse_log(log.stdout)
-    origin = run_git(directory, "remote", "get-url", "origin")
+    origin = _git.run(directory, "remote", "get-url", "origin")
     url = gitinfo.github_compare_url(origin.stdout, base, head) if origin.returncode == 0 else None
     if ctx.json:
         output.emit_json(
