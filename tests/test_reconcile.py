@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gun.agent.reconcile import Action, Desired, Observed, natural_key, reconcile
+from gun.model import PROCESS_STATES
 
 COMMANDS = {"web": "bundle exec puma", "worker": "bundle exec sidekiq"}
 
@@ -205,7 +206,7 @@ def test_natural_key(names: list[str], expected: list[str]) -> None:
 # Properties: every action is warranted, and order is stops, replaces, starts.
 
 NAMES = [f"{t}.{n}" for t in ("web", "worker") for n in range(1, 6)]
-STATES = ["starting", "up", "crashed", "stopping", "down"]
+STATES = list(PROCESS_STATES)
 
 
 @given(

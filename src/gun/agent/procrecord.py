@@ -24,17 +24,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import psutil
 
 from gun import atomic, isolation, lines
 from gun.errors import InvalidParams
 from gun.isolation import UnixUser
-from gun.model import check_config_key, check_process_type
+from gun.model import PROCESS_STATES, ProcessState, check_config_key, check_process_type
 
-State = Literal["starting", "up", "crashed", "stopping", "down"]
-STATES: tuple[State, ...] = ("starting", "up", "crashed", "stopping", "down")
+State = ProcessState  # model.py's: one Literal of the process states, everywhere
 PROCESS_NAME = re.compile(r"^([A-Za-z0-9_-]+)\.([1-9][0-9]{0,5})\Z")
 READ_CHUNK = 1 << 20  # bytes read from one output file per tail tick, at most
 TICK_LINES = 10_000  # lines taken from one output file per tail tick, at most
@@ -118,9 +117,9 @@ class ProcessRecord:
             cwd=Path(str(data["cwd"])),
             release=int(data["release"]),
         )
-        state = next((s for s in STATES if s == data["state"]), None)
+        state = next((s for s in PROCESS_STATES if s == data["state"]), None)
         if state is None:
-            raise ValueError(f"state {data['state']!r} is not one of {', '.join(STATES)}")
+            raise ValueError(f"state {data['state']!r} is not one of {', '.join(PROCESS_STATES)}")
         create_time = data["create_time"]
         return cls(
             spec=spec,

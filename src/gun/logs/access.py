@@ -6,7 +6,7 @@ judged on its path as it came over the wire (ASGI `raw_path`: nothing percent-de
 
 Ingest. The only paths are exactly `/logs/TOKEN` and `/logs` (TOKEN then the password of a
 Basic `Authorization`). An ingest token is `gdi_` and 32 url-safe base64 characters
-[A-Za-z0-9_-], as core/drains.py makes them (`INGEST_PREFIX + secrets.token_urlsafe(24)`).
+[A-Za-z0-9_-], as core/shipping.py makes them (`INGEST_PREFIX + secrets.token_urlsafe(24)`).
 Every other path under `/logs/` (an empty, short, long or non-ASCII token, `..`, `%2F`,
 `%2e%2e`, `//`, more segments, `;params`, `%00`, a backslash) and every Basic password not
 of that form is an invalid token: `Forbidden(INVALID_INGEST)`, the very answer a well-formed
