@@ -128,22 +128,30 @@ def meta(database_url: str, tmp_path: Path) -> Iterator[MetaServer]:
         server.stop()
 
 
-@pytest.fixture(scope="module", params=STORES)
-def shared_meta(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+def module_meta(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, **extra_env: str
 ) -> Iterator[MetaServer]:
-    """One meta server per test module and store, for tests that each use their own app."""
+    """One meta server for a module on the store of `request.param`, with these settings."""
     home = tmp_path_factory.mktemp("meta")
     if request.param == "sqlite":
         url = f"sqlite:///{home / 'meta.db'}"
     else:
         url = request.getfixturevalue("pg_databases").fresh()
     server = MetaServer(home, url, admin_token="gun_test_admin_token")
+    server.extra_env = dict(extra_env)
     try:
         server.start()
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module", params=STORES)
+def shared_meta(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MetaServer]:
+    """One meta server per test module and store, for tests that each use their own app."""
+    yield from module_meta(request, tmp_path_factory)
 
 
 @pytest.fixture(autouse=True)

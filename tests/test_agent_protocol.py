@@ -20,8 +20,8 @@ import pytest
 
 from gun.core import Platform
 from gun.crypto import Box, load_or_create_key
-from gun.providers import NewInstance
 from gun.store import Store
+from tests.fakes import RecordingProvider
 from tests.meta import GUN, MetaServer
 from tests.up import Up, running
 
@@ -39,31 +39,6 @@ SLICE = {
     "git",
     "drains",
 }
-
-
-class Recorder:
-    """An instance provider that starts nothing: it keeps each agent's id and token."""
-
-    name = "fake"
-
-    def __init__(self) -> None:
-        self.made: list[NewInstance] = []
-
-    def create(self, new: NewInstance) -> str:
-        self.made.append(new)
-        return f"fake://{new.id}"
-
-    def delete(self, instance_id: str) -> None:
-        pass
-
-    def ids(self) -> list[str]:
-        return [m.id for m in self.made]
-
-    def shell(self, instance_id: str) -> list[str]:
-        return ["true"]
-
-    def ensure_running(self) -> list[str]:
-        return []
 
 
 class Agent:
@@ -100,7 +75,7 @@ def add_instances(meta: MetaServer, app: str, count: int) -> list[Agent]:
     """Instances made through the Platform, on meta's own database, with no agent started."""
     store = Store.open(meta.database_url, Box(load_or_create_key(meta.home, None)))
     try:
-        fake = Recorder()
+        fake = RecordingProvider()
         platform = Platform(store, providers={"fake": fake}, meta_url=meta.url)
         admin = platform.tokens.authenticate(meta.admin_token)
         platform.instances.create(admin, app, "default", count, provider="fake")

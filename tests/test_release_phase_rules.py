@@ -14,39 +14,17 @@ from gun.core import Platform
 from gun.core.release_phase import STALE_GRACE
 from gun.errors import Conflict
 from gun.model import Principal
-from gun.providers import NewInstance
 from gun.store import Store
 from gun.store.schema import releases
+from tests.fakes import RecordingProvider
 
 APP = "shop"
-
-
-class Recorder:
-    """An instance provider that starts nothing: it keeps each new agent's credentials."""
-
-    name = "fake"
-
-    def __init__(self) -> None:
-        self.made: list[NewInstance] = []
-
-    def create(self, new: NewInstance) -> str:
-        self.made.append(new)
-        return f"fake://{new.id}"
-
-    def delete(self, instance_id: str) -> None:
-        pass
-
-    def shell(self, instance_id: str) -> list[str]:
-        return ["true"]
-
-    def ensure_running(self) -> list[str]:
-        return []
 
 
 class World:
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.provider = Recorder()
+        self.provider = RecordingProvider()
         self.gun = Platform(store, providers={"fake": self.provider}, meta_url="http://meta")
         token = self.gun.tokens.bootstrap_admin(None)
         assert token is not None

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import STORES
+from tests.conftest import STORES, module_meta
 from tests.meta import MetaServer
 
 SECRETS = {"DATABASE_URL": "postgres://u:hunter2@db/vault", "API_KEY": "sk_live_51Hx"}
@@ -37,18 +37,7 @@ def meta(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[MetaServer]:
     """One meta per store for the module, with a drain it knows of (ingest URLs)."""
-    home = tmp_path_factory.mktemp("meta")
-    if request.param == "sqlite":
-        url = f"sqlite:///{home / 'meta.db'}"
-    else:
-        url = request.getfixturevalue("pg_databases").fresh()
-    server = MetaServer(home, url, admin_token="gun_test_admin_token")
-    server.extra_env = {"GUN_DRAIN_URL": "http://127.0.0.1:9"}
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
+    yield from module_meta(request, tmp_path_factory, GUN_DRAIN_URL="http://127.0.0.1:9")
 
 
 @pytest.fixture(scope="module")
