@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import shutil
+import shlex
 import signal
 import subprocess
 import sys
@@ -114,7 +115,7 @@ class LocalProvider:
         return sorted(p.name for p in self.root.iterdir() if (p / AGENT_CONFIG).exists())
 
     def shell(self, instance_id: str) -> list[str]:
-        return ["bash", "-c", f"cd {self.dir(instance_id)} && exec bash -i"]
+        return ["bash", "-c", f"cd {shlex.quote(str(self.dir(instance_id)))} && exec bash -i"]
 
     def ensure_running(self) -> list[str]:
         restarted = []
