@@ -159,13 +159,15 @@ class Config:
         release waits for its release phase: each would be a release on top of it."""
         with self.store.write() as tx:
             app = tx.apps.existing(name, lock=True)
-            self.release_phase.refuse_while_pending(tx, app, "change config")
+            newest = self.release_phase.refuse_while_pending(tx, app, "change config")
             stored = tx.config.of(app.id)
-            current = tx.releases.current_version(app.id)
+            if newest is not None and newest[1] == "succeeded":  # the usual case: one query less
+                current: int | None = newest[0]
+            else:
+                current = tx.releases.current_version(app.id)
             build = tx.releases.build_of(app.id, current) if current else None
-            out, config = config_releases(
-                app.name, stored, build, batch, tx.releases.next_version(app.id), now()
-            )
+            top = newest[0] if newest is not None else 0
+            out, config = config_releases(app.name, stored, build, batch, top + 1, now())
             made = [r for r in out if isinstance(r, Release)]
             if made:
                 tx.releases.add(app, made)

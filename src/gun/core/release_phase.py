@@ -52,12 +52,14 @@ class ReleasePhase:
 
     # what the others ask ---------------------------------------------------------------------
 
-    def refuse_while_pending(self, tx: Tx, app: App, doing: str) -> None:
+    def refuse_while_pending(self, tx: Tx, app: App, doing: str) -> tuple[int, str] | None:
         """Refuse (Conflict) what would make a release on top of one whose release phase is
-        running; call with the app's row locked. A stale one is failed instead."""
-        version = tx.releases.pending(app.id)
-        if version is None:
-            return
+        running; call with the app's row locked. A stale one is failed instead. Returns the
+        newest release's (version, status) as it then is, for the caller's next version."""
+        newest = tx.releases.newest(app.id)
+        if newest is None or newest[1] != "pending":
+            return newest
+        version = newest[0]
         release = tx.releases.get(app, version)
         assert release is not None
         age = (now() - release.created_at).total_seconds()
@@ -73,6 +75,7 @@ class ReleasePhase:
         tx.events.record(
             app, "meta", "release.phase", {"version": version, "ok": False, "error": why}
         )
+        return version, "failed"
 
     def stale(self, build: Build) -> bool:
         """A build waiting for a release phase that is STALE_GRACE past its timeout."""

@@ -126,12 +126,17 @@ class ReleaseQueries(Queries):
             .values(status=status)
         )
 
-    def pending(self, app_id: int) -> int | None:
-        """The newest release if it is waiting for its release phase (and newer than current)."""
+    def newest(self, app_id: int) -> tuple[int, str] | None:
+        """(version, status) of the app's newest release, None before the first."""
         row = self.conn.execute(
             select(releases.c.version, releases.c.status)
             .where(releases.c.app_id == app_id)
             .order_by(releases.c.version.desc())
             .limit(1)
         ).first()
-        return row.version if row is not None and row.status == "pending" else None
+        return None if row is None else (int(row.version), str(row.status))
+
+    def pending(self, app_id: int) -> int | None:
+        """The newest release if it is waiting for its release phase (and newer than current)."""
+        newest = self.newest(app_id)
+        return newest[0] if newest is not None and newest[1] == "pending" else None
