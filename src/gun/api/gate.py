@@ -19,6 +19,7 @@ unread closes the connection, so its rest is not read either.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from re import Pattern
@@ -109,12 +110,14 @@ class Gate:
         self.app = app
         self.routers = list(routers)
         self.limit = limit
-        self._doors: Doors | None = None
+        self._find: Callable[[str, str], Door] | None = None
 
     def door(self, scope: Scope) -> Door:
-        if self._doors is None:  # the routers are complete by the first request
-            self._doors = Doors.of(self.routers)
-        return self._doors.find(scope["method"], scope["path"])
+        if self._find is None:  # the routers are complete by the first request
+            # a path is matched against every route's pattern once; 4,096 kept (an app's
+            # paths repeat, and a flood of others only pushes out other misses)
+            self._find = functools.lru_cache(maxsize=4096)(Doors.of(self.routers).find)
+        return self._find(scope["method"], scope["path"])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
