@@ -3,6 +3,7 @@ aggregate with every bucket checked, l2met's statistics, late data, resolutions.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from fractions import Fraction
 
@@ -93,7 +94,7 @@ def bodies() -> list[bytes]:
 
 
 def test_replay_router_runtime_and_app_lines() -> None:
-    agg = Aggregator("shop", 60)
+    agg = Aggregator("shop", 60, grace=0)
     bad: list[str] = []
     invalid: list[str] = []
     now = MINUTE + 61.0
@@ -179,7 +180,7 @@ def test_replay_router_runtime_and_app_lines() -> None:
 
 
 def test_bucket_json_is_the_metrics_shape() -> None:
-    agg = Aggregator("shop")
+    agg = Aggregator("shop", grace=0)
     agg.add(Measurement("db.query", "web.1", "ms", "measure", 12.0, MINUTE + 1), MINUTE + 1)
     (bucket,) = agg.flush(MINUTE + 60)
     assert bucket.json() == {
@@ -198,11 +199,12 @@ def test_bucket_json_is_the_metrics_shape() -> None:
         "p99": 12.0,
         "last": None,
         "unique": None,
+        "partial": False,
     }
 
 
 def measure(values: list[float]) -> Bucket:
-    agg = Aggregator("shop", 60)
+    agg = Aggregator("shop", 60, grace=0)
     for v in values:
         agg.add(Measurement("x", None, "ms", "measure", v, MINUTE + 1), MINUTE + 1)
     (bucket,) = agg.flush(MINUTE + 60)
@@ -243,13 +245,13 @@ def test_measure_statistics_match_their_definition(ints: list[int]) -> None:
 
 
 def test_types_are_separate_series() -> None:
-    agg = Aggregator("shop", 10)
+    agg = Aggregator("shop", 10, grace=0)
     t = MINUTE + 3
     for m in [
         Measurement("x", None, "", "count", 2.0, t),
         Measurement("x", None, "", "count", 3.0, t + 1),
         Measurement("x", None, "", "sample", 9.0, t + 2),
-        Measurement("x", None, "", "sample", 8.0, t + 2),  # same time: the later one
+        Measurement("x", None, "", "sample", 8.0, t + 2),  # same time: the greater value
         Measurement("x", None, "ms", "count", 1.0, t),  # another unit, another series
         Measurement("x", "web.1", "", "count", 1.0, t),  # another source too
         Measurement("x", None, "", "unique", 0.0, t, "a"),
@@ -261,13 +263,13 @@ def test_types_are_separate_series() -> None:
         Bucket(k, sum=5.0),
         Bucket(Key("shop", "x", None, "ms", "count", MINUTE, 10), sum=1.0),
         Bucket(Key("shop", "x", "web.1", "", "count", MINUTE, 10), sum=1.0),
-        Bucket(Key("shop", "x", None, "", "sample", MINUTE, 10), last=8.0),
+        Bucket(Key("shop", "x", None, "", "sample", MINUTE, 10), last=9.0),
         Bucket(Key("shop", "x", None, "", "unique", MINUTE, 10), unique=1),
     ]
 
 
 def test_flush_hands_out_closed_intervals_only() -> None:
-    agg = Aggregator("shop", 60)
+    agg = Aggregator("shop", 60, grace=0)
     for s in (0, 59.999, 60, 125):
         agg.add(Measurement("n", None, "", "count", 1.0, MINUTE + s), MINUTE + s)
     assert agg.flush(MINUTE + 59.999) == []
@@ -279,37 +281,77 @@ def test_flush_hands_out_closed_intervals_only() -> None:
     assert agg.late == 0
 
 
-def test_late_data_is_dropped_and_counted() -> None:
-    agg = Aggregator("shop", 60)
+def test_an_interval_is_handed_out_grace_seconds_after_it_ends() -> None:
+    agg = Aggregator("shop", 60, grace=2)
+    agg.add(Measurement("n", None, "", "count", 1.0, MINUTE + 30), MINUTE + 30)
+    assert agg.flush(MINUTE + 61.999) == []
+    assert [b.key.time for b in agg.partial()] == [MINUTE]
+    agg.add(Measurement("n", None, "", "count", 1.0, MINUTE + 59.5), MINUTE + 61)  # on its way
+    assert [b.sum for b in agg.flush(MINUTE + 62)] == [2.0]
+    assert agg.partial() == []
+    assert (agg.late, agg.dropped) == (0, 0)
+
+
+def test_the_open_intervals_show_as_partial_buckets() -> None:
+    agg = Aggregator("shop", 10, grace=1)
+    for value in (5.0, 1.0, 3.0):
+        agg.add(Measurement("q", None, "ms", "measure", value, MINUTE + 1), MINUTE + 1)
+    agg.add(Measurement("q", None, "ms", "measure", 7.0, MINUTE + 12), MINUTE + 12)
+    (first, second) = agg.partial()
+    assert first == Bucket(
+        Key("shop", "q", None, "ms", "measure", MINUTE, 10),
+        count=3, sum=9.0, min=1.0, max=5.0, mean=3.0, median=3.0, p95=5.0, p99=5.0, partial=True,
+    )  # fmt: skip
+    assert (second.key.time, second.count, second.partial) == (MINUTE + 10, 1, True)
+    (done,) = agg.flush(MINUTE + 11)
+    assert done == dataclasses.replace(first, partial=False)
+    assert [b.key.time for b in agg.partial()] == [MINUTE + 10]
+
+
+def test_late_measurements_are_merged_and_the_bucket_handed_out_again() -> None:
+    agg = Aggregator("shop", 60, grace=2)
+    agg.add(Measurement("n", None, "", "count", 1.0, MINUTE + 10), MINUTE + 10)
+    agg.add(Measurement("q", None, "ms", "measure", 4.0, MINUTE + 10), MINUTE + 10)
+    handed = agg.flush(MINUTE + 62)
+    assert [(b.key.name, b.sum) for b in handed] == [("n", 1.0), ("q", 4.0)]
+    agg.add(Measurement("n", None, "", "count", 2.0, MINUTE + 50), MINUTE + 70)  # late
+    agg.add(Measurement("q", None, "ms", "measure", 6.0, MINUTE + 55), MINUTE + 70)
+    assert (agg.late, agg.dropped) == (2, 0)
+    n, q = agg.flush(MINUTE + 71)
+    assert (n.key.time, n.sum, n.previous) == (MINUTE, 3.0, handed[0])
+    assert (q.count, q.sum, q.max, q.previous) == (2, 10.0, 6.0, handed[1])
+    assert agg.flush(MINUTE + 72) == []  # nothing new: not handed out again
+
+
+def test_a_late_measurement_of_an_interval_never_handed_out_makes_a_new_bucket() -> None:
+    agg = Aggregator("shop", 60, grace=2)
+    agg.flush(MINUTE + 100)
+    agg.add(Measurement("n", None, "", "count", 1.0, MINUTE + 10), MINUTE + 100)
+    (b,) = agg.flush(MINUTE + 101)
+    assert (b.key.time, b.sum, b.previous, agg.late) == (MINUTE, 1.0, None, 1)
+
+
+def test_too_old_or_impossible_times_are_dropped_and_counted() -> None:
+    agg = Aggregator("shop", 60, grace=2)
     now = MINUTE + 200.0
 
     def add(seconds: float, at: float = now) -> None:
         agg.add(Measurement("n", None, "", "count", 1.0, MINUTE + seconds), at)
 
-    add(80)  # exactly now - 2 * resolution: kept
-    add(79.999)  # older: late
-    assert agg.late == 1
+    add(119)  # 60..120 ended 80 s ago: over a resolution after its grace (60 + 2)
+    assert agg.dropped == 1
+    add(120)  # 120..180 ended 20 s ago: open still (no flush yet)
     add(float("nan") - MINUTE)
     add(float("inf"))
-    assert agg.late == 3
-    assert [b.key.time for b in agg.flush(now)] == [MINUTE + 60]
-    # Its interval was flushed: a line for it now would hand out a second, partial bucket.
-    add(119, at=now + 1)
-    assert agg.late == 4
-    add(140, at=now + 1)  # the interval 120..180 is closed too (180 <= 200)
-    assert agg.late == 5
-    add(185, at=now + 1)  # still open
-    assert agg.late == 5
-    assert [b.key.time for b in agg.flush(now + 60)] == [MINUTE + 180]
-
-
-def test_a_grace_period_is_the_callers_choice() -> None:
-    agg = Aggregator("shop", 60)
-    agg.add(Measurement("n", None, "", "count", 1.0, MINUTE + 30), MINUTE + 30)
-    assert agg.flush(MINUTE + 62 - 5) == []  # flushing 5 s behind the clock
-    agg.add(Measurement("n", None, "", "count", 1.0, MINUTE + 59), MINUTE + 62)
-    assert [b.sum for b in agg.flush(MINUTE + 65 - 5)] == [2.0]
-    assert agg.late == 0
+    add(-MINUTE - 1)  # before 1970
+    assert (agg.dropped, agg.late) == (4, 0)
+    assert [b.key.time for b in agg.flush(now)] == [MINUTE + 120]
+    add(130, at=now + 1)  # kept one more resolution after it was handed out: late
+    assert (agg.dropped, agg.late) == (4, 1)
+    assert [(b.key.time, b.sum) for b in agg.flush(now + 1)] == [(MINUTE + 120, 2.0)]
+    add(130, at=MINUTE + 242)  # 120 + 2 * 60 + 2 <= 242: too old now
+    assert (agg.dropped, agg.late) == (5, 1)
+    assert agg.flush(MINUTE + 242) == []
 
 
 @pytest.mark.parametrize(
@@ -333,7 +375,7 @@ def test_resolution_must_be_1_to_3600_seconds(resolution: object, message: str) 
 
 @pytest.mark.parametrize(("resolution", "seconds"), [(1, 1), (3600, 3600), ("10", 10)])
 def test_resolutions(resolution: int | str, seconds: int) -> None:
-    agg = Aggregator("shop", resolution)
+    agg = Aggregator("shop", resolution, grace=0)
     agg.add(Measurement("n", None, "", "count", 1.0, MINUTE + 7.5), MINUTE + 8)
     (bucket,) = agg.flush(MINUTE + 3600)
     start = (MINUTE + 7) // seconds * seconds
@@ -371,4 +413,44 @@ def test_add_and_add_rows_agree(steps: list[tuple[Measurement, int]]) -> None:
         got_rows += rows.flush(now - 10)
     assert got_one == got_rows
     assert one.flush(math.inf) == rows.flush(math.inf)
-    assert one.late == rows.late
+    assert (one.late, one.dropped) == (rows.late, rows.dropped)
+
+
+@given(
+    st.lists(st.tuples(_measurements, st.integers(0, 1)), max_size=80),
+    st.integers(1, 10),
+)
+def test_buckets_merged_from_two_workers_equal_those_of_one(
+    items: list[tuple[Measurement, int]], every: int
+) -> None:
+    """The same measurements, each to one of two workers at random, handed over every few
+    measurements and merged: every statistic of every bucket is what one aggregator gives."""
+    one = Aggregator("shop", 30, grace=0)
+    workers = [Aggregator("shop", 30), Aggregator("shop", 30)]
+    merged = Aggregator("shop", 30, grace=0)
+    now = MINUTE
+    for i, (m, worker) in enumerate(items):
+        one.add(m, now)
+        workers[worker].add(m, now)
+        if i % every == 0:
+            for w in workers:
+                merged.merge(w.take(), now)
+    for w in workers:
+        merged.merge(w.take(), now)
+        assert w.take() == {}
+    assert merged.flush(math.inf) == one.flush(math.inf)
+    assert (merged.late, merged.dropped) == (one.late, one.dropped) == (0, 0)
+
+
+def test_a_merged_share_can_be_late_or_too_old() -> None:
+    worker, merged = Aggregator("shop", 60), Aggregator("shop", 60, grace=2)
+    merged.add(Measurement("n", None, "", "count", 1.0, MINUTE + 1), MINUTE + 1)
+    assert [b.sum for b in merged.flush(MINUTE + 62)] == [1.0]
+    for s in (5, 6):
+        worker.add(Measurement("n", None, "", "count", 1.0, MINUTE + s), MINUTE + 63)
+    merged.merge(worker.take(), MINUTE + 63)
+    assert merged.late == 2
+    assert [(b.sum, b.previous is not None) for b in merged.flush(MINUTE + 63)] == [(3.0, True)]
+    worker.add(Measurement("n", None, "", "count", 1.0, MINUTE + 7), MINUTE + 63)
+    merged.merge(worker.take(), MINUTE + 122)  # 0 + 2 * 60 + 2: too old
+    assert (merged.late, merged.dropped) == (2, 1)

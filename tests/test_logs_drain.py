@@ -118,3 +118,34 @@ def test_lines_dated_ahead_are_not_the_newest_forever(drain: Drain, clock: Clock
     clock.now = NOW + 60
     drain.accept("shop", frame(190, NOW + 60, "app", "web.1", "a minute later"))
     assert [t.split(": ", 1)[1] for t in stored(drain)] == ["from the year 9999", "a minute later"]
+
+
+def test_metrics_show_the_open_bucket_then_the_complete_one_then_late_lines_in_it(
+    drain: Drain, outlet: MemoryOutlet, clock: Clock
+) -> None:
+    start = int(NOW) // 10 * 10  # resolution 10 s, grace 2 s
+    drain.accept("shop", frame(190, NOW, "app", "web.1", "count#signup=1"))
+    (partial,) = drain.metrics("shop", None, 0)
+    assert (partial.key.time, partial.sum, partial.partial) == (start, 1.0, True)
+    clock.now = start + 11.9
+    drain.flush()
+    assert drain.metrics("shop", "signup", 0)[0].partial
+    clock.now = start + 12
+    drain.flush()
+    (done,) = [b for b in outlet.buckets if b.key.app == "shop"]
+    assert (done.sum, done.partial) == (1.0, False)
+    assert drain.metrics("shop", None, 0) == [done]
+    # a line of that interval, late: merged, counted, the bucket handed out again
+    clock.now = start + 15
+    drain.accept("shop", frame(190, start + 9, "app", "web.2", "count#signup=2"))
+    clock.now = start + 22
+    drain.flush()
+    again = [b for b in outlet.buckets if b.key.app == "shop"][1]
+    assert (again.key, again.sum, again.previous) == (done.key, 3.0, done)
+    assert drain.metrics("shop", None, 0) == [again]
+    # one too old: dropped, counted
+    drain.accept("shop", frame(190, start - 1, "app", "web.2", "count#signup=5"))
+    clock.now = start + 30
+    drain.flush()
+    assert (own(outlet, "lines.late"), own(outlet, "lines.dropped")) == (1, 1)
+    assert [b.sum for b in drain.metrics("shop", None, 0)] == [3.0]

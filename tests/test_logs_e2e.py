@@ -151,7 +151,7 @@ def test_a_line_with_l2met_metrics_becomes_series(up: Up, sayer: Path) -> None:
     assert (queue_bucket["last"], queue_bucket["unit"], queue_bucket["count"]) == (7, "jobs", None)
     assert set(got[0]) == {
         "name", "source", "unit", "type", "time", "count", "sum", "min", "max",
-        "mean", "median", "p95", "p99", "last", "unique",
+        "mean", "median", "p95", "p99", "last", "unique", "partial",
     }  # fmt: skip
     one = up.json("app:measured", "metrics", "signup", "since=5m")
     assert {b["name"] for b in one} == {"signup"}

@@ -411,3 +411,51 @@ def check_exposition(text: str) -> None:
 def test_the_exposition_check_is_strict(bad: str) -> None:
     with pytest.raises(AssertionError):
         check_exposition(bad)
+
+
+# -- a bucket handed out again (late measurements) ------------------------------------------
+
+
+def again(before: Bucket, *values: float) -> Bucket:
+    """`before` with more measurements, as the aggregator hands it out again."""
+    if before.key.type == "count":
+        return Bucket(before.key, sum=(before.sum or 0) + sum(values), previous=before)
+    assert before.min is not None and before.max is not None
+    return measure(before.key, before.min, before.max, *values).with_previous(before)
+
+
+def test_statsd_sends_what_counters_grew_by_and_gauges_anew(receiver: socket.socket) -> None:
+    outlet = StatsdOutlet("127.0.0.1", receiver.getsockname()[1])
+    first = [BUCKETS[0], BUCKETS[1]]
+    outlet.emit(first)
+    outlet.emit([again(first[0], 6), again(first[1], 2)])
+    outlet.close()
+    assert received(receiver, 2)[1] == (
+        "gun.demo.db.query:1|c\n"
+        "gun.demo.db.query.sum:6|c\n"
+        "gun.demo.db.query.min:6|g\n"
+        "gun.demo.db.query.max:30|g\n"
+        "gun.demo.db.query.mean:16|g\n"
+        "gun.demo.db.query.median:12|g\n"
+        "gun.demo.db.query.p95:30|g\n"
+        "gun.demo.db.query.p99:30|g\n"
+        "gun.demo.signup:2|c"
+    )
+
+
+def test_prometheus_adds_what_a_bucket_handed_out_again_grew_by() -> None:
+    outlet = PrometheusOutlet()
+    outlet.emit([BUCKETS[0], BUCKETS[1]])
+    outlet.emit([again(BUCKETS[0], 6), again(BUCKETS[1], 2)])
+    text = outlet.render()
+    assert 'gun_signup_total{app="demo"} 5\n' in text
+    assert 'gun_db_query_count{app="demo",unit="ms"} 3\n' in text
+    assert 'gun_db_query_sum{app="demo",unit="ms"} 48\n' in text
+    assert 'gun_db_query_min{app="demo",unit="ms"} 6\n' in text
+
+
+def test_whisper_overwrites_the_point_of_a_bucket_handed_out_again(tmp_path: Path) -> None:
+    outlet = WhisperOutlet(tmp_path)
+    outlet.emit([BUCKETS[1]])
+    outlet.emit([again(BUCKETS[1], 2)])
+    assert fetch(tmp_path / "gun/demo/signup/sum.wsp") == [5]

@@ -160,6 +160,7 @@ class DrainSettings:
     statsd: tuple[str, int] | None
     resolution: int
     prefix: str  # prepended to metric names
+    grace: float = 2.0  # seconds a bucket stays open after its interval, for lines on the way
     tls_cert: str | None = None  # serve HTTPS (Heroku's HTTPS drains) with this certificate
     tls_key: str | None = None
     archive_s3: str = ""  # s3://BUCKET[/PREFIX]: finished hours go there (empty: stay local)
@@ -189,6 +190,7 @@ class DrainSettings:
             whisper=None if whisper == "off" else Path(whisper or h / "whisper"),
             statsd=parse_listen(statsd) if statsd else None,
             resolution=int(number("GUN_METRICS_RESOLUTION", 60, 1, 3600)),
+            grace=number("GUN_METRICS_GRACE", 2.0, 0.0, 60.0),
             prefix=os.environ.get("GUN_METRICS_PREFIX", ""),
             tls_cert=tls_cert,
             tls_key=tls_key,

@@ -81,6 +81,7 @@ DRAIN_PASSED = (
     "GUN_WHISPER_DIR",
     "GUN_STATSD",
     "GUN_METRICS_RESOLUTION",
+    "GUN_METRICS_GRACE",
     "GUN_METRICS_PREFIX",
 )
 SERVER = [sys.executable, "-m", "gun.cli", "server"]

@@ -34,6 +34,10 @@ class Client:
         self._http.close()
 
     def request(self, method: str, path: str, **kw: Any) -> Any:
+        return self.response(method, path, **kw)[0]
+
+    def response(self, method: str, path: str, **kw: Any) -> tuple[Any, httpx.Headers]:
+        """The answer's JSON (None when empty) and its headers."""
         try:
             r = self._http.request(method, path, **kw)
         except httpx.TransportError as e:
@@ -44,8 +48,8 @@ class Client:
         if r.status_code >= 400:
             raise Refused(_error(r))
         if r.status_code == 204 or not r.content:
-            return None
-        return r.json()
+            return None, r.headers
+        return r.json(), r.headers
 
     @contextlib.contextmanager
     def stream(self, method: str, path: str, **kw: Any) -> Iterator[httpx.Response]:

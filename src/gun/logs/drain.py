@@ -2,8 +2,10 @@
 
 Frames are read strictly; a retried body (same `Logplex-Frame-Id`) is taken once; lines go to
 the archive and to live tails; measurements (l2met conventions) go to an aggregator per app
-and resolution, whose closed buckets `flush` hands to the outlets and keeps for `metrics`. The
-drain counts what it did and reports it through the same outlets as app `gun-drain`.
+and resolution, whose buckets `flush` hands to the outlets `grace` seconds after their interval
+ends (again, whole, when late measurements changed them) and keeps for `metrics`, which also
+shows the open intervals as partial buckets. The drain counts what it did and reports it
+through the same outlets as app `gun-drain`.
 Everything runs on one thread (the server's event loop); no I/O but the archive's and the
 outlets'.
 """
@@ -13,17 +15,17 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from gun import atomic
 from gun.logs import frames as framing
-from gun.logs.aggregate import Aggregator, check_resolution
+from gun.logs.aggregate import GRACE, Aggregator, check_resolution
 from gun.logs.archive import Archive
 from gun.logs.disk import CannotWrite, cannot_write
-from gun.logs.filters import Filter, format_line
+from gun.logs.filters import Filter, format_line, stamp
 from gun.logs.model import Bucket, Key, Line
 from gun.logs.outlets import Outlet
 from gun.logs.parse import parse_lines
@@ -69,6 +71,7 @@ class Drain:
         *,
         prefix: str = "",
         default_resolution: int = 60,
+        grace: float = GRACE,
         clock: Callable[[], float] = time.time,
         seen_file: Path | None = None,
     ) -> None:
@@ -76,14 +79,17 @@ class Drain:
         self.outlets = list(outlets)
         self.prefix = prefix
         self.default_resolution = check_resolution(default_resolution)
+        self.grace = grace
         self.clock = clock
+        self.started = clock()
         self.figures = Figures()
         self._aggregators: dict[tuple[str, int], Aggregator] = {}
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._tails: dict[str, list[Tail]] = {}
-        self._recent: dict[str, deque[Bucket]] = {}
+        self._recent: dict[str, dict[Key, Bucket]] = {}  # oldest first, at most RECENT
+        self._lines: dict[str, int] = {}  # lines taken per app since the start
         self._reported = Figures()  # the figures as of the last report of the drain's own
-        self._late_reported = 0
+        self._late_reported = self._dropped_reported = 0
         self._own_at: int | None = None  # the interval last reported
         self._last_flush: float | None = None
         self._seen_file = seen_file
@@ -110,7 +116,7 @@ class Drain:
             limit = now + FUTURE
             for line in lines:
                 if line.time > limit:
-                    line.time = now
+                    line.time, line.timestamp = now, stamp(now)
                     self.figures.future += 1
             if self.archive is not None:
                 try:
@@ -118,6 +124,7 @@ class Drain:
                 except OSError as e:
                     raise cannot_write(e, self.archive.root, "the log archive") from None
         self.figures.lines_in += len(lines)
+        self._lines[app] = self._lines.get(app, 0) + len(lines)
         self.figures.bad_frames += len(got.bad)
         unsaved = self._remember(app, frame_id) if frame_id else None
         tails = self._tails.get(app)
@@ -165,7 +172,7 @@ class Drain:
     def _measure(self, app: str, lines: list[Line], resolution: int, now: float) -> None:
         agg = self._aggregators.get((app, resolution))
         if agg is None:
-            agg = self._aggregators[(app, resolution)] = Aggregator(app, resolution)
+            agg = self._aggregators[(app, resolution)] = Aggregator(app, resolution, self.grace)
         got = parse_lines(lines, self.prefix)
         agg.add_rows(got.rows, now)
         self.figures.invalid_metrics += len(got.invalid)
@@ -200,14 +207,15 @@ class Drain:
         self._last_flush = now
         buckets: list[Bucket] = []
         for agg in self._aggregators.values():
-            # an interval stays open until data for it would be over two resolutions late
-            buckets += agg.flush(now - 2 * agg.resolution)
+            buckets += agg.flush(now)
         buckets += self._own_figures(now)
         for b in buckets:
             recent = self._recent.get(b.key.app)
             if recent is None:
-                recent = self._recent[b.key.app] = deque(maxlen=RECENT)
-            recent.append(b)
+                recent = self._recent[b.key.app] = {}
+            recent[b.key] = b  # a bucket handed out again keeps its place
+            if len(recent) > RECENT:
+                del recent[next(iter(recent))]
         return buckets
 
     def _own_figures(self, now: float) -> list[Bucket]:
@@ -218,16 +226,18 @@ class Drain:
         self._own_at = start
         f, r = self.figures, self._reported
         late = sum(a.late for a in self._aggregators.values())
+        dropped = sum(a.dropped for a in self._aggregators.values())
         counts = {
             "lines.in": f.lines_in - r.lines_in,
             "frames.bad": f.bad_frames - r.bad_frames,
             "frames.duplicate": f.duplicates - r.duplicates,
             "metrics.invalid": f.invalid_metrics - r.invalid_metrics,
             "lines.late": late - self._late_reported,
+            "lines.dropped": dropped - self._dropped_reported,
             "lines.future": f.future - r.future,
             "tokens.refused": f.tokens_refused - r.tokens_refused,
         }
-        self._late_reported = late
+        self._late_reported, self._dropped_reported = late, dropped
         self._reported = dataclasses.replace(f)
         out = [
             Bucket(Key(SELF, name, None, "", "count", start, SELF_RESOLUTION), sum=float(value))
@@ -244,11 +254,26 @@ class Drain:
     # reading back ----------------------------------------------------------------------------
 
     def metrics(self, app: str, name: str | None, since: float) -> list[Bucket]:
+        """The app's buckets handed out, then those still open (partial), whose interval ends
+        after `since`."""
+        buckets = list(self._recent.get(app, {}).values())
+        for (of, _), agg in self._aggregators.items():
+            if of == app:
+                buckets += agg.partial()
         return [
             b
-            for b in self._recent.get(app, ())
-            if b.key.time >= since and (name is None or b.key.name == name)
+            for b in buckets
+            if b.key.time + b.key.resolution > since and (name is None or b.key.name == name)
         ]
+
+    def lines_taken(self, app: str) -> int:
+        """How many lines of `app` the drain took since it started."""
+        return self._lines.get(app, 0)
+
+    def resolutions(self, app: str) -> list[int]:
+        """The resolutions `app`'s lines came in at (none yet: the default's)."""
+        got = sorted(r for of, r in self._aggregators if of == app)
+        return got or [self.default_resolution]
 
     def following(self, app: str) -> int:
         """How many live tails follow `app`."""

@@ -3,7 +3,8 @@ bucket of measurements aggregated over one resolution interval. No I/O."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Literal
 
 MetricType = Literal["count", "sample", "measure", "unique"]
@@ -15,7 +16,7 @@ class Line:
     Not frozen: a drain makes one per line, and a frozen dataclass costs 0.4 us more each."""
 
     time: float  # epoch seconds, from TIMESTAMP
-    timestamp: str  # TIMESTAMP as written (RFC 3339 with microseconds)
+    timestamp: str  # TIMESTAMP as written (RFC 3339); a line the drain re-dates gets both anew
     appname: str  # "app" (process output) or "heroku" (router, runtime metrics, platform)
     procid: str  # web.1, router, run.7, ...
     msg: str
@@ -51,7 +52,9 @@ class Key:
 class Bucket:
     """A closed interval of one series with its statistics; None where one does not apply
     (count -> sum; sample -> last; unique -> unique; measure -> count, sum, min, max, mean,
-    median, p95, p99). The shape of `gun metrics --json`."""
+    median, p95, p99). The shape of `gun metrics --json`. `partial`: the interval is still
+    open (shown, never sent to outlets). `previous`: the bucket of this key handed out before,
+    when late measurements made this one (not compared, not shown)."""
 
     key: Key
     count: int | None = None
@@ -64,6 +67,11 @@ class Bucket:
     p99: float | None = None
     last: float | None = None
     unique: int | None = None
+    partial: bool = False
+    previous: Bucket | None = field(default=None, compare=False, repr=False)
+
+    def with_previous(self, previous: Bucket | None) -> Bucket:
+        return dataclasses.replace(self, previous=previous)
 
     def json(self) -> dict[str, object]:
         k = self.key
@@ -83,4 +91,5 @@ class Bucket:
             "p99": self.p99,
             "last": self.last,
             "unique": self.unique,
+            "partial": self.partial,
         }

@@ -8,7 +8,8 @@ GET  /metrics                                 Prometheus
 GET  /health                                  200, or 503 naming each problem (health.py)
 GET  /v1/apps/{app}/logs?n=&ps=&source=&since=&grep=      gun logs (archive), user token
 GET  /v1/apps/{app}/logs/tail?ps=&source=&grep=           gun logs -t (chunked, live)
-GET  /v1/apps/{app}/metrics?name=&since=                  gun metrics
+GET  /v1/apps/{app}/metrics?name=&since=                  gun metrics (partial buckets too;
+                                                          none: `Gun-Note` says why)
 
 Routes are matched on the path as sent (`raw_path`), and tokens are judged by their form
 before meta is asked about them (access.py); meta's answers are cached briefly (meta.py). A
@@ -26,7 +27,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -54,6 +55,7 @@ TAIL_RECHECK = 0.25
 DISK = "disk"  # the Health problem of a write that failed
 
 Scope = MutableMapping[str, Any]
+Headers = Sequence[tuple[bytes, bytes]]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
@@ -157,8 +159,30 @@ class DrainApp:
             await self._tail(receive, send, app, Filter.parse(query), user)
         else:
             since = _since(query.get("since", "1h"))
-            buckets = self.drain.metrics(app, query.get("name") or None, since)
-            await _json(send, 200, [b.json() for b in buckets])
+            name = query.get("name") or None
+            buckets = self.drain.metrics(app, name, since)
+            note = [] if buckets else [(b"gun-note", self._no_metrics(app, name).encode())]
+            await _json(send, 200, [b.json() for b in buckets], note)
+
+    def _no_metrics(self, app: str, name: str | None) -> str:
+        """The sentence that says why `gun metrics` shows nothing."""
+        seconds = "/".join(str(r) for r in self.drain.resolutions(app))
+        when = (
+            f"buckets are {seconds} s: one shows as partial as soon as a metric line comes, and"
+            f" is complete {self.drain.grace:g} s after its interval ends"
+        )
+        taken = self.drain.lines_taken(app)
+        if name is not None:
+            return f"no metric named {name!r} in that time; {when}"
+        if not taken:
+            return (
+                f"the drain has taken no lines of app {app} since it started: metrics come from"
+                f" lines with measure#, sample#, count# or unique# and from router lines; {when}"
+            )
+        return (
+            f"none of the {taken} lines of app {app} the drain took since it started in that"
+            f" time had a metric (measure#NAME=VALUE, sample#, count#, unique#); {when}"
+        )
 
     async def _health(self, send: Send) -> None:
         problems = self.health.problems()
@@ -287,7 +311,9 @@ def _since(raw: str) -> float:
     return Filter.parse({"since": raw}).since or 0.0
 
 
-async def _respond(send: Send, status: int, body: bytes, content_type: bytes) -> None:
+async def _respond(
+    send: Send, status: int, body: bytes, content_type: bytes, extra: Headers = ()
+) -> None:
     await send(
         {
             "type": "http.response.start",
@@ -295,14 +321,15 @@ async def _respond(send: Send, status: int, body: bytes, content_type: bytes) ->
             "headers": [
                 (b"content-type", content_type),
                 (b"content-length", str(len(body)).encode()),
+                *extra,
             ],
         }
     )
     await send({"type": "http.response.body", "body": body})
 
 
-async def _json(send: Send, status: int, data: Any) -> None:
-    await _respond(send, status, json.dumps(data).encode(), b"application/json")
+async def _json(send: Send, status: int, data: Any, extra: Headers = ()) -> None:
+    await _respond(send, status, json.dumps(data).encode(), b"application/json", extra)
 
 
 def make_app(settings: DrainSettings) -> DrainApp:
@@ -333,6 +360,7 @@ def make_app(settings: DrainSettings) -> DrainApp:
         outlets,
         prefix=settings.prefix,
         default_resolution=settings.resolution,
+        grace=settings.grace,
         seen_file=settings.archive / ".frame-ids",
     )
     return DrainApp(drain, Meta(settings.meta_url, settings.meta_token), prometheus)

@@ -159,37 +159,87 @@ METRIC_FIELDS = (
     "p99",
     "last",
     "unique",
+    "partial",
 )
+FOLLOW_EVERY = 1.0  # seconds between a following `metrics -t`'s asks
+FOLLOWED = "5m"  # how far back `metrics -t` looks for buckets completed (or late) since
 
 
 @click.command("metrics")
 @click.argument("metric", metavar="NAME", required=False)
 @click.option("--since", default="1h", show_default=True, help="30s, 15m, 2h, 7d")
+@click.option("-t", "--tail", is_flag=True, help="follow: print each bucket as it completes")
 @app_option
 @pass_ctx
-def metrics(ctx: Ctx, metric: str | None, since: str, app: str | None) -> None:
-    """Metric series derived from the app's logs, one row per bucket."""
+def metrics(ctx: Ctx, metric: str | None, since: str, tail: bool, app: str | None) -> None:
+    """Metric series derived from the app's logs, one row per bucket; the buckets still open
+    are marked partial."""
     name = need_app(app)
+    drain = drain_client(ctx, name)
     query = {"since": since, **({"name": metric} if metric else {})}
-    data: list[dict[str, Any]] = drain_client(ctx, name).get(
-        f"/v1/apps/{p(name)}/metrics", params=query
-    )
-    if ctx.json:
-        output.emit_json([{k: b[k] for k in METRIC_FIELDS} for b in data])
+    data, headers = drain.response("GET", f"/v1/apps/{p(name)}/metrics", params=query)
+    rows = [{k: b[k] for k in METRIC_FIELDS} for b in data]
+    if ctx.json and not tail:
+        output.emit_json(rows)
         return
-    output.table(
-        ["TIME", "NAME", "SOURCE", "TYPE", "VALUE"],
-        [
-            [
-                time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(b["time"])),
-                b["name"],
-                b["source"] or "",
-                b["type"],
-                _value(b),
-            ]
-            for b in data
-        ],
-    )
+    table = [["TIME", "NAME", "SOURCE", "TYPE", "VALUE"], *(_row(b) for b in rows)]
+    widths = [max(len(r[i]) for r in table) for i in range(4)]
+    if not rows and "gun-note" in headers:
+        output.note(headers["gun-note"])
+    elif not ctx.json:
+        for r in table:
+            print(_aligned(r, widths))
+    else:
+        for b in rows:
+            output.emit_json_line(b)
+    if tail:
+        _follow(ctx, drain, name, query, rows, widths)
+
+
+def _follow(
+    ctx: Ctx,
+    drain: Client,
+    name: str,
+    query: dict[str, str],
+    rows: list[dict[str, Any]],
+    widths: list[int],
+) -> None:
+    """Print every bucket that completes, or changes once complete, until interrupted:
+    a row each (a JSON object a line with --json)."""
+    seen = drain.get(f"/v1/apps/{p(name)}/metrics", params=dict(query, since=FOLLOWED))
+    shown = {_key(b): b for b in [*seen, *rows] if not b["partial"]}  # complete already
+    while True:
+        time.sleep(FOLLOW_EVERY)
+        oldest = min((b["time"] for b in rows if b["partial"]), default=None)
+        ago = FOLLOWED if oldest is None else f"{max(1, int(time.time() - oldest) + 1)}s"
+        ask = dict(query, since=ago)  # from the oldest bucket still open
+        rows = drain.get(f"/v1/apps/{p(name)}/metrics", params=ask)
+        for b in rows:
+            if b["partial"] or shown.get(_key(b)) == b:
+                continue
+            shown[_key(b)] = b
+            b = {k: b[k] for k in METRIC_FIELDS}
+            if ctx.json:
+                output.emit_json_line(b)
+            else:
+                row = _row(b)
+                widths = [max(w, len(c)) for w, c in zip(widths, row, strict=False)]
+                print(_aligned(row, widths), flush=True)
+
+
+def _aligned(row: list[str], widths: list[int]) -> str:
+    """A table row: the first columns padded to `widths`, the last as it is."""
+    return "  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]])
+
+
+def _key(b: dict[str, Any]) -> tuple[Any, ...]:
+    return (b["name"], b["source"], b["unit"], b["type"], b["time"])
+
+
+def _row(b: dict[str, Any]) -> list[str]:
+    value = _value(b) + (" (partial)" if b["partial"] else "")
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(b["time"]))
+    return [when, b["name"], b["source"] or "", b["type"], value]
 
 
 def _value(b: dict[str, Any]) -> str:

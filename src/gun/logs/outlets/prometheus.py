@@ -91,11 +91,15 @@ class PrometheusOutlet:
             for bucket in buckets:
                 k = bucket.key
                 sid: SeriesId = (k.app, k.name, k.source or "", k.unit, k.type)
+                was = bucket.previous  # handed out before: add only what it grew by
                 if k.type == "count":
-                    self._count[sid] = self._count.get(sid, 0.0) + (bucket.sum or 0.0)
+                    grew = (bucket.sum or 0.0) - (was.sum or 0.0 if was else 0.0)
+                    self._count[sid] = self._count.get(sid, 0.0) + grew
                 elif k.type == "measure":
-                    self._count[sid] = self._count.get(sid, 0.0) + (bucket.count or 0)
-                    self._sum[sid] = self._sum.get(sid, 0.0) + (bucket.sum or 0.0)
+                    grew = (bucket.count or 0) - (was.count or 0 if was else 0)
+                    self._count[sid] = self._count.get(sid, 0.0) + grew
+                    grew = (bucket.sum or 0.0) - (was.sum or 0.0 if was else 0.0)
+                    self._sum[sid] = self._sum.get(sid, 0.0) + grew
                 latest = self._latest.get(sid)
                 if latest is None or k.time >= latest.key.time:
                     self._latest[sid] = bucket

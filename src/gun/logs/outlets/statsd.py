@@ -21,7 +21,8 @@ So the mean over any period is sum/count of the two counters, also across drains
 the percentiles are those of the last bucket received (two drains sending the same series in
 one flush: the last one wins). A negative gauge is sent as `k:0|g` then `k:-5|g` in the same
 datagram, since a signed gauge value is a delta in statsd. Non-finite values are not sent.
-statsd stamps values with its flush time, not the bucket's time.
+statsd stamps values with its flush time, not the bucket's time. A bucket handed out again
+because late measurements changed it sends what its counters grew by, and its gauges anew.
 
 Lines are packed into datagrams of at most `max_datagram` bytes (a longer line goes alone),
 separated by `\\n`, and sent on a non-blocking UDP socket: a send that fails (refused, buffer
@@ -55,9 +56,13 @@ def number(value: float) -> str:
 
 
 def lines(prefix: str, bucket: Bucket) -> Iterator[str]:
-    """The statsd lines of one bucket; a negative gauge yields its two lines as one string."""
+    """The statsd lines of one bucket; a negative gauge yields its two lines as one string.
+    A bucket handed out again (late measurements: `previous`) sends its counters' growth."""
     key = series_path(prefix, bucket.key)
+    before = dict(stat_values(bucket.previous)) if bucket.previous is not None else {}
     for stat, value in stat_values(bucket):
+        if stat in _COUNTED:
+            value -= before.get(stat, 0.0)
         if not math.isfinite(value):
             continue
         name = f"{key}.{stat}" if bucket.key.type == "measure" and stat != "count" else key
