@@ -110,11 +110,16 @@ class Filter:
 
 
 def format_line(line: Line) -> str:
-    """`2026-11-26T18:47:38.123456+00:00 app[web.1]: message`, always one line."""
+    """`2026-11-26T18:47:38.123456+00:00 app[web.1]: message`, always one line. A TIMESTAMP
+    already written that way (Heroku's and gun's senders do) is used as it is: it is what
+    `stamp(line.time)` gives."""
     msg = line.msg
     if "\n" in msg or "\r" in msg:
         msg = msg.replace("\n", "\\n").replace("\r", "\\r")
-    return f"{stamp(line.time)} {line.appname}[{line.procid}]: {msg}"
+    ts = line.timestamp
+    if len(ts) != STAMP_WIDTH or ts[19] != "." or ts[26:] != "+00:00":
+        ts = stamp(line.time)
+    return f"{ts} {line.appname}[{line.procid}]: {msg}"
 
 
 def stamp(t: float) -> str:
