@@ -1,21 +1,32 @@
-"""bench/drain.py: lines/s through the whole drain on one core, and its peak RSS.
+"""bench/drain.py: lines per CPU-second of the whole drain, on two mixes, and its peak RSS.
 
-The drain (`gun server drain`, pinned to CPU 0 with taskset) gets HTTP POSTs of 100-frame
-logplex bodies from client processes pinned to the other CPUs, and does everything it does in
-production: read the frames, deduplicate by Frame-Id, archive (gzip), parse l2met and router
+The drain (`gun server drain`, pinned with taskset to CPU 0, or to CPUs 0..N-1 with
+`--workers N`) gets HTTP POSTs of 100-frame logplex bodies from client processes (on the other
+CPUs when there are some), and does everything it does in production: read the frames
+strictly, deduplicate by Frame-Id (remembered in a file), archive (gzip), parse l2met and router
 lines, aggregate (60 s buckets) and flush to its outlets (whisper files, Prometheus). A real
 meta (SQLite) answers the ingest-token lookup (cached by the drain after the first).
 
-The mix per 100 lines: 25 router lines, 25 app lines with measure#/count#/sample#, 10 runtime
-metric lines, 40 plain lines. Target: >= 150,000 lines/s on one core (l2met's Go parser and
-aggregator: 83,000-140,000 lines/s on one core of a machine like this one).
+Mixes (bench/mixes.py): `bench`, the mix of issue 5 (short lines, 60 % with metrics), and
+`production`, closer to a busy Heroku app (8 web and 4 worker sources, router lines with long
+quoted paths and UUID request ids, runtime metrics with all seven memory samples and the load
+averages, app lines with quoted values and several measures, 35 % plain lines of 100-300 B).
 
-    .venv/bin/python bench/drain.py [--seconds 10] [--clients 3]
+The figure of record is **lines per drain CPU-second** (user + system time of the drain's
+processes): a slow client, or a busy machine, lowers lines/s but not what each line costs the
+drain. The clients' CPU is printed too: when the drain is below 90 % of its cores while the
+clients use most of theirs, the clients were the limit (said as "client-bound"). Targets:
+>= 120,000 lines per drain CPU-second on both mixes (twice l2met's end-to-end figure here), and
+with `--workers 1,2`, 2 workers on 2 cores >= 1.7x the lines/s of one.
+
+    .venv/bin/python bench/drain.py [--seconds 10] [--clients N] [--mix bench|production|both]
+        [--workers 1[,2]] [--py-spy]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import multiprocessing
@@ -28,16 +39,20 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mixes import FRAMES_PER_BODY, MIXES, bodies  # noqa: E402
+
 PY = sys.executable
 TOKEN = "gun_bench_admin_token_0123456789abcdef"
 DRAIN_TOKEN = "gun_bench_drain_token_0123456789abcdef"  # may only look up ingest tokens
-FRAMES_PER_BODY = 100
+TARGET = 120_000  # lines per drain CPU-second
+SCALING = 1.7  # 2 workers on 2 cores, times the lines/s of one
 
 
 def free_port() -> int:
@@ -75,47 +90,6 @@ def api(url: str, method: str, path: str, body: object | None = None) -> object:
     return json.loads(data) if data else None
 
 
-def frame(appname: str, procid: str, msg: str, stamp: str) -> bytes:
-    text = f"<190>1 {stamp} host {appname} {procid} - {msg}\n".encode()
-    return b"%d %s" % (len(text), text)
-
-
-def bodies(count: int) -> list[bytes]:
-    """`count` bodies of the mix, stamped now (the bench is far shorter than two buckets)."""
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000+00:00", time.gmtime())
-    router = (
-        "at=info method=GET path=/items/{n} host=shop.example.com request_id={u} "
-        'fwd="10.1.2.3" dyno=web.{d} connect=1ms service={s}ms status={st} bytes=4312 '
-        "protocol=https"
-    )
-    out = []
-    for b in range(count):
-        frames = []
-        for i in range(FRAMES_PER_BODY):
-            n = b * FRAMES_PER_BODY + i
-            kind = i % 20
-            if kind < 5:
-                msg = router.format(
-                    n=n, u=uuid.UUID(int=n), d=n % 4 + 1, s=n % 300, st=(200, 200, 404, 500)[n % 4]
-                )
-                frames.append(frame("heroku", "router", msg, stamp))
-            elif kind < 10:
-                msg = f"measure#db.query={n % 50}ms count#orders=1 sample#queue.depth={n % 9}jobs"
-                frames.append(frame("app", f"web.{n % 4 + 1}", msg, stamp))
-            elif kind < 12:
-                msg = (
-                    f"source=web.{n % 4 + 1} dyno=heroku.shop.i-1 sample#load_avg_1m=0.4{n % 9} "
-                    "sample#memory_total=210.00MB sample#memory_rss=200.12MB "
-                    "sample#memory_quota=512.00MB"
-                )
-                frames.append(frame("heroku", f"web.{n % 4 + 1}", msg, stamp))
-            else:
-                msg = f'Started GET "/items/{n}" for 10.1.2.3 at 2026-11-26 12:00:00 +0000'
-                frames.append(frame("app", f"web.{n % 4 + 1}", msg, stamp))
-        out.append(b"".join(frames))
-    return out
-
-
 def client(
     url: str,
     payloads: list[bytes],
@@ -146,12 +120,109 @@ def client(
     results.put((sent, lines, failed))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--clients", type=int, default=max(1, min(3, (os.cpu_count() or 2) - 1)))
-    args = ap.parse_args()
+@dataclass
+class Run:
+    mix: str
+    workers: int
+    wall: float
+    bodies: int
+    failed: int
+    lines: int
+    drain_cpu: float  # seconds, all the drain's processes
+    drain_system: float  # seconds of it in the kernel
+    client_cpu: float  # seconds, all clients
+    client_cores: int  # CPUs the clients may use
+    rss_peak: int  # bytes, the drain's processes together
+
+    @property
+    def per_cpu_second(self) -> float:
+        return self.lines / self.drain_cpu
+
+    @property
+    def client_bound(self) -> bool:
+        return (
+            self.drain_cpu / self.wall < 0.9 * self.workers
+            and self.client_cpu / self.wall > 0.8 * self.client_cores
+        )
+
+
+def tree(p: psutil.Process) -> list[psutil.Process]:
+    with contextlib.suppress(psutil.Error):
+        return [p, *p.children(recursive=True)]
+    return [p]
+
+
+def cpu_of(procs: list[psutil.Process]) -> tuple[float, float]:
+    """(user + system, system) seconds of the processes still there."""
+    total = system = 0.0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            total += t.user + t.system
+            system += t.system
+    return total, system
+
+
+def rss_of(procs: list[psutil.Process]) -> int:
+    total = 0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total
+
+
+def start(
+    tmp: Path, name: str, argv: list[str], env: dict[str, str], cpus: str | None = None
+) -> subprocess.Popen[bytes]:
+    pin = ["taskset", "-c", cpus] if cpus and shutil.which("taskset") else []
+    with open(tmp / f"{name}.log", "ab") as out:
+        return subprocess.Popen(
+            [*pin, PY, "-m", "gun.cli", "server", *argv],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+
+def top_costs(folded: Path, count: int = 15) -> list[str]:
+    """The functions most often on top of the drain's stacks (own time), and the drain's
+    code most often anywhere on them (total), from py-spy's collapsed stacks."""
+    own: dict[str, int] = {}
+    total: dict[str, int] = {}
+    samples = 0
+    for row in folded.read_text().splitlines():
+        stack, _, times = row.rpartition(" ")
+        frames = stack.split(";")
+        k = int(times)
+        samples += k
+        own[frames[-1]] = own.get(frames[-1], 0) + k
+        for f in set(frames):
+            if "gun/" in f:
+                total[f] = total.get(f, 0) + k
+    out = [f"  own time ({samples} samples):"]
+    for where, n in sorted(own.items(), key=lambda x: -x[1])[:count]:
+        out.append(f"    {n / samples:6.1%}  {where}")
+    out.append("  total time, gun's code:")
+    for where, n in sorted(total.items(), key=lambda x: -x[1])[:count]:
+        out.append(f"    {n / samples:6.1%}  {where}")
+    return out
+
+
+def run(mix: str, seconds: float, clients: int, workers: int, spy: bool) -> Run:
+    """A drain of `workers` workers (and its meta) from scratch, loaded by `clients` processes
+    for `seconds`."""
     cpus = os.cpu_count() or 1
+    drain_cpus = set(range(min(workers, cpus)))
+    client_cpus = set(range(cpus)) - drain_cpus or set(range(cpus))
     tmp = Path(tempfile.mkdtemp(prefix="gun-bench-drain-"))
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -164,73 +235,115 @@ def main() -> None:
             GUN_DRAIN_TOKEN=DRAIN_TOKEN,
             GUN_DRAIN_URL=drain_url,
         )
-        with open(tmp / "meta.log", "ab") as out:
-            meta = subprocess.Popen(
-                [PY, "-m", "gun.cli", "server", "meta", "--listen", f"127.0.0.1:{meta_port}"],
-                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+        meta = start(tmp, "meta", ["meta", "--listen", f"127.0.0.1:{meta_port}"], env)
         procs.append(meta)
         wait_http(meta_url, meta, "meta")
         api(meta_url, "POST", "/v1/apps", {"name": "shop"})
         ingest = api(meta_url, "GET", "/v1/apps/shop/drains/ingest")
         assert isinstance(ingest, dict)
         drain_env = dict(env, GUN_META_URL=meta_url, GUN_DRAIN_META_TOKEN=DRAIN_TOKEN)
-        pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
-        with open(tmp / "drain.log", "ab") as out:
-            listen = f"127.0.0.1:{drain_port}"
-            drain = subprocess.Popen(
-                [*pin, PY, "-m", "gun.cli", "server", "drain", "--listen", listen],
-                env=drain_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+        if workers > 1:
+            drain_env["GUN_DRAIN_WORKERS"] = str(workers)
+        pinned = ",".join(map(str, sorted(drain_cpus)))
+        argv = ["drain", "--listen", f"127.0.0.1:{drain_port}"]
+        drain = start(tmp, "drain", argv, drain_env, pinned)
         procs.append(drain)
         wait_http(drain_url, drain, "the drain")
-        ps = psutil.Process(drain.pid)
-        payloads = bodies(200)
+        payloads = bodies(mix, 200)
         results: multiprocessing.Queue[tuple[int, int, int]] = multiprocessing.Queue()
-        # warm up: the token lookup, imports, first whisper files
-        client(ingest["url"], payloads[:5], 1.0, results)
+        # warm up: the token lookup, imports, the first whisper files
+        client(ingest["url"], payloads[:20], 1.0, results)
         results.get()
-        cpu0 = sum(ps.cpu_times()[:2])
-        rss_peak = ps.memory_info().rss
+        time.sleep(1.5)  # the flush after the warm-up
+        drains = tree(psutil.Process(drain.pid))
+        cpu0, system0 = cpu_of(drains)
+        rss_peak = rss_of(drains)
+        spying = None
+        if spy:
+            spying = subprocess.Popen(
+                ["py-spy", "record", "--pid", str(drains[-1].pid), "--duration",
+                 str(int(seconds)), "--rate", "200", "--format", "raw", "--output",
+                 str(tmp / "spy.txt"), "--nonblocking"],
+                stdout=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
         began = time.monotonic()
-        work = (ingest["url"], payloads, args.seconds, results)
-        workers = [multiprocessing.Process(target=client, args=work) for _ in range(args.clients)]
-        for w in workers:
+        work = (ingest["url"], payloads, seconds, results)
+        loaders = [multiprocessing.Process(target=client, args=work) for _ in range(clients)]
+        for w in loaders:
             w.start()
-            if cpus > 1:
-                os.sched_setaffinity(w.pid, set(range(1, cpus)))  # type: ignore[arg-type]
-        while any(w.is_alive() for w in workers):
-            rss_peak = max(rss_peak, ps.memory_info().rss)
+            if w.pid:
+                os.sched_setaffinity(w.pid, client_cpus)
+        watched = [psutil.Process(w.pid) for w in loaders if w.pid]
+        used: dict[int, float] = {}  # CPU seconds of each client, as last read
+        while any(w.is_alive() for w in loaders):
+            rss_peak = max(rss_peak, rss_of(drains))
+            for c in watched:
+                with contextlib.suppress(psutil.Error):  # gone: its last reading stands
+                    used[c.pid] = sum(c.cpu_times()[:2])
             time.sleep(0.2)
         wall = time.monotonic() - began
-        cpu = sum(ps.cpu_times()[:2]) - cpu0
-        got = [results.get() for _ in workers]
-        for w in workers:
+        cpu1, system1 = cpu_of(drains)
+        got = [results.get() for _ in loaders]
+        for w in loaders:
             w.join()
         sent, lines, failed = (sum(x) for x in zip(*got, strict=True))
-        hwm = 0
-        with open(f"/proc/{drain.pid}/status") as f:
-            for row in f:
-                if row.startswith("VmHWM:"):
-                    hwm = int(row.split()[1]) * 1024
-        print(f"drain on CPU 0 ({'taskset' if pin else 'not pinned'}), {args.clients} clients, "
-              f"{cpus} CPUs, {wall:.1f} s")  # fmt: skip
-        print(f"  bodies      {sent:>10,} ({failed} refused), {FRAMES_PER_BODY} frames each")
-        print(f"  lines       {lines:>10,}")
-        print(f"  lines/s     {lines / wall:>10,.0f}   (target >= 150,000 on one core)")
-        print(f"  drain CPU   {cpu / wall * 100:>9.0f} %  of one core")
-        print(f"  peak RSS    {max(rss_peak, hwm) / 2**20:>9.1f} MiB")
-        print(f"  target      {'met' if lines / wall >= 150_000 else 'missed'}")
+        if spying is not None:
+            spying.wait(30)
+            print(f"py-spy of one drain process, mix {mix}:", *top_costs(tmp / "spy.txt"), sep="\n")
+        return Run(
+            mix, workers, wall, sent, failed, lines, cpu1 - cpu0, system1 - system0,
+            sum(used.values()), len(client_cpus), rss_peak,
+        )  # fmt: skip
     finally:
-        for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(p.pid, signal.SIGKILL)
-                    p.wait()
+        stop(procs)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--clients", type=int, default=max(1, min(3, (os.cpu_count() or 2) - 1)))
+    ap.add_argument("--mix", choices=(*MIXES, "both"), default="both")
+    ap.add_argument("--workers", default="1", help="drain workers: 1, 2, or 1,2 to compare")
+    ap.add_argument("--py-spy", action="store_true", help="profile a drain process with py-spy")
+    args = ap.parse_args()
+    counts = [int(w) for w in args.workers.split(",")]
+    cpus = os.cpu_count() or 1
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(
+        f"{cpus} CPUs, the drain pinned to the first N with taskset, {args.clients} client"
+        f" process(es) on the others (or on all when there are none), {args.seconds:g} s a run,"
+        f" Python {sys.version.split()[0]} ({PY}); load average before: {load}"
+    )
+    print(
+        f"{'mix':<11} {'workers':>7} {'lines':>10} {'lines/s':>9} {'drain CPU':>9}"
+        f" {'lines/CPU-s':>12} {'(kernel)':>8} {'clients CPU':>11} {'RSS MiB':>8}  target"
+    )
+    mixes = MIXES if args.mix == "both" else (args.mix,)
+    runs = []
+    for mix in mixes:
+        for workers in counts:
+            r = run(mix, args.seconds, args.clients, workers, args.py_spy)
+            runs.append(r)
+            verdict = "met" if r.per_cpu_second >= TARGET else "missed"
+            bound = ", client-bound" if r.client_bound else ""
+            refused = f", {r.failed} bodies refused" if r.failed else ""
+            print(
+                f"{r.mix:<11} {r.workers:>7} {r.lines:>10,} {r.lines / r.wall:>9,.0f}"
+                f" {r.drain_cpu / r.wall:>8.0%} {r.per_cpu_second:>12,.0f}"
+                f" {r.drain_system / r.drain_cpu:>8.0%} {r.client_cpu / r.wall:>10.0%}"
+                f" {r.rss_peak / 2**20:>8.1f}  {verdict} (>= {TARGET:,}){bound}{refused}",
+                flush=True,
+            )
+        one = [r for r in runs if r.mix == mix and r.workers == 1]
+        two = [r for r in runs if r.mix == mix and r.workers == 2]
+        if one and two:
+            ratio = (two[0].lines / two[0].wall) / (one[0].lines / one[0].wall)
+            verdict = "met" if ratio >= SCALING else "missed"
+            print(f"{mix:<11} 2 workers / 1: {ratio:.2f}x lines/s  {verdict} (>= {SCALING}x)")
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if any(r.failed for r in runs):
+        sys.exit(1)
 
 
 if __name__ == "__main__":
