@@ -13,25 +13,21 @@ outlets'.
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from gun import atomic
 from gun.logs import frames as framing
 from gun.logs.aggregate import GRACE, Aggregator, check_resolution
 from gun.logs.archive import Archive
-from gun.logs.disk import CannotWrite, cannot_write
+from gun.logs.disk import cannot_write
 from gun.logs.filters import Filter, format_line, stamp
 from gun.logs.model import Bucket, Key, Line
 from gun.logs.outlets import Outlet
 from gun.logs.parse import parse_lines
+from gun.logs.seen import Seen
 
 SELF = "gun-drain"  # the app name the drain's own figures are reported under
-SEEN_FRAMES = 100_000  # frame ids remembered for deduplication
 RECENT = 20_000  # buckets kept per app for `gun metrics`
 SELF_RESOLUTION = 10
 FUTURE = 86400.0  # seconds a line may be dated after its arrival
@@ -73,7 +69,7 @@ class Drain:
         default_resolution: int = 60,
         grace: float = GRACE,
         clock: Callable[[], float] = time.time,
-        seen_file: Path | None = None,
+        seen: Seen | None = None,
     ) -> None:
         self.archive = archive
         self.outlets = list(outlets)
@@ -84,7 +80,7 @@ class Drain:
         self.started = clock()
         self.figures = Figures()
         self._aggregators: dict[tuple[str, int], Aggregator] = {}
-        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self.seen = seen or Seen(None)
         self._tails: dict[str, list[Tail]] = {}
         self._recent: dict[str, dict[Key, Bucket]] = {}  # oldest first, at most RECENT
         self._lines: dict[str, int] = {}  # lines taken per app since the start
@@ -92,10 +88,7 @@ class Drain:
         self._late_reported = self._dropped_reported = 0
         self._own_at: int | None = None  # the interval last reported
         self._last_flush: float | None = None
-        self._seen_file = seen_file
-        self._seen_lines = 0
-        if seen_file is not None:
-            self._load_seen(seen_file)
+        self.dropped_elsewhere = 0  # measurements the workers dropped (a hub's drain)
 
     # in --------------------------------------------------------------------------------------
 
@@ -104,11 +97,9 @@ class Drain:
     ) -> Accepted:
         """Take one POSTed body of `app`; raises FrameError when it is not frames at all, and
         CannotWrite when the disk refuses it (see the module docstring)."""
-        if frame_id:
-            key = (app, frame_id)
-            if key in self._seen:
-                self.figures.duplicates += 1
-                return Accepted(0, [])
+        if frame_id and (app, frame_id) in self.seen:
+            self.figures.duplicates += 1
+            return Accepted(0, [])
         got = framing.read(body)
         lines = got.lines
         now = self.clock()
@@ -126,7 +117,7 @@ class Drain:
         self.figures.lines_in += len(lines)
         self._lines[app] = self._lines.get(app, 0) + len(lines)
         self.figures.bad_frames += len(got.bad)
-        unsaved = self._remember(app, frame_id) if frame_id else None
+        unsaved = self.seen.remember(app, frame_id) if frame_id else None
         tails = self._tails.get(app)
         if tails:
             self._to_tails(tails, lines)
@@ -134,40 +125,6 @@ class Drain:
         if unsaved is not None:
             raise unsaved
         return Accepted(len(lines), got.bad)
-
-    # retried bodies are taken once, also across a restart: frame ids are kept in a file,
-    # written (to the kernel) after the archive and before the answer
-    def _remember(self, app: str, frame_id: str) -> CannotWrite | None:
-        self._seen[(app, frame_id)] = None
-        if len(self._seen) > SEEN_FRAMES:
-            self._seen.popitem(last=False)
-        if self._seen_file is None or "\t" in frame_id or "\n" in frame_id:
-            return None
-        try:
-            fd = os.open(self._seen_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.write(fd, f"{app}\t{frame_id}\n".encode())
-            finally:
-                os.close(fd)
-            self._seen_lines += 1
-            if self._seen_lines > 2 * SEEN_FRAMES:  # keep the file as long as the memory
-                text = "".join(f"{a}\t{f}\n" for a, f in self._seen)
-                atomic.write(self._seen_file, text, mode=0o600)
-                self._seen_lines = len(self._seen)
-        except OSError as e:
-            return cannot_write(e, self._seen_file, "the frame ids of the bodies it took")
-        return None
-
-    def _load_seen(self, path: Path) -> None:
-        try:
-            text = path.read_text(errors="replace")
-        except FileNotFoundError:
-            return
-        for row in text.splitlines()[-SEEN_FRAMES:]:
-            app, tab, frame_id = row.partition("\t")
-            if tab:
-                self._seen[(app, frame_id)] = None
-        self._seen_lines = len(text.splitlines())
 
     def _measure(self, app: str, lines: list[Line], resolution: int, now: float) -> None:
         agg = self._aggregators.get((app, resolution))
@@ -226,7 +183,7 @@ class Drain:
         self._own_at = start
         f, r = self.figures, self._reported
         late = sum(a.late for a in self._aggregators.values())
-        dropped = sum(a.dropped for a in self._aggregators.values())
+        dropped = sum(a.dropped for a in self._aggregators.values()) + self.dropped_elsewhere
         counts = {
             "lines.in": f.lines_in - r.lines_in,
             "frames.bad": f.bad_frames - r.bad_frames,

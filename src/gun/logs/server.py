@@ -43,6 +43,7 @@ from gun.logs.health import Health, supervise
 from gun.logs.meta import Meta
 from gun.logs.outlets.prometheus import PrometheusOutlet
 from gun.logs.remote import remote_archive_from_url
+from gun.logs.seen import Seen
 from gun.logs.upkeep import PRUNE_EVERY, SHIP_EVERY, Upkeep
 from gun.settings import DrainSettings, parse_listen
 
@@ -361,7 +362,7 @@ def make_app(settings: DrainSettings) -> DrainApp:
         prefix=settings.prefix,
         default_resolution=settings.resolution,
         grace=settings.grace,
-        seen_file=settings.archive / ".frame-ids",
+        seen=Seen(settings.archive),
     )
     return DrainApp(drain, Meta(settings.meta_url, settings.meta_token), prometheus)
 
