@@ -52,6 +52,14 @@ def number(name: str, default: float, low: float, high: float) -> float:
     return value
 
 
+def whole(name: str, default: int, low: int, high: int) -> int:
+    """`number` that must be a whole number."""
+    value = number(name, default, low, high)
+    if not float(value).is_integer():
+        raise UsageError(f"{name}={os.environ.get(name)!r} is not a whole number")
+    return int(value)
+
+
 def _plain(x: float) -> str:
     """A bound as people write it: 1073741824, not 1.07374e+09."""
     return str(int(x)) if x == int(x) else f"{x:g}"
@@ -161,6 +169,7 @@ class DrainSettings:
     resolution: int
     prefix: str  # prepended to metric names
     grace: float = 2.0  # seconds a bucket stays open after its interval, for lines on the way
+    workers: int = 1  # processes serving HTTP (more than 1: a parent, a hub, workers)
     tls_cert: str | None = None  # serve HTTPS (Heroku's HTTPS drains) with this certificate
     tls_key: str | None = None
     archive_s3: str = ""  # s3://BUCKET[/PREFIX]: finished hours go there (empty: stay local)
@@ -191,6 +200,7 @@ class DrainSettings:
             statsd=parse_listen(statsd) if statsd else None,
             resolution=int(number("GUN_METRICS_RESOLUTION", 60, 1, 3600)),
             grace=number("GUN_METRICS_GRACE", 2.0, 0.0, 60.0),
+            workers=whole("GUN_DRAIN_WORKERS", 1, 1, 64),
             prefix=os.environ.get("GUN_METRICS_PREFIX", ""),
             tls_cert=tls_cert,
             tls_key=tls_key,

@@ -82,6 +82,7 @@ DRAIN_PASSED = (
     "GUN_STATSD",
     "GUN_METRICS_RESOLUTION",
     "GUN_METRICS_GRACE",
+    "GUN_DRAIN_WORKERS",
     "GUN_METRICS_PREFIX",
 )
 SERVER = [sys.executable, "-m", "gun.cli", "server"]

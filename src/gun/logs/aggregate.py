@@ -42,6 +42,7 @@ drain's hot path.
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Iterable
 
 from gun.errors import InvalidParams
@@ -61,7 +62,7 @@ class _Interval:
 
     def __init__(self) -> None:
         self.n = 0  # measurements added
-        self.measures: dict[_Series, list[float]] = {}
+        self.measures: dict[_Series, array[float]] = {}  # 8 bytes a value, pickled as bytes
         self.counts: dict[_Series, float] = {}
         self.samples: dict[_Series, tuple[float, float]] = {}  # (time, value)
         self.uniques: dict[_Series, set[str]] = {}
@@ -152,7 +153,7 @@ class Aggregator:
         at_hand = _Interval()  # a stand-in until the first row
         late = dropped = added = 0
         is_late = False
-        measures: dict[_Series, list[float]] = {}
+        measures: dict[_Series, array[float]] = {}
         counts: dict[_Series, float] = {}
         samples: dict[_Series, tuple[float, float]] = {}
         uniques: dict[_Series, set[str]] = {}
@@ -179,7 +180,7 @@ class Aggregator:
             if kind == "measure":
                 values = measures.get(series)
                 if values is None:
-                    measures[series] = [value]
+                    measures[series] = array("d", (value,))
                 else:
                     values.append(value)
             elif kind == "count":
@@ -259,11 +260,8 @@ class Aggregator:
         out: list[Bucket] = []
         for series, total in interval.counts.items():
             out.append(Bucket(key(series, "count"), sum=total, partial=partial))
-        for series, values in interval.measures.items():
-            if partial:
-                values = sorted(values)
-            else:
-                values.sort()
+        for series, held in interval.measures.items():
+            values = sorted(held)
             n = len(values)
             s = math.fsum(values)
             out.append(

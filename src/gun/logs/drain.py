@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gun.logs import frames as framing
-from gun.logs.aggregate import GRACE, Aggregator, check_resolution
+from gun.logs.aggregate import GRACE, Aggregator, Intervals, check_resolution
 from gun.logs.archive import Archive
 from gun.logs.disk import cannot_write
 from gun.logs.filters import Filter, format_line, stamp
@@ -48,6 +48,16 @@ class Tail:
     send: Callable[[str], None]
 
 
+@dataclass(slots=True)
+class Report:
+    """What a worker took since its last report (Drain.report, Drain.absorb)."""
+
+    shares: dict[tuple[str, int], Intervals]  # (app, resolution) -> intervals
+    figures: dict[str, int]  # growth of each counted figure
+    lines: dict[str, int]  # lines taken per app
+    dropped: int  # measurements too old to merge
+
+
 @dataclass
 class Figures:
     lines_in: int = 0
@@ -57,6 +67,9 @@ class Figures:
     future: int = 0  # lines dated over FUTURE ahead, kept at their arrival
     tokens_refused: int = 0  # bodies refused for a missing or invalid ingest token (server)
     flush_lag: float = 0.0  # seconds the last flush ran behind its interval
+
+
+_COUNTED = ("lines_in", "bad_frames", "duplicates", "invalid_metrics", "future", "tokens_refused")
 
 
 class Drain:
@@ -89,6 +102,10 @@ class Drain:
         self._own_at: int | None = None  # the interval last reported
         self._last_flush: float | None = None
         self.dropped_elsewhere = 0  # measurements the workers dropped (a hub's drain)
+        # a worker's: what its last report said, and where its lines go for others' tails
+        self._lines_reported: dict[str, int] = {}
+        self._dropped_reported = 0
+        self.on_lines: Callable[[str, list[Line]], None] | None = None
 
     # in --------------------------------------------------------------------------------------
 
@@ -121,18 +138,62 @@ class Drain:
         tails = self._tails.get(app)
         if tails:
             self._to_tails(tails, lines)
+        if self.on_lines is not None and lines:
+            self.on_lines(app, lines)
         self._measure(app, lines, resolution or self.default_resolution, now)
         if unsaved is not None:
             raise unsaved
         return Accepted(len(lines), got.bad)
 
-    def _measure(self, app: str, lines: list[Line], resolution: int, now: float) -> None:
+    def _aggregator(self, app: str, resolution: int) -> Aggregator:
         agg = self._aggregators.get((app, resolution))
         if agg is None:
             agg = self._aggregators[(app, resolution)] = Aggregator(app, resolution, self.grace)
+        return agg
+
+    def _measure(self, app: str, lines: list[Line], resolution: int, now: float) -> None:
         got = parse_lines(lines, self.prefix)
-        agg.add_rows(got.rows, now)
+        self._aggregator(app, resolution).add_rows(got.rows, now)
         self.figures.invalid_metrics += len(got.invalid)
+
+    # workers ---------------------------------------------------------------------------------
+
+    def report(self) -> Report:
+        """What this drain (a worker) took since its last report, handed over: its aggregators'
+        shares and the growth of its figures, for the drain that merges all workers'."""
+        shares = {key: agg.take() for key, agg in self._aggregators.items()}
+        dropped = sum(a.dropped for a in self._aggregators.values())
+        f, r = self.figures, self._reported
+        grown = {k: getattr(f, k) - getattr(r, k) for k in _COUNTED}
+        lines = {app: n - self._lines_reported.get(app, 0) for app, n in self._lines.items()}
+        report = Report(
+            {k: v for k, v in shares.items() if v}, grown, {a: n for a, n in lines.items() if n},
+            dropped - self._dropped_reported,
+        )  # fmt: skip
+        self._reported = dataclasses.replace(f)
+        self._lines_reported = dict(self._lines)
+        self._dropped_reported = dropped
+        return report
+
+    def absorb(self, report: Report, now: float) -> None:
+        """Merge a worker's report in, as if its lines had come here at `now`."""
+        for (app, resolution), share in report.shares.items():
+            self._aggregator(app, resolution).merge(share, now)
+        for name, grown in report.figures.items():
+            setattr(self.figures, name, getattr(self.figures, name) + grown)
+        for app, n in report.lines.items():
+            self._lines[app] = self._lines.get(app, 0) + n
+        self.dropped_elsewhere += report.dropped
+
+    def deliver(self, app: str, lines: list[Line]) -> None:
+        """Lines of `app` another worker took, for the live tails here."""
+        tails = self._tails.get(app)
+        if tails:
+            self._to_tails(tails, lines)
+
+    def followed(self) -> set[str]:
+        """The apps live tails here follow."""
+        return {app for app, tails in self._tails.items() if tails}
 
     def _to_tails(self, tails: list[Tail], lines: list[Line]) -> None:
         for line in lines:
@@ -222,6 +283,26 @@ class Drain:
             for b in buckets
             if b.key.time + b.key.resolution > since and (name is None or b.key.name == name)
         ]
+
+    def why_no_metrics(self, app: str, name: str | None) -> str:
+        """The sentence that says why `metrics` of `app` (and `name`) has nothing to show."""
+        seconds = "/".join(str(r) for r in self.resolutions(app))
+        when = (
+            f"buckets are {seconds} s: one shows as partial as soon as a metric line comes, and"
+            f" is complete {self.grace:g} s after its interval ends"
+        )
+        taken = self.lines_taken(app)
+        if name is not None:
+            return f"no metric named {name!r} in that time; {when}"
+        if not taken:
+            return (
+                f"the drain has taken no lines of app {app} since it started: metrics come from"
+                f" lines with measure#, sample#, count# or unique# and from router lines; {when}"
+            )
+        return (
+            f"none of the {taken} lines of app {app} the drain took since it started in that"
+            f" time had a metric (measure#NAME=VALUE, sample#, count#, unique#); {when}"
+        )
 
     def lines_taken(self, app: str) -> int:
         """How many lines of `app` the drain took since it started."""

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
@@ -40,11 +41,13 @@ from gun.logs.drain import Drain, Tail
 from gun.logs.filters import Filter
 from gun.logs.frames import FrameError
 from gun.logs.health import Health, supervise
+from gun.logs.hub import HubClient, metrics_answer
 from gun.logs.meta import Meta
 from gun.logs.outlets.prometheus import PrometheusOutlet
 from gun.logs.remote import remote_archive_from_url
 from gun.logs.seen import Seen
 from gun.logs.upkeep import PRUNE_EVERY, SHIP_EVERY, Upkeep
+from gun.logs.worker import Worker
 from gun.settings import DrainSettings, parse_listen
 
 log = logging.getLogger("gun.drain")
@@ -74,10 +77,12 @@ class DrainApp:
         meta: Meta,
         prometheus: PrometheusOutlet | None,
         *,
+        hub: HubClient | None = None,
         prune_every: float = PRUNE_EVERY,
         ship_every: float = SHIP_EVERY,
     ) -> None:
         self.drain, self.meta, self.prometheus = drain, meta, prometheus
+        self.hub = hub  # a worker's: metrics and the upkeep are the hub's (hub.py)
         self.health = Health()
         self.upkeep = Upkeep(drain, prune_every, ship_every)
         self._tasks: list[asyncio.Task[None]] = []
@@ -100,12 +105,16 @@ class DrainApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self._tasks = [
-                    asyncio.create_task(supervise(name, run, self.health))
-                    for name, run in (
-                        ("the metrics flush", self.upkeep.flush_loop),
-                        ("the archive upkeep", self.upkeep.archive_loop),
-                    )
+                loops: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+                    ("the metrics flush", self.upkeep.flush_loop),
+                    ("the archive upkeep", self.upkeep.archive_loop),
+                ]
+                if self.hub is not None:
+                    await self.hub.connect()
+                    loops = [("the reports to the hub", self.hub.report_loop)]
+                    self._tasks.append(asyncio.create_task(self.hub.listen()))
+                self._tasks += [
+                    asyncio.create_task(supervise(name, run, self.health)) for name, run in loops
                 ]
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -113,7 +122,10 @@ class DrainApp:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
-                self.drain.flush()
+                if self.hub is not None:
+                    await self.hub.close()
+                else:
+                    self.drain.flush()
                 for outlet in self.drain.outlets:
                     outlet.close()
                 await self.meta.close()
@@ -140,8 +152,9 @@ class DrainApp:
         if raw == b"/health":
             await self._health(send)
             return
-        if raw == b"/metrics" and self.prometheus is not None:
-            body = self.prometheus.render().encode()
+        if raw == b"/metrics" and (self.prometheus is not None or self.hub is not None):
+            text = self.prometheus.render() if self.prometheus else await self._ask("prometheus")
+            body = (text or "").encode()
             await _respond(send, 200, body, b"text/plain; version=0.0.4; charset=utf-8")
             return
         route = access.read_route(raw)
@@ -161,29 +174,19 @@ class DrainApp:
         else:
             since = _since(query.get("since", "1h"))
             name = query.get("name") or None
-            buckets = self.drain.metrics(app, name, since)
-            note = [] if buckets else [(b"gun-note", self._no_metrics(app, name).encode())]
-            await _json(send, 200, [b.json() for b in buckets], note)
+            if self.hub is None:
+                buckets, why = metrics_answer(self.drain, app, name, since)
+            else:
+                buckets, why = await self._ask("metrics", app, name, since)
+            note = [] if why is None else [(b"gun-note", why.encode())]
+            await _json(send, 200, buckets, note)
 
-    def _no_metrics(self, app: str, name: str | None) -> str:
-        """The sentence that says why `gun metrics` shows nothing."""
-        seconds = "/".join(str(r) for r in self.drain.resolutions(app))
-        when = (
-            f"buckets are {seconds} s: one shows as partial as soon as a metric line comes, and"
-            f" is complete {self.drain.grace:g} s after its interval ends"
-        )
-        taken = self.drain.lines_taken(app)
-        if name is not None:
-            return f"no metric named {name!r} in that time; {when}"
-        if not taken:
-            return (
-                f"the drain has taken no lines of app {app} since it started: metrics come from"
-                f" lines with measure#, sample#, count# or unique# and from router lines; {when}"
-            )
-        return (
-            f"none of the {taken} lines of app {app} the drain took since it started in that"
-            f" time had a metric (measure#NAME=VALUE, sample#, count#, unique#); {when}"
-        )
+    async def _ask(self, what: str, *args: Any) -> Any:
+        assert self.hub is not None
+        try:
+            return await self.hub.ask(what, *args)
+        except TimeoutError:
+            raise Refused(503, "the drain's hub did not answer: try again") from None
 
     async def _health(self, send: Send) -> None:
         problems = self.health.problems()
@@ -333,7 +336,11 @@ async def _json(send: Send, status: int, data: Any, extra: Headers = ()) -> None
     await _respond(send, status, json.dumps(data).encode(), b"application/json", extra)
 
 
-def make_app(settings: DrainSettings) -> DrainApp:
+def make_drain(
+    settings: DrainSettings, *, outlets: bool = True, seen: Seen | None = None
+) -> tuple[Drain, PrometheusOutlet | None]:
+    """The drain of `settings` (its Prometheus outlet apart, for /metrics): with the outlets
+    (one process, or a hub) or without (a worker)."""
     from gun.logs.outlets import Outlet
     from gun.logs.outlets.statsd import StatsdOutlet
     from gun.logs.outlets.whisper import WhisperOutlet
@@ -345,38 +352,65 @@ def make_app(settings: DrainSettings) -> DrainApp:
             "set GUN_DRAIN_META_TOKEN"
         )
     isolation.make_dir(settings.archive, isolation.PRIVATE_DIR)
-    prometheus = PrometheusOutlet()
-    outlets: list[Outlet] = [prometheus]
-    if settings.whisper is not None:
-        outlets.append(WhisperOutlet(settings.whisper))
-    if settings.statsd is not None:
-        outlets.append(StatsdOutlet(*settings.statsd))
+    prometheus = PrometheusOutlet() if outlets else None
+    chosen: list[Outlet] = [prometheus] if prometheus else []
+    if outlets and settings.whisper is not None:
+        chosen.append(WhisperOutlet(settings.whisper))
+    if outlets and settings.statsd is not None:
+        chosen.append(StatsdOutlet(*settings.statsd))
+    remote = remote_archive_from_url(settings.archive_s3) if outlets else None
     drain = Drain(
-        Archive(
-            settings.archive,
-            settings.retention_days,
-            remote_archive_from_url(settings.archive_s3),
-            settings.archive_max_bytes,
-        ),
-        outlets,
+        Archive(settings.archive, settings.retention_days, remote, settings.archive_max_bytes),
+        chosen,
         prefix=settings.prefix,
         default_resolution=settings.resolution,
         grace=settings.grace,
-        seen=Seen(settings.archive),
+        seen=seen,
     )
-    return DrainApp(drain, Meta(settings.meta_url, settings.meta_token), prometheus)
+    return drain, prometheus
+
+
+def make_app(settings: DrainSettings) -> DrainApp:
+    drain, prometheus = make_drain(settings, seen=Seen(settings.archive))
+    return DrainApp(drain, Meta(settings.meta_url, settings.meta_token or ""), prometheus)
+
+
+def make_worker_app(settings: DrainSettings, worker: Worker) -> DrainApp:
+    """A worker's app: no outlets (the hub has them), frame ids shared with the others."""
+    drain, _ = make_drain(
+        settings, outlets=False, seen=Seen(settings.archive, worker.index, worker.count)
+    )
+    meta = Meta(settings.meta_url, settings.meta_token or "")
+    return DrainApp(drain, meta, None, hub=HubClient(drain, worker.hub))
 
 
 def run(settings: DrainSettings) -> None:
-    import uvicorn
-
+    """`gun server drain`: one process, or the parent of GUN_DRAIN_WORKERS workers
+    (workers.py), or one of those workers."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its request lines hold tokens
+    worker = Worker.from_env()
+    if worker is not None:
+        serve(settings, make_worker_app(settings, worker), worker.socket())
+        return
+    if settings.workers > 1:
+        from gun.logs import workers
+
+        workers.run(settings)
+        return
     host, port = parse_listen(settings.listen)
     app = make_app(settings)
     scheme = "https" if settings.tls_cert else "http"
     print(f"drain listening on {scheme}://{host}:{port}", flush=True)
-    uvicorn.run(
+    serve(settings, app, None)
+
+
+def serve(settings: DrainSettings, app: DrainApp, sock: socket.socket | None) -> None:
+    """uvicorn on the listening address, or on a socket already listening (a worker's)."""
+    import uvicorn
+
+    host, port = parse_listen(settings.listen)
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -387,3 +421,4 @@ def run(settings: DrainSettings) -> None:
         ssl_certfile=settings.tls_cert,
         ssl_keyfile=settings.tls_key,
     )
+    uvicorn.Server(config).run(sockets=None if sock is None else [sock])
