@@ -302,7 +302,8 @@ async def _body(scope: Scope, receive: Receive) -> bytes:
 
 
 def _query(scope: Scope) -> dict[str, str]:
-    return dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+    raw = scope.get("query_string", b"")
+    return dict(parse_qsl(raw.decode("latin-1"))) if raw else {}
 
 
 def _shown(raw: bytes) -> str:
@@ -417,6 +418,7 @@ def serve(settings: DrainSettings, app: DrainApp, sock: socket.socket | None) ->
         log_level="warning",
         access_log=False,
         http="httptools",
+        proxy_headers=False,  # X-Forwarded-For means nothing to the drain: not parsed
         timeout_graceful_shutdown=2,
         ssl_certfile=settings.tls_cert,
         ssl_keyfile=settings.tls_key,
