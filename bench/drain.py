@@ -209,6 +209,30 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
                 p.wait()
 
 
+# The drain's stages, by a function on the stack (the first that matches wins).
+STAGES = [
+    ("frames: read", "read (gun/logs/frames.py"),
+    ("metrics: parse", "parse_lines (gun/logs/parse.py"),
+    ("metrics: aggregate", "add_rows (gun/logs/aggregate.py"),
+    ("archive: format, gzip, write", "append (gun/logs/archive.py"),
+    ("frame ids", "(gun/logs/seen.py"),
+    ("frame ids", "_remember (gun/logs/drain.py"),
+    ("the rest of accept", "accept (gun/logs/drain.py"),
+    ("outlets and flush", "(gun/logs/outlets/"),
+    ("HTTP, routing, the event loop", ""),
+]
+
+
+def stages(folded: Path) -> dict[str, int]:
+    """Samples per stage of the drain's work, from py-spy's collapsed stacks."""
+    found: dict[str, int] = {}
+    for row in folded.read_text().splitlines():
+        stack, _, times = row.rpartition(" ")
+        stage = next(name for name, mark in STAGES if mark in stack)
+        found[stage] = found.get(stage, 0) + int(times)
+    return dict(sorted(found.items(), key=lambda x: -x[1]))
+
+
 def top_costs(folded: Path, count: int = 15) -> list[str]:
     """The functions most often on top of the drain's stacks (own time), and the drain's
     code most often anywhere on them (total), from py-spy's collapsed stacks."""
@@ -224,13 +248,35 @@ def top_costs(folded: Path, count: int = 15) -> list[str]:
         for f in set(frames):
             if "gun/" in f:
                 total[f] = total.get(f, 0) + k
-    out = [f"  own time ({samples} samples):"]
+    out = [f"  by stage ({samples} samples):"]
+    for stage, n in stages(folded).items():
+        out.append(f"    {n / samples:6.1%}  {stage}")
+    out.append("  own time:")
     for where, n in sorted(own.items(), key=lambda x: -x[1])[:count]:
         out.append(f"    {n / samples:6.1%}  {where}")
     out.append("  total time, gun's code:")
     for where, n in sorted(total.items(), key=lambda x: -x[1])[:count]:
         out.append(f"    {n / samples:6.1%}  {where}")
     return out
+
+
+# The drain's hot modules, compiled with mypyc for --mypyc (what a compiled build would gain).
+HOT = ["logs/frames.py", "logs/parse.py", "logs/aggregate.py", "logs/model.py", "lines.py",
+       "logs/filters.py"]  # fmt: skip
+
+
+def compiled_copy(into: Path) -> Path:
+    """A copy of the gun package with HOT compiled by mypyc (mypy's compiler, from the dev
+    dependencies; needs a C compiler), for PYTHONPATH."""
+    source = Path(__file__).resolve().parent.parent / "src" / "gun"
+    shutil.copytree(source, into / "gun", ignore=shutil.ignore_patterns("__pycache__"))
+    mypyc = Path(PY).parent / "mypyc"
+    done = subprocess.run(
+        [str(mypyc), *(f"gun/{m}" for m in HOT)], cwd=into, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"mypyc failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return into
 
 
 def run(mix: str, seconds: float, clients: int, workers: int, spy: bool) -> Run:
@@ -308,7 +354,6 @@ def run(mix: str, seconds: float, clients: int, workers: int, spy: bool) -> Run:
         if spying is not None:
             spying.wait(30)
             print(f"py-spy of one drain process, mix {mix}:", *top_costs(tmp / "spy.txt"), sep="\n")
-            shutil.copy(tmp / "spy.txt", f"/tmp/spy-{mix}.txt")
         return Run(
             mix, workers, wall, sent, failed, lines, cpu1 - cpu0, system1 - system0,
             sum(used.values()), len(client_cpus), rss_peak, parent1 - parent0,
@@ -330,7 +375,23 @@ def main() -> None:
     ap.add_argument("--mix", choices=(*MIXES, "both"), default="both")
     ap.add_argument("--workers", default="1", help="drain workers: 1, 2, or 1,2 to compare")
     ap.add_argument("--py-spy", action="store_true", help="profile a drain process with py-spy")
+    ap.add_argument(
+        "--mypyc", action="store_true", help="run the drain with its hot modules compiled by mypyc"
+    )
     args = ap.parse_args()
+    if args.mypyc:
+        build = Path(tempfile.mkdtemp(prefix="gun-bench-mypyc-"))
+        try:
+            os.environ["PYTHONPATH"] = str(compiled_copy(build))
+            print(f"the drain runs with {', '.join(HOT)} compiled by mypyc")
+            measure(args)
+        finally:
+            shutil.rmtree(build, ignore_errors=True)
+        return
+    measure(args)
+
+
+def measure(args: argparse.Namespace) -> None:
     counts = [int(w) for w in args.workers.split(",")]
     cpus = os.cpu_count() or 1
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())

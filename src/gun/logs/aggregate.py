@@ -170,7 +170,7 @@ class Aggregator:
                 is_late = late_here
                 at_hand.n += added
                 at_hand, added = interval, 0
-                lo, hi = start, start + res
+                lo, hi = float(start), float(start + res)
                 measures, counts = interval.measures, interval.counts
                 samples, uniques = interval.samples, interval.uniques
             added += 1
