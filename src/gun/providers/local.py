@@ -84,20 +84,29 @@ class LocalProvider:
 
     def stop(self, instance_id: str, timeout: float = 40.0) -> None:
         """SIGTERM the agent (it stops its processes within their grace), then SIGKILL."""
-        pid = self.agent_pid(instance_id)
-        if pid is None:
-            return
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
+        self._stop([instance_id], timeout)
+
+    def _stop(self, instance_ids: list[str], timeout: float) -> None:
+        """SIGTERM every one of the agents at once, wait for them together, and SIGKILL those
+        still there after `timeout`."""
+        pids = {}
+        for instance_id in instance_ids:
+            pid = self.agent_pid(instance_id)
+            if pid is None:
+                continue
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+            pids[instance_id] = pid
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.agent_pid(instance_id) is None:
-                return
-            time.sleep(0.05)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
+        while pids and time.monotonic() < deadline:
+            pids = {i: pid for i, pid in pids.items() if self.agent_pid(i) is not None}
+            if pids:
+                time.sleep(0.05)
+        for pid in pids.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
 
     def delete(self, instance_id: str) -> None:
         """Stop the agent, kill what is left of its processes, remove its Unix user (if it had
@@ -126,6 +135,6 @@ class LocalProvider:
                     restarted.append(instance_id)
         return restarted
 
-    def stop_all(self) -> None:
-        for instance_id in self.ids():
-            self.stop(instance_id)
+    def stop_all(self, timeout: float = 40.0) -> None:
+        """Stop every agent, all at once (gun up's Ctrl-C)."""
+        self._stop(self.ids(), timeout)
