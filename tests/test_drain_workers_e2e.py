@@ -172,3 +172,9 @@ def test_the_number_of_workers_must_be_a_whole_number(tmp_path: Path) -> None:
     )
     assert shown.returncode == 2
     assert "GUN_DRAIN_WORKERS='1.5' is not a whole number" in shown.stderr
+
+
+def test_health_at_a_worker_speaks_for_the_parent_too(two: Site) -> None:
+    for _ in range(4):  # new connections: either worker answers
+        r = two.http.get(f"{two.drain.url}/health", headers={"Connection": "close"})
+        assert (r.status_code, r.json()) == (200, {"status": "ok"})

@@ -90,7 +90,6 @@ class Drain:
         self.default_resolution = check_resolution(default_resolution)
         self.grace = grace
         self.clock = clock
-        self.started = clock()
         self.figures = Figures()
         self._aggregators: dict[tuple[str, int], Aggregator] = {}
         self.seen = seen or Seen(None)
@@ -102,9 +101,11 @@ class Drain:
         self._own_at: int | None = None  # the interval last reported
         self._last_flush: float | None = None
         self.dropped_elsewhere = 0  # measurements the workers dropped (a hub's drain)
-        # a worker's: what its last report said, and where its lines go for others' tails
-        self._lines_reported: dict[str, int] = {}
-        self._dropped_reported = 0
+        # a worker's: what it had taken at its last report to the hub, and where its lines go
+        # for the tails at other workers
+        self._sent = Figures()
+        self._sent_lines: dict[str, int] = {}
+        self._sent_dropped = 0
         self.on_lines: Callable[[str, list[Line]], None] | None = None
 
     # in --------------------------------------------------------------------------------------
@@ -163,16 +164,16 @@ class Drain:
         shares and the growth of its figures, for the drain that merges all workers'."""
         shares = {key: agg.take() for key, agg in self._aggregators.items()}
         dropped = sum(a.dropped for a in self._aggregators.values())
-        f, r = self.figures, self._reported
-        grown = {k: getattr(f, k) - getattr(r, k) for k in _COUNTED}
-        lines = {app: n - self._lines_reported.get(app, 0) for app, n in self._lines.items()}
+        f, sent = self.figures, self._sent
+        grown = {k: getattr(f, k) - getattr(sent, k) for k in _COUNTED}
+        lines = {app: n - self._sent_lines.get(app, 0) for app, n in self._lines.items()}
         report = Report(
             {k: v for k, v in shares.items() if v}, grown, {a: n for a, n in lines.items() if n},
-            dropped - self._dropped_reported,
+            dropped - self._sent_dropped,
         )  # fmt: skip
-        self._reported = dataclasses.replace(f)
-        self._lines_reported = dict(self._lines)
-        self._dropped_reported = dropped
+        self._sent = dataclasses.replace(f)
+        self._sent_lines = dict(self._lines)
+        self._sent_dropped = dropped
         return report
 
     def absorb(self, report: Report, now: float) -> None:

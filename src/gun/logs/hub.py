@@ -7,7 +7,8 @@ processes that serve HTTP on that socket. Workers talk to the hub over a Unix so
   the hub's drain merges them (`Drain.absorb`), flushes buckets to the outlets and keeps them,
   so a bucket's statistics are those one drain seeing every line would give;
 - **asks**: `gun metrics` and `/metrics` at any worker are answered by the hub's drain
-  (partial buckets as of the workers' last reports);
+  (partial buckets as of the workers' last reports), and each worker's `/health` adds the
+  problems of the parent's tasks (the metrics flush, the archive's upkeep);
 - **tails**: a worker says which apps its live tails follow; the hub tells each worker which
   apps the others follow; a worker sends the lines of those apps it takes, and the hub passes
   them to the workers that follow them.
@@ -30,6 +31,7 @@ import time
 from typing import Any
 
 from gun.logs.drain import Drain, Report
+from gun.logs.health import Health, Steps
 from gun.logs.model import Line
 from gun.logs.outlets.prometheus import PrometheusOutlet
 
@@ -61,8 +63,11 @@ def metrics_answer(drain: Drain, app: str, name: str | None, since: float) -> Me
 class Hub:
     """The parent's side: one drain that merges every worker's reports, and the tails' relay."""
 
-    def __init__(self, drain: Drain, prometheus: PrometheusOutlet | None) -> None:
+    def __init__(
+        self, drain: Drain, prometheus: PrometheusOutlet | None, health: Health, steps: Steps
+    ) -> None:
         self.drain, self.prometheus = drain, prometheus
+        self.health, self.steps = health, steps  # the parent's tasks'; workers' /health says them
         self._follows: dict[asyncio.StreamWriter, set[str]] = {}
         self._server: asyncio.AbstractServer | None = None
 
@@ -111,6 +116,8 @@ class Hub:
             _, ask_id, what, args = message
             if what == "metrics":
                 answer: Any = metrics_answer(self.drain, *args)
+            elif what == "health":
+                answer = (self.health.problems(), self.steps.failing())
             else:
                 answer = self.prometheus.render() if self.prometheus is not None else None
             writer.write(_frame(("answer", ask_id, answer)))

@@ -190,10 +190,16 @@ class DrainApp:
 
     async def _health(self, send: Send) -> None:
         problems = self.health.problems()
+        failing = self.upkeep.steps.failing()
+        if self.hub is not None:  # the flush and the upkeep are the hub's
+            try:
+                theirs, their_failing = await self.hub.ask("health")
+            except TimeoutError:
+                theirs, their_failing = ["the drain's hub does not answer"], {}
+            problems, failing = problems + theirs, {**failing, **their_failing}
         data: dict[str, object] = {"status": "unavailable" if problems else "ok"}
         if problems:
             data["problems"] = problems
-        failing = self.upkeep.steps.failing()
         if failing:
             data["failing"] = failing
         await _json(send, 503 if problems else 200, data)

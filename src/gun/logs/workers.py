@@ -118,7 +118,9 @@ def run(settings: DrainSettings) -> None:
     scheme = "https" if settings.tls_cert else "http"
     print(f"drain listening on {scheme}://{host}:{port}: {settings.workers} workers", flush=True)
     try:
-        asyncio.run(_parent(Hub(drain, prometheus), path, children))
+        health, upkeep = Health(), Upkeep(drain)
+        hub = Hub(drain, prometheus, health, upkeep.steps)
+        asyncio.run(_parent(hub, upkeep, path, children))
     finally:
         sock.close()
         with contextlib.suppress(OSError):
@@ -143,13 +145,11 @@ def hub_path(home: Path) -> str:
     return str(Path(tempfile.mkdtemp(prefix="gun-drain-hub-")) / "hub.sock")
 
 
-async def _parent(hub: Hub, path: str, children: list[_Child]) -> None:
+async def _parent(hub: Hub, upkeep: Upkeep, path: str, children: list[_Child]) -> None:
     drain = hub.drain
     await hub.start(path)
-    health = Health()
-    upkeep = Upkeep(drain)
     tasks = [
-        asyncio.create_task(supervise(name, loop, health))
+        asyncio.create_task(supervise(name, loop, hub.health))
         for name, loop in (
             ("the metrics flush", upkeep.flush_loop),
             ("the archive upkeep", upkeep.archive_loop),
