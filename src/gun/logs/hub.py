@@ -87,6 +87,7 @@ class Hub:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._follows[writer] = set()
+        self._announce()  # a worker (re)started learns what the others follow
         try:
             while True:
                 message = await _read(reader)
