@@ -32,6 +32,7 @@ from gun.logs.archive import Archive  # noqa: E402
 from gun.logs.drain import Drain  # noqa: E402
 from gun.logs.outlets.prometheus import PrometheusOutlet  # noqa: E402
 from gun.logs.outlets.whisper import WhisperOutlet  # noqa: E402
+from gun.logs.seen import Seen  # noqa: E402
 from mixes import FRAMES_PER_BODY, MIXES, bodies  # noqa: E402
 
 
@@ -43,7 +44,7 @@ def run(mix: str, count: int, profile: bool, top: int) -> None:
         drain = Drain(
             Archive(tmp / "archive"),
             [PrometheusOutlet(), WhisperOutlet(tmp / "whisper")],
-            seen_file=tmp / "frame-ids",
+            seen=Seen(tmp),
         )
         (tmp / "archive").mkdir()
         profiler = cProfile.Profile() if profile else None
