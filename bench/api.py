@@ -505,7 +505,7 @@ def percentile(sorted_values: list[float], pct: float) -> float:
 
 def run_python(port: int, load: Load, knobs: Knobs) -> Measured:
     try:
-        import uvloop
+        import uvloop  # type: ignore[import-not-found]
 
         runner = uvloop.run
     except ImportError:
