@@ -51,3 +51,8 @@ def test_a_file_rewritten_by_its_worker_is_read_again(
         ("shop", "x") in one  # noqa: B015
     zero.remember("shop", "after")
     assert ("shop", "after") in one
+
+
+def test_one_process_remembers_what_the_workers_of_an_earlier_run_took(tmp_path: Path) -> None:
+    Seen(tmp_path, 1, 2).remember("shop", "taken by worker 1")
+    assert ("shop", "taken by worker 1") in Seen(tmp_path)

@@ -4,10 +4,11 @@ is taken once, across restarts and across the drain's workers.
 Each process keeps the last SEEN_FRAMES ids in memory and appends each new one to its own
 file, `.frame-ids` (one worker, or worker 0) or `.frame-ids.W` (worker W), as `APP<TAB>ID`
 lines; the write reaches the kernel after the archive's and before the answer. At start every
-`.frame-ids*` file in the directory is read; then, before each check, what the other workers
-appended since is read too (one fstat per peer file when nothing is new). A process keeps its
-own file about as long as its memory by rewriting it (atomically) when it has grown to twice
-that; a reader sees the file replaced (another inode) and reads it again from the start.
+`.frame-ids*` file in the directory is read (also those of workers of an earlier run with more
+workers); then, before each check, what the other workers appended since is read too (one
+fstat per peer file when nothing is new). A process keeps its own file about as long as its
+memory by rewriting it (atomically) when it has grown to twice that; a reader sees the file
+replaced (another inode) and reads it again from the start.
 
 What is not covered: the same id arriving at two workers at the same moment (logplex retries
 a body only after its first try timed out, seconds later) is taken by both.
@@ -102,6 +103,8 @@ class Seen:
                 peer = _Peer(path)
                 self._add_lines(peer.new_lines())
                 self._peers.append(peer)
+            elif _is_ours(path.name):  # a worker's of an earlier run with more workers
+                self._add_lines(_lines_of(path))
         for w in range(workers):  # peers whose file does not exist yet
             path = directory / _name(w)
             if w != worker and all(p.path != path for p in self._peers):
