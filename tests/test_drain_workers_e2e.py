@@ -8,6 +8,8 @@ import contextlib
 import os
 import random
 import signal
+import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -20,7 +22,8 @@ import psutil
 import pytest
 
 from gun.logs.frames import frame
-from tests.drain import Site, site_running
+from tests.drain import DRAIN, Site, site_running
+from tests.meta import GUN
 
 
 @pytest.fixture(scope="module")
@@ -162,11 +165,7 @@ def test_a_worker_killed_is_started_again_and_the_drain_goes_on(two: Site) -> No
 
 
 def test_the_number_of_workers_must_be_a_whole_number(tmp_path: Path) -> None:
-    from tests.meta import GUN
-
     env = dict(os.environ, GUN_HOME=str(tmp_path), GUN_DRAIN_WORKERS="1.5")
-    import subprocess
-
     shown = subprocess.run(
         [*GUN, "server", "drain"], env=env, capture_output=True, text=True, timeout=30
     )
@@ -178,3 +177,21 @@ def test_health_at_a_worker_speaks_for_the_parent_too(two: Site) -> None:
     for _ in range(4):  # new connections: either worker answers
         r = two.http.get(f"{two.drain.url}/health", headers={"Connection": "close"})
         assert (r.status_code, r.json()) == (200, {"status": "ok"})
+
+
+def test_workers_on_a_port_that_is_taken_say_so(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = dict(
+            os.environ, GUN_HOME=str(tmp_path), GUN_DRAIN_WORKERS="2", GUN_DRAIN_META_TOKEN=DRAIN
+        )
+        shown = subprocess.run(
+            [*GUN, "server", "drain", "--listen", f"127.0.0.1:{port}"],
+            env=env, capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    assert shown.returncode == 2
+    assert shown.stderr == (
+        f"gun: the drain cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    )

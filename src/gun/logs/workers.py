@@ -32,6 +32,7 @@ import psutil
 
 from gun import isolation
 from gun.agent.backoff import Backoff
+from gun.errors import UsageError
 from gun.logs.health import Health, supervise
 from gun.logs.hub import Hub
 from gun.logs.server import make_drain
@@ -51,7 +52,11 @@ def listening(settings: DrainSettings) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise UsageError(f"the drain cannot listen on {host}:{port}: {e.strerror}") from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
