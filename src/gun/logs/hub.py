@@ -81,10 +81,6 @@ class Hub:
         for writer in list(self._follows):
             writer.close()
 
-    def workers(self) -> int:
-        """How many workers are connected."""
-        return len(self._follows)
-
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._follows[writer] = set()
         self._announce()  # a worker (re)started learns what the others follow
