@@ -42,7 +42,8 @@ def drain(listen: str | None, home: str | None) -> None:
     environment: GUN_META_URL, GUN_DRAIN_META_TOKEN (a drain token: meta's GUN_DRAIN_TOKEN, or
     one made with `gun tokens.create NAME role=drain`), GUN_LOG_ARCHIVE,
     GUN_LOG_RETENTION_DAYS, GUN_WHISPER_DIR (or off), GUN_STATSD (HOST:PORT),
-    GUN_METRICS_RESOLUTION, GUN_METRICS_PREFIX, GUN_DRAIN_TLS_CERT and GUN_DRAIN_TLS_KEY
+    GUN_METRICS_RESOLUTION, GUN_METRICS_GRACE, GUN_METRICS_PREFIX, GUN_DRAIN_WORKERS (processes
+    serving HTTP, their buckets merged; default 1), GUN_DRAIN_TLS_CERT and GUN_DRAIN_TLS_KEY
     (HTTPS, for Heroku's HTTPS drains)."""
     from gun.logs.server import run
 
