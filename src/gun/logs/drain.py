@@ -136,9 +136,7 @@ class Drain:
         self._lines[app] = self._lines.get(app, 0) + len(lines)
         self.figures.bad_frames += len(got.bad)
         unsaved = self.seen.remember(app, frame_id) if frame_id else None
-        tails = self._tails.get(app)
-        if tails:
-            self._to_tails(tails, lines)
+        self.deliver(app, lines)
         if self.on_lines is not None and lines:
             self.on_lines(app, lines)
         self._measure(app, lines, resolution or self.default_resolution, now)
@@ -187,7 +185,7 @@ class Drain:
         self.dropped_elsewhere += report.dropped
 
     def deliver(self, app: str, lines: list[Line]) -> None:
-        """Lines of `app` another worker took, for the live tails here."""
+        """Lines of `app` (taken here, or by another worker) to the live tails here."""
         tails = self._tails.get(app)
         if tails:
             self._to_tails(tails, lines)

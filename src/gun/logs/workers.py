@@ -31,18 +31,16 @@ from pathlib import Path
 import psutil
 
 from gun import isolation
-from gun.agent.backoff import Backoff
 from gun.errors import UsageError
 from gun.logs.health import Health, supervise
 from gun.logs.hub import Hub
 from gun.logs.server import make_drain
 from gun.logs.upkeep import Upkeep
 from gun.logs.worker import Worker
-from gun.respawn import ended
+from gun.respawn import BACKOFF, ended
 from gun.settings import DrainSettings, parse_listen
 
 log = logging.getLogger("gun.drain")
-BACKOFF = Backoff(initial=1.0, factor=2.0, cap=30.0, reset_after=60.0)
 STOP_GRACE = 10.0
 WATCH_EVERY = 0.2
 
@@ -89,8 +87,7 @@ class _Child:
         if code is None:
             return
         up = now - self.started
-        self.deaths = 1 if up >= BACKOFF.reset_after else self.deaths + 1
-        wait = BACKOFF.delay(self.deaths)
+        self.deaths, wait = BACKOFF.after_crash(self.deaths, up)
         log.error(
             "drain worker %d %s after %.1f s up; starting it again in %.0f s",
             self.worker.index, ended(code), up, wait,
