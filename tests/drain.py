@@ -7,11 +7,14 @@ import contextlib
 import http.client
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,11 +23,16 @@ from typing import Any
 
 import httpx
 
+from gun import compiled
+from gun.logs.frames import frame
 from tests.meta import GUN, MetaServer, free_port
 
 ADMIN = "gun_test_admin_token_for_the_drain"
 DRAIN = "gun_test_drain_token_for_the_drain"  # meta's GUN_DRAIN_TOKEN, the drain's meta token
 LOGPLEX = {"Content-Type": "application/logplex-1"}
+# Whether the drains here run compiled: scripts/setup builds the venv's compiled build when
+# there is a C compiler, and drain_env leaves GUN_DRAIN_COMPILED at auto.
+COMPILED = compiled.built(Path(sys.prefix) / "share" / "gun-compiled")
 
 
 def drain_env(meta_url: str, home: Path, **extra: str) -> dict[str, str]:
@@ -227,3 +235,36 @@ def site_running(tmp: Path, apps: tuple[str, ...], **settings: str) -> Iterator[
                 yield site
     finally:
         meta.stop()
+
+
+def lines_with_metrics(rng: random.Random, count: int, now: float) -> list[bytes]:
+    """Frames of app lines and router lines with every metric type. Values are whole numbers or
+    halves, so sums are exact in any order; times are distinct microseconds of the last 10 s."""
+    frames = []
+    for i in range(count):
+        t = now - 10 + i * 10 / count
+        proc = f"web.{rng.randrange(1, 4)}"
+        if i % 4 == 0:
+            msg = (
+                f"at=info method=GET path=/p/{i} host=x request_id={uuid.uuid4()} fwd=1.2.3.4"
+                f" dyno={proc} connect={rng.randrange(5)}ms service={rng.randrange(900)}ms"
+                f" status={rng.choice((200, 404, 500))} bytes={rng.randrange(9999)} protocol=https"
+            )
+            frames.append(frame(190, t, "heroku", "router", msg))
+        else:
+            msg = (
+                f"source={proc} measure#db.query={rng.randrange(400) / 2}ms count#orders="
+                f"{rng.randrange(1, 4)} sample#queue={rng.randrange(50)}jobs"
+                f" unique#user=u{rng.randrange(30)}"
+            )
+            frames.append(frame(190, t, "app", proc, msg))
+    return frames
+
+
+def buckets(site: Site) -> list[dict[str, Any]]:
+    r = site.http.get(f"{site.drain.url}/v1/apps/shop/metrics?since=1h", headers=site.admin())
+    r.raise_for_status()
+    got = [{k: v for k, v in b.items() if k != "partial"} for b in r.json()]
+    return sorted(
+        got, key=lambda b: (b["name"], b["source"] or "", b["unit"], b["type"], b["time"])
+    )

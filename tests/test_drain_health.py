@@ -25,7 +25,7 @@ from gun.logs.health import Health, Steps, supervise
 from gun.logs.meta import Meta
 from gun.logs.remote import S3Archive
 from gun.logs.server import DrainApp
-from tests.drain import Site, site_running
+from tests.drain import COMPILED, Site, site_running
 
 
 def test_a_task_that_ends_is_started_again_with_backoff_and_named_meanwhile(
@@ -205,12 +205,15 @@ def test_a_full_archive_disk_answers_503_until_space_is_freed_and_loses_nothing(
         for _ in range(2):  # the sender retries while the disk stays full
             r = site.post(url, body, **{"Logplex-Frame-Id": "frame-1"})
             assert (r.status, r.json()) == (503, {"id": "unavailable", "message": said})
-            assert health(site) == (503, {"status": "unavailable", "problems": [said]})
+            assert health(site) == (
+                503,
+                {"status": "unavailable", "compiled": COMPILED, "problems": [said]},
+            )
         assert "no space left on" in site.drain.said()
         filler.unlink()
         r = site.post(url, body, **{"Logplex-Frame-Id": "frame-1"})
         assert (r.status, r.json()["lines"]) == (200, 1)
-        assert health(site) == (200, {"status": "ok"})
+        assert health(site) == (200, {"status": "ok", "compiled": COMPILED})
         assert site.lines("shop") == ["kept through a full disk"]
         subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
         r = site.post(url, frame(190, time.time(), "app", "web.1", "read-only"))
@@ -239,13 +242,16 @@ def test_a_full_disk_under_the_frame_ids_answers_503_and_the_retry_is_taken_once
             f" it took ({archive / '.frame-ids'}): free some space there; senders retry"
         )
         assert (r.status, r.json()["message"]) == (503, said)
-        assert health(site) == (503, {"status": "unavailable", "problems": [said]})
+        assert health(site) == (
+            503,
+            {"status": "unavailable", "compiled": COMPILED, "problems": [said]},
+        )
         r = site.post(url, body, **{"Logplex-Frame-Id": "frame-1"})  # the sender's retry
         assert (r.status, r.json()["lines"]) == (200, 0)
         filler.unlink()
         r = site.post(url, frame(190, time.time(), "app", "web.1", "later"))
         assert r.status == 200
-        assert health(site) == (200, {"status": "ok"})
+        assert health(site) == (200, {"status": "ok", "compiled": COMPILED})
         assert site.lines("shop") == ["count#paid=1", "later"]
         deadline = time.monotonic() + 10
         while not (

@@ -60,6 +60,15 @@ def whole(name: str, default: int, low: int, high: int) -> int:
     return int(value)
 
 
+def _compiled_mode() -> str:
+    """GUN_DRAIN_COMPILED: auto (the compiled build when there is one for these sources), on
+    (refuse to start without it) or off."""
+    mode = os.environ.get("GUN_DRAIN_COMPILED") or "auto"
+    if mode not in ("auto", "on", "off"):
+        raise UsageError(f"GUN_DRAIN_COMPILED={mode!r} is not one of auto, on, off")
+    return mode
+
+
 def _plain(x: float) -> str:
     """A bound as people write it: 1073741824, not 1.07374e+09."""
     return str(int(x)) if x == int(x) else f"{x:g}"
@@ -174,6 +183,7 @@ class DrainSettings:
     tls_key: str | None = None
     archive_s3: str = ""  # s3://BUCKET[/PREFIX]: finished hours go there (empty: stay local)
     archive_max_bytes: int | None = None  # per app, on the drain's disk (None: no cap)
+    compiled: str = "auto"  # the compiled build (compiled.py): auto (if built), on, off
 
     @classmethod
     def resolve(cls, *, home: str | None = None, listen: str | None = None) -> DrainSettings:
@@ -206,4 +216,5 @@ class DrainSettings:
             tls_key=tls_key,
             archive_s3=os.environ.get("GUN_LOG_ARCHIVE_S3", ""),
             archive_max_bytes=int(number("GUN_LOG_ARCHIVE_MAX_MB", 1024, 1, 10**7) * 2**20),
+            compiled=_compiled_mode(),
         )

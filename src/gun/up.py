@@ -83,6 +83,8 @@ DRAIN_PASSED = (
     "GUN_METRICS_RESOLUTION",
     "GUN_METRICS_GRACE",
     "GUN_DRAIN_WORKERS",
+    "GUN_DRAIN_COMPILED",
+    "GUN_COMPILED_DIR",
     "GUN_METRICS_PREFIX",
 )
 SERVER = [sys.executable, "-m", "gun.cli", "server"]

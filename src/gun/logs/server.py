@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from gun import isolation
+from gun.compiled import compiled
 from gun.errors import Forbidden, GunError, NotFound, Unauthorized, UsageError
 from gun.logs import access
 from gun.logs.archive import Archive
@@ -197,7 +198,10 @@ class DrainApp:
             except TimeoutError:
                 theirs, their_failing = ["the drain's hub does not answer"], {}
             problems, failing = problems + theirs, {**failing, **their_failing}
-        data: dict[str, object] = {"status": "unavailable" if problems else "ok"}
+        data: dict[str, object] = {
+            "status": "unavailable" if problems else "ok",
+            "compiled": compiled(),
+        }
         if problems:
             data["problems"] = problems
         if failing:
@@ -391,12 +395,14 @@ def make_worker_app(settings: DrainSettings, worker: Worker) -> DrainApp:
     return DrainApp(drain, meta, None, hub=HubClient(drain, worker.hub))
 
 
-def run(settings: DrainSettings) -> None:
+def run(settings: DrainSettings, runs: str = "pure Python") -> None:
     """`gun server drain`: one process, or the parent of GUN_DRAIN_WORKERS workers
-    (workers.py), or one of those workers."""
+    (workers.py), or one of those workers. `runs` says whether it is compiled (compiled.py)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its request lines hold tokens
     worker = Worker.from_env()
+    if worker is None:
+        log.info("the drain runs %s", runs)
     if worker is not None:
         serve(settings, make_worker_app(settings, worker), worker.socket())
         return

@@ -44,10 +44,16 @@ def drain(listen: str | None, home: str | None) -> None:
     GUN_LOG_RETENTION_DAYS, GUN_WHISPER_DIR (or off), GUN_STATSD (HOST:PORT),
     GUN_METRICS_RESOLUTION, GUN_METRICS_GRACE, GUN_METRICS_PREFIX, GUN_DRAIN_WORKERS (processes
     serving HTTP, their buckets merged; default 1), GUN_DRAIN_TLS_CERT and GUN_DRAIN_TLS_KEY
-    (HTTPS, for Heroku's HTTPS drains)."""
+    (HTTPS, for Heroku's HTTPS drains), GUN_DRAIN_COMPILED (auto, on or off: the hot modules
+    compiled by mypyc, when `python -m gun.compiled build` made them for these sources) and
+    GUN_COMPILED_DIR (where that build is)."""
+    from gun import compiled
+
+    settings = DrainSettings.resolve(home=home, listen=listen)
+    runs = compiled.use(mode=settings.compiled)  # before the drain's modules are imported
     from gun.logs.server import run
 
-    run(DrainSettings.resolve(home=home, listen=listen))
+    run(settings, runs)
 
 
 @server.command("migrate")
