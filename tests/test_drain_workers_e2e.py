@@ -70,6 +70,31 @@ def test_every_bucket_is_the_same_whether_one_worker_or_two_took_the_lines(
     assert buckets(two) == expected
 
 
+def test_a_burst_of_connections_spreads_over_the_workers(two: Site) -> None:
+    """Each worker listens on a socket of its own (SO_REUSEPORT), and the kernel spreads
+    connections over them: of sixteen keep-alive connections, each worker holds some."""
+    port = int(two.drain.url.rsplit(":", 1)[1])
+    conns = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(16)]
+    try:
+        for c in conns:  # one request each, so that every connection has been taken
+            c.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        for c in conns:
+            assert c.recv(65536).startswith(b"HTTP/1.1 200")
+        mine = {c.getsockname() for c in conns}
+        taken = {
+            pid: sum(
+                1
+                for k in psutil.Process(pid).net_connections("tcp")
+                if k.raddr and (k.raddr.ip, k.raddr.port) in mine
+            )
+            for pid in workers_of(two)
+        }
+    finally:
+        for c in conns:
+            c.close()
+    assert sum(taken.values()) == 16 and all(taken.values()), taken
+
+
 def test_a_retried_body_is_taken_once_whichever_worker_gets_it(two: Site) -> None:
     body = frame(190, time.time(), "app", "web.1", "retried once " + uuid.uuid4().hex)
     frame_id = uuid.uuid4().hex

@@ -1,9 +1,11 @@
 """`gun server drain` with GUN_DRAIN_WORKERS=N > 1: a parent process that
 
-- binds the listening socket once (so a port that is taken is said once, and no other process
-  can bind it too) and starts N workers (`gun server drain` again, told who they are by
-  worker.py's variable) that inherit it and serve HTTP on it; the kernel hands each new
-  connection to one of them;
+- checks the port is free (a port that is taken is said once), then gives each of N workers
+  (`gun server drain` again, told who they are by worker.py's variable) a listening socket of
+  its own on that port, all with SO_REUSEPORT: the kernel spreads new connections over the
+  workers by a hash of their addresses, so a burst of connections does not all land on
+  whichever worker woke first (one accept loop would take them all), and a worker that is
+  down has no socket, so no connection waits for it;
 - runs the hub (hub.py) on a Unix socket in a private directory, with the drain that merges
   the workers' reports, the outlets, the metrics flush and the archive's upkeep (upkeep.py);
 - starts a worker that dies again at once the first time, then after 1 s doubling to 30 s
@@ -45,43 +47,76 @@ STOP_GRACE = 10.0
 WATCH_EVERY = 0.2
 
 
-def listening(settings: DrainSettings) -> socket.socket:
+def free_address(settings: DrainSettings) -> tuple[str, int]:
+    """The address to listen on, checked free by binding it without SO_REUSEPORT (which no
+    other socket on it allows); a port of 0 becomes the one the system picked."""
     host, port = parse_listen(settings.listen)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    with _socket(host) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            raise UsageError(f"the drain cannot listen on {host}:{port}: {e.strerror}") from None
+        return host, int(probe.getsockname()[1])
+
+
+def _socket(host: str) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    return sock
+
+
+def listening(address: tuple[str, int]) -> socket.socket:
+    """One worker's listening socket: SO_REUSEPORT, inheritable."""
+    sock = _socket(address[0])
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
-        sock.bind((host, port))
+        sock.bind(address)
     except OSError as e:
         sock.close()
-        raise UsageError(f"the drain cannot listen on {host}:{port}: {e.strerror}") from None
+        where = f"{address[0]}:{address[1]}"
+        raise UsageError(f"the drain cannot listen on {where}: {e.strerror}") from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 
 
 class _Child:
-    """One worker process and its backoff."""
+    """One worker process, its listening socket while it runs, and its backoff."""
 
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
+    def __init__(self, index: int, count: int, address: tuple[str, int], hub: str) -> None:
+        self.index, self.count, self.address, self.hub = index, count, address, hub
+        self.sock: socket.socket | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.started = 0.0
         self.deaths = 0
         self.due = 0.0  # when to start it again
 
     def start(self) -> None:
-        env = dict(os.environ, **self.worker.env())
+        self.sock = listening(self.address)
+        worker = Worker(self.index, self.count, self.sock.fileno(), self.hub)
+        env = dict(os.environ, **worker.env())
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gun.cli", "server", "drain"], env=env, pass_fds=[self.worker.fd]
+            [sys.executable, "-m", "gun.cli", "server", "drain"], env=env, pass_fds=[worker.fd]
         )
         self.started = time.monotonic()
+
+    def close(self) -> None:
+        """Its socket goes with it: the kernel sends new connections to the others (those
+        queued on it, not yet taken, are reset: their senders retry)."""
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
 
     def check(self, now: float) -> None:
         """Start it again when it has died and its backoff is over."""
         if self.process is None:
             if now >= self.due:
-                self.start()
+                try:
+                    self.start()
+                except UsageError as e:  # its port was taken while no worker held it
+                    self.deaths, wait = BACKOFF.after_crash(self.deaths, 0.0)
+                    log.error("drain worker %d: %s; trying again in %.0f s", self.index, e, wait)
+                    self.due = now + wait
             return
         code = self.process.poll()
         if code is None:
@@ -90,8 +125,9 @@ class _Child:
         self.deaths, wait = BACKOFF.after_crash(self.deaths, up)
         log.error(
             "drain worker %d %s after %.1f s up; starting it again in %.0f s",
-            self.worker.index, ended(code), up, wait,
+            self.index, ended(code), up, wait,
         )  # fmt: skip
+        self.close()
         self.process, self.due = None, now + wait
 
     def stop(self) -> None:
@@ -106,17 +142,15 @@ class _Child:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self.close()
 
 
 def run(settings: DrainSettings) -> None:
     """The parent of settings.workers workers, until SIGTERM or SIGINT."""
     drain, prometheus = make_drain(settings)  # the hub's: outlets, the archive's upkeep
-    sock = listening(settings)
+    host, port = address = free_address(settings)
     path = hub_path(settings.home)
-    children = [
-        _Child(Worker(i, settings.workers, sock.fileno(), path)) for i in range(settings.workers)
-    ]
-    host, port = parse_listen(settings.listen)
+    children = [_Child(i, settings.workers, address, path) for i in range(settings.workers)]
     scheme = "https" if settings.tls_cert else "http"
     print(f"drain listening on {scheme}://{host}:{port}: {settings.workers} workers", flush=True)
     try:
@@ -124,7 +158,8 @@ def run(settings: DrainSettings) -> None:
         hub = Hub(drain, prometheus, health, upkeep.steps)
         asyncio.run(_parent(hub, upkeep, path, children))
     finally:
-        sock.close()
+        for child in children:
+            child.close()
         with contextlib.suppress(OSError):
             os.unlink(path)
             if Path(path).parent.name.startswith("gun-drain-hub-"):
