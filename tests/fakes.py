@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gun.providers import NewInstance
+from gun.providers.ssh import Facts, Ssh
 
 
 class RecordingProvider:
@@ -28,3 +29,9 @@ class RecordingProvider:
 
     def ensure_running(self) -> list[str]:
         return []
+
+
+def host_facts(ssh: Ssh) -> Facts:
+    """A host checker (gun.core.hosts.Checker) that connects nowhere: in-process tests (the
+    schema fuzzer among them) may add hosts at any address without ssh leaving the machine."""
+    return Facts((3, 11, 7), f"{ssh.target.address} ssh-ed25519 AAAAfake")

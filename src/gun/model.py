@@ -13,6 +13,9 @@ APP_NAME = re.compile(r"^[a-z][a-z0-9-]{1,29}\Z")
 CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 PROCESS_TYPE = re.compile(r"^[A-Za-z0-9_-]+\Z")
 LAYER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,29}\Z")
+HOST_NAME = re.compile(r"^[a-z][a-z0-9-]{0,29}\Z")
+HOST_ROOT = re.compile(r"^/[A-Za-z0-9._/-]*\Z")
+DEFAULT_HOST_ROOT = "/var/lib/gun"
 CONFIG_MAX_BYTES = 32 * 1024
 CONFIG_KEY_MAX = 255  # what the store's column holds
 RESERVED_PREFIX = "gun-"  # app names of the platform's own (the drain reports as gun-drain)
@@ -124,6 +127,34 @@ def check_layer_name(name: str) -> str:
             "dashes, starting with a letter"
         )
     return name
+
+
+def check_host_name(name: object) -> str:
+    if not isinstance(name, str) or not HOST_NAME.match(name):
+        shown = show(name) if isinstance(name, str) else repr(name)
+        raise InvalidParams(
+            f"host name {shown} is invalid: use up to 30 lowercase letters, digits and dashes,"
+            " starting with a letter"
+        )
+    return name
+
+
+def check_host_root(root: object) -> str:
+    """Where a host's agents live: an absolute path of letters, digits, `.`, `_`, `-` and `/`,
+    without `.` or `..` steps, not / itself; returned without repeated or trailing slashes."""
+    text = root if isinstance(root, str) else repr(root)
+    parts = [p for p in text.split("/") if p]
+    if (
+        not HOST_ROOT.match(text)
+        or not parts
+        or any(p in (".", "..") for p in parts)
+        or len(text) > 200
+    ):
+        raise InvalidParams(
+            f"root {show(text)} is invalid: give an absolute directory other than /, of letters,"
+            " digits, '.', '_', '-' and '/'"
+        )
+    return "/" + "/".join(parts)
 
 
 def check_process_state(process: str, state: object) -> ProcessState:
@@ -330,6 +361,22 @@ class Event:
 
 
 INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8}\Z")
+
+
+@dataclass(frozen=True)
+class Host:
+    """A machine the team already has, reached over ssh (providers/ssh.py)."""
+
+    name: str
+    user: str
+    address: str
+    port: int
+    root: str  # where agents live there
+    known_host: str  # its host key, pinned when it was added
+    python: str  # the python3 version it had then, e.g. "3.11.2"
+    created_at: datetime
+    has_key: bool  # meta keeps a private key for it (else ssh's own identities)
+    instances: int = 0
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,16 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from gun import __version__
-from gun.api import build_routes, drain_routes, errors, fleet_routes, gate, routes, seed
+from gun.api import (
+    build_routes,
+    drain_routes,
+    errors,
+    fleet_routes,
+    gate,
+    host_routes,
+    routes,
+    seed,
+)
 from gun.api.health import answer
 from gun.core import Platform
 from gun.loops import Loops
@@ -88,7 +97,8 @@ def create_app(
     app.state.loops = loops
     app.state.wakeup = fleet_routes.Wakeup()
     errors.install(app)
-    routers = [routes.router, fleet_routes.router, build_routes.router, drain_routes.router]
+    routers = [routes.router, fleet_routes.router, host_routes.router, build_routes.router]
+    routers.append(drain_routes.router)
     routers.append(seed.router)
     # the token, then the body's size, before any routing
     app.add_middleware(gate.Gate, routers=routers)

@@ -19,6 +19,7 @@ from gun.core.config import Config
 from gun.core.deploys import Deploys
 from gun.core.drains import Drains
 from gun.core.formation import MAX_PROCESSES, Formation
+from gun.core.hosts import Checker, Hosts
 from gun.core.instances import Instances
 from gun.core.layers import Layers
 from gun.core.processes import Processes
@@ -28,6 +29,7 @@ from gun.core.shipping import Shipping
 from gun.core.slugs import Slugs
 from gun.core.tokens import CACHE_SECONDS, Tokens
 from gun.providers import InstanceProvider
+from gun.providers.ssh import check
 from gun.store import Store
 
 
@@ -44,6 +46,7 @@ class Platform:
     deploys        a slug (or, strategy git, a commit) released
     builds         deploy from source: builds and their output
     instances      instances, instances.create, instances.delete
+    hosts          hosts, hosts.add, hosts.remove: machines reached over ssh
     processes      ps, ps.restart
     drains         drains, drains.add, drains.remove, drains.ingest, logs
     agents         the agent protocol
@@ -67,6 +70,7 @@ class Platform:
         build_options: BuildOptions | None = None,
         drain_url: str | None = None,
         max_processes: int = MAX_PROCESSES,
+        host_checker: Checker = check,
     ) -> None:
         opts = build_options or BuildOptions(Path("."))  # the defaults, for a meta without builds
         rollout = {"drain": opts.preboot_drain, "max_unavailable": opts.max_unavailable}
@@ -77,6 +81,7 @@ class Platform:
         self.shipping = Shipping(drain_url)
         self.release_phase = ReleasePhase(store, opts.release_timeout)
         self.instances = Instances(store, self.providers, meta_url)
+        self.hosts = Hosts(store, host_checker)
         self.processes = Processes(store)
         self.apps = Apps(store, self.shipping, self.instances, self.providers, auto_instances)
         self.config = Config(store, self.release_phase)

@@ -63,6 +63,22 @@ instances = Table(
     Column("last_heartbeat", DateTime(timezone=True)),
     Column("problem", Text),  # why its agent cannot run the current release, as it reported
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("host", String(30)),  # provider ssh: the registered host it runs on
+)
+
+hosts = Table(
+    "hosts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(30), nullable=False, unique=True),
+    Column("user", String(32), nullable=False),
+    Column("address", String(255), nullable=False),
+    Column("port", Integer, nullable=False),
+    Column("root", Text, nullable=False),
+    Column("key_sealed", Text),  # the private key meta reaches it with, encrypted; or null
+    Column("known_host", Text, nullable=False),  # its host key, pinned when it was added
+    Column("python", String(20), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 slugs = Table(

@@ -17,6 +17,7 @@ from gun.store.drains import DrainQueries
 from gun.store.engine import WRITE, make_engine
 from gun.store.events import EventQueries
 from gun.store.fleet import InstanceQueries, ProcessQueries
+from gun.store.hosts import HostQueries
 from gun.store.releases import ReleaseQueries
 from gun.store.slugs import SlugQueries
 from gun.store.tokens import TokenQueries
@@ -96,6 +97,7 @@ class Tx:
         self.builds = BuildQueries(conn, box)
         self.drains = DrainQueries(conn, box)
         self.tokens = TokenQueries(conn, box)
+        self.hosts = HostQueries(conn, box)
 
     @property
     def bumped(self) -> bool:
