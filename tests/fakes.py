@@ -18,7 +18,7 @@ class RecordingProvider:
         self.made.append(new)
         return f"fake://{new.id}"
 
-    def delete(self, instance_id: str) -> None:
+    def delete(self, instance_id: str, host: str | None = None) -> None:
         pass
 
     def ids(self) -> list[str]:

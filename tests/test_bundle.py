@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from gun import __version__
 from gun.providers import bundle
 
 HOST_PYTHON = "/usr/bin/python3"
@@ -47,7 +48,7 @@ def test_gun_s_wheel_holds_the_whole_package_and_a_record_of_it(tmp_path: Path) 
     wheel = bundle.gun_wheel(tmp_path)
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
-        record = z.read(f"gun-{bundle.gun.__version__}.dist-info/RECORD").decode()
+        record = z.read(f"gun-{__version__}.dist-info/RECORD").decode()
     sources = {
         f"gun/{p.relative_to(bundle.PACKAGE).as_posix()}"
         for p in bundle.PACKAGE.rglob("*.py")

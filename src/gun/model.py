@@ -392,6 +392,7 @@ class Instance:
     last_heartbeat: datetime | None
     created_at: datetime
     problem: str | None = None  # why its agent cannot run the current release
+    host: str | None = None  # provider ssh: the registered host it runs on
 
 
 @dataclass(frozen=True)

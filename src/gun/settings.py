@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from gun.errors import UsageError
 
@@ -58,6 +59,17 @@ def whole(name: str, default: int, low: int, high: int) -> int:
     if not float(value).is_integer():
         raise UsageError(f"{name}={os.environ.get(name)!r} is not a whole number")
     return int(value)
+
+
+def _public_url() -> str | None:
+    """GUN_PUBLIC_URL: what agents are given to reach meta (else meta's listening address)."""
+    url = os.environ.get("GUN_PUBLIC_URL") or None
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+            raise UsageError(f"GUN_PUBLIC_URL={url!r} is not an http(s)://HOST[:PORT] URL")
+        url = url.rstrip("/")
+    return url
 
 
 def _compiled_mode() -> str:
@@ -130,6 +142,7 @@ class MetaSettings:
     drain_url: str | None = None  # the platform's drain, where agents ship logs
     slug_store: str = ""
     slug_limits: SlugLimits = SlugLimits()
+    public_url: str | None = None  # GUN_PUBLIC_URL: meta's URL as agents on other hosts reach it
 
     @classmethod
     def resolve(
@@ -160,6 +173,7 @@ class MetaSettings:
             keep_slugs=int(number("GUN_KEEP_RELEASES", 10, 1, 1000)),
             max_processes=int(number("GUN_MAX_PROCESSES", 100, 1, 100_000)),
             drain_url=os.environ.get("GUN_DRAIN_URL") or None,
+            public_url=_public_url(),
             slug_store=os.environ.get("GUN_SLUG_STORE", ""),
             slug_limits=SlugLimits.resolve(),
         )

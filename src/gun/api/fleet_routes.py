@@ -79,6 +79,7 @@ class InstancesCreate(Strict):
     instance_type: StrictStr | None = None
     availability_zone: StrictStr | None = None
     provider: StrictStr = Field(default="local", max_length=100)
+    host: StrictStr | None = Field(default=None, max_length=100)
 
 
 class Restart(Strict):
@@ -120,6 +121,7 @@ def instance_json(i: Instance) -> dict[str, Any]:
         "instance_type": i.instance_type,
         "availability_zone": i.availability_zone,
         "address": i.address,
+        "host": i.host,
         "last_heartbeat": i.last_heartbeat.isoformat() if i.last_heartbeat else None,
         "problem": i.problem,
     }
@@ -155,6 +157,7 @@ def create_instances(app: str, body: InstancesCreate, who: Who, gun: Gun) -> lis
         instance_type=body.instance_type,
         availability_zone=body.availability_zone,
         provider=body.provider,
+        host=body.host,
     )
     return [instance_json(i) for i in made]
 

@@ -14,6 +14,7 @@ from gun.core import Platform
 from gun.core.builds import BuildOptions
 from gun.crypto import Box, load_or_create_key
 from gun.providers.local import LocalProvider
+from gun.providers.ssh_provider import SshProvider
 from gun.settings import MetaSettings, parse_listen
 from gun.store import Store
 
@@ -29,8 +30,12 @@ def open_platform(settings: MetaSettings) -> Platform:
     return Platform(
         store,
         slugs=slugs,
-        providers={"local": LocalProvider(settings.home / "instances")},
-        meta_url=f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}",
+        providers={
+            "local": LocalProvider(settings.home / "instances"),
+            "ssh": SshProvider(store),
+        },
+        meta_url=settings.public_url
+        or f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}",
         auto_instances=settings.auto_instances,
         drain_url=settings.drain_url,
         max_processes=settings.max_processes,

@@ -85,12 +85,18 @@ class Hosts:
             tx.hosts.delete(name)
             tx.events.record(None, who.name, "host.remove", {"name": name})
 
-    def ssh(self, name: str) -> Ssh:
-        """How meta reaches a registered host (its pinned key, its private key if any)."""
+    def reach(self, name: str) -> tuple[Ssh, str]:
+        """How meta reaches a registered host (its pinned key, its private key if any), and
+        the root its agents live in there."""
         with self.store.read() as tx:
             host = tx.hosts.get(name)
             if host is None:
                 raise NotFound(f"host {name!r} is not registered")
             key = tx.hosts.key(name)
         target = Target(host.user, host.address, host.port)
-        return Ssh(name, target, key=key, known_host=host.known_host)
+        return Ssh(name, target, key=key, known_host=host.known_host), host.root
+
+    def check_exists(self, name: str) -> None:
+        with self.store.read() as tx:
+            if tx.hosts.get(name) is None:
+                raise NotFound(f"host {name!r} is not registered (gun hosts lists them)")

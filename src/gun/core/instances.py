@@ -50,9 +50,11 @@ class Instances:
         instance_type: str | None = None,
         availability_zone: str | None = None,
         provider: str = "local",
+        host: str | None = None,
     ) -> list[Instance]:
         """`count` new instances in `layer` (made, running every type, if the app has no
-        such layer), each with an agent token of its own, started by `provider`."""
+        such layer), each with an agent token of its own, started by `provider` (ssh: on the
+        registered `host`)."""
         authorize(who, "developer", name)
         check_layer_name(layer)
         if not 1 <= count <= MAX_NEW_INSTANCES:
@@ -63,6 +65,12 @@ class Instances:
             raise InvalidParams(f"provider {provider!r} is not available here (available: {known})")
         if self.meta_url is None:
             raise InvalidParams("this meta was started without a URL agents can reach")
+        if (provider == "ssh") != (host is not None):
+            raise InvalidParams(
+                "provider ssh needs host=NAME (gun hosts lists them)"
+                if host is None
+                else "host= is for provider ssh only"
+            )
         for label, value in (
             ("instance_type", instance_type),
             ("availability_zone", availability_zone),
@@ -72,6 +80,8 @@ class Instances:
         made: list[NewInstance] = []
         with self.store.write() as tx:
             app = tx.apps.existing(name, lock=True)
+            if host is not None and tx.hosts.get(host) is None:
+                raise NotFound(f"host {host!r} is not registered (gun hosts lists them)")
             if layer not in {la.name for la in tx.layers.of(app.id)}:
                 tx.layers.put(app.id, Layer(layer, None))
             for _ in range(count):
@@ -93,17 +103,25 @@ class Instances:
                     instance_type=instance_type,
                     availability_zone=availability_zone,
                     token_id=token_id,
+                    host=host,
                 )
                 made.append(
                     NewInstance(
-                        iid, name, layer, instance_type, availability_zone, self.meta_url, token
+                        iid,
+                        name,
+                        layer,
+                        instance_type,
+                        availability_zone,
+                        self.meta_url,
+                        token,
+                        host,
                     )
                 )
             tx.events.record(
                 app,
                 who.name,
                 "instances.create",
-                {"layer": layer, "ids": [m.id for m in made], "provider": provider},
+                {"layer": layer, "ids": [m.id for m in made], "provider": provider, "host": host},
             )
         for m in made:
             address = chosen.create(m)
@@ -130,7 +148,7 @@ class Instances:
             tx.events.record(app, who.name, "instances.delete", {"id": instance_id})
         provider = self.providers.get(inst.provider)
         if provider is not None:
-            provider.delete(instance_id)
+            provider.delete(instance_id, inst.host)
 
     def stale(self, timeout: float, watching_since: datetime) -> set[str]:
         """Online instances without a heartbeat for `timeout` s (read only).

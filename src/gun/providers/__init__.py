@@ -1,4 +1,5 @@
-"""Instance providers: where an instance's agent runs (local now; netns, ssh, ec2 later)."""
+"""Instance providers: where an instance's agent runs (local; ssh, on registered hosts; ec2
+later)."""
 
 from gun.providers.base import InstanceProvider, NewInstance
 

@@ -17,6 +17,7 @@ class NewInstance:
     availability_zone: str | None
     meta_url: str
     token: str  # the agent's per-instance token; never logged
+    host: str | None = None  # provider ssh: the registered host it goes on
 
 
 class InstanceProvider(Protocol):
@@ -26,8 +27,9 @@ class InstanceProvider(Protocol):
         """Start the instance and its agent; returns its address (local: its root directory)."""
         ...
 
-    def delete(self, instance_id: str) -> None:
-        """Stop the agent and everything it runs, and remove the instance."""
+    def delete(self, instance_id: str, host: str | None = None) -> None:
+        """Stop the agent and everything it runs, and remove the instance (from `host`, for
+        provider ssh)."""
         ...
 
     def ids(self) -> list[str]:

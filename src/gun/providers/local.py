@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 import psutil
 
 from gun import atomic, isolation
-from gun.agent import contain
+from gun.agent.uninstall import uninstall
 from gun.providers.base import NewInstance
 
 AGENT_CONFIG = "etc/agent.json"
@@ -108,15 +107,12 @@ class LocalProvider:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
 
-    def delete(self, instance_id: str) -> None:
+    def delete(self, instance_id: str, host: str | None = None) -> None:
         """Stop the agent, kill what is left of its processes, remove its Unix user (if it had
         one) and its directory."""
         with self._lock:
             self.stop(instance_id)
-            contain.remove(self.dir(instance_id))  # if the agent had to be killed
-            if isolation.can_switch():
-                isolation.remove(isolation.instance_user_name(self.dir(instance_id)))
-            shutil.rmtree(self.dir(instance_id), ignore_errors=True)
+            uninstall(self.dir(instance_id))  # what is left if the agent had to be killed
 
     def ids(self) -> list[str]:
         if not self.root.exists():

@@ -26,6 +26,7 @@ def _instance(r: Row[Any]) -> Instance:
         last_heartbeat=utc(r.last_heartbeat) if r.last_heartbeat else None,
         created_at=utc(r.created_at),
         problem=r.problem,
+        host=r.host,
     )
 
 
@@ -58,6 +59,7 @@ _INSTANCE_COLS = [
     instances.c.last_heartbeat,
     instances.c.created_at,
     instances.c.problem,
+    instances.c.host,
 ]
 _PROCESS_COLS = [
     apps.c.name.label("app"),
@@ -86,6 +88,7 @@ class InstanceQueries(Queries):
         instance_type: str | None,
         availability_zone: str | None,
         token_id: int,
+        host: str | None = None,
     ) -> None:
         self.conn.execute(
             insert(instances).values(
@@ -98,6 +101,7 @@ class InstanceQueries(Queries):
                 state="pending",
                 token_id=token_id,
                 created_at=now(),
+                host=host,
             )
         )
 

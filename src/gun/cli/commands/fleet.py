@@ -79,7 +79,8 @@ def await_online(ctx: Ctx, app: str, ids: set[str], timeout: float) -> list[dict
 @click.option("--count", type=int, default=1, show_default=True)
 @click.option("--instance-type", help="recorded and shown (the local provider ignores it)")
 @click.option("--availability-zone", help="recorded and shown (the local provider ignores it)")
-@click.option("--provider", default="local", show_default=True)
+@click.option("--provider", default="local", show_default=True, help="local or ssh")
+@click.option("--host", help="provider ssh: a registered host (gun hosts)")
 @click.option(
     "--wait",
     type=click.BOOL,
@@ -97,11 +98,13 @@ def instances_create(
     instance_type: str | None,
     availability_zone: str | None,
     provider: str,
+    host: str | None,
     wait: bool,
     timeout: float,
     app: str | None,
 ) -> None:
-    """Add instances to a layer: gun instances.create:LAYER count=N [instance_type=T] ..."""
+    """Add instances to a layer: gun instances.create:LAYER count=N [instance_type=T] ...
+    [provider=ssh host=NAME]."""
     name = need_app(app)
     made = ctx.client().post(
         f"/v1/apps/{p(name)}/instances",
@@ -111,6 +114,7 @@ def instances_create(
             "instance_type": instance_type,
             "availability_zone": availability_zone,
             "provider": provider,
+            "host": host,
         },
     )
     if wait:

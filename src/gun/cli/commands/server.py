@@ -22,9 +22,10 @@ def meta(
     listen: str | None, database_url: str | None, secret_key: str | None, home: str | None
 ) -> None:
     """The control plane: the REST API and the store. Also read from the environment:
-    GUN_ADMIN_TOKEN (the first admin token, when the store has none) and GUN_DRAIN_TOKEN
+    GUN_ADMIN_TOKEN (the first admin token, when the store has none), GUN_DRAIN_TOKEN
     (meta keeps a drain token named drain of this value: give it to the drain as
-    GUN_DRAIN_META_TOKEN)."""
+    GUN_DRAIN_META_TOKEN) and GUN_PUBLIC_URL (meta's URL as agents on other hosts reach it;
+    default: the listening address)."""
     from gun.api.serve import run
 
     run(

@@ -1,0 +1,136 @@
+"""Provider ssh: an instance is a directory and an agent on a registered host (core/hosts.py),
+put there over ssh (providers/ssh.py). On the host, under its root (default /var/lib/gun):
+
+    ROOT/bundle-KEY/*.whl       the wheels of gun and what the agent needs (bundle.py)
+    ROOT/venv-KEY/              a venv of the host's python3 with them installed
+    ROOT/instances/ID/          the instance: etc/agent.json (0600), log/, releases/, ...
+    ROOT/instances/ID/keepalive.pid
+
+`create` sends the wheels and agent.json in one tar stream, makes the venv if this version of
+gun has none there yet, and starts the agent under a keep-alive loop in a session of its own
+(`setsid`), so that it outlives the ssh connection and is started again a second after it
+dies. (A host with systemd would rather run it as a unit; gun does not yet: the loop works
+on every host.) `delete` stops the loop and the agent (SIGTERM: the agent stops its
+processes within their grace), kills what is left after STOP_SECONDS, removes the instance's
+cgroups, Unix user and directory (`python -m gun.agent.uninstall`) and, once no instance is
+left, the whole root. KEY is gun's version and a digest of the wheels, so an upgrade of meta
+brings a new venv beside the old.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shlex
+import tarfile
+import tempfile
+from pathlib import Path
+
+from gun import __version__
+from gun.core.hosts import Hosts
+from gun.errors import Unavailable
+from gun.providers import bundle
+from gun.providers.base import NewInstance
+from gun.providers.ssh import Ssh
+from gun.store import Store
+
+STOP_SECONDS = 40  # the agent's own stop (every process's grace) must fit in it
+
+_START = """set -eu
+root={root}; venv={venv}; dir={dir}
+if [ ! -x "$venv/bin/python" ]; then
+  {install} >"$root/install.log" 2>&1 || {{ cat "$root/install.log" >&2; rm -rf "$venv"; exit 3; }}
+fi
+if [ -f "$dir/keepalive.pid" ] && kill -0 "$(cat "$dir/keepalive.pid")" 2>/dev/null; then
+  exit 0
+fi
+setsid sh -c 'while :; do "$0/bin/python" -m gun.agent --root "$1" >>"$1/log/agent.log" 2>&1
+  sleep 1; done' "$venv" "$dir" </dev/null >/dev/null 2>&1 &
+echo $! >"$dir/keepalive.pid"
+"""
+
+_STOP = """set -u
+root={root}; dir={dir}
+if [ -f "$dir/keepalive.pid" ]; then
+  loop=$(cat "$dir/keepalive.pid")
+  kill -TERM "-$loop" 2>/dev/null
+  i=0
+  while kill -0 "-$loop" 2>/dev/null && [ $i -lt {wait} ]; do sleep 0.5; i=$((i+1)); done
+  kill -KILL "-$loop" 2>/dev/null
+fi
+for venv in "$root"/venv-*; do
+  [ -x "$venv/bin/python" ] && "$venv/bin/python" -m gun.agent.uninstall "$dir" && break
+done
+rm -rf "$dir"
+if [ -z "$(ls -A "$root/instances" 2>/dev/null)" ]; then rm -rf "$root"; fi
+exit 0
+"""
+
+
+def _tar(files: dict[str, tuple[bytes, int]]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, (data, mode) in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+class SshProvider:
+    name = "ssh"
+
+    def __init__(self, store: Store) -> None:
+        self.hosts = Hosts(store)
+
+    def _host(self, host: str | None) -> tuple[Ssh, str]:
+        if host is None:
+            raise Unavailable("provider ssh needs the instance's host")
+        return self.hosts.reach(host)
+
+    def create(self, new: NewInstance) -> str:
+        ssh, root = self._host(new.host)
+        with tempfile.TemporaryDirectory(prefix="gun-bundle-") as scratch:
+            wheels = bundle.build(Path(scratch))
+            blobs = {w.name: w.read_bytes() for w in wheels}
+        digest = hashlib.sha256(b"".join(blobs[n] for n in sorted(blobs))).hexdigest()[:12]
+        key = f"{__version__}-{digest}"
+        where = f"{root}/instances/{new.id}"
+        config = {"meta": new.meta_url, "instance": new.id, "token": new.token}
+        files = {f"bundle-{key}/{n}": (b, 0o644) for n, b in blobs.items()}
+        files[f"instances/{new.id}/etc/agent.json"] = (json.dumps(config).encode(), 0o600)
+        q = shlex.quote
+        unpack = (
+            f"umask 077 && mkdir -p {q(root)} && tar -x -o -C {q(root)}"
+            f" && mkdir -p {q(where)}/log && chmod 711 {q(root)} {q(root)}/instances {q(where)}"
+        )  # the instance's Unix user passes through to its releases; etc/ and log/ are 0700
+        self._run(ssh, unpack, input=_tar(files), what="could not receive the agent's files")
+        venv = f"{root}/venv-{key}"
+        install = bundle.install_command(
+            "python3", venv, [f"{root}/bundle-{key}/{n}" for n in sorted(blobs)]
+        )
+        start = _START.format(root=q(root), venv=q(venv), dir=q(where), install=install)
+        self._run(ssh, f"sh -c {q(start)}", what="could not start the agent")
+        return f"{ssh.target.address}:{where}"
+
+    def delete(self, instance_id: str, host: str | None = None) -> None:
+        ssh, root = self._host(host)
+        where = f"{root}/instances/{instance_id}"
+        stop = _STOP.format(root=shlex.quote(root), dir=shlex.quote(where), wait=STOP_SECONDS * 2)
+        self._run(ssh, f"sh -c {shlex.quote(stop)}", what="could not remove the instance")
+
+    def _run(self, ssh: Ssh, command: str, *, what: str, input: bytes | None = None) -> None:
+        done, _ = ssh.run(command, input=input, timeout=STOP_SECONDS + 300)
+        if done.returncode != 0:
+            said = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
+            raise Unavailable(f"host {ssh.name} ({ssh.target}) {what}: {said[0]}")
+
+    def ids(self) -> list[str]:
+        return []  # each host keeps its own agents going
+
+    def shell(self, instance_id: str) -> list[str]:
+        return ["true"]  # ssh.host comes with issue 12's step 6
+
+    def ensure_running(self) -> list[str]:
+        return []  # the keep-alive loop on the host does it
