@@ -83,6 +83,9 @@ def test_a_hosts_directory_is_its_own(fleet: Fleet, tmp_path: Path) -> None:
     assert b.ssh(f"ls -A {fleet.dir}").stdout == "hosts\n"
     assert b.ssh(f"ls -A {fleet.dir}/hosts").stdout == "b\n"
     assert (fleet.dir / "client").is_dir()
+    # nor through another process's root: b has a PID namespace of its own, its sshd its PID 1
+    assert b.ssh(f"cat /proc/*/root{a.root}/note").returncode == 1
+    assert b.ssh("cat /proc/1/comm").stdout == "sshd\n"
 
     wheel = tmp_path / "gun-0-py3-none-any.whl"
     wheel.write_bytes(bytes(range(256)) * 1000)
@@ -167,7 +170,7 @@ def test_nothing_of_a_fleet_is_left_after_it(hosts_ready: None) -> None:
         assert a.ssh(f"cd {a.root}; setsid sleep 600 </dev/null >/dev/null 2>&1 &").returncode == 0
         client = fleet.control.popen(["sleep", "600"])
         made = [psutil.Process(pid) for pid in [*a.pids(), *b.pids(), client.pid]]
-        assert len(made) == 4  # two sshd, the agent, the client
+        assert len(made) == 6  # per host unshare and its sshd; the agent; the client
         prefix, subnet, where = fleet.prefix, str(fleet.subnet), str(fleet.dir)
         assert len(namespaces(prefix)) == 3
         raise RuntimeError("the test failed")  # leaving the fleet by an error, as a test would
@@ -210,11 +213,11 @@ def test_sweep_removes_what_a_killed_run_left_and_not_a_live_runs(fleet: Fleet) 
         killed.send_signal(signal.SIGKILL)
         killed.wait()
     prefix, subnet = left["prefix"], left["subnet"]
-    orphans = [psutil.Process(pid) for pid in left["pids"]]  # its sshd and its agent
+    orphans = [psutil.Process(pid) for pid in left["pids"]]  # unshare, sshd, the agent
 
     assert namespaces(prefix) == {f"{prefix}-control", f"{prefix}-host-orphan"}
     assert run("ip", "-4", "route", "show", "exact", subnet).stdout.startswith("unreachable")
-    assert len(orphans) == 2 and all(running(p) for p in orphans)
+    assert len(orphans) == 3 and all(running(p) for p in orphans)
     assert Path(left["dir"]).is_dir() and (STATE / f"{prefix}.json").exists()
 
     swept = sweep()

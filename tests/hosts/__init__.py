@@ -1,6 +1,7 @@
 """Test hosts for fleet tests: network namespaces on a bridge, each with its own address in
 10.200.0.0/16, its own mount namespace (meta's data dir and the other hosts' directories
-hidden) and its own sshd, so that nothing reaches an agent but over the network. See README.md.
+hidden), PID namespace and sshd, so that nothing reaches an agent but over the network. See
+README.md.
 
     with Fleet(hide=[meta_home]) as fleet:
         web = fleet.host("web")

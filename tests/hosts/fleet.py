@@ -3,7 +3,8 @@
 Entering a Fleet claims a run (tests/hosts/runs.py), then, in this order: adds the guard route
 `unreachable <subnet>` in the root namespace, makes the control namespace with the bridge and
 the control address (.1). Each `host()` adds a namespace joined to the bridge by a veth with
-its own address (.11, .12, …) and starts its sshd (tests/hosts/sshd.py). No namespace has a
+its own address (.11, .12, …) and starts its sshd in its own mount, UTS and PID namespaces
+(tests/hosts/sshd.py). No namespace has a
 default route or a link to the root namespace: packets to a host can only come from the
 control namespace or another host, and can go nowhere else.
 
@@ -142,9 +143,9 @@ class Control:
 
 
 class Host:
-    """A test host: its own network namespace and address on the bridge, its own mount and
-    UTS namespaces (its hostname is its name), its own directory `root`, its own sshd. Reach
-    it with `ssh`, from the control namespace, as root."""
+    """A test host: its own network namespace and address on the bridge, its own mount, UTS
+    (its hostname is its name) and PID namespaces, its own directory `root`, its own sshd.
+    Reach it with `ssh`, from the control namespace, as root."""
 
     def __init__(
         self, name: str, address: str, root: Path, namespace: Namespace, link: str, fleet: Fleet

@@ -122,9 +122,9 @@ def write(run: Run) -> None:
             "dir": str(run.dir),
         }
     )
-    partial = run.record().with_suffix(".partial")
-    partial.write_text(text)
-    partial.replace(run.record())
+    unfinished = run.record().with_suffix(".partial")
+    unfinished.write_text(text)
+    unfinished.replace(run.record())
 
 
 def records() -> list[Run]:

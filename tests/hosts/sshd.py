@@ -1,15 +1,19 @@
-"""A test host's sshd: its keys and config, the mount namespace it runs in, and OpenSSH client
+"""A test host's sshd: its keys and config, the namespaces it runs in, and OpenSSH client
 arguments that read nothing of the machine's or the user's ssh configuration.
 
-The host's sshd runs as `ip netns exec HOST unshare --mount --uts --propagation private
-sh -c ENTER …`, where ENTER, in the new mount namespace and before it execs sshd:
+The host's sshd runs as `ip netns exec HOST unshare --mount --uts --pid --fork --mount-proc
+--propagation private -- sh -c ENTER …`, where ENTER, in the new namespaces and before it execs
+sshd (which is then the host's PID 1, as init is on a machine):
 1. opens the host's own directory (so it can be brought back below),
 2. mounts an empty tmpfs over the fleet's directory (every host's directory, the client key)
    and over each hidden path (meta's data dir, …),
 3. binds the host's own directory back at its usual path,
 4. sets the hostname (its own UTS namespace).
 Everything sshd spawns (ssh sessions, an agent started over ssh that outlives them) inherits
-that view; mounts made there never propagate back (`--propagation private`).
+that view; mounts made there never propagate back (`--propagation private`). The host's own PID
+namespace (and its own /proc) matters as much as the tmpfs: in a shared one, a host's root
+could read another host's files through /proc/PID/root, or meta's environment through
+/proc/PID/environ. When sshd exits, the kernel kills everything left in its PID namespace.
 """
 
 from __future__ import annotations
@@ -68,9 +72,10 @@ Subsystem sftp internal-sftp
 
 
 def enter(name: str, fleet: Path, own: Path, sshd: str, conf: Path, hide: list[Path]) -> list[str]:
-    """The argv that runs sshd in the host's own mount and UTS namespaces (see ENTER)."""
+    """The argv that runs sshd in the host's own mount, UTS and PID namespaces (see ENTER)."""
     paths = [str(fleet), str(own), sshd, str(conf), *(str(p) for p in hide)]
-    unshare = [program("unshare"), "--mount", "--uts", "--propagation", "private", "--"]
+    unshare = [program("unshare"), "--mount", "--uts", "--pid", "--fork", "--mount-proc"]
+    unshare += ["--propagation", "private", "--"]
     return [*unshare, "sh", "-c", ENTER, "enter-host", name, *paths]
 
 
