@@ -47,7 +47,9 @@ def problem() -> str | None:
     if missing and (why := _install(missing)):
         return why
     probe = subprocess.run(
-        [program("unshare"), "--net", "--mount", "--uts", "true"], capture_output=True, text=True
+        [program("unshare"), "--net", "--mount", "--uts", "--pid", "--fork", "true"],
+        capture_output=True,
+        text=True,
     )
     if probe.returncode != 0:
         return f"cannot make namespaces here: {probe.stderr.strip()}"
