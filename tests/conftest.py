@@ -30,7 +30,10 @@ from gun.store.migrate import upgrade
 from tests import fakes, leaks, pg
 from tests.meta import MetaServer, free_port
 
-pytest_plugins = ["tests.appusers"]  # temp dirs app users can reach; no user left
+pytest_plugins = [
+    "tests.appusers",  # temp dirs app users can reach; no user left
+    "tests.hosts.plugin",  # test hosts for fleet tests: tests/hosts/README.md
+]
 
 STORES = ["sqlite", "postgresql"]
 
