@@ -22,7 +22,8 @@ clients use most of theirs, the clients were the limit (said as "client-bound").
 with `--workers 1,2`, 2 workers on 2 cores >= 1.7x the lines/s of one.
 
     .venv/bin/python bench/drain.py [--seconds 10] [--clients N] [--connections N]
-        [--mix bench|production|both] [--workers 1[,2]] [--drain python|compiled|both] [--repeat N] [--py-spy]
+        [--mix bench|production|both] [--workers 1[,2]] [--drain python|compiled|both]
+        [--repeat N] [--py-spy]
 
 `--drain` (default both): the drain as pure Python (GUN_DRAIN_COMPILED=off), and with its hot
 modules compiled by mypyc (gun/compiled.py: built here into a scratch directory, needs a C
