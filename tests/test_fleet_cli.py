@@ -28,6 +28,7 @@ INSTANCE_FIELDS = {
     "availability_zone",
     "address",
     "problem",
+    "host",
 }
 PS_FIELDS = {"name", "type", "state", "instance", "port", "release", "restarts", "since"}
 

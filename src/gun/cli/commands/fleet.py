@@ -22,6 +22,7 @@ FIELDS = (
     "availability_zone",
     "address",
     "problem",  # why its agent cannot run the current release, or null
+    "host",  # provider ssh: the registered host it runs on, or null
 )
 
 
