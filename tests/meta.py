@@ -100,15 +100,18 @@ class MetaServer:
         *args: str,
         token: str | None = None,
         env: dict[str, str] | None = None,
+        input: str | None = None,
     ) -> Result:
-        """Run the real `gun` CLI against this server."""
+        """Run the real `gun` CLI against this server (`input` on its stdin)."""
         e = self.env()
         del e["GUN_DATABASE_URL"]
         e.pop("GUN_ADMIN_TOKEN", None)
         e["GUN_API_URL"] = self.url
         e["GUN_API_TOKEN"] = token or self.admin_token or ""
         e.update(env or {})
-        p = subprocess.run([*GUN, *args], env=e, capture_output=True, text=True, timeout=60)
+        p = subprocess.run(
+            [*GUN, *args], env=e, capture_output=True, text=True, timeout=60, input=input
+        )
         return Result(p.returncode, p.stdout, p.stderr)
 
     def http(self, token: str | None = None) -> httpx.Client:

@@ -73,6 +73,7 @@ def test_an_instance_on_a_host_from_creation_to_deletion(
     gun = meta.gun
     key = tmp_path / "id_ed25519"
     key.write_text(sshd.key)
+    key.chmod(0o600)
     r = gun(
         "hosts.add", "web1", "root@127.0.0.1", f"port={sshd.port}", f"key={key}", f"root={root}"
     )
@@ -103,6 +104,15 @@ def test_an_instance_on_a_host_from_creation_to_deletion(
     assert [(p["name"], p["state"], p["instance"]) for p in ps] == [("web.1", "up", iid)]
     assert httpx.get(f"http://127.0.0.1:{ps[0]['port']}/").text == "served from the host\n"
 
+    r = gun("app:shop", "ssh.host:web.1", f"key={key}", input="pwd\nexit 3\n")
+    assert r.code == 3, r.err
+    assert r.out.splitlines()[-1] == f"{there}/current", "a shell in the release directory"
+    r = gun("app:shop", f"ssh.host:{iid}", input="exit 0\n")  # no key: ssh's own are refused
+    assert (r.code, r.err.splitlines()[-1]) == (
+        255,
+        "root@127.0.0.1: Permission denied (publickey).",
+    )  # noqa: E501
+
     r = gun("hosts.remove:web1")
     assert (r.code, r.err) == (
         1,
@@ -123,6 +133,20 @@ def test_an_instance_on_a_host_from_creation_to_deletion(
     with httpx.Client(base_url=meta.url, headers={"Authorization": f"Bearer {token}"}) as agent:
         assert agent.get(f"/v1/agent/instances/{iid}/desired").status_code == 401
     assert gun("hosts.remove:web1").out == "Removed host web1\n"
+
+
+def test_a_shell_on_a_local_instance(meta: MetaServer) -> None:
+    gun = meta.gun
+    assert gun("apps.create", "shop").code == 0
+    iid = gun("app:shop", "instances.create:default").out.split()[0]
+    try:
+        r = gun("app:shop", "ssh.host", input="pwd\nexit 4\n")
+        assert r.code == 4, r.err
+        assert r.out.splitlines()[-1] == str(meta.home / "instances" / iid)
+        r = gun("app:shop", "ssh.host:web.9")
+        assert (r.code, r.err) == (1, "gun: process 'web.9' of app 'shop' does not run anywhere\n")
+    finally:
+        gun("app:shop", f"instances.delete:{iid}")
 
 
 def test_provider_ssh_needs_a_registered_host(meta: MetaServer) -> None:

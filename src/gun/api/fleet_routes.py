@@ -4,6 +4,7 @@ route                                                  CLI command / caller
 GET    /v1/apps/{app}/instances                        instances
 POST   /v1/apps/{app}/instances                        instances.create
 DELETE /v1/apps/{app}/instances/{id}                   instances.delete
+GET    /v1/apps/{app}/shell?target=web.1               ssh.host
 GET    /v1/apps/{app}/processes                        ps
 POST   /v1/apps/{app}/processes/restart                ps.restart, ps.stop
 POST   /v1/apps/{app}/slugs                            deploy (upload)
@@ -160,6 +161,22 @@ def create_instances(app: str, body: InstancesCreate, who: Who, gun: Gun) -> lis
         host=body.host,
     )
     return [instance_json(i) for i in made]
+
+
+@router.get("/apps/{app}/shell")
+def shell(app: str, who: Who, gun: Gun, target: str | None = None) -> dict[str, Any]:
+    """Where `gun ssh.host[:TARGET]` opens a shell: the instance, its directory, and how to
+    reach its host (provider ssh; the host's pinned key, never a private key)."""
+    inst, host = gun.instances.shell(who, app, target)
+    ssh = None
+    if host is not None:
+        ssh = {
+            "user": host.user,
+            "address": host.address,
+            "port": host.port,
+            "known_host": host.known_host,
+        }
+    return {"instance": inst.id, "provider": inst.provider, "dir": inst.address, "ssh": ssh}
 
 
 @router.delete("/apps/{app}/instances/{instance_id}", status_code=204)

@@ -25,6 +25,7 @@ from gun.cli.commands import (
     ps,
     releases,
     server,
+    sshhost,
     up,
 )
 from gun.cli.context import Ctx
@@ -52,6 +53,7 @@ COMMANDS = [
     hosts.hosts,
     hosts.hosts_add,
     hosts.hosts_remove,
+    sshhost.ssh_host,
     ps.ps,
     ps.ps_restart,
     ps.ps_stop,
@@ -126,7 +128,9 @@ def run(argv: Sequence[str]) -> int:
     """Run one command line; returns the exit code (0 ok, 1 refused/failed, 2 bad command line)."""
     try:
         args = normalise(argv, cli.options_of)
-        cli.main(args=args, prog_name="gun", standalone_mode=False)
+        code = cli.main(args=args, prog_name="gun", standalone_mode=False)
+        if isinstance(code, int) and code:  # click.exceptions.Exit(N): a command's own code
+            return code
     except click.exceptions.NoArgsIsHelpError as e:
         sys.stdout.write(e.ctx.get_help() + "\n")
         return 0

@@ -15,7 +15,7 @@ from gun.core.access import authorize
 from gun.core.placing import write_placement
 from gun.crypto import hash_token, new_token
 from gun.errors import InvalidParams, NotFound
-from gun.model import Instance, Layer, Principal, check_layer_name, show
+from gun.model import Host, Instance, Layer, Principal, check_layer_name, show
 from gun.providers import InstanceProvider, NewInstance
 from gun.store import Store
 from gun.store.time import now
@@ -149,6 +149,34 @@ class Instances:
         provider = self.providers.get(inst.provider)
         if provider is not None:
             provider.delete(instance_id, inst.host)
+
+    def shell(
+        self, who: Principal, name: str, target: str | None = None
+    ) -> tuple[Instance, Host | None]:
+        """Where `ssh.host` opens a shell: the instance `target` (an id), or the one running the
+        process `target` (web.1), or the app's first online instance; and its host, for
+        provider ssh. The instance's address is its directory there."""
+        authorize(who, "developer", name)
+        with self.store.read() as tx:
+            app = tx.apps.existing(name)
+            instances = tx.instances.of(app.id)
+            if target is None:
+                chosen = next((i for i in instances if i.state == "online"), None)
+                if chosen is None:
+                    raise NotFound(f"app {name!r} has no online instance")
+            elif target.startswith("i-"):
+                chosen = next((i for i in instances if i.id == target), None)
+                if chosen is None:
+                    raise NotFound(f"instance {target!r} of app {name!r} does not exist")
+            else:
+                runs = next((p for p in tx.processes.of(app.id) if p.name == target), None)
+                if runs is None or runs.instance is None:
+                    raise NotFound(f"process {target!r} of app {name!r} does not run anywhere")
+                chosen = next(i for i in instances if i.id == runs.instance)
+            host = tx.hosts.get(chosen.host) if chosen.host else None
+        if chosen.address is None:
+            raise NotFound(f"instance {chosen.id} has not registered yet: try again soon")
+        return chosen, host
 
     def stale(self, timeout: float, watching_since: datetime) -> set[str]:
         """Online instances without a heartbeat for `timeout` s (read only).
