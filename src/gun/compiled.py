@@ -91,9 +91,7 @@ def build(into: Path, package: Path = PACKAGE) -> Path:
     into.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="gun-mypyc-") as scratch:
         work = Path(scratch)
-        shutil.copytree(
-            package, work / "gun", ignore=shutil.ignore_patterns("__pycache__", "*.so")
-        )
+        shutil.copytree(package, work / "gun", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
         done = subprocess.run(
             [sys.executable, "-m", "mypyc", *(f"gun/{_source(m)}" for m in HOT)],
             cwd=work,
