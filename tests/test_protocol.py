@@ -1,5 +1,6 @@
 """The agent protocol's wire types (gun.protocol): every message reads back as it was written,
-and what does not read is one sentence naming the field by its path."""
+every slice meta can build the agent can read, and what does not read is one sentence naming
+the field by its path."""
 
 from __future__ import annotations
 
@@ -8,9 +9,14 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 from gun import protocol
+from gun.core.agents import build_slice
+from gun.core.release_phase import order
 from gun.errors import ProtocolError, UnsupportedProtocol
+from gun.model import App, Process, Release
 from gun.protocol import (
     VERSION,
     DesiredProcess,
@@ -157,6 +163,108 @@ def test_fields_a_reader_does_not_know_are_ignored() -> None:
     assert protocol.read_slice(newer) == RUNNING
     report = {**wire(protocol.to_json(Report(VERSION, (UP,), None))), "uptime": 3}
     assert protocol.read_report(report) == Report(VERSION, (UP,), None)
+
+
+# -- every slice meta can build, the agent can read -------------------------------------------
+
+TYPES = st.sampled_from(["web", "worker", "release"]) | st.from_regex(
+    r"[A-Za-z0-9_-]{1,64}", fullmatch=True
+)
+TEXT = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=40)
+KEYS = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,30}", fullmatch=True)
+ENV = st.dictionaries(KEYS, TEXT, max_size=5)
+MOMENT = st.datetimes(timezones=st.just(UTC))
+
+
+@st.composite
+def releases(draw: st.DrawFn, app: App, *, pending: bool = False) -> Release:
+    """A release of the app; a pending one has a release command."""
+    types = draw(st.dictionaries(TYPES, TEXT, min_size=1, max_size=4))
+    if pending:
+        types["release"] = draw(TEXT)
+    return Release(
+        app=app.name,
+        version=draw(st.integers(1, 10_000)),
+        description=draw(TEXT),
+        status="pending" if pending else "succeeded",
+        created_at=draw(MOMENT),
+        config=draw(ENV),
+        process_types=draw(st.sampled_from([types, types, types, None])),
+        slug_id=draw(st.integers(1, 2**31 - 1) | st.none()),
+        commit=draw(st.from_regex(r"[0-9a-f]{40}", fullmatch=True) | st.none()),
+        actor=draw(TEXT),
+    )
+
+
+@st.composite
+def placed(draw: st.DrawFn, app: App, release: Release | None) -> list[Process]:
+    """Processes placed on the instance, mostly of the release's types, some no longer
+    wanted (unique names)."""
+    types = sorted((release.process_types or {}) if release else {}) or ["web"]
+    kinds = draw(st.lists(st.sampled_from(types) | TYPES, min_size=1, max_size=6) | st.just([]))
+    names = {f"{t}.{draw(st.integers(1, 999_999))}": t for t in kinds}
+    return [
+        Process(
+            app=app.name,
+            name=name,
+            type=ptype,
+            instance="i-0a1b2c3d",
+            desired=draw(st.sampled_from([True, True, False])),
+            state="starting",
+            release=None,
+            port=None,
+            pid=None,
+            restarts=0,
+            exit_code=None,
+            since=None,
+        )
+        for name, ptype in names.items()
+    ]
+
+
+@st.composite
+def slice_inputs(draw: st.DrawFn) -> dict[str, Any]:
+    """Whatever one transaction may read for an instance's slice."""
+    app = App(
+        id=draw(st.integers(1, 2**31 - 1)),
+        name=draw(st.from_regex(r"[a-z][a-z0-9-]{1,29}", fullmatch=True)),
+        repo=draw(st.just("https://example.com/app.git") | st.none()),
+        created_at=draw(MOMENT),
+    )
+    release = draw(releases(app) | st.none())
+    slug = (SHA, draw(st.integers(0, 2**40))) if release and release.slug_id else None
+    pending = draw(releases(app, pending=True) | st.none())
+    phase_slug = ("ab" * 32, 10) if pending and pending.slug_id else None
+    instance = draw(st.sampled_from(["i-0a1b2c3d", "i-ffffffff"]))
+    procs = draw(placed(app, release))
+    return {
+        "generation": draw(st.integers(0, 2**62)),
+        "app": app,
+        "instance": instance,
+        "release": release,
+        "slug": slug,
+        "placed": procs,
+        "nonces": {p.name: draw(st.integers(0, 2**31 - 1)) for p in procs},
+        "release_phase": (
+            order(app, instance, pending, phase_slug, draw(st.floats(0, 3600))) if pending else None
+        ),
+        "drains": draw(st.lists(TEXT, max_size=3)),
+        "rollout": Rollout(draw(st.floats(0, 600)), draw(st.integers(1, 1000))),
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(slice_inputs())
+def test_every_slice_meta_can_build_the_agent_can_read(inputs: dict[str, Any]) -> None:
+    built = build_slice(**inputs)
+    assert protocol.read_slice(wire(protocol.to_json(built))) == built
+    event(f"processes: {bool(built.processes)}, release phase: {built.release_phase is not None}")
+    event(f"slug: {built.slug is not None}, git: {built.git is not None}")
+    # what it holds: the placed processes still wanted that the release has a command for
+    types = (inputs["release"].process_types or {}) if inputs["release"] else {}
+    assert [p.name for p in built.processes] == sorted(
+        p.name for p in inputs["placed"] if p.desired and p.type in types
+    )
 
 
 # -- what does not read: one sentence, naming the field ---------------------------------------
