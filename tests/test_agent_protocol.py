@@ -3,6 +3,7 @@ meta, and an agent that keeps its processes running from its cache while meta is
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -27,6 +28,7 @@ from tests.up import Up, running
 
 HELLO = Path(__file__).parent.parent / "examples" / "hello"
 SLICE = {
+    "version",
     "generation",
     "app",
     "instance",
@@ -41,17 +43,29 @@ SLICE = {
 }
 
 
-class Agent:
-    """One instance's agent credentials, and the HTTP an agent sends."""
+# what an agent leaves out of a process it reports here, the wire has (every field is required)
+UNSAID = {
+    "release": None,
+    "port": None,
+    "pid": None,
+    "restarts": 0,
+    "exit_code": None,
+    "since": None,
+}
 
-    def __init__(self, meta: MetaServer, instance: str, token: str) -> None:
+
+class Agent:
+    """One instance's agent credentials, and the HTTP an agent sends (of `protocol`)."""
+
+    def __init__(self, meta: MetaServer, instance: str, token: str, protocol: int = 1) -> None:
         self.id = instance
         self.url = meta.url
         self.token = token
+        self.protocol = protocol
 
     def call(self, method: str, path: str, **kw: Any) -> httpx.Response:
         kw.setdefault("timeout", 10)
-        headers = {"Authorization": f"Bearer {self.token}"}
+        headers = {"Authorization": f"Bearer {self.token}", "Gun-Protocol": str(self.protocol)}
         return httpx.request(method, self.url + path, headers=headers, **kw)
 
     def desired(self, after: int = -1, wait: float = 25, instance: str | None = None) -> Any:
@@ -64,11 +78,16 @@ class Agent:
 
     def register(self, instance: str | None = None) -> httpx.Response:
         path = f"/v1/agent/instances/{instance or self.id}/register"
-        return self.call("POST", path, json={"address": "x"})
+        return self.call("POST", path, json={"version": self.protocol, "address": "x"})
 
     def report(self, *processes: dict[str, Any]) -> httpx.Response:
         path = f"/v1/agent/instances/{self.id}/observed"
-        return self.call("PUT", path, json={"processes": list(processes)})
+        body = {
+            "version": self.protocol,
+            "processes": [{**UNSAID, **p} for p in processes],
+            "problem": None,
+        }
+        return self.call("PUT", path, json=body)
 
 
 def add_instances(meta: MetaServer, app: str, count: int) -> list[Agent]:
@@ -129,7 +148,8 @@ def test_an_agent_token_reads_only_its_own_slice(shared_meta: MetaServer) -> Non
         meta.admin_token,
     ):
         assert token
-        person = Agent(meta, one.id, token)
+        # (of whatever protocol: it is not an agent's call, and refused as what it is)
+        person = Agent(meta, one.id, token, protocol=2)
         for r in (person.desired(wait=0), person.register(), person.report()):
             assert r.status_code == 403, r.text
             assert r.json()["id"] == "forbidden"
@@ -191,6 +211,15 @@ def test_observed_reports_update_ps(shared_meta: MetaServer) -> None:
     ]
     assert slices[mine.id]["release"] == 2
     assert slices[other.id]["processes"] == []
+    # the slug, from where the slice says, with the agent's own token
+    slug = slices[mine.id]["slug"]
+    assert slug["url"] == f"/v1/agent/instances/{mine.id}/slugs/{slug['sha256']}"
+    got = mine.call("GET", slug["url"])
+    assert got.status_code == 200
+    assert (hashlib.sha256(got.content).hexdigest(), len(got.content)) == (
+        slug["sha256"],
+        slug["size"],
+    )
 
     def ps() -> list[list[str]]:
         shown = meta.gun("app:observed", "ps")
@@ -199,7 +228,7 @@ def test_observed_reports_update_ps(shared_meta: MetaServer) -> None:
 
     assert ps()[0][:3] == ["web.1", "starting", mine.id]
 
-    web = {"name": "web.1", "type": "web", "release": 2, "port": 5123, "pid": 4242}
+    web = {"name": "web.1", "release": 2, "port": 5123, "pid": 4242}
     since = datetime.now(UTC).isoformat()
     assert mine.report({**web, "state": "up", "restarts": 0, "since": since}).status_code == 204
     assert ps() == [["web.1", "up", mine.id, "5123", "v2", "0", since[:10]]]
@@ -214,10 +243,11 @@ def test_observed_reports_update_ps(shared_meta: MetaServer) -> None:
     assert ps()[0][:2] == ["web.1", "crashed"]
 
     r = mine.report({**web, "state": "exploded"})
-    assert r.status_code == 422
+    assert r.status_code == 400
     assert r.json() == {
-        "id": "invalid_params",
-        "message": "process 'web.1' has unknown state 'exploded'",
+        "id": "protocol_error",
+        "message": "report.processes[0].state: expected a process state (starting, up, crashed, "
+        'stopping, down), got "exploded"',
     }
     assert ps()[0][:2] == ["web.1", "crashed"]
 
@@ -225,6 +255,43 @@ def test_observed_reports_update_ps(shared_meta: MetaServer) -> None:
     assert [(p["name"], p["state"], p["restarts"], p["port"]) for p in shown] == [
         ("web.1", "crashed", 3, 5123)
     ]
+
+
+def test_an_agent_of_another_protocol_is_refused_and_meta_says_so(shared_meta: MetaServer) -> None:
+    meta = shared_meta
+    assert meta.gun("apps.create", "versioned").code == 0
+    (agent,) = add_instances(meta, "versioned", 1)
+    newer = Agent(meta, agent.id, agent.token, protocol=2)
+    refusal = {
+        "id": "unsupported_protocol",
+        "message": "agent protocol 2 is not one meta speaks (meta speaks 1)",
+    }
+
+    for r in (newer.register(), newer.desired(wait=0), newer.report()):
+        assert (r.status_code, r.json()) == (400, refusal), r.request.url
+    # the header says 1, the registration 2: the message's own version counts too
+    r = agent.call("POST", f"/v1/agent/instances/{agent.id}/register", json={"version": 2})
+    assert (r.status_code, r.json()) == (400, refusal)
+    # an agent that names no protocol (one from before there were versions)
+    r = httpx.get(
+        f"{meta.url}/v1/agent/instances/{agent.id}/desired?wait=0",
+        headers={"Authorization": f"Bearer {agent.token}"},
+    )
+    assert (r.status_code, r.json()) == (
+        400,
+        {
+            "id": "unsupported_protocol",
+            "message": "the agent named no protocol (no Gun-Protocol header): meta speaks 1",
+        },
+    )
+
+    logged = meta.log.read_text()
+    assert f"instance {agent.id}: agent protocol 2 is not one meta speaks (meta speaks 1)" in logged
+    [row] = json.loads(meta.gun("--json", "app:versioned", "instances").out)
+    assert row["state"] == "pending"  # never registered: nothing of it was taken in
+
+    assert agent.register().json()["state"] == "online"  # its own protocol: welcome
+    assert agent.desired(wait=0).json()["version"] == 1
 
 
 # --- an agent restarted while meta is unreachable ------------------------------------------

@@ -56,6 +56,23 @@ class InvalidParams(GunError):
     status = 422
 
 
+class ProtocolError(GunError):
+    """A message of the agent protocol (gun.protocol) that does not read: the sentence names the
+    field by its path. (400: the message is malformed, not a well-formed request refused.)"""
+
+    id = "protocol_error"
+    status = 400
+
+
+class UnsupportedProtocol(ProtocolError):
+    """An agent, or a slice, of a protocol version the reader does not speak. (400, not 409:
+    a conflict is with the state of what is asked for, and passes when that changes; this
+    request never works, whatever meta holds, until the agent speaks meta's protocol.)"""
+
+    id = "unsupported_protocol"
+    status = 400
+
+
 class SchemaMismatch(GunError):
     """The database schema does not match this version of gun."""
 
@@ -93,6 +110,8 @@ BY_ID: dict[str, type[GunError]] = {
         Conflict,
         PayloadTooLarge,
         InvalidParams,
+        ProtocolError,
+        UnsupportedProtocol,
         SchemaMismatch,
         Unavailable,
         InsufficientStorage,

@@ -18,19 +18,19 @@ import json
 import logging
 import signal
 from pathlib import Path
-from typing import Any
 
-from gun import atomic, isolation
+from gun import atomic, isolation, protocol
 from gun.agent import applog, files, runtime_metrics
 from gun.agent.applog import Position
 from gun.agent.config import AgentConfig
 from gun.agent.logship import LogShipper
 from gun.agent.materialise import Materialiser
 from gun.agent.metaclient import MetaClient, Refused, Unreachable
+from gun.agent.process import ProcessState
 from gun.agent.reconcile import Action, Desired, Observed, reconcile
 from gun.agent.releasephase import ReleasePhases
 from gun.agent.supervisor import ProcessSpec, Supervisor
-from gun.errors import GunError
+from gun.errors import GunError, ProtocolError
 from gun.loops import Loops
 
 log = logging.getLogger("gun.agent")
@@ -49,9 +49,9 @@ class Agent:
     def __init__(self, config: AgentConfig, supervisor: Supervisor | None = None) -> None:
         self.config = config
         self.root = config.root
-        self.desired: dict[str, Any] | None = files.load_desired(self.root)
-        app = self.desired["app"] if self.desired else ""
-        self.shipper = LogShipper(app, self.desired.get("drains", []) if self.desired else [])
+        self.desired: protocol.Slice | None = files.load_desired(self.root)
+        app = self.desired.app if self.desired else ""
+        self.shipper = LogShipper(app, list(self.desired.drains) if self.desired else [])
         self.supervisor = supervisor or Supervisor(
             self.root,
             log=self.shipper.sink,
@@ -63,6 +63,7 @@ class Agent:
         self.loops = Loops(log)
         self._poll_delay = 0.2  # after meta refused or did not answer a long-poll
         self._desired_unsaved = False  # the slice in memory is not yet cached on disk
+        self._unread: str | None = None  # why meta's last answer to the long-poll was not read
         self._cpu_seen: runtime_metrics.CpuSeen = {}
         self._log_positions: dict[str, Position] = {}  # by drain, as last saved in state/
         self.started: dict[str, Desired] = self._load_started()
@@ -93,6 +94,8 @@ class Agent:
         that is failing, one sentence each; None when all is well."""
         problem = self.releases.problem  # why the current release cannot run here
         parts = [problem] if problem else []
+        if self._unread:
+            parts.append(f"the desired state from meta is not acted on: {self._unread}")
         for name, reason in self.loops.down().items():
             if reason.startswith(NO_SPACE):
                 parts.append(reason)
@@ -108,9 +111,8 @@ class Agent:
         delay = 0.2
         while not self.stopping.is_set():
             try:
-                await self.meta.call(
-                    "POST", f"{self._api}/register", body={"address": str(self.root)}
-                )
+                registration = protocol.Registration(protocol.VERSION, str(self.root))
+                await self.meta.register(self._api, registration)
                 return
             except Refused as e:
                 log.error("meta refused registration: %s", e)
@@ -121,30 +123,31 @@ class Agent:
 
     async def poll(self) -> None:
         """One long-poll of the desired state; a new generation is applied, and cached on disk
-        (a cache that could not be written is written again before the next long-poll)."""
+        (a cache that could not be written is written again before the next long-poll). A slice
+        that does not read (another protocol's) is said once and not acted on: what runs keeps
+        running as the last slice said, and the instance's problem says why."""
         if self._desired_unsaved and self.desired is not None:
             files.save_desired(self.root, self.desired)
             self._desired_unsaved = False
-        after = self.desired["generation"] if self.desired else -1
+        after = self.desired.generation if self.desired else -1
         try:
-            slice_ = await self.meta.call(
-                "GET",
-                f"{self._api}/desired",
-                params={"after": after, "wait": POLL_WAIT},
-                timeout=POLL_WAIT + 10,
-            )
-        except (Refused, Unreachable) as e:
+            slice_ = await self.meta.desired(self._api, after, POLL_WAIT)
+        except (Refused, Unreachable, ProtocolError) as e:
             if isinstance(e, Refused):
                 log.error("meta refused the desired state: %s", e)
+            elif isinstance(e, ProtocolError) and e.message != self._unread:
+                log.error("not acting on the desired state from meta: %s", e.message)
+                self._unread = e.message
             await asyncio.sleep(self._poll_delay)
             self._poll_delay = min(self._poll_delay * 2, 5.0)
             return
         self._poll_delay = 0.2
-        if self.desired is None or slice_["generation"] != self.desired["generation"]:
+        self._unread = None
+        if self.desired is None or slice_.generation != self.desired.generation:
             self.desired = slice_
-            self.shipper.app = slice_["app"]
+            self.shipper.app = slice_.app
             try:
-                self.shipper.set_destinations(slice_.get("drains", []))
+                self.shipper.set_destinations(list(slice_.drains))
             except GunError as e:
                 log.error("log drains refused: %s", e.message)
             self.changed.set()
@@ -160,12 +163,13 @@ class Agent:
         changed = asyncio.ensure_future(self.supervisor.changed())
         try:
             await asyncio.sleep(0)  # let it start waiting on the current change event
-            body = {
-                "processes": [self._observed_json(s) for s in self.supervisor.serving()],
-                "problem": self.problem_now(),
-            }
+            report = protocol.Report(
+                protocol.VERSION,
+                tuple(observed(s) for s in self.supervisor.serving()),
+                self.problem_now(),
+            )
             try:
-                await self.meta.call("PUT", f"{self._api}/observed", body=body)
+                await self.meta.report(self._api, report)
             except Refused as e:
                 log.error("meta refused the report: %s", e)
             except Unreachable:
@@ -176,35 +180,18 @@ class Agent:
             changed.cancel()
 
     @staticmethod
-    def _observed_json(s: Any) -> dict[str, Any]:
-        return {
-            "name": s.name,
-            "type": s.type,
-            "state": s.state,
-            "release": s.release,
-            "port": s.port,
-            "pid": s.pid,
-            "restarts": s.restarts,
-            "exit_code": s.exit_code,
-            "since": s.since.isoformat() if s.since else None,
-        }
-
-    def wanted(self, slice_: dict[str, Any], cwd: Path) -> dict[str, tuple[Desired, ProcessSpec]]:
-        env: dict[str, str] = slice_["env"]
+    def wanted(slice_: protocol.Slice, cwd: Path) -> dict[str, tuple[Desired, ProcessSpec]]:
+        """The slice's processes as reconcile and the supervisor take them (the slice has a
+        release: it was materialised into `cwd`)."""
+        assert slice_.release is not None
+        env, release = slice_.env, slice_.release
         out = {}
-        for p in slice_["processes"]:
-            d = Desired(
-                p["name"], p["type"], p["command"], slice_["release"], env_digest(env, p["nonce"])
-            )
+        for p in slice_.processes:
+            d = Desired(p.name, p.type, p.command, release, env_digest(env, p.nonce))
             spec = ProcessSpec(
-                name=p["name"],
-                type=p["type"],
-                command=p["command"],
-                env=env,
-                cwd=cwd,
-                release=slice_["release"],
+                name=p.name, type=p.type, command=p.command, env=env, cwd=cwd, release=release
             )
-            out[p["name"]] = (d, spec)
+            out[p.name] = (d, spec)
         return out
 
     async def converge(self) -> None:
@@ -215,17 +202,17 @@ class Agent:
         if slice_ is None:
             return
         self.phases.start(slice_)
-        if self._ready is not None and self._ready[0] == slice_["generation"]:
+        if self._ready is not None and self._ready[0] == slice_.generation:
             cwd = self._ready[1]  # this generation's files are written already
         else:
             try:
                 cwd = await self.releases.materialise(slice_)
             except (GunError, Refused, Unreachable, OSError) as e:
-                log.error("cannot materialise release v%s: %s", slice_["release"], e)
+                log.error("cannot materialise release v%s: %s", slice_.release, e)
                 if isinstance(e, GunError) and self.releases.problem:
                     return  # refused here, and said so: a new release is needed
                 raise
-            self._ready = (slice_["generation"], cwd)
+            self._ready = (slice_.generation, cwd)
         wanted = self.wanted(slice_, cwd) if cwd else {}
         observed = []
         for s in self.supervisor.states():
@@ -240,11 +227,10 @@ class Agent:
                     had.command if had else None,
                 )
             )
-        rollout = slice_.get("rollout") or {}
         actions = reconcile(
             [d for d, _ in wanted.values()],
             observed,
-            max_unavailable=int(rollout.get("max_unavailable", 1)),
+            max_unavailable=slice_.rollout.max_unavailable,
         )
         actions = [a for a in actions if a.name not in self._inflight]
         actions = await self._leased(actions, wanted)
@@ -261,7 +247,7 @@ class Agent:
         self._save_started(started)
         self.started = started
 
-        drain = float(rollout.get("drain", 0.0))
+        drain = slice_.rollout.drain_seconds
 
         async def act(kind: str, name: str) -> None:
             if kind == "replace":  # web: preboot, the old copy serves until the new one does
@@ -366,7 +352,7 @@ class Agent:
             log.warning(isolation.NOT_ROOT.format(user=getpass.getuser()))
         elif self.desired is not None:  # what it adopts may need restarting as the user
             with contextlib.suppress(GunError):  # said, and the instance's problem
-                await self.releases.app_user(self.desired["app"])
+                await self.releases.app_user(self.desired.app)
         adopted = await self.supervisor.adopt()
         if adopted:
             log.info("re-adopted %s", ", ".join(adopted))
@@ -389,8 +375,22 @@ class Agent:
         with contextlib.suppress(OSError):  # what was not sent is shipped by the next agent
             self._save_log_positions()
         with contextlib.suppress(Refused, Unreachable):
-            body = {"processes": [self._observed_json(s) for s in self.supervisor.states()]}
-            await self.meta.call("PUT", f"{self._api}/observed", body=body, timeout=2)
+            last = tuple(observed(s) for s in self.supervisor.states())
+            await self.meta.report(self._api, protocol.Report(protocol.VERSION, last, None), 2)
+
+
+def observed(s: ProcessState) -> protocol.ObservedProcess:
+    """A process as the supervisor sees it, as the agent reports it to meta."""
+    return protocol.ObservedProcess(
+        name=s.name,
+        state=s.state,
+        release=s.release,
+        port=s.port,
+        pid=s.pid,
+        restarts=s.restarts,
+        exit_code=s.exit_code,
+        since=s.since,
+    )
 
 
 def main(config: AgentConfig) -> None:

@@ -14,10 +14,10 @@ import os
 import shutil
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
-from gun import atomic, envfile, isolation
+from gun import atomic, envfile, isolation, protocol
 from gun import formation as formations
+from gun.errors import ProtocolError
 
 KEEP_RELEASES = 10
 LAYOUT = {
@@ -86,13 +86,25 @@ def prune_slugs(root: Path, keep: int = KEEP_RELEASES) -> None:
         old.unlink(missing_ok=True)
 
 
-def save_desired(root: Path, desired: dict[str, Any]) -> None:
-    atomic.write(root / "state" / "desired.json", json.dumps(desired), mode=0o600)
+def save_desired(root: Path, desired: protocol.Slice) -> None:
+    """Cache the slice, as meta sent it (the same JSON), for an agent started without meta."""
+    atomic.write(root / "state" / "desired.json", json.dumps(protocol.to_json(desired)), mode=0o600)
 
 
-def load_desired(root: Path) -> dict[str, Any] | None:
+def load_desired(root: Path) -> protocol.Slice | None:
+    """The cached slice, read as one from meta is; None if there is none. One that cannot be
+    read (an older protocol's, a damaged file) is said in one line and ignored: the agent asks
+    meta again."""
+    path = root / "state" / "desired.json"
     try:
-        data = json.loads((root / "state" / "desired.json").read_text())
-    except (OSError, ValueError):
+        return protocol.read_slice(json.loads(path.read_bytes()))
+    except FileNotFoundError:
         return None
-    return data if isinstance(data, dict) else None
+    except OSError as e:
+        why = e.strerror or str(e)
+    except ValueError:
+        why = "it is not JSON"
+    except ProtocolError as e:
+        why = e.message
+    log.warning("ignoring the cached desired state %s (%s); asking meta", path, why)
+    return None

@@ -16,7 +16,6 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from gun import atomic, isolation
 from gun.agent import files
@@ -25,6 +24,7 @@ from gun.agent.metaclient import MetaClient, Refused, Unreachable
 from gun.agent.supervisor import Supervisor
 from gun.build.slug import SlugError, unpack
 from gun.errors import GunError, InvalidParams, Unavailable
+from gun.protocol import GitSource, ReleasePhaseOrder, Slice, SlugRef
 
 log = logging.getLogger("gun.agent")
 
@@ -44,24 +44,27 @@ class Materialiser:
         self.problem: str | None = None
         self._failed: dict[int, str] = {}  # strategy git: releases whose build failed here
 
-    async def materialise(self, slice_: dict[str, Any]) -> Path | None:
+    async def materialise(self, slice_: Slice) -> Path | None:
         """Download, verify and unpack the release's slug; write etc/env, etc/formation."""
-        version = slice_["release"]
-        if version is None or (slice_["slug"] is None and not slice_.get("git")):
+        version = slice_.release
+        if version is None or (slice_.slug is None and slice_.git is None):
             return None
-        target = await self.prepared(version, slice_, slice_["app"])
-        files.write_etc(self.root, slice_["env"], [p["type"] for p in slice_["processes"]])
+        target = await self.prepared(version, slice_, slice_.app)
+        files.write_etc(self.root, slice_.env, [p.type for p in slice_.processes])
         files.switch_current(self.root, target)
         files.prune_releases(self.root, self.config.keep_releases)
         files.prune_slugs(self.root, self.config.keep_releases)
         return target
 
-    async def prepared(self, version: int, source: dict[str, Any], app: str) -> Path:
-        """releases/vN of app from the source's slug, or (strategy git) built from its commit."""
+    async def prepared(self, version: int, source: Slice | ReleasePhaseOrder, app: str) -> Path:
+        """releases/vN of app from the source's slug, or (strategy git) built from its commit
+        (a slice or a release phase names one of them)."""
         await self.app_user(app)
-        if source.get("slug"):
-            return await self._unpacked(version, source["slug"])
-        return await self._built(version, source["git"], source["env"])
+        if source.slug is not None:
+            return await self._unpacked(version, source.slug)
+        if source.git is None:
+            raise InvalidParams(f"release v{version} has neither a slug nor a commit to run")
+        return await self._built(version, source.git, source.env)
 
     # the app's Unix user (gun.isolation) -----------------------------------------------------
 
@@ -89,15 +92,15 @@ class Materialiser:
 
     # a slug ----------------------------------------------------------------------------------
 
-    async def _unpacked(self, version: int, slug: dict[str, Any]) -> Path:
+    async def _unpacked(self, version: int, slug: SlugRef) -> Path:
         """releases/vN, unpacked from the slug (downloaded unless it is in the slug cache)."""
         target = self.root / "releases" / f"v{version}"
-        cache = self.root / "slugs" / f"{slug['sha256']}.tar.gz"
+        cache = self.root / "slugs" / f"{slug.sha256}.tar.gz"
         if not target.exists():
             if not cache.exists():
-                await self._download(slug["sha256"], cache)
+                await self._download(slug, cache)
             else:
-                log.info("release v%s: slug %s is in the cache", version, slug["sha256"][:12])
+                log.info("release v%s: slug %s is in the cache", version, slug.sha256[:12])
             staging = self.root / "releases" / f".v{version}.unpack"
             limits = self.config.slug_limits
             try:
@@ -105,7 +108,7 @@ class Materialiser:
                     unpack,
                     cache,
                     staging,
-                    slug["sha256"],
+                    slug.sha256,
                     max_bytes=limits.max_unpacked_bytes,
                     max_members=limits.max_members,
                 )
@@ -121,14 +124,15 @@ class Materialiser:
         self.problem = None
         return target
 
-    async def _download(self, sha256: str, dest: Path) -> None:
-        """The slug into the slug cache, whole or not at all (`unpack` checks its sha256)."""
+    async def _download(self, slug: SlugRef, dest: Path) -> None:
+        """The slug into the slug cache, from where meta says, whole or not at all (`unpack`
+        checks its sha256)."""
         with atomic.writer(dest, sync=False) as f:
-            await self.meta.call("GET", f"{self._api}/slugs/{sha256}", into=f, timeout=300)
+            await self.meta.call("GET", slug.url, into=f, timeout=300)
 
     # strategy git ----------------------------------------------------------------------------
 
-    async def _built(self, version: int, git: dict[str, str], env: dict[str, str]) -> Path:
+    async def _built(self, version: int, git: GitSource, env: dict[str, str]) -> Path:
         """Strategy git: fetch and reset the checkout to the commit, build a copy of it into
         releases/vN (or copy the build of an earlier release of the same commit)."""
         target = self.root / "releases" / f"v{version}"
@@ -136,14 +140,14 @@ class Materialiser:
             return target
         if version in self._failed:  # a build that failed fails again: wait for a new release
             raise InvalidParams(self._failed[version])
-        built = self.root / "state" / "built" / git["commit"]
+        built = self.root / "state" / "built" / git.commit
         try:
             earlier = self.root / "releases" / built.read_text().strip()
         except OSError:
             earlier = None
         try:
             if earlier is not None and earlier.is_dir():
-                log.info("release v%s: commit %s is built already", version, git["commit"][:7])
+                log.info("release v%s: commit %s is built already", version, git.commit[:7])
                 staging = self.root / "releases" / f".v{version}.copy"
                 copy = functools.partial(_copy_tree, earlier, staging)
                 await asyncio.to_thread(self._stage, staging, copy)
@@ -151,7 +155,7 @@ class Materialiser:
             else:
                 await self._build_commit(version, git, env, target)
         except GunError as e:
-            self.problem = f"v{version} of commit {git['commit'][:7]} failed here: {e.message}"
+            self.problem = f"v{version} of commit {git.commit[:7]} failed here: {e.message}"
             self._failed[version] = self.problem
             log.error("%s", self.problem)
             raise
@@ -160,7 +164,7 @@ class Materialiser:
         return target
 
     async def _build_commit(
-        self, version: int, git: dict[str, str], env: dict[str, str], target: Path
+        self, version: int, git: GitSource, env: dict[str, str], target: Path
     ) -> None:
         from gun.build import buildpacks, gitrepo  # only agents that build pay for it
 
@@ -175,8 +179,8 @@ class Materialiser:
         tmp = self.root / "releases" / f".v{version}.build"
         shutil.rmtree(tmp, ignore_errors=True)
         try:
-            out(f"-----> git fetch origin && git reset --hard {git['commit'][:7]}")
-            await asyncio.to_thread(gitrepo.checkout, git["repo"], checkout, git["commit"])
+            out(f"-----> git fetch origin && git reset --hard {git.commit[:7]}")
+            await asyncio.to_thread(gitrepo.checkout, git.repo, checkout, git.commit)
             await asyncio.to_thread(_copy_tree, checkout, tmp)
             user = self.supervisor.user
             cache = self.root / "cache" / "build"

@@ -1,7 +1,10 @@
 """The agent's client for meta: stdlib http.client run in threads.
 
-An agent makes four kinds of call (register, long-poll, report, slug download); httpx would
-add ~11 MiB to every agent's RSS for them (bench/converge.py compares agents with supervisord).
+An agent makes a few kinds of call (register, long-poll, report, slug download, leases, the
+release phase's output); httpx would add ~11 MiB to every agent's RSS for them
+(bench/converge.py compares agents with supervisord). Every call names the agent's protocol in
+the Gun-Protocol header; the protocol's messages go through gun.protocol both ways, so what
+`desired` returns is a typed Slice, read (or refused) as it arrives.
 """
 
 from __future__ import annotations
@@ -15,17 +18,25 @@ import threading
 from typing import Any, BinaryIO
 from urllib.parse import urlencode, urlsplit
 
+from gun import protocol
+
 
 class Unreachable(Exception):
     """meta did not answer (connection refused, reset, timed out)."""
 
 
 class Refused(Exception):
-    """meta answered with an error status."""
+    """meta answered with an error status; `message` is its sentence (the body's `message`
+    when the body is gun's `{"id", "message"}`, else the start of the body)."""
 
     def __init__(self, status: int, body: str) -> None:
-        super().__init__(f"meta answered {status}: {body[:300]}")
         self.status = status
+        self.message = body[:300]
+        with contextlib.suppress(ValueError):
+            answer = json.loads(body)
+            if isinstance(answer, dict) and isinstance(answer.get("message"), str):
+                self.message = answer["message"][:1000]
+        super().__init__(f"meta answered {status}: {self.message}")
 
 
 class _Local(Exception):
@@ -55,7 +66,11 @@ class MetaClient:
         self.port = url.port
         self.prefix = url.path.rstrip("/")
         self.timeout = timeout
-        self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        self._headers = {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json",
+            protocol.HEADER: str(protocol.VERSION),
+        }
         self._open: set[http.client.HTTPConnection] = set()
         self._lock = threading.Lock()
 
@@ -111,3 +126,19 @@ class MetaClient:
 
     async def call(self, method: str, path: str, **kw: Any) -> Any:
         return await asyncio.to_thread(self._call, method, path, **kw)
+
+    # the protocol's messages (api: the instance's prefix of meta's agent API)
+
+    async def register(self, api: str, registration: protocol.Registration) -> None:
+        await self.call("POST", f"{api}/register", body=protocol.to_json(registration))
+
+    async def desired(self, api: str, after: int, wait: float) -> protocol.Slice:
+        """The long-poll: the slice once its generation is past `after` (or at `wait`); one
+        that does not read (another protocol's, say) raises ProtocolError."""
+        answer = await self.call(
+            "GET", f"{api}/desired", params={"after": after, "wait": wait}, timeout=wait + 10
+        )
+        return protocol.read_slice(answer)
+
+    async def report(self, api: str, report: protocol.Report, timeout: float | None = None) -> None:
+        await self.call("PUT", f"{api}/observed", body=protocol.to_json(report), timeout=timeout)

@@ -16,7 +16,6 @@ import functools
 import json
 import logging
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -31,10 +30,15 @@ import psutil
 from gun import atomic, isolation, lines
 from gun.errors import InvalidParams
 from gun.isolation import UnixUser
-from gun.model import PROCESS_STATES, ProcessState, check_config_key, check_process_type
+from gun.model import (
+    PROCESS_NAME,
+    PROCESS_STATES,
+    ProcessState,
+    check_config_key,
+    check_process_type,
+)
 
 State = ProcessState  # model.py's: one Literal of the process states, everywhere
-PROCESS_NAME = re.compile(r"^([A-Za-z0-9_-]+)\.([1-9][0-9]{0,5})\Z")
 READ_CHUNK = 1 << 20  # bytes read from one output file per tail tick, at most
 TICK_LINES = 10_000  # lines taken from one output file per tail tick, at most
 GROUP_POLL = 0.05  # seconds between checks that a process group is empty

@@ -20,7 +20,6 @@ import os
 import signal
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 from gun import lines
 from gun.agent.materialise import Materialiser
@@ -30,6 +29,7 @@ from gun.agent.supervisor import Supervisor
 from gun.errors import GunError
 from gun.isolation import UnixUser
 from gun.loops import why
+from gun.protocol import ReleasePhaseOrder, Slice
 
 DYNO = "release.1"
 log = logging.getLogger("gun.agent")
@@ -112,16 +112,16 @@ class ReleasePhases:
         self.stopping = stopping
         self._tasks: dict[int, asyncio.Task[None]] = {}  # release phases run, by version
 
-    def start(self, slice_: dict[str, Any]) -> None:
+    def start(self, slice_: Slice) -> None:
         """Run the phase the slice names, unless it ran (or runs) already."""
-        phase = slice_.get("release_phase")
-        if phase and phase["release"] not in self._tasks:
-            task = asyncio.create_task(self._run(phase, slice_["app"]))
-            self._tasks[phase["release"]] = task
+        phase = slice_.release_phase
+        if phase is not None and phase.release not in self._tasks:
+            task = asyncio.create_task(self._run(phase, slice_.app))
+            self._tasks[phase.release] = task
 
-    async def _run(self, phase: dict[str, Any], app: str) -> None:
+    async def _run(self, phase: ReleasePhaseOrder, app: str) -> None:
         """Run the pending release's command once, its output sent to meta as it comes."""
-        version = phase["release"]
+        version = phase.release
         api = f"{self._api}/releases/{version}"
         applog = self.supervisor.applog
         lines: list[str] = []
@@ -151,9 +151,9 @@ class ReleasePhases:
         applog.write("heroku", DYNO, [f"Release v{version} phase"])
         try:
             cwd = await self.releases.prepared(version, phase, app)
-            emit(f"Running `{phase['command']}` on {self.instance}")
+            emit(f"Running `{phase.command}` on {self.instance}")
             code, error = await run(
-                cwd, phase["command"], phase["env"], phase["timeout"], emit, self.supervisor.user
+                cwd, phase.command, phase.env, phase.timeout, emit, self.supervisor.user
             )
         except Exception as e:  # whatever it is, meta hears of it: the release fails, not hangs
             if not isinstance(e, GunError | Refused | Unreachable | OSError):

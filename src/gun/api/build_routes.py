@@ -22,7 +22,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import Field, StrictInt, StrictStr
 
 from gun.api.auth import Gun, Who
-from gun.api.fleet_routes import Strict, received
+from gun.api.fleet_routes import SPEAKS, Strict, received
 from gun.api.gate import upload
 from gun.errors import InvalidParams
 from gun.model import Build
@@ -140,14 +140,21 @@ class PhaseResult(Strict):
     error: StrictStr | None = Field(default=None, max_length=1000)
 
 
-@router.post("/agent/instances/{instance_id}/releases/{version}/output", status_code=204)
+@router.post(
+    "/agent/instances/{instance_id}/releases/{version}/output",
+    status_code=204,
+    dependencies=SPEAKS,
+)
 def phase_output(
     instance_id: str, version: Annotated[int, ID], body: PhaseOutput, who: Who, gun: Gun
 ) -> None:
     gun.release_phase.output(who, instance_id, version, body.text)
 
 
-@router.post("/agent/instances/{instance_id}/releases/{version}/result")
+@router.post(
+    "/agent/instances/{instance_id}/releases/{version}/result",
+    dependencies=SPEAKS,
+)
 def phase_result(
     instance_id: str, version: Annotated[int, ID], body: PhaseResult, who: Who, gun: Gun
 ) -> dict[str, Any]:

@@ -14,6 +14,10 @@ GET    /v1/agent/instances/{id}/desired?after=GEN      agent, long-poll
 PUT    /v1/agent/instances/{id}/observed               agent, heartbeat + process states
 GET    /v1/agent/instances/{id}/slugs/{sha256}         agent, slug download
 POST   /v1/agent/instances/{id}/replacements           agent, before taking processes down
+
+The agent routes speak gun.protocol: the agent names its protocol in the Gun-Protocol header of
+every call (heard first, api/agentwire.py), registers with a Registration, reports with a
+Report and is answered a Slice.
 """
 
 from __future__ import annotations
@@ -24,17 +28,16 @@ import hashlib
 import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import asdict
-from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from anyio import to_thread
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from gun.api import bodies
+from gun import protocol
+from gun.api import agentwire, bodies
 from gun.api.auth import Gun, Who
 from gun.api.gate import upload
 from gun.core.slugs import SLUG_MAX_BYTES
@@ -90,27 +93,6 @@ class Restart(Strict):
 class ReleaseCreate(Strict):
     slug: StrictInt
     description: bodies.Text | None = Field(default=None, max_length=200)
-
-
-class Register(Strict):
-    address: StrictStr | None = Field(default=None, max_length=500)
-
-
-class ObservedProcess(Strict):
-    name: StrictStr = Field(max_length=80)
-    type: StrictStr = Field(max_length=64)
-    state: StrictStr = Field(max_length=20)
-    release: StrictInt | None = None
-    port: StrictInt | None = None
-    pid: StrictInt | None = None
-    restarts: StrictInt = 0
-    exit_code: StrictInt | None = None
-    since: datetime | None = None
-
-
-class Observed(Strict):
-    processes: list[ObservedProcess] = Field(max_length=10_000)
-    problem: StrictStr | None = Field(default=None, max_length=2000)
 
 
 def instance_json(i: Instance) -> dict[str, Any]:
@@ -254,15 +236,28 @@ def create_release(app: str, body: ReleaseCreate, who: Who, gun: Gun) -> dict[st
     return bodies.release_json(gun.deploys.release(who, app, body.slug, body.description))
 
 
-# the agent protocol -----------------------------------------------------------------------
+# the agent protocol (gun.protocol; api/agentwire.py hears the agent's protocol first) --------
+
+SPEAKS = [Depends(agentwire.speaks)]
 
 
-@router.post("/agent/instances/{instance_id}/register")
-def register(instance_id: str, body: Register, who: Who, gun: Gun) -> dict[str, Any]:
-    return instance_json(gun.agents.register(who, instance_id, body.address))
+@router.post("/agent/instances/{instance_id}/register", dependencies=SPEAKS)
+def register(
+    instance_id: str,
+    body: Annotated[Any, agentwire.body(protocol.Registration)],
+    who: Who,
+    gun: Gun,
+) -> dict[str, Any]:
+    registration = agentwire.read(protocol.read_registration, body, who, instance_id)
+    return instance_json(gun.agents.register(who, instance_id, registration.address))
 
 
-@router.get("/agent/instances/{instance_id}/desired")
+@router.get(
+    "/agent/instances/{instance_id}/desired",
+    dependencies=SPEAKS,
+    response_model=None,
+    responses=agentwire.answer(protocol.Slice),
+)
 async def desired(
     request: Request,
     instance_id: str,
@@ -282,25 +277,29 @@ async def desired(
             break
         await wakeup.wait(fired, min(POLL_INTERVAL, max(0.0, deadline - loop.time())))
     state = await to_thread.run_sync(gun.agents.desired, who, instance_id)
-    return asdict(state)
+    return protocol.to_json(state)
 
 
-@router.put("/agent/instances/{instance_id}/observed", status_code=204)
-def observed(instance_id: str, body: Observed, who: Who, gun: Gun) -> None:
-    gun.agents.report(who, instance_id, [p.model_dump() for p in body.processes], body.problem)
+@router.put("/agent/instances/{instance_id}/observed", status_code=204, dependencies=SPEAKS)
+def observed(
+    instance_id: str, body: Annotated[Any, agentwire.body(protocol.Report)], who: Who, gun: Gun
+) -> None:
+    """The heartbeat: a Report of every process the agent runs."""
+    report = agentwire.read(protocol.read_report, body, who, instance_id)
+    gun.agents.report(who, instance_id, report)
 
 
 class Replacements(Strict):
     names: list[StrictStr] = Field(max_length=10_000)
 
 
-@router.post("/agent/instances/{instance_id}/replacements")
+@router.post("/agent/instances/{instance_id}/replacements", dependencies=SPEAKS)
 def replacements(instance_id: str, body: Replacements, who: Who, gun: Gun) -> dict[str, list[str]]:
     """Rollout leases: which of these processes the agent may take down now."""
     return {"granted": gun.agents.lease_replacements(who, instance_id, body.names)}
 
 
-@router.get("/agent/instances/{instance_id}/slugs/{sha256}")
+@router.get("/agent/instances/{instance_id}/slugs/{sha256}", dependencies=SPEAKS)
 def slug(instance_id: str, sha256: str, who: Who, gun: Gun) -> StreamingResponse:
     f = gun.agents.slug(who, instance_id, sha256)
 

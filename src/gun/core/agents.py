@@ -3,56 +3,75 @@ reports what it runs (its heartbeat), asks for rollout leases and downloads slug
 
 Every call is made with the instance's own agent token and is refused for any other token or
 instance; an agent sees its app's slice for its instance and nothing of other apps. (The
-release phase's output and result are the release phase's: core/release_phase.py.)
+release phase's output and result are the release phase's: core/release_phase.py.) What goes
+over the wire is gun.protocol's: meta builds a Slice with `build_slice`, from what one
+transaction read, and takes a Report.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, BinaryIO
 
 from gun.core.placing import write_placement
-from gun.core.release_phase import ReleasePhase, git_source, slug_source
+from gun.core.release_phase import ReleasePhase, SlugRow, git_source, slug_of
 from gun.core.shipping import Shipping
 from gun.core.slugs import Slugs
 from gun.errors import Forbidden, NotFound
-from gun.model import Instance, Principal, check_process_state
+from gun.model import App, Instance, Principal, Process, Release
+from gun.protocol import (
+    VERSION,
+    DesiredProcess,
+    ReleasePhaseOrder,
+    Report,
+    Rollout,
+    Slice,
+    slug_ref,
+)
 from gun.store import Store, Tx
 from gun.store.time import now
 
 LEASE_SECONDS = 120.0  # a replacement lease lapses after this (an agent that died mid-way)
 
 
-@dataclass(frozen=True)
-class DesiredProcess:
-    name: str
-    type: str
-    command: str
-    nonce: int
-
-
-@dataclass(frozen=True)
-class Slice:
-    """What one instance's agent must run: everything it may see, and nothing of other apps."""
-
-    generation: int
-    app: str
-    instance: str
-    release: int | None
-    slug: dict[str, Any] | None
-    env: dict[str, str] = field(repr=False)
-    processes: list[DesiredProcess]
-    # the release command of a pending release, for the one instance that is to run it
-    release_phase: dict[str, Any] | None = field(default=None, repr=False)
-    # strategy git: the commit this instance fetches and builds, instead of a slug
-    git: dict[str, str] | None = None
-    # logplex URLs the agent ships the app's logs to: the platform's drain, then the app's own
-    drains: list[str] = field(default_factory=list, repr=False)
-    # how replacements roll: seconds a replaced web process keeps serving after its successor
-    # is up (routers notice), and processes of a type that may be down at once here
-    rollout: dict[str, float] = field(default_factory=dict)
+def build_slice(
+    *,
+    generation: int,
+    app: App,
+    instance: str,
+    release: Release | None,
+    slug: SlugRow | None,
+    placed: Sequence[Process],
+    nonces: Mapping[str, int],
+    release_phase: ReleasePhaseOrder | None,
+    drains: Sequence[str],
+    rollout: Rollout,
+) -> Slice:
+    """The slice of `instance`, from what one transaction read (pure): the app's current
+    `release` (and its `slug`), the processes `placed` there that are still wanted and that the
+    release has a command for (sorted by name, each with its restart nonce), the release phase
+    it is to run, if any, and where the app's logs go."""
+    types = (release.process_types or {}) if release else {}
+    processes = [
+        DesiredProcess(p.name, p.type, types[p.type], nonces.get(p.name, 0))
+        for p in placed
+        if p.desired and p.type in types
+    ]
+    return Slice(
+        version=VERSION,
+        generation=generation,
+        app=app.name,
+        instance=instance,
+        release=release.version if release else None,
+        slug=slug_ref(instance, *slug) if slug else None,
+        env=dict(release.config) if release else {},
+        processes=tuple(sorted(processes, key=lambda p: p.name)),
+        release_phase=release_phase,
+        git=git_source(app, release) if release else None,
+        drains=tuple(drains),
+        rollout=rollout,
+    )
 
 
 def check_agent(who: Principal, instance_id: str) -> None:
@@ -75,13 +94,12 @@ class Agents:
         slugs: Slugs,
         shipping: Shipping,
         release_phase: ReleasePhase,
-        rollout: Mapping[str, float],
+        rollout: Rollout,
     ) -> None:
         self.store = store
         self.slugs = slugs
         self.shipping = shipping
         self.release_phase = release_phase
-        # {"drain": seconds a replaced web process keeps serving, "max_unavailable": N}
         self.rollout = rollout
 
     def register(self, who: Principal, instance_id: str, address: str | None) -> Instance:
@@ -114,33 +132,20 @@ class Agents:
         with self.store.read() as tx:
             inst = _instance(tx, instance_id)
             app = tx.apps.existing(inst.app)
-            generation = tx.apps.generation(app.id)
             version = tx.releases.current_version(app.id)
             release = tx.releases.get(app, version) if version else None
-            slug = slug_source(tx, release.slug_id) if release else None
-            types = (release.process_types or {}) if release else {}
-            nonces = tx.processes.nonces(app.id)
-            procs = [
-                DesiredProcess(p.name, p.type, types[p.type], nonces.get(p.name, 0))
-                for p in tx.processes.of(app.id, instance_id)
-                if p.desired and p.type in types
-            ]
-            phase = self.release_phase.command_for(tx, app, instance_id)
-            git = git_source(app, release) if release else None
-            drains = self.shipping.urls(tx, app.id)
-        return Slice(
-            generation=generation,
-            app=app.name,
-            instance=instance_id,
-            release=release.version if release else None,
-            slug=slug,
-            env=dict(release.config) if release else {},
-            processes=sorted(procs, key=lambda p: p.name),
-            release_phase=phase,
-            rollout=dict(self.rollout),
-            git=git,
-            drains=drains,
-        )
+            return build_slice(
+                generation=tx.apps.generation(app.id),
+                app=app,
+                instance=instance_id,
+                release=release,
+                slug=slug_of(tx, release),
+                placed=tx.processes.of(app.id, instance_id),
+                nonces=tx.processes.nonces(app.id),
+                release_phase=self.release_phase.command_for(tx, app, instance_id),
+                drains=self.shipping.urls(tx, app.id),
+                rollout=self.rollout,
+            )
 
     def lease_replacements(
         self, who: Principal, instance_id: str, names: Sequence[str]
@@ -149,7 +154,7 @@ class Agents:
         `max_unavailable` of a type at once across all instances (a web process is prebooted,
         never down, so its agent does not ask)."""
         check_agent(who, instance_id)
-        limit = int(self.rollout.get("max_unavailable", 1))
+        limit = self.rollout.max_unavailable
         until = now() + timedelta(seconds=LEASE_SECONDS)
         with self.store.write() as tx:
             inst = _instance(tx, instance_id)
@@ -160,42 +165,36 @@ class Agents:
                 if tx.processes.lease_replacement(app.id, instance_id, n, limit, until)
             ]
 
-    def report(
-        self,
-        who: Principal,
-        instance_id: str,
-        observed: Sequence[Mapping[str, Any]],
-        problem: str | None = None,
-    ) -> None:
+    def report(self, who: Principal, instance_id: str, report: Report) -> None:
         """An agent's heartbeat with the state of every process it runs."""
         check_agent(who, instance_id)
-        for o in observed:
-            check_process_state(o["name"], o.get("state"))
         with self.store.write() as tx:
             inst = _instance(tx, instance_id)
             app = tx.apps.existing(inst.app, lock=inst.state != "online")
-            tx.instances.update(instance_id, state="online", last_heartbeat=now(), problem=problem)
+            tx.instances.update(
+                instance_id, state="online", last_heartbeat=now(), problem=report.problem
+            )
             leased = tx.processes.leased(app.id, instance_id)
             current = tx.releases.current_version(app.id) if leased else None
             ended = False
             seen = set()
-            for o in observed:
-                seen.add(o["name"])
+            for o in report.processes:
+                seen.add(o.name)
                 tx.processes.report(
                     app.id,
                     instance_id,
-                    o["name"],
-                    state=o["state"],
-                    release=o.get("release"),
-                    port=o.get("port"),
-                    pid=o.get("pid"),
-                    restarts=o.get("restarts", 0),
-                    exit_code=o.get("exit_code"),
-                    since=o.get("since"),
+                    o.name,
+                    state=o.state,
+                    release=o.release,
+                    port=o.port,
+                    pid=o.pid,
+                    restarts=o.restarts,
+                    exit_code=o.exit_code,
+                    since=o.since,
                 )
                 # up on the current release: its replacement lease ends
-                if o["name"] in leased and o["state"] == "up" and o.get("release") == current:
-                    ended = tx.processes.end_lease(app.id, o["name"]) or ended
+                if o.name in leased and o.state == "up" and o.release == current:
+                    ended = tx.processes.end_lease(app.id, o.name) or ended
             if ended:  # the agents waiting for a lease hear of it at once (long-polls wake)
                 tx.apps.bump_generation(app.id)
             for p in tx.processes.of(app.id, instance_id):

@@ -28,6 +28,7 @@ from gun.core.releases import Releases
 from gun.core.shipping import Shipping
 from gun.core.slugs import Slugs
 from gun.core.tokens import CACHE_SECONDS, Tokens
+from gun.protocol import Rollout
 from gun.providers import InstanceProvider
 from gun.providers.ssh import check
 from gun.store import Store
@@ -73,7 +74,7 @@ class Platform:
         host_checker: Checker = check,
     ) -> None:
         opts = build_options or BuildOptions(Path("."))  # the defaults, for a meta without builds
-        rollout = {"drain": opts.preboot_drain, "max_unavailable": opts.max_unavailable}
+        rollout = Rollout(drain_seconds=opts.preboot_drain, max_unavailable=opts.max_unavailable)
         self.store = store
         self.slugs = Slugs(store, slugs, opts.keep_slugs)
         self.providers: Mapping[str, InstanceProvider] = providers or {}

@@ -13,15 +13,16 @@ Rules:
 
 from __future__ import annotations
 
-from typing import Any
-
 from gun.core.placing import write_placement
 from gun.errors import Conflict, NotFound
 from gun.model import App, Build, Principal, Release
+from gun.procfile import RELEASE
+from gun.protocol import GitSource, ReleasePhaseOrder, slug_ref
 from gun.store import Store, Tx
 from gun.store.time import now
 
 STALE_GRACE = 300.0  # seconds past the release timeout after which a release phase is given up
+SlugRow = tuple[str, int]  # a slug's sha256 and size
 
 
 def releasing(app: str, version: int, doing: str) -> Conflict:
@@ -32,17 +33,36 @@ def releasing(app: str, version: int, doing: str) -> Conflict:
     )
 
 
-def git_source(app: App, release: Release) -> dict[str, str] | None:
+def git_source(app: App, release: Release) -> GitSource | None:
     """Strategy git: the commit an instance fetches and builds itself (None for a slug)."""
     if release.slug_id is not None or release.commit is None or not app.repo:
         return None
-    return {"repo": app.repo, "commit": release.commit}
+    return GitSource(repo=app.repo, commit=release.commit)
 
 
-def slug_source(tx: Tx, slug_id: int | None) -> dict[str, Any] | None:
-    """The slug an instance downloads, as the agent protocol names it."""
-    slug = tx.slugs.get(slug_id) if slug_id else None
-    return {"sha256": slug[0], "size": slug[1]} if slug else None
+def slug_of(tx: Tx, release: Release | None) -> SlugRow | None:
+    """The (sha256, size) of the release's slug, if it has one."""
+    slug = tx.slugs.get(release.slug_id) if release and release.slug_id else None
+    return (slug[0], slug[1]) if slug else None
+
+
+def order(
+    app: App, instance: str, release: Release, slug: SlugRow | None, timeout: float
+) -> ReleasePhaseOrder | None:
+    """The release phase of a pending release as `instance` is told to run it (pure); None if
+    the release has neither a slug nor a commit to run it in, or no release command."""
+    git = git_source(app, release)
+    command = (release.process_types or {}).get(RELEASE)
+    if (slug is None and git is None) or command is None:
+        return None
+    return ReleasePhaseOrder(
+        release=release.version,
+        command=command,
+        slug=slug_ref(instance, *slug) if slug else None,
+        git=git,
+        env=dict(release.config),
+        timeout=timeout,
+    )
 
 
 class ReleasePhase:
@@ -98,7 +118,7 @@ class ReleasePhase:
         tx.releases.set_status(tx.apps.existing(busy.app).id, busy.release, "failed")
         return None
 
-    def command_for(self, tx: Tx, app: App, instance_id: str) -> dict[str, Any] | None:
+    def command_for(self, tx: Tx, app: App, instance_id: str) -> ReleasePhaseOrder | None:
         """The pending release's command, if this is the instance to run it: the first online
         instance of the app, by id."""
         version = tx.releases.pending(app.id)
@@ -108,18 +128,9 @@ class ReleasePhase:
         if not online or online[0] != instance_id:
             return None
         release = tx.releases.get(app, version)
-        slug = slug_source(tx, release.slug_id) if release else None
-        git = git_source(app, release) if release else None
-        if release is None or (slug is None and git is None) or not release.process_types:
+        if release is None:
             return None
-        return {
-            "release": version,
-            "command": release.process_types.get("release"),
-            "slug": slug,
-            "git": git,
-            "env": dict(release.config),
-            "timeout": self.timeout,
-        }
+        return order(app, instance_id, release, slug_of(tx, release), self.timeout)
 
     # the agent running it --------------------------------------------------------------------
 
