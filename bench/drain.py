@@ -38,6 +38,7 @@ import http.client
 import json
 import multiprocessing
 import os
+import selectors
 import shutil
 import signal
 import socket
@@ -106,8 +107,9 @@ def client(
     results: multiprocessing.Queue[tuple[int, int, int]],
 ) -> None:
     """POSTs bodies over `connections` keep-alive connections, one request in flight on each
-    (as logplex holds several), each body with its own Logplex-Frame-Id: raw HTTP/1.1 over
-    sockets, requests made up front, so that the clients cost little CPU next to the drain's."""
+    (as logplex holds several), the next one on whichever connection answered, each body with
+    its own Logplex-Frame-Id: raw HTTP/1.1 over sockets, requests made up front, so that the
+    clients cost little CPU next to the drain's."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     heads = [
@@ -133,30 +135,35 @@ def client(
 
     for c in range(connections):  # one request in flight on each connection
         post(c)
-    busy = [True] * connections
-    c = 0
-    while any(busy):
-        if not busy[c]:
-            c = (c + 1) % connections
-            continue
-        sock, buffer = socks[c], buffers[c]
-        while b"\r\n\r\n" not in buffer:
-            buffer += sock.recv(65536)
-        head, _, buffer = buffer.partition(b"\r\n\r\n")
-        length = int(head.lower().split(b"content-length: ", 1)[1].split(b"\r\n", 1)[0])
-        while len(buffer) < length:
-            buffer += sock.recv(65536)
-        answer, buffers[c] = buffer[:length], buffer[length:]
-        sent += 1
-        if head.startswith(b"HTTP/1.1 200"):  # {"lines": N, ...}
-            lines += int(answer[10 : answer.index(b",")])
-        else:
-            failed += 1
-        if time.monotonic() < deadline:
-            post(c)
-        else:
-            busy[c] = False
-        c = (c + 1) % connections
+    busy = set(range(connections))
+    waiting = selectors.DefaultSelector()  # the next answer from any of them: a connection
+    for c, sock in enumerate(socks):  # whose worker is busy must not hold up the others
+        waiting.register(sock, selectors.EVENT_READ, c)
+    while busy:
+        for ready, _ in waiting.select():
+            c = ready.data
+            data = socks[c].recv(65536)
+            if not data:
+                raise SystemExit("the drain closed a connection")
+            buffers[c] += data
+            buffer = buffers[c]
+            head, sep, rest = buffer.partition(b"\r\n\r\n")
+            if not sep:
+                continue
+            length = int(head.lower().split(b"content-length: ", 1)[1].split(b"\r\n", 1)[0])
+            if len(rest) < length:
+                continue
+            answer, buffers[c] = rest[:length], rest[length:]
+            sent += 1
+            if head.startswith(b"HTTP/1.1 200"):  # {"lines": N, ...}
+                lines += int(answer[10 : answer.index(b",")])
+            else:
+                failed += 1
+            if time.monotonic() < deadline:
+                post(c)
+            else:
+                busy.discard(c)
+                waiting.unregister(socks[c])
     for sock in socks:
         sock.close()
     results.put((sent, lines, failed))
