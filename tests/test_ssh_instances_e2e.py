@@ -149,6 +149,26 @@ def test_a_shell_on_a_local_instance(meta: MetaServer) -> None:
         gun("app:shop", f"instances.delete:{iid}")
 
 
+def test_a_host_gone_since_it_was_added_makes_no_instance(meta: MetaServer, tmp_path: Path) -> None:
+    gun = meta.gun
+    key = tmp_path / "id_ed25519"
+    with sshd_running(tmp_path / "gone") as server:
+        key.write_text(server.key)
+        key.chmod(0o600)
+        r = gun("hosts.add", "web1", "root@127.0.0.1", f"port={server.port}", f"key={key}")
+        assert r.code == 0, r.err
+        port = server.port
+    assert gun("apps.create", "shop").code == 0
+    r = gun("app:shop", "instances.create:default", "count=2", "provider=ssh", "host=web1")
+    assert (r.code, r.err) == (
+        1,
+        f"gun: host web1 (root@127.0.0.1:{port}) refuses connections on port {port} (is sshd"
+        " running?)\n",
+    )
+    assert gun("app:shop", "instances", "--json").out == "[]\n", "nothing half-made"
+    assert json.loads(gun("hosts", "--json").out)[0]["instances"] == 0
+
+
 def test_provider_ssh_needs_a_registered_host(meta: MetaServer) -> None:
     gun = meta.gun
     assert gun("apps.create", "shop").code == 0

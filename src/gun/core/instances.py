@@ -7,6 +7,7 @@ others until it is back). Each has an agent token of its own, made and revoked w
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
@@ -123,8 +124,12 @@ class Instances:
                 "instances.create",
                 {"layer": layer, "ids": [m.id for m in made], "provider": provider, "host": host},
             )
-        for m in made:
-            address = chosen.create(m)
+        for k, m in enumerate(made):
+            try:
+                address = chosen.create(m)
+            except Exception:
+                self._undo(made[k:], chosen)
+                raise
             with self.store.write() as tx:
                 tx.instances.update(m.id, address=address)
         with self.store.read() as tx:
@@ -133,6 +138,16 @@ class Instances:
                 for i in tx.instances.of(tx.apps.existing(name).id)
                 if i.id in {m.id for m in made}
             ]
+
+    def _undo(self, made: list[NewInstance], provider: InstanceProvider) -> None:
+        """Instances whose provider failed to make them (and those after them) go again, with
+        their tokens and whatever the provider made of them: nothing half-made stays."""
+        with self.store.write() as tx:
+            for m in made:
+                tx.instances.delete(m.id)
+        for m in made:
+            with contextlib.suppress(Exception):
+                provider.delete(m.id, m.host)
 
     def delete(self, who: Principal, name: str, instance_id: str) -> None:
         """Remove an instance (and its agent token); its processes are placed on the others
