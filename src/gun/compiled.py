@@ -89,6 +89,7 @@ def build(into: Path, package: Path = PACKAGE) -> Path:
     if (final / MANIFEST).is_file():
         return final
     into.mkdir(parents=True, exist_ok=True)
+    into.chmod(into.stat().st_mode & ~0o022)  # use() loads nothing others could write to
     with tempfile.TemporaryDirectory(prefix="gun-mypyc-") as scratch:
         work = Path(scratch)
         shutil.copytree(package, work / "gun", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
