@@ -477,11 +477,16 @@ def test_processes_outlive_an_agent_killed_with_sigkill(root: Path) -> None:
                 agent.wait()
             if agent.stdout is not None:
                 agent.stdout.close()
-        # every line once, in order; lines copied in the instant of the SIGKILL (app.log
-        # written, the record's offset not yet) come again: delivery is at least once
+        # every line once, in order; the lines copied in the instant of the SIGKILL (app.log
+        # written, the record's offset not yet) come again, once, as one run: delivery is at
+        # least once
         got = ticks(root)
-        assert got == sorted(got)
-        assert list(dict.fromkeys(got)) == list(range(1, got[-1] + 1))
+        assert list(dict.fromkeys(got)) == list(range(1, max(got) + 1))
+        again = len(got) - len(set(got))
+        at = next((i for i in range(1, len(got)) if got[i] <= got[i - 1]), len(got))
+        if again:
+            assert got[at : at + again] == list(range(got[at], got[at] + again)), got
+        assert got[:at] + got[at + again :] == sorted(set(got)), got
         assert said(root, "heroku", "worker.1")[-2:] == [
             "Process exited with an unknown status: an earlier agent started it",
             "State changed from stopping to down",
