@@ -94,6 +94,13 @@ def test_an_instance_on_a_host_from_creation_to_deletion(
     assert oct((there / "etc" / "agent.json").stat().st_mode & 0o777) == "0o600"
     token = json.loads((there / "etc" / "agent.json").read_text())["token"]
 
+    agent = next(p for p in running_under(there) if " -m gun.agent " in p)
+    os.kill(int(agent.split(":")[0]), signal.SIGKILL)  # its keep-alive loop starts it again
+    deadline = time.monotonic() + 10
+    while not [p for p in running_under(there) if " -m gun.agent " in p and p != agent]:
+        assert time.monotonic() < deadline, "the agent was not started again"
+        time.sleep(0.1)
+
     app = tmp_path / "app"
     app.mkdir()
     (app / "Procfile").write_text("web: exec python3 -m http.server $PORT --bind 127.0.0.1\n")
