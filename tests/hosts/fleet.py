@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from tests.hosts import ip, runs, sshd
 from tests.hosts.machine import HostsError, program
@@ -39,6 +39,7 @@ NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
 FIRST_HOST = 11  # host k (from 0) is .11+k; .1 is the control address
 
 File = int | IO[Any] | None
+N = TypeVar("N", bound="Namespace")
 
 
 class Namespace:
@@ -96,28 +97,14 @@ def signal_groups(procs: list[subprocess.Popen[bytes]], sig: signal.Signals) -> 
             os.killpg(proc.pid, sig)
 
 
-class Control:
+class Control(Namespace):
     """The control namespace: the bridge, the control address, and every client of the hosts
-    (meta, the drain, ssh). It has no default route and no link out of the bridge."""
+    (meta, the drain, ssh), each started by `popen` in a process group of its own and stopped
+    when the fleet is. It has no default route and no link out of the bridge."""
 
-    def __init__(self, namespace: Namespace, address: str) -> None:
-        self.namespace = namespace
+    def __init__(self, name: str, address: str) -> None:
+        super().__init__(name)
         self.address = address
-
-    def popen(
-        self,
-        argv: Sequence[str],
-        *,
-        stdin: File = subprocess.DEVNULL,
-        stdout: File = None,
-        stderr: File = None,
-        env: dict[str, str] | None = None,
-        cwd: Path | str | None = None,
-    ) -> subprocess.Popen[bytes]:
-        """Start `argv` here in a process group of its own; it is stopped when the fleet is."""
-        return self.namespace.popen(
-            argv, stdin=stdin, stdout=stdout, stderr=stderr, env=env, cwd=cwd
-        )
 
     def run(
         self,
@@ -229,17 +216,15 @@ class Fleet:
         self.key = self.dir / "client" / "id_ed25519"
         self.key.parent.mkdir()
         sshd.keygen(self.key, f"{self.prefix} client")
-        control = self._namespace(f"{self.prefix}-control")
+        self.control = self._namespace(Control(f"{self.prefix}-control", str(self.subnet[1])))
         self.bridge = f"{self.prefix}-br"
-        address = str(self.subnet[1])
-        control.ip("link", "add", self.bridge, "type", "bridge")
-        control.ip("addr", "add", f"{address}/{self.subnet.prefixlen}", "dev", self.bridge)
-        control.ip("link", "set", self.bridge, "up")
-        self.control = Control(control, address)
+        self.control.ip("link", "add", self.bridge, "type", "bridge")
+        where = f"{self.control.address}/{self.subnet.prefixlen}"
+        self.control.ip("addr", "add", where, "dev", self.bridge)
+        self.control.ip("link", "set", self.bridge, "up")
 
-    def _namespace(self, name: str) -> Namespace:
-        ns = Namespace(name)
-        ip.add_namespace(name)
+    def _namespace(self, ns: N) -> N:
+        ip.add_namespace(ns.name)
         self._undo.callback(ns.remove)
         ns.ip("link", "set", "lo", "up")
         return ns
@@ -263,13 +248,13 @@ class Fleet:
         hidden = self.hidden + [self._hideable(Path(p)) for p in hide]
         self._made += 1
         address = str(self.subnet[FIRST_HOST + k])
-        ns = self._namespace(f"{self.prefix}-host-{name}")
+        ns = self._namespace(Namespace(f"{self.prefix}-host-{name}"))
         bridge_end, link = f"{self.prefix}-c{k}", f"{self.prefix}-h{k}"
         ip.ip(
-            *("link", "add", bridge_end, "netns", self.control.namespace.name, "type", "veth"),
+            *("link", "add", bridge_end, "netns", self.control.name, "type", "veth"),
             *("peer", "name", link, "netns", ns.name),
         )
-        self.control.namespace.ip("link", "set", bridge_end, "master", self.bridge, "up")
+        self.control.ip("link", "set", bridge_end, "master", self.bridge, "up")
         ns.ip("addr", "add", f"{address}/{self.subnet.prefixlen}", "dev", link)
         ns.ip("link", "set", link, "up")
 

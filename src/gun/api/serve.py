@@ -12,6 +12,7 @@ from gun.api.app import create_app
 from gun.build.slugstore import slug_store_from_url
 from gun.core import Platform
 from gun.core.builds import BuildOptions
+from gun.core.hosts import Hosts
 from gun.crypto import Box, load_or_create_key
 from gun.providers.local import LocalProvider
 from gun.providers.ssh_provider import SshProvider
@@ -32,7 +33,7 @@ def open_platform(settings: MetaSettings) -> Platform:
         slugs=slugs,
         providers={
             "local": LocalProvider(settings.home / "instances"),
-            "ssh": SshProvider(store),
+            "ssh": SshProvider(Hosts(store).reach),
         },
         meta_url=settings.public_url
         or f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}",

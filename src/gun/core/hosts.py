@@ -95,8 +95,3 @@ class Hosts:
             key = tx.hosts.key(name)
         target = Target(host.user, host.address, host.port)
         return Ssh(name, target, key=key, known_host=host.known_host), host.root
-
-    def check_exists(self, name: str) -> None:
-        with self.store.read() as tx:
-            if tx.hosts.get(name) is None:
-                raise NotFound(f"host {name!r} is not registered (gun hosts lists them)")

@@ -25,15 +25,14 @@ import json
 import shlex
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from gun import __version__
-from gun.core.hosts import Hosts
 from gun.errors import Unavailable
 from gun.providers import bundle
 from gun.providers.base import NewInstance
 from gun.providers.ssh import Ssh
-from gun.store import Store
 
 STOP_SECONDS = 40  # the agent's own stop (every process's grace) must fit in it
 
@@ -81,13 +80,13 @@ def _tar(files: dict[str, tuple[bytes, int]]) -> bytes:
 class SshProvider:
     name = "ssh"
 
-    def __init__(self, store: Store) -> None:
-        self.hosts = Hosts(store)
+    def __init__(self, reach: Callable[[str], tuple[Ssh, str]]) -> None:
+        self.reach = reach  # a registered host: how to reach it, and its root (Hosts.reach)
 
     def _host(self, host: str | None) -> tuple[Ssh, str]:
         if host is None:
             raise Unavailable("provider ssh needs the instance's host")
-        return self.hosts.reach(host)
+        return self.reach(host)
 
     def create(self, new: NewInstance) -> str:
         ssh, root = self._host(new.host)
@@ -130,7 +129,7 @@ class SshProvider:
         return []  # each host keeps its own agents going
 
     def shell(self, instance_id: str) -> list[str]:
-        return ["true"]  # ssh.host comes with issue 12's step 6
+        return ["true"]  # ssh.host builds its command from the instance's host instead
 
     def ensure_running(self) -> list[str]:
         return []  # the keep-alive loop on the host does it
