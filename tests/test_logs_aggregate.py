@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from array import array
 from fractions import Fraction
 
 import pytest
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from gun.errors import InvalidParams
 from gun.logs import frames, parse
-from gun.logs.aggregate import Aggregator
+from gun.logs.aggregate import Aggregator, order_statistics
 from gun.logs.model import Bucket, Key, Measurement, MetricType
 
 MINUTE = 1655131920  # 2022-06-13T14:52:00Z, a multiple of 60
@@ -242,6 +243,13 @@ def test_measure_statistics_match_their_definition(ints: list[int]) -> None:
     assert b.median == at(Fraction(1, 2))
     assert b.p95 == at(Fraction(95, 100))
     assert b.p99 == at(Fraction(99, 100))
+
+
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=500))
+def test_order_statistics_are_those_of_the_sorted_values(values: list[float]) -> None:
+    ordered, n = sorted(values), len(values)
+    ranks = [0, n // 2, min(n * 95 // 100, n - 1), min(n * 99 // 100, n - 1), n - 1]
+    assert order_statistics(array("d", values)) == tuple(ordered[k] for k in ranks)
 
 
 def test_types_are_separate_series() -> None:

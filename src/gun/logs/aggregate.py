@@ -45,6 +45,8 @@ import math
 from array import array
 from collections.abc import Iterable
 
+import numpy
+
 from gun.errors import InvalidParams
 from gun.logs.model import Bucket, Key, Measurement, MetricType
 from gun.logs.parse import Row
@@ -89,6 +91,18 @@ class _Interval:
                 uniques[series] = texts
             else:
                 mine_texts |= texts
+
+
+def order_statistics(values: array[float]) -> tuple[float, float, float, float, float]:
+    """min, median, p95, p99 and max of `values` (not empty), l2met's way: the values at n // 2,
+    n * 95 // 100 and n * 99 // 100 (clamped to n - 1) of them sorted. numpy's partition finds
+    them in linear time, without sorting (about 40 ns a value, where sorting Python floats took
+    250-300): a minute of a busy drain's values is flushed in a second, not several."""
+    n = len(values)
+    ranks = [0, n // 2, min(n * 95 // 100, n - 1), min(n * 99 // 100, n - 1), n - 1]
+    picked = numpy.partition(numpy.frombuffer(values, dtype=numpy.float64), ranks)
+    low, median, p95, p99, high = (float(picked[k]) for k in ranks)
+    return low, median, p95, p99, high
 
 
 Intervals = dict[int, _Interval]
@@ -261,20 +275,20 @@ class Aggregator:
         for series, total in interval.counts.items():
             out.append(Bucket(key(series, "count"), sum=total, partial=partial))
         for series, held in interval.measures.items():
-            values = sorted(held)
-            n = len(values)
-            s = math.fsum(values)
+            n = len(held)
+            s = math.fsum(held)
+            low, median, p95, p99, high = order_statistics(held)
             out.append(
                 Bucket(
                     key(series, "measure"),
                     count=n,
                     sum=s,
-                    min=values[0],
-                    max=values[-1],
+                    min=low,
+                    max=high,
                     mean=s / n,
-                    median=values[n // 2],
-                    p95=values[min(n * 95 // 100, n - 1)],
-                    p99=values[min(n * 99 // 100, n - 1)],
+                    median=median,
+                    p95=p95,
+                    p99=p99,
                     partial=partial,
                 )
             )
