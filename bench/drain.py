@@ -55,13 +55,17 @@ from urllib.parse import urlsplit
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mixes import FRAMES_PER_BODY, MIXES, bodies  # noqa: E402
+import drain_wrk  # noqa: E402
+from mixes import FRAMES_PER_BODY, MIXES, timed_bodies  # noqa: E402
 
 PY = sys.executable
 TOKEN = "gun_bench_admin_token_0123456789abcdef"
 DRAIN_TOKEN = "gun_bench_drain_token_0123456789abcdef"  # may only look up ingest tokens
 TARGET = 120_000  # lines per drain CPU-second
 SCALING = 1.7  # 2 workers on 2 cores, times the lines/s of one
+BODIES = 100  # different bodies a second
+WARMUP = 3  # seconds from making the bodies to the load's start
+Timed = tuple[int, list[list[bytes]]]  # (epoch second of the first, bodies of each second)
 
 
 def free_port() -> int:
@@ -101,7 +105,7 @@ def api(url: str, method: str, path: str, body: object | None = None) -> object:
 
 def client(
     url: str,
-    payloads: list[bytes],
+    timed: Timed,
     seconds: float,
     connections: int,
     results: multiprocessing.Queue[tuple[int, int, int]],
@@ -112,13 +116,14 @@ def client(
     clients cost little CPU next to the drain's."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    start, payloads = timed
     heads = [
         (
             f"POST {parts.path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
             f"Content-Type: application/logplex-1\r\nLogplex-Msg-Count: {FRAMES_PER_BODY}\r\n"
             f"Content-Length: {len(body)}\r\nLogplex-Frame-Id: "
         ).encode()
-        for body in payloads
+        for body in payloads[0]
     ]
     me = uuid.uuid4().hex.encode()  # frame ids: this client's, then a counter
     socks = [socket.create_connection((host, port), timeout=30) for _ in range(connections)]
@@ -129,9 +134,10 @@ def client(
 
     def post(c: int) -> None:
         nonlocal i
-        k = i % len(payloads)
+        now = min(max(int(time.time()) - start, 0), len(payloads) - 1)
+        k = i % len(heads)
         i += 1
-        socks[c].sendall(heads[k] + b"%s-%d\r\n\r\n" % (me, i) + payloads[k])
+        socks[c].sendall(heads[k] + b"%s-%d\r\n\r\n" % (me, i) + payloads[now][k])
 
     for c in range(connections):  # one request in flight on each connection
         post(c)
@@ -167,6 +173,42 @@ def client(
     for sock in socks:
         sock.close()
     results.put((sent, lines, failed))
+
+
+def python_load(
+    url: str,
+    timed: Timed,
+    seconds: float,
+    clients: int,
+    connections: int,
+    cpus: set[int],
+    drains: list[psutil.Process],
+    rss_peak: int,
+) -> tuple[float, int, int, int, float, int]:
+    """`clients` processes running `client`, pinned to `cpus`: (wall seconds, bodies sent,
+    lines taken, bodies refused, the clients' CPU seconds, the drain's peak RSS)."""
+    results: multiprocessing.Queue[tuple[int, int, int]] = multiprocessing.Queue()
+    began = time.monotonic()
+    work = (url, timed, seconds, connections, results)
+    loaders = [multiprocessing.Process(target=client, args=work) for _ in range(clients)]
+    for w in loaders:
+        w.start()
+        if w.pid:
+            os.sched_setaffinity(w.pid, cpus)
+    watched = [psutil.Process(w.pid) for w in loaders if w.pid]
+    used: dict[int, float] = {}  # CPU seconds of each client, as last read
+    while any(w.is_alive() for w in loaders):
+        rss_peak = max(rss_peak, rss_of(drains))
+        for c in watched:
+            with contextlib.suppress(psutil.Error):  # gone: its last reading stands
+                used[c.pid] = sum(c.cpu_times()[:2])
+        time.sleep(0.2)
+    wall = time.monotonic() - began
+    got = [results.get() for _ in loaders]
+    for w in loaders:
+        w.join()
+    sent, lines, failed = (sum(x) for x in zip(*got, strict=True))
+    return wall, sent, lines, failed, sum(used.values()), rss_peak
 
 
 @dataclass
@@ -302,10 +344,11 @@ def run(
     workers: int,
     spy: bool,
     build: Path | None,
+    wrk: str | None,
 ) -> Run:
     """A drain of `workers` workers (and its meta) from scratch, loaded by `clients` processes
-    of `connections` connections each for `seconds`; compiled by mypyc from `build`
-    (gun/compiled.py), or pure Python."""
+    of `connections` connections each (threads of `wrk`, or Python processes) for `seconds`;
+    compiled by mypyc from `build` (gun/compiled.py), or pure Python."""
     cpus = os.cpu_count() or 1
     drain_cpus = set(range(min(workers, cpus)))
     client_cpus = set(range(cpus)) - drain_cpus or set(range(cpus))
@@ -338,10 +381,11 @@ def run(
         drain = start(tmp, "drain", argv, drain_env, pinned)
         procs.append(drain)
         wait_http(drain_url, drain, "the drain")
-        payloads = bodies(mix, 200)
+        now = int(time.time())
+        timed = (now, timed_bodies(mix, BODIES, now, int(seconds) + WARMUP + 10))
         results: multiprocessing.Queue[tuple[int, int, int]] = multiprocessing.Queue()
         # warm up: the token lookup, imports, the first whisper files
-        client(ingest["url"], payloads[:20], 1.0, 1, results)
+        client(ingest["url"], timed, 1.0, 1, results)
         results.get()
         time.sleep(1.5)  # the flush after the warm-up
         drains = tree(psutil.Process(drain.pid))
@@ -357,33 +401,30 @@ def run(
                 stdout=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
         began = time.monotonic()
-        work = (ingest["url"], payloads, seconds, connections, results)
-        loaders = [multiprocessing.Process(target=client, args=work) for _ in range(clients)]
-        for w in loaders:
-            w.start()
-            if w.pid:
-                os.sched_setaffinity(w.pid, client_cpus)
-        watched = [psutil.Process(w.pid) for w in loaders if w.pid]
-        used: dict[int, float] = {}  # CPU seconds of each client, as last read
-        while any(w.is_alive() for w in loaders):
-            rss_peak = max(rss_peak, rss_of(drains))
-            for c in watched:
-                with contextlib.suppress(psutil.Error):  # gone: its last reading stands
-                    used[c.pid] = sum(c.cpu_times()[:2])
-            time.sleep(0.2)
-        wall = time.monotonic() - began
-        cpu1, system1 = cpu_of(drains)
-        parent1, _ = cpu_of(drains[:1])
-        got = [results.get() for _ in loaders]
-        for w in loaders:
-            w.join()
-        sent, lines, failed = (sum(x) for x in zip(*got, strict=True))
+        if wrk is not None:
+            loader = drain_wrk.Wrk(wrk, ingest["url"], timed, FRAMES_PER_BODY, tmp)
+            loader.start(seconds, clients, connections, client_cpus)
+            while loader.running():
+                rss_peak = max(rss_peak, rss_of(drains))
+                time.sleep(0.2)
+            wall = time.monotonic() - began
+            cpu1, system1 = cpu_of(drains)
+            parent1, _ = cpu_of(drains[:1])
+            got = loader.result()
+            sent, lines, failed, client_cpu = got.sent, got.lines, got.failed, got.cpu
+        else:
+            wall, sent, lines, failed, client_cpu, rss_peak = python_load(
+                ingest["url"], timed, seconds, clients, connections, client_cpus, drains,
+                rss_peak,
+            )  # fmt: skip
+            cpu1, system1 = cpu_of(drains)
+            parent1, _ = cpu_of(drains[:1])
         if spying is not None:
             spying.wait(30)
             print(f"py-spy of one drain process, mix {mix}:", *top_costs(tmp / "spy.txt"), sep="\n")
         return Run(
             mix, workers, wall, sent, failed, lines, cpu1 - cpu0, system1 - system0,
-            sum(used.values()), len(client_cpus), rss_peak, parent1 - parent0,
+            client_cpu, len(client_cpus), rss_peak, parent1 - parent0,
         )  # fmt: skip
     except BaseException:
         for name in ("drain", "meta"):
@@ -404,6 +445,12 @@ def main() -> None:
         "--connections", type=int, default=4, help="keep-alive connections of each client"
     )
     ap.add_argument("--workers", default="1", help="drain workers: 1, 2, or 1,2 to compare")
+    ap.add_argument(
+        "--generator",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="the load: wrk when on PATH (auto), or Python client processes",
+    )
     ap.add_argument("--py-spy", action="store_true", help="profile a drain process with py-spy")
     ap.add_argument("--repeat", type=int, default=1, help="runs of each, judged by the median")
     ap.add_argument(
@@ -461,9 +508,13 @@ def measure(args: argparse.Namespace, builds: list[tuple[str, Path | None]]) -> 
     counts = [int(w) for w in args.workers.split(",")]
     cpus = os.cpu_count() or 1
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    wrk = drain_wrk.available() if args.generator in ("auto", "wrk") else None
+    if args.generator == "wrk" and wrk is None:
+        raise SystemExit("wrk is not on PATH (apt-get install wrk)")
+    clients = f"wrk ({wrk}), {args.clients} thread(s)" if wrk else f"{args.clients} process(es)"
     print(
-        f"{cpus} CPUs, the drain pinned to the first N with taskset, {args.clients} client"
-        f" process(es) of {args.connections} connections each on the others (or on all when there"
+        f"{cpus} CPUs, the drain pinned to the first N with taskset, {clients}"
+        f" of {args.connections} connections each on the others (or on all when there"
         f" are none), {args.seconds:g} s a run,"
         f" Python {sys.version.split()[0]} ({PY}); load average before: {load}"
     )
@@ -480,7 +531,7 @@ def measure(args: argparse.Namespace, builds: list[tuple[str, Path | None]]) -> 
                 for workers in counts:
                     r = run(
                         mix, args.seconds, args.clients, args.connections, workers, args.py_spy,
-                        build,
+                        build, wrk,
                     )  # fmt: skip
                     runs.append(r)
                     failed = failed or r.failed > 0

@@ -28,8 +28,18 @@ def frame(appname: str, procid: str, msg: str, stamp: str) -> bytes:
     return b"%d %s" % (len(text), text)
 
 
-def now_stamp() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S.000000+00:00", time.gmtime())
+def now_stamp(at: float | None = None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000000+00:00", time.gmtime(at))
+
+
+def timed_bodies(mix: str, count: int, start: int, seconds: int) -> list[list[bytes]]:
+    """`count` bodies for each second from `start` (epoch seconds) on, `seconds` of them, each
+    stamped with its second: a client sends those of the second it is in, so that the drain's
+    buckets open and close as with live traffic (lines all of one past minute would be late,
+    and every late line makes its whole bucket flushed again)."""
+    first = now_stamp(start).encode()
+    base = bodies(mix, count, first.decode())
+    return [[b.replace(first, now_stamp(start + k).encode()) for b in base] for k in range(seconds)]
 
 
 def bodies(mix: str, count: int, stamp: str | None = None, seed: int = 1) -> list[bytes]:
