@@ -1,4 +1,5 @@
-"""gun server meta | migrate: run the control plane, migrate its database."""
+"""gun server meta | drain | migrate | agent | certs: run the platform's parts, migrate its
+database, make certificates for its HTTPS."""
 
 from __future__ import annotations
 
@@ -55,6 +56,30 @@ def drain(listen: str | None, home: str | None) -> None:
     from gun.logs.server import run
 
     run(settings, runs)
+
+
+@server.command("certs")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--dir", "directory", default="certs", show_default=True, help="where the files go")
+def certs(names: tuple[str, ...], directory: str) -> None:
+    """A CA of your own and a certificate signed by it for NAMES (host names or IP addresses
+    meta and the drain are reached at), for HTTPS without a public CA: serve with
+    GUN_TLS_CERT/GUN_TLS_KEY (meta) and GUN_DRAIN_TLS_CERT/GUN_DRAIN_TLS_KEY (the drain), and
+    give ca.pem as GUN_TLS_CA (meta hands it to the agents, which pin it) and to `gun login
+    --ca`. A CA already in --dir is kept and signs the new certificate."""
+    from pathlib import Path
+
+    from gun import certs as making
+
+    made = making.write(Path(directory), list(names))
+    what = "made" if made.ca_made else "kept"
+    output.note(f"CA {what}: {made.ca} (its key beside it, 0600)")
+    output.note(f"certificate for {', '.join(names)}: {made.cert} (key {made.key}, 0600)")
+    output.note(
+        f"meta:  GUN_TLS_CERT={made.cert} GUN_TLS_KEY={made.key} GUN_TLS_CA={made.ca}\n"
+        f"drain: GUN_DRAIN_TLS_CERT={made.cert} GUN_DRAIN_TLS_KEY={made.key}\n"
+        f"CLI:   gun login --api https://{names[0]}:5100 --token TOKEN --ca {made.ca}"
+    )
 
 
 @server.command("migrate")
