@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -48,6 +49,17 @@ class MetaServer:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = home / "meta.log"
         self.extra_env: dict[str, str] = {}  # more GUN_* settings for the server
+        self.verify: ssl.SSLContext | bool = True  # how the test's own client checks HTTPS
+
+    def serve_tls(self, certs: Path) -> None:
+        """HTTPS with the certificate `gun server certs --dir CERTS` made; agents pin its CA."""
+        self.extra_env.update(
+            GUN_TLS_CERT=str(certs / "server.pem"),
+            GUN_TLS_KEY=str(certs / "server-key.pem"),
+            GUN_TLS_CA=str(certs / "ca.pem"),
+        )
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.verify = ssl.create_default_context(cafile=str(certs / "ca.pem"))
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GUN_")}
@@ -72,7 +84,8 @@ class MetaServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"meta exited {self.proc.returncode}: {self.log.read_text()}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                health = httpx.get(f"{self.url}/health", timeout=1, verify=self.verify)
+                if health.status_code == 200:
                     return
             except httpx.TransportError:
                 pass
@@ -117,4 +130,4 @@ class MetaServer:
     def http(self, token: str | None = None) -> httpx.Client:
         t = token or self.admin_token
         headers = {"Authorization": f"Bearer {t}"} if t else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=10)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=10, verify=self.verify)

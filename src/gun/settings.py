@@ -72,6 +72,34 @@ def _public_url() -> str | None:
     return url
 
 
+def _cert_and_key(cert: str, key: str) -> tuple[str | None, str | None]:
+    """The files named by the variables `cert` and `key`: both, or neither."""
+    paths = os.environ.get(cert) or None, os.environ.get(key) or None
+    for name, path in zip((cert, key), paths, strict=True):
+        if path is not None and not Path(path).is_file():
+            raise UsageError(f"{name}={path} is not a file")
+    if bool(paths[0]) != bool(paths[1]):
+        raise UsageError(f"set both {cert} and {key}, or neither")
+    return paths
+
+
+def pem_certificates(name: str) -> str | None:
+    """The text of the PEM file of certificates named by the variable `name`, if it is set."""
+    path = os.environ.get(name) or None
+    return None if path is None else read_pem(path, f"{name}={path}")
+
+
+def read_pem(path: str, said: str) -> str:
+    """The text of the PEM file of certificates at `path` (given as `said`); else UsageError."""
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"{said} cannot be read ({type(e).__name__})") from None
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise UsageError(f"{said} holds no PEM certificate")
+    return text
+
+
 def _compiled_mode() -> str:
     """GUN_DRAIN_COMPILED: auto (the compiled build when there is one for these sources), on
     (refuse to start without it) or off."""
@@ -143,6 +171,13 @@ class MetaSettings:
     slug_store: str = ""
     slug_limits: SlugLimits = SlugLimits()
     public_url: str | None = None  # GUN_PUBLIC_URL: meta's URL as agents on other hosts reach it
+    tls_cert: str | None = None  # GUN_TLS_CERT/KEY: serve HTTPS with this certificate and key
+    tls_key: str | None = None
+    tls_ca: str | None = None  # GUN_TLS_CA: PEM text of the CA agents pin (gun server certs)
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert else "http"
 
     @classmethod
     def resolve(
@@ -154,6 +189,10 @@ class MetaSettings:
         secret_key: str | None = None,
     ) -> MetaSettings:
         h = Path(home).expanduser() if home else gun_home()
+        tls_cert, tls_key = _cert_and_key("GUN_TLS_CERT", "GUN_TLS_KEY")
+        public_url = _public_url()
+        if tls_cert and public_url and public_url.startswith("http://"):
+            raise UsageError(f"GUN_PUBLIC_URL={public_url} is http:// but meta serves HTTPS")
         return cls(
             home=h,
             database_url=database_url
@@ -173,9 +212,12 @@ class MetaSettings:
             keep_slugs=int(number("GUN_KEEP_RELEASES", 10, 1, 1000)),
             max_processes=int(number("GUN_MAX_PROCESSES", 100, 1, 100_000)),
             drain_url=os.environ.get("GUN_DRAIN_URL") or None,
-            public_url=_public_url(),
+            public_url=public_url,
             slug_store=os.environ.get("GUN_SLUG_STORE", ""),
             slug_limits=SlugLimits.resolve(),
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_ca=pem_certificates("GUN_TLS_CA"),
         )
 
 
@@ -198,6 +240,7 @@ class DrainSettings:
     archive_s3: str = ""  # s3://BUCKET[/PREFIX]: finished hours go there (empty: stay local)
     archive_max_bytes: int | None = None  # per app, on the drain's disk (None: no cap)
     compiled: str = "auto"  # the compiled build (compiled.py): auto (if built), on, off
+    meta_ca: str | None = None  # GUN_TLS_CA: PEM of the CA meta's HTTPS is pinned to
 
     @classmethod
     def resolve(cls, *, home: str | None = None, listen: str | None = None) -> DrainSettings:
@@ -206,13 +249,7 @@ class DrainSettings:
         statsd = os.environ.get("GUN_STATSD") or None
         listen = listen or os.environ.get("GUN_DRAIN_LISTEN") or "127.0.0.1:5101"
         parse_listen(listen)
-        tls_cert = os.environ.get("GUN_DRAIN_TLS_CERT") or None
-        tls_key = os.environ.get("GUN_DRAIN_TLS_KEY") or None
-        for name, path in (("GUN_DRAIN_TLS_CERT", tls_cert), ("GUN_DRAIN_TLS_KEY", tls_key)):
-            if path is not None and not Path(path).is_file():
-                raise UsageError(f"{name}={path} is not a file")
-        if bool(tls_cert) != bool(tls_key):
-            raise UsageError("set both GUN_DRAIN_TLS_CERT and GUN_DRAIN_TLS_KEY, or neither")
+        tls_cert, tls_key = _cert_and_key("GUN_DRAIN_TLS_CERT", "GUN_DRAIN_TLS_KEY")
         return cls(
             home=h,
             listen=listen,
@@ -231,4 +268,5 @@ class DrainSettings:
             archive_s3=os.environ.get("GUN_LOG_ARCHIVE_S3", ""),
             archive_max_bytes=int(number("GUN_LOG_ARCHIVE_MAX_MB", 1024, 1, 10**7) * 2**20),
             compiled=_compiled_mode(),
+            meta_ca=pem_certificates("GUN_TLS_CA"),
         )

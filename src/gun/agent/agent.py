@@ -51,14 +51,15 @@ class Agent:
         self.root = config.root
         self.desired: protocol.Slice | None = files.load_desired(self.root)
         app = self.desired.app if self.desired else ""
-        self.shipper = LogShipper(app, list(self.desired.drains) if self.desired else [])
+        drains = list(self.desired.drains) if self.desired else []
+        self.shipper = LogShipper(app, drains, ca=config.ca)
         self.supervisor = supervisor or Supervisor(
             self.root,
             log=self.shipper.sink,
             isolated=isolation.can_switch(),
             rotation=config.applog,
         )
-        self.meta = MetaClient(config.meta, config.token)
+        self.meta = MetaClient(config.meta, config.token, ca=config.ca)
         self._api = f"/v1/agent/instances/{config.instance}"
         self.loops = Loops(log)
         self._poll_delay = 0.2  # after meta refused or did not answer a long-poll

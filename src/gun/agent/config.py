@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gun.errors import UsageError
-from gun.settings import AppLogLimits, SlugLimits
+from gun.settings import AppLogLimits, SlugLimits, pem_certificates
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,7 @@ class AgentConfig:
     metrics_interval: float = 20.0  # seconds between runtime metric lines
     applog: AppLogLimits = AppLogLimits()  # when log/app.log rotates, how many old ones stay
     slug_limits: SlugLimits = SlugLimits()  # what a release's slug may unpack to
+    ca: str | None = field(default=None, repr=False)  # PEM: the CA meta's HTTPS is pinned to
 
     @classmethod
     def load(
@@ -47,6 +48,7 @@ class AgentConfig:
         if missing:
             raise UsageError(f"the agent needs {', '.join(missing)}: pass them or write {path}")
         assert meta and instance and token
+        ca = saved.get("ca") or pem_certificates("GUN_META_CA")
         keep = os.environ.get("GUN_KEEP_RELEASES", "10")
         if not (keep.isascii() and keep.isdigit() and 1 <= int(keep) <= 1000):
             raise UsageError(f"GUN_KEEP_RELEASES={keep!r} is invalid: use a number from 1 to 1000")
@@ -59,6 +61,7 @@ class AgentConfig:
             metrics_interval=_seconds("GUN_RUNTIME_METRICS_INTERVAL", 20.0),
             applog=AppLogLimits.resolve(),
             slug_limits=SlugLimits.resolve(),
+            ca=ca,
         )
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
+from gun.agent import tls
 from gun.agent.applog import Position
 from gun.agent.drainurl import Target, drain_key
 from gun.logs.frames import safe_frames
@@ -90,6 +91,7 @@ class Settings:
     backoff: float
     backoff_cap: float
     clock: Clock
+    ca: str | None = None  # PEM: the team's CA, trusted beside the system's for https drains
 
 
 class Sender:
@@ -347,8 +349,12 @@ class Sender:
             conn = self._conn
             if conn is None:
                 t = self.target
-                cls = http.client.HTTPSConnection if t.https else http.client.HTTPConnection
-                conn = self._conn = cls(t.host, t.port, timeout=timeout)
+                if t.https:
+                    ctx = tls.context(self._s.ca, system=True)
+                    conn = tls.HTTPSConnection(t.host, t.port, timeout=timeout, context=ctx)
+                else:
+                    conn = http.client.HTTPConnection(t.host, t.port, timeout=timeout)
+                self._conn = conn
             conn.timeout = timeout
             if conn.sock is not None:
                 conn.sock.settimeout(timeout)

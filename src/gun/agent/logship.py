@@ -62,6 +62,7 @@ class LogShipper:
         backoff: float = 0.5,
         backoff_cap: float = 30.0,
         clock: Clock = _utcnow,
+        ca: str | None = None,
     ) -> None:
         checks = (
             ("batch", batch, batch >= 1),
@@ -75,7 +76,7 @@ class LogShipper:
             if not ok:
                 raise InvalidParams(f"log shipper {name} {value!r} is out of range")
         self.app = app
-        self._settings = Settings(batch, interval, buffer, timeout, backoff, backoff_cap, clock)
+        self._settings = Settings(batch, interval, buffer, timeout, backoff, backoff_cap, clock, ca)
         self._clock = clock
         self._lock = threading.Lock()
         self._senders: dict[str, Sender] = {}

@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 from urllib.parse import urlencode, urlsplit
 
 from gun import protocol
+from gun.agent import tls
 
 
 class Unreachable(Exception):
@@ -57,7 +58,7 @@ def _save(response: http.client.HTTPResponse, into: BinaryIO) -> None:
 
 
 class MetaClient:
-    def __init__(self, base: str, token: str, timeout: float = 10.0) -> None:
+    def __init__(self, base: str, token: str, timeout: float = 10.0, ca: str | None = None) -> None:
         url = urlsplit(base)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError(f"meta URL {base!r} is not http(s)://HOST[:PORT]")
@@ -73,10 +74,11 @@ class MetaClient:
         }
         self._open: set[http.client.HTTPConnection] = set()
         self._lock = threading.Lock()
+        self._tls = tls.context(ca, system=False) if url.scheme == "https" else None
 
     def _connection(self, timeout: float) -> http.client.HTTPConnection:
-        if self.scheme == "https":
-            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout)
+        if self._tls is not None:
+            return tls.HTTPSConnection(self.host, self.port, timeout=timeout, context=self._tls)
         return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
 
     def _call(

@@ -36,7 +36,8 @@ def open_platform(settings: MetaSettings) -> Platform:
             "ssh": SshProvider(Hosts(store).reach),
         },
         meta_url=settings.public_url
-        or f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}",
+        or f"{settings.scheme}://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}",
+        meta_ca=settings.tls_ca,
         auto_instances=settings.auto_instances,
         drain_url=settings.drain_url,
         max_processes=settings.max_processes,
@@ -62,12 +63,13 @@ def run(settings: MetaSettings) -> None:
     if made:
         # Printed once, at first start; only its hash is stored.
         print(f"admin token (shown once): {made}", file=sys.stderr, flush=True)
-        print(f"  gun login --api http://{host}:{port} --token {made}", file=sys.stderr, flush=True)
+        url = f"{settings.scheme}://{host}:{port}"
+        print(f"  gun login --api {url} --token {made}", file=sys.stderr, flush=True)
     if settings.drain_token:
         done = platform.tokens.ensure_drain_token(settings.drain_token)
         if done:
             print(f"GUN_DRAIN_TOKEN: {done}", file=sys.stderr, flush=True)
-    print(f"meta listening on http://{host}:{port}", file=sys.stderr, flush=True)
+    print(f"meta listening on {settings.scheme}://{host}:{port}", file=sys.stderr, flush=True)
     # What is loaded by now lives as long as meta: out of the collector's sight, a full
     # collection scans only newer objects. Without this, full collections of the ~100 MB of
     # imports (40-60 ms each, about twice a second under 50 writing clients) were the p99 of
@@ -86,6 +88,8 @@ def run(settings: MetaSettings) -> None:
             loop="asyncio",
             http="httptools",
             timeout_graceful_shutdown=2,
+            ssl_certfile=settings.tls_cert,
+            ssl_keyfile=settings.tls_key,
         )
     finally:
         platform.store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,11 +25,17 @@ class Unreachable(Exception):
 
 
 class Client:
-    def __init__(self, api: str, token: str | None, timeout: float = 30.0) -> None:
+    def __init__(
+        self, api: str, token: str | None, timeout: float = 30.0, ca: str | None = None
+    ) -> None:
         self.api = api.rstrip("/")
         self.token = token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.api, headers=headers, timeout=timeout)
+        # `ca`: the team's CA (PEM), pinned: meta's certificate must be signed by it
+        verify: ssl.SSLContext | bool = ssl.create_default_context(cadata=ca) if ca else True
+        self._http = httpx.Client(
+            base_url=self.api, headers=headers, timeout=timeout, verify=verify
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -41,10 +48,7 @@ class Client:
         try:
             r = self._http.request(method, path, **kw)
         except httpx.TransportError as e:
-            raise Unreachable(
-                f"cannot reach meta at {self.api} ({type(e).__name__}): is it running? "
-                "(`gun up` starts it)"
-            ) from None
+            raise _unreachable(self.api, e) from None
         if r.status_code >= 400:
             raise Refused(_error(r))
         if r.status_code == 204 or not r.content:
@@ -89,3 +93,20 @@ def _error(r: httpx.Response) -> errors.GunError:
         return errors.GunError(f"meta answered {r.status_code} {r.reason_phrase}")
     cls = errors.BY_ID.get(id_, errors.GunError)
     return cls(message)
+
+
+def _unreachable(api: str, e: httpx.TransportError) -> Unreachable:
+    if "CERTIFICATE_VERIFY_FAILED" in str(e):
+        return Unreachable(
+            f"meta at {api} has a certificate this CLI does not trust ({_reason(e)}): give its "
+            "CA with `gun login --ca PATH` or GUN_API_CA"
+        )
+    return Unreachable(
+        f"cannot reach meta at {api} ({type(e).__name__}): is it running? (`gun up` starts it)"
+    )
+
+
+def _reason(e: httpx.TransportError) -> str:
+    text = str(e)
+    at = text.find("certificate verify failed: ")
+    return text[at + len("certificate verify failed: ") :].split(" (_ssl")[0] if at >= 0 else text

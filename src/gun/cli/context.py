@@ -11,6 +11,7 @@ import click
 from gun.cli import credentials
 from gun.cli.client import Client
 from gun.errors import UsageError
+from gun.settings import pem_certificates
 
 
 @dataclass
@@ -24,15 +25,18 @@ class Ctx:
         if self._client is None:
             api = self.api or os.environ.get("GUN_API_URL")
             token = self.token or os.environ.get("GUN_API_TOKEN")
+            ca = pem_certificates("GUN_API_CA")
             if not (api and token):
                 saved = credentials.load()
+                if saved is not None and (api is None or api == saved.api):
+                    ca = ca or saved.ca  # the CA saved goes with the meta it was saved for
                 api = api or (saved.api if saved else None)
                 token = token or (saved.token if saved else None)
             if not api:
                 raise UsageError(
                     "no meta to talk to: run `gun up`, or `gun login --api URL --token TOKEN`"
                 )
-            self._client = Client(api, token)
+            self._client = Client(api, token, ca=ca)
         return self._client
 
     def close(self) -> None:

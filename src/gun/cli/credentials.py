@@ -1,4 +1,5 @@
-"""The credentials file (`$XDG_CONFIG_HOME/gun/credentials`, mode 0600): meta's URL and a token."""
+"""The credentials file (`$XDG_CONFIG_HOME/gun/credentials`, mode 0600): meta's URL, a token and,
+for a meta with a certificate of the team's own CA, that CA (PEM), which the CLI pins."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from gun.settings import config_dir
 class Credentials:
     api: str
     token: str
+    ca: str | None = None
 
 
 def path() -> Path:
@@ -27,7 +29,8 @@ def load() -> Credentials | None:
         return None
     try:
         data = json.loads(p.read_text())
-        return Credentials(api=str(data["api"]), token=str(data["token"]))
+        ca = data.get("ca")
+        return Credentials(str(data["api"]), str(data["token"]), None if ca is None else str(ca))
     except (ValueError, KeyError, TypeError):
         raise UsageError(f"{p} is not a gun credentials file: run `gun login` again") from None
 
@@ -35,5 +38,8 @@ def load() -> Credentials | None:
 def save(creds: Credentials) -> Path:
     p = path()
     p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    atomic.write(p, json.dumps({"api": creds.api, "token": creds.token}) + "\n", mode=0o600)
+    data = {"api": creds.api, "token": creds.token}
+    if creds.ca is not None:
+        data["ca"] = creds.ca
+    atomic.write(p, json.dumps(data) + "\n", mode=0o600)
     return p

@@ -30,11 +30,16 @@ def _instance_id() -> str:
 
 class Instances:
     def __init__(
-        self, store: Store, providers: Mapping[str, InstanceProvider], meta_url: str | None
+        self,
+        store: Store,
+        providers: Mapping[str, InstanceProvider],
+        meta_url: str | None,
+        meta_ca: str | None = None,
     ) -> None:
         self.store = store
         self.providers = providers
         self.meta_url = meta_url  # what agents are given to reach meta
+        self.meta_ca = meta_ca  # PEM: the CA they pin meta's HTTPS to (None: the system's)
 
     def all(self, who: Principal, name: str) -> list[Instance]:
         authorize(who, "viewer", name)
@@ -116,6 +121,7 @@ class Instances:
                         self.meta_url,
                         token,
                         host,
+                        self.meta_ca,
                     )
                 )
             tx.events.record(

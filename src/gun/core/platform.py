@@ -66,6 +66,7 @@ class Platform:
         slugs: SlugStore | None = None,
         providers: Mapping[str, InstanceProvider] | None = None,
         meta_url: str | None = None,
+        meta_ca: str | None = None,
         auto_instances: int = 0,
         token_cache_seconds: float = CACHE_SECONDS,
         build_options: BuildOptions | None = None,
@@ -81,7 +82,7 @@ class Platform:
         self.tokens = Tokens(store, token_cache_seconds)
         self.shipping = Shipping(drain_url)
         self.release_phase = ReleasePhase(store, opts.release_timeout)
-        self.instances = Instances(store, self.providers, meta_url)
+        self.instances = Instances(store, self.providers, meta_url, meta_ca)
         self.hosts = Hosts(store, host_checker)
         self.processes = Processes(store)
         self.apps = Apps(store, self.shipping, self.instances, self.providers, auto_instances)

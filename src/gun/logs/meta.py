@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import ssl
 import time
 from collections.abc import Callable, Coroutine, Hashable
 from dataclasses import dataclass
@@ -91,10 +92,16 @@ def read_answer(status: int, body: bytes, app: str) -> No | None:
 
 
 class Meta:
-    def __init__(self, url: str, token: str, *, cache_size: int = CACHE_SIZE) -> None:
+    def __init__(
+        self, url: str, token: str, *, cache_size: int = CACHE_SIZE, ca: str | None = None
+    ) -> None:
         self.url = url.rstrip("/")
+        verify: ssl.SSLContext | bool = ssl.create_default_context(cadata=ca) if ca else True
         self._http = httpx.AsyncClient(
-            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=10
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+            verify=verify,  # `ca`: the team's CA (GUN_TLS_CA), pinned
         )
         self._apps: TTLCache[str, tuple[float, str]] = TTLCache(cache_size, POSITIVE_TTL)
         self._no_apps: TTLCache[str, bool] = TTLCache(cache_size, NEGATIVE_TTL)

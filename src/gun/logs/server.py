@@ -383,7 +383,9 @@ def make_drain(
 
 def make_app(settings: DrainSettings) -> DrainApp:
     drain, prometheus = make_drain(settings, seen=Seen(settings.archive))
-    return DrainApp(drain, Meta(settings.meta_url, settings.meta_token or ""), prometheus)
+    return DrainApp(
+        drain, Meta(settings.meta_url, settings.meta_token or "", ca=settings.meta_ca), prometheus
+    )
 
 
 def make_worker_app(settings: DrainSettings, worker: Worker) -> DrainApp:
@@ -391,7 +393,7 @@ def make_worker_app(settings: DrainSettings, worker: Worker) -> DrainApp:
     drain, _ = make_drain(
         settings, outlets=False, seen=Seen(settings.archive, worker.index, worker.count)
     )
-    meta = Meta(settings.meta_url, settings.meta_token or "")
+    meta = Meta(settings.meta_url, settings.meta_token or "", ca=settings.meta_ca)
     return DrainApp(drain, meta, None, hub=HubClient(drain, worker.hub))
 
 

@@ -18,6 +18,14 @@ class NewInstance:
     meta_url: str
     token: str  # the agent's per-instance token; never logged
     host: str | None = None  # provider ssh: the registered host it goes on
+    ca: str | None = None  # PEM: the CA the agent pins meta's HTTPS to (None: the system's)
+
+    def agent_json(self) -> dict[str, str]:
+        """ROOT/etc/agent.json: all an agent needs to find meta and say who it is."""
+        config = {"meta": self.meta_url, "instance": self.id, "token": self.token}
+        if self.ca is not None:
+            config["ca"] = self.ca
+        return config
 
 
 class InstanceProvider(Protocol):

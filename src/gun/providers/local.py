@@ -45,7 +45,7 @@ class LocalProvider:
             isolation.make_dir(root, isolation.SEARCHABLE)
             isolation.make_dir(root / "etc", isolation.PRIVATE_DIR)
             isolation.make_dir(root / "log", isolation.PRIVATE_DIR)
-            config = {"meta": new.meta_url, "instance": new.id, "token": new.token}
+            config = new.agent_json()
             atomic.write(root / AGENT_CONFIG, json.dumps(config), mode=0o600)
             self._spawn(root)
         return str(root)

@@ -96,7 +96,7 @@ class SshProvider:
         digest = hashlib.sha256(b"".join(blobs[n] for n in sorted(blobs))).hexdigest()[:12]
         key = f"{__version__}-{digest}"
         where = f"{root}/instances/{new.id}"
-        config = {"meta": new.meta_url, "instance": new.id, "token": new.token}
+        config = new.agent_json()
         files = {f"bundle-{key}/{n}": (b, 0o644) for n, b in blobs.items()}
         files[f"instances/{new.id}/etc/agent.json"] = (json.dumps(config).encode(), 0o600)
         q = shlex.quote

@@ -13,6 +13,7 @@ from gun.cli.commands.apps import p
 from gun.cli.context import Ctx, app_option, pass_ctx
 from gun.errors import InvalidParams, UsageError
 from gun.model import check_token_name, parse_expiry, when
+from gun.settings import pem_certificates, read_pem
 
 TOKEN_FIELDS = ("name", "role", "app", "kind", "created_by", "created_at", "expires_at")
 
@@ -20,21 +21,30 @@ TOKEN_FIELDS = ("name", "role", "app", "kind", "created_by", "created_at", "expi
 @click.command("login")
 @click.option("--api", "api_url", help="meta's URL, e.g. http://127.0.0.1:5100")
 @click.option("--token", "token_value", help="an API token")
+@click.option(
+    "--ca",
+    "ca_path",
+    type=click.Path(dir_okay=False),
+    help="the CA meta's certificate is signed by (ca.pem of `gun server certs`), pinned",
+)
 @pass_ctx
-def login(ctx: Ctx, api_url: str | None, token_value: str | None) -> None:
-    """Check a token against meta and save it: gun login --api URL --token TOKEN."""
+def login(ctx: Ctx, api_url: str | None, token_value: str | None, ca_path: str | None) -> None:
+    """Check a token against meta and save it: gun login --api URL --token TOKEN [--ca PATH]."""
     api = api_url or ctx.api
     token = token_value or ctx.token
     if not api or not token:
         raise UsageError("login needs both --api URL and --token TOKEN")
     if not api.startswith(("http://", "https://")):
         raise UsageError(f"--api {api!r} is not an http:// or https:// URL")
-    client = Client(api, token)
+    if ca_path is not None and not api.startswith("https://"):
+        raise UsageError("--ca is for an https:// meta")
+    ca = read_pem(ca_path, f"--ca {ca_path}") if ca_path else pem_certificates("GUN_API_CA")
+    client = Client(api, token, ca=ca)
     try:
         who = client.get("/v1/whoami")
     finally:
         client.close()
-    saved = credentials.save(credentials.Credentials(api=api, token=token))
+    saved = credentials.save(credentials.Credentials(api=api, token=token, ca=ca))
     if ctx.json:
         output.emit_json(who)
     else:
