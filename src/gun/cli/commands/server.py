@@ -25,8 +25,9 @@ def meta(
     """The control plane: the REST API and the store. Also read from the environment:
     GUN_ADMIN_TOKEN (the first admin token, when the store has none), GUN_DRAIN_TOKEN
     (meta keeps a drain token named drain of this value: give it to the drain as
-    GUN_DRAIN_META_TOKEN) and GUN_PUBLIC_URL (meta's URL as agents on other hosts reach it;
-    default: the listening address)."""
+    GUN_DRAIN_META_TOKEN), GUN_PUBLIC_URL (meta's URL as agents on other hosts reach it;
+    default: the listening address), GUN_TLS_CERT and GUN_TLS_KEY (serve HTTPS) and GUN_TLS_CA
+    (the CA its agents pin; `gun server certs` makes one)."""
     from gun.api.serve import run
 
     run(
