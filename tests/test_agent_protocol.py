@@ -40,6 +40,8 @@ SLICE = {
     "rollout",
     "git",
     "drains",
+    "setup",
+    "teardown",
 }
 
 
@@ -86,6 +88,7 @@ class Agent:
             "version": self.protocol,
             "processes": [{**UNSAID, **p} for p in processes],
             "problem": None,
+            "setup": None,
         }
         return self.call("PUT", path, json=body)
 

@@ -30,6 +30,8 @@ SLICE = protocol.Slice(
     git=None,
     drains=(),
     rollout=protocol.Rollout(drain_seconds=1.0, max_unavailable=1),
+    setup=None,
+    teardown=None,
 )
 
 

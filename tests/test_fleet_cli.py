@@ -29,6 +29,8 @@ INSTANCE_FIELDS = {
     "address",
     "problem",
     "host",
+    "setup_state",
+    "setup_output",
 }
 PS_FIELDS = {"name", "type", "state", "instance", "port", "release", "restarts", "since"}
 

@@ -26,6 +26,7 @@ from gun.protocol import (
     ReleasePhaseOrder,
     Report,
     Rollout,
+    SetupRun,
     Slice,
 )
 
@@ -48,6 +49,8 @@ EMPTY = Slice(
     git=None,
     drains=(),
     rollout=ROLLOUT,
+    setup=None,
+    teardown=None,
 )
 RUNNING = Slice(
     version=VERSION,
@@ -65,6 +68,8 @@ RUNNING = Slice(
     git=None,
     drains=("http://127.0.0.1:5101/logs/gdi_x", "https://logs.example.com/drain"),
     rollout=Rollout(drain_seconds=0.0, max_unavailable=3),
+    setup="apt-get install -y libpq5 && echo 'ready ✓'",
+    teardown="logger bye\nrm -rf /srv/cache",
 )
 RELEASING = Slice(
     version=VERSION,
@@ -86,6 +91,8 @@ RELEASING = Slice(
     git=GitSource("https://example.com/demo.git", "ab" * 20),
     drains=(),
     rollout=ROLLOUT,
+    setup=None,
+    teardown=None,
 )
 UP = ObservedProcess("web.1", "up", 3, 40123, 4242, 0, None, T0)
 CRASHED = ObservedProcess(
@@ -104,9 +111,12 @@ def wire(data: dict[str, Any]) -> Any:
         (EMPTY, protocol.read_slice),
         (RUNNING, protocol.read_slice),
         (RELEASING, protocol.read_slice),
-        (Report(VERSION, (), None), protocol.read_report),
-        (Report(VERSION, (UP, CRASHED), "no space left on device"), protocol.read_report),
-        (Report(VERSION, (UP,), "ünïcode problem ☃"), protocol.read_report),
+        (Report(VERSION, (), None, None), protocol.read_report),
+        (Report(VERSION, (UP, CRASHED), "no space left on device", None), protocol.read_report),
+        (Report(VERSION, (UP,), "ünïcode problem ☃", None), protocol.read_report),
+        (Report(VERSION, (), None, SetupRun("running", None, "")), protocol.read_report),
+        (Report(VERSION, (UP,), None, SetupRun("succeeded", 0, "ok\nré ✓")), protocol.read_report),
+        (Report(VERSION, (), None, SetupRun("failed", 100, "E: no")), protocol.read_report),
         (Registration(VERSION, None), protocol.read_registration),
         (Registration(VERSION, "/var/lib/gun/instances/i-0a1b2c3d"), protocol.read_registration),
     ],
@@ -137,8 +147,10 @@ def test_the_wire_form_of_a_slice() -> None:
         "git": None,
         "drains": ["http://127.0.0.1:5101/logs/gdi_x", "https://logs.example.com/drain"],
         "rollout": {"drain_seconds": 0.0, "max_unavailable": 3},
+        "setup": "apt-get install -y libpq5 && echo 'ready ✓'",
+        "teardown": "logger bye\nrm -rf /srv/cache",
     }
-    assert wire(protocol.to_json(Report(VERSION, (CRASHED,), None))) == {
+    assert wire(protocol.to_json(Report(VERSION, (CRASHED,), None, None))) == {
         "version": 1,
         "processes": [
             {
@@ -153,6 +165,7 @@ def test_the_wire_form_of_a_slice() -> None:
             }
         ],
         "problem": None,
+        "setup": None,
     }
 
 
@@ -161,8 +174,8 @@ def test_fields_a_reader_does_not_know_are_ignored() -> None:
     newer["priority"] = "high"
     newer["processes"][0]["cpu"] = 2
     assert protocol.read_slice(newer) == RUNNING
-    report = {**wire(protocol.to_json(Report(VERSION, (UP,), None))), "uptime": 3}
-    assert protocol.read_report(report) == Report(VERSION, (UP,), None)
+    report = {**wire(protocol.to_json(Report(VERSION, (UP,), None, None))), "uptime": 3}
+    assert protocol.read_report(report) == Report(VERSION, (UP,), None, None)
 
 
 # -- every slice meta can build, the agent can read -------------------------------------------
@@ -250,6 +263,8 @@ def slice_inputs(draw: st.DrawFn) -> dict[str, Any]:
         ),
         "drains": draw(st.lists(TEXT, max_size=3)),
         "rollout": Rollout(draw(st.floats(0, 600)), draw(st.integers(1, 1000))),
+        "setup": draw(st.none() | TEXT),
+        "teardown": draw(st.none() | TEXT),
     }
 
 
@@ -271,7 +286,7 @@ def test_every_slice_meta_can_build_the_agent_can_read(inputs: dict[str, Any]) -
 
 GOOD = wire(protocol.to_json(RUNNING))
 GOOD_PHASE = wire(protocol.to_json(RELEASING))["release_phase"]
-GOOD_REPORT = wire(protocol.to_json(Report(VERSION, (UP,), None)))
+GOOD_REPORT = wire(protocol.to_json(Report(VERSION, (UP,), None, None)))
 
 
 def with_(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
@@ -403,6 +418,19 @@ def test_a_slice_that_does_not_read_is_one_sentence(data: Any, sentence: str) ->
     [
         ([], "report: expected an object, got []"),
         (with_(GOOD_REPORT, "problem", DROP), "report.problem: missing"),
+        (with_(GOOD_REPORT, "setup", DROP), "report.setup: missing"),
+        (
+            with_(GOOD_REPORT, "setup", {"state": "done", "exit_code": 0, "output": ""}),
+            'report.setup.state: expected one of running, succeeded, failed, got "done"',
+        ),
+        (
+            with_(GOOD_REPORT, "setup", {"state": "failed", "exit_code": 1.5, "output": ""}),
+            "report.setup.exit_code: expected a whole number, got 1.5",
+        ),
+        (
+            with_(GOOD_REPORT, "setup", {"state": "failed", "exit_code": 1, "output": None}),
+            "report.setup.output: expected a string, got null",
+        ),
         (with_(GOOD_REPORT, "processes", None), "report.processes: expected an array, got null"),
         (
             with_(GOOD_REPORT, "processes.0.state", "exploded"),

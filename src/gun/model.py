@@ -44,9 +44,13 @@ ALL_TYPES = "*"
 ProcessState = Literal["starting", "up", "crashed", "stopping", "down"]
 PROCESS_STATES: tuple[ProcessState, ...] = get_args(ProcessState)
 # An instance's state: pending until its agent first registers, online while it heartbeats,
-# lost after it stayed silent (its processes are placed elsewhere until it is back).
-InstanceState = Literal["pending", "online", "lost"]
+# lost after it stayed silent (its processes are placed elsewhere until it is back). An instance
+# of a layer with a setup command is in `setup` from its registration until its agent reports
+# the command done (then online), or `setup_failed` for good: nothing is placed on either.
+InstanceState = Literal["pending", "setup", "setup_failed", "online", "lost"]
 INSTANCE_STATES: tuple[InstanceState, ...] = get_args(InstanceState)
+SetupState = Literal["running", "succeeded", "failed"]  # of an instance's setup command
+SETUP_STATES: tuple[SetupState, ...] = get_args(SetupState)
 
 
 def show(text: str, limit: int = 60) -> str:
@@ -318,6 +322,8 @@ class Drain:
 class Layer:
     name: str
     types: tuple[str, ...] | None  # None: runs every process type
+    setup: str | None = None  # a shell command run once on each new instance, as root
+    teardown: str | None = None  # a shell command run once on an instance being deleted
 
     def runs(self, process_type: str) -> bool:
         return self.types is None or process_type in self.types
@@ -395,6 +401,9 @@ class Instance:
     created_at: datetime
     problem: str | None = None  # why its agent cannot run the current release
     host: str | None = None  # provider ssh: the registered host it runs on
+    setup: str | None = None  # its layer's setup when it was made: its agent runs it once
+    setup_state: SetupState | None = None  # None until its agent reports on the setup
+    setup_output: str | None = None  # what the setup printed (the end of it)
 
 
 @dataclass(frozen=True)

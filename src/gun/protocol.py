@@ -47,7 +47,15 @@ from gun.jsonread import (
     text,
     whole,
 )
-from gun.model import APP_NAME, PROCESS_NAME, PROCESS_STATES, PROCESS_TYPE, ProcessState
+from gun.model import (
+    APP_NAME,
+    PROCESS_NAME,
+    PROCESS_STATES,
+    PROCESS_TYPE,
+    SETUP_STATES,
+    ProcessState,
+    SetupState,
+)
 
 VERSION = 1
 HEADER = "Gun-Protocol"  # the agent's protocol, on every call it makes
@@ -58,6 +66,8 @@ INT32 = 2**31 - 1  # what the store's integer columns hold
 GENERATION_MAX = 2**62  # the long-poll's `after` goes up to this
 REPORT_PROCESSES_MAX = 10_000
 PROBLEM_MAX = 2000  # characters of an instance's problem meta keeps
+COMMAND_MAX = 10_000  # characters of a layer's setup or teardown command
+SETUP_OUTPUT_MAX = 64 * 1024  # characters of a setup's output an agent reports (its end)
 ADDRESS_MAX = 500
 SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 COMMIT = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?\Z")
@@ -137,6 +147,10 @@ class Slice:
     git: GitSource | None
     drains: tuple[str, ...] = field(repr=False)  # logplex URLs: the platform's drain first
     rollout: Rollout
+    # the layer's commands, run as root: `setup` once before the instance runs anything (the
+    # layer's when the instance was made), `teardown` once when it is deleted (the layer's now)
+    setup: str | None = field(repr=False)
+    teardown: str | None = field(repr=False)
 
 
 # -- agent to meta: registration and reports -------------------------------------------------
@@ -165,13 +179,24 @@ class ObservedProcess:
 
 
 @dataclass(frozen=True, slots=True)
+class SetupRun:
+    """How the instance's setup command went: running, succeeded or failed (exit_code None when
+    it could not start, or was killed by a signal), and the end of what it printed."""
+
+    state: SetupState
+    exit_code: int | None
+    output: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
-    """The heartbeat: every process the agent runs, and what keeps the instance from working
-    (None when nothing does)."""
+    """The heartbeat: every process the agent runs, what keeps the instance from working (None
+    when nothing does), and its setup (None: it has none)."""
 
     version: int
     processes: tuple[ObservedProcess, ...]
     problem: str | None
+    setup: SetupRun | None
 
 
 Message = Slice | Registration | Report
@@ -222,6 +247,8 @@ def read_slice(data: object) -> Slice:
         git=maybe(_git, *o.get("git")),
         drains=array(*o.get("drains"), text),
         rollout=_rollout(*o.get("rollout")),
+        setup=maybe(text, *o.get("setup"), limit=COMMAND_MAX),
+        teardown=maybe(text, *o.get("teardown"), limit=COMMAND_MAX),
     )
     _once_each((p.name for p in read.processes), "slice.processes")
     if read.slug is not None and read.git is not None:
@@ -248,6 +275,7 @@ def read_report(data: object) -> Report:
         version=version,
         processes=processes,
         problem=maybe(text, *o.get("problem"), limit=PROBLEM_MAX),
+        setup=maybe(_setup_run, *o.get("setup")),
     )
 
 
@@ -326,6 +354,19 @@ def _release_phase(data: object, at: str) -> ReleasePhaseOrder:
         git=git,
         env=_env(*o.get("env")),
         timeout=seconds(*o.get("timeout")),
+    )
+
+
+def _setup_run(data: object, at: str) -> SetupRun:
+    o = Object(data, at)
+    found, where = o.get("state")
+    state = next((s for s in SETUP_STATES if s == found), None)
+    if state is None:
+        raise expected(where, f"one of {', '.join(SETUP_STATES)}", found)
+    return SetupRun(
+        state=state,
+        exit_code=maybe(whole, *o.get("exit_code"), lo=-INT32, hi=INT32),
+        output=text(*o.get("output"), limit=SETUP_OUTPUT_MAX),
     )
 
 

@@ -29,6 +29,7 @@ from gun.agent.metaclient import MetaClient, Refused, Unreachable
 from gun.agent.process import ProcessState
 from gun.agent.reconcile import Action, Desired, Observed, reconcile
 from gun.agent.releasephase import ReleasePhases
+from gun.agent.setup import Setup
 from gun.agent.supervisor import ProcessSpec, Supervisor
 from gun.errors import GunError, ProtocolError
 from gun.loops import Loops
@@ -60,6 +61,7 @@ class Agent:
             rotation=config.applog,
         )
         self.meta = MetaClient(config.meta, config.token, ca=config.ca)
+        self.setup = Setup(self.root, self.shipper.sink)
         self._api = f"/v1/agent/instances/{config.instance}"
         self.loops = Loops(log)
         self._poll_delay = 0.2  # after meta refused or did not answer a long-poll
@@ -168,6 +170,7 @@ class Agent:
                 protocol.VERSION,
                 tuple(observed(s) for s in self.supervisor.serving()),
                 self.problem_now(),
+                self.setup.report(),
             )
             try:
                 await self.meta.report(self._api, report)
@@ -202,6 +205,10 @@ class Agent:
         slice_ = self.desired
         if slice_ is None:
             return
+        if slice_.setup is not None:  # nothing of the app runs here before the layer's setup
+            done = await self.setup.ensure(slice_.setup, slice_.app, slice_.instance)
+            if not done:
+                return
         self.phases.start(slice_)
         if self._ready is not None and self._ready[0] == slice_.generation:
             cwd = self._ready[1]  # this generation's files are written already
@@ -377,7 +384,8 @@ class Agent:
             self._save_log_positions()
         with contextlib.suppress(Refused, Unreachable):
             last = tuple(observed(s) for s in self.supervisor.states())
-            await self.meta.report(self._api, protocol.Report(protocol.VERSION, last, None), 2)
+            final = protocol.Report(protocol.VERSION, last, None, self.setup.report())
+            await self.meta.report(self._api, final, 2)
 
 
 def observed(s: ProcessState) -> protocol.ObservedProcess:

@@ -90,7 +90,9 @@ class Rollback(Body):
 
 
 class LayerPut(Body):
-    types: list[StrictStr] = Field(min_length=1, max_length=100)
+    types: list[StrictStr] | None = Field(default=None, min_length=1, max_length=100)
+    setup: StrictStr | None = None  # "": none
+    teardown: StrictStr | None = None
 
 
 def app_json(app: App) -> dict[str, Any]:
@@ -132,7 +134,12 @@ def status_json(s: Status) -> dict[str, Any]:
 
 
 def layer_json(la: Layer) -> dict[str, Any]:
-    return {"name": la.name, "types": ["*"] if la.types is None else list(la.types)}
+    return {
+        "name": la.name,
+        "types": ["*"] if la.types is None else list(la.types),
+        "setup": la.setup,
+        "teardown": la.teardown,
+    }
 
 
 def principal_json(p: Principal) -> dict[str, Any]:

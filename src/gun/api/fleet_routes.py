@@ -107,6 +107,9 @@ def instance_json(i: Instance) -> dict[str, Any]:
         "host": i.host,
         "last_heartbeat": i.last_heartbeat.isoformat() if i.last_heartbeat else None,
         "problem": i.problem,
+        "setup": i.setup,  # the layer's setup when it was made: its agent runs it once
+        "setup_state": i.setup_state,  # running, succeeded, failed, or null
+        "setup_output": i.setup_output,
     }
 
 
@@ -161,9 +164,10 @@ def shell(app: str, who: Who, gun: Gun, target: str | None = None) -> dict[str, 
     return {"instance": inst.id, "provider": inst.provider, "dir": inst.address, "ssh": ssh}
 
 
-@router.delete("/apps/{app}/instances/{instance_id}", status_code=204)
-def delete_instance(app: str, instance_id: str, who: Who, gun: Gun) -> None:
-    gun.instances.delete(who, app, instance_id)
+@router.delete("/apps/{app}/instances/{instance_id}")
+def delete_instance(app: str, instance_id: str, who: Who, gun: Gun) -> dict[str, Any]:
+    said = gun.instances.delete(who, app, instance_id)
+    return {"id": instance_id, "teardown_output": said}
 
 
 @router.get("/apps/{app}/processes")

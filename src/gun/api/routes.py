@@ -163,7 +163,8 @@ def layers(app: str, who: Who, gun: Gun) -> list[dict[str, Any]]:
 
 @router.put("/apps/{app}/layers/{layer}")
 def set_layer(app: str, layer: str, body: bodies.LayerPut, who: Who, gun: Gun) -> dict[str, Any]:
-    return bodies.layer_json(gun.layers.set(who, app, layer, body.types))
+    made = gun.layers.set(who, app, layer, body.types, setup=body.setup, teardown=body.teardown)
+    return bodies.layer_json(made)
 
 
 @router.get("/apps/{app}/events")

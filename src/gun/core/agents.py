@@ -19,7 +19,7 @@ from gun.core.release_phase import ReleasePhase, SlugRow, git_source, slug_of
 from gun.core.shipping import Shipping
 from gun.core.slugs import Slugs
 from gun.errors import Forbidden, NotFound
-from gun.model import App, Instance, Principal, Process, Release
+from gun.model import App, Instance, InstanceState, Principal, Process, Release, SetupState
 from gun.protocol import (
     VERSION,
     DesiredProcess,
@@ -47,6 +47,8 @@ def build_slice(
     release_phase: ReleasePhaseOrder | None,
     drains: Sequence[str],
     rollout: Rollout,
+    setup: str | None = None,
+    teardown: str | None = None,
 ) -> Slice:
     """The slice of `instance`, from what one transaction read (pure): the app's current
     `release` (and its `slug`), the processes `placed` there that are still wanted and that the
@@ -71,7 +73,16 @@ def build_slice(
         git=git_source(app, release) if release else None,
         drains=tuple(drains),
         rollout=rollout,
+        setup=setup,
+        teardown=teardown,
     )
+
+
+def state_after_setup(setup: str | None, setup_state: SetupState | None) -> InstanceState:
+    """The state of a heartbeating instance: online, unless its setup has not succeeded."""
+    if setup is None or setup_state == "succeeded":
+        return "online"
+    return "setup_failed" if setup_state == "failed" else "setup"
 
 
 def check_agent(who: Principal, instance_id: str) -> None:
@@ -109,13 +120,14 @@ class Agents:
         with self.store.write() as tx:
             inst = _instance(tx, instance_id)
             app = tx.apps.existing(inst.app, lock=True)
-            values: dict[str, Any] = {"state": "online", "last_heartbeat": now()}
+            state = state_after_setup(inst.setup, inst.setup_state)
+            values: dict[str, Any] = {"state": state, "last_heartbeat": now()}
             if address:
                 values["address"] = address
             tx.instances.update(instance_id, **values)
-            if inst.state != "online":
+            if inst.state != state:
                 write_placement(tx, app)
-                tx.events.record(app, who.name, "instance.online", {"id": instance_id})
+                tx.events.record(app, who.name, f"instance.{state}", {"id": instance_id})
             return _instance(tx, instance_id)
 
     def generation(self, who: Principal, instance_id: str) -> int:
@@ -145,6 +157,8 @@ class Agents:
                 release_phase=self.release_phase.command_for(tx, app, instance_id),
                 drains=self.shipping.urls(tx, app.id),
                 rollout=self.rollout,
+                setup=inst.setup,
+                teardown=layer.teardown if (layer := tx.layers.get(app.id, inst.layer)) else None,
             )
 
     def lease_replacements(
@@ -171,8 +185,13 @@ class Agents:
         with self.store.write() as tx:
             inst = _instance(tx, instance_id)
             app = tx.apps.existing(inst.app, lock=inst.state != "online")
+            setup_state, values = inst.setup_state, {}
+            if report.setup is not None and inst.setup is not None:
+                setup_state = report.setup.state
+                values = {"setup_state": setup_state, "setup_output": report.setup.output}
+            state = state_after_setup(inst.setup, setup_state)
             tx.instances.update(
-                instance_id, state="online", last_heartbeat=now(), problem=report.problem
+                instance_id, state=state, last_heartbeat=now(), problem=report.problem, **values
             )
             leased = tx.processes.leased(app.id, instance_id)
             current = tx.releases.current_version(app.id) if leased else None
@@ -208,9 +227,9 @@ class Agents:
                     tx.processes.report(
                         app.id, instance_id, p.name, state="down", pid=None, port=None, since=now()
                     )
-            if inst.state != "online":
+            if inst.state != state:
                 write_placement(tx, app)
-                tx.events.record(app, "meta", "instance.online", {"id": instance_id})
+                tx.events.record(app, "meta", f"instance.{state}", {"id": instance_id})
 
     def slug(self, who: Principal, instance_id: str, sha256: str) -> BinaryIO:
         """The stored slug an agent may download: only one of its own app's."""

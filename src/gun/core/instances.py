@@ -88,8 +88,10 @@ class Instances:
             app = tx.apps.existing(name, lock=True)
             if host is not None and tx.hosts.get(host) is None:
                 raise NotFound(f"host {host!r} is not registered (gun hosts lists them)")
-            if layer not in {la.name for la in tx.layers.of(app.id)}:
-                tx.layers.put(app.id, Layer(layer, None))
+            joined = tx.layers.get(app.id, layer)
+            if joined is None:
+                joined = Layer(layer, None)
+                tx.layers.put(app.id, joined)
             for _ in range(count):
                 iid = _instance_id()
                 token = new_token()
@@ -108,6 +110,7 @@ class Instances:
                     provider=provider,
                     instance_type=instance_type,
                     availability_zone=availability_zone,
+                    setup=joined.setup,
                     token_id=token_id,
                     host=host,
                 )
@@ -155,9 +158,9 @@ class Instances:
             with contextlib.suppress(Exception):
                 provider.delete(m.id, m.host)
 
-    def delete(self, who: Principal, name: str, instance_id: str) -> None:
+    def delete(self, who: Principal, name: str, instance_id: str) -> str | None:
         """Remove an instance (and its agent token); its processes are placed on the others
-        and its provider deletes it."""
+        and its provider deletes it, running the layer's teardown first: its output."""
         authorize(who, "developer", name)
         with self.store.write() as tx:
             app = tx.apps.existing(name, lock=True)
@@ -168,8 +171,14 @@ class Instances:
             write_placement(tx, app)
             tx.events.record(app, who.name, "instances.delete", {"id": instance_id})
         provider = self.providers.get(inst.provider)
-        if provider is not None:
-            provider.delete(instance_id, inst.host)
+        said = provider.delete(instance_id, inst.host) if provider is not None else None
+        if said is not None:
+            with self.store.write() as tx:
+                app = tx.apps.existing(name)
+                tx.events.record(
+                    app, who.name, "instance.teardown", {"id": instance_id, "output": said}
+                )
+        return said
 
     def shell(
         self, who: Principal, name: str, target: str | None = None

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 
 from gun.core.access import authorize
 from gun.core.placing import write_placement
-from gun.errors import InvalidParams
+from gun.errors import Forbidden, InvalidParams
 from gun.model import ALL_TYPES, Layer, Principal, check_layer_name, check_process_type
+from gun.protocol import COMMAND_MAX
 from gun.store import Store
 
 DEFAULT_LAYER = Layer("default", None)
@@ -23,19 +24,62 @@ class Layers:
         with self.store.read() as tx:
             return tx.layers.of(tx.apps.existing(name).id)
 
-    def set(self, who: Principal, name: str, layer: str, types: Sequence[str]) -> Layer:
-        """Make or change a layer: the types it runs (`*`: every type). Processes move."""
+    def set(
+        self,
+        who: Principal,
+        name: str,
+        layer: str,
+        types: Sequence[str] | None,
+        *,
+        setup: str | None = None,
+        teardown: str | None = None,
+    ) -> Layer:
+        """Make or change a layer: the types it runs (`*`: every type; None: as they were, and
+        every type for a new layer), and its setup and teardown commands (None: as they were;
+        empty: none). Processes move. Setup and teardown run as root on the instances' hosts,
+        whatever app else runs there: only an admin of the whole platform sets them."""
         authorize(who, "developer", name)
         check_layer_name(layer)
-        if not types:
+        root = setup is not None or teardown is not None
+        if root and (who.role != "admin" or who.app is not None):
+            raise Forbidden(
+                f"token {who.name!r} may not set setup or teardown: they run as root on the"
+                " hosts, so they need an admin token that is not scoped to an app"
+            )
+        if types is not None and not types:
             raise InvalidParams("types is empty: give process types, e.g. types=web,worker")
-        if ALL_TYPES in types:
-            new = Layer(layer, None)
-        else:
-            new = Layer(layer, tuple(dict.fromkeys(check_process_type(t) for t in types)))
+        wanted: tuple[str, ...] | None = None
+        if types is not None and ALL_TYPES not in types:
+            wanted = tuple(dict.fromkeys(check_process_type(t) for t in types))
+        setup, teardown = _command("setup", setup), _command("teardown", teardown)
         with self.store.write() as tx:
             app = tx.apps.existing(name, lock=True)
+            old = tx.layers.get(app.id, layer) or Layer(layer, None)
+            new = Layer(
+                layer,
+                old.types if types is None else wanted,
+                old.setup if setup is None else setup or None,
+                old.teardown if teardown is None else teardown or None,
+            )
             tx.layers.put(app.id, new)
             write_placement(tx, app)
-            tx.events.record(app, who.name, "layer.set", {"layer": layer, "types": list(types)})
+            said: dict[str, object] = {"layer": layer, "types": list(new.types or ["*"])}
+            for what, command in (("setup", setup), ("teardown", teardown)):
+                if command is not None:
+                    said[what] = command
+            tx.events.record(app, who.name, "layer.set", said)
         return new
+
+
+def _command(what: str, command: str | None) -> str | None:
+    """A setup or teardown command as given (empty: none); InvalidParams naming it otherwise."""
+    if command is None or command == "":
+        return command
+    if not command.strip():
+        raise InvalidParams(f"{what} is only blanks: give a shell command, or {what}= for none")
+    if len(command) > COMMAND_MAX:
+        raise InvalidParams(f"{what} is {len(command)} characters long: at most {COMMAND_MAX}")
+    bad = next((c for c in command if not (c.isprintable() or c in "\n\t")), None)
+    if bad is not None:
+        raise InvalidParams(f"{what} holds the control character {bad!r}: give a shell command")
+    return command

@@ -35,9 +35,9 @@ class InstanceProvider(Protocol):
         """Start the instance and its agent; returns its address (local: its root directory)."""
         ...
 
-    def delete(self, instance_id: str, host: str | None = None) -> None:
-        """Stop the agent and everything it runs, and remove the instance (from `host`, for
-        provider ssh)."""
+    def delete(self, instance_id: str, host: str | None = None) -> str | None:
+        """Run the layer's teardown, stop the agent and everything it runs, and remove the
+        instance (from `host`, for provider ssh); the teardown's output (None: it had none)."""
         ...
 
     def ids(self) -> list[str]:

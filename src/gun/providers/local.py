@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 
 from gun import atomic, isolation
+from gun.agent.setup import teardown
 from gun.agent.uninstall import uninstall
 from gun.providers.base import NewInstance
 
@@ -107,12 +108,14 @@ class LocalProvider:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
 
-    def delete(self, instance_id: str, host: str | None = None) -> None:
-        """Stop the agent, kill what is left of its processes, remove its Unix user (if it had
-        one) and its directory."""
+    def delete(self, instance_id: str, host: str | None = None) -> str | None:
+        """Run the layer's teardown, stop the agent, kill what is left of its processes, remove
+        its Unix user (if it had one) and its directory; the teardown's output."""
         with self._lock:
+            said = teardown(self.dir(instance_id))
             self.stop(instance_id)
             uninstall(self.dir(instance_id))  # what is left if the agent had to be killed
+            return said
 
     def ids(self) -> list[str]:
         if not self.root.exists():

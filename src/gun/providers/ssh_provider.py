@@ -10,11 +10,12 @@ put there over ssh (providers/ssh.py). On the host, under its root (default /var
 gun has none there yet, and starts the agent under a keep-alive loop in a session of its own
 (`setsid`), so that it outlives the ssh connection and is started again a second after it
 dies. (A host with systemd would rather run it as a unit; gun does not yet: the loop works
-on every host.) `delete` stops the loop and the agent (SIGTERM: the agent stops its
-processes within their grace), kills what is left after STOP_SECONDS, removes the instance's
-cgroups, Unix user and directory (`python -m gun.agent.uninstall`) and, once no instance is
-left, the whole root. KEY is gun's version and a digest of the wheels, so an upgrade of meta
-brings a new venv beside the old.
+on every host.) `delete` runs the layer's teardown (`python -m gun.agent.teardown`, its output
+returned), stops the loop and the agent (SIGTERM: the agent stops its processes within their
+grace), kills what is left after STOP_SECONDS, removes the instance's cgroups, Unix user and
+directory (`python -m gun.agent.uninstall`) and, once no instance is left, the whole root.
+KEY is gun's version and a digest of the wheels, so an upgrade of meta brings a new venv
+beside the old.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gun import __version__
+from gun.agent.setup import TEARDOWN_SECONDS
 from gun.errors import Unavailable
 from gun.providers import bundle
 from gun.providers.base import NewInstance
@@ -51,6 +53,9 @@ echo $! >"$dir/keepalive.pid"
 
 _STOP = """set -u
 root={root}; dir={dir}
+for venv in "$root"/venv-*; do
+  [ -x "$venv/bin/python" ] && "$venv/bin/python" -m gun.agent.teardown "$dir" && break
+done
 if [ -f "$dir/keepalive.pid" ]; then
   loop=$(cat "$dir/keepalive.pid")
   kill -TERM "-$loop" 2>/dev/null
@@ -113,17 +118,19 @@ class SshProvider:
         self._run(ssh, f"sh -c {q(start)}", what="could not start the agent")
         return f"{ssh.target.address}:{where}"
 
-    def delete(self, instance_id: str, host: str | None = None) -> None:
+    def delete(self, instance_id: str, host: str | None = None) -> str | None:
         ssh, root = self._host(host)
         where = f"{root}/instances/{instance_id}"
         stop = _STOP.format(root=shlex.quote(root), dir=shlex.quote(where), wait=STOP_SECONDS * 2)
-        self._run(ssh, f"sh -c {shlex.quote(stop)}", what="could not remove the instance")
+        said = self._run(ssh, f"sh -c {shlex.quote(stop)}", what="could not remove the instance")
+        return said.rstrip("\n") or None  # the teardown's output
 
-    def _run(self, ssh: Ssh, command: str, *, what: str, input: bytes | None = None) -> None:
-        done, _ = ssh.run(command, input=input, timeout=STOP_SECONDS + 300)
+    def _run(self, ssh: Ssh, command: str, *, what: str, input: bytes | None = None) -> str:
+        done, _ = ssh.run(command, input=input, timeout=TEARDOWN_SECONDS + STOP_SECONDS + 300)
         if done.returncode != 0:
             said = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
             raise Unavailable(f"host {ssh.name} ({ssh.target}) {what}: {said[0]}")
+        return done.stdout.decode("utf-8", "replace")
 
     def ids(self) -> list[str]:
         return []  # each host keeps its own agents going

@@ -100,21 +100,28 @@ class AppQueries(Queries):
 class LayerQueries(Queries):
     def of(self, app_id: int) -> list[Layer]:
         rows = self.conn.execute(
-            select(layers.c.name, layers.c.types)
+            select(layers.c.name, layers.c.types, layers.c.setup, layers.c.teardown)
             .where(layers.c.app_id == app_id)
             .order_by(layers.c.name)
         )
-        return [Layer(r.name, None if r.types is None else tuple(r.types)) for r in rows]
+        return [
+            Layer(r.name, None if r.types is None else tuple(r.types), r.setup, r.teardown)
+            for r in rows
+        ]
+
+    def get(self, app_id: int, name: str) -> Layer | None:
+        return next((la for la in self.of(app_id) if la.name == name), None)
 
     def put(self, app_id: int, layer: Layer) -> None:
         types = None if layer.types is None else list(layer.types)
+        values = {"types": types, "setup": layer.setup, "teardown": layer.teardown}
         done = self.conn.execute(
             update(layers)
             .where(layers.c.app_id == app_id, layers.c.name == layer.name)
-            .values(types=types)
+            .values(**values)
         )
         if done.rowcount == 0:
-            self.conn.execute(insert(layers).values(app_id=app_id, name=layer.name, types=types))
+            self.conn.execute(insert(layers).values(app_id=app_id, name=layer.name, **values))
 
 
 class ConfigQueries(Queries):

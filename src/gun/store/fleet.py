@@ -7,7 +7,13 @@ from typing import Any
 
 from sqlalchemy import Row, and_, delete, func, insert, select, update
 
-from gun.model import Instance, Process, check_instance_state, check_process_state
+from gun.model import (
+    SETUP_STATES,
+    Instance,
+    Process,
+    check_instance_state,
+    check_process_state,
+)
 from gun.store.queries import Queries
 from gun.store.schema import apps, instances, processes, tokens
 from gun.store.time import now, utc
@@ -27,6 +33,9 @@ def _instance(r: Row[Any]) -> Instance:
         created_at=utc(r.created_at),
         problem=r.problem,
         host=r.host,
+        setup=r.setup,
+        setup_state=next((s for s in SETUP_STATES if s == r.setup_state), None),
+        setup_output=r.setup_output,
     )
 
 
@@ -60,6 +69,9 @@ _INSTANCE_COLS = [
     instances.c.created_at,
     instances.c.problem,
     instances.c.host,
+    instances.c.setup,
+    instances.c.setup_state,
+    instances.c.setup_output,
 ]
 _PROCESS_COLS = [
     apps.c.name.label("app"),
@@ -89,10 +101,12 @@ class InstanceQueries(Queries):
         availability_zone: str | None,
         token_id: int,
         host: str | None = None,
+        setup: str | None = None,
     ) -> None:
         self.conn.execute(
             insert(instances).values(
                 id=id,
+                setup=setup,
                 app_id=app_id,
                 layer=layer,
                 provider=provider,

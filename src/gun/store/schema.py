@@ -45,6 +45,8 @@ layers = Table(
     Column("app_id", _app_fk(), nullable=False),
     Column("name", String(30), nullable=False),
     Column("types", JSON),  # null: every process type
+    Column("setup", Text),  # run once on each new instance of the layer, before anything else
+    Column("teardown", Text),  # run once on an instance when it is deleted
     UniqueConstraint("app_id", "name"),
 )
 
@@ -64,6 +66,9 @@ instances = Table(
     Column("problem", Text),  # why its agent cannot run the current release, as it reported
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("host", String(30)),  # provider ssh: the registered host it runs on
+    Column("setup", Text),  # its layer's setup command when it was made: run once, by its agent
+    Column("setup_state", String(20)),  # running, succeeded or failed, as its agent reported
+    Column("setup_output", Text),  # what the setup printed (its end), as its agent reported
 )
 
 hosts = Table(

@@ -23,6 +23,8 @@ FIELDS = (
     "address",
     "problem",  # why its agent cannot run the current release, or null
     "host",  # provider ssh: the registered host it runs on, or null
+    "setup_state",  # running, succeeded, failed, or null (its layer has no setup)
+    "setup_output",  # what the layer's setup printed there (the end of it), or null
 )
 
 
@@ -59,10 +61,23 @@ def instances(ctx: Ctx, app: str | None) -> None:
 
 
 def await_online(ctx: Ctx, app: str, ids: set[str], timeout: float) -> list[dict[str, Any]]:
-    """Poll until every instance in `ids` is online; exit 1 naming the laggards at `timeout`."""
+    """Poll until every instance in `ids` is online, showing their layer's setup output as it
+    comes (on stderr); exit 1 when a setup failed, or naming the laggards at `timeout`."""
     deadline = time.monotonic() + timeout
+    shown: dict[str, str] = {}
     while True:
         rows = [r for r in ctx.client().get(f"/v1/apps/{p(app)}/instances") if r["id"] in ids]
+        for r in rows:
+            _show_setup(r["id"], r.get("setup_output") or "", shown)
+        failed = [r for r in rows if r["state"] == "setup_failed"]
+        if failed:
+            raise Refused(
+                Unavailable(
+                    f"the layer's setup failed on {', '.join(r['id'] for r in failed)}, which"
+                    " runs nothing: see its output above (and in gun instances --json); delete"
+                    " it, mend the setup with layers.set, and create another"
+                )
+            )
         offline = [r["id"] for r in rows if r["state"] != "online"]
         if not offline:
             return rows
@@ -73,6 +88,23 @@ def await_online(ctx: Ctx, app: str, ids: set[str], timeout: float) -> list[dict
                 )
             )
         time.sleep(0.1)
+
+
+def _show_setup(instance: str, output: str, shown: dict[str, str]) -> None:
+    """The lines of an instance's setup output not shown yet. The output kept is its end, its
+    lines joined by newlines: once its start is cut, what was shown is found by its end."""
+    before = shown.get(instance, "")
+    if output == before:
+        return
+    if output.startswith(before):
+        fresh = output[len(before) :]
+    else:
+        end = before[-200:]
+        at = output.rfind(end) if end else -1
+        fresh = output[at + len(end) :] if at >= 0 else output
+    for line in fresh.removeprefix("\n").split("\n"):
+        click.echo(f"{instance} setup: {line}", err=True)
+    shown[instance] = output
 
 
 @click.command("instances.create")
@@ -133,8 +165,12 @@ def instances_create(
 @pass_ctx
 def instances_delete(ctx: Ctx, instance_id: str, app: str | None) -> None:
     """Remove an instance; its processes move to the others: gun instances.delete:ID."""
-    ctx.client().delete(f"/v1/apps/{p(need_app(app))}/instances/{p(instance_id)}")
+    done = ctx.client().delete(f"/v1/apps/{p(need_app(app))}/instances/{p(instance_id)}")
+    said = done.get("teardown_output") if isinstance(done, dict) else None
+    if said:
+        for line in said.splitlines():
+            click.echo(f"{instance_id} teardown: {line}", err=True)
     if ctx.json:
-        output.emit_json({"id": instance_id, "deleted": True})
+        output.emit_json({"id": instance_id, "deleted": True, "teardown_output": said})
     else:
         output.line(f"Deleted instance {instance_id}")
