@@ -132,9 +132,17 @@ def test_three_hosts_over_ssh_run_an_app_and_keep_nothing_after(
             )
             assert out.startswith(f"Added host {h.name} (root@{h.address}:22, Python 3.")
         gun.ok("apps.create", "shop")
+        gun.ok(
+            "app:shop", "layers.set:default", "setup=echo set up on $(hostname)",
+            "teardown=echo torn down on $(hostname)",
+        )  # fmt: skip
         for h in hosts:
-            out = gun.ok("app:shop", "instances.create:default", "provider=ssh", f"host={h.name}")
+            code, out, err = gun(
+                "app:shop", "instances.create:default", "provider=ssh", f"host={h.name}"
+            )
+            assert code == 0, err
             assert out.endswith("  default  online\n")
+            assert err == f"{out.split()[0]} setup: set up on {h.name}\n"
         gun.ok("app:shop", "deploy", f"dir={app}", timeout=300)
         gun.ok("app:shop", "scale", "web=3", "worker=2", timeout=300)
 
@@ -150,8 +158,10 @@ def test_three_hosts_over_ssh_run_an_app_and_keep_nothing_after(
         for name, (host, port) in webs.items():
             assert get(fleet, f"http://{address[host]}:{port}/") == host, name
 
-        for i in list(with_host):
-            gun.ok("app:shop", f"instances.delete:{i}", timeout=120)
+        for i, host in with_host.items():
+            code, out, err = gun("app:shop", f"instances.delete:{i}", timeout=120)
+            assert (code, out) == (0, f"Deleted instance {i}\n"), err
+            assert err.startswith(f"{i} teardown: torn down on {host}\n")
         for h in hosts:
             assert on(h, f"ls -A {h.root}") == "", f"nothing left on {h.name}"
             left = set(on(h, "ps -e -o comm=").split()) - {"sshd", "bash", "sh", "ps"}
