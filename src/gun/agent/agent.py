@@ -1,8 +1,12 @@
 """The agent: long-polls its slice from meta, has its release materialised (agent.materialise)
 and its release phase run (agent.releasephase), reconciles, reports.
 
-Its loops (register, poll, report, converge, metrics, logship, and the supervisor's tail) are
-kept by gun.loops: a pass that fails is retried with a backoff, and while one is failing the
+A slice with a `lease` fences its processes (gun.agent.fence, docs/fleet.md): they run only
+while the agent holds its lease, renewed by every heartbeat meta acknowledges, and the fence
+loop stops them all when it lapses; after that only a fresh slice lets them run again.
+
+Its loops (register, poll, report, converge, fence, metrics, logship, and the supervisor's tail)
+are kept by gun.loops: a pass that fails is retried with a backoff, and while one is failing the
 instance's `problem` (what `gun instances` shows) says why, e.g. "no space left on device
 writing ROOT/etc/env". Once the disk has room again the next pass converges.
 """
@@ -23,9 +27,10 @@ from gun import atomic, isolation, protocol
 from gun.agent import applog, files, runtime_metrics
 from gun.agent.applog import Position
 from gun.agent.config import AgentConfig
+from gun.agent.fence import Fence, clock
 from gun.agent.logship import LogShipper
 from gun.agent.materialise import Materialiser
-from gun.agent.metaclient import MetaClient, Refused, Unreachable
+from gun.agent.metaclient import Call, MetaClient, Refused, Unreachable
 from gun.agent.process import ProcessState
 from gun.agent.reconcile import Action, Desired, Observed, reconcile
 from gun.agent.releasephase import ReleasePhases
@@ -72,6 +77,7 @@ class Agent:
         self.releases = Materialiser(config, self.meta, self._api, self.supervisor)
         self.changed = asyncio.Event()
         self.stopping = asyncio.Event()
+        self.fence = Fence(self.root)
         self.phases = ReleasePhases(
             self.meta, self._api, config.instance, self.releases, self.supervisor, self.stopping
         )
@@ -112,7 +118,9 @@ class Agent:
         while not self.stopping.is_set():
             try:
                 registration = protocol.Registration(protocol.VERSION, str(self.root))
+                sent = clock()
                 await self.meta.register(self._api, registration)
+                self.fence.renewed(self.terms, sent)
                 return
             except Refused as e:
                 log.error("meta refused registration: %s", e)
@@ -130,8 +138,23 @@ class Agent:
             files.save_desired(self.root, self.desired)
             self._desired_unsaved = False
         after = self.desired.generation if self.desired else -1
+        self.fence.repoll.clear()
+        if self.fence.needs_slice(self.terms):
+            after = -1  # fenced, with the lease held again: a fresh slice at once
+        asked = clock()
+        call = Call()
+        request = asyncio.ensure_future(self.meta.desired(self._api, after, POLL_WAIT, call))
+        repoll = asyncio.ensure_future(self.fence.repoll.wait())
         try:
-            slice_ = await self.meta.desired(self._api, after, POLL_WAIT)
+            await asyncio.wait({request, repoll}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            repoll.cancel()
+        if not request.done():  # fenced and heard again: this long-poll may be stuck
+            call.end()
+            request.add_done_callback(_ignore)
+            return
+        try:
+            slice_ = request.result()
         except (Refused, Unreachable, ProtocolError) as e:
             if isinstance(e, Refused):
                 log.error("meta refused the desired state: %s", e)
@@ -143,6 +166,10 @@ class Agent:
             return
         self._poll_delay = 0.2
         self._unread = None
+        was = self.fence.may_run(slice_.lease)
+        self.fence.sliced(slice_.lease, asked)
+        if self.fence.may_run(slice_.lease) != was:
+            self.changed.set()
         if self.desired is None or slice_.generation != self.desired.generation:
             self.desired = slice_
             self.shipper.app = slice_.app
@@ -168,14 +195,19 @@ class Agent:
                 tuple(observed(s) for s in self.supervisor.serving()),
                 self.problem_now(),
             )
+            terms, every, timeout = self.terms, self.config.report_interval, None
+            if terms is not None:  # a few heartbeats within the lease, each no longer than it
+                every, timeout = min(every, terms.keep / 3), min(10.0, terms.keep)
             try:
-                await self.meta.report(self._api, report)
+                sent = clock()
+                await self.meta.report(self._api, report, timeout)
+                self.fence.renewed(terms, sent)
             except Refused as e:
                 log.error("meta refused the report: %s", e)
             except Unreachable:
                 pass
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed, self.config.report_interval)
+                await asyncio.wait_for(changed, every)
         finally:
             changed.cancel()
 
@@ -214,6 +246,8 @@ class Agent:
                 raise
             self._ready = (slice_.generation, cwd)
         wanted = self.wanted(slice_, cwd) if cwd else {}
+        if not self.fence.may_run(slice_.lease):
+            wanted = {}  # fenced: the fence loop stops them, nothing starts
         observed = []
         for s in self.supervisor.states():
             had = self.started.get(s.name)
@@ -335,6 +369,26 @@ class Agent:
             granted = set()
         return [a for a in actions if a.name not in asking or a.name in granted]
 
+    @property
+    def terms(self) -> protocol.Lease | None:
+        """How the current slice's processes are fenced (None: they are not)."""
+        return self.desired.lease if self.desired else None
+
+    async def fence_pass(self) -> None:
+        """Stop every process once the lease lapses (SIGTERM, SIGKILL after the lease's
+        grace); then wait until it may lapse next, a change, or a second."""
+        terms = self.terms
+        if terms is not None and not self.fence.may_run(terms):
+            told = self.supervisor.stop_all(terms.grace)
+            if told:
+                log.warning("lease lapsed: stopping %s", ", ".join(told))
+        wait = 1.0
+        lapse = self.fence.wake_at(terms)
+        if lapse is not None:
+            wait = max(0.0, min(wait, lapse - clock()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.supervisor.changed(), wait)
+
     async def reconcile(self) -> None:
         """One converge pass, then wait for a change (a second at most)."""
         self.changed.clear()
@@ -360,6 +414,7 @@ class Agent:
         self.loops.start("poll", self.poll)
         self.loops.start("report", self.report)
         self.loops.start("converge", self.reconcile)
+        self.loops.start("fence", self.fence_pass)
         self.loops.start("metrics", self.metrics)
         self.loops.start("logship", self.logship)
         await self.stopping.wait()
@@ -391,6 +446,12 @@ def observed(s: ProcessState) -> protocol.ObservedProcess:
         exit_code=s.exit_code,
         since=s.since,
     )
+
+
+def _ignore(task: asyncio.Future[protocol.Slice]) -> None:
+    """A call given up on: whatever it ends with is of no use."""
+    if not task.cancelled():
+        task.exception()
 
 
 def main(config: AgentConfig) -> None:
