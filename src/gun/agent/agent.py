@@ -30,7 +30,7 @@ from gun.agent.config import AgentConfig
 from gun.agent.fence import Fence, clock
 from gun.agent.logship import LogShipper
 from gun.agent.materialise import Materialiser
-from gun.agent.metaclient import Call, MetaClient, Refused, Unreachable
+from gun.agent.metaclient import MetaClient, Refused, Unreachable
 from gun.agent.process import ProcessState
 from gun.agent.reconcile import Action, Desired, Observed, reconcile
 from gun.agent.releasephase import ReleasePhases
@@ -139,22 +139,17 @@ class Agent:
             self._desired_unsaved = False
         after = self.desired.generation if self.desired else -1
         self.fence.repoll.clear()
-        if self.fence.needs_slice(self.terms):
+        fresh = self.fence.needs_slice(self.terms)
+        if fresh:
             after = -1  # fenced, with the lease held again: a fresh slice at once
         asked = clock()
-        call = Call()
-        request = asyncio.ensure_future(self.meta.desired(self._api, after, POLL_WAIT, call))
-        repoll = asyncio.ensure_future(self.fence.repoll.wait())
+        # heard again while fenced, a long-poll (which a partition may have left hanging) is
+        # given up for a fresh ask
+        give_up = None if fresh else self.fence.repoll
         try:
-            await asyncio.wait({request, repoll}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            repoll.cancel()
-        if not request.done():  # fenced and heard again: this long-poll may be stuck
-            call.end()
-            request.add_done_callback(_ignore)
-            return
-        try:
-            slice_ = request.result()
+            slice_ = await self.meta.desired(self._api, after, POLL_WAIT, give_up)
+            if slice_ is None:
+                return
         except (Refused, Unreachable, ProtocolError) as e:
             if isinstance(e, Refused):
                 log.error("meta refused the desired state: %s", e)
@@ -195,9 +190,8 @@ class Agent:
                 tuple(observed(s) for s in self.supervisor.serving()),
                 self.problem_now(),
             )
-            terms, every, timeout = self.terms, self.config.report_interval, None
-            if terms is not None:  # a few heartbeats within the lease, each no longer than it
-                every, timeout = min(every, terms.keep / 3), min(10.0, terms.keep)
+            terms = self.terms
+            every, timeout = self.fence.heartbeat(terms, self.config.report_interval)
             try:
                 sent = clock()
                 await self.meta.report(self._api, report, timeout)
@@ -375,19 +369,7 @@ class Agent:
         return self.desired.lease if self.desired else None
 
     async def fence_pass(self) -> None:
-        """Stop every process once the lease lapses (SIGTERM, SIGKILL after the lease's
-        grace); then wait until it may lapse next, a change, or a second."""
-        terms = self.terms
-        if terms is not None and not self.fence.may_run(terms):
-            told = self.supervisor.stop_all(terms.grace)
-            if told:
-                log.warning("lease lapsed: stopping %s", ", ".join(told))
-        wait = 1.0
-        lapse = self.fence.wake_at(terms)
-        if lapse is not None:
-            wait = max(0.0, min(wait, lapse - clock()))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.supervisor.changed(), wait)
+        await self.fence.guard(self.terms, self.supervisor)
 
     async def reconcile(self) -> None:
         """One converge pass, then wait for a change (a second at most)."""
@@ -446,12 +428,6 @@ def observed(s: ProcessState) -> protocol.ObservedProcess:
         exit_code=s.exit_code,
         since=s.since,
     )
-
-
-def _ignore(task: asyncio.Future[protocol.Slice]) -> None:
-    """A call given up on: whatever it ends with is of no use."""
-    if not task.cancelled():
-        task.exception()
 
 
 def main(config: AgentConfig) -> None:

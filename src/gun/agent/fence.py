@@ -2,15 +2,17 @@
 ROOT/state/lease.json so that an agent started again on the same boot carries it on.
 
 The agent tells it of every heartbeat meta acknowledged (`renewed`) and every slice that
-arrived (`sliced`); it says whether the slice's processes may run now (`may_run`), when that
-may change (`wake_at`), and when a fresh slice is needed at once (`repoll`: the lease is held
-again, but the instance is fenced until a slice asked for since arrives). A slice without
+arrived (`sliced`); it says whether the slice's processes may run now (`may_run`), how often
+to send heartbeats (`heartbeat`), and when a fresh slice is needed at once (`repoll`: the lease
+is held again, but the instance is fenced until a slice asked for since arrives). Its loop
+(`guard`) stops every process once the lease lapses. A slice without
 `lease` is not fenced: everything here then answers as if the lease were held.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from gun import atomic
 from gun.agent.lease import Lease
+from gun.agent.supervisor import Supervisor
 from gun.protocol import Lease as Terms
 
 log = logging.getLogger("gun.agent")
@@ -98,3 +101,25 @@ class Fence:
         if terms is None or self.lease.fenced:
             return None
         return self.lease.lapses_at(terms)
+
+    def heartbeat(self, terms: Terms | None, interval: float) -> tuple[float, float | None]:
+        """Seconds between heartbeats, and how long one may take (None: the client's own): a
+        lease gets at least three, each no longer than the lease."""
+        if terms is None:
+            return interval, None
+        return min(interval, terms.keep / 3), min(10.0, terms.keep)
+
+    async def guard(self, terms: Terms | None, supervisor: Supervisor) -> None:
+        """One pass of the fence loop: have every process stopped (SIGTERM, SIGKILL after the
+        lease's grace) if they may not run; then wait until the lease may lapse, a process
+        changes, or a second passes."""
+        if terms is not None and not self.may_run(terms):
+            told = supervisor.stop_all(terms.grace)
+            if told:
+                log.warning("lease lapsed: stopping %s", ", ".join(told))
+        wait = 1.0
+        lapse = self.wake_at(terms)
+        if lapse is not None:
+            wait = max(0.0, min(wait, lapse - clock()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(supervisor.changed(), wait)

@@ -154,18 +154,33 @@ class MetaClient:
         await self.call("POST", f"{api}/register", body=protocol.to_json(registration))
 
     async def desired(
-        self, api: str, after: int, wait: float, call: Call | None = None
-    ) -> protocol.Slice:
+        self, api: str, after: int, wait: float, give_up: asyncio.Event | None = None
+    ) -> protocol.Slice | None:
         """The long-poll: the slice once its generation is past `after` (or at `wait`); one
-        that does not read (another protocol's, say) raises ProtocolError."""
-        answer = await self.call(
-            "GET",
-            f"{api}/desired",
-            params={"after": after, "wait": wait},
-            timeout=wait + 10,
-            call=call,
+        that does not read (another protocol's, say) raises ProtocolError. None if `give_up`
+        is set first: the call is ended (a long-poll a partition left hanging, say)."""
+        call = Call()
+        params = {"after": after, "wait": wait}
+        request = asyncio.ensure_future(
+            self.call("GET", f"{api}/desired", params=params, timeout=wait + 10, call=call)
         )
-        return protocol.read_slice(answer)
+        if give_up is not None:
+            stop = asyncio.ensure_future(give_up.wait())
+            try:
+                await asyncio.wait({request, stop}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stop.cancel()
+            if not request.done():
+                call.end()
+                request.add_done_callback(_ignore)
+                return None
+        return protocol.read_slice(await request)
 
     async def report(self, api: str, report: protocol.Report, timeout: float | None = None) -> None:
         await self.call("PUT", f"{api}/observed", body=protocol.to_json(report), timeout=timeout)
+
+
+def _ignore(task: asyncio.Future[Any]) -> None:
+    """A call given up on: whatever it ends with is of no use."""
+    if not task.cancelled():
+        task.exception()
