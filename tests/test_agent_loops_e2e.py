@@ -74,16 +74,18 @@ def until(check: Callable[[], object], what: str, timeout: float = 30) -> Any:
 
 
 @contextmanager
-def world_at(tmp: Path, root: Path) -> Iterator[World]:
-    with drain() as receiver, _world_at(tmp, root, receiver) as w:
+def world_at(tmp: Path, root: Path, **settings: str) -> Iterator[World]:
+    with drain() as receiver, _world_at(tmp, root, receiver, settings) as w:
         yield w
 
 
 @contextmanager
-def _world_at(tmp: Path, root: Path, receiver: Drain) -> Iterator[World]:
-    """meta with app demo (examples/hello, web=1 worker=1) and one instance whose agent runs as
-    a process of its own with its root at `root`; everything is stopped afterwards."""
+def _world_at(tmp: Path, root: Path, receiver: Drain, settings: dict[str, str]) -> Iterator[World]:
+    """meta (with these GUN_* settings) with app demo (examples/hello, web=1 worker=1) and one
+    instance whose agent runs as a process of its own with its root at `root`; everything is
+    stopped afterwards."""
     meta = MetaServer(tmp / "home", f"sqlite:///{tmp / 'home' / 'meta.db'}", ADMIN)
+    meta.extra_env.update(settings)
     agent = None
     with no_leaks(root):
         try:

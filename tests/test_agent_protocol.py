@@ -42,6 +42,7 @@ SLICE = {
     "drains",
     "setup",
     "teardown",
+    "lease",
 }
 
 
@@ -123,6 +124,7 @@ def test_an_agent_token_reads_only_its_own_slice(shared_meta: MetaServer) -> Non
     got = r.json()
     assert set(got) == SLICE
     assert (got["app"], got["instance"], got["env"]) == ("sliced", one.id, {"COLOR": "blue"})
+    assert set(got["lease"]) == {"timeout", "grace", "margin"}, "not on meta's machine: fenced"
 
     r = one.desired(instance=two.id)
     assert r.status_code == 403

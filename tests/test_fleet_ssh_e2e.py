@@ -71,7 +71,8 @@ def get(fleet: Fleet, url: str) -> str:
     return done.stdout
 
 
-def start_meta(fleet: Fleet, home: Path) -> str:
+def start_meta(fleet: Fleet, home: Path, **settings: str) -> str:
+    """meta in the control namespace (with these GUN_* settings too); its URL once healthy."""
     url = f"http://{fleet.control.address}:{PORT}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GUN_")}
     env.update(
@@ -79,6 +80,7 @@ def start_meta(fleet: Fleet, home: Path) -> str:
         GUN_DATABASE_URL=f"sqlite:///{home / 'meta.db'}",
         GUN_ADMIN_TOKEN=ADMIN,
         GUN_PUBLIC_URL=url,
+        **settings,
     )
     with open(home / "meta.log", "ab") as log:
         fleet.control.popen(

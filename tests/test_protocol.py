@@ -13,7 +13,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from gun import protocol
-from gun.core.agents import build_slice
+from gun.core.agents import build_slice, lease_terms
 from gun.core.release_phase import order
 from gun.errors import ProtocolError, UnsupportedProtocol
 from gun.model import App, Process, Release
@@ -21,6 +21,7 @@ from gun.protocol import (
     VERSION,
     DesiredProcess,
     GitSource,
+    Lease,
     ObservedProcess,
     Registration,
     ReleasePhaseOrder,
@@ -70,6 +71,7 @@ RUNNING = Slice(
     rollout=Rollout(drain_seconds=0.0, max_unavailable=3),
     setup="apt-get install -y libpq5 && echo 'ready ✓'",
     teardown="logger bye\nrm -rf /srv/cache",
+    lease=Lease(timeout=30.0, grace=10.0, margin=3.0),
 )
 RELEASING = Slice(
     version=VERSION,
@@ -149,6 +151,7 @@ def test_the_wire_form_of_a_slice() -> None:
         "rollout": {"drain_seconds": 0.0, "max_unavailable": 3},
         "setup": "apt-get install -y libpq5 && echo 'ready ✓'",
         "teardown": "logger bye\nrm -rf /srv/cache",
+        "lease": {"timeout": 30.0, "grace": 10.0, "margin": 3.0},
     }
     assert wire(protocol.to_json(Report(VERSION, (CRASHED,), None, None))) == {
         "version": 1,
@@ -265,6 +268,9 @@ def slice_inputs(draw: st.DrawFn) -> dict[str, Any]:
         "rollout": Rollout(draw(st.floats(0, 600)), draw(st.integers(1, 1000))),
         "setup": draw(st.none() | TEXT),
         "teardown": draw(st.none() | TEXT),
+        "lease": lease_terms(
+            draw(st.sampled_from(["local", "ssh", "ec2"])), draw(st.floats(1.0, 3600.0))
+        ),
     }
 
 
@@ -275,6 +281,7 @@ def test_every_slice_meta_can_build_the_agent_can_read(inputs: dict[str, Any]) -
     assert protocol.read_slice(wire(protocol.to_json(built))) == built
     event(f"processes: {bool(built.processes)}, release phase: {built.release_phase is not None}")
     event(f"slug: {built.slug is not None}, git: {built.git is not None}")
+    event(f"fenced: {built.lease is not None}")
     # what it holds: the placed processes still wanted that the release has a command for
     types = (inputs["release"].process_types or {}) if inputs["release"] else {}
     assert [p.name for p in built.processes] == sorted(
@@ -405,6 +412,16 @@ THREE = [
         ),
         (with_(GOOD, "drains", "http://x"), 'slice.drains: expected an array, got "http://x"'),
         (with_(GOOD, "drains.1", None), "slice.drains[1]: expected a string, got null"),
+        (with_(GOOD, "lease", DROP), "slice.lease: missing"),
+        (with_(GOOD, "lease.margin", DROP), "slice.lease.margin: missing"),
+        (
+            with_(GOOD, "lease.grace", -1),
+            "slice.lease.grace: expected a number of seconds of at least 0, got -1",
+        ),
+        (
+            with_(GOOD, "lease.grace", 27.0),
+            "slice.lease: expected grace + margin below the timeout, got 27 + 3 against 30",
+        ),
     ],
 )
 def test_a_slice_that_does_not_read_is_one_sentence(data: Any, sentence: str) -> None:
@@ -551,3 +568,34 @@ def test_the_header_an_agent_names_its_protocol_in(header: str | None, sentence:
 
 def test_meta_hears_its_own_protocol() -> None:
     assert protocol.read_header("1") == protocol.read_header(" 1 ") == VERSION == 1
+
+
+# -- fencing: which slices carry a lease, and its numbers -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("provider", "timeout", "terms", "keep"),
+    [
+        ("local", 30.0, None, None),  # gun up: on meta's machine, never fenced
+        ("ssh", 30.0, Lease(30.0, 10.0, 3.0), 17.0),
+        ("ec2", 30.0, Lease(30.0, 10.0, 3.0), 17.0),
+        ("ssh", 6.0, Lease(6.0, 2.0, 1.0), 3.0),
+        ("ssh", 1.0, Lease(1.0, 1 / 3, 0.25), 1 - 1 / 3 - 0.25),
+        ("ssh", 600.0, Lease(600.0, 30.0, 5.0), 565.0),
+    ],
+)
+def test_the_lease_of_an_instance(
+    provider: str, timeout: float, terms: Lease | None, keep: float | None
+) -> None:
+    got = lease_terms(provider, timeout)
+    assert got == terms
+    if got is not None:
+        assert got.keep == pytest.approx(keep)
+
+
+@given(st.floats(1.0, 3600.0))
+def test_every_lease_leaves_time_to_run(timeout: float) -> None:
+    terms = lease_terms("ssh", timeout)
+    assert terms is not None
+    assert terms.keep >= timeout * 5 / 12 - 1e-9  # grace <= 1/3, margin <= 1/4
+    assert terms.grace > 0 and terms.margin > 0

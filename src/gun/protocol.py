@@ -23,6 +23,10 @@ got 3`. Its rules (values are read by gun.jsonread):
 - Fields a reader does not know are ignored: within one protocol version a newer writer may
   add a field that older readers can do without, and mixed versions of gun keep talking.
   Anything a reader needs is a new protocol version.
+
+`lease` was added to the slice within protocol 1 (fencing, docs/fleet.md): an agent from before
+it ignores it (and does not fence); an agent that knows it requires it, as every field, so it
+expects a meta at least as new as itself (the ssh provider installs meta's own gun on hosts).
 """
 
 from __future__ import annotations
@@ -124,6 +128,27 @@ class Rollout:
 
 
 @dataclass(frozen=True, slots=True)
+class Lease:
+    """The slice's processes are fenced: the agent runs them only while it holds its lease.
+
+    The agent renews the lease with every heartbeat meta acknowledges, counted from when it
+    sent it; meta may mark the instance lost (and place its processes elsewhere) `timeout`
+    seconds after the last heartbeat it heard. So the agent starts stopping its processes
+    `timeout - grace - margin` seconds after the last acknowledged heartbeat it sent, gives
+    them `grace` seconds between SIGTERM and SIGKILL, and keeps `margin` for clock drift and
+    its own delays (gun.agent.lease)."""
+
+    timeout: float  # meta's GUN_INSTANCE_TIMEOUT
+    grace: float  # SIGTERM to SIGKILL for a fenced process
+    margin: float
+
+    @property
+    def keep(self) -> float:
+        """Seconds after the last acknowledged heartbeat was sent that processes may run."""
+        return self.timeout - self.grace - self.margin
+
+
+@dataclass(frozen=True, slots=True)
 class DesiredProcess:
     name: str  # web.1
     type: str
@@ -151,6 +176,7 @@ class Slice:
     # layer's when the instance was made), `teardown` once when it is deleted (the layer's now)
     setup: str | None = field(repr=False)
     teardown: str | None = field(repr=False)
+    lease: Lease | None = None  # None: the processes are not fenced (they run without meta)
 
 
 # -- agent to meta: registration and reports -------------------------------------------------
@@ -247,6 +273,7 @@ def read_slice(data: object) -> Slice:
         git=maybe(_git, *o.get("git")),
         drains=array(*o.get("drains"), text),
         rollout=_rollout(*o.get("rollout")),
+        lease=maybe(_lease, *o.get("lease")),
         setup=maybe(text, *o.get("setup"), limit=COMMAND_MAX),
         teardown=maybe(text, *o.get("teardown"), limit=COMMAND_MAX),
     )
@@ -376,6 +403,21 @@ def _rollout(data: object, at: str) -> Rollout:
         drain_seconds=seconds(*o.get("drain_seconds")),
         max_unavailable=whole(*o.get("max_unavailable"), lo=1, hi=INT32),
     )
+
+
+def _lease(data: object, at: str) -> Lease:
+    o = Object(data, at)
+    lease = Lease(
+        timeout=seconds(*o.get("timeout")),
+        grace=seconds(*o.get("grace")),
+        margin=seconds(*o.get("margin")),
+    )
+    if lease.keep <= 0:
+        raise ProtocolError(
+            f"{at}: expected grace + margin below the timeout, got {lease.grace:g} + "
+            f"{lease.margin:g} against {lease.timeout:g}"
+        )
+    return lease
 
 
 # values of the protocol's own

@@ -1,8 +1,12 @@
 """The agent: long-polls its slice from meta, has its release materialised (agent.materialise)
 and its release phase run (agent.releasephase), reconciles, reports.
 
-Its loops (register, poll, report, converge, metrics, logship, and the supervisor's tail) are
-kept by gun.loops: a pass that fails is retried with a backoff, and while one is failing the
+A slice with a `lease` fences its processes (gun.agent.fence, docs/fleet.md): they run only
+while the agent holds its lease, renewed by every heartbeat meta acknowledges, and the fence
+loop stops them all when it lapses; after that only a fresh slice lets them run again.
+
+Its loops (register, poll, report, converge, fence, metrics, logship, and the supervisor's tail)
+are kept by gun.loops: a pass that fails is retried with a backoff, and while one is failing the
 instance's `problem` (what `gun instances` shows) says why, e.g. "no space left on device
 writing ROOT/etc/env". Once the disk has room again the next pass converges.
 """
@@ -23,6 +27,7 @@ from gun import atomic, isolation, protocol
 from gun.agent import applog, files, runtime_metrics
 from gun.agent.applog import Position
 from gun.agent.config import AgentConfig
+from gun.agent.fence import Fence, clock
 from gun.agent.logship import LogShipper
 from gun.agent.materialise import Materialiser
 from gun.agent.metaclient import MetaClient, Refused, Unreachable
@@ -75,6 +80,7 @@ class Agent:
         self.releases = Materialiser(config, self.meta, self._api, self.supervisor)
         self.changed = asyncio.Event()
         self.stopping = asyncio.Event()
+        self.fence = Fence(self.root)
         self.phases = ReleasePhases(
             self.meta, self._api, config.instance, self.releases, self.supervisor, self.stopping
         )
@@ -115,7 +121,9 @@ class Agent:
         while not self.stopping.is_set():
             try:
                 registration = protocol.Registration(protocol.VERSION, str(self.root))
+                sent = clock()
                 await self.meta.register(self._api, registration)
+                self.fence.renewed(self.terms, sent)
                 return
             except Refused as e:
                 log.error("meta refused registration: %s", e)
@@ -133,8 +141,18 @@ class Agent:
             files.save_desired(self.root, self.desired)
             self._desired_unsaved = False
         after = self.desired.generation if self.desired else -1
+        self.fence.repoll.clear()
+        fresh = self.fence.needs_slice(self.terms)
+        if fresh:
+            after = -1  # fenced, with the lease held again: a fresh slice at once
+        asked = clock()
+        # heard again while fenced, a long-poll (which a partition may have left hanging) is
+        # given up for a fresh ask
+        give_up = None if fresh else self.fence.repoll
         try:
-            slice_ = await self.meta.desired(self._api, after, POLL_WAIT)
+            slice_ = await self.meta.desired(self._api, after, POLL_WAIT, give_up)
+            if slice_ is None:
+                return
         except (Refused, Unreachable, ProtocolError) as e:
             if isinstance(e, Refused):
                 log.error("meta refused the desired state: %s", e)
@@ -146,6 +164,10 @@ class Agent:
             return
         self._poll_delay = 0.2
         self._unread = None
+        was = self.fence.may_run(slice_.lease)
+        self.fence.sliced(slice_.lease, asked)
+        if self.fence.may_run(slice_.lease) != was:
+            self.changed.set()
         if self.desired is None or slice_.generation != self.desired.generation:
             self.desired = slice_
             self.shipper.app = slice_.app
@@ -172,14 +194,18 @@ class Agent:
                 self.problem_now(),
                 self.setup.report(),
             )
+            terms = self.terms
+            every, timeout = self.fence.heartbeat(terms, self.config.report_interval)
             try:
-                await self.meta.report(self._api, report)
+                sent = clock()
+                await self.meta.report(self._api, report, timeout)
+                self.fence.renewed(terms, sent)
             except Refused as e:
                 log.error("meta refused the report: %s", e)
             except Unreachable:
                 pass
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed, self.config.report_interval)
+                await asyncio.wait_for(changed, every)
         finally:
             changed.cancel()
 
@@ -222,6 +248,8 @@ class Agent:
                 raise
             self._ready = (slice_.generation, cwd)
         wanted = self.wanted(slice_, cwd) if cwd else {}
+        if not self.fence.may_run(slice_.lease):
+            wanted = {}  # fenced: the fence loop stops them, nothing starts
         observed = []
         for s in self.supervisor.states():
             had = self.started.get(s.name)
@@ -343,6 +371,14 @@ class Agent:
             granted = set()
         return [a for a in actions if a.name not in asking or a.name in granted]
 
+    @property
+    def terms(self) -> protocol.Lease | None:
+        """How the current slice's processes are fenced (None: they are not)."""
+        return self.desired.lease if self.desired else None
+
+    async def fence_pass(self) -> None:
+        await self.fence.guard(self.terms, self.supervisor)
+
     async def reconcile(self) -> None:
         """One converge pass, then wait for a change (a second at most)."""
         self.changed.clear()
@@ -368,6 +404,7 @@ class Agent:
         self.loops.start("poll", self.poll)
         self.loops.start("report", self.report)
         self.loops.start("converge", self.reconcile)
+        self.loops.start("fence", self.fence_pass)
         self.loops.start("metrics", self.metrics)
         self.loops.start("logship", self.logship)
         await self.stopping.wait()

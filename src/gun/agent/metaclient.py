@@ -57,6 +57,22 @@ def _save(response: http.client.HTTPResponse, into: BinaryIO) -> None:
             raise _Local(e) from e
 
 
+class Call:
+    """A handle on one call in flight, to end it early from the event loop (`end`): a
+    long-poll stuck on a connection that a partition broke, say."""
+
+    def __init__(self) -> None:
+        self.conn: http.client.HTTPConnection | None = None
+        self.ended = False
+
+    def end(self) -> None:
+        self.ended = True
+        conn = self.conn
+        if conn is not None and conn.sock is not None:
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
+
+
 class MetaClient:
     def __init__(self, base: str, token: str, timeout: float = 10.0, ca: str | None = None) -> None:
         url = urlsplit(base)
@@ -89,6 +105,7 @@ class MetaClient:
         params: dict[str, Any] | None = None,
         timeout: float | None = None,
         into: BinaryIO | None = None,
+        call: Call | None = None,
     ) -> Any:
         target = self.prefix + path + (f"?{urlencode(params)}" if params else "")
         headers = dict(self._headers)
@@ -99,7 +116,11 @@ class MetaClient:
         conn = self._connection(timeout or self.timeout)
         with self._lock:
             self._open.add(conn)
+        if call is not None:
+            call.conn = conn
         try:
+            if call is not None and call.ended:
+                raise Unreachable("the call was ended before it was made")
             conn.request(method, target, body=data, headers=headers)
             r = conn.getresponse()
             if r.status >= 300:
@@ -134,13 +155,34 @@ class MetaClient:
     async def register(self, api: str, registration: protocol.Registration) -> None:
         await self.call("POST", f"{api}/register", body=protocol.to_json(registration))
 
-    async def desired(self, api: str, after: int, wait: float) -> protocol.Slice:
+    async def desired(
+        self, api: str, after: int, wait: float, give_up: asyncio.Event | None = None
+    ) -> protocol.Slice | None:
         """The long-poll: the slice once its generation is past `after` (or at `wait`); one
-        that does not read (another protocol's, say) raises ProtocolError."""
-        answer = await self.call(
-            "GET", f"{api}/desired", params={"after": after, "wait": wait}, timeout=wait + 10
+        that does not read (another protocol's, say) raises ProtocolError. None if `give_up`
+        is set first: the call is ended (a long-poll a partition left hanging, say)."""
+        call = Call()
+        params = {"after": after, "wait": wait}
+        request = asyncio.ensure_future(
+            self.call("GET", f"{api}/desired", params=params, timeout=wait + 10, call=call)
         )
-        return protocol.read_slice(answer)
+        if give_up is not None:
+            stop = asyncio.ensure_future(give_up.wait())
+            try:
+                await asyncio.wait({request, stop}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stop.cancel()
+            if not request.done():
+                call.end()
+                request.add_done_callback(_ignore)
+                return None
+        return protocol.read_slice(await request)
 
     async def report(self, api: str, report: protocol.Report, timeout: float | None = None) -> None:
         await self.call("PUT", f"{api}/observed", body=protocol.to_json(report), timeout=timeout)
+
+
+def _ignore(task: asyncio.Future[Any]) -> None:
+    """A call given up on: whatever it ends with is of no use."""
+    if not task.cancelled():
+        task.exception()

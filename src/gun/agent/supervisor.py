@@ -102,6 +102,18 @@ class Supervisor:
         assert p.final is not None
         return p.final
 
+    def stop_all(self, grace: float) -> list[str]:
+        """Have every process stopped (SIGTERM to the group, SIGKILL after `grace`), copies
+        being replaced too, without waiting: the names of those told now (fencing). One that is
+        being stopped already keeps the grace it was given."""
+        told = []
+        for p in [*self._procs.values(), *self._retiring.values()]:
+            if p.request == "run":
+                p.request, p.grace = "stop", grace
+                p.wake.set()
+                told.append(p.spec.name)
+        return told
+
     async def preboot(self, spec: ProcessSpec, drain: float = 0.0) -> ProcessState:
         """Replace a web process without a gap: start the new copy on a new port while the old
         one serves; once the new one accepts connections (or fails to), wait `drain` seconds

@@ -41,6 +41,7 @@ def open_platform(settings: MetaSettings) -> Platform:
         auto_instances=settings.auto_instances,
         drain_url=settings.drain_url,
         max_processes=settings.max_processes,
+        instance_timeout=settings.instance_timeout,
         build_options=BuildOptions(
             settings.home / "builds",
             concurrency=settings.build_concurrency,

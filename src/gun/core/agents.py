@@ -23,6 +23,7 @@ from gun.model import App, Instance, InstanceState, Principal, Process, Release,
 from gun.protocol import (
     VERSION,
     DesiredProcess,
+    Lease,
     ReleasePhaseOrder,
     Report,
     Rollout,
@@ -33,6 +34,23 @@ from gun.store import Store, Tx
 from gun.store.time import now
 
 LEASE_SECONDS = 120.0  # a replacement lease lapses after this (an agent that died mid-way)
+PROCESS_GRACE = 30.0  # SIGTERM to SIGKILL of a process stopped as usual (the supervisor's)
+UNFENCED = frozenset({"local"})  # providers whose instances share meta's machine
+
+
+def lease_terms(provider: str, timeout: float) -> Lease | None:
+    """How an instance's processes are fenced, from its provider and meta's instance timeout
+    (pure); None for an instance on meta's own machine (provider local: `gun up`), whose
+    processes keep running while meta is away.
+
+    The grace is a third of the timeout (at most PROCESS_GRACE), the margin a tenth (from 1 s
+    to 5 s, but at most a quarter): GUN_INSTANCE_TIMEOUT=30 stops at 17 s with 10 s of grace
+    and 3 s to spare; 6 stops at 3 s with 2 s of grace and 1 s to spare."""
+    if provider in UNFENCED:
+        return None
+    grace = min(PROCESS_GRACE, timeout / 3)
+    margin = min(5.0, max(1.0, timeout / 10), timeout / 4)
+    return Lease(timeout=timeout, grace=grace, margin=margin)
 
 
 def build_slice(
@@ -47,13 +65,14 @@ def build_slice(
     release_phase: ReleasePhaseOrder | None,
     drains: Sequence[str],
     rollout: Rollout,
+    lease: Lease | None,
     setup: str | None = None,
     teardown: str | None = None,
 ) -> Slice:
     """The slice of `instance`, from what one transaction read (pure): the app's current
     `release` (and its `slug`), the processes `placed` there that are still wanted and that the
     release has a command for (sorted by name, each with its restart nonce), the release phase
-    it is to run, if any, and where the app's logs go."""
+    it is to run, if any, where the app's logs go, and how its processes are fenced."""
     types = (release.process_types or {}) if release else {}
     processes = [
         DesiredProcess(p.name, p.type, types[p.type], nonces.get(p.name, 0))
@@ -73,6 +92,7 @@ def build_slice(
         git=git_source(app, release) if release else None,
         drains=tuple(drains),
         rollout=rollout,
+        lease=lease,
         setup=setup,
         teardown=teardown,
     )
@@ -106,8 +126,10 @@ class Agents:
         shipping: Shipping,
         release_phase: ReleasePhase,
         rollout: Rollout,
+        instance_timeout: float = 30.0,
     ) -> None:
         self.store = store
+        self.instance_timeout = instance_timeout  # meta's: when a silent instance is lost
         self.slugs = slugs
         self.shipping = shipping
         self.release_phase = release_phase
@@ -157,6 +179,7 @@ class Agents:
                 release_phase=self.release_phase.command_for(tx, app, instance_id),
                 drains=self.shipping.urls(tx, app.id),
                 rollout=self.rollout,
+                lease=lease_terms(inst.provider, self.instance_timeout),
                 setup=inst.setup,
                 teardown=layer.teardown if (layer := tx.layers.get(app.id, inst.layer)) else None,
             )

@@ -73,6 +73,7 @@ class Platform:
         drain_url: str | None = None,
         max_processes: int = MAX_PROCESSES,
         host_checker: Checker = check,
+        instance_timeout: float = 30.0,
     ) -> None:
         opts = build_options or BuildOptions(Path("."))  # the defaults, for a meta without builds
         rollout = Rollout(drain_seconds=opts.preboot_drain, max_unavailable=opts.max_unavailable)
@@ -93,4 +94,6 @@ class Platform:
         self.deploys = Deploys(store, self.slugs, self.release_phase)
         self.builds = Builds(store, build_options, self.slugs, self.deploys, self.release_phase)
         self.drains = Drains(store, self.shipping)
-        self.agents = Agents(store, self.slugs, self.shipping, self.release_phase, rollout)
+        self.agents = Agents(
+            store, self.slugs, self.shipping, self.release_phase, rollout, instance_timeout
+        )
