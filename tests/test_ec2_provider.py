@@ -103,6 +103,13 @@ def test_run_tag_watch_and_terminate(store: Store, admin: Principal, ec2: Any) -
     now = platform.instances.all(admin, "groupme")
     assert [(i.state, i.cloud_state) for i in now] == [("booting", "running")] * 2
 
+    with pytest.raises(InvalidParams) as e:
+        platform.instances.shell(admin, "groupme", made[0].id)
+    assert e.value.message == (
+        f"instance {made[0].id} is on EC2 ({made[0].cloud_id}): gun opens no shell there yet;"
+        " ssh to it with the layer's key pair"
+    )
+
     # ended by someone else (a spot reclaim, the console): terminated, and it stays to be seen
     ec2.terminate_instances(InstanceIds=[made[0].cloud_id])
     platform.instances.track_cloud("ec2", platform.providers["ec2"].states)  # type: ignore[attr-defined]

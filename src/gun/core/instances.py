@@ -230,6 +230,11 @@ class Instances:
                     raise NotFound(f"process {target!r} of app {name!r} does not run anywhere")
                 chosen = next(i for i in instances if i.id == runs.instance)
             host = tx.hosts.get(chosen.host) if chosen.host else None
+        if chosen.provider == "ec2":
+            raise InvalidParams(
+                f"instance {chosen.id} is on EC2 ({chosen.cloud_id}): gun opens no shell there"
+                " yet; ssh to it with the layer's key pair"
+            )
         if chosen.address is None:
             raise NotFound(f"instance {chosen.id} has not registered yet: try again soon")
         return chosen, host
