@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -39,12 +40,17 @@ def leftovers(root: str) -> Callable[[Host], tuple[str, set[str]]]:
 
     def inspect(host: Host) -> tuple[str, set[str]]:
         deadline = time.monotonic() + 90
-        while True:
-            files = on(host, f"ls -A {root} 2>/dev/null || true")
-            procs = set(on(host, "ps -e -o comm=").split()) - {"sshd", "bash", "sh", "ps"}
-            if (not files and not procs) or time.monotonic() > deadline:
-                return files, procs
+        files, procs = "?", {"?"}
+        while time.monotonic() < deadline:
+            try:
+                files = on(host, f"ls -A {root} 2>/dev/null || true")
+                procs = set(on(host, "ps -e -o comm=").split()) - {"sshd", "bash", "sh", "ps"}
+            except subprocess.TimeoutExpired:  # a busy machine: ask again
+                continue
+            if not files and not procs:
+                break
             time.sleep(0.5)
+        return files, procs
 
     return inspect
 

@@ -64,14 +64,15 @@ def aws_env(endpoint: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def moto(fleet: Fleet, directory: Path) -> Iterator[str]:
-    """moto's server on the control address, in a process group of its own; its URL."""
+def moto(fleet: Fleet, directory: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """moto's server on the control address (with `env` added to its environment), in a
+    process group of its own; its URL."""
     url = f"http://{fleet.control.address}:{MOTO_PORT}"
     server = str(Path(sys.executable).with_name("moto_server"))
     with open(directory / "moto.log", "wb") as log:
         proc = fleet.control.popen(
             [server, "-H", fleet.control.address, "-p", str(MOTO_PORT)],
-            stdout=log, stderr=subprocess.STDOUT, env=aws_env(url),
+            stdout=log, stderr=subprocess.STDOUT, env=aws_env(url) | (env or {}),
         )  # fmt: skip
     try:
         deadline = time.monotonic() + 30
