@@ -21,10 +21,6 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import boto3  # type: ignore[import-untyped]
-import botocore.exceptions as bx  # type: ignore[import-untyped]
-from botocore.config import Config  # type: ignore[import-untyped]
-
 from gun.errors import GunError, InvalidParams, Unavailable
 from gun.layersettings import DEFAULT_ROOT
 from gun.providers import bundle, userdata
@@ -37,6 +33,8 @@ GONE = ("shutting-down", "terminated")  # EC2's states of an instance that is en
 
 def sentence(action: str, e: Exception) -> GunError:
     """One sentence for a failed EC2 call, naming EC2's error code."""
+    import botocore.exceptions as bx  # type: ignore[import-untyped]
+
     if isinstance(e, bx.ClientError):
         error = e.response.get("Error", {})
         code = error.get("Code", "Unknown")
@@ -59,20 +57,23 @@ def sentence(action: str, e: Exception) -> GunError:
     raise e
 
 
+def _client() -> Any:
+    """boto3's EC2 client, from its own chain; imported when first needed (meta without ec2
+    instances never loads boto3)."""
+    import boto3  # type: ignore[import-untyped]
+    from botocore.config import Config  # type: ignore[import-untyped]
+
+    config = Config(
+        retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30
+    )
+    return boto3.client("ec2", config=config)
+
+
 class Ec2Provider:
     name = "ec2"
 
     def __init__(self, client: Callable[[], Any] | None = None) -> None:
-        self._make = client or (
-            lambda: boto3.client(
-                "ec2",
-                config=Config(
-                    retries={"max_attempts": 3, "mode": "standard"},
-                    connect_timeout=5,
-                    read_timeout=30,
-                ),
-            )
-        )
+        self._make = client or _client
         self._client: Any = None
         self._lock = threading.Lock()
 
@@ -83,6 +84,8 @@ class Ec2Provider:
             return self._client
 
     def _call(self, action: str, **params: Any) -> Any:
+        import botocore.exceptions as bx
+
         try:
             ec2 = self._ec2()
             method = {
