@@ -13,6 +13,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -20,15 +21,16 @@ import pytest
 
 from gun.agent.agent import EXIT_DELETED
 from gun.providers import agentstart, bundle
-from gun.providers.userdata import Boot, render
+from gun.providers.base import NewInstance
+from gun.providers.userdata import render
 
 TOKEN = "gun_agent_token_in_the_user_data"
 
 
 def test_what_the_user_data_says() -> None:
     archive = bundle.archive()
-    boot = Boot("i-0a1b2c3d", "groupme", "app", "http://10.0.0.5:5100", TOKEN, "/srv/gun")
-    script = render(boot, archive)
+    new = NewInstance("i-0a1b2c3d", "groupme", "app", None, None, "http://10.0.0.5:5100", TOKEN)
+    script = render(new, "/srv/gun", archive)
     assert script.startswith("#!/bin/sh\n# gun: the agent of instance i-0a1b2c3d (app groupme")
     config = re.search(r"^(\{.*\})$", script, re.M)
     assert config is not None
@@ -37,6 +39,8 @@ def test_what_the_user_data_says() -> None:
         "instance": "i-0a1b2c3d",
         "token": TOKEN,
     }
+    with_ca = render(replace(new, ca="-----BEGIN CERTIFICATE-----\nMII\n"), "/srv/gun", archive)
+    assert '"ca": "-----BEGIN CERTIFICATE-----\\nMII\\n"' in with_ca
     assert archive.sha256 in script and f"/srv/gun/bundle-{archive.key}" in script
     assert 'chmod 600 "$dir/etc/agent.json"' in script
     assert subprocess.run(["sh", "-n"], input=script, text=True).returncode == 0
@@ -81,7 +85,8 @@ def test_the_user_data_starts_an_agent_that_leaves_when_refused(
 ) -> None:
     url, seen = meta
     root = tmp_path / "gun"
-    script = render(Boot("i-0a1b2c3d", "groupme", "app", url, TOKEN, str(root)), bundle.archive())
+    new = NewInstance("i-0a1b2c3d", "groupme", "app", None, None, url, TOKEN)
+    script = render(new, str(root), bundle.archive())
     done = subprocess.run(["sh", "-s"], input=script, text=True, capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert hashlib.sha256(bundle.archive().data).hexdigest() in script
@@ -98,7 +103,8 @@ def test_a_wrong_bundle_is_refused(meta: tuple[str, list[str]], tmp_path: Path) 
     root = tmp_path / "gun"
     archive = bundle.archive()
     wrong = bundle.Archive(archive.data, "0" * 64, archive.key, archive.names)
-    script = render(Boot("i-0a1b2c3d", "groupme", "app", url, TOKEN, str(root)), wrong)
+    new = NewInstance("i-0a1b2c3d", "groupme", "app", None, None, url, TOKEN)
+    script = render(new, str(root), wrong)
     done = subprocess.run(["sh", "-s"], input=script, text=True, capture_output=True, timeout=60)
     assert done.returncode == 1
     assert done.stderr.strip() == (

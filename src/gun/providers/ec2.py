@@ -101,16 +101,13 @@ class Ec2Provider:
         s = new.settings
         if s.ami is None:
             raise InvalidParams(f"layer {new.layer} has no ami for provider ec2")
-        boot = userdata.Boot(
-            new.id, new.app, new.layer, new.meta_url, new.token, s.root or DEFAULT_ROOT
-        )
         tags = {"Name": f"gun {new.app} {new.layer} {new.id}", "gun:app": new.app}
         tags |= {"gun:layer": new.layer, "gun:instance": new.id}
         params: dict[str, Any] = {
             "ImageId": s.ami,
             "MinCount": 1,
             "MaxCount": 1,
-            "UserData": userdata.render(boot, bundle.archive()),
+            "UserData": userdata.render(new, s.root or DEFAULT_ROOT, bundle.archive()),
             "TagSpecifications": [
                 {
                     "ResourceType": "instance",

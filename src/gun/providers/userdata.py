@@ -4,11 +4,12 @@ first boot, which bootstraps the instance's agent the way provider ssh does over
 It
 1. checks for python3 3.11 or newer (else it says so in one sentence, on stderr: the
    instance's console output, and in ROOT/bootstrap.log, and stops);
-2. writes ROOT/instances/ID/etc/agent.json (0600): meta's URL, the instance's id and its
-   agent token;
+2. writes ROOT/instances/ID/etc/agent.json (0600): meta's URL, the instance's id, its
+   agent token and, when meta has one (GUN_TLS_CA), the CA its HTTPS is pinned to;
 3. downloads the agent's wheels from meta (GET /v1/agent/instances/ID/bundle, with that
-   token; retried for BUNDLE_TRIES tries while meta cannot be reached) and checks their
-   sha256 against the one written here, then unpacks them to ROOT/bundle-KEY/;
+   token, pinned to that CA; retried for BUNDLE_TRIES tries while meta cannot be reached)
+   and checks their sha256 against the one written here, then unpacks them to
+   ROOT/bundle-KEY/;
 4. runs agentstart.py's script: a venv of python3 with the wheels, and the agent under its
    keep-alive loop, which removes the instance from the machine once meta refuses its token
    (`leave`: meta has no way in to do it).
@@ -21,20 +22,21 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import dataclass, field
 
 from gun.providers import agentstart, bundle
+from gun.providers.base import NewInstance
 
 BUNDLE_TRIES = 60  # 5 s apart: meta may come up after its instances
 
-_FETCH = r"""import hashlib, json, sys, tarfile, time, urllib.error, urllib.request
+_FETCH = r"""import hashlib, json, ssl, sys, tarfile, time, urllib.error, urllib.request
 config, into, want, tries = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 c = json.load(open(config))
 url = c["meta"] + "/v1/agent/instances/" + c["instance"] + "/bundle"
 request = urllib.request.Request(url, headers={"Authorization": "Bearer " + c["token"]})
+pinned = ssl.create_default_context(cadata=c["ca"]) if c.get("ca") else None
 for attempt in range(tries):
     try:
-        data = urllib.request.urlopen(request, timeout=30).read()
+        data = urllib.request.urlopen(request, timeout=30, context=pinned).read()
         break
     except urllib.error.HTTPError as e:
         sys.exit(f"gun: meta refused the agent's bundle ({e.code}) at {url}")
@@ -77,36 +79,24 @@ sh -c {start}
 """
 
 
-@dataclass(frozen=True)
-class Boot:
-    """Who the instance is and where its agent reaches meta."""
-
-    id: str
-    app: str
-    layer: str
-    meta_url: str
-    token: str = field(repr=False)
-    root: str = "/var/lib/gun"
-
-
-def render(boot: Boot, archive: bundle.Archive) -> str:
-    """The user-data script for `boot`, with the bundle `archive` meta serves."""
+def render(new: NewInstance, root: str, archive: bundle.Archive) -> str:
+    """The user-data script of instance `new`, its agent living in `root`, with the bundle
+    `archive` meta serves."""
     q = shlex.quote
-    where = f"{boot.root}/instances/{boot.id}"
-    into = f"{boot.root}/bundle-{archive.key}"
-    venv = f"{boot.root}/venv-{archive.key}"
+    where = f"{root}/instances/{new.id}"
+    into = f"{root}/bundle-{archive.key}"
+    venv = f"{root}/venv-{archive.key}"
     install = bundle.install_command("python3", venv, [f"{into}/{n}" for n in archive.names])
-    config = {"meta": boot.meta_url, "instance": boot.id, "token": boot.token}
     return _SCRIPT.format(
-        id=boot.id,
-        app=boot.app,
-        layer=boot.layer,
-        root=q(boot.root),
+        id=new.id,
+        app=new.app,
+        layer=new.layer,
+        root=q(root),
         dir=q(where),
         bundle=q(into),
-        config=json.dumps(config),
+        config=json.dumps(new.agent_json()),
         fetch=q(_FETCH),
         sha256=archive.sha256,
         tries=BUNDLE_TRIES,
-        start=q(agentstart.start_script(boot.root, venv, where, install, leave=True)),
+        start=q(agentstart.start_script(root, venv, where, install, leave=True)),
     )
