@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gun.providers import NewInstance
+from gun.providers import Made, NewInstance
 from gun.providers.ssh import Facts, Ssh
 
 
@@ -14,12 +14,12 @@ class RecordingProvider:
     def __init__(self) -> None:
         self.made: list[NewInstance] = []
 
-    def create(self, new: NewInstance) -> str:
+    def create(self, new: NewInstance) -> Made:
         self.made.append(new)
-        return f"fake://{new.id}"
+        return Made(f"fake://{new.id}")
 
-    def delete(self, instance_id: str, host: str | None = None) -> None:
-        pass
+    def delete(self, instance_id: str, host: str | None = None) -> str | None:
+        return None
 
     def ids(self) -> list[str]:
         return [m.id for m in self.made]

@@ -146,6 +146,18 @@ def test_an_agent_token_reads_only_its_own_slice(shared_meta: MetaServer) -> Non
     assert r.status_code == 403
     assert one.register(instance=two.id).status_code == 403
 
+    # the agent's wheels (what an ec2 instance's user-data downloads): its own, and no one else's
+    r = one.call("GET", f"/v1/agent/instances/{one.id}/bundle", timeout=60)
+    assert r.status_code == 200, r.text
+    assert hashlib.sha256(r.content).hexdigest() == r.headers["X-Gun-Bundle-Sha256"]
+    r = one.call("GET", f"/v1/agent/instances/{two.id}/bundle")
+    assert r.status_code == 403
+    assert r.json()["message"] == (
+        f"token 'agent {one.id}' is not the agent token of instance '{two.id}'"
+    )
+    r = httpx.get(f"{meta.url}/v1/agent/instances/{one.id}/bundle")
+    assert r.status_code == 401
+
     # people's tokens, even the admin's, are not an agent's
     for token in (
         user_token(meta, "look", "viewer", "sliced"),
@@ -155,7 +167,8 @@ def test_an_agent_token_reads_only_its_own_slice(shared_meta: MetaServer) -> Non
         assert token
         # (of whatever protocol: it is not an agent's call, and refused as what it is)
         person = Agent(meta, one.id, token, protocol=2)
-        for r in (person.desired(wait=0), person.register(), person.report()):
+        bundle = person.call("GET", f"/v1/agent/instances/{one.id}/bundle")
+        for r in (person.desired(wait=0), person.register(), person.report(), bundle):
             assert r.status_code == 403, r.text
             assert r.json()["id"] == "forbidden"
             assert f"is not the agent token of instance '{one.id}'" in r.json()["message"]

@@ -31,6 +31,9 @@ INSTANCE_FIELDS = {
     "host",
     "setup_state",
     "setup_output",
+    "cloud_id",
+    "cloud_state",
+    "last_heartbeat",
 }
 PS_FIELDS = {"name", "type", "state", "instance", "port", "release", "restarts", "since"}
 

@@ -115,7 +115,8 @@ def test_only_a_platform_admin_sets_setup_or_teardown(up: Up) -> None:
     nothing = up.gun("app:guarded", "layers.set:db")
     assert (nothing.code, nothing.err) == (
         2,
-        "gun: give types=, setup= or teardown=, e.g. layers.set:app types=web\n",
+        "gun: give types=, setup=, teardown=, provider= or a setting, e.g. layers.set:app"
+        " types=web\n",
     )
     up.ok("app:guarded", "layers.set:db", "setup=echo hi")
     assert up.ok("app:guarded", "layers.set:db", "setup=") == (

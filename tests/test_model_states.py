@@ -15,7 +15,9 @@ from gun.model import (
 
 def test_the_states_are_the_documented_ones() -> None:
     assert PROCESS_STATES == ("starting", "up", "crashed", "stopping", "down")
-    assert INSTANCE_STATES == ("pending", "online", "lost")
+    assert INSTANCE_STATES == (
+        "pending", "requested", "booting", "setup", "setup_failed", "online", "lost", "terminated"
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("state", PROCESS_STATES)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal, NamedTuple, get_args
 
 from gun.errors import InvalidParams
+from gun.layersettings import LayerSettings
 
 APP_NAME = re.compile(r"^[a-z][a-z0-9-]{1,29}\Z")
 CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -46,8 +47,12 @@ PROCESS_STATES: tuple[ProcessState, ...] = get_args(ProcessState)
 # An instance's state: pending until its agent first registers, online while it heartbeats,
 # lost after it stayed silent (its processes are placed elsewhere until it is back). An instance
 # of a layer with a setup command is in `setup` from its registration until its agent reports
-# the command done (then online), or `setup_failed` for good: nothing is placed on either.
-InstanceState = Literal["pending", "setup", "setup_failed", "online", "lost"]
+# the command done (then online), or `setup_failed` for good: nothing is placed on either. An
+# ec2 instance is requested (RunInstances answered) and then booting (EC2 says it runs) before
+# its agent registers, and terminated when EC2 says it ended without instances.delete.
+InstanceState = Literal[
+    "pending", "requested", "booting", "setup", "setup_failed", "online", "lost", "terminated"
+]
 INSTANCE_STATES: tuple[InstanceState, ...] = get_args(InstanceState)
 SetupState = Literal["running", "succeeded", "failed"]  # of an instance's setup command
 SETUP_STATES: tuple[SetupState, ...] = get_args(SetupState)
@@ -324,6 +329,8 @@ class Layer:
     types: tuple[str, ...] | None  # None: runs every process type
     setup: str | None = None  # a shell command run once on each new instance, as root
     teardown: str | None = None  # a shell command run once on an instance being deleted
+    provider: str | None = None  # the provider of its instances (None: local)
+    settings: LayerSettings = field(default_factory=LayerSettings)  # that provider's
 
     def runs(self, process_type: str) -> bool:
         return self.types is None or process_type in self.types
@@ -404,6 +411,8 @@ class Instance:
     setup: str | None = None  # its layer's setup when it was made: its agent runs it once
     setup_state: SetupState | None = None  # None until its agent reports on the setup
     setup_output: str | None = None  # what the setup printed (the end of it)
+    cloud_id: str | None = None  # provider ec2: its EC2 instance id
+    cloud_state: str | None = None  # provider ec2: the state EC2 last reported
 
 
 @dataclass(frozen=True)

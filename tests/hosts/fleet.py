@@ -274,3 +274,8 @@ class Fleet:
         host = Host(name, address, root, ns, link, self)
         self.hosts[name] = host
         return host
+
+    def remove(self, name: str) -> None:
+        """Take host `name` down now, as a machine that is switched off: every process in it
+        killed, its namespace (and links) deleted. Its directory stays until the fleet goes."""
+        self.hosts.pop(name).namespace.remove()

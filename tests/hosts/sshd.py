@@ -31,7 +31,7 @@ name=$1 fleet=$2 own=$3 sshd=$4 config=$5
 shift 5
 exec 3<"$own"
 mount -t tmpfs -o size=1m,mode=0755 gun-hidden "$fleet"
-for path in "$@"; do mount -t tmpfs -o size=1m,mode=0755 gun-hidden "$path"; done
+for path in "$@"; do mount -t tmpfs -o size=1g,mode=0755 gun-hidden "$path"; done
 mkdir -p "$own"
 mount --no-canonicalize --bind /proc/self/fd/3 "$own"
 exec 3<&-

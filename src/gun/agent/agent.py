@@ -81,6 +81,7 @@ class Agent:
         self.changed = asyncio.Event()
         self.stopping = asyncio.Event()
         self.fence = Fence(self.root)
+        self.deleted = False  # meta refused its token: it exits with EXIT_DELETED
         self.phases = ReleasePhases(
             self.meta, self._api, config.instance, self.releases, self.supervisor, self.stopping
         )
@@ -127,10 +128,23 @@ class Agent:
                 return
             except Refused as e:
                 log.error("meta refused registration: %s", e)
+                if self._deleted(e):
+                    return
             except Unreachable as e:
                 log.warning("meta unreachable at %s (%s); retrying", self.config.meta, e)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    def _deleted(self, e: Refused) -> bool:
+        """meta refuses this instance's token (401): the instance was deleted and its token
+        revoked with it. The agent stops its processes and exits with EXIT_DELETED (a
+        provider's keep-alive loop may then remove the instance: agentstart.py)."""
+        if e.status != 401:
+            return False
+        log.error("meta refuses this instance's token: it was deleted; stopping")
+        self.deleted = True
+        self.stopping.set()
+        return True
 
     async def poll(self) -> None:
         """One long-poll of the desired state; a new generation is applied, and cached on disk
@@ -156,6 +170,8 @@ class Agent:
         except (Refused, Unreachable, ProtocolError) as e:
             if isinstance(e, Refused):
                 log.error("meta refused the desired state: %s", e)
+                if self._deleted(e):
+                    return
             elif isinstance(e, ProtocolError) and e.message != self._unread:
                 log.error("not acting on the desired state from meta: %s", e.message)
                 self._unread = e.message
@@ -439,6 +455,12 @@ def observed(s: ProcessState) -> protocol.ObservedProcess:
     )
 
 
+EXIT_DELETED = 3  # meta refused the instance's token (agentstart.EXIT_DELETED)
+
+
 def main(config: AgentConfig) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(Agent(config).run())
+    agent = Agent(config)
+    asyncio.run(agent.run())
+    if agent.deleted:
+        raise SystemExit(EXIT_DELETED)

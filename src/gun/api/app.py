@@ -25,6 +25,7 @@ from gun.api import (
 from gun.api.health import answer
 from gun.core import Platform
 from gun.loops import Loops
+from gun.providers.ec2 import Ec2Provider
 from gun.store.time import now
 
 log = logging.getLogger("gun.meta")
@@ -62,6 +63,19 @@ class Watch:
                 log.warning("agent of instance %s was not running: restarted", instance_id)
 
 
+class CloudWatch:
+    """What EC2 says of the ec2 instances (DescribeInstances), every `every` seconds: their
+    EC2 state, requested -> booting, and terminated when EC2 ended one (Instances.track_cloud).
+    One of meta's loops: a pass that fails (EC2 unreachable) is retried, and /health says so."""
+
+    def __init__(self, platform: Platform, provider: Ec2Provider, every: float) -> None:
+        self.platform, self.provider, self.every = platform, provider, every
+
+    async def once(self) -> None:
+        await asyncio.sleep(self.every)
+        await to_thread.run_sync(self.platform.instances.track_cloud, "ec2", self.provider.states)
+
+
 def create_app(
     platform: Platform, *, instance_timeout: float = 30.0, watch_every: float = 1.0
 ) -> FastAPI:
@@ -77,6 +91,9 @@ def create_app(
         if interrupted:
             log.warning("%d builds were under way when meta last stopped: failed them", interrupted)
         loops.start("instance watch", Watch(platform, instance_timeout, watch_every).once)
+        ec2 = platform.providers.get("ec2")
+        if isinstance(ec2, Ec2Provider):
+            loops.start("ec2 watch", CloudWatch(platform, ec2, max(watch_every, 2.0)).once)
         try:
             yield
         finally:

@@ -93,6 +93,9 @@ class LayerPut(Body):
     types: list[StrictStr] | None = Field(default=None, min_length=1, max_length=100)
     setup: StrictStr | None = None  # "": none
     teardown: StrictStr | None = None
+    provider: StrictStr | None = Field(default=None, max_length=100)
+    # ec2's settings as typed (layersettings.py); "" unsets one
+    settings: dict[StrictStr, StrictStr] | None = Field(default=None, max_length=10)
 
 
 def app_json(app: App) -> dict[str, Any]:
@@ -139,6 +142,8 @@ def layer_json(la: Layer) -> dict[str, Any]:
         "types": ["*"] if la.types is None else list(la.types),
         "setup": la.setup,
         "teardown": la.teardown,
+        "provider": la.provider,
+        "settings": la.settings.to_json(),
     }
 
 

@@ -13,6 +13,7 @@ POST   /v1/agent/instances/{id}/register               agent, at start
 GET    /v1/agent/instances/{id}/desired?after=GEN      agent, long-poll
 PUT    /v1/agent/instances/{id}/observed               agent, heartbeat + process states
 GET    /v1/agent/instances/{id}/slugs/{sha256}         agent, slug download
+GET    /v1/agent/instances/{id}/bundle                 ec2 user-data, the agent's wheels (a tar)
 POST   /v1/agent/instances/{id}/replacements           agent, before taking processes down
 
 The agent routes speak gun.protocol: the agent names its protocol in the Gun-Protocol header of
@@ -33,7 +34,7 @@ from typing import Annotated, Any
 
 from anyio import to_thread
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from gun import protocol
@@ -82,7 +83,7 @@ class InstancesCreate(Strict):
     count: StrictInt = 1
     instance_type: StrictStr | None = None
     availability_zone: StrictStr | None = None
-    provider: StrictStr = Field(default="local", max_length=100)
+    provider: StrictStr | None = Field(default=None, max_length=100)  # None: the layer's
     host: StrictStr | None = Field(default=None, max_length=100)
 
 
@@ -105,6 +106,8 @@ def instance_json(i: Instance) -> dict[str, Any]:
         "availability_zone": i.availability_zone,
         "address": i.address,
         "host": i.host,
+        "cloud_id": i.cloud_id,
+        "cloud_state": i.cloud_state,
         "last_heartbeat": i.last_heartbeat.isoformat() if i.last_heartbeat else None,
         "problem": i.problem,
         "setup": i.setup,  # the layer's setup when it was made: its agent runs it once
@@ -301,6 +304,18 @@ class Replacements(Strict):
 def replacements(instance_id: str, body: Replacements, who: Who, gun: Gun) -> dict[str, list[str]]:
     """Rollout leases: which of these processes the agent may take down now."""
     return {"granted": gun.agents.lease_replacements(who, instance_id, body.names)}
+
+
+@router.get("/agent/instances/{instance_id}/bundle", response_class=Response)
+def agent_bundle(instance_id: str, who: Who, gun: Gun) -> Response:
+    """The agent's wheels in one tar (bundle.py), for the instance's own bootstrap: its
+    user-data knows the sha256. Not an agent protocol call: it needs no Gun-Protocol."""
+    archive = gun.agents.bundle(who, instance_id)
+    return Response(
+        archive.data,
+        media_type="application/x-tar",
+        headers={"X-Gun-Bundle-Sha256": archive.sha256},
+    )
 
 
 @router.get("/agent/instances/{instance_id}/slugs/{sha256}", dependencies=SPEAKS)

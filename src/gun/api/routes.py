@@ -163,7 +163,16 @@ def layers(app: str, who: Who, gun: Gun) -> list[dict[str, Any]]:
 
 @router.put("/apps/{app}/layers/{layer}")
 def set_layer(app: str, layer: str, body: bodies.LayerPut, who: Who, gun: Gun) -> dict[str, Any]:
-    made = gun.layers.set(who, app, layer, body.types, setup=body.setup, teardown=body.teardown)
+    made = gun.layers.set(
+        who,
+        app,
+        layer,
+        body.types,
+        setup=body.setup,
+        teardown=body.teardown,
+        provider=body.provider,
+        settings=body.settings,
+    )
     return bodies.layer_json(made)
 
 

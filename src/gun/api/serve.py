@@ -14,6 +14,7 @@ from gun.core import Platform
 from gun.core.builds import BuildOptions
 from gun.core.hosts import Hosts
 from gun.crypto import Box, load_or_create_key
+from gun.providers.ec2 import Ec2Provider
 from gun.providers.local import LocalProvider
 from gun.providers.ssh_provider import SshProvider
 from gun.settings import MetaSettings, parse_listen
@@ -34,6 +35,7 @@ def open_platform(settings: MetaSettings) -> Platform:
         providers={
             "local": LocalProvider(settings.home / "instances"),
             "ssh": SshProvider(Hosts(store).reach),
+            "ec2": Ec2Provider(),
         },
         meta_url=settings.public_url
         or f"{settings.scheme}://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}",

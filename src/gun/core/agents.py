@@ -30,6 +30,7 @@ from gun.protocol import (
     Slice,
     slug_ref,
 )
+from gun.providers import bundle
 from gun.store import Store, Tx
 from gun.store.time import now
 
@@ -253,6 +254,14 @@ class Agents:
             if inst.state != state:
                 write_placement(tx, app)
                 tx.events.record(app, "meta", f"instance.{state}", {"id": instance_id})
+
+    def bundle(self, who: Principal, instance_id: str) -> bundle.Archive:
+        """The agent's wheels in one tar, for an instance's own bootstrap (provider ec2's
+        user-data downloads it with the instance's token and checks its sha256)."""
+        check_agent(who, instance_id)
+        with self.store.read() as tx:
+            _instance(tx, instance_id)
+        return bundle.archive()
 
     def slug(self, who: Principal, instance_id: str, sha256: str) -> BinaryIO:
         """The stored slug an agent may download: only one of its own app's."""

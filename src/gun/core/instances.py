@@ -1,21 +1,28 @@
-"""Instances: hosts that run an app's processes, in layers, made by a provider (local, ...).
+"""Instances: hosts that run an app's processes, in layers, made by a provider (local, ssh,
+ec2): the one `instances.create` names, else its layer's (layers.set provider=), else local.
 
 An instance is `pending` until its agent registers, `online` while it heartbeats, and `lost`
 when meta heard nothing from it for the instance timeout (its processes are placed on the
-others until it is back). Each has an agent token of its own, made and revoked with it.
+others until it is back). An ec2 instance is `requested` once RunInstances answered and
+`booting` once EC2 says it runs (`cloud_states`, from meta's EC2 watch), until its agent
+registers; `terminated` if EC2 says it ended without `instances.delete` (its processes are
+placed on the others; the row stays until `instances.delete`, so that it is seen). Each has
+an agent token of its own, made and revoked with it. `instances.delete` removes the row at
+once: EC2 itself keeps showing a terminated instance for a while; gun does not.
 """
 
 from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 
 from gun.core.access import authorize
 from gun.core.placing import write_placement
 from gun.crypto import hash_token, new_token
 from gun.errors import InvalidParams, NotFound
+from gun.layersettings import LayerSettings
 from gun.model import Host, Instance, Layer, Principal, check_layer_name, show
 from gun.providers import InstanceProvider, NewInstance
 from gun.store import Store
@@ -55,22 +62,37 @@ class Instances:
         *,
         instance_type: str | None = None,
         availability_zone: str | None = None,
-        provider: str = "local",
+        provider: str | None = None,
         host: str | None = None,
     ) -> list[Instance]:
         """`count` new instances in `layer` (made, running every type, if the app has no
-        such layer), each with an agent token of its own, started by `provider` (ssh: on the
-        registered `host`)."""
+        such layer), each with an agent token of its own, started by `provider` (None: the
+        layer's, else local; ssh: on the registered `host`; ec2: with the layer's settings)."""
         authorize(who, "developer", name)
         check_layer_name(layer)
         if not 1 <= count <= MAX_NEW_INSTANCES:
             raise InvalidParams(f"count={count} is out of range: use 1 to {MAX_NEW_INSTANCES}")
+        settings = LayerSettings()
+        with self.store.read() as tx:
+            found = tx.apps.find(name)
+            layers = tx.layers.of(found.id) if found else []
+        the_layer = next((la for la in layers if la.name == layer), None)
+        if the_layer is not None:
+            settings = the_layer.settings
+            if provider is None:
+                provider = the_layer.provider
+        provider = provider or "local"
         chosen = self.providers.get(provider)
         if chosen is None:
             known = ", ".join(sorted(self.providers)) or "none"
             raise InvalidParams(f"provider {provider!r} is not available here (available: {known})")
         if self.meta_url is None:
             raise InvalidParams("this meta was started without a URL agents can reach")
+        if provider == "ec2" and settings.ami is None:
+            raise InvalidParams(
+                f"layer {layer} has no ami for provider ec2: gun layers.set:{layer} provider=ec2"
+                " ami=ami-... [subnet=... security_groups=... key_name=...]"
+            )
         if (provider == "ssh") != (host is not None):
             raise InvalidParams(
                 "provider ssh needs host=NAME (gun hosts lists them)"
@@ -113,6 +135,7 @@ class Instances:
                     setup=joined.setup,
                     token_id=token_id,
                     host=host,
+                    state="requested" if provider == "ec2" else "pending",
                 )
                 made.append(
                     NewInstance(
@@ -125,6 +148,7 @@ class Instances:
                         token,
                         host,
                         self.meta_ca,
+                        settings,
                     )
                 )
             tx.events.record(
@@ -135,12 +159,14 @@ class Instances:
             )
         for k, m in enumerate(made):
             try:
-                address = chosen.create(m)
+                got = chosen.create(m)
             except Exception:
                 self._undo(made[k:], chosen)
                 raise
             with self.store.write() as tx:
-                tx.instances.update(m.id, address=address)
+                tx.instances.update(
+                    m.id, address=got.address, cloud_id=got.cloud_id, cloud_state=got.cloud_state
+                )
         with self.store.read() as tx:
             return [
                 i
@@ -154,7 +180,7 @@ class Instances:
         with self.store.write() as tx:
             for m in made:
                 tx.instances.delete(m.id)
-        for m in made:
+        for m in made[:1]:  # the provider never began those after the one that failed
             with contextlib.suppress(Exception):
                 provider.delete(m.id, m.host)
 
@@ -204,6 +230,11 @@ class Instances:
                     raise NotFound(f"process {target!r} of app {name!r} does not run anywhere")
                 chosen = next(i for i in instances if i.id == runs.instance)
             host = tx.hosts.get(chosen.host) if chosen.host else None
+        if chosen.provider == "ec2":
+            raise InvalidParams(
+                f"instance {chosen.id} is on EC2 ({chosen.cloud_id}): gun opens no shell there"
+                " yet; ssh to it with the layer's key pair"
+            )
         if chosen.address is None:
             raise NotFound(f"instance {chosen.id} has not registered yet: try again soon")
         return chosen, host
@@ -238,3 +269,42 @@ class Instances:
                 tx.events.record(app, "meta", "instance.lost", {"id": instance_id})
                 lost.append(instance_id)
         return lost
+
+    def track_cloud(self, provider: str, states: Callable[[list[str]], dict[str, str]]) -> None:
+        """Record what the cloud says of the instances of `provider` (ec2): each one's state,
+        `requested` -> `booting` once it runs, and `terminated` (its processes placed on the
+        others) once it ends, or is gone, without instances.delete. `states` (DescribeInstances)
+        is called outside any transaction."""
+        with self.store.read() as tx:
+            watched = {
+                i.cloud_id: i
+                for i in tx.instances.of()
+                if i.provider == provider and i.cloud_id and i.state != "terminated"
+            }
+        if not watched:
+            return
+        seen = states(sorted(watched))
+        for cloud_id, inst in watched.items():
+            cloud = seen.get(cloud_id, "terminated")  # EC2 forgets terminated ones in time
+            with self.store.write() as tx:
+                now_ = tx.instances.get(inst.id)
+                if now_ is None or now_.state == "terminated":
+                    continue
+                values: dict[str, str] = {}
+                if cloud != now_.cloud_state:
+                    values["cloud_state"] = cloud
+                if cloud == "running" and now_.state == "requested":
+                    values["state"] = "booting"
+                ended = cloud in ("shutting-down", "terminated")
+                if ended:
+                    values["state"] = "terminated"
+                if not values:
+                    continue
+                tx.instances.update(inst.id, **values)
+                if ended:
+                    app = tx.apps.find(now_.app, lock=True)
+                    if app is not None:
+                        write_placement(tx, app)
+                        tx.events.record(
+                            app, "meta", "instance.terminated", {"id": inst.id, "ec2": cloud_id}
+                        )

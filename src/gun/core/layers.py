@@ -3,11 +3,13 @@ with the app, runs every type)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from gun.core.access import authorize
 from gun.core.placing import write_placement
 from gun.errors import Forbidden, InvalidParams
+from gun.layersettings import check_provider, parse
 from gun.model import ALL_TYPES, Layer, Principal, check_layer_name, check_process_type
 from gun.protocol import COMMAND_MAX
 from gun.store import Store
@@ -33,11 +35,15 @@ class Layers:
         *,
         setup: str | None = None,
         teardown: str | None = None,
+        provider: str | None = None,
+        settings: Mapping[str, str] | None = None,
     ) -> Layer:
         """Make or change a layer: the types it runs (`*`: every type; None: as they were, and
-        every type for a new layer), and its setup and teardown commands (None: as they were;
-        empty: none). Processes move. Setup and teardown run as root on the instances' hosts,
-        whatever app else runs there: only an admin of the whole platform sets them."""
+        every type for a new layer), its setup and teardown commands (None: as they were;
+        empty: none), and the provider of its instances with that provider's settings
+        (layersettings.py; each given setting replaces that one). Processes move. Setup and
+        teardown run as root on the instances' hosts, whatever app else runs there: only an
+        admin of the whole platform sets them."""
         authorize(who, "developer", name)
         check_layer_name(layer)
         root = setup is not None or teardown is not None
@@ -48,6 +54,8 @@ class Layers:
             )
         if types is not None and not types:
             raise InvalidParams("types is empty: give process types, e.g. types=web,worker")
+        if provider is not None:
+            check_provider(provider)
         wanted: tuple[str, ...] | None = None
         if types is not None and ALL_TYPES not in types:
             wanted = tuple(dict.fromkeys(check_process_type(t) for t in types))
@@ -55,18 +63,29 @@ class Layers:
         with self.store.write() as tx:
             app = tx.apps.existing(name, lock=True)
             old = tx.layers.get(app.id, layer) or Layer(layer, None)
-            new = Layer(
-                layer,
-                old.types if types is None else wanted,
-                old.setup if setup is None else setup or None,
-                old.teardown if teardown is None else teardown or None,
+            new = replace(
+                old,
+                types=old.types if types is None else wanted,
+                setup=old.setup if setup is None else setup or None,
+                teardown=old.teardown if teardown is None else teardown or None,
+                provider=old.provider if provider is None else provider,
             )
+            new = replace(new, settings=parse(new.provider, settings or {}, new.settings))
+            if new.provider != "ec2" and new.settings.to_json():
+                raise InvalidParams(
+                    f"layer {layer} has ec2 settings ({new.settings.shown()}): unset them"
+                    " (ami= ...) to give it another provider"
+                )
             tx.layers.put(app.id, new)
             write_placement(tx, app)
             said: dict[str, object] = {"layer": layer, "types": list(new.types or ["*"])}
             for what, command in (("setup", setup), ("teardown", teardown)):
                 if command is not None:
                     said[what] = command
+            if provider is not None:
+                said["provider"] = provider
+            if settings:
+                said["settings"] = dict(settings)
             tx.events.record(app, who.name, "layer.set", said)
         return new
 

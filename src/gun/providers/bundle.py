@@ -8,18 +8,24 @@ host needs no package index, only python3 (3.11+) with venv.
   keeps its platform tag: pip on the host refuses it, in one line, on another architecture).
 
 `build(into)` writes the wheels into `into` and returns their paths; `install_command(venv,
-wheels)` is the shell command a host runs to put them in a venv of its python3.
+wheels)` is the shell command a host runs to put them in a venv of its python3; `archive()`
+is them in one tar (what an ec2 instance downloads from meta, GET /v1/agent/bundle).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import importlib.metadata as md
+import io
 import re
 import shlex
+import tarfile
+import tempfile
 import zipfile
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import gun
@@ -112,3 +118,40 @@ def install_command(python: str, venv: str, wheels: Iterable[str]) -> str:
         " --disable-pip-version-check --no-index --no-deps --force-reinstall "
         + " ".join(q(w) for w in wheels)
     )
+
+
+def key_of(blobs: dict[str, bytes]) -> str:
+    """gun's version and a digest of the wheels: a new version of meta gets a new venv."""
+    digest = hashlib.sha256(b"".join(blobs[n] for n in sorted(blobs))).hexdigest()[:12]
+    return f"{gun.__version__}-{digest}"
+
+
+def blobs() -> dict[str, bytes]:
+    """The wheels by file name, built afresh."""
+    with tempfile.TemporaryDirectory(prefix="gun-bundle-") as scratch:
+        return {w.name: w.read_bytes() for w in build(Path(scratch))}
+
+
+@dataclass(frozen=True)
+class Archive:
+    """The wheels in one tar (what an ec2 instance downloads from meta), its sha256 and key."""
+
+    data: bytes = field(repr=False)
+    sha256: str
+    key: str
+    names: tuple[str, ...]
+
+
+@functools.cache
+def archive() -> Archive:
+    """The wheels of this meta's installation as one tar, built once per meta process (the
+    user-data of every instance names its sha256)."""
+    wheels = blobs()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name in sorted(wheels):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(wheels[name]), 0o644
+            tar.addfile(info, io.BytesIO(wheels[name]))
+    data = out.getvalue()
+    return Archive(data, hashlib.sha256(data).hexdigest(), key_of(wheels), tuple(sorted(wheels)))

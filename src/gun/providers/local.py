@@ -18,7 +18,7 @@ import psutil
 from gun import atomic, isolation
 from gun.agent.setup import teardown
 from gun.agent.uninstall import uninstall
-from gun.providers.base import NewInstance
+from gun.providers.base import Made, NewInstance
 
 AGENT_CONFIG = "etc/agent.json"
 
@@ -38,7 +38,7 @@ class LocalProvider:
     def dir(self, instance_id: str) -> Path:
         return self.root / instance_id
 
-    def create(self, new: NewInstance) -> str:
+    def create(self, new: NewInstance) -> Made:
         root = self.dir(new.id)
         with self._lock:
             # the instance's user passes through these to its releases; the rest is the agent's
@@ -49,7 +49,7 @@ class LocalProvider:
             config = new.agent_json()
             atomic.write(root / AGENT_CONFIG, json.dumps(config), mode=0o600)
             self._spawn(root)
-        return str(root)
+        return Made(str(root))
 
     def _spawn(self, root: Path) -> int:
         with open(root / "log" / "agent.log", "ab") as log:

@@ -6,50 +6,32 @@ put there over ssh (providers/ssh.py). On the host, under its root (default /var
     ROOT/instances/ID/          the instance: etc/agent.json (0600), log/, releases/, ...
     ROOT/instances/ID/keepalive.pid
 
-`create` sends the wheels and agent.json in one tar stream, makes the venv if this version of
-gun has none there yet, and starts the agent under a keep-alive loop in a session of its own
-(`setsid`), so that it outlives the ssh connection and is started again a second after it
-dies. (A host with systemd would rather run it as a unit; gun does not yet: the loop works
-on every host.) `delete` runs the layer's teardown (`python -m gun.agent.teardown`, its output
-returned), stops the loop and the agent (SIGTERM: the agent stops its processes within their
-grace), kills what is left after STOP_SECONDS, removes the instance's cgroups, Unix user and
-directory (`python -m gun.agent.uninstall`) and, once no instance is left, the whole root.
-KEY is gun's version and a digest of the wheels, so an upgrade of meta brings a new venv
-beside the old.
+`create` sends the wheels and agent.json in one tar stream and runs agentstart.py's script:
+it makes the venv if this version of gun has none there yet, and starts the agent under a
+keep-alive loop in a session of its own (`setsid`), so that it outlives the ssh connection and
+is started again a second after it dies. `delete` runs the layer's teardown (`python -m
+gun.agent.teardown`, its output returned), stops the loop and the agent (SIGTERM: the agent
+stops its processes within their grace), kills what is left after STOP_SECONDS, removes the
+instance's cgroups, Unix user and directory (`python -m gun.agent.uninstall`) and, once no
+instance is left, the whole root. KEY is gun's version and a digest of the wheels, so an
+upgrade of meta brings a new venv beside the old.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import shlex
 import tarfile
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 
-from gun import __version__
 from gun.agent.setup import TEARDOWN_SECONDS
 from gun.errors import Unavailable
-from gun.providers import bundle
-from gun.providers.base import NewInstance
+from gun.providers import agentstart, bundle
+from gun.providers.base import Made, NewInstance
 from gun.providers.ssh import Ssh
 
 STOP_SECONDS = 40  # the agent's own stop (every process's grace) must fit in it
-
-_START = """set -eu
-root={root}; venv={venv}; dir={dir}
-if [ ! -x "$venv/bin/python" ]; then
-  {install} >"$root/install.log" 2>&1 || {{ cat "$root/install.log" >&2; rm -rf "$venv"; exit 3; }}
-fi
-if [ -f "$dir/keepalive.pid" ] && kill -0 "$(cat "$dir/keepalive.pid")" 2>/dev/null; then
-  exit 0
-fi
-setsid sh -c 'while :; do "$0/bin/python" -m gun.agent --root "$1" >>"$1/log/agent.log" 2>&1
-  sleep 1; done' "$venv" "$dir" </dev/null >/dev/null 2>&1 &
-echo $! >"$dir/keepalive.pid"
-"""
 
 _STOP = """set -u
 root={root}; dir={dir}
@@ -93,13 +75,10 @@ class SshProvider:
             raise Unavailable("provider ssh needs the instance's host")
         return self.reach(host)
 
-    def create(self, new: NewInstance) -> str:
+    def create(self, new: NewInstance) -> Made:
         ssh, root = self._host(new.host)
-        with tempfile.TemporaryDirectory(prefix="gun-bundle-") as scratch:
-            wheels = bundle.build(Path(scratch))
-            blobs = {w.name: w.read_bytes() for w in wheels}
-        digest = hashlib.sha256(b"".join(blobs[n] for n in sorted(blobs))).hexdigest()[:12]
-        key = f"{__version__}-{digest}"
+        blobs = bundle.blobs()
+        key = bundle.key_of(blobs)
         where = f"{root}/instances/{new.id}"
         config = new.agent_json()
         files = {f"bundle-{key}/{n}": (b, 0o644) for n, b in blobs.items()}
@@ -114,9 +93,9 @@ class SshProvider:
         install = bundle.install_command(
             "python3", venv, [f"{root}/bundle-{key}/{n}" for n in sorted(blobs)]
         )
-        start = _START.format(root=q(root), venv=q(venv), dir=q(where), install=install)
+        start = agentstart.start_script(root, venv, where, install)
         self._run(ssh, f"sh -c {q(start)}", what="could not start the agent")
-        return f"{ssh.target.address}:{where}"
+        return Made(f"{ssh.target.address}:{where}")
 
     def delete(self, instance_id: str, host: str | None = None) -> str | None:
         ssh, root = self._host(host)

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gun.crypto import Box
 from gun.errors import Conflict, NotFound
+from gun.layersettings import LayerSettings
 from gun.model import App, Layer
 from gun.store.queries import Queries
 from gun.store.schema import apps, config_vars, formation, layers, releases
@@ -100,12 +101,26 @@ class AppQueries(Queries):
 class LayerQueries(Queries):
     def of(self, app_id: int) -> list[Layer]:
         rows = self.conn.execute(
-            select(layers.c.name, layers.c.types, layers.c.setup, layers.c.teardown)
+            select(
+                layers.c.name,
+                layers.c.types,
+                layers.c.setup,
+                layers.c.teardown,
+                layers.c.provider,
+                layers.c.settings,
+            )
             .where(layers.c.app_id == app_id)
             .order_by(layers.c.name)
         )
         return [
-            Layer(r.name, None if r.types is None else tuple(r.types), r.setup, r.teardown)
+            Layer(
+                r.name,
+                None if r.types is None else tuple(r.types),
+                setup=r.setup,
+                teardown=r.teardown,
+                provider=r.provider,
+                settings=LayerSettings.from_json(r.settings),
+            )
             for r in rows
         ]
 
@@ -113,8 +128,13 @@ class LayerQueries(Queries):
         return next((la for la in self.of(app_id) if la.name == name), None)
 
     def put(self, app_id: int, layer: Layer) -> None:
-        types = None if layer.types is None else list(layer.types)
-        values = {"types": types, "setup": layer.setup, "teardown": layer.teardown}
+        values = {
+            "types": None if layer.types is None else list(layer.types),
+            "setup": layer.setup,
+            "teardown": layer.teardown,
+            "provider": layer.provider,
+            "settings": layer.settings.to_json() or None,
+        }
         done = self.conn.execute(
             update(layers)
             .where(layers.c.app_id == app_id, layers.c.name == layer.name)

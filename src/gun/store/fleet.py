@@ -36,6 +36,8 @@ def _instance(r: Row[Any]) -> Instance:
         setup=r.setup,
         setup_state=next((s for s in SETUP_STATES if s == r.setup_state), None),
         setup_output=r.setup_output,
+        cloud_id=r.cloud_id,
+        cloud_state=r.cloud_state,
     )
 
 
@@ -72,6 +74,8 @@ _INSTANCE_COLS = [
     instances.c.setup,
     instances.c.setup_state,
     instances.c.setup_output,
+    instances.c.cloud_id,
+    instances.c.cloud_state,
 ]
 _PROCESS_COLS = [
     apps.c.name.label("app"),
@@ -102,6 +106,7 @@ class InstanceQueries(Queries):
         token_id: int,
         host: str | None = None,
         setup: str | None = None,
+        state: str = "pending",
     ) -> None:
         self.conn.execute(
             insert(instances).values(
@@ -112,7 +117,7 @@ class InstanceQueries(Queries):
                 provider=provider,
                 instance_type=instance_type,
                 availability_zone=availability_zone,
-                state="pending",
+                state=state,
                 token_id=token_id,
                 created_at=now(),
                 host=host,

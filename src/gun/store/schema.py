@@ -47,6 +47,8 @@ layers = Table(
     Column("types", JSON),  # null: every process type
     Column("setup", Text),  # run once on each new instance of the layer, before anything else
     Column("teardown", Text),  # run once on an instance when it is deleted
+    Column("provider", String(20)),  # the provider of its instances; null: local
+    Column("settings", JSON),  # that provider's settings (ec2: ami, subnet, ...); or null
     UniqueConstraint("app_id", "name"),
 )
 
@@ -69,6 +71,8 @@ instances = Table(
     Column("setup", Text),  # its layer's setup command when it was made: run once, by its agent
     Column("setup_state", String(20)),  # running, succeeded or failed, as its agent reported
     Column("setup_output", Text),  # what the setup printed (its end), as its agent reported
+    Column("cloud_id", String(40)),  # provider ec2: its EC2 instance id
+    Column("cloud_state", String(20)),  # provider ec2: the state EC2 last reported
 )
 
 hosts = Table(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -25,15 +26,28 @@ FIELDS = (
     "host",  # provider ssh: the registered host it runs on, or null
     "setup_state",  # running, succeeded, failed, or null (its layer has no setup)
     "setup_output",  # what the layer's setup printed there (the end of it), or null
+    "cloud_id",  # provider ec2: its EC2 instance id, or null
+    "cloud_state",  # provider ec2: the state EC2 last reported (pending, running, ...), or null
+    "last_heartbeat",  # when its agent was last heard (ISO 8601), or null
 )
+
+
+def _heard(row: dict[str, Any]) -> str:
+    """How long ago the agent was last heard: `3s ago`, or `never`."""
+    if not row.get("last_heartbeat"):
+        return "never"
+    then = datetime.fromisoformat(row["last_heartbeat"])
+    return f"{max(0, round((datetime.now(UTC) - then).total_seconds()))}s ago"
 
 
 def show(ctx: Ctx, rows: list[dict[str, Any]]) -> None:
     if ctx.json:
         output.emit_json([{k: r[k] for k in FIELDS} for r in rows])
         return
+    cloud = any(r["provider"] == "ec2" for r in rows)  # its columns only where it is used
     output.table(
-        ["ID", "LAYER", "STATE", "PROVIDER", "TYPE", "ZONE", "ADDRESS"],
+        ["ID", "LAYER", "STATE", "PROVIDER", "TYPE", "ZONE", "ADDRESS"]
+        + (["EC2", "HEARD"] if cloud else []),
         [
             [
                 r["id"],
@@ -44,6 +58,11 @@ def show(ctx: Ctx, rows: list[dict[str, Any]]) -> None:
                 r["availability_zone"] or "",
                 r["address"] or "",
             ]
+            + (
+                [" ".join(filter(None, [r.get("cloud_id"), r.get("cloud_state")])), _heard(r)]
+                if cloud
+                else []
+            )
             for r in rows
         ],
     )
@@ -81,6 +100,11 @@ def await_online(ctx: Ctx, app: str, ids: set[str], timeout: float) -> list[dict
         offline = [r["id"] for r in rows if r["state"] != "online"]
         if not offline:
             return rows
+        ended = [r["id"] for r in rows if r["state"] == "terminated"]
+        if ended:
+            raise Refused(
+                Unavailable(f"{', '.join(ended)} ended before coming online (EC2 terminated it)")
+            )
         if time.monotonic() >= deadline:
             raise Refused(
                 Unavailable(
@@ -112,7 +136,7 @@ def _show_setup(instance: str, output: str, shown: dict[str, str]) -> None:
 @click.option("--count", type=int, default=1, show_default=True)
 @click.option("--instance-type", help="recorded and shown (the local provider ignores it)")
 @click.option("--availability-zone", help="recorded and shown (the local provider ignores it)")
-@click.option("--provider", default="local", show_default=True, help="local or ssh")
+@click.option("--provider", help="local, ssh or ec2 (default: the layer's, else local)")
 @click.option("--host", help="provider ssh: a registered host (gun hosts)")
 @click.option(
     "--wait",
@@ -121,7 +145,7 @@ def _show_setup(instance: str, output: str, shown: dict[str, str]) -> None:
     show_default=True,
     help="wait until the instances are online",
 )
-@click.option("--timeout", type=float, default=60, show_default=True)
+@click.option("--timeout", type=float, help="seconds to wait (default 60; 600 for provider ec2)")
 @app_option
 @pass_ctx
 def instances_create(
@@ -130,14 +154,14 @@ def instances_create(
     count: int,
     instance_type: str | None,
     availability_zone: str | None,
-    provider: str,
+    provider: str | None,
     host: str | None,
     wait: bool,
-    timeout: float,
+    timeout: float | None,
     app: str | None,
 ) -> None:
     """Add instances to a layer: gun instances.create:LAYER count=N [instance_type=T] ...
-    [provider=ssh host=NAME]."""
+    [provider=ssh host=NAME | provider=ec2]."""
     name = need_app(app)
     made = ctx.client().post(
         f"/v1/apps/{p(name)}/instances",
@@ -151,6 +175,8 @@ def instances_create(
         },
     )
     if wait:
+        if timeout is None:
+            timeout = 600 if any(m["provider"] == "ec2" for m in made) else 60
         made = await_online(ctx, name, {m["id"] for m in made}, timeout)
     if ctx.json:
         output.emit_json([{k: r[k] for k in FIELDS} for r in made])
