@@ -23,6 +23,7 @@ from gun.api import (
     seed,
 )
 from gun.api.health import answer
+from gun.api.longpoll import Generations
 from gun.core import Platform
 from gun.loops import Loops
 from gun.store.time import now
@@ -70,13 +71,14 @@ def create_app(
         loop = asyncio.get_running_loop()
 
         def changed() -> None:  # from the thread that committed
-            loop.call_soon_threadsafe(app.state.wakeup.fire)
+            loop.call_soon_threadsafe(generations.changed)
 
         platform.store.listeners.append(changed)
         interrupted = await to_thread.run_sync(platform.builds.fail_interrupted)
         if interrupted:
             log.warning("%d builds were under way when meta last stopped: failed them", interrupted)
         loops.start("instance watch", Watch(platform, instance_timeout, watch_every).once)
+        loops.start("long-poll watch", generations.watch)
         try:
             yield
         finally:
@@ -95,7 +97,8 @@ def create_app(
     loops = Loops(log)
     app.state.platform = platform
     app.state.loops = loops
-    app.state.wakeup = fleet_routes.Wakeup()
+    generations = Generations(platform.agents.generations)
+    app.state.generations = generations
     errors.install(app)
     routers = [routes.router, fleet_routes.router, host_routes.router, build_routes.router]
     routers.append(drain_routes.router)
