@@ -371,7 +371,10 @@ async def held_all(agents: list[SimAgent], done: Callable[[SimAgent], bool], wha
     while not all(done(a) for a in agents):
         if time.monotonic() > deadline:
             missing = sum(1 for a in agents if not done(a))
-            raise Broke(f"{missing} agents did not {what} within {ROUND_TIMEOUT:g} s")
+            raise Broke(
+                f"{missing} of {len(agents)} agents did not {what} within {ROUND_TIMEOUT:g} s "
+                f"(calls so far: {dict(agents[0].counts)})"
+            )
         await asyncio.sleep(0.01)
 
 
@@ -560,7 +563,10 @@ def bench(args: argparse.Namespace, root: Path, stack: contextlib.ExitStack) -> 
     say(f"  {len(made)} instances made in {time.monotonic() - began:.1f} s")
     if args.pin:
         os.sched_setaffinity(0, {0})
-    code = asyncio.run(drive(args, meta, made))
+    try:
+        code = asyncio.run(drive(args, meta, made))
+    except Broke as e:
+        raise Broke(f"{e}; meta's log ends:\n{meta.log_tail(10)}") from None
     say(f"after:   {machine_load()}")
     if not meta.alive():
         raise Broke(f"meta died:\n{meta.log_tail()}")
