@@ -97,7 +97,7 @@ def create_app(
     loops = Loops(log)
     app.state.platform = platform
     app.state.loops = loops
-    generations = Generations(platform.agents.generations)
+    generations = Generations(lambda: platform.agents.generations())  # (read when it runs)
     app.state.generations = generations
     errors.install(app)
     routers = [routes.router, fleet_routes.router, host_routes.router, build_routes.router]
