@@ -68,7 +68,10 @@ TARGET_P99 = 1.0  # seconds from the PATCH to an affected agent holding its new 
 TARGET_CPU = 100.0  # % of one core: meta's average over the rounds
 REPORT_INTERVAL = AgentConfig.report_interval  # the real agent's heartbeat, seconds
 CREATE_AT_ONCE = 20  # gun.core.instances.MAX_NEW_INSTANCES
-ROUND_TIMEOUT = 120.0  # seconds a round may take before the run counts as broken
+ROUND_TIMEOUT = 120.0
+REGISTERING = (
+    20  # agents registering at once  # seconds a round may take before the run counts as broken
+)
 
 
 # --- HTTP/1.1 as the agent speaks it ----------------------------------------------------------
@@ -157,7 +160,6 @@ class SimAgent:
     counts: Counter[str]
     held: protocol.Slice | None = None
     held_at: float = 0.0  # time.monotonic() when `held` was read
-    registered: asyncio.Event = field(default_factory=asyncio.Event)
     new_slice: asyncio.Event = field(default_factory=asyncio.Event)
     since: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -168,20 +170,23 @@ class SimAgent:
     def names(self) -> frozenset[str]:
         return frozenset(p.name for p in self.held.processes) if self.held else frozenset()
 
-    async def run(self) -> None:
-        lane = Lane(self.port, self.keep_alive, self.counts)
+    async def register(self) -> None:
+        lane = Lane(self.port, False, self.counts)
         body = protocol.to_json(protocol.Registration(protocol.VERSION, f"sim://{self.id}"))
         delay = 0.2
         while True:
             with contextlib.suppress(OSError, asyncio.IncompleteReadError, TimeoutError):
                 status, _ = await lane.call(
-                    "register", "POST", f"{self.api}/register", self.token, body, 10
+                    "register", "POST", f"{self.api}/register", self.token, body, 30
                 )
                 if status < 300:
-                    break
+                    return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
-        self.registered.set()
+
+    async def run(self) -> None:
+        """Long-poll and report (once registered)."""
+        lane = Lane(self.port, self.keep_alive, self.counts)
         reporter = asyncio.create_task(self.report())
         try:
             await self.poll(lane)
@@ -438,19 +443,31 @@ def machine_load() -> str:
     return text
 
 
+async def register(agents: list[SimAgent]) -> None:
+    """Every agent registers, REGISTERING at a time, before any long-polls: each registration
+    bumps the app's generation, which would answer every waiting long-poll again."""
+    gate = asyncio.Semaphore(REGISTERING)
+
+    async def one(a: SimAgent) -> None:
+        async with gate:
+            await a.register()
+
+    await asyncio.wait_for(asyncio.gather(*(one(a) for a in agents)), ROUND_TIMEOUT * 5)
+
+
 async def drive(args: argparse.Namespace, meta: Meta, made: list[NewInstance]) -> int:
     assert meta.proc is not None
     pid = meta.proc.pid
     counts: Counter[str] = Counter()
     agents = [SimAgent(m.id, m.token, meta.port, args.keep_alive, counts) for m in made]
+    began = time.monotonic()
+    await register(agents)
+    say(f"  {len(agents)} agents registered in {time.monotonic() - began:.1f} s")
     tasks = [asyncio.create_task(a.run()) for a in agents]
     try:
         began = time.monotonic()
-        await held_all(agents, lambda a: a.registered.is_set() and a.held is not None, "register")
-        say(
-            f"  {len(agents)} agents registered and hold a slice in "
-            f"{time.monotonic() - began:.1f} s"
-        )
+        await held_all(agents, lambda a: a.held is not None, "get a slice")
+        say(f"  {len(agents)} agents hold a slice in {time.monotonic() - began:.1f} s")
         n = len(agents)
         began = time.monotonic()
         first = await one_round(meta, agents, n, pid)
