@@ -158,6 +158,7 @@ class SimAgent:
     port: int
     keep_alive: bool
     counts: Counter[str]
+    report_interval: float
     held: protocol.Slice | None = None
     held_at: float = 0.0  # time.monotonic() when `held` was read
     new_slice: asyncio.Event = field(default_factory=asyncio.Event)
@@ -185,13 +186,11 @@ class SimAgent:
             delay = min(delay * 2, 5.0)
 
     async def run(self) -> None:
-        """Long-poll and report (once registered)."""
+        """Long-poll (once registered)."""
         lane = Lane(self.port, self.keep_alive, self.counts)
-        reporter = asyncio.create_task(self.report())
         try:
             await self.poll(lane)
         finally:
-            reporter.cancel()
             lane.close()
 
     async def poll(self, lane: Lane) -> None:
@@ -237,11 +236,11 @@ class SimAgent:
         return protocol.Report(protocol.VERSION, processes, None)
 
     async def report(self) -> None:
-        """The heartbeat: at once after a new slice, else every REPORT_INTERVAL (the fleet's
+        """The heartbeat: at once after a new slice, else every report_interval (the fleet's
         agents started at different moments: the first waits a random part of it)."""
         lane = Lane(self.port, self.keep_alive, self.counts)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.new_slice.wait(), random.uniform(0, REPORT_INTERVAL))
+            await asyncio.wait_for(self.new_slice.wait(), random.uniform(0, self.report_interval))
         try:
             while True:
                 self.new_slice.clear()
@@ -249,7 +248,7 @@ class SimAgent:
                 with contextlib.suppress(OSError, asyncio.IncompleteReadError, TimeoutError):
                     await lane.call("observed", "PUT", f"{self.api}/observed", self.token, body, 10)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.new_slice.wait(), REPORT_INTERVAL)
+                    await asyncio.wait_for(self.new_slice.wait(), self.report_interval)
         finally:
             lane.close()
 
@@ -443,14 +442,16 @@ def machine_load() -> str:
     return text
 
 
-async def register(agents: list[SimAgent]) -> None:
-    """Every agent registers, REGISTERING at a time, before any long-polls: each registration
-    bumps the app's generation, which would answer every waiting long-poll again."""
+async def register(agents: list[SimAgent], tasks: list[asyncio.Task[None]]) -> None:
+    """Every agent registers, REGISTERING at a time, and heartbeats from then on, before any
+    long-polls: each registration bumps the app's generation, which would answer every
+    waiting long-poll again."""
     gate = asyncio.Semaphore(REGISTERING)
 
     async def one(a: SimAgent) -> None:
         async with gate:
             await a.register()
+        tasks.append(asyncio.create_task(a.report()))
 
     await asyncio.wait_for(asyncio.gather(*(one(a) for a in agents)), ROUND_TIMEOUT * 5)
 
@@ -459,12 +460,16 @@ async def drive(args: argparse.Namespace, meta: Meta, made: list[NewInstance]) -
     assert meta.proc is not None
     pid = meta.proc.pid
     counts: Counter[str] = Counter()
-    agents = [SimAgent(m.id, m.token, meta.port, args.keep_alive, counts) for m in made]
-    began = time.monotonic()
-    await register(agents)
-    say(f"  {len(agents)} agents registered in {time.monotonic() - began:.1f} s")
-    tasks = [asyncio.create_task(a.run()) for a in agents]
+    agents = [
+        SimAgent(m.id, m.token, meta.port, args.keep_alive, counts, args.report_interval)
+        for m in made
+    ]
+    tasks: list[asyncio.Task[None]] = []
     try:
+        began = time.monotonic()
+        await register(agents, tasks)
+        say(f"  {len(agents)} agents registered in {time.monotonic() - began:.1f} s")
+        tasks += [asyncio.create_task(a.run()) for a in agents]
         began = time.monotonic()
         await held_all(agents, lambda a: a.held is not None, "get a slice")
         say(f"  {len(agents)} agents hold a slice in {time.monotonic() - began:.1f} s")
@@ -560,7 +565,7 @@ def bench(args: argparse.Namespace, root: Path, stack: contextlib.ExitStack) -> 
     )
     say(
         f"agents:  {args.agents} in this one asyncio process, raw HTTP/1.1 ({transport}); "
-        f"long-poll wait {POLL_WAIT:g} s, a report every {REPORT_INTERVAL:g} s and after "
+        f"long-poll wait {POLL_WAIT:g} s, a report every {args.report_interval:g} s and after "
         f"each new slice"
     )
     database_url = stack.enter_context(postgres_store(args.pg_url))
@@ -602,6 +607,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="seconds after each round, and of the idle window (default 5)",
     )
     p.add_argument(
+        "--report-interval",
+        type=float,
+        default=REPORT_INTERVAL,
+        help="seconds between an agent's heartbeats (default %(default)g, the real agent's; "
+        "meta marks an instance lost after GUN_INSTANCE_TIMEOUT, 30 s, without one)",
+    )
+    p.add_argument(
         "--keep-alive",
         action="store_true",
         help="keep connections alive (the real agent opens one per call)",
@@ -619,8 +631,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.rounds, args.settle = 2, 2.0
-    if args.agents < 1 or args.rounds < 1 or args.settle < 0:
-        p.error("--agents and --rounds must be positive, --settle not negative")
+    if args.agents < 1 or args.rounds < 1 or args.settle < 0 or args.report_interval <= 0:
+        p.error("--agents, --rounds and --report-interval must be positive, --settle not negative")
     if args.pin and (os.cpu_count() or 1) < 2:
         p.error("--pin needs two CPUs")
     return args
