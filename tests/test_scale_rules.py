@@ -151,10 +151,21 @@ def test_a_scale_writes_its_placement_in_a_few_statements(store: Store, tmp_path
         down = len(statements) - up
     finally:
         event.remove(store.engine, "before_cursor_execute", seen)
-    assert (up, down) == (1, 1), statements
+    assert (up, down) == (1, 1), statements  # all new: inserted; then undesired
     with store.read() as tx:
         procs = tx.processes.of(tx.apps.existing("shop").id)
     desired = [p for p in procs if p.desired]
     assert len(desired) == 100 and len(procs) == 200
     per_instance = Counter(p.instance for p in desired)
     assert set(per_instance.values()) == {100 // 40, 100 // 40 + 1}
+
+    # a stopped process's row that went after placement read it (its agent's report removed
+    # it) is placed anew all the same
+    gone = next(p for p in procs if not p.desired)
+    with store.write() as tx:
+        app_id = tx.apps.existing("shop").id
+        tx.processes.delete(app_id, gone.name)
+        tx.processes.place(app_id, [(gone.name, "web", fake.made[0].id)], known={gone.name})
+    with store.read() as tx:
+        again = {p.name: p for p in tx.processes.of(app_id)}
+    assert again[gone.name].desired and again[gone.name].instance == fake.made[0].id

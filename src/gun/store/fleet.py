@@ -167,8 +167,9 @@ class ProcessQueries(Queries):
         self, app_id: int, placed: Sequence[tuple[str, str, str]], known: Collection[str]
     ) -> None:
         """Put processes (name, type, instance) (back) into the desired set, each on its
-        instance: one statement updates those named in `known` (they have a row), one inserts
-        the others (a scale of 1,000 is two statements, not 2,000)."""
+        instance: one statement updates those named in `known` (they had a row), one inserts
+        the others, and those of `known` whose row went meanwhile (an agent's report removes a
+        stopped one): a scale of 1,000 is a few statements, not 2,000."""
         at = now()
         moved = [{"b_name": n, "b_instance": i} for n, _, i in placed if n in known]
         if moved:
@@ -186,6 +187,13 @@ class ProcessQueries(Queries):
                 ),
                 moved,
             )
+            names = [m["b_name"] for m in moved]
+            there = self.conn.execute(
+                select(processes.c.name).where(
+                    processes.c.app_id == app_id, processes.c.name.in_(names)
+                )
+            )
+            known = set(known) - (set(names) - {r.name for r in there})
         new = [
             {
                 "app_id": app_id,
