@@ -43,7 +43,7 @@ import sys
 import tarfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,10 +68,9 @@ TARGET_P99 = 1.0  # seconds from the PATCH to an affected agent holding its new 
 TARGET_CPU = 100.0  # % of one core: meta's average over the rounds
 REPORT_INTERVAL = AgentConfig.report_interval  # the real agent's heartbeat, seconds
 CREATE_AT_ONCE = 20  # gun.core.instances.MAX_NEW_INSTANCES
-ROUND_TIMEOUT = 120.0
-REGISTERING = (
-    20  # agents registering at once  # seconds a round may take before the run counts as broken
-)
+ROUND_TIMEOUT = 120.0  # seconds a round may take before the run counts as broken
+RUN_TIMEOUT = 1200.0  # seconds the agents' whole run may take before it counts as broken
+REGISTERING = 20  # agents registering at once
 
 
 # --- HTTP/1.1 as the agent speaks it ----------------------------------------------------------
@@ -555,6 +554,13 @@ def verdict(
     return 0
 
 
+async def bounded(run: Coroutine[None, None, int], seconds: float) -> int:
+    try:
+        return await asyncio.wait_for(run, seconds)
+    except TimeoutError:
+        raise Broke(f"the agents' run took over {seconds:g} s") from None
+
+
 def bench(args: argparse.Namespace, root: Path, stack: contextlib.ExitStack) -> int:
     say(
         f"machine: {os.cpu_count()} CPUs, {platform.platform()}, {sys.executable} "
@@ -590,7 +596,7 @@ def bench(args: argparse.Namespace, root: Path, stack: contextlib.ExitStack) -> 
     if args.pin:
         os.sched_setaffinity(0, {0})
     try:
-        code = asyncio.run(drive(args, meta, made))
+        code = asyncio.run(bounded(drive(args, meta, made), RUN_TIMEOUT))
     except Broke as e:
         raise Broke(f"{e}; meta's log ends:\n{meta.log_tail(10)}") from None
     say(f"after:   {machine_load()}")
