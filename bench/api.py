@@ -152,9 +152,15 @@ class Meta:
     """`gun server meta` in its own process group, on 127.0.0.1, with its own GUN_HOME."""
 
     def __init__(
-        self, home: Path, database_url: str, token: str, cpus: set[int] | None = None
+        self,
+        home: Path,
+        database_url: str,
+        token: str,
+        cpus: set[int] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.home = home
+        self.env = env or {}  # more GUN_* settings for meta
         self.cpus = cpus  # pin meta to these CPUs (None: not pinned)
         self.database_url = database_url
         self.token = token
@@ -170,6 +176,7 @@ class Meta:
             GUN_DATABASE_URL=self.database_url,
             GUN_ADMIN_TOKEN=self.token,
         )
+        env.update(self.env)
         cmd = [
             sys.executable,
             "-m",

@@ -9,6 +9,7 @@ import io
 import json
 import os
 import tarfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -205,3 +206,34 @@ def test_the_route_does_not_look_the_token_up_again(store: Store, tmp_path: Path
         event.remove(store.engine, "before_cursor_execute", seen)
     assert r.json() == {"name": "admin", "role": "admin", "app": None}
     assert len(lookups) == 1, lookups
+
+
+def test_a_token_that_needs_the_store_is_looked_up_off_the_event_loop(
+    store: Store, tmp_path: Path
+) -> None:
+    """A query on the event loop would stop every other request meanwhile; a cached token
+    needs none."""
+    platform = Platform(store)
+    token = platform.tokens.bootstrap_admin(None)
+    threads: list[int] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "FROM tokens" in statement:
+            threads.append(threading.get_ident())
+
+    event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        transport = httpx.ASGITransport(app=create_app(platform))
+        with_token = {"Authorization": f"Bearer {token}"}
+
+        async def whoami_twice() -> int:
+            async with httpx.AsyncClient(transport=transport, base_url="http://meta") as c:
+                for _ in range(2):
+                    assert (await c.get("/v1/whoami", headers=with_token)).status_code == 200
+            return threading.get_ident()
+
+        loop_thread = asyncio.run(whoami_twice())
+    finally:
+        event.remove(store.engine, "before_cursor_execute", seen)
+    assert len(threads) == 1  # the second was cached
+    assert threads[0] != loop_thread

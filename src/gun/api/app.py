@@ -23,6 +23,7 @@ from gun.api import (
     seed,
 )
 from gun.api.health import answer
+from gun.api.longpoll import Generations
 from gun.core import Platform
 from gun.loops import Loops
 from gun.providers.ec2 import Ec2Provider
@@ -84,7 +85,7 @@ def create_app(
         loop = asyncio.get_running_loop()
 
         def changed() -> None:  # from the thread that committed
-            loop.call_soon_threadsafe(app.state.wakeup.fire)
+            loop.call_soon_threadsafe(generations.changed)
 
         platform.store.listeners.append(changed)
         interrupted = await to_thread.run_sync(platform.builds.fail_interrupted)
@@ -94,6 +95,7 @@ def create_app(
         ec2 = platform.providers.get("ec2")
         if isinstance(ec2, Ec2Provider):
             loops.start("ec2 watch", CloudWatch(platform, ec2, max(watch_every, 2.0)).once)
+        loops.start("long-poll watch", generations.watch)
         try:
             yield
         finally:
@@ -112,7 +114,8 @@ def create_app(
     loops = Loops(log)
     app.state.platform = platform
     app.state.loops = loops
-    app.state.wakeup = fleet_routes.Wakeup()
+    generations = Generations(lambda: platform.agents.generations())  # (read when it runs)
+    app.state.generations = generations
     errors.install(app)
     routers = [routes.router, fleet_routes.router, host_routes.router, build_routes.router]
     routers.append(drain_routes.router)

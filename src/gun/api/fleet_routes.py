@@ -23,7 +23,6 @@ Report and is answered a Slice.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import os
@@ -41,36 +40,13 @@ from gun import protocol
 from gun.api import agentwire, bodies
 from gun.api.auth import Gun, Who
 from gun.api.gate import upload
+from gun.api.longpoll import Generations
 from gun.core.slugs import SLUG_MAX_BYTES
 from gun.errors import InvalidParams, PayloadTooLarge
 from gun.model import Instance, Process
 
 router = APIRouter(prefix="/v1")
 LONG_POLL_SECONDS = 25.0
-# meta wakes its long-polls itself when one of its writes changes a generation; this check of
-# the store is for changes other meta replicas make
-POLL_INTERVAL = 1.0
-
-
-class Wakeup:
-    """Wakes every waiting long-poll; `fire` runs on the event loop."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def fire(self) -> None:
-        event, self._event = self._event, asyncio.Event()
-        event.set()
-
-    def next(self) -> asyncio.Event:
-        """The event the next `fire` sets: take it before looking at the store, so a change
-        committed in between is not missed."""
-        return self._event
-
-    @staticmethod
-    async def wait(event: asyncio.Event, timeout: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
 
 
 class Strict(BaseModel):
@@ -273,16 +249,12 @@ async def desired(
     after: int = Query(-1, ge=-1, le=2**62),
     wait: float = Query(LONG_POLL_SECONDS, ge=0, le=60),
 ) -> dict[str, Any]:
-    """Answers at once if the app's generation is past `after`, else when it is, or at `wait`."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    wakeup: Wakeup = request.app.state.wakeup
-    while True:
-        fired = wakeup.next()
-        generation = await to_thread.run_sync(gun.agents.generation, who, instance_id)
-        if generation > after or loop.time() >= deadline:
-            break
-        await wakeup.wait(fired, min(POLL_INTERVAL, max(0.0, deadline - loop.time())))
+    """Answers at once if the app's generation is past `after`, else when it is, or at `wait`
+    (api/longpoll.py waits)."""
+    app_id, generation = await to_thread.run_sync(gun.agents.generation, who, instance_id)
+    if generation <= after:
+        generations: Generations = request.app.state.generations
+        await generations.wait_past(app_id, after, wait)
     state = await to_thread.run_sync(gun.agents.desired, who, instance_id)
     return protocol.to_json(state)
 

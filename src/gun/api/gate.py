@@ -5,7 +5,9 @@ Rules, for each HTTP request, in order:
 1. A route that takes a token (its endpoint depends on `auth.principal`) answers 401 at once
    when the token is missing, unknown or revoked: nothing of the body is read. The principal
    found goes on in the request's state, where `auth.principal` takes it (one lookup, and
-   `platform.tokens.authenticate` caches it).
+   `platform.tokens.authenticate` caches it). A lookup that needs the store runs in a worker
+   thread: on the event loop it would stop every request, long-polls' wake-ups included, for
+   the query (with 1,000 agents, each heartbeat's token is past the cache; bench/fleet.py).
 2. Upload routes (marked with `upload`: a slug, a build's source) stream to disk under their
    own cap (GUN_SLUG_MAX_BYTES) and pass on as they are.
 3. Every other body is capped at JSON_MAX_BYTES: a Content-Length over it answers 413 at
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from re import Pattern
 from typing import Any, TypeVar
 
+from anyio import to_thread
 from fastapi import APIRouter
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
@@ -127,8 +130,11 @@ class Gate:
         if door.token:
             headers = dict(scope["headers"])
             token = auth.token_of(headers.get(b"authorization", b"").decode("latin-1"))
+            tokens = scope["app"].state.platform.tokens
             try:
-                who = scope["app"].state.platform.tokens.authenticate(token)
+                who = tokens.cached(token)
+                if who is None:  # a query: in a worker thread, never on the event loop
+                    who = await to_thread.run_sync(tokens.authenticate, token)
             except GunError as e:
                 await refuse(e, scope, receive, send)
                 return

@@ -153,13 +153,20 @@ class Agents:
                 tx.events.record(app, who.name, f"instance.{state}", {"id": instance_id})
             return _instance(tx, instance_id)
 
-    def generation(self, who: Principal, instance_id: str) -> int:
-        """The app's generation: the long-poll answers once it is past the agent's."""
+    def generation(self, who: Principal, instance_id: str) -> tuple[int, int]:
+        """(the app's id, its generation): the long-poll answers once the generation is past
+        the agent's."""
         check_agent(who, instance_id)
         with self.store.read() as tx:
             inst = _instance(tx, instance_id)
             app = tx.apps.existing(inst.app)
-            return tx.apps.generation(app.id)
+            return app.id, tx.apps.generation(app.id)
+
+    def generations(self) -> dict[int, int]:
+        """Every app's generation, by app id: what meta's long-polls wait on (api/longpoll.py).
+        Meta's own read; no principal: it says nothing of any app but that it changed."""
+        with self.store.read() as tx:
+            return tx.apps.generations()
 
     def desired(self, who: Principal, instance_id: str) -> Slice:
         """What the instance must run now: its slice of the app's current release."""

@@ -38,14 +38,15 @@ def write_placement(tx: Tx, app: App) -> None:
     current = {n: p.instance for n, p in procs.items() if p.desired and p.instance}
     wanted = placement.place(totals, layers, instances, current)
     online = {i.id for i in instances if i.healthy}
-    for name, instance_id in wanted.items():
-        if current.get(name) != instance_id:
-            tx.processes.place(app.id, name, name.rpartition(".")[0], instance_id)
+    moved = [(n, n.rpartition(".")[0], i) for n, i in wanted.items() if current.get(n) != i]
+    tx.processes.place(app.id, moved, known=procs.keys())
+    undesired = []
     for name, p in procs.items():
         if name in wanted:
             continue
         if p.instance in online and p.desired:
-            tx.processes.undesire(app.id, name)  # its agent stops it, then it is removed
+            undesired.append(name)  # its agent stops it, then it is removed
         elif p.instance not in online:
             tx.processes.delete(app.id, name)
+    tx.processes.undesire(app.id, undesired)
     tx.apps.bump_generation(app.id)

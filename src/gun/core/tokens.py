@@ -46,12 +46,13 @@ class Tokens:
             if who is None:
                 raise Unauthorized("the API token is unknown or revoked")
             self._principals.put(digest, who)
-        if who.expires_at is not None and who.expires_at <= now():
-            raise Unauthorized(
-                f"the API token {who.name!r} expired at {when(who.expires_at)}: "
-                "ask an admin for a new one"
-            )
-        return who
+        return _unexpired(who)
+
+    def cached(self, token: str | None) -> Principal | None:
+        """Who a token is, if this process knows it now (no query); None when `authenticate`
+        must look it up. An expired token is Unauthorized here too."""
+        who = self._principals.get(hash_token(token)) if token else None
+        return None if who is None else _unexpired(who)
 
     def bootstrap_admin(self, token: str | None) -> str | None:
         """Create the first admin token (given or generated) unless any token exists.
@@ -215,3 +216,12 @@ def _revoke(tx: Tx, actor: str, held: StoredToken, why: str | None) -> None:
     if why:
         detail["why"] = why
     tx.events.record(app, actor, "token.revoke", detail)
+
+
+def _unexpired(who: Principal) -> Principal:
+    if who.expires_at is not None and who.expires_at <= now():
+        raise Unauthorized(
+            f"the API token {who.name!r} expired at {when(who.expires_at)}: "
+            "ask an admin for a new one"
+        )
+    return who

@@ -69,6 +69,11 @@ class AppQueries(Queries):
             self.conn.execute(select(apps.c.generation).where(apps.c.id == app_id)).scalar_one()
         )
 
+    def generations(self) -> dict[int, int]:
+        """Every app's generation, by app id."""
+        rows = self.conn.execute(select(apps.c.id, apps.c.generation))
+        return {int(r.id): int(r.generation) for r in rows}
+
     def all(self, only: str | None = None) -> list[App]:
         """Every app (or the one named `only`), by name, with its newest release's version."""
         current = (

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, func, insert, select, update
+from sqlalchemy import Row, and_, bindparam, delete, func, insert, select, update
 
 from gun.model import (
     SETUP_STATES,
@@ -181,42 +182,63 @@ class ProcessQueries(Queries):
             q = q.where(processes.c.instance_id == instance_id)
         return [_process(r) for r in self.conn.execute(q)]
 
-    def place(self, app_id: int, name: str, ptype: str, instance_id: str) -> None:
-        """Put a process (back) into the desired set on an instance."""
-        done = self.conn.execute(
-            update(processes)
-            .where(processes.c.app_id == app_id, processes.c.name == name)
-            .values(
-                instance_id=instance_id,
-                desired=True,
-                state="starting",
-                pid=None,
-                port=None,
-                exit_code=None,
-                since=now(),
-            )
-        )
-        if done.rowcount == 0:
+    def place(
+        self, app_id: int, placed: Sequence[tuple[str, str, str]], known: Collection[str]
+    ) -> None:
+        """Put processes (name, type, instance) (back) into the desired set, each on its
+        instance: one statement updates those named in `known` (they had a row), one inserts
+        the others, and those of `known` whose row went meanwhile (an agent's report removes a
+        stopped one): a scale of 1,000 is a few statements, not 2,000."""
+        at = now()
+        moved = [{"b_name": n, "b_instance": i} for n, _, i in placed if n in known]
+        if moved:
             self.conn.execute(
-                insert(processes).values(
-                    app_id=app_id,
-                    name=name,
-                    type=ptype,
-                    instance_id=instance_id,
+                update(processes)
+                .where(processes.c.app_id == app_id, processes.c.name == bindparam("b_name"))
+                .values(
+                    instance_id=bindparam("b_instance"),
                     desired=True,
-                    nonce=0,
                     state="starting",
-                    restarts=0,
-                    since=now(),
+                    pid=None,
+                    port=None,
+                    exit_code=None,
+                    since=at,
+                ),
+                moved,
+            )
+            names = [m["b_name"] for m in moved]
+            there = self.conn.execute(
+                select(processes.c.name).where(
+                    processes.c.app_id == app_id, processes.c.name.in_(names)
                 )
             )
+            known = set(known) - (set(names) - {r.name for r in there})
+        new = [
+            {
+                "app_id": app_id,
+                "name": n,
+                "type": t,
+                "instance_id": i,
+                "desired": True,
+                "nonce": 0,
+                "state": "starting",
+                "restarts": 0,
+                "since": at,
+            }
+            for n, t, i in placed
+            if n not in known
+        ]
+        if new:
+            self.conn.execute(insert(processes), new)
 
-    def undesire(self, app_id: int, name: str) -> None:
-        self.conn.execute(
-            update(processes)
-            .where(processes.c.app_id == app_id, processes.c.name == name)
-            .values(desired=False)
-        )
+    def undesire(self, app_id: int, names: Collection[str]) -> None:
+        """Take processes out of the desired set (their agents stop them), in one statement."""
+        if names:
+            self.conn.execute(
+                update(processes)
+                .where(processes.c.app_id == app_id, processes.c.name.in_(sorted(names)))
+                .values(desired=False)
+            )
 
     def bump_nonce(self, app_id: int, name: str) -> None:
         self.conn.execute(
