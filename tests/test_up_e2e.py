@@ -183,6 +183,11 @@ DECIDED_BY_UP = {
     "GUN_DRAIN_META_TOKEN",
     "GUN_DRAIN_TLS_CERT",  # gun up's drain speaks plain HTTP on 127.0.0.1
     "GUN_DRAIN_TLS_KEY",
+    "GUN_TLS_CERT",  # and so does its meta, to agents on the same machine
+    "GUN_TLS_KEY",
+    "GUN_TLS_CA",
+    "GUN_META_CA",
+    "GUN_PUBLIC_URL",
     "GUN_INSTANCE_ID",  # the agent's three: its provider writes them to ROOT/etc/agent.json
     "GUN_AGENT_TOKEN",
 }
