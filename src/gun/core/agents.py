@@ -24,6 +24,7 @@ from gun.protocol import (
     VERSION,
     DesiredProcess,
     Lease,
+    ObservedProcess,
     ReleasePhaseOrder,
     Report,
     Rollout,
@@ -106,6 +107,19 @@ def state_after_setup(setup: str | None, setup_state: SetupState | None) -> Inst
     return "setup_failed" if setup_state == "failed" else "setup"
 
 
+def _same(stored: Process, seen: ObservedProcess) -> bool:
+    """Whether a report says of a process just what the store holds already."""
+    return (
+        stored.state == seen.state
+        and stored.release == seen.release
+        and stored.port == seen.port
+        and stored.pid == seen.pid
+        and stored.restarts == seen.restarts
+        and stored.exit_code == seen.exit_code
+        and stored.since == seen.since
+    )
+
+
 def check_agent(who: Principal, instance_id: str) -> None:
     """Forbidden unless `who` is the agent token of this instance."""
     if who.instance != instance_id:
@@ -183,7 +197,7 @@ class Agents:
                 release=release,
                 slug=slug_of(tx, release),
                 placed=tx.processes.of(app.id, instance_id),
-                nonces=tx.processes.nonces(app.id),
+                nonces=tx.processes.nonces(app.id, instance_id),
                 release_phase=self.release_phase.command_for(tx, app, instance_id),
                 drains=self.shipping.urls(tx, app.id),
                 rollout=self.rollout,
@@ -226,28 +240,30 @@ class Agents:
             )
             leased = tx.processes.leased(app.id, instance_id)
             current = tx.releases.current_version(app.id) if leased else None
+            stored = {p.name: p for p in tx.processes.of(app.id, instance_id)}
             ended = False
-            seen = set()
             for o in report.processes:
-                seen.add(o.name)
-                tx.processes.report(
-                    app.id,
-                    instance_id,
-                    o.name,
-                    state=o.state,
-                    release=o.release,
-                    port=o.port,
-                    pid=o.pid,
-                    restarts=o.restarts,
-                    exit_code=o.exit_code,
-                    since=o.since,
-                )
+                was = stored.get(o.name)
+                if was is None or o.name in leased or not _same(was, o):
+                    tx.processes.report(
+                        app.id,
+                        instance_id,
+                        o.name,
+                        state=o.state,
+                        release=o.release,
+                        port=o.port,
+                        pid=o.pid,
+                        restarts=o.restarts,
+                        exit_code=o.exit_code,
+                        since=o.since,
+                    )  # a heartbeat that changes nothing writes only the instance's row
                 # up on the current release: its replacement lease ends
                 if o.name in leased and o.state == "up" and o.release == current:
                     ended = tx.processes.end_lease(app.id, o.name) or ended
             if ended:  # the agents waiting for a lease hear of it at once (long-polls wake)
                 tx.apps.bump_generation(app.id)
-            for p in tx.processes.of(app.id, instance_id):
+            seen = {o.name for o in report.processes}
+            for p in stored.values():
                 if p.name in seen:
                     continue
                 if not p.desired:
