@@ -58,9 +58,12 @@ from gun.agent.agent import POLL_WAIT
 from gun.agent.config import AgentConfig
 from gun.core import Platform
 from gun.crypto import Box, load_or_create_key
-from gun.providers import Made, NewInstance
+from gun.providers import NewInstance
 from gun.store import Store
 from harness import Broke, say, which_gun
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: tests.fakes
+from tests.fakes import RecordingProvider  # noqa: E402
 
 APP = "fleet"
 PROCFILE = "web: python3 -m http.server $PORT --bind 127.0.0.1\n"
@@ -255,29 +258,11 @@ class SimAgent:
 # --- setting up: the app, its release, the instances ------------------------------------------
 
 
-class Recorder:
-    """An instance provider that starts nothing: it keeps each new instance's id and token."""
+class Recorder(RecordingProvider):
+    """An instance provider that starts nothing (tests/fakes.py): it keeps each new instance's
+    id and token."""
 
     name = "bench"
-
-    def __init__(self) -> None:
-        self.made: list[NewInstance] = []
-
-    def create(self, new: NewInstance) -> Made:
-        self.made.append(new)
-        return Made(f"sim://{new.id}")
-
-    def delete(self, instance_id: str, host: str | None = None) -> str | None:
-        return None
-
-    def ids(self) -> list[str]:
-        return [m.id for m in self.made]
-
-    def shell(self, instance_id: str) -> list[str]:
-        return ["true"]
-
-    def ensure_running(self) -> list[str]:
-        return []
 
 
 def slug() -> bytes:
