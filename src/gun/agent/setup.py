@@ -28,6 +28,7 @@ from gun.protocol import SETUP_OUTPUT_MAX, SetupRun
 
 log = logging.getLogger("gun.agent")
 STATE = Path("state") / "setup.json"
+LINE_MAX = 10_000  # bytes of output in one line; a longer one is cut
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 Sink = Callable[[str, str], None]  # (source, line): the app's log
@@ -47,18 +48,39 @@ async def run_command(
     command: str, root: Path, env: dict[str, str], source: str, sink: Sink, progress: list[str]
 ) -> int | None:
     """`sh -c command` in `root`: each line to `sink` and `progress` as it comes; its exit code
-    (None when it was killed by a signal). Cancelled, it kills the command's process group."""
+    (None when it was killed by a signal). Cancelled, it kills the command's process group.
+
+    Output is text as the protocol carries it: a NUL becomes U+FFFD, a line longer than LINE_MAX
+    is cut into lines of LINE_MAX, and `progress` keeps only about the last SETUP_OUTPUT_MAX
+    characters (a setup may print without end)."""
     proc = await asyncio.create_subprocess_exec(
         "sh", "-c", command, cwd=root, env=env, stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
     )  # fmt: skip
     assert proc.stdout is not None
+    kept = 0
+
+    def emit(raw: bytes) -> None:
+        nonlocal kept
+        text = raw.decode("utf-8", "replace").replace("\x00", "\ufffd")
+        progress.append(text)
+        kept += len(text) + 1
+        while kept > 2 * SETUP_OUTPUT_MAX and len(progress) > 1:
+            kept -= len(progress.pop(0)) + 1
+        sink(source, text)
+
     try:
-        while line := await proc.stdout.readline():
-            text = line.decode("utf-8", "replace").rstrip("\n")
-            progress.append(text)
-            sink(source, text)
+        pending = b""
+        while chunk := await proc.stdout.read(65536):
+            *lines, pending = (pending + chunk).split(b"\n")
+            for raw in lines:
+                emit(raw)
+            while len(pending) > LINE_MAX:
+                emit(pending[:LINE_MAX])
+                pending = pending[LINE_MAX:]
+        if pending:
+            emit(pending)
         code = await proc.wait()
     except asyncio.CancelledError:
         with contextlib.suppress(ProcessLookupError):
