@@ -27,8 +27,11 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -38,9 +41,10 @@ from tests.test_fleet_ssh_e2e import Cli, start_meta  # noqa: E402
 from gun.providers import bundle  # noqa: E402
 
 
-def timed(what: str, marks: dict[str, float], fn: object, *args: object) -> object:
+def timed(what: str, marks: dict[str, float], fn: Callable[..., T], *args: object) -> T:
+    """fn(*args), its wall time kept in marks[what]."""
     began = time.monotonic()
-    out = fn(*args)  # type: ignore[operator]
+    out = fn(*args)
     marks[what] = time.monotonic() - began
     return out
 
@@ -53,7 +57,6 @@ def round_once(n: int) -> dict[str, float]:
         scratch = Path(tmp) / "bundle"
         scratch.mkdir()
         wheels = timed("bundle built here", marks, bundle.build, scratch)
-        assert isinstance(wheels, list)
         with Fleet(hide=[home]) as fleet:
             host = fleet.host(f"b{n}")
             gun = Cli(fleet, start_meta(fleet, home))
@@ -62,14 +65,14 @@ def round_once(n: int) -> dict[str, float]:
                 "hosts.add", marks, gun.ok, "hosts.add", host.name, f"root@{host.address}",
                 f"key={fleet.key}", f"root={host.root}/gun",
             )  # fmt: skip
-            assert isinstance(added, str) and added.startswith("Added host"), added
+            assert added.startswith("Added host"), added
             gun.ok("apps.create", "boot")
             for kind in ("cold", "warm"):
                 out = timed(
                     f"instances.create ({kind})", marks, gun.ok, "app:boot",
                     "instances.create:default", "provider=ssh", f"host={host.name}",
                 )  # fmt: skip
-                assert isinstance(out, str) and out.endswith("online\n"), out
+                assert out.endswith("online\n"), out
             # the venv and the install alone, on the same host, as the provider runs them
             there = f"{host.root}/bench"
             host.ssh(f"mkdir -p {there}")
@@ -81,7 +84,7 @@ def round_once(n: int) -> dict[str, float]:
             done = timed(
                 "venv + pip install on the host", marks, lambda: host.ssh(install, timeout=300)
             )
-            assert getattr(done, "returncode", 1) == 0, getattr(done, "stderr", done)
+            assert done.returncode == 0, done.stderr
             for i in gun.json("app:boot", "instances"):
                 gun.ok("app:boot", f"instances.delete:{i['id']}", timeout=120)
             host.ssh(f"rm -rf {shlex.quote(there)}")
