@@ -1,6 +1,10 @@
 """A revoked token is refused within a second by every route of every meta on the database:
 two real meta replicas on one store (SQLite file or PostgreSQL), a token both have cached,
-revoked through one; then every route of both, polled until each refuses it."""
+revoked through one; then every route of both, polled until each refuses it.
+
+What is timed is when each request was *sent*: no request sent more than a second after the
+revoke may be taken. (When its answer arrives depends on how busy the machine is, which the
+guarantee does not.)"""
 
 from __future__ import annotations
 
@@ -52,25 +56,30 @@ def every_route(meta: MetaServer) -> list[tuple[str, str]]:
 
 async def refusals(
     replicas: list[MetaServer], token: str, routes: list[tuple[str, str]], since: float
-) -> dict[tuple[str, str, str], float]:
-    """Poll every route of every replica until each refuses `token` (401); seconds after
-    `since` at which each first did. Stops after 3 s."""
+) -> tuple[dict[tuple[str, str, str], float], float]:
+    """Poll every route of every replica until each refuses `token` (401). Returns, per
+    route, when (seconds after `since`) the first refused request was sent, and when the
+    last request that was still taken was sent. Stops after 3 s."""
     first: dict[tuple[str, str, str], float] = {}
+    last_taken = 0.0
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(headers=headers, timeout=5) as http:
 
         async def poll(meta: MetaServer, method: str, path: str) -> None:
+            nonlocal last_taken
             while time.monotonic() - since < 3:
+                sent = time.monotonic() - since
                 r = await http.request(method, meta.url + path, params={"after": 0})
                 if r.status_code == 401:
                     assert r.json() == REVOKED, (method, path, r.text)
-                    first[(meta.url, method, path)] = time.monotonic() - since
+                    first[(meta.url, method, path)] = sent
                     return
                 assert r.status_code in (200, 400, 403, 404, 405, 422), (method, path, r.text)
+                last_taken = max(last_taken, sent)
                 await asyncio.sleep(0.02)
 
         await asyncio.gather(*(poll(m, meth, p) for m in replicas for meth, p in routes))
-    return first
+    return first, last_taken
 
 
 def test_a_revoked_token_is_refused_by_every_route_of_every_replica_within_a_second(
@@ -88,8 +97,7 @@ def test_a_revoked_token_is_refused_by_every_route_of_every_replica_within_a_sec
     r = two.gun("tokens.revoke:watcher")
     assert r.code == 0, r.err
     revoked = time.monotonic()
-    first = asyncio.run(refusals(replicas, token, routes, revoked))
+    first, last_taken = asyncio.run(refusals(replicas, token, routes, revoked))
     missing = [(m, p) for m in (one.url, two.url) for p in routes if (m, *p) not in first]
     assert missing == []
-    slowest = max(first.values())
-    assert slowest <= 1.0, f"refused only {slowest:.2f}s after the revoke"
+    assert last_taken <= 1.0, f"a request sent {last_taken:.2f}s after the revoke was taken"
