@@ -13,8 +13,8 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from gun import protocol
-from gun.core.agents import build_slice, lease_terms
 from gun.core.release_phase import order
+from gun.core.slices import build_slice, lease_terms
 from gun.errors import ProtocolError, UnsupportedProtocol
 from gun.model import App, Process, Release
 from gun.protocol import (

@@ -4,100 +4,29 @@ reports what it runs (its heartbeat), asks for rollout leases and downloads slug
 Every call is made with the instance's own agent token and is refused for any other token or
 instance; an agent sees its app's slice for its instance and nothing of other apps. (The
 release phase's output and result are the release phase's: core/release_phase.py.) What goes
-over the wire is gun.protocol's: meta builds a Slice with `build_slice`, from what one
-transaction read, and takes a Report.
+over the wire is gun.protocol's: meta builds a Slice from its app's snapshot (core/slices.py)
+and takes a Report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, BinaryIO
 
 from gun.core.placing import write_placement
-from gun.core.release_phase import ReleasePhase, SlugRow, git_source, slug_of
+from gun.core.release_phase import ReleasePhase
 from gun.core.shipping import Shipping
+from gun.core.slices import AppSlices, SliceCache, read_app
 from gun.core.slugs import Slugs
 from gun.errors import Forbidden, NotFound
-from gun.model import App, Instance, InstanceState, Principal, Process, Release, SetupState
-from gun.protocol import (
-    VERSION,
-    DesiredProcess,
-    Lease,
-    ObservedProcess,
-    ReleasePhaseOrder,
-    Report,
-    Rollout,
-    Slice,
-    slug_ref,
-)
+from gun.model import Instance, InstanceState, Principal, Process, SetupState
+from gun.protocol import ObservedProcess, Report, Rollout, Slice
 from gun.providers import bundle
 from gun.store import Store, Tx
 from gun.store.time import now
 
 LEASE_SECONDS = 120.0  # a replacement lease lapses after this (an agent that died mid-way)
-PROCESS_GRACE = 30.0  # SIGTERM to SIGKILL of a process stopped as usual (the supervisor's)
-UNFENCED = frozenset({"local"})  # providers whose instances share meta's machine
-
-
-def lease_terms(provider: str, timeout: float) -> Lease | None:
-    """How an instance's processes are fenced, from its provider and meta's instance timeout
-    (pure); None for an instance on meta's own machine (provider local: `gun up`), whose
-    processes keep running while meta is away.
-
-    The grace is a third of the timeout (at most PROCESS_GRACE), the margin a tenth (from 1 s
-    to 5 s, but at most a quarter): GUN_INSTANCE_TIMEOUT=30 stops at 17 s with 10 s of grace
-    and 3 s to spare; 6 stops at 3 s with 2 s of grace and 1 s to spare."""
-    if provider in UNFENCED:
-        return None
-    grace = min(PROCESS_GRACE, timeout / 3)
-    margin = min(5.0, max(1.0, timeout / 10), timeout / 4)
-    return Lease(timeout=timeout, grace=grace, margin=margin)
-
-
-def build_slice(
-    *,
-    generation: int,
-    app: App,
-    instance: str,
-    release: Release | None,
-    slug: SlugRow | None,
-    placed: Sequence[Process],
-    nonces: Mapping[str, int],
-    release_phase: ReleasePhaseOrder | None,
-    drains: Sequence[str],
-    rollout: Rollout,
-    lease: Lease | None,
-    setup: str | None = None,
-    teardown: str | None = None,
-) -> Slice:
-    """The slice of `instance`, from what one transaction read (pure): the app's current
-    `release` (and its `slug`), the processes `placed` there that are still wanted and that the
-    release has a command for (sorted by name, each with its restart nonce), the release phase
-    it is to run, if any, where the app's logs go, and how its processes are fenced."""
-    types = (release.process_types or {}) if release else {}
-    processes = [
-        DesiredProcess(p.name, p.type, types[p.type], nonces.get(p.name, 0))
-        for p in placed
-        if p.desired and p.type in types
-    ]
-    return Slice(
-        version=VERSION,
-        generation=generation,
-        app=app.name,
-        instance=instance,
-        release=release.version if release else None,
-        slug=slug_ref(instance, *slug) if slug else None,
-        env=dict(release.config) if release else {},
-        processes=tuple(sorted(processes, key=lambda p: p.name)),
-        release_phase=release_phase,
-        git=git_source(app, release) if release else None,
-        drains=tuple(drains),
-        rollout=rollout,
-        lease=lease,
-        setup=setup,
-        teardown=teardown,
-    )
 
 
 def state_after_setup(setup: str | None, setup_state: SetupState | None) -> InstanceState:
@@ -149,6 +78,7 @@ class Agents:
         self.shipping = shipping
         self.release_phase = release_phase
         self.rollout = rollout
+        self.slices = SliceCache()
 
     def register(self, who: Principal, instance_id: str, address: str | None) -> Instance:
         """The agent is up: the instance is online (at `address`, if given); back from
@@ -183,28 +113,22 @@ class Agents:
             return tx.apps.generations()
 
     def desired(self, who: Principal, instance_id: str) -> Slice:
-        """What the instance must run now: its slice of the app's current release."""
+        """What the instance must run now: its slice of the app's current release, built from
+        the app's snapshot at its current generation (core/slices.py: one read for all)."""
         check_agent(who, instance_id)
         with self.store.read() as tx:
             inst = _instance(tx, instance_id)
+            found = tx.apps.generation_of(inst.app)
+            if found is None:
+                raise NotFound(f"app {inst.app!r} does not exist")
+        app_id, generation = found
+
+        def read(tx: Tx) -> AppSlices:
             app = tx.apps.existing(inst.app)
-            version = tx.releases.current_version(app.id)
-            release = tx.releases.get(app, version) if version else None
-            return build_slice(
-                generation=tx.apps.generation(app.id),
-                app=app,
-                instance=instance_id,
-                release=release,
-                slug=slug_of(tx, release),
-                placed=tx.processes.of(app.id, instance_id),
-                nonces=tx.processes.nonces(app.id, instance_id),
-                release_phase=self.release_phase.command_for(tx, app, instance_id),
-                drains=self.shipping.urls(tx, app.id),
-                rollout=self.rollout,
-                lease=lease_terms(inst.provider, self.instance_timeout),
-                setup=inst.setup,
-                teardown=layer.teardown if (layer := tx.layers.get(app.id, inst.layer)) else None,
-            )
+            return read_app(tx, app, generation, self.shipping.urls(tx, app.id), self.release_phase)
+
+        snapshot = self.slices.get(self.store, app_id, generation, read)
+        return snapshot.slice_for(inst, self.rollout, self.instance_timeout)
 
     def lease_replacements(
         self, who: Principal, instance_id: str, names: Sequence[str]

@@ -247,15 +247,12 @@ class ProcessQueries(Queries):
             .values(nonce=processes.c.nonce + 1)
         )
 
-    def nonces(self, app_id: int, instance_id: str) -> dict[str, int]:
-        """The restart nonces of the app's processes on one instance (a slice needs no more:
-        reading the whole app's for each of 1,000 agents made a slice cost O(app))."""
-        rows = self.conn.execute(
-            select(processes.c.name, processes.c.nonce).where(
-                processes.c.app_id == app_id, processes.c.instance_id == instance_id
-            )
-        )
-        return {r.name: r.nonce for r in rows}
+    def nonces(self, app_id: int, instance_id: str | None = None) -> dict[str, int]:
+        """The restart nonces of the app's processes (on one instance, if given)."""
+        q = select(processes.c.name, processes.c.nonce).where(processes.c.app_id == app_id)
+        if instance_id is not None:
+            q = q.where(processes.c.instance_id == instance_id)
+        return {r.name: r.nonce for r in self.conn.execute(q)}
 
     def delete(self, app_id: int, name: str) -> None:
         self.conn.execute(

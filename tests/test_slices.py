@@ -1,0 +1,160 @@
+"""An app's slices come from one read of the store per generation (core/slices.py): 40 agents
+asking after a scale cost one read, each slice is what it would be built alone, and every kind
+of change (scale, config, restart, drain, layer) reaches the next ask."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from gun import formation
+from gun.build.slug import pack
+from gun.build.slugstore import LocalSlugStore
+from gun.core import Platform
+from gun.core.release_phase import slug_of
+from gun.core.slices import SliceCache, build_slice, lease_terms
+from gun.model import Principal
+from gun.protocol import Slice
+from gun.store import Store
+from tests.fakes import RecordingProvider
+
+
+class Fleet:
+    """An app `shop` released with web and worker, on 40 instances whose agents registered."""
+
+    def __init__(self, store: Store, tmp_path: Path) -> None:
+        self.store = store
+        self.fake = RecordingProvider()
+        self.platform = Platform(
+            store,
+            slugs=LocalSlugStore(tmp_path / "slugs"),
+            providers={"fake": self.fake},
+            meta_url="http://meta",
+            max_processes=1000,
+        )
+        p = self.platform
+        self.admin = p.tokens.authenticate(p.tokens.bootstrap_admin(None) or "")
+        p.apps.create(self.admin, "shop")
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "Procfile").write_text("web: run-web $PORT\nworker: run-worker\n")
+        slug = pack(src, tmp_path / "slug.tar.gz")
+        slug_id, _ = p.slugs.add(self.admin, "shop", slug.path, slug.sha256, slug.size)
+        p.deploys.release(self.admin, "shop", slug_id)
+        for _ in range(2):
+            p.instances.create(self.admin, "shop", "default", 20, provider="fake")
+        self.agents: list[tuple[Principal, str]] = []
+        for m in self.fake.made:
+            who = p.tokens.authenticate(m.token)
+            p.agents.register(who, m.id, None)
+            self.agents.append((who, m.id))
+
+    def scale(self, words: str) -> None:
+        self.platform.formation.scale(self.admin, "shop", formation.parse(words))
+
+    def slices(self) -> list[Slice]:
+        return [self.platform.agents.desired(who, iid) for who, iid in self.agents]
+
+    def alone(self, instance_id: str) -> Slice:
+        """The slice as built from a read of its own, the way meta built each before."""
+        agents = self.platform.agents
+        with self.store.read() as tx:
+            inst = tx.instances.get(instance_id)
+            assert inst is not None
+            app = tx.apps.existing("shop")
+            version = tx.releases.current_version(app.id)
+            release = tx.releases.get(app, version) if version else None
+            layer = tx.layers.get(app.id, inst.layer)
+            return build_slice(
+                generation=tx.apps.generation(app.id),
+                app=app,
+                instance=instance_id,
+                release=release,
+                slug=slug_of(tx, release),
+                placed=tx.processes.of(app.id, instance_id),
+                nonces=tx.processes.nonces(app.id, instance_id),
+                release_phase=agents.release_phase.command_for(tx, app, instance_id),
+                drains=agents.shipping.urls(tx, app.id),
+                rollout=agents.rollout,
+                lease=lease_terms(inst.provider, agents.instance_timeout),
+                setup=inst.setup,
+                teardown=layer.teardown if layer else None,
+            )
+
+
+@pytest.fixture
+def fleet(store: Store, tmp_path: Path) -> Fleet:
+    return Fleet(store, tmp_path)
+
+
+def reads_of_processes(store: Store) -> list[str]:
+    """Every SELECT from processes run against `store` from now on (a list that grows)."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if re.match(r"\s*SELECT\b.*\bFROM processes\b", statement, re.S):
+            seen.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_forty_agents_asking_after_a_scale_cost_one_read_and_get_what_a_read_alone_gives(
+    fleet: Fleet,
+) -> None:
+    fleet.scale("web=60 worker=20")
+    selects = reads_of_processes(fleet.store)
+    cache = fleet.platform.agents.slices
+    before = cache.reads
+    slices = fleet.slices()
+    assert cache.reads == before + 1
+    assert len(selects) == 2  # the app's processes and their nonces, once for all 40
+    assert sum(len(s.processes) for s in slices) == 80
+    assert {s.generation for s in slices} == {slices[0].generation}
+    for (_, iid), got in zip(fleet.agents, slices, strict=True):
+        assert got == fleet.alone(iid)
+        assert got.instance == iid and got.slug is not None and iid in got.slug.url
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["scale", "config", "restart", "drain", "layer teardown"],
+)
+def test_every_change_reaches_the_next_ask(fleet: Fleet, change: str) -> None:
+    p, admin = fleet.platform, fleet.admin
+    fleet.scale("web=40")
+    first = fleet.slices()
+    if change == "scale":
+        fleet.scale("web=80")
+    elif change == "config":
+        p.config.change(admin, "shop", {"COLOR": "blue"})
+    elif change == "restart":
+        p.processes.restart(admin, "shop", "web.7")
+    elif change == "drain":
+        p.drains.add(admin, "shop", "https://logs.example.com/in")
+    else:
+        p.layers.set(admin, "shop", "default", None, teardown="echo bye")
+    after = fleet.slices()
+    assert all(a.generation > b.generation for a, b in zip(after, first, strict=True))
+    assert [a != b for a, b in zip(after, first, strict=True)].count(True) >= 1
+    for (_, iid), got in zip(fleet.agents, after, strict=True):
+        assert got == fleet.alone(iid)
+
+
+def test_a_snapshot_is_read_again_when_it_is_older_than_its_max_age(fleet: Fleet) -> None:
+    """A change made without bumping the generation (none should be) still arrives once the
+    snapshot is MAX_AGE old, as it did before at the next long-poll."""
+    fleet.scale("web=40")
+    agents = fleet.platform.agents
+    agents.slices = SliceCache(max_age=0.0)
+    first = fleet.slices()
+    with fleet.store.write() as tx:  # behind meta's back: a nonce, the generation left
+        app_id = tx.apps.existing("shop").id
+        tx.processes.bump_nonce(app_id, "web.1")
+    again = fleet.slices()
+    assert again != first
+    assert {s.generation for s in again} == {first[0].generation}
