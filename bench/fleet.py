@@ -11,9 +11,10 @@ database, with a provider that only records each instance's id and agent token (
 started). This process then plays every instance's agent, one asyncio task each, speaking the
 agent protocol over HTTP/1.1 as the real agent does (gun.agent.agent, gun.agent.metaclient):
 register, long-poll `desired?after=GEN&wait=25` (read with gun.protocol.read_slice), and report
-the slice's processes as up with `PUT observed` at once after a new slice and every
-report_interval (2 s) besides. Like the real agent it opens a connection per call, unless
-`--keep-alive`.
+the slice's processes as up with `PUT observed` at once after a new slice, and besides when
+the real agent would (gun.agent.fence.heartbeat: every report_interval, 2 s, until meta
+acknowledged the report, then a third of the lease, 5.7 s with GUN_INSTANCE_TIMEOUT=30). Like
+the real agent it opens a connection per call, unless `--keep-alive`.
 
 Once web runs one process per instance, each round scales web from N to 2N or back with
 `PATCH /v1/apps/fleet/formation` (the admin token): every instance's slice changes. From just
@@ -56,6 +57,7 @@ from api import DEFAULT_PG_URL, Meta, percentile, postgres_store
 from gun import protocol
 from gun.agent.agent import POLL_WAIT
 from gun.agent.config import AgentConfig
+from gun.agent.fence import heartbeat
 from gun.core import Platform
 from gun.crypto import Box, load_or_create_key
 from gun.providers import NewInstance
@@ -238,19 +240,29 @@ class SimAgent:
         return protocol.Report(protocol.VERSION, processes, None, None)
 
     async def report(self) -> None:
-        """The heartbeat: at once after a new slice, else every report_interval (the fleet's
-        agents started at different moments: the first waits a random part of it)."""
+        """The heartbeat, when the real agent sends it (gun.agent.fence.heartbeat): at once
+        after a new slice; else after report_interval while the last one acknowledged is not
+        this one, and after a third of the slice's lease once it is (the fleet's agents
+        started at different moments: the first waits a random part of report_interval)."""
         lane = Lane(self.port, self.keep_alive, self.counts)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.new_slice.wait(), random.uniform(0, self.report_interval))
+        acked: protocol.Report | None = None
         try:
             while True:
                 self.new_slice.clear()
-                body = protocol.to_json(self.observed())
+                report = self.observed()
+                terms = self.held.lease if self.held else None
+                every, _ = heartbeat(terms, self.report_interval, report != acked)
+                acked = None
+                body = protocol.to_json(report)
                 with contextlib.suppress(OSError, asyncio.IncompleteReadError, TimeoutError):
-                    await lane.call("observed", "PUT", f"{self.api}/observed", self.token, body, 10)
+                    status, _ = await lane.call(
+                        "observed", "PUT", f"{self.api}/observed", self.token, body, 10
+                    )
+                    acked = report if status < 300 else None
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.new_slice.wait(), self.report_interval)
+                    await asyncio.wait_for(self.new_slice.wait(), every)
         finally:
             lane.close()
 
@@ -560,8 +572,8 @@ def bench(args: argparse.Namespace, root: Path, stack: contextlib.ExitStack) -> 
     )
     say(
         f"agents:  {args.agents} in this one asyncio process, raw HTTP/1.1 ({transport}); "
-        f"long-poll wait {POLL_WAIT:g} s, a report every {args.report_interval:g} s and after "
-        f"each new slice"
+        f"long-poll wait {POLL_WAIT:g} s, a report after each new slice, every "
+        f"{args.report_interval:g} s until acknowledged, then a third of the lease"
     )
     database_url = stack.enter_context(postgres_store(args.pg_url))
     home = root / "meta"

@@ -15,8 +15,9 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from gun.agent.fence import heartbeat
 from gun.agent.lease import Lease
-from gun.core.agents import lease_terms
+from gun.core.slices import lease_terms
 from gun.protocol import Lease as Terms
 
 TERMS = Terms(timeout=6.0, grace=2.0, margin=1.0)
@@ -182,3 +183,23 @@ def test_no_history_runs_a_process_where_meta_may_have_placed_it_elsewhere(
         ran = ran or running
         assert not (running and now >= lost), "runs where meta may have placed it elsewhere"
     event(f"ran: {ran}, lost within the history: {lost < arrivals[-1][0] if arrivals else False}")
+
+
+@pytest.mark.parametrize(
+    ("timeout", "news", "expected"),
+    [
+        (30.0, True, (2.0, 10.0)),  # keep 17 s: something new goes every 2 s
+        (30.0, False, (17 / 3, 10.0)),  # nothing new: three heartbeats per lease are enough
+        (6.0, True, (1.0, 3.0)),  # keep 3 s: a third of it, even with something new
+        (6.0, False, (1.0, 3.0)),
+    ],
+)
+def test_heartbeats_come_three_per_lease_when_nothing_is_new(
+    timeout: float, news: bool, expected: tuple[float, float]
+) -> None:
+    terms = lease_terms("ssh", timeout)
+    assert terms is not None
+    every, limit = heartbeat(terms, 2.0, news)
+    assert (every, limit) == pytest.approx(expected)
+    # an instance on meta's own machine (provider local) has no lease: every 2 s, as it was
+    assert heartbeat(lease_terms("local", timeout), 2.0, news) == (2.0, None)

@@ -27,7 +27,7 @@ from gun import atomic, isolation, protocol
 from gun.agent import applog, files, runtime_metrics
 from gun.agent.applog import Position
 from gun.agent.config import AgentConfig
-from gun.agent.fence import Fence, clock
+from gun.agent.fence import Fence, clock, heartbeat
 from gun.agent.logship import LogShipper
 from gun.agent.materialise import Materialiser
 from gun.agent.metaclient import MetaClient, Refused, Unreachable
@@ -72,6 +72,7 @@ class Agent:
         self._poll_delay = 0.2  # after meta refused or did not answer a long-poll
         self._desired_unsaved = False  # the slice in memory is not yet cached on disk
         self._unread: str | None = None  # why meta's last answer to the long-poll was not read
+        self._acked: protocol.Report | None = None  # the last heartbeat meta acknowledged
         self._cpu_seen: runtime_metrics.CpuSeen = {}
         self._log_positions: dict[str, Position] = {}  # by drain, as last saved in state/
         self.started: dict[str, Desired] = self._load_started()
@@ -198,7 +199,9 @@ class Agent:
 
     async def report(self) -> None:
         """One heartbeat with the observed state of every process and the instance's problem;
-        the next comes after report_interval, or at once after a change."""
+        the next comes at once after a change of a process, else after report_interval, or,
+        with a lease and nothing new since the last one meta acknowledged, after a third of
+        the lease (Fence.heartbeat)."""
         # Listen for changes before taking the snapshot: a change while the PUT is in flight
         # (a process crashing right after it started) must bring the next report at once.
         changed = asyncio.ensure_future(self.supervisor.changed())
@@ -211,11 +214,14 @@ class Agent:
                 self.setup.report(),
             )
             terms = self.terms
-            every, timeout = self.fence.heartbeat(terms, self.config.report_interval)
+            news = report != self._acked
+            every, timeout = heartbeat(terms, self.config.report_interval, news)
+            self._acked = None
             try:
                 sent = clock()
                 await self.meta.report(self._api, report, timeout)
                 self.fence.renewed(terms, sent)
+                self._acked = report
             except Refused as e:
                 log.error("meta refused the report: %s", e)
             except Unreachable:

@@ -2,11 +2,11 @@
 ROOT/state/lease.json so that an agent started again on the same boot carries it on.
 
 The agent tells it of every heartbeat meta acknowledged (`renewed`) and every slice that
-arrived (`sliced`); it says whether the slice's processes may run now (`may_run`), how often
-to send heartbeats (`heartbeat`), and when a fresh slice is needed at once (`repoll`: the lease
-is held again, but the instance is fenced until a slice asked for since arrives). Its loop
-(`guard`) stops every process once the lease lapses. A slice without
-`lease` is not fenced: everything here then answers as if the lease were held.
+arrived (`sliced`); it says whether the slice's processes may run now (`may_run`), and when a
+fresh slice is needed at once (`repoll`: the lease is held again, but the instance is fenced
+until a slice asked for since arrives). Its loop (`guard`) stops every process once the lease
+lapses. `heartbeat` says how often to send heartbeats. A slice without `lease` is not fenced:
+everything here then answers as if the lease were held.
 """
 
 from __future__ import annotations
@@ -38,6 +38,20 @@ def boot_id() -> str:
         return BOOT_ID.read_text().strip()
     except OSError:
         return ""
+
+
+def heartbeat(
+    terms: Terms | None, interval: float, news: bool = True
+) -> tuple[float, float | None]:
+    """Seconds until the next heartbeat, and how long one may take (None: the client's own).
+    A lease gets at least three heartbeats, each no longer than the lease; when the last one
+    meta acknowledged said all there is to say (`news` false), that is all it gets: 1,000
+    agents heartbeating every `interval` (2 s) were more than meta could answer
+    (bench/fleet.py). Without a lease, every `interval`."""
+    if terms is None:
+        return interval, None
+    every = terms.keep / 3
+    return (min(interval, every) if news else every), min(10.0, terms.keep)
 
 
 class Fence:
@@ -101,13 +115,6 @@ class Fence:
         if terms is None or self.lease.fenced:
             return None
         return self.lease.lapses_at(terms)
-
-    def heartbeat(self, terms: Terms | None, interval: float) -> tuple[float, float | None]:
-        """Seconds between heartbeats, and how long one may take (None: the client's own): a
-        lease gets at least three, each no longer than the lease."""
-        if terms is None:
-            return interval, None
-        return min(interval, terms.keep / 3), min(10.0, terms.keep)
 
     async def guard(self, terms: Terms | None, supervisor: Supervisor) -> None:
         """One pass of the fence loop: have every process stopped (SIGTERM, SIGKILL after the
