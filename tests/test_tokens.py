@@ -391,6 +391,31 @@ def test_a_token_costs_one_query_per_half_second(
     assert 2 <= len(queries) <= 4  # at 0 s, 0.5 s and 1.0 s
 
 
+def test_a_fleet_of_tokens_costs_one_read_of_the_live_tokens_per_half_second(
+    platform: Platform, admin: Principal, store: Store
+) -> None:
+    """1,000 agents each calling every few seconds were a token query per call; now who each
+    token is is read once, and which are live once per half second for all of them."""
+    tokens = [platform.tokens.create(admin, f"t{n}", "viewer", None)[0] for n in range(40)]
+    queries: list[str] = []
+
+    def seen(_c: object, _cur: object, statement: str, *_: object) -> None:
+        if "FROM tokens" in statement:
+            queries.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        began = time.monotonic()
+        while time.monotonic() - began < 1.2:
+            for t in tokens:
+                assert platform.tokens.authenticate(t).name.startswith("t")
+    finally:
+        event.remove(store.engine, "before_cursor_execute", seen)
+    who = [q for q in queries if "JOIN" in q]
+    assert len(who) == 40  # each token's principal, once
+    assert 2 <= len(queries) - len(who) <= 4  # the live tokens at 0 s, 0.5 s and 1.0 s
+
+
 # drain tokens --------------------------------------------------------------------------------
 
 

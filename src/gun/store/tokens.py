@@ -130,6 +130,11 @@ class TokenQueries(Queries):
             utc(row.expires_at) if row.expires_at else None,
         )
 
+    def live_hashes(self) -> frozenset[str]:
+        """The hash of every token neither revoked nor deleted (expired ones included)."""
+        rows = self.conn.execute(select(tokens.c.hash).where(tokens.c.revoked.is_(False)))
+        return frozenset(r.hash for r in rows)
+
     def count(self) -> int:
         return int(self.conn.execute(select(func.count()).select_from(tokens)).scalar_one())
 
