@@ -225,14 +225,15 @@ SPEAKS = [Depends(agentwire.speaks)]
 
 
 @router.post("/agent/instances/{instance_id}/register", dependencies=SPEAKS)
-def register(
+async def register(
     instance_id: str,
     body: Annotated[Any, agentwire.body(protocol.Registration)],
     who: Who,
     gun: Gun,
 ) -> dict[str, Any]:
+    """Group-committed with the registrations that arrive meanwhile (core/batch.py)."""
     registration = agentwire.read(protocol.read_registration, body, who, instance_id)
-    return instance_json(gun.agents.register(who, instance_id, registration.address))
+    return instance_json(await gun.agents.registered(who, instance_id, registration.address))
 
 
 @router.get(
