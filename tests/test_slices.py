@@ -4,6 +4,7 @@ of change (scale, config, restart, drain, layer) reaches the next ask."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -158,3 +159,36 @@ def test_a_snapshot_is_read_again_when_it_is_older_than_its_max_age(fleet: Fleet
     again = fleet.slices()
     assert again != first
     assert {s.generation for s in again} == {first[0].generation}
+
+
+def test_forty_long_polls_woken_together_share_one_read_and_then_need_no_query(
+    fleet: Fleet,
+) -> None:
+    """What a scale does to 1,000 long-polls: every one wakes at once and wants the new
+    generation's slice (api/fleet_routes.py `desired`, core/agents.py `slice_at`)."""
+    agents = fleet.platform.agents
+    fleet.scale("web=40")
+    for who, iid in fleet.agents:  # each long-poll's first call: meta learns its app
+        agents.generation(who, iid)
+    fleet.scale("web=80")
+    with fleet.store.read() as tx:
+        generation = tx.apps.generation(tx.apps.existing("shop").id)
+    statements: list[str] = []
+    event.listen(fleet.store.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+
+    async def woken() -> list[Slice]:
+        return await asyncio.gather(
+            *(agents.slice_at(who, iid, generation) for who, iid in fleet.agents)
+        )
+
+    before = agents.slices.reads
+    got = asyncio.run(woken())
+    assert agents.slices.reads == before + 1
+    read = len(statements)
+    assert 0 < read < 20
+    assert [s.generation for s in got] == [generation] * 40
+    assert sum(len(s.processes) for s in got) == 80
+    assert asyncio.run(woken()) == got
+    assert len(statements) == read  # the second time, not one query
+    for (_, iid), s in zip(fleet.agents, got, strict=True):
+        assert s == fleet.alone(iid)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -239,7 +240,7 @@ async def register(
 @router.get(
     "/agent/instances/{instance_id}/desired",
     dependencies=SPEAKS,
-    response_model=None,
+    response_class=Response,
     responses=agentwire.answer(protocol.Slice),
 )
 async def desired(
@@ -249,15 +250,23 @@ async def desired(
     gun: Gun,
     after: int = Query(-1, ge=-1, le=2**62),
     wait: float = Query(LONG_POLL_SECONDS, ge=0, le=60),
-) -> dict[str, Any]:
+) -> Response:
     """Answers at once if the app's generation is past `after`, else when it is, or at `wait`
-    (api/longpoll.py waits)."""
-    app_id, generation = await to_thread.run_sync(gun.agents.generation, who, instance_id)
-    if generation <= after:
-        generations: Generations = request.app.state.generations
+    (api/longpoll.py waits). Once this meta knows the instance's app and its generation, a
+    long-poll costs no query: the generation is the one meta's long-polls share, and the slice
+    is built from the app's snapshot (core/slices.py)."""
+    generations: Generations = request.app.state.generations
+    home = gun.agents.home(who, instance_id)
+    shared = generations.known.get(home) if home is not None else None
+    if home is not None and shared is not None:
+        app_id, known = home, shared
+    else:
+        app_id, known = await to_thread.run_sync(gun.agents.generation, who, instance_id)
+    if known <= after:
         await generations.wait_past(app_id, after, wait)
-    state = await to_thread.run_sync(gun.agents.desired, who, instance_id)
-    return protocol.to_json(state)
+        known = max(known, generations.known.get(app_id, known))
+    state = await gun.agents.slice_at(who, instance_id, known)
+    return Response(json.dumps(protocol.to_json(state)), media_type="application/json")
 
 
 @router.put("/agent/instances/{instance_id}/observed", status_code=204, dependencies=SPEAKS)

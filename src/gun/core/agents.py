@@ -10,6 +10,7 @@ and takes a Report.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, BinaryIO
@@ -81,6 +82,8 @@ class Agents:
         self.rollout = rollout
         self.slices = SliceCache()
         self._registrations: Batcher[tuple[Principal, str, str | None], Instance] = Batcher()
+        self._homes: dict[str, tuple[int, str]] = {}  # instance id: its app's id and name
+        self._reading: dict[int, tuple[int, asyncio.Future[AppSlices]]] = {}  # by app id
 
     def register(self, who: Principal, instance_id: str, address: str | None) -> Instance:
         """The agent is up: the instance is online (at `address`, if given); back from
@@ -142,8 +145,11 @@ class Agents:
         check_agent(who, instance_id)
         with self.store.read() as tx:
             inst = _instance(tx, instance_id)
-            app = tx.apps.existing(inst.app)
-            return app.id, tx.apps.generation(app.id)
+            found = tx.apps.generation_of(inst.app)
+        if found is None:
+            raise NotFound(f"app {inst.app!r} does not exist")
+        self._homes[instance_id] = (found[0], inst.app)
+        return found
 
     def generations(self) -> dict[int, int]:
         """Every app's generation, by app id: what meta's long-polls wait on (api/longpoll.py).
@@ -160,14 +166,56 @@ class Agents:
             found = tx.apps.generation_of(inst.app)
             if found is None:
                 raise NotFound(f"app {inst.app!r} does not exist")
-        app_id, generation = found
-
-        def read(tx: Tx) -> AppSlices:
-            app = tx.apps.existing(inst.app)
-            return read_app(tx, app, generation, self.shipping.urls(tx, app.id), self.release_phase)
-
-        snapshot = self.slices.get(self.store, app_id, generation, read)
+        self._homes[instance_id] = (found[0], inst.app)
+        snapshot = self._snapshot(found[0], inst.app, found[1])
         return snapshot.slice_for(inst, self.rollout, self.instance_timeout)
+
+    def home(self, who: Principal, instance_id: str) -> int | None:
+        """The app id of the agent's instance, if this meta knows it without a query (an
+        instance never changes app)."""
+        check_agent(who, instance_id)
+        home = self._homes.get(instance_id)
+        return home[0] if home else None
+
+    async def slice_at(self, who: Principal, instance_id: str, generation: int) -> Slice:
+        """The instance's slice at `generation` or newer, from its app's snapshot: no query
+        when the snapshot is cached, else one read shared by every caller waiting for it (a
+        scale wakes 1,000 long-polls at once); `desired` for an instance not known here."""
+        check_agent(who, instance_id)
+        home = self._homes.get(instance_id)
+        if home is not None:
+            snapshot = self.slices.fresh(home[0], generation)
+            if snapshot is None:
+                snapshot = await self._shared_read(home, generation)
+            inst = snapshot.instances.get(instance_id)
+            if inst is not None:
+                return snapshot.slice_for(inst, self.rollout, self.instance_timeout)
+        return await asyncio.to_thread(self.desired, who, instance_id)
+
+    async def _shared_read(self, home: tuple[int, str], generation: int) -> AppSlices:
+        app_id, name = home
+        loop = asyncio.get_running_loop()
+        pending = self._reading.get(app_id)
+        if pending is None or pending[0] < generation or pending[1].get_loop() is not loop:
+            read = asyncio.ensure_future(
+                asyncio.to_thread(self._snapshot, app_id, name, generation)
+            )
+            self._reading[app_id] = pending = (generation, read)
+            mine = pending
+
+            def done(_: object) -> None:
+                if self._reading.get(app_id) is mine:
+                    del self._reading[app_id]
+
+            read.add_done_callback(done)
+        return await asyncio.shield(pending[1])
+
+    def _snapshot(self, app_id: int, name: str, generation: int) -> AppSlices:
+        def read(tx: Tx) -> AppSlices:
+            app = tx.apps.existing(name)
+            return read_app(tx, app, self.shipping.urls(tx, app.id), self.release_phase)
+
+        return self.slices.get(self.store, app_id, generation, read)
 
     def lease_replacements(
         self, who: Principal, instance_id: str, names: Sequence[str]

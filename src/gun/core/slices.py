@@ -9,10 +9,11 @@ used to read the release, the processes and the rest again for each: ~8 ms each,
 over ~8 s (bench/fleet.py).
 
 `SliceCache` keeps the newest snapshot of each app. A slice is never older than the
-generation its caller read before asking: a snapshot is used only if it was read at that
-generation or later (the generation is read first, so what follows is as new or newer). A
-snapshot is read again after MAX_AGE seconds whatever the generation says, so a change made
-by a path that forgot to bump it still arrives, as it did before (at the next long-poll).
+generation its caller knew of before asking: a snapshot is used only if it was read at that
+generation or later (the snapshot reads the generation first, so what follows is as new or
+newer). A snapshot is read again after MAX_AGE seconds whatever the generation says, so a
+change made by a path that forgot to bump it still arrives, as it did before (at the next
+long-poll).
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ class AppSlices:
     release_phase: tuple[str, ReleasePhaseOrder] | None  # the instance to run it, and how
     drains: tuple[str, ...]
     teardowns: Mapping[str, str | None]  # by layer
+    instances: Mapping[str, Instance]  # by id
     read_at: float  # time.monotonic() when read
 
     def slice_for(self, inst: Instance, rollout: Rollout, timeout: float) -> Slice:
@@ -127,17 +129,17 @@ class AppSlices:
         )
 
 
-def read_app(
-    tx: Tx, app: App, generation: int, drains: Sequence[str], release_phase: ReleasePhase
-) -> AppSlices:
-    """The app's snapshot, read after its `generation` was (so it is as new or newer)."""
+def read_app(tx: Tx, app: App, drains: Sequence[str], release_phase: ReleasePhase) -> AppSlices:
+    """The app's snapshot, at the generation read first (so what follows is as new or newer)."""
+    generation = tx.apps.generation(app.id)
     version = tx.releases.current_version(app.id)
     release = tx.releases.get(app, version) if version else None
     placed: dict[str, list[Process]] = {}
     for p in tx.processes.of(app.id):
         if p.instance:
             placed.setdefault(p.instance, []).append(p)
-    online = sorted(i.id for i in tx.instances.of(app.id) if i.state == "online")
+    instances = {i.id: i for i in tx.instances.of(app.id)}
+    online = sorted(i.id for i in instances.values() if i.state == "online")
     order = release_phase.command_for(tx, app, online[0]) if online else None
     return AppSlices(
         generation=generation,
@@ -149,6 +151,7 @@ def read_app(
         release_phase=(online[0], order) if order else None,
         drains=tuple(drains),
         teardowns={layer.name: layer.teardown for layer in tx.layers.of(app.id)},
+        instances=instances,
         read_at=time.monotonic(),
     )
 
