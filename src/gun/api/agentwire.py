@@ -20,7 +20,7 @@ from pydantic import TypeAdapter
 
 from gun import protocol
 from gun.api.auth import Who
-from gun.core.agents import check_agent
+from gun.core.reports import check_agent
 from gun.errors import ProtocolError
 from gun.model import Principal
 

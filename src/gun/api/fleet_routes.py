@@ -270,12 +270,13 @@ async def desired(
 
 
 @router.put("/agent/instances/{instance_id}/observed", status_code=204, dependencies=SPEAKS)
-def observed(
+async def observed(
     instance_id: str, body: Annotated[Any, agentwire.body(protocol.Report)], who: Who, gun: Gun
 ) -> None:
-    """The heartbeat: a Report of every process the agent runs."""
+    """The heartbeat: a Report of every process the agent runs, group-committed with the
+    reports that arrive meanwhile (core/reports.py)."""
     report = agentwire.read(protocol.read_report, body, who, instance_id)
-    gun.agents.report(who, instance_id, report)
+    await gun.agents.reported(who, instance_id, report)
 
 
 class Replacements(Strict):

@@ -15,46 +15,22 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, BinaryIO
 
+from gun.core import reports
 from gun.core.batch import Batcher
 from gun.core.placing import write_placement
 from gun.core.release_phase import ReleasePhase
+from gun.core.reports import check_agent, state_after_setup
 from gun.core.shipping import Shipping
 from gun.core.slices import AppSlices, SliceCache, read_app
 from gun.core.slugs import Slugs
-from gun.errors import Forbidden, GunError, NotFound
-from gun.model import App, Instance, InstanceState, Principal, Process, SetupState
-from gun.protocol import ObservedProcess, Report, Rollout, Slice
+from gun.errors import GunError, NotFound
+from gun.model import App, Instance, Principal
+from gun.protocol import Report, Rollout, Slice
 from gun.providers import bundle
 from gun.store import Store, Tx
 from gun.store.time import now
 
 LEASE_SECONDS = 120.0  # a replacement lease lapses after this (an agent that died mid-way)
-
-
-def state_after_setup(setup: str | None, setup_state: SetupState | None) -> InstanceState:
-    """The state of a heartbeating instance: online, unless its setup has not succeeded."""
-    if setup is None or setup_state == "succeeded":
-        return "online"
-    return "setup_failed" if setup_state == "failed" else "setup"
-
-
-def _same(stored: Process, seen: ObservedProcess) -> bool:
-    """Whether a report says of a process just what the store holds already."""
-    return (
-        stored.state == seen.state
-        and stored.release == seen.release
-        and stored.port == seen.port
-        and stored.pid == seen.pid
-        and stored.restarts == seen.restarts
-        and stored.exit_code == seen.exit_code
-        and stored.since == seen.since
-    )
-
-
-def check_agent(who: Principal, instance_id: str) -> None:
-    """Forbidden unless `who` is the agent token of this instance."""
-    if who.instance != instance_id:
-        raise Forbidden(f"token {who.name!r} is not the agent token of instance {instance_id!r}")
 
 
 def _instance(tx: Tx, instance_id: str) -> Instance:
@@ -82,6 +58,7 @@ class Agents:
         self.rollout = rollout
         self.slices = SliceCache()
         self._registrations: Batcher[tuple[Principal, str, str | None], Instance] = Batcher()
+        self._reports: Batcher[reports.Call, None] = Batcher()
         self._homes: dict[str, tuple[int, str]] = {}  # instance id: its app's id and name
         self._reading: dict[int, tuple[int, asyncio.Future[AppSlices]]] = {}  # by app id
 
@@ -236,58 +213,18 @@ class Agents:
             ]
 
     def report(self, who: Principal, instance_id: str, report: Report) -> None:
-        """An agent's heartbeat with the state of every process it runs."""
-        check_agent(who, instance_id)
+        """An agent's heartbeat with the state of every process it runs (core/reports.py)."""
+        got = self.report_many([reports.Call(who, instance_id, report)])[0]
+        if got is not None:
+            raise got
+
+    async def reported(self, who: Principal, instance_id: str, report: Report) -> None:
+        """`report`, group-committed with the reports that arrive meanwhile (core/batch.py)."""
+        await self._reports.run("report", reports.Call(who, instance_id, report), self.report_many)
+
+    def report_many(self, calls: Sequence[reports.Call]) -> list[None | BaseException]:
         with self.store.write() as tx:
-            inst = _instance(tx, instance_id)
-            app = tx.apps.existing(inst.app, lock=inst.state != "online")
-            setup_state, values = inst.setup_state, {}
-            if report.setup is not None and inst.setup is not None:
-                setup_state = report.setup.state
-                values = {"setup_state": setup_state, "setup_output": report.setup.output}
-            state = state_after_setup(inst.setup, setup_state)
-            tx.instances.update(
-                instance_id, state=state, last_heartbeat=now(), problem=report.problem, **values
-            )
-            leased = tx.processes.leased(app.id, instance_id)
-            current = tx.releases.current_version(app.id) if leased else None
-            stored = {p.name: p for p in tx.processes.of(app.id, instance_id)}
-            ended = False
-            for o in report.processes:
-                was = stored.get(o.name)
-                if was is None or o.name in leased or not _same(was, o):
-                    tx.processes.report(
-                        app.id,
-                        instance_id,
-                        o.name,
-                        state=o.state,
-                        release=o.release,
-                        port=o.port,
-                        pid=o.pid,
-                        restarts=o.restarts,
-                        exit_code=o.exit_code,
-                        since=o.since,
-                    )  # a heartbeat that changes nothing writes only the instance's row
-                # up on the current release: its replacement lease ends
-                if o.name in leased and o.state == "up" and o.release == current:
-                    ended = tx.processes.end_lease(app.id, o.name) or ended
-            if ended:  # the agents waiting for a lease hear of it at once (long-polls wake)
-                tx.apps.bump_generation(app.id)
-            seen = {o.name for o in report.processes}
-            for p in stored.values():
-                if p.name in seen:
-                    continue
-                if not p.desired:
-                    tx.processes.delete(app.id, p.name)
-                elif p.state in ("up", "stopping", "crashed"):
-                    # its agent reported it once and no longer does: it is not running, and
-                    # must not be shown as it last was (placed ones stay `starting`)
-                    tx.processes.report(
-                        app.id, instance_id, p.name, state="down", pid=None, port=None, since=now()
-                    )
-            if inst.state != state:
-                write_placement(tx, app)
-                tx.events.record(app, "meta", f"instance.{state}", {"id": instance_id})
+            return reports.apply(tx, calls)
 
     def bundle(self, who: Principal, instance_id: str) -> bundle.Archive:
         """The agent's wheels in one tar, for an instance's own bootstrap (provider ec2's

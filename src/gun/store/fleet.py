@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Row, and_, bindparam, delete, func, insert, select, update
 
@@ -57,6 +57,21 @@ def _process(r: Row[Any]) -> Process:
         exit_code=r.exit_code,
         since=utc(r.since) if r.since else None,
     )
+
+
+class ProcessReport(NamedTuple):
+    """What an agent says of one of its processes (a row of `ProcessQueries.report_many`)."""
+
+    app: int
+    name: str
+    instance: str
+    state: str
+    release: int | None
+    port: int | None
+    pid: int | None
+    restarts: int
+    exit_code: int | None
+    since: datetime | None
 
 
 _INSTANCE_COLS = [
@@ -139,8 +154,34 @@ class InstanceQueries(Queries):
         ).first()
         return _instance(row) if row else None
 
+    def get_many(self, ids: Collection[str]) -> dict[str, Instance]:
+        """These instances (those that exist), by id: one query."""
+        if not ids:
+            return {}
+        rows = self.conn.execute(
+            select(*_INSTANCE_COLS)
+            .join(apps, apps.c.id == instances.c.app_id)
+            .where(instances.c.id.in_(list(ids)))
+        )
+        return {r.id: _instance(r) for r in rows}
+
     def update(self, instance_id: str, **values: Any) -> None:
         self.conn.execute(update(instances).where(instances.c.id == instance_id).values(**values))
+
+    def beat(self, beats: Sequence[tuple[str, str, datetime, str | None]]) -> None:
+        """Heartbeats heard: (instance id, state, when, problem) each, in one statement."""
+        if not beats:
+            return
+        self.conn.execute(
+            update(instances)
+            .where(instances.c.id == bindparam("b_id"))
+            .values(
+                state=bindparam("b_state"),
+                last_heartbeat=bindparam("b_at"),
+                problem=bindparam("b_problem"),
+            ),
+            [{"b_id": i, "b_state": st, "b_at": at, "b_problem": pr} for i, st, at, pr in beats],
+        )
 
     def delete(self, instance_id: str) -> None:
         token_id = self.conn.execute(
@@ -274,6 +315,48 @@ class ProcessQueries(Queries):
         )
         return done.rowcount > 0
 
+    def of_instances(
+        self, app_ids: Collection[int], ids: Collection[str]
+    ) -> dict[str, list[Process]]:
+        """The processes of these apps on these instances, by instance: one query."""
+        if not ids:
+            return {}
+        q = (
+            select(*_PROCESS_COLS)
+            .join(apps, apps.c.id == processes.c.app_id)
+            .where(processes.c.app_id.in_(list(app_ids)), processes.c.instance_id.in_(list(ids)))
+        )
+        out: dict[str, list[Process]] = {}
+        for r in self.conn.execute(q):
+            out.setdefault(r.instance_id, []).append(_process(r))
+        return out
+
+    def report_many(self, rows: Sequence[ProcessReport]) -> None:
+        """Agents' observations of their processes, in one statement (each row changes only
+        the process of that app, name and instance)."""
+        if not rows:
+            return
+        at = now()
+        self.conn.execute(
+            update(processes)
+            .where(
+                processes.c.app_id == bindparam("b_app"),
+                processes.c.name == bindparam("b_name"),
+                processes.c.instance_id == bindparam("b_instance"),
+            )
+            .values(
+                reported_at=at,
+                state=bindparam("b_state"),
+                release=bindparam("b_release"),
+                port=bindparam("b_port"),
+                pid=bindparam("b_pid"),
+                restarts=bindparam("b_restarts"),
+                exit_code=bindparam("b_exit_code"),
+                since=bindparam("b_since"),
+            ),
+            [{f"b_{k}": v for k, v in row._asdict().items()} for row in rows],
+        )
+
     def lease_replacement(
         self, app_id: int, instance_id: str, name: str, limit: int, until: datetime
     ) -> bool:
@@ -316,6 +399,22 @@ class ProcessQueries(Queries):
             )
         )
         return {r.name for r in rows}
+
+    def leased_on(self, app_ids: Collection[int], ids: Collection[str]) -> dict[str, set[str]]:
+        """`leased` of each of these instances of these apps (those with any), in one query."""
+        if not ids:
+            return {}
+        rows = self.conn.execute(
+            select(processes.c.instance_id, processes.c.name).where(
+                processes.c.app_id.in_(list(app_ids)),
+                processes.c.instance_id.in_(list(ids)),
+                processes.c.replacing_until.is_not(None),
+            )
+        )
+        out: dict[str, set[str]] = {}
+        for r in rows:
+            out.setdefault(r.instance_id, set()).add(r.name)
+        return out
 
     def end_lease(self, app_id: int, name: str) -> bool:
         done = self.conn.execute(

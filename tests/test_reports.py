@@ -1,0 +1,195 @@
+"""Heartbeats taken many at a time (core/reports.py): a batch is a few statements whatever its
+size, every report in it means what it meant alone, and each caller hears its own refusal."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event
+
+from gun import formation, protocol
+from gun.api.app import create_app
+from gun.build.slug import pack
+from gun.build.slugstore import LocalSlugStore
+from gun.core import Platform
+from gun.core.reports import Call
+from gun.errors import Forbidden, NotFound
+from gun.model import Principal, Process
+from gun.protocol import ObservedProcess, Report
+from gun.store import Store
+from tests.fakes import RecordingProvider
+
+SINCE = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+
+
+class Fleet:
+    """App `shop` (web, worker) on 10 registered instances, web=10 worker=5."""
+
+    def __init__(self, store: Store, tmp_path: Path) -> None:
+        self.store = store
+        self.fake = RecordingProvider()
+        self.platform = p = Platform(
+            store,
+            slugs=LocalSlugStore(tmp_path / "slugs"),
+            providers={"fake": self.fake},
+            meta_url="http://meta",
+        )
+        self.admin = p.tokens.authenticate(p.tokens.bootstrap_admin(None) or "")
+        p.apps.create(self.admin, "shop")
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "Procfile").write_text("web: run-web $PORT\nworker: run-worker\n")
+        slug = pack(src, tmp_path / "slug.tar.gz")
+        slug_id, _ = p.slugs.add(self.admin, "shop", slug.path, slug.sha256, slug.size)
+        p.deploys.release(self.admin, "shop", slug_id)
+        p.instances.create(self.admin, "shop", "default", 10, provider="fake")
+        self.who: dict[str, Principal] = {}
+        for m in self.fake.made:
+            self.who[m.id] = p.tokens.authenticate(m.token)
+            p.agents.register(self.who[m.id], m.id, None)
+        p.formation.scale(self.admin, "shop", formation.parse("web=10 worker=5"))
+        self.ids = [m.id for m in self.fake.made]
+
+    def placed(self, iid: str) -> list[str]:
+        return [d.name for d in self.platform.agents.desired(self.who[iid], iid).processes]
+
+    def up(self, iid: str, pid: int = 100, names: list[str] | None = None) -> Call:
+        """A report of the instance's placed processes (or `names`), all up."""
+        procs = tuple(
+            ObservedProcess(name, "up", 1, 5000 + n, pid + n, 0, None, SINCE)
+            for n, name in enumerate(self.placed(iid) if names is None else names)
+        )
+        return Call(self.who[iid], iid, Report(protocol.VERSION, procs, None, None))
+
+    def processes(self) -> dict[str, Process]:
+        with self.store.read() as tx:
+            return {p.name: p for p in tx.processes.of(tx.apps.existing("shop").id)}
+
+    def instance(self, iid: str) -> Any:
+        with self.store.read() as tx:
+            return tx.instances.get(iid)
+
+
+@pytest.fixture
+def fleet(store: Store, tmp_path: Path) -> Fleet:
+    return Fleet(store, tmp_path)
+
+
+def statements(store: Store) -> list[str]:
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if re.match(r"\s*(SELECT|UPDATE|INSERT|DELETE)\b", statement):
+            seen.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_a_batch_of_ten_reports_is_a_few_statements_and_each_is_written(fleet: Fleet) -> None:
+    agents = fleet.platform.agents
+    calls = [fleet.up(i) for i in fleet.ids]
+    said = statements(fleet.store)
+    assert agents.report_many(calls) == [None] * 10
+    # the instances, the app (locked), the processes and their leases, then the heartbeats
+    # and the processes' changes: one statement each
+    assert len([s for s in said if s.lstrip().startswith("SELECT")]) == 4, said
+    writes = [s for s in said if not s.lstrip().startswith("SELECT")]
+    assert len(writes) == 2, writes
+    procs = fleet.processes()
+    assert {p.state for p in procs.values()} == {"up"}
+    assert all(p.since == SINCE and p.pid and p.port for p in procs.values())
+    beats = [fleet.instance(i).last_heartbeat for i in fleet.ids]
+    assert all(b is not None and b > datetime.now(UTC) - timedelta(seconds=30) for b in beats)
+
+    # again, nothing new: only the instances' heartbeats are written
+    calls = [fleet.up(i) for i in fleet.ids]
+    said.clear()
+    assert agents.report_many(calls) == [None] * 10
+    writes = [s for s in said if not s.lstrip().startswith("SELECT")]
+    assert len(writes) == 1 and writes[0].lstrip().startswith("UPDATE instances"), writes
+
+
+def test_each_report_in_a_batch_means_what_it_meant_alone(fleet: Fleet) -> None:
+    agents = fleet.platform.agents
+    assert agents.report_many([fleet.up(i) for i in fleet.ids]) == [None] * 10
+    one, two, three = fleet.ids[:3]
+    gone = fleet.placed(two)[0]
+    fleet.platform.formation.scale(fleet.admin, "shop", formation.parse("worker=0"))
+    undesired = {n for n, p in fleet.processes().items() if not p.desired}
+    assert undesired
+    quiet = [n for n in undesired if fleet.processes()[n].instance == three]
+    calls = [
+        fleet.up(one, pid=900),  # new pids: written
+        fleet.up(two, names=[n for n in fleet.placed(two) if n != gone]),  # one no longer said
+        fleet.up(three, names=[]),  # says nothing: its undesired worker goes
+    ]
+    assert agents.report_many(calls) == [None] * 3
+    procs = fleet.processes()
+    assert {procs[n].pid for n in fleet.placed(one)} >= {900}
+    assert procs[gone].state == "down" and procs[gone].pid is None
+    assert all(n not in procs for n in quiet)
+
+
+def test_a_lost_instance_that_reports_is_online_and_placed_again(fleet: Fleet) -> None:
+    iid = fleet.ids[4]
+    with fleet.store.write() as tx:
+        tx.instances.update(iid, state="lost")
+    assert fleet.platform.agents.report_many([fleet.up(iid, names=[])]) == [None]
+    assert fleet.instance(iid).state == "online"
+    with fleet.store.read() as tx:
+        actions = [e.action for e in tx.events.of("shop", 5)]
+    assert "instance.online" in actions
+    assert fleet.placed(iid)  # processes placed on it again
+
+
+def test_in_one_batch_each_caller_hears_its_own_refusal_and_the_newer_report_wins(
+    fleet: Fleet,
+) -> None:
+    one, two, three = fleet.ids[:3]
+    stranger = Call(fleet.who[one], two, Report(protocol.VERSION, (), None, None))
+    older, newer = fleet.up(three, pid=300), fleet.up(three, pid=700)
+    nosuch = Call(fleet.who[one], one, Report(protocol.VERSION, (), None, None))
+    with fleet.store.write() as tx:
+        tx.instances.delete(one)
+    got = fleet.platform.agents.report_many([stranger, older, nosuch, newer])
+    assert isinstance(got[0], Forbidden)
+    assert got[0].message == (
+        f"token {fleet.who[one].name!r} is not the agent token of instance {two!r}"
+    )
+    assert got[1] is None and got[3] is None
+    assert isinstance(got[2], NotFound) and got[2].message == f"instance {one!r} does not exist"
+    procs = fleet.processes()
+    assert sorted(procs[n].pid or 0 for n in fleet.placed(three))[0] == 700
+
+
+def test_heartbeats_over_http_at_once(fleet: Fleet) -> None:
+    """The route group-commits: twenty agents reporting together are all heard."""
+    transport = httpx.ASGITransport(app=create_app(fleet.platform))
+    tokens = {m.id: m.token for m in fleet.fake.made}
+
+    async def report_all() -> list[httpx.Response]:
+        async with httpx.AsyncClient(transport=transport, base_url="http://meta") as c:
+            return await asyncio.gather(
+                *(
+                    c.put(
+                        f"/v1/agent/instances/{iid}/observed",
+                        json=protocol.to_json(fleet.up(iid).report),
+                        headers={
+                            "Authorization": f"Bearer {tokens[iid]}",
+                            protocol.HEADER: str(protocol.VERSION),
+                        },
+                    )
+                    for iid in fleet.ids * 2
+                )
+            )
+
+    answers = asyncio.run(report_all())
+    assert [r.status_code for r in answers] == [204] * 20
+    assert {p.state for p in fleet.processes().values()} == {"up"}
