@@ -10,7 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gun.model import Layer
-from gun.placement import Instance, place, split_name, unplaceable
+from gun.placement import (
+    Instance,
+    _keep,
+    eligible,
+    place,
+    process_names,
+    split_name,
+    unplaceable,
+)
 
 DEFAULT = [Layer("default", None)]
 TWO = [Layer("app", ("web",)), Layer("jobs", ("worker",))]
@@ -332,3 +340,47 @@ def test_kept_assignments_stay_unless_evenness_forbids(
             if (p := split_name(n)) and p[0] == ptype and p[1] <= total and result.get(n) == i
         )
         assert stayed == best
+
+
+def by_min(
+    totals: dict[str, int],
+    layers: list[Layer],
+    instances: list[Instance],
+    current: dict[str, str],
+) -> dict[str, str]:
+    """place() as it was written first: a `min` over the pool for each new process."""
+    types = [t for t in sorted(totals) if totals[t] > 0]
+    pools = {t: eligible(t, layers, instances) for t in types}
+    kept = {t: _keep(t, totals[t], pools[t], current) for t in types if pools[t]}
+    load = Counter(i for assigned in kept.values() for i in assigned.values())
+    result: dict[str, str] = {}
+    for ptype, assigned in kept.items():
+        counts = Counter(assigned.values())
+        for name in process_names(ptype, totals[ptype]):
+            if name not in assigned:
+                target = min(pools[ptype], key=lambda i: (counts[i], load[i], i))
+                assigned[name] = target
+                counts[target] += 1
+                load[target] += 1
+            result[name] = assigned[name]
+    return result
+
+
+@given(totals_st, st.sampled_from(LAYER_CHOICES), instances_st, current_st)
+def test_new_processes_go_where_a_min_over_the_pool_put_them(
+    totals: dict[str, int],
+    layers: list[Layer],
+    instances: list[Instance],
+    current: dict[str, str],
+) -> None:
+    """place() takes the emptiest instance from a heap (1,000 new processes on 1,000
+    instances were a million keys); the rule is the plain one: fewest of the type, then least
+    load, then lowest id, for each new process in turn."""
+    assert place(totals, layers, instances, current) == by_min(totals, layers, instances, current)
+
+
+def test_a_thousand_new_processes_on_a_thousand_instances() -> None:
+    instances = [Instance(f"i-{n:04}", "default", True) for n in range(1000)]
+    current = {f"web.{n + 1}": f"i-{n:04}" for n in range(1000)}
+    totals = {"web": 2000}
+    assert place(totals, DEFAULT, instances, current) == by_min(totals, DEFAULT, instances, current)

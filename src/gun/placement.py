@@ -10,6 +10,7 @@ least total load, then the lowest id, so the same input always gives the same ou
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -95,11 +96,15 @@ def place(
     result: dict[str, str] = {}
     for ptype, assigned in kept.items():
         counts: Counter[str] = Counter(assigned.values())
+        # the emptiest first: only the one taken changes, so a heap gives what a `min` over
+        # the pool for each new process gave (1,000 new on 1,000 instances: 1,000,000 keys)
+        emptiest = [(counts[i], load[i], i) for i in pools[ptype]]
+        heapq.heapify(emptiest)
         for name in process_names(ptype, totals[ptype]):
             if name not in assigned:
-                target = min(pools[ptype], key=lambda i: (counts[i], load[i], i))
+                count, held, target = heapq.heappop(emptiest)
+                heapq.heappush(emptiest, (count + 1, held + 1, target))
                 assigned[name] = target
-                counts[target] += 1
                 load[target] += 1
             result[name] = assigned[name]
     return result
