@@ -165,7 +165,7 @@ def test_forty_long_polls_woken_together_share_one_read_and_then_need_no_query(
     fleet: Fleet,
 ) -> None:
     """What a scale does to 1,000 long-polls: every one wakes at once and wants the new
-    generation's slice (api/fleet_routes.py `desired`, core/agents.py `slice_at`)."""
+    generation's slice (api/agent_routes.py `desired`, core/agents.py `slice_at`)."""
     agents = fleet.platform.agents
     fleet.scale("web=40")
     for who, iid in fleet.agents:  # each long-poll's first call: meta learns its app

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Body, Header
+from fastapi import Body, Depends, Header
 from pydantic import TypeAdapter
 
 from gun import protocol
@@ -56,6 +56,9 @@ def speaks(
         return
     with logged(instance_id):
         protocol.read_header(gun_protocol)
+
+
+SPEAKS = [Depends(speaks)]  # every agent route's: the protocol heard first
 
 
 def read(reader: Callable[[object], T], data: object, who: Principal, instance_id: str) -> T:

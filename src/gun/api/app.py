@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from gun import __version__
 from gun.api import (
+    agent_routes,
     build_routes,
     drain_routes,
     errors,
@@ -117,7 +118,8 @@ def create_app(
     generations = Generations(lambda: platform.agents.generations())  # (read when it runs)
     app.state.generations = generations
     errors.install(app)
-    routers = [routes.router, fleet_routes.router, host_routes.router, build_routes.router]
+    routers = [agent_routes.router, routes.router, fleet_routes.router, host_routes.router]
+    routers.append(build_routes.router)
     routers.append(drain_routes.router)
     routers.append(seed.router)
     # the token, then the body's size, before any routing

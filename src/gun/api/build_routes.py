@@ -21,8 +21,9 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import Field, StrictInt, StrictStr
 
+from gun.api.agentwire import SPEAKS
 from gun.api.auth import Gun, Who
-from gun.api.fleet_routes import SPEAKS, Strict, received
+from gun.api.fleet_routes import Strict, received
 from gun.api.gate import upload
 from gun.errors import InvalidParams
 from gun.model import Build

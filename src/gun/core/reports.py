@@ -4,7 +4,7 @@ many at a time in one transaction.
 A fleet's heartbeats arrive together (1,000 agents report at once after a scale) and each used
 to be a transaction of its own: seven round trips and a commit, waiting for a pooled
 connection and for the processes' rows a scale held (bench/fleet.py: a PATCH took 4-7 s behind
-them). `apply` takes a batch (api/fleet_routes.py group-commits them, core/batch.py): the
+them). `apply` takes a batch (api/agent_routes.py group-commits them, core/batch.py): the
 instances, their processes and leases read in one query each, the heartbeats written in one
 statement, the processes' changes in another. What a report means is as before, report by
 report:
