@@ -42,6 +42,27 @@ def test_concurrent_calls_are_batched_and_each_gets_its_own_result() -> None:
     assert str(results[3]) == "three"
 
 
+def test_a_batch_takes_at_most_its_most_and_the_rest_follow_in_order() -> None:
+    """Heartbeats are batched 100 at a time: a batch holds its apps' rows, and a scale waits
+    for one batch at most."""
+    batcher: Batcher[int, int] = Batcher(most=3)
+    batches: list[list[int]] = []
+
+    def apply(payloads: Sequence[int]) -> list[int | BaseException]:
+        batches.append(list(payloads))
+        time.sleep(0.02)
+        return [p + 100 for p in payloads]
+
+    async def main() -> list[int]:
+        first = asyncio.create_task(batcher.run("all", 0, apply))
+        await asyncio.sleep(0.01)
+        rest = [batcher.run("all", n, apply) for n in range(1, 8)]
+        return await asyncio.gather(first, *rest)
+
+    assert asyncio.run(main()) == [n + 100 for n in range(8)]
+    assert batches == [[0], [1, 2, 3], [4, 5, 6], [7]]
+
+
 def test_a_batch_failure_reaches_every_caller_and_a_gone_caller_is_skipped() -> None:
     batcher: Batcher[int, int] = Batcher()
     release = threading.Event()

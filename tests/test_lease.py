@@ -199,7 +199,10 @@ def test_heartbeats_come_three_per_lease_when_nothing_is_new(
 ) -> None:
     terms = lease_terms("ssh", timeout)
     assert terms is not None
-    every, limit = heartbeat(terms, 2.0, news)
+    every, limit = heartbeat(terms, 2.0, news, draw=lambda: 0.0)
     assert (every, limit) == pytest.approx(expected)
+    # idle ones are drawn from the last quarter before, so that agents do not beat together
+    soonest, _ = heartbeat(terms, 2.0, news, draw=lambda: 1.0)
+    assert soonest == pytest.approx(expected[0] if news else expected[0] * 0.75)
     # an instance on meta's own machine (provider local) has no lease: every 2 s, as it was
     assert heartbeat(lease_terms("local", timeout), 2.0, news) == (2.0, None)

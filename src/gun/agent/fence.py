@@ -15,7 +15,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -41,17 +43,24 @@ def boot_id() -> str:
 
 
 def heartbeat(
-    terms: Terms | None, interval: float, news: bool = True
+    terms: Terms | None,
+    interval: float,
+    news: bool = True,
+    draw: Callable[[], float] = random.random,
 ) -> tuple[float, float | None]:
     """Seconds until the next heartbeat, and how long one may take (None: the client's own).
     A lease gets at least three heartbeats, each no longer than the lease; when the last one
     meta acknowledged said all there is to say (`news` false), that is all it gets: 1,000
     agents heartbeating every `interval` (2 s) were more than meta could answer
-    (bench/fleet.py). Without a lease, every `interval`."""
+    (bench/fleet.py). Those are drawn from the last quarter before a third of the lease, so
+    that agents that heard of one change together do not beat together ever after. Without a
+    lease, every `interval`."""
     if terms is None:
         return interval, None
     every = terms.keep / 3
-    return (min(interval, every) if news else every), min(10.0, terms.keep)
+    if not news:
+        return every * (1 - draw() / 4), min(10.0, terms.keep)
+    return min(interval, every), min(10.0, terms.keep)
 
 
 class Fence:

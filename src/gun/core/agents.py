@@ -31,6 +31,7 @@ from gun.store import Store, Tx
 from gun.store.time import now
 
 LEASE_SECONDS = 120.0  # a replacement lease lapses after this (an agent that died mid-way)
+REPORTS_AT_ONCE = 100  # heartbeats in one transaction at most
 
 
 def _instance(tx: Tx, instance_id: str) -> Instance:
@@ -58,7 +59,8 @@ class Agents:
         self.rollout = rollout
         self.slices = SliceCache()
         self._registrations: Batcher[tuple[Principal, str, str | None], Instance] = Batcher()
-        self._reports: Batcher[reports.Call, None] = Batcher()
+        # a batch holds its apps' rows locked: a scale waits for one batch at most
+        self._reports: Batcher[reports.Call, None] = Batcher(most=REPORTS_AT_ONCE)
         self._homes: dict[str, tuple[int, str]] = {}  # instance id: its app's id and name
         self._reading: dict[int, tuple[int, asyncio.Future[AppSlices]]] = {}  # by app id
 

@@ -21,7 +21,8 @@ class Batcher(Generic[P, R]):
     thread, so N concurrent calls cost one thread hop, not N threads taking turns at the GIL
     and at the app's lock."""
 
-    def __init__(self) -> None:
+    def __init__(self, most: int | None = None) -> None:
+        self.most = most  # calls in one batch at most (None: all that queued)
         self._queued: dict[str, list[tuple[P, asyncio.Future[R]]]] = {}
         self._draining: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -43,11 +44,24 @@ class Batcher(Generic[P, R]):
             task.add_done_callback(self._tasks.discard)
         return await future
 
+    def _take(self, key: str) -> list[tuple[P, asyncio.Future[R]]] | None:
+        queued = self._queued.get(key)
+        if not queued:
+            self._queued.pop(key, None)
+            return None
+        cut = len(queued) if self.most is None else self.most
+        batch, rest = queued[:cut], queued[cut:]
+        if rest:
+            self._queued[key] = rest
+        else:
+            del self._queued[key]
+        return batch
+
     async def _drain(
         self, key: str, apply: Callable[[Sequence[P]], Sequence[R | BaseException]]
     ) -> None:
         try:
-            while batch := self._queued.pop(key, None):
+            while batch := self._take(key):
                 try:
                     results = await asyncio.to_thread(apply, [p for p, _ in batch])
                 except BaseException as e:  # the whole batch failed: every caller hears why
