@@ -38,7 +38,7 @@ def logged(instance_id: str) -> Iterator[None]:
         raise
 
 
-def speaks(
+async def speaks(
     instance_id: str,
     who: Who,
     gun_protocol: Annotated[
