@@ -5,13 +5,10 @@ still hears its own refusal."""
 from __future__ import annotations
 
 import asyncio
-import re
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
 
 from gun import protocol
 from gun.api.app import create_app
@@ -20,6 +17,7 @@ from gun.errors import Forbidden
 from gun.model import Instance
 from gun.store import Store
 from tests.fakes import RecordingProvider
+from tests.statements import recorded
 
 
 @pytest.fixture
@@ -32,18 +30,6 @@ def fleet(store: Store, tmp_path: Path) -> tuple[Platform, RecordingProvider]:
     return platform, fake
 
 
-def placements(store: Store) -> list[str]:
-    """Every bump of an app's generation from now on (each placement makes one)."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if re.match(r"\s*UPDATE apps SET generation", statement):
-            seen.append(statement)
-
-    event.listen(store.engine, "before_cursor_execute", record)
-    return seen
-
-
 def test_twenty_registrations_at_once_place_the_app_once(
     fleet: tuple[Platform, RecordingProvider], store: Store
 ) -> None:
@@ -52,7 +38,7 @@ def test_twenty_registrations_at_once_place_the_app_once(
         (platform.tokens.authenticate(m.token), m.id, f"10.0.0.{n}")
         for n, m in enumerate(fake.made)
     ]
-    bumps = placements(store)
+    bumps = recorded(store, "UPDATE apps SET generation")  # each placement bumps it
     got = platform.agents.register_many(calls)
     assert len(bumps) == 1
     assert all(isinstance(i, Instance) and i.state == "online" for i in got)

@@ -4,57 +4,32 @@ size, every report in it means what it meant alone, and each caller hears its ow
 from __future__ import annotations
 
 import asyncio
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
 
 from gun import formation, protocol
 from gun.api.app import create_app
-from gun.build.slug import pack
-from gun.build.slugstore import LocalSlugStore
-from gun.core import Platform
 from gun.core.reports import Call
 from gun.errors import Forbidden, NotFound
-from gun.model import Principal, Process
+from gun.model import Process
 from gun.protocol import ObservedProcess, Report
 from gun.store import Store
-from tests.fakes import RecordingProvider
+from tests import fleets
+from tests.statements import recorded
 
 SINCE = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 
 
-class Fleet:
-    """App `shop` (web, worker) on 10 registered instances, web=10 worker=5."""
+class Fleet(fleets.Fleet):
+    """10 instances, web=10 worker=5."""
 
     def __init__(self, store: Store, tmp_path: Path) -> None:
-        self.store = store
-        self.fake = RecordingProvider()
-        self.platform = p = Platform(
-            store,
-            slugs=LocalSlugStore(tmp_path / "slugs"),
-            providers={"fake": self.fake},
-            meta_url="http://meta",
-        )
-        self.admin = p.tokens.authenticate(p.tokens.bootstrap_admin(None) or "")
-        p.apps.create(self.admin, "shop")
-        src = tmp_path / "src"
-        src.mkdir()
-        (src / "Procfile").write_text("web: run-web $PORT\nworker: run-worker\n")
-        slug = pack(src, tmp_path / "slug.tar.gz")
-        slug_id, _ = p.slugs.add(self.admin, "shop", slug.path, slug.sha256, slug.size)
-        p.deploys.release(self.admin, "shop", slug_id)
-        p.instances.create(self.admin, "shop", "default", 10, provider="fake")
-        self.who: dict[str, Principal] = {}
-        for m in self.fake.made:
-            self.who[m.id] = p.tokens.authenticate(m.token)
-            p.agents.register(self.who[m.id], m.id, None)
-        p.formation.scale(self.admin, "shop", formation.parse("web=10 worker=5"))
-        self.ids = [m.id for m in self.fake.made]
+        super().__init__(store, tmp_path, 10)
+        self.scale("web=10 worker=5")
 
     def placed(self, iid: str) -> list[str]:
         return [d.name for d in self.platform.agents.desired(self.who[iid], iid).processes]
@@ -81,21 +56,10 @@ def fleet(store: Store, tmp_path: Path) -> Fleet:
     return Fleet(store, tmp_path)
 
 
-def statements(store: Store) -> list[str]:
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if re.match(r"\s*(SELECT|UPDATE|INSERT|DELETE)\b", statement):
-            seen.append(statement)
-
-    event.listen(store.engine, "before_cursor_execute", record)
-    return seen
-
-
 def test_a_batch_of_ten_reports_is_a_few_statements_and_each_is_written(fleet: Fleet) -> None:
     agents = fleet.platform.agents
     calls = [fleet.up(i) for i in fleet.ids]
-    said = statements(fleet.store)
+    said = recorded(fleet.store, r"(SELECT|UPDATE|INSERT|DELETE)\b")
     assert agents.report_many(calls) == [None] * 10
     # the instances, the app (locked), the processes and their leases, then the heartbeats
     # and the processes' changes: one statement each

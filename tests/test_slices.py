@@ -5,57 +5,23 @@ of change (scale, config, restart, drain, layer) reaches the next ask."""
 from __future__ import annotations
 
 import asyncio
-import re
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import event
 
-from gun import formation
-from gun.build.slug import pack
-from gun.build.slugstore import LocalSlugStore
-from gun.core import Platform
 from gun.core.release_phase import slug_of
 from gun.core.slices import SliceCache, build_slice, lease_terms
-from gun.model import Principal
 from gun.protocol import Slice
 from gun.store import Store
-from tests.fakes import RecordingProvider
+from tests import fleets
+from tests.statements import recorded
 
 
-class Fleet:
-    """An app `shop` released with web and worker, on 40 instances whose agents registered."""
+class Fleet(fleets.Fleet):
+    """40 instances."""
 
     def __init__(self, store: Store, tmp_path: Path) -> None:
-        self.store = store
-        self.fake = RecordingProvider()
-        self.platform = Platform(
-            store,
-            slugs=LocalSlugStore(tmp_path / "slugs"),
-            providers={"fake": self.fake},
-            meta_url="http://meta",
-            max_processes=1000,
-        )
-        p = self.platform
-        self.admin = p.tokens.authenticate(p.tokens.bootstrap_admin(None) or "")
-        p.apps.create(self.admin, "shop")
-        src = tmp_path / "src"
-        src.mkdir()
-        (src / "Procfile").write_text("web: run-web $PORT\nworker: run-worker\n")
-        slug = pack(src, tmp_path / "slug.tar.gz")
-        slug_id, _ = p.slugs.add(self.admin, "shop", slug.path, slug.sha256, slug.size)
-        p.deploys.release(self.admin, "shop", slug_id)
-        for _ in range(2):
-            p.instances.create(self.admin, "shop", "default", 20, provider="fake")
-        self.agents: list[tuple[Principal, str]] = []
-        for m in self.fake.made:
-            who = p.tokens.authenticate(m.token)
-            p.agents.register(who, m.id, None)
-            self.agents.append((who, m.id))
-
-    def scale(self, words: str) -> None:
-        self.platform.formation.scale(self.admin, "shop", formation.parse(words))
+        super().__init__(store, tmp_path, 40)
 
     def slices(self) -> list[Slice]:
         return [self.platform.agents.desired(who, iid) for who, iid in self.agents]
@@ -92,23 +58,11 @@ def fleet(store: Store, tmp_path: Path) -> Fleet:
     return Fleet(store, tmp_path)
 
 
-def reads_of_processes(store: Store) -> list[str]:
-    """Every SELECT from processes run against `store` from now on (a list that grows)."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if re.match(r"\s*SELECT\b.*\bFROM processes\b", statement, re.S):
-            seen.append(statement)
-
-    event.listen(store.engine, "before_cursor_execute", record)
-    return seen
-
-
 def test_forty_agents_asking_after_a_scale_cost_one_read_and_get_what_a_read_alone_gives(
     fleet: Fleet,
 ) -> None:
     fleet.scale("web=60 worker=20")
-    selects = reads_of_processes(fleet.store)
+    selects = recorded(fleet.store, r"SELECT\b.*\bFROM processes\b")
     cache = fleet.platform.agents.slices
     before = cache.reads
     slices = fleet.slices()
@@ -173,8 +127,7 @@ def test_forty_long_polls_woken_together_share_one_read_and_then_need_no_query(
     fleet.scale("web=80")
     with fleet.store.read() as tx:
         generation = tx.apps.generation(tx.apps.existing("shop").id)
-    statements: list[str] = []
-    event.listen(fleet.store.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    statements = recorded(fleet.store, "")
 
     async def woken() -> list[Slice]:
         return await asyncio.gather(

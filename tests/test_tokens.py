@@ -30,6 +30,7 @@ from gun.store import Store
 from gun.store.migrate import alembic_config
 from gun.store.schema import tokens
 from gun.store.time import now
+from tests.statements import recorded
 
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -397,20 +398,11 @@ def test_a_fleet_of_tokens_costs_one_read_of_the_live_tokens_per_half_second(
     """1,000 agents each calling every few seconds were a token query per call; now who each
     token is is read once, and which are live once per half second for all of them."""
     tokens = [platform.tokens.create(admin, f"t{n}", "viewer", None)[0] for n in range(40)]
-    queries: list[str] = []
-
-    def seen(_c: object, _cur: object, statement: str, *_: object) -> None:
-        if "FROM tokens" in statement:
-            queries.append(statement)
-
-    event.listen(store.engine, "before_cursor_execute", seen)
-    try:
-        began = time.monotonic()
-        while time.monotonic() - began < 1.2:
-            for t in tokens:
-                assert platform.tokens.authenticate(t).name.startswith("t")
-    finally:
-        event.remove(store.engine, "before_cursor_execute", seen)
+    queries = recorded(store, r"SELECT\b.*\bFROM tokens\b")
+    began = time.monotonic()
+    while time.monotonic() - began < 1.2:
+        for t in tokens:
+            assert platform.tokens.authenticate(t).name.startswith("t")
     who = [q for q in queries if "JOIN" in q]
     assert len(who) == 40  # each token's principal, once
     assert 2 <= len(queries) - len(who) <= 4  # the live tokens at 0 s, 0.5 s and 1.0 s
