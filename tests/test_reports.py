@@ -157,3 +157,22 @@ def test_heartbeats_over_http_at_once(fleet: Fleet) -> None:
     answers = asyncio.run(report_all())
     assert [r.status_code for r in answers] == [204] * 20
     assert {p.state for p in fleet.processes().values()} == {"up"}
+
+
+def test_processes_an_agent_made_up_cost_nothing(fleet: Fleet) -> None:
+    """A compromised host may report 10,000 processes meta never placed there (the protocol's
+    limit): nothing is written for them, and its own are taken as usual."""
+    iid = fleet.ids[0]
+    mine = fleet.up(iid, pid=500)
+    made_up = tuple(
+        ObservedProcess(f"web.{n}", "up", 1, 6000, 9000 + n, 0, None, SINCE)
+        for n in range(1000, 11_000 - len(mine.report.processes))
+    )
+    report = Report(protocol.VERSION, mine.report.processes + made_up, None, None)
+    said = recorded(fleet.store, r"(UPDATE|INSERT|DELETE)\b")
+    assert fleet.platform.agents.report_many([Call(mine.who, iid, report)]) == [None]
+    assert len(said) == 2  # its heartbeat, and its own processes in one statement
+    procs = fleet.processes()
+    placed = fleet.placed(iid)
+    assert sorted(procs[n].pid or 0 for n in placed) == [500 + k for k in range(len(placed))]
+    assert all((p.pid or 0) < 9000 for p in procs.values())

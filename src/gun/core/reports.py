@@ -11,7 +11,9 @@ report:
 - the instance is `online` (or `setup` / `setup_failed` while its setup has not succeeded), its
   heartbeat now, its problem what the agent says;
 - a process whose report changed something is written; a heartbeat that changes nothing
-  writes only the instance's row;
+  writes only the instance's row; a process of a name not placed on the instance is not
+  written (its update would have matched no row: the batch holds the app's lock, so nothing
+  is placed meanwhile);
 - a process up on the current release ends its replacement lease (long-polls wake);
 - a process the agent no longer reports is deleted if undesired, else shown `down`;
 - an instance whose state changed has its app placed again.
@@ -137,7 +139,9 @@ class _Batch:
         ended = False
         for o in report.processes:
             old = was.get(o.name)
-            if old is None or o.name in leased or not same(old, o):
+            if old is None:  # no process of that name is placed here: nothing to write
+                continue
+            if o.name in leased or not same(old, o):
                 self.rows.append(
                     ProcessReport(
                         app.id,
