@@ -61,9 +61,9 @@ def test_a_batch_of_ten_reports_is_a_few_statements_and_each_is_written(fleet: F
     calls = [fleet.up(i) for i in fleet.ids]
     said = recorded(fleet.store, r"(SELECT|UPDATE|INSERT|DELETE)\b")
     assert agents.report_many(calls) == [None] * 10
-    # the instances, the app (locked), the processes and their leases, then the heartbeats
-    # and the processes' changes: one statement each
-    assert len([s for s in said if s.lstrip().startswith("SELECT")]) == 4, said
+    # the instances, the app (locked), the instances again (under the lock), the processes
+    # and their leases, then the heartbeats and the processes' changes: one statement each
+    assert len([s for s in said if s.lstrip().startswith("SELECT")]) == 5, said
     writes = [s for s in said if not s.lstrip().startswith("SELECT")]
     assert len(writes) == 2, writes
     procs = fleet.processes()

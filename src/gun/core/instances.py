@@ -259,6 +259,7 @@ class Instances:
             with self.store.write() as tx:
                 inst = tx.instances.get(instance_id)
                 app = tx.apps.find(inst.app, lock=True) if inst else None
+                inst = tx.instances.get(instance_id)  # again, under the lock: a heartbeat?
                 if app is None or inst is None or inst.state != "online":
                     continue
                 heard = inst.last_heartbeat

@@ -90,6 +90,11 @@ def apply(tx: Tx, calls: Sequence[Call]) -> list[None | BaseException]:
     }
     for iid in [i for i in newest if apps[insts[i].app] is None]:
         results[newest.pop(iid)] = NotFound(f"app {insts[iid].app!r} does not exist")
+    # again, under the locks: meta's watch may have marked one lost meanwhile (it holds the
+    # app's lock to do it), and an instance that reports is then back and placed again
+    insts = tx.instances.get_many(newest)
+    for iid in [i for i in newest if i not in insts]:
+        results[newest.pop(iid)] = NotFound(f"instance {iid!r} does not exist")
     app_ids = {a.id for a in apps.values() if a is not None}
     stored = tx.processes.of_instances(app_ids, newest)
     leased = tx.processes.leased_on(app_ids, newest)
