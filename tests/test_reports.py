@@ -4,6 +4,8 @@ size, every report in it means what it meant alone, and each caller hears its ow
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,11 +16,13 @@ import pytest
 from gun import formation, protocol
 from gun.api.app import create_app
 from gun.core.reports import Call
+from gun.crypto import Box
 from gun.errors import Forbidden, NotFound
 from gun.model import Process
 from gun.protocol import ObservedProcess, Report
 from gun.store import Store
 from tests import fleets
+from tests.conftest import PgDatabases
 from tests.statements import recorded
 
 SINCE = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
@@ -176,3 +180,39 @@ def test_processes_an_agent_made_up_cost_nothing(fleet: Fleet) -> None:
     placed = fleet.placed(iid)
     assert sorted(procs[n].pid or 0 for n in placed) == [500 + k for k in range(len(placed))]
     assert all((p.pid or 0) < 9000 for p in procs.values())
+
+
+def test_an_instance_marked_lost_while_its_report_waited_for_the_lock_is_placed_again(
+    pg_databases: PgDatabases, box: Box, tmp_path: Path
+) -> None:
+    """meta's watch marks an instance lost while a batch that read it online waits for the
+    app's lock: the batch reads it again under the lock, so it comes back online *and* its
+    app is placed again. On PostgreSQL only: SQLite's writers never interleave."""
+    store = Store.open(pg_databases.fresh(), box)
+    try:
+        lost_meanwhile(store, tmp_path)
+    finally:
+        store.close()
+
+
+def lost_meanwhile(store: Store, tmp_path: Path) -> None:
+    fleet = Fleet(store, tmp_path)
+    iid = fleet.ids[3]
+    call = fleet.up(iid, names=[])
+    holder = store.engine.connect()
+    tx = holder.begin()
+    holder.exec_driver_sql("SELECT id FROM apps WHERE name = 'shop' FOR UPDATE")
+    done: list[list[None | BaseException]] = []
+    batch = threading.Thread(target=lambda: done.append(fleet.platform.agents.report_many([call])))
+    batch.start()
+    time.sleep(0.5)  # the batch has read the instance online and waits for the app's lock
+    assert not done
+    holder.exec_driver_sql("UPDATE instances SET state = 'lost' WHERE id = %s", (iid,))
+    tx.commit()
+    holder.close()
+    batch.join(10)
+    assert done == [[None]]
+    assert fleet.instance(iid).state == "online"
+    with store.read() as rtx:
+        actions = [e.action for e in rtx.events.of("shop", 3)]
+    assert actions[0] == "instance.online", actions
