@@ -1,19 +1,10 @@
-"""meta's caches: tokens for a few seconds, config vars until the app's next change."""
+"""meta's config vars cache: until the app's next change (tokens: test_tokens.py)."""
 
 from __future__ import annotations
 
 from gun.core import Platform
-from gun.core.cache import TTLCache, VersionedCache
+from gun.core.cache import VersionedCache
 from gun.model import Principal
-
-
-def test_ttl_cache_expires() -> None:
-    now = [100.0]
-    cache: TTLCache[str, int] = TTLCache(5, clock=lambda: now[0])
-    cache.put("a", 1)
-    assert cache.get("a") == 1
-    now[0] = 105.5
-    assert cache.get("a") is None
 
 
 def test_versioned_cache_misses_on_a_new_version() -> None:

@@ -44,7 +44,6 @@ class Tokens:
     def __init__(self, store: Store, cache_seconds: float = CACHE_SECONDS) -> None:
         self.store = store
         self.cache_seconds = cache_seconds
-        self.live_reads = 0
         self._principals: dict[str, Principal] = {}  # by hash, while live
         self._live: frozenset[str] = frozenset()
         self._live_until = -1.0  # time.monotonic() after which `_live` is read again
@@ -63,7 +62,6 @@ class Tokens:
             began = time.monotonic()
             with self.store.read() as tx:
                 live = tx.tokens.live_hashes()
-            self.live_reads += 1
             self._principals = {d: w for d, w in self._principals.items() if d in live}
             self._live, self._live_until = live, began + self.cache_seconds
             return live

@@ -213,14 +213,12 @@ class InstanceQueries(Queries):
 class ProcessQueries(Queries):
     """Where placement put each process (desired or not), and what its agent last said."""
 
-    def of(self, app_id: int, instance_id: str | None = None) -> list[Process]:
+    def of(self, app_id: int) -> list[Process]:
         q = (
             select(*_PROCESS_COLS)
             .join(apps, apps.c.id == processes.c.app_id)
             .where(processes.c.app_id == app_id)
         )
-        if instance_id is not None:
-            q = q.where(processes.c.instance_id == instance_id)
         return [_process(r) for r in self.conn.execute(q)]
 
     def place(
@@ -288,11 +286,9 @@ class ProcessQueries(Queries):
             .values(nonce=processes.c.nonce + 1)
         )
 
-    def nonces(self, app_id: int, instance_id: str | None = None) -> dict[str, int]:
-        """The restart nonces of the app's processes (on one instance, if given)."""
+    def nonces(self, app_id: int) -> dict[str, int]:
+        """The restart nonces of the app's processes."""
         q = select(processes.c.name, processes.c.nonce).where(processes.c.app_id == app_id)
-        if instance_id is not None:
-            q = q.where(processes.c.instance_id == instance_id)
         return {r.name: r.nonce for r in self.conn.execute(q)}
 
     def delete(self, app_id: int, name: str) -> None:
@@ -389,19 +385,9 @@ class ProcessQueries(Queries):
         )
         return True
 
-    def leased(self, app_id: int, instance_id: str) -> set[str]:
-        """The instance's processes that hold a replacement lease (lapsed ones included)."""
-        rows = self.conn.execute(
-            select(processes.c.name).where(
-                processes.c.app_id == app_id,
-                processes.c.instance_id == instance_id,
-                processes.c.replacing_until.is_not(None),
-            )
-        )
-        return {r.name for r in rows}
-
     def leased_on(self, app_ids: Collection[int], ids: Collection[str]) -> dict[str, set[str]]:
-        """`leased` of each of these instances of these apps (those with any), in one query."""
+        """The processes of each of these instances of these apps that hold a replacement
+        lease (lapsed ones included; instances without any left out), in one query."""
         if not ids:
             return {}
         rows = self.conn.execute(
