@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from gun.errors import UsageError
+
+if TYPE_CHECKING:
+    from gun.router.haproxy import Settings as RouterSettings
 
 
 def gun_home() -> Path:
@@ -270,3 +274,22 @@ class DrainSettings:
             compiled=_compiled_mode(),
             meta_ca=pem_certificates("GUN_TLS_CA"),
         )
+
+
+def router_settings(home: Path, listen: str | None = None) -> RouterSettings:
+    """The router's settings: GUN_ROUTER_LISTEN (default 127.0.0.1:5180), its files under
+    HOME/router, GUN_ROUTER_TIMEOUT (s for an app to start its response, 30),
+    GUN_ROUTER_CHECK_INTERVAL (s between health checks of a web process, 1),
+    GUN_ROUTER_MAX_BODY (bytes of a request body, 100 MiB)."""
+    from gun.router.haproxy import Settings
+
+    listen = listen or os.environ.get("GUN_ROUTER_LISTEN") or "127.0.0.1:5180"
+    parse_listen(listen)
+    return Settings(
+        listen=listen,
+        home=home / "router",
+        syslog="127.0.0.1:0",
+        timeout=number("GUN_ROUTER_TIMEOUT", 30.0, 1.0, 3600.0),
+        check_interval=number("GUN_ROUTER_CHECK_INTERVAL", 1.0, 0.1, 60.0),
+        max_body=int(number("GUN_ROUTER_MAX_BODY", 100 * 1024 * 1024, 0, 2**40)),
+    )

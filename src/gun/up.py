@@ -87,6 +87,13 @@ DRAIN_PASSED = (
     "GUN_COMPILED_DIR",
     "GUN_METRICS_PREFIX",
 )
+# the router's settings `gun up` passes on
+ROUTER_PASSED = (
+    "GUN_ROUTER_TIMEOUT",
+    "GUN_ROUTER_CHECK_INTERVAL",
+    "GUN_ROUTER_MAX_BODY",
+    "GUN_HAPROXY",
+)
 SERVER = [sys.executable, "-m", "gun.cli", "server"]
 
 
@@ -103,15 +110,48 @@ def _drain_port(port: int) -> int:
     raise Unavailable("no free port on 127.0.0.1 for the drain")
 
 
+ROUTER_PORT = 5180
+
+
+def _router(
+    home: Path, meta: str, token: str, env: dict[str, str], port: int, say: Callable[[str], None]
+) -> Respawned | None:
+    """The router, on 127.0.0.1:port with meta's admin token; None (said) without HAProxy."""
+    from gun.router.runner import binary
+
+    try:
+        binary()
+    except Unavailable as e:
+        say(f"no router: {e.message}; apps answer on their processes' own ports")
+        return None
+    listen = f"127.0.0.1:{port}"
+    router_env = {k: v for k, v in env.items() if k not in ("GUN_ADMIN_TOKEN", "GUN_DRAIN_TOKEN")}
+    router_env.update(GUN_ROUTER_TOKEN=token, GUN_META_URL=meta)
+    for key in ROUTER_PASSED:
+        if key in os.environ:
+            router_env[key] = os.environ[key]
+    return Respawned(
+        "the router",
+        [*SERVER, "router", "--listen", listen, "--meta", meta, "--home", str(home)],
+        router_env,
+        home / "log" / "router.log",
+        f"http://{listen}",
+        say,
+    )
+
+
 def run(
     home: Path,
     port: int,
     instances: int,
     say: Callable[[str], None] = print,
     ready: Callable[[str, str], None] | None = None,
+    router_port: int = ROUTER_PORT,
 ) -> None:
     """Run the platform until Ctrl-C or SIGTERM. `ready(url, token)` is called once meta and
-    the drain answer (the CLI writes its credentials then)."""
+    the drain answer (the CLI writes its credentials then). The router serves every app at
+    http://APP.localhost:ROUTER_PORT/ when HAProxy is installed (else gun up says so and apps
+    answer on their processes' own ports only)."""
     os.umask(0o077)  # what the platform makes is its own unless it says otherwise (gun.isolation)
     home = isolation.make_dir(home.expanduser().resolve(), isolation.SEARCHABLE)
     isolation.make_dir(home / "log", isolation.PRIVATE_DIR)
@@ -136,6 +176,7 @@ def run(
     for key in DRAIN_PASSED:
         if key in os.environ:
             drain_env[key] = os.environ[key]
+    router = _router(home, url, token, env, router_port, say)
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     provider = LocalProvider(home / "instances")
@@ -160,19 +201,28 @@ def run(
         meta.start()
         meta.wait_answering(30)
         drain.wait_answering(30)
+        if router is not None:
+            router.start()
+            router.wait_answering(30)
         if ready is not None:
             ready(url, token)
         say(f"gun is up: meta on {url}, the drain on {drain_url}, data in {home}")
         say(f"every new app gets {instances} local instance(s) in layer default")
+        if router is not None:
+            say(f"the router serves every app at http://APP.localhost:{router_port}/")
         say("try: gun apps.create demo && gun app:demo deploy dir=examples/python-web")
         say("Ctrl-C stops everything")
         while not stop.is_set():
             meta.check()
             drain.check()
+            if router is not None:
+                router.check()
             stop.wait(0.2)
         say("stopping: meta, then every agent and its processes, then the drain")
     finally:
         meta.stop()
+        if router is not None:
+            router.stop()
         provider.stop_all()
         drain.stop()
         for s, handler in previous.items():

@@ -310,8 +310,8 @@ class Agent:
         async def act(kind: str, name: str) -> None:
             if kind == "replace":  # web: preboot, the old copy serves until the new one does
                 await self.supervisor.preboot(wanted[name][1], drain)
-            elif kind == "stop":
-                await self.supervisor.stop(name)
+            elif kind == "stop":  # a web process: routers stop sending it requests first
+                await self.supervisor.drain_and_stop(name, drain)
             else:
                 await self.supervisor.start(wanted[name][1])
 

@@ -102,6 +102,16 @@ class Supervisor:
         assert p.final is not None
         return p.final
 
+    async def drain_and_stop(self, name: str, drain: float) -> ProcessState:
+        """Stop a process no longer wanted; a web process that is up serves `drain` seconds
+        more first, while routers, told by meta that it is gone, stop sending it requests
+        (those under way finish before its SIGTERM)."""
+        p = self._get(name)
+        if p.spec.type == "web" and p.state == "up" and drain > 0:
+            self._platform(p, f"Stopping in {drain:g}s, once the router sends it no request")
+            await asyncio.sleep(drain)
+        return await self.stop(name)
+
     def stop_all(self, grace: float) -> list[str]:
         """Have every process stopped (SIGTERM to the group, SIGKILL after `grace`), copies
         being replaced too, without waiting: the names of those told now (fencing). One that is

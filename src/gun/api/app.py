@@ -20,6 +20,7 @@ from gun.api import (
     fleet_routes,
     gate,
     host_routes,
+    router_routes,
     routes,
     seed,
 )
@@ -117,10 +118,12 @@ def create_app(
     app.state.loops = loops
     generations = Generations(lambda: platform.agents.generations())  # (read when it runs)
     app.state.generations = generations
+    app.state.routes = router_routes.TableCache()
     errors.install(app)
     routers = [agent_routes.router, routes.router, fleet_routes.router, host_routes.router]
     routers.append(build_routes.router)
     routers.append(drain_routes.router)
+    routers.append(router_routes.router)
     routers.append(seed.router)
     # the token, then the body's size, before any routing
     app.add_middleware(gate.Gate, routers=routers)

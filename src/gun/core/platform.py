@@ -25,6 +25,7 @@ from gun.core.layers import Layers
 from gun.core.processes import Processes
 from gun.core.release_phase import ReleasePhase
 from gun.core.releases import Releases
+from gun.core.routing import Routing
 from gun.core.shipping import Shipping
 from gun.core.slugs import Slugs
 from gun.core.tokens import CACHE_SECONDS, Tokens
@@ -53,6 +54,7 @@ class Platform:
     agents         the agent protocol
     release_phase  the release command: its rules, its agent's output and result
     shipping       where an app's logs go: the ingest token, the drains
+    routing        the router's table: every app's hostnames and web processes
 
     Each is in the module of its name under gun/core/.
 
@@ -74,6 +76,7 @@ class Platform:
         max_processes: int = MAX_PROCESSES,
         host_checker: Checker = check,
         instance_timeout: float = 30.0,
+        router_domain: str = "localhost",
     ) -> None:
         opts = build_options or BuildOptions(Path("."))  # the defaults, for a meta without builds
         rollout = Rollout(drain_seconds=opts.preboot_drain, max_unavailable=opts.max_unavailable)
@@ -94,6 +97,7 @@ class Platform:
         self.deploys = Deploys(store, self.slugs, self.release_phase)
         self.builds = Builds(store, build_options, self.slugs, self.deploys, self.release_phase)
         self.drains = Drains(store, self.shipping)
+        self.routing = Routing(store, self.shipping, router_domain)
         self.agents = Agents(
             store, self.slugs, self.shipping, self.release_phase, rollout, instance_timeout
         )

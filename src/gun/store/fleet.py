@@ -16,7 +16,7 @@ from gun.model import (
     check_process_state,
 )
 from gun.store.queries import Queries
-from gun.store.schema import apps, instances, processes, tokens
+from gun.store.schema import apps, hosts, instances, processes, tokens
 from gun.store.time import now, utc
 
 
@@ -210,6 +210,16 @@ class InstanceQueries(Queries):
         return {r[0]: r[1] for r in rows}
 
 
+class Routable(NamedTuple):
+    """A web process the router may send requests to, and where its instance is."""
+
+    app: str
+    name: str  # web.1
+    port: int
+    provider: str  # of its instance
+    host_address: str | None  # provider ssh: the address of the host it runs on
+
+
 class ProcessQueries(Queries):
     """Where placement put each process (desired or not), and what its agent last said."""
 
@@ -220,6 +230,31 @@ class ProcessQueries(Queries):
             .where(processes.c.app_id == app_id)
         )
         return [_process(r) for r in self.conn.execute(q)]
+
+    def routable(self) -> list[Routable]:
+        """Every app's web processes that are wanted, up, listening on a port, on an online
+        instance (one query, for the router's table)."""
+        q = (
+            select(
+                apps.c.name,
+                processes.c.name,
+                processes.c.port,
+                instances.c.provider,
+                hosts.c.address,
+            )
+            .join(apps, apps.c.id == processes.c.app_id)
+            .join(instances, instances.c.id == processes.c.instance_id)
+            .outerjoin(hosts, hosts.c.name == instances.c.host)
+            .where(
+                processes.c.type == "web",
+                processes.c.desired.is_(True),
+                processes.c.state == "up",
+                processes.c.port.is_not(None),
+                instances.c.state == "online",
+            )
+            .order_by(apps.c.name, processes.c.name)
+        )
+        return [Routable(*r) for r in self.conn.execute(q)]
 
     def place(
         self, app_id: int, placed: Sequence[tuple[str, str, str]], known: Collection[str]

@@ -1,4 +1,4 @@
-"""gun server meta | drain | migrate | agent | certs: run the platform's parts, migrate its
+"""gun server meta | drain | router | migrate | agent | certs: run the platform's parts, migrate its
 database, make certificates for its HTTPS."""
 
 from __future__ import annotations
@@ -57,6 +57,32 @@ def drain(listen: str | None, home: str | None) -> None:
     from gun.logs.server import run
 
     run(settings, runs)
+
+
+@server.command("router")
+@click.option("--listen", help="HOST:PORT (GUN_ROUTER_LISTEN; default 127.0.0.1:5180)")
+@click.option("--meta", "meta_url", help="meta's URL (GUN_META_URL; default http://127.0.0.1:5100)")
+@click.option("--home", help="data directory (GUN_HOME): the router's files go in router/")
+def router(listen: str | None, meta_url: str | None, home: str | None) -> None:
+    """The router: HAProxy kept in step with meta's routing table, every app at
+    APP.<router domain> and its domains, Heroku's router lines to each app's drains. Also read
+    from the environment: GUN_ROUTER_TOKEN (an admin token not scoped to an app),
+    GUN_ROUTER_TIMEOUT (seconds an app has to start its response: H12, default 30),
+    GUN_ROUTER_CHECK_INTERVAL (seconds between health checks, default 1), GUN_ROUTER_MAX_BODY
+    (bytes, default 100 MiB), GUN_HAPROXY (the haproxy program), GUN_TLS_CA (meta's CA)."""
+    import os
+    from pathlib import Path
+
+    from gun.errors import UsageError
+    from gun.router.runner import main
+    from gun.settings import gun_home, pem_certificates, router_settings
+
+    token = os.environ.get("GUN_ROUTER_TOKEN")
+    if not token:
+        raise UsageError("the router needs GUN_ROUTER_TOKEN: an admin token not scoped to an app")
+    settings = router_settings(Path(home).expanduser() if home else gun_home(), listen)
+    meta = meta_url or os.environ.get("GUN_META_URL") or "http://127.0.0.1:5100"
+    main(settings, meta, token, pem_certificates("GUN_TLS_CA"))
 
 
 @server.command("certs")

@@ -20,7 +20,14 @@ from gun.settings import gun_home
     show_default=True,
     help="local instances each new app gets in layer default",
 )
-def up(directory: str | None, port: int, instances: int) -> None:
+@click.option(
+    "--router-port",
+    type=click.IntRange(1, 65535),
+    default=5180,
+    show_default=True,
+    help="the router's port on 127.0.0.1: every app at http://APP.localhost:PORT/",
+)
+def up(directory: str | None, port: int, instances: int, router_port: int) -> None:
     """Run the whole platform here: meta on SQLite plus local instances. Ctrl-C stops it all."""
     from gun.up import run
 
@@ -28,4 +35,5 @@ def up(directory: str | None, port: int, instances: int) -> None:
         saved = credentials.save(credentials.Credentials(api=url, token=token))
         output.note(f"credentials for `gun` written to {saved}")
 
-    run(Path(directory) if directory else gun_home(), port, instances, output.note, ready)
+    home = Path(directory) if directory else gun_home()
+    run(home, port, instances, output.note, ready, router_port)
