@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from gun.errors import UsageError
+
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
 
 
 def gun_home() -> Path:
@@ -100,6 +103,20 @@ def read_pem(path: str, said: str) -> str:
     return text
 
 
+def _router_domain() -> str:
+    """GUN_ROUTER_DOMAIN: the domain under which every app has its default hostname
+    (APP.<domain>); a hostname (one label, as localhost, will do), lowercased."""
+    raw = os.environ.get("GUN_ROUTER_DOMAIN") or "localhost"
+    name = raw.lower()
+    labels = name.split(".")
+    if len(name) > 200 or not name.isascii() or not all(_LABEL.match(x) for x in labels):
+        raise UsageError(
+            f"GUN_ROUTER_DOMAIN={raw!r} is not a domain name: write it as localhost or "
+            "apps.example.com"
+        )
+    return name
+
+
 def _compiled_mode() -> str:
     """GUN_DRAIN_COMPILED: auto (the compiled build when there is one for these sources), on
     (refuse to start without it) or off."""
@@ -174,6 +191,7 @@ class MetaSettings:
     tls_cert: str | None = None  # GUN_TLS_CERT/KEY: serve HTTPS with this certificate and key
     tls_key: str | None = None
     tls_ca: str | None = None  # GUN_TLS_CA: PEM text of the CA agents pin (gun server certs)
+    router_domain: str = "localhost"  # GUN_ROUTER_DOMAIN: apps are reached at APP.<this>
 
     @property
     def scheme(self) -> str:
@@ -218,6 +236,7 @@ class MetaSettings:
             tls_cert=tls_cert,
             tls_key=tls_key,
             tls_ca=pem_certificates("GUN_TLS_CA"),
+            router_domain=_router_domain(),
         )
 
 
