@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gun.domains import check_hostname, covers, default_hostname, is_under
-from gun.errors import InvalidParams
+from gun.errors import InvalidParams, UsageError
+from gun.settings import MetaSettings
 from gun.tlscerts import MAX_PEM, covered, parse
 from tests.tlsmaker import chained, key_pem, make_cert, new_key, pem, self_signed
 
@@ -261,3 +262,14 @@ def test_a_certificate_without_dns_names_is_refused() -> None:
     with pytest.raises(InvalidParams) as e:
         parse(chain, key, NOW)
     assert e.value.message.startswith("the certificate names no host")
+
+
+def test_the_router_domain_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert MetaSettings.resolve().router_domain == "localhost"
+    monkeypatch.setenv("GUN_ROUTER_DOMAIN", "Apps.Example.NET")
+    assert MetaSettings.resolve().router_domain == "apps.example.net"
+    for bad in ("-x.com", "a..b", "apps.example.net.", "ex ample.com"):
+        monkeypatch.setenv("GUN_ROUTER_DOMAIN", bad)
+        with pytest.raises(UsageError) as e:
+            MetaSettings.resolve()
+        assert e.value.message.startswith(f"GUN_ROUTER_DOMAIN={bad!r} is not a domain name")
