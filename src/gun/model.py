@@ -431,3 +431,40 @@ class Process:
     restarts: int
     exit_code: int | None
     since: datetime | None
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A hostname the router sends to an app: its default one (APP.<router domain>) or one a
+    user added (custom)."""
+
+    hostname: str
+    kind: Literal["default", "custom"]
+    created_at: datetime | None  # None: the default one, which is never added
+
+
+@dataclass(frozen=True)
+class CertInfo:
+    """What anyone who may see an app sees of one of its TLS certificates: never the key."""
+
+    id: int
+    hostnames: tuple[str, ...]  # the app's hostnames it covers (and is served for)
+    not_before: datetime
+    not_after: datetime
+    fingerprint: str  # sha256 of the leaf certificate's DER, hex
+    issuer: str  # the issuer's common name (else its whole name)
+    subject: str  # the subject's common name (else its whole name)
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Cert:
+    """A TLS certificate as the router serves it (by SNI, for each of `hostnames`): the chain,
+    leaf first, and its private key, decrypted. Only meta's own code reads these."""
+
+    app: str
+    hostnames: tuple[str, ...]
+    chain_pem: str
+    key_pem: str
+    not_after: datetime
+    fingerprint: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,6 +13,8 @@ from gun.errors import UsageError
 
 if TYPE_CHECKING:
     from gun.router.haproxy import Settings as RouterSettings
+
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
 
 
 def gun_home() -> Path:
@@ -104,6 +107,20 @@ def read_pem(path: str, said: str) -> str:
     return text
 
 
+def _router_domain() -> str:
+    """GUN_ROUTER_DOMAIN: the domain under which every app has its default hostname
+    (APP.<domain>); a hostname (one label, as localhost, will do), lowercased."""
+    raw = os.environ.get("GUN_ROUTER_DOMAIN") or "localhost"
+    name = raw.lower()
+    labels = name.split(".")
+    if len(name) > 200 or not name.isascii() or not all(_LABEL.match(x) for x in labels):
+        raise UsageError(
+            f"GUN_ROUTER_DOMAIN={raw!r} is not a domain name: write it as localhost or "
+            "apps.example.com"
+        )
+    return name
+
+
 def _compiled_mode() -> str:
     """GUN_DRAIN_COMPILED: auto (the compiled build when there is one for these sources), on
     (refuse to start without it) or off."""
@@ -178,6 +195,7 @@ class MetaSettings:
     tls_cert: str | None = None  # GUN_TLS_CERT/KEY: serve HTTPS with this certificate and key
     tls_key: str | None = None
     tls_ca: str | None = None  # GUN_TLS_CA: PEM text of the CA agents pin (gun server certs)
+    router_domain: str = "localhost"  # GUN_ROUTER_DOMAIN: apps are reached at APP.<this>
 
     @property
     def scheme(self) -> str:
@@ -222,6 +240,7 @@ class MetaSettings:
             tls_cert=tls_cert,
             tls_key=tls_key,
             tls_ca=pem_certificates("GUN_TLS_CA"),
+            router_domain=_router_domain(),
         )
 
 

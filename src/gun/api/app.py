@@ -15,6 +15,7 @@ from gun import __version__
 from gun.api import (
     agent_routes,
     build_routes,
+    domain_routes,
     drain_routes,
     errors,
     fleet_routes,
@@ -124,6 +125,7 @@ def create_app(
     routers.append(build_routes.router)
     routers.append(drain_routes.router)
     routers.append(router_routes.router)
+    routers.append(domain_routes.router)
     routers.append(seed.router)
     # the token, then the body's size, before any routing
     app.add_middleware(gate.Gate, routers=routers)

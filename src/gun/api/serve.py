@@ -44,6 +44,7 @@ def open_platform(settings: MetaSettings) -> Platform:
         drain_url=settings.drain_url,
         max_processes=settings.max_processes,
         instance_timeout=settings.instance_timeout,
+        router_domain=settings.router_domain,
         build_options=BuildOptions(
             settings.home / "builds",
             concurrency=settings.build_concurrency,

@@ -15,8 +15,10 @@ from gun.build.slugstore import SlugStore
 from gun.core.agents import Agents
 from gun.core.apps import Apps
 from gun.core.builds import BuildOptions, Builds
+from gun.core.certs import Certs
 from gun.core.config import Config
 from gun.core.deploys import Deploys
+from gun.core.domains import Domains
 from gun.core.drains import Drains
 from gun.core.formation import MAX_PROCESSES, Formation
 from gun.core.hosts import Checker, Hosts
@@ -51,6 +53,8 @@ class Platform:
     hosts          hosts, hosts.add, hosts.remove: machines reached over ssh
     processes      ps, ps.restart
     drains         drains, drains.add, drains.remove, drains.ingest, logs
+    domains        domains, domains.add, domains.remove: the hostnames the router sends to apps
+    certs          certs, certs.add, certs.remove: TLS certificates served for them
     agents         the agent protocol
     release_phase  the release command: its rules, its agent's output and result
     shipping       where an app's logs go: the ingest token, the drains
@@ -98,6 +102,8 @@ class Platform:
         self.builds = Builds(store, build_options, self.slugs, self.deploys, self.release_phase)
         self.drains = Drains(store, self.shipping)
         self.routing = Routing(store, self.shipping, router_domain)
+        self.domains = Domains(store, router_domain)
+        self.certs = Certs(store, router_domain)
         self.agents = Agents(
             store, self.slugs, self.shipping, self.release_phase, rollout, instance_timeout
         )

@@ -15,16 +15,13 @@ from collections.abc import Mapping, Sequence
 
 from gun.core.access import authorize
 from gun.core.shipping import Shipping
+from gun.domains import default_hostname
 from gun.model import Principal
 from gun.router.table import Backend, Route, Table
 from gun.store import Store
 from gun.store.fleet import Routable
 
 LOOPBACK = "127.0.0.1"  # where a local instance's processes listen (gun up: the same machine)
-
-
-def default_hostname(app: str, router_domain: str) -> str:
-    return f"{app}.{router_domain}"
 
 
 def backend_of(p: Routable) -> Backend | None:
@@ -81,6 +78,6 @@ class Routing:
         with self.store.read() as tx:
             apps = tx.apps.all()
             processes = tx.processes.routable()
-            domains = tx.domains.all() if hasattr(tx, "domains") else []
+            domains = tx.domains.all()
             drains = {a.name: self.shipping.urls(tx, a.id) for a in apps}
         return build_table([a.name for a in apps], processes, domains, drains, self.router_domain)

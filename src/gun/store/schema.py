@@ -190,6 +190,31 @@ drains = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+domains = Table(
+    "domains",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("app_id", _app_fk(), nullable=False),
+    Column("hostname", String(253), nullable=False, unique=True),  # custom ones; one app each
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+certs = Table(
+    "certs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("app_id", _app_fk(), nullable=False),
+    Column("hostnames", JSON, nullable=False),  # the app's hostnames it covers; one cert each
+    Column("chain_pem", Text, nullable=False),  # leaf first, then intermediates
+    Column("key_sealed", Text, nullable=False),  # its private key, encrypted
+    Column("not_before", DateTime(timezone=True), nullable=False),
+    Column("not_after", DateTime(timezone=True), nullable=False),
+    Column("fingerprint", String(64), nullable=False),  # sha256 of the leaf's DER, hex
+    Column("issuer", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 tokens = Table(
     "tokens",
     metadata,

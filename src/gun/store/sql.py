@@ -13,6 +13,7 @@ from gun.crypto import Box
 from gun.store import migrate
 from gun.store.apps import AppQueries, ConfigQueries, FormationQueries, LayerQueries
 from gun.store.builds import BuildQueries
+from gun.store.domains import CertQueries, DomainQueries
 from gun.store.drains import DrainQueries
 from gun.store.engine import WRITE, make_engine
 from gun.store.events import EventQueries
@@ -98,6 +99,8 @@ class Tx:
         self.drains = DrainQueries(conn, box)
         self.tokens = TokenQueries(conn, box)
         self.hosts = HostQueries(conn, box)
+        self.domains = DomainQueries(conn, box)
+        self.certs = CertQueries(conn, box)
 
     @property
     def bumped(self) -> bool:
