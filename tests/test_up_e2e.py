@@ -19,7 +19,7 @@ import pytest
 from gun import up as gun_up
 from gun.agent import contain
 from gun.agent.config import AgentConfig
-from gun.settings import AppLogLimits, DrainSettings, MetaSettings, SlugLimits
+from gun.settings import AppLogLimits, DrainSettings, MetaSettings, SlugLimits, router_settings
 from tests.up import Up, running
 
 HELLO = Path(__file__).parent.parent / "examples" / "hello"
@@ -190,6 +190,8 @@ DECIDED_BY_UP = {
     "GUN_PUBLIC_URL",
     "GUN_INSTANCE_ID",  # the agent's three: its provider writes them to ROOT/etc/agent.json
     "GUN_AGENT_TOKEN",
+    "GUN_ROUTER_DOMAIN",  # localhost: every app at APP.localhost
+    "GUN_ROUTER_LISTEN",  # 127.0.0.1:--router-port
 }
 
 
@@ -201,6 +203,7 @@ DECIDED_BY_UP = {
         (AppLogLimits.resolve, gun_up.PASSED),  # the agents, which meta starts with its env
         (AgentConfig.load, gun_up.PASSED),
         (DrainSettings.resolve, gun_up.PASSED + gun_up.DRAIN_PASSED),
+        (router_settings, gun_up.ROUTER_PASSED),
     ],
 )
 def test_gun_up_passes_on_every_setting_it_does_not_decide(

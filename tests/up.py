@@ -49,6 +49,8 @@ class Up:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("GUN_")}
         self.drain_port = free_port()
         self.drain_url = f"http://127.0.0.1:{self.drain_port}"
+        self.router_port = free_port()  # never 5180: a gun up of the user's may be there
+        self.router_url = f"http://127.0.0.1:{self.router_port}"
         self.env.update(
             XDG_CONFIG_HOME=str(self.config),
             GUN_INSTANCE_TIMEOUT=str(instance_timeout),
@@ -69,6 +71,8 @@ class Up:
                     str(self.port),
                     "--instances",
                     str(self.instances),
+                    "--router-port",
+                    str(self.router_port),
                 ],
                 env=self.env,
                 stdout=out,

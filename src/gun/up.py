@@ -164,6 +164,7 @@ def run(
         GUN_ADMIN_TOKEN=token,
         GUN_DRAIN_TOKEN=drain_credential,
         GUN_AUTO_INSTANCES=str(instances),
+        GUN_ROUTER_DOMAIN="localhost",  # RFC 6761: APP.localhost reaches loopback
     )
     for key in PASSED:
         if key in os.environ:
