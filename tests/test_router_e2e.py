@@ -1,0 +1,194 @@
+"""The router as a user meets it under `gun up`: every app at http://APP.localhost:PORT/ and its
+domains, Heroku's request headers, no request lost through restarts, scales and deploys, and one
+router line per request, whose metrics match what the client counted."""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from tests.load import Load
+from tests.up import Up, running
+
+ROUTER_APP = Path(__file__).parent / "apps" / "router_app"
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    tmp = tmp_path_factory.mktemp("router")
+    with running(tmp, instances=2, GUN_ROUTER_TIMEOUT="3") as platform:
+        yield platform
+
+
+def get(up: Up, host: str, path: str = "/", **headers: str) -> httpx.Response:
+    return httpx.get(f"{up.router_url}{path}", headers={"Host": host, **headers}, timeout=30)
+
+
+def deployed(up: Up, app: str, web: int) -> None:
+    up.ok("apps.create", app)
+    up.ok(f"app:{app}", "deploy", f"dir={ROUTER_APP}")
+    up.ok(f"app:{app}", "scale", f"web={web}")
+    serving(up, app, web)
+
+
+def serving(up: Up, app: str, n: int) -> set[str]:
+    """Wait until the router sends requests to exactly the app's n web processes; their names."""
+
+    def dynos() -> set[str] | None:
+        seen = set()
+        for _ in range(4 * n + 4):
+            r = get(up, f"{app}.localhost")
+            if r.status_code != 200:
+                return None
+            seen.add(r.json()["dyno"])
+        return seen if len(seen) == n else None
+
+    found: set[str] = up.until(dynos, 60, f"the router to serve {n} web processes of {app}")
+    return found
+
+
+def router_lines(up: Up, app: str, *grep: str) -> list[str]:
+    args = [f"app:{app}", "logs", "-n", "1000", "source=heroku", "ps=router", *grep]
+    return [line.split(": ", 1)[1] for line in up.ok(*args).splitlines()]
+
+
+def test_every_app_answers_at_its_name_with_herokus_headers(up: Up) -> None:
+    deployed(up, "shop", 3)
+    assert serving(up, "shop", 3) == {"web.1", "web.2", "web.3"}  # each in turn
+
+    r = get(up, "shop.localhost", "/?q=1")
+    headers = {k.lower(): v for k, v in r.json()["headers"].items()}
+    assert headers["x-forwarded-for"] == "127.0.0.1"
+    assert headers["x-forwarded-proto"] == "http"
+    assert headers["x-forwarded-port"] == str(up.router_port)
+    assert headers["via"] == "1.1 gun"
+    generated = headers["x-request-id"]
+    assert len(generated) == 36  # a UUID
+    kept = get(up, "SHOP.localhost:80", **{"X-Request-Id": "client-chosen-id-0123456789"})
+    assert kept.json()["headers"]["X-Request-Id"] == "client-chosen-id-0123456789"
+    bad = get(up, "shop.localhost", **{"X-Request-Id": "short"})
+    assert len(bad.json()["headers"]["X-Request-Id"]) == 36
+
+    nowhere = get(up, "nosuch.localhost")
+    assert (nowhere.status_code, "No such app" in nowhere.text) == (404, True)
+
+    up.ok("app:shop", "domains.add:www.shop.test")
+    www = up.until(lambda: get(up, "www.shop.test").status_code == 200, 10, "www.shop.test")
+    assert www
+    up.ok("app:shop", "domains.remove:www.shop.test")
+    up.until(lambda: get(up, "www.shop.test").status_code == 404, 10, "www.shop.test to go")
+
+    lines = up.until(
+        lambda: [ln for ln in router_lines(up, "shop") if generated in ln], 15, "its router line"
+    )
+    assert len(lines) == 1
+    assert lines[0].startswith('at=info method=GET path="/?q=1" host=shop.localhost ')
+    assert f"request_id={generated} " in lines[0] and " status=200 " in lines[0]
+
+
+def test_no_request_fails_through_restart_scale_and_deploy(up: Up) -> None:
+    deployed(up, "steady", 3)
+    with Load(up.router_url + "/", "steady.localhost", rate=100, connections=4) as load:
+        before = {p["name"]: p["since"] for p in up.processes("steady")}
+        up.ok("app:steady", "ps.restart")
+        up.until(lambda: all_replaced(up, "steady", before), 60, "the restart")
+        up.ok("app:steady", "scale", "web=1")
+        serving(up, "steady", 1)
+        up.ok("app:steady", "scale", "web=4")
+        serving(up, "steady", 4)
+        up.ok("app:steady", "deploy", f"dir={ROUTER_APP}")  # preboot
+        up.until(lambda: on_release(up, "steady", 3, 4), 60, "the deploy")
+        serving(up, "steady", 4)
+    print("restart, scale 3 -> 1 -> 4, deploy:", load.summary())
+    assert load.sent > 1000
+    assert load.failed == 0, load.summary()
+
+    # one router line per request: the metrics count what the client counted, exactly
+    def counted() -> dict[str, Any] | None:
+        got = up.json("app:steady", "metrics", "since=10m")
+        sums = {}
+        for b in got:
+            if b["name"].startswith("router."):
+                sums.setdefault(b["name"], []).append(b)
+        ok = sum(b["sum"] for b in sums.get("router.status.2xx", []))
+        return sums if ok >= load.statuses[200] + 40 else None  # serving()'s requests too
+
+    series = up.until(counted, 30, "the router lines of every request")
+    client_ok = load.statuses[200]
+    lines = router_lines(up, "steady", "grep=status=200")
+    assert sum(b["sum"] for b in series["router.status.2xx"]) == len(lines) >= client_ok
+    assert "router.status.5xx" not in series and not any("at=error" in ln for ln in lines)
+    services = [int(ln.split(" service=")[1].split("ms")[0]) for ln in lines]
+    client_ms = sorted(1000 * s for s in load.latencies)
+    assert max(services) <= max(client_ms) + 1  # the router's service is part of the client's
+    assert statistics.median(services) <= statistics.median(client_ms) + 1
+
+
+def test_a_killed_process_costs_at_most_the_requests_it_had(up: Up) -> None:
+    deployed(up, "crashy", 2)
+    with Load(up.router_url + "/", "crashy.localhost", rate=100, connections=4) as load:
+        up.until(lambda: load.sent > 100, 10, "the load to start")
+        web = next(p for p in up.processes("crashy") if p["name"] == "web.1")
+        os.kill(listener(web["port"]), signal.SIGKILL)
+        up.until(
+            lambda: any(p["restarts"] for p in up.processes("crashy") if p["name"] == "web.1"),
+            30,
+            "web.1 to be started again",
+        )
+        serving(up, "crashy", 2)
+    print("kill -9 of web.1:", load.summary())
+    assert load.failed <= load.connections, load.summary()  # only requests under way in it
+
+
+def test_router_errors_are_herokus(up: Up) -> None:
+    deployed(up, "errors", 1)
+    slow = get(up, "errors.localhost", "/sleep/5")  # GUN_ROUTER_TIMEOUT=3
+    assert (slow.status_code, "did not answer in time" in slow.text) == (503, True)
+    closed = get(up, "errors.localhost", "/close")
+    assert closed.status_code == 503
+    teapot = get(up, "errors.localhost", "/status/418")
+    assert teapot.status_code == 418
+    up.ok("app:errors", "scale", "web=0")
+    up.until(lambda: get(up, "errors.localhost").status_code == 503, 30, "no web process")
+    none = get(up, "errors.localhost")
+    assert "No web processes are running" in none.text
+
+    def said() -> list[str] | None:
+        found = router_lines(up, "errors", "grep=at=error")
+        codes = {ln.split(" code=")[1].split(" ")[0] for ln in found}
+        return found if {"H12", "H13", "H14"} <= codes else None
+
+    errors = up.until(said, 15, "the error lines")
+    h12 = next(ln for ln in errors if "code=H12" in ln)
+    assert h12.startswith('at=error code=H12 desc="Request timeout" method=GET path="/sleep/5"')
+    assert " status=503 " in h12 and " dyno=web.1 " in h12
+    h14 = next(ln for ln in errors if "code=H14" in ln)
+    assert ' desc="No web processes running" ' in h14 and " dyno= connect= " in h14
+    assert any(" status=418 " in ln for ln in router_lines(up, "errors", "grep=status=418"))
+
+
+def all_replaced(up: Up, app: str, before: dict[str, str]) -> bool:
+    procs = [p for p in up.processes(app) if p["type"] == "web"]
+    fresh = [p for p in procs if p["state"] == "up" and p["since"] != before.get(p["name"])]
+    return len(fresh) == len(before)
+
+
+def on_release(up: Up, app: str, release: int, n: int) -> bool:
+    procs = [p for p in up.processes(app) if p["type"] == "web"]
+    return len(procs) == n and all(p["state"] == "up" and p["release"] == release for p in procs)
+
+
+def listener(port: int) -> int:
+    """The pid of the process listening on 127.0.0.1:port."""
+    for c in psutil.net_connections("tcp4"):
+        if c.status == psutil.CONN_LISTEN and c.laddr.port == port and c.pid:
+            return int(c.pid)
+    raise AssertionError(f"nothing listens on port {port}")
