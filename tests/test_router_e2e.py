@@ -4,8 +4,11 @@ router line per request, whose metrics match what the client counted."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
+import ssl
 import statistics
 from collections import Counter
 from collections.abc import Iterator
@@ -15,7 +18,10 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
+from tests import tlsmaker
 from tests.load import Load
 from tests.up import Up, running
 
@@ -204,3 +210,69 @@ def listener(port: int) -> int:
         if c.status == psutil.CONN_LISTEN and c.laddr.port == port and c.pid:
             return int(c.pid)
     raise AssertionError(f"nothing listens on port {port}")
+
+
+def over_tls(up: Up, hostname: str, path: str, cafile: Path) -> tuple[str, bytes, bytes]:
+    """GET over HTTPS to the router with SNI `hostname`, the certificate checked against
+    `cafile`: (status line, the response's headers and body, the server's certificate DER)."""
+    context = ssl.create_default_context(cafile=str(cafile))
+    with (
+        socket.create_connection(("127.0.0.1", up.router_tls_port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=hostname) as tls,
+    ):
+        tls.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: {hostname}\r\nConnection: close\r\n\r\n".encode()
+        )
+        got = b""
+        while chunk := tls.recv(65536):
+            got += chunk
+        der = tls.getpeercert(binary_form=True)
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert der is not None
+    return head.split(b"\r\n")[0].decode(), head + b"\r\n\r\n" + body, der
+
+
+def test_https_by_sni_with_each_apps_certificate(up: Up, tmp_path: Path) -> None:
+    deployed(up, "secure", 1)
+    local_ca = up.home / "router-ca" / "ca.pem"  # gun up's: it signed secure.localhost's
+    status, response, _ = over_tls(up, "secure.localhost", "/", local_ca)
+    assert status == "HTTP/1.1 200 OK"
+    body = json.loads(response.split(b"\r\n\r\n", 1)[1])
+    headers = {k.lower(): v for k, v in body["headers"].items()}
+    assert (headers["x-forwarded-proto"], headers["x-forwarded-port"]) == (
+        "https",
+        str(up.router_tls_port),
+    )
+
+    up.ok("app:secure", "domains.add:www.secure.test")
+    chain, key, root = tlsmaker.chained(["www.secure.test"])
+    (tmp_path / "cert.pem").write_text(chain)
+    (tmp_path / "key.pem").write_text(key)
+    (tmp_path / "root.pem").write_text(tlsmaker.pem(root))
+    up.ok("app:secure", "certs.add", str(tmp_path / "cert.pem"), str(tmp_path / "key.pem"))
+    leaf = x509.load_pem_x509_certificate(chain.encode())
+
+    def served() -> bool:
+        try:
+            status, _, der = over_tls(up, "www.secure.test", "/", tmp_path / "root.pem")
+        except (ssl.SSLError, OSError):
+            return False
+        return status == "HTTP/1.1 200 OK" and der == leaf.public_bytes(Encoding.DER)
+
+    assert up.until(served, 15, "the app's certificate served for www.secure.test")
+
+    up.ok("app:secure", "config.set", "ROUTER_HTTPS_ONLY=true")
+    https = f"https://secure.localhost:{up.router_tls_port}/a?b=1"
+
+    def redirected() -> bool:
+        r = get(up, "secure.localhost", "/a?b=1")
+        return r.status_code == 308 and r.headers["location"] == https
+
+    assert up.until(redirected, 30, "plain HTTP redirected to HTTPS")
+    assert over_tls(up, "secure.localhost", "/", local_ca)[0] == "HTTP/1.1 200 OK"
+    lines = up.until(
+        lambda: [ln for ln in router_lines(up, "secure") if "protocol=https" in ln],
+        15,
+        "router lines of HTTPS requests",
+    )
+    assert all(" status=200 " in ln for ln in lines)

@@ -192,6 +192,8 @@ DECIDED_BY_UP = {
     "GUN_AGENT_TOKEN",
     "GUN_ROUTER_DOMAIN",  # localhost: every app at APP.localhost
     "GUN_ROUTER_LISTEN",  # 127.0.0.1:--router-port
+    "GUN_ROUTER_TLS_LISTEN",  # 127.0.0.1:--router-tls-port
+    "GUN_ROUTER_LOCAL_CA",  # DIR/router-ca, made by gun up
 }
 
 

@@ -297,15 +297,25 @@ class DrainSettings:
 
 def router_settings(home: Path, listen: str | None = None) -> RouterSettings:
     """The router's settings: GUN_ROUTER_LISTEN (default 127.0.0.1:5180), its files under
-    HOME/router, GUN_ROUTER_TIMEOUT (s for an app to start its response, 30),
+    HOME/router, GUN_ROUTER_TLS_LISTEN (HTTPS, none by default), GUN_ROUTER_LOCAL_CA (a
+    directory with ca.pem and ca-key.pem: a CA that signs the apps' default hostnames),
+    GUN_ROUTER_TIMEOUT (s for an app to start its response, 30),
     GUN_ROUTER_CHECK_INTERVAL (s between health checks of a web process, 1),
     GUN_ROUTER_MAX_BODY (bytes of a request body, 100 MiB)."""
     from gun.router.haproxy import Settings
 
     listen = listen or os.environ.get("GUN_ROUTER_LISTEN") or "127.0.0.1:5180"
     parse_listen(listen)
+    tls_listen = os.environ.get("GUN_ROUTER_TLS_LISTEN") or None
+    if tls_listen:
+        parse_listen(tls_listen)
+    local_ca = os.environ.get("GUN_ROUTER_LOCAL_CA") or None
+    if local_ca and not (Path(local_ca) / "ca-key.pem").is_file():
+        raise UsageError(f"GUN_ROUTER_LOCAL_CA={local_ca} has no ca.pem and ca-key.pem")
     return Settings(
         listen=listen,
+        tls_listen=tls_listen,
+        local_ca=Path(local_ca) if local_ca else None,
         home=home / "router",
         syslog="127.0.0.1:0",
         timeout=number("GUN_ROUTER_TIMEOUT", 30.0, 1.0, 3600.0),

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from gun import isolation
+from gun import atomic, certs, isolation
 from gun.crypto import new_token
 from gun.errors import Unavailable
 from gun.providers.local import LocalProvider
@@ -113,10 +113,27 @@ def _drain_port(port: int) -> int:
 ROUTER_PORT = 5180
 
 
+def local_ca(home: Path) -> Path:
+    """gun up's own CA (DIR/router-ca: ca.pem, ca-key.pem 0600), made once: the router has it
+    sign a certificate for every app's APP.localhost; trust ca.pem to browse them over HTTPS."""
+    where = home / "router-ca"
+    if not (where / "ca-key.pem").exists():
+        ca = certs.new_ca("gun up local CA")
+        atomic.write(where / "ca-key.pem", ca.key, 0o600)
+        atomic.write(where / "ca.pem", ca.cert)
+    return where
+
+
 def _router(
-    home: Path, meta: str, token: str, env: dict[str, str], port: int, say: Callable[[str], None]
+    home: Path,
+    meta: str,
+    token: str,
+    env: dict[str, str],
+    ports: tuple[int, int],
+    say: Callable[[str], None],
 ) -> Respawned | None:
-    """The router, on 127.0.0.1:port with meta's admin token; None (said) without HAProxy."""
+    """The router, on 127.0.0.1:port (HTTP) and :tls_port (HTTPS, certificates of gun up's
+    CA) with meta's admin token; None (said) without HAProxy."""
     from gun.router.runner import binary
 
     try:
@@ -124,9 +141,14 @@ def _router(
     except Unavailable as e:
         say(f"no router: {e.message}; apps answer on their processes' own ports")
         return None
-    listen = f"127.0.0.1:{port}"
+    listen = f"127.0.0.1:{ports[0]}"
     router_env = {k: v for k, v in env.items() if k not in ("GUN_ADMIN_TOKEN", "GUN_DRAIN_TOKEN")}
-    router_env.update(GUN_ROUTER_TOKEN=token, GUN_META_URL=meta)
+    router_env.update(
+        GUN_ROUTER_TOKEN=token,
+        GUN_META_URL=meta,
+        GUN_ROUTER_TLS_LISTEN=f"127.0.0.1:{ports[1]}",
+        GUN_ROUTER_LOCAL_CA=str(local_ca(home)),
+    )
     for key in ROUTER_PASSED:
         if key in os.environ:
             router_env[key] = os.environ[key]
@@ -147,6 +169,7 @@ def run(
     say: Callable[[str], None] = print,
     ready: Callable[[str, str], None] | None = None,
     router_port: int = ROUTER_PORT,
+    router_tls_port: int = ROUTER_PORT + 1,
 ) -> None:
     """Run the platform until Ctrl-C or SIGTERM. `ready(url, token)` is called once meta and
     the drain answer (the CLI writes its credentials then). The router serves every app at
@@ -177,7 +200,7 @@ def run(
     for key in DRAIN_PASSED:
         if key in os.environ:
             drain_env[key] = os.environ[key]
-    router = _router(home, url, token, env, router_port, say)
+    router = _router(home, url, token, env, (router_port, router_tls_port), say)
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     provider = LocalProvider(home / "instances")
@@ -210,7 +233,10 @@ def run(
         say(f"gun is up: meta on {url}, the drain on {drain_url}, data in {home}")
         say(f"every new app gets {instances} local instance(s) in layer default")
         if router is not None:
-            say(f"the router serves every app at http://APP.localhost:{router_port}/")
+            say(
+                f"the router serves every app at http://APP.localhost:{router_port}/ and"
+                f" https://APP.localhost:{router_tls_port}/ (trust {home / 'router-ca' / 'ca.pem'})"
+            )
         say("try: gun apps.create demo && gun app:demo deploy dir=examples/python-web")
         say("Ctrl-C stops everything")
         while not stop.is_set():

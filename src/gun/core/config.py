@@ -19,6 +19,7 @@ from gun.core.access import authorize, visible_config
 from gun.core.batch import Batcher
 from gun.core.cache import VersionedCache
 from gun.core.release_phase import ReleasePhase
+from gun.core.routing import HTTPS_ONLY, check_https_only
 from gun.errors import InvalidParams, NotFound
 from gun.model import (
     Principal,
@@ -150,6 +151,8 @@ class Config:
                 raise InvalidParams(f"config var {key!r} must be a string or null")
             if value is not None:
                 check_config_value(key, value)
+            if value is not None and key == HTTPS_ONLY:
+                check_https_only(value)
 
     def apply(
         self, name: str, batch: Sequence[tuple[Principal, dict[str, str | None]]]

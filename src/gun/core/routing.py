@@ -5,23 +5,47 @@ An app's hostnames are `APP.<router domain>` (GUN_ROUTER_DOMAIN, `localhost` und
 and its custom domains; its backends are its web processes that are wanted (a scale down
 takes one out at once, before its agent stops it), up (a prebooting copy joins once it
 accepts connections; its agent reports the copy that still serves until then) and on an
-online instance. Only a platform admin's token (not scoped to an app) reads the table: it
-names every app's drains.
+online instance. Its certificates are served by SNI; config var ROUTER_HTTPS_ONLY=true has
+plain HTTP requests redirected to HTTPS. Only a platform admin's token (not scoped to an app)
+reads the table: it names every app's drains and holds its certificates' keys.
+
+What changes only with an app's generation (hostnames, drains, certificates, the redirect:
+each change bumps it) is read once per generation and kept; the processes are read each time
+(reports do not bump generations), in one query for every app.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from gun.core.access import authorize
 from gun.core.shipping import Shipping
 from gun.domains import default_hostname
+from gun.errors import InvalidParams
 from gun.model import Principal
-from gun.router.table import Backend, Route, Table
-from gun.store import Store
+from gun.router.table import Backend, Certificate, Route, Table
+from gun.store import Store, Tx
 from gun.store.fleet import Routable
 
 LOOPBACK = "127.0.0.1"  # where a local instance's processes listen (gun up: the same machine)
+HTTPS_ONLY = "ROUTER_HTTPS_ONLY"  # the config var the router reads
+TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
+
+
+def https_only(value: str | None) -> bool:
+    """ROUTER_HTTPS_ONLY's meaning (unset: off)."""
+    return value is not None and value.strip().lower() in TRUE
+
+
+def check_https_only(value: str) -> str:
+    """A value config.set accepts for ROUTER_HTTPS_ONLY."""
+    if value.strip().lower() not in TRUE + FALSE:
+        raise InvalidParams(
+            f"config var {HTTPS_ONLY} is {value!r}: use true or false (the router redirects plain"
+            " HTTP requests to HTTPS when true)"
+        )
+    return value
 
 
 def backend_of(p: Routable) -> Backend | None:
@@ -34,32 +58,35 @@ def backend_of(p: Routable) -> Backend | None:
     return None
 
 
-def build_table(
-    apps: Sequence[str],
-    processes: Sequence[Routable],
-    domains: Sequence[tuple[str, str]],
-    drains: Mapping[str, Sequence[str]],
-    router_domain: str,
-) -> Table:
-    """The table (pure): every app, its hostnames, backends and drains."""
+@dataclass(frozen=True)
+class AppRouting:
+    """What the router needs of an app that only changes with its generation."""
+
+    hostnames: tuple[str, ...]  # the default one first
+    drains: tuple[str, ...]
+    certs: tuple[Certificate, ...]
+    https_only: bool = False
+
+
+def build_table(apps: Mapping[str, AppRouting], processes: Sequence[Routable]) -> Table:
+    """The table (pure): every app, its hostnames, backends, drains and certificates."""
     backends: dict[str, list[Backend]] = {}
     for p in processes:
         b = backend_of(p)
         if b is not None:
             backends.setdefault(p.app, []).append(b)
-    custom: dict[str, list[str]] = {}
-    for app, hostname in domains:
-        custom.setdefault(app, []).append(hostname)
     routes = tuple(
         Route(
-            app=app,
-            hostnames=(default_hostname(app, router_domain), *sorted(custom.get(app, ()))),
-            backends=tuple(sorted(backends.get(app, ()), key=lambda b: b.name)),
-            drains=tuple(drains.get(app, ())),
+            app=name,
+            hostnames=a.hostnames,
+            backends=tuple(sorted(backends.get(name, ()), key=lambda b: b.name)),
+            drains=a.drains,
+            https_only=a.https_only,
         )
-        for app in sorted(apps)
+        for name, a in sorted(apps.items())
     )
-    return Table(routes)
+    certs = tuple(c for _, a in sorted(apps.items()) for c in a.certs)
+    return Table(routes, certs)
 
 
 class Routing:
@@ -67,6 +94,8 @@ class Routing:
         self.store = store
         self.shipping = shipping
         self.router_domain = router_domain
+        self._apps: dict[int, tuple[int, AppRouting]] = {}  # by app id: (generation, routing)
+        self.app_reads = 0
 
     @staticmethod
     def check(who: Principal) -> None:
@@ -76,8 +105,31 @@ class Routing:
     def table(self, who: Principal) -> Table:
         self.check(who)
         with self.store.read() as tx:
-            apps = tx.apps.all()
+            generations = tx.apps.generations()
+            apps = {a.id: a.name for a in tx.apps.all()}
+            routed: dict[str, AppRouting] = {}
+            for app_id, name in apps.items():
+                generation = generations.get(app_id, -1)
+                kept = self._apps.get(app_id)
+                if kept is None or kept[0] != generation:
+                    kept = (generation, self._read_app(tx, app_id, name))
+                    self._apps[app_id] = kept
+                routed[name] = kept[1]
             processes = tx.processes.routable()
-            domains = tx.domains.all()
-            drains = {a.name: self.shipping.urls(tx, a.id) for a in apps}
-        return build_table([a.name for a in apps], processes, domains, drains, self.router_domain)
+        for gone in set(self._apps) - set(apps):
+            del self._apps[gone]
+        return build_table(routed, processes)
+
+    def _read_app(self, tx: Tx, app_id: int, name: str) -> AppRouting:
+        self.app_reads += 1
+        custom = tuple(d.hostname for d in tx.domains.of(app_id))
+        certs = tuple(
+            Certificate(c.app, c.hostnames, c.fingerprint, c.chain_pem.rstrip() + "\n" + c.key_pem)
+            for c in tx.certs.all(app_id)
+        )
+        return AppRouting(
+            hostnames=(default_hostname(name, self.router_domain), *custom),
+            drains=tuple(self.shipping.urls(tx, app_id)),
+            certs=certs,
+            https_only=https_only(tx.config.get(app_id, HTTPS_ONLY)),
+        )

@@ -25,7 +25,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gun.router.table import Backend, Route, Table
+from gun.router.table import Backend, Certificate, Route, Table
 
 NO_APP = "no-app"
 REQUEST_ID = r"^[-A-Za-z0-9+=/]{20,200}$"
@@ -50,6 +50,8 @@ class Settings:
     check_interval: float = 1.0  # seconds between health checks of a web process
     max_body: int = 100 * 1024 * 1024  # bytes of Content-Length accepted (else 413)
     maxconn: int = 4096
+    tls_listen: str | None = None  # HOST:PORT for HTTPS (certificates by SNI)
+    local_ca: Path | None = None  # a CA (ca.pem, ca-key.pem) signing apps' default hostnames
 
     @property
     def socket(self) -> Path:
@@ -62,6 +64,19 @@ class Settings:
     @property
     def hosts_map(self) -> Path:
         return self.home / "hosts.map"
+
+    @property
+    def https_map(self) -> Path:
+        """The backends of the apps whose plain HTTP requests are redirected to HTTPS."""
+        return self.home / "https.map"
+
+    @property
+    def tls(self) -> Path:
+        return self.home / "tls"
+
+    @property
+    def tls_port(self) -> int | None:
+        return int(self.tls_listen.rpartition(":")[2]) if self.tls_listen else None
 
 
 def backend_name(app: str) -> str:
@@ -117,6 +132,22 @@ def ms(seconds: float) -> str:
     return f"{int(seconds * 1000)}ms"
 
 
+def cert_path(c: Certificate, s: Settings) -> Path:
+    return s.tls / f"{c.fingerprint}.pem"
+
+
+def crt_list(table: Table, s: Settings) -> str:
+    """The certificates HAProxy serves, by SNI: the default one first (for a name no
+    certificate covers), then each app's with the hostnames it covers."""
+    lines = [str(s.tls / "default.pem")]
+    lines += [f"{cert_path(c, s)} {' '.join(c.hostnames)}" for c in table.certs]
+    return "".join(line + "\n" for line in lines)
+
+
+def https_map(table: Table) -> str:
+    return "".join(f"{backend_name(r.app)} 1\n" for r in table.routes if r.https_only)
+
+
 def render(table: Table, s: Settings) -> str:
     """haproxy.cfg for `table`."""
     host = f"var(txn.host),map_str({s.hosts_map},{NO_APP})"
@@ -149,6 +180,11 @@ def render(table: Table, s: Settings) -> str:
         "",
         "frontend web",
         f"  bind {s.listen}",
+        *(
+            [f"  bind {s.tls_listen} ssl crt-list {s.tls / 'certs.list'} alpn http/1.1"]
+            if s.tls_listen
+            else []
+        ),
         f'  log-format "{LOG_FORMAT}"',
         "  option forwardfor",
         "  http-request set-var(txn.host) req.hdr(host),lower,field(1,:)",
@@ -162,6 +198,7 @@ def render(table: Table, s: Settings) -> str:
         '  http-request add-header Via "1.1 gun"',
         f"  http-request set-var(txn.backend) {host}",
         f"  http-request set-var(txn.backend) {wildcard} if {{ var(txn.backend) -m str {NO_APP} }}",
+        *(redirect(s) if s.tls_listen else []),
         "  use_backend %[var(txn.backend)]",
         "",
         f"backend {NO_APP}",
@@ -173,20 +210,36 @@ def render(table: Table, s: Settings) -> str:
     return "\n".join(out) + "\n"
 
 
-def files(table: Table, s: Settings) -> dict[Path, str]:
-    """Every file HAProxy reads for `table`, by path."""
+def redirect(s: Settings) -> list[str]:
+    """Plain HTTP to HTTPS, for the apps in the https map (308: the method and body stay)."""
+    port = "" if s.tls_port == 443 else f":{s.tls_port}"
+    return [
+        f"  http-request redirect code 308 location https://%[var(txn.host)]{port}%[capture.req.uri]"
+        f" if !{{ ssl_fc }} {{ var(txn.backend),map_str({s.https_map}) -m found }}"
+    ]
+
+
+def files(table: Table, s: Settings, default_pem: str = "") -> dict[Path, tuple[str, int]]:
+    """Every file HAProxy reads for `table`, by path, with its mode (keys: 0600);
+    `default_pem` is the certificate for names no other covers (with TLS)."""
     pages = {s.home / (name + ".http"): error_page(text) for name, text in ERROR_PAGES.values()}
-    return {
-        **pages,
-        s.home / "no-app.html": NO_APP_PAGE,
-        s.hosts_map: hosts_map(table),
-        s.config: render(table, s),
-    }
+    out = {p: (text, 0o644) for p, text in pages.items()}
+    out[s.home / "no-app.html"] = (NO_APP_PAGE, 0o644)
+    out[s.hosts_map] = (hosts_map(table), 0o644)
+    out[s.https_map] = (https_map(table), 0o644)
+    if s.tls_listen:
+        out[s.tls / "default.pem"] = (default_pem, 0o600)
+        for c in table.certs:
+            out[cert_path(c, s)] = (c.pem, 0o600)
+        out[s.tls / "certs.list"] = (crt_list(table, s), 0o644)
+    out[s.config] = (render(table, s), 0o644)
+    return out
 
 
-def structure(table: Table) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """What only a reload changes: the apps and their hostnames."""
-    return tuple((r.app, r.hostnames) for r in table.routes)
+def structure(table: Table) -> tuple[object, ...]:
+    """What only a reload changes: the apps, their hostnames and redirects, the certificates."""
+    apps = tuple((r.app, r.hostnames, r.https_only) for r in table.routes)
+    return apps, tuple((c.fingerprint, c.hostnames) for c in table.certs)
 
 
 def plan(

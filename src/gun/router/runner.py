@@ -32,7 +32,7 @@ from pathlib import Path
 
 import httpx
 
-from gun import atomic
+from gun import atomic, certs
 from gun.agent.logship import LogShipper
 from gun.errors import GunError, ProtocolError, Unavailable
 from gun.loops import Loops
@@ -177,6 +177,7 @@ class Router:
         self.stopping = asyncio.Event()
         self.reloads = 0
         self.lines = 0
+        self._default: tuple[list[str], str] | None = None  # default hostnames, their PEM
 
     # -- router lines ------------------------------------------------------------------------
 
@@ -199,8 +200,32 @@ class Router:
     # -- applying tables ---------------------------------------------------------------------
 
     def _write(self, table: Table) -> None:
-        for path, text in haproxy.files(table, self.settings).items():
-            atomic.write(path, text)
+        written = haproxy.files(table, self.settings, self._default_pem(table))
+        for path, (text, mode) in written.items():
+            atomic.write(path, text, mode)
+        if self.settings.tls.is_dir():  # certificates no longer served
+            for old in self.settings.tls.glob("*.pem"):
+                if old not in written:
+                    old.unlink(missing_ok=True)
+
+    def _default_pem(self, table: Table) -> str:
+        """The certificate for names no app's certificate covers: with a local CA, one it
+        signs for every app's default hostname (made again when apps come or go); else a
+        self-signed one (browsers warn)."""
+        if not self.settings.tls_listen:
+            return ""
+        local = self.settings.local_ca
+        names = sorted(r.hostnames[0] for r in table.routes) if local else []
+        if self._default is None or self._default[0] != names:
+            if local is not None:
+                ca = certs.Pair(
+                    (local / "ca.pem").read_bytes(), (local / "ca-key.pem").read_bytes()
+                )
+            else:
+                ca = certs.new_ca("gun router (self-signed)")
+            pair = certs.new_server(ca, names or ["localhost"])
+            self._default = (names, pair.cert.decode() + pair.key.decode())
+        return self._default[1]
 
     async def _reload(self, table: Table) -> None:
         await asyncio.to_thread(self._write, table)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gun.errors import ProtocolError
-from gun.jsonread import Object, array, matching, text, whole
+from gun.jsonread import Object, array, expected, matching, text, whole
 from gun.model import APP_NAME, PROCESS_NAME
 
 # a hostname as the router matches it: lowercase labels (a `*.` wildcard first at most)
@@ -28,6 +28,8 @@ HOSTNAME = re.compile(
     r"^(?:\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z"
 )
 ADDRESS = re.compile(r"^[A-Za-z0-9.:-]{1,253}\Z")  # an IPv4/IPv6 address or a host name
+FINGERPRINT = re.compile(r"^[0-9a-f]{64}\Z")
+PEM_MAX = 256 * 1024
 ROUTES_MAX = 100_000
 BACKENDS_MAX = 100_000
 
@@ -47,11 +49,25 @@ class Route:
     hostnames: tuple[str, ...]  # the default one first
     backends: tuple[Backend, ...]  # sorted by name
     drains: tuple[str, ...] = field(repr=False)  # logplex URLs for its router lines
+    https_only: bool = (
+        False  # plain HTTP requests are redirected to HTTPS (config ROUTER_HTTPS_ONLY)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate:
+    """A TLS certificate the router serves by SNI for its hostnames."""
+
+    app: str
+    hostnames: tuple[str, ...]
+    fingerprint: str  # sha256 of the leaf, hex
+    pem: str = field(repr=False)  # the chain, leaf first, then the private key
 
 
 @dataclass(frozen=True, slots=True)
 class Table:
     routes: tuple[Route, ...]  # sorted by app
+    certs: tuple[Certificate, ...] = ()  # sorted by app, then as the app added them
 
     @property
     def digest(self) -> str:
@@ -63,27 +79,34 @@ class Table:
         return next((r for r in self.routes if r.app == app), None)
 
 
-def _routes_json(table: Table) -> list[dict[str, Any]]:
-    return [
+def _routes_json(table: Table) -> dict[str, Any]:
+    routes = [
         {
             "app": r.app,
             "hostnames": list(r.hostnames),
             "backends": [{"name": b.name, "host": b.host, "port": b.port} for b in r.backends],
             "drains": list(r.drains),
+            "https_only": r.https_only,
         }
         for r in table.routes
     ]
+    certs = [
+        {"app": c.app, "hostnames": list(c.hostnames), "fingerprint": c.fingerprint, "pem": c.pem}
+        for c in table.certs
+    ]
+    return {"routes": routes, "certs": certs}
 
 
 def to_json(table: Table) -> dict[str, Any]:
-    return {"digest": table.digest, "routes": _routes_json(table)}
+    return {"digest": table.digest, **_routes_json(table)}
 
 
 def read_table(data: object) -> Table:
     """The table from meta's answer, every field checked; ProtocolError names the bad one."""
     o = Object(data, "routes")
     routes = array(o.get("routes")[0], "routes.routes", _route, limit=ROUTES_MAX)
-    table = Table(routes)
+    certs = array(o.get("certs")[0], "routes.certs", _certificate, limit=ROUTES_MAX)
+    table = Table(routes, certs)
     digest = text(*o.get("digest"))
     if digest != table.digest:
         raise ProtocolError("routes.digest: does not match the routes (the answer was altered)")
@@ -102,6 +125,23 @@ def _route(value: object, at: str) -> Route:
         hostnames=hostnames,
         backends=backends,
         drains=array(*o.get("drains"), lambda v, a: text(v, a, limit=2000), limit=100),
+        https_only=flag(*o.get("https_only")),
+    )
+
+
+def flag(value: object, at: str) -> bool:
+    if not isinstance(value, bool):
+        raise expected(at, "true or false", value)
+    return value
+
+
+def _certificate(value: object, at: str) -> Certificate:
+    o = Object(value, at)
+    return Certificate(
+        app=matching(*o.get("app"), APP_NAME, "an app name"),
+        hostnames=array(*o.get("hostnames"), _hostname, limit=1000),
+        fingerprint=matching(*o.get("fingerprint"), FINGERPRINT, "a sha256 in hex"),
+        pem=text(*o.get("pem"), limit=PEM_MAX),
     )
 
 

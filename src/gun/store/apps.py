@@ -160,6 +160,15 @@ class ConfigQueries(Queries):
         )
         return {r.key: self.box.open(r.value_sealed) for r in rows}
 
+    def get(self, app_id: int, key: str) -> str | None:
+        """One config var's value (only it is decrypted), if the app has it."""
+        sealed = self.conn.execute(
+            select(config_vars.c.value_sealed).where(
+                config_vars.c.app_id == app_id, config_vars.c.key == key
+            )
+        ).scalar_one_or_none()
+        return None if sealed is None else self.box.open(sealed)
+
     def replace(
         self, app_id: int, config: dict[str, str], only: Iterable[str] | None = None
     ) -> None:

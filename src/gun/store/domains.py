@@ -134,10 +134,10 @@ class CertQueries(Queries):
     def delete(self, cert_id: int) -> None:
         self.conn.execute(delete(certs).where(certs.c.id == cert_id))
 
-    def all(self) -> list[Cert]:
-        """Every app's certificates with their keys decrypted: for the router, which serves
-        each for its hostnames by SNI."""
-        rows = self.conn.execute(
+    def all(self, app_id: int | None = None) -> list[Cert]:
+        """Every app's certificates (or one app's) with their keys decrypted: for the router,
+        which serves each for its hostnames by SNI."""
+        q = (
             select(
                 apps.c.name,
                 certs.c.hostnames,
@@ -149,6 +149,9 @@ class CertQueries(Queries):
             .join(apps, apps.c.id == certs.c.app_id)
             .order_by(apps.c.name, certs.c.id)
         )
+        if app_id is not None:
+            q = q.where(certs.c.app_id == app_id)
+        rows = self.conn.execute(q)
         return [
             Cert(
                 app=r.name,

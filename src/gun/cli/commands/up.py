@@ -27,7 +27,16 @@ from gun.settings import gun_home
     show_default=True,
     help="the router's port on 127.0.0.1: every app at http://APP.localhost:PORT/",
 )
-def up(directory: str | None, port: int, instances: int, router_port: int) -> None:
+@click.option(
+    "--router-tls-port",
+    type=click.IntRange(1, 65535),
+    default=5181,
+    show_default=True,
+    help="the router's HTTPS port on 127.0.0.1 (certificates of gun up's own CA)",
+)
+def up(
+    directory: str | None, port: int, instances: int, router_port: int, router_tls_port: int
+) -> None:
     """Run the whole platform here: meta on SQLite plus local instances. Ctrl-C stops it all."""
     from gun.up import run
 
@@ -36,4 +45,4 @@ def up(directory: str | None, port: int, instances: int, router_port: int) -> No
         output.note(f"credentials for `gun` written to {saved}")
 
     home = Path(directory) if directory else gun_home()
-    run(home, port, instances, output.note, ready, router_port)
+    run(home, port, instances, output.note, ready, router_port, router_tls_port)
