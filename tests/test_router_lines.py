@@ -60,7 +60,7 @@ def test_a_request() -> None:
 
 
 def test_a_request_as_haproxy_sent_it() -> None:
-    # captured from HAProxy 2.6 with haproxy.LOG_FORMAT
+    # written out in full, as HAProxy 2.6 sends one in haproxy.LOG_FORMAT
     got = lines.read(
         b'<134>1 2026-12-06T00:48:47.117966+00:00 - haproxy 6447 - - app-shop web.2 POST "/cart?'
         b'id=7&q=a%20b" "shop.localhost" "0a1b2c3d4e5f60718293a4b5c6d7e8f9" "192.0.2.4" 1 40 2'

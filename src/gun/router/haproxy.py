@@ -142,6 +142,9 @@ def render(table: Table, s: Settings) -> str:
         "  retries 3",
         "  option redispatch 1",
         "  retry-on conn-failure",
+        # a web process at a host name that does not resolve (an ssh host added by name)
+        # starts in maintenance: it must not make HAProxy refuse every app's config
+        "  default-server init-addr last,libc,none",
     ]
     for status, (name, _) in sorted(ERROR_PAGES.items()):
         out.append(f"  errorfile {status} {s.home / (name + '.http')}")
