@@ -173,6 +173,9 @@ def render(table: Table, s: Settings) -> str:
         "  retries 3",
         "  option redispatch 1",
         "  retry-on conn-failure",
+        # a web process at a host name that does not resolve (an ssh host added by name)
+        # starts in maintenance: it must not make HAProxy refuse every app's config
+        "  default-server init-addr last,libc,none",
     ]
     for status, (name, _) in sorted(ERROR_PAGES.items()):
         out.append(f"  errorfile {status} {s.home / (name + '.http')}")
@@ -192,9 +195,11 @@ def render(table: Table, s: Settings) -> str:
         "  http-request set-header X-Forwarded-Proto https if { ssl_fc }",
         "  http-request set-header X-Forwarded-Proto http unless { ssl_fc }",
         "  http-request set-header X-Forwarded-Port %[dst_port]",
-        "  http-request set-header X-Request-Id %[uuid]"
-        f" unless {{ req.hdr(x-request-id) -m reg {REQUEST_ID} }}",
-        "  http-request set-var(txn.rid) req.hdr(x-request-id)",
+        # the whole header (req.hdr would split it on commas), and only one of it
+        "  http-request set-header X-Request-Id %[uuid] unless"
+        " { req.fhdr_cnt(x-request-id) eq 1 }"
+        f" {{ req.fhdr(x-request-id) -m reg {REQUEST_ID} }}",
+        "  http-request set-var(txn.rid) req.fhdr(x-request-id)",
         '  http-request add-header Via "1.1 gun"',
         f"  http-request set-var(txn.backend) {host}",
         f"  http-request set-var(txn.backend) {wildcard} if {{ var(txn.backend) -m str {NO_APP} }}",

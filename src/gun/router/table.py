@@ -23,10 +23,9 @@ from gun.errors import ProtocolError
 from gun.jsonread import Object, array, expected, matching, text, whole
 from gun.model import APP_NAME, PROCESS_NAME
 
-# a hostname as the router matches it: lowercase labels (a `*.` wildcard first at most)
-HOSTNAME = re.compile(
-    r"^(?:\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z"
-)
+# a hostname as the router matches it: lowercase labels (a `*.` wildcard first at most). A
+# label may end with a dash: an app's name may (`shop-`), and so its default hostname.
+HOSTNAME = re.compile(r"^(?:\*\.)?(?:[a-z0-9][a-z0-9-]{0,62}\.)*[a-z0-9][a-z0-9-]{0,62}\Z")
 ADDRESS = re.compile(r"^[A-Za-z0-9.:-]{1,253}\Z")  # an IPv4/IPv6 address or a host name
 FINGERPRINT = re.compile(r"^[0-9a-f]{64}\Z")
 PEM_MAX = 256 * 1024

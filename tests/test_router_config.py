@@ -1,0 +1,211 @@
+"""HAProxy's configuration from the routing table (gun.router.haproxy): what `render` writes is
+loaded by the real HAProxy (`haproxy -c`), the hosts map, and `plan`'s runtime commands from
+one table to the next as a table of cases."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gun.router import haproxy
+from gun.router.haproxy import Settings, files, gone, hosts_map, plan, render
+from gun.router.runner import binary
+from gun.router.table import Backend, Route, Table
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    """A short directory: the admin socket's path must fit in 107 bytes."""
+    path = Path(tempfile.mkdtemp(prefix="gunrt", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path)
+
+
+def settings(home: Path) -> Settings:
+    return Settings(listen="127.0.0.1:18080", home=home, syslog="127.0.0.1:9")
+
+
+def b(name: str, port: int, host: str = "127.0.0.1") -> Backend:
+    return Backend(name, host, port)
+
+
+def route(app: str, *backends: Backend, hostnames: tuple[str, ...] = ()) -> Route:
+    return Route(app, (f"{app}.localhost", *hostnames), tuple(backends), ())
+
+
+TABLES = {
+    "empty": Table(()),
+    "no backends": Table((route("shop"),)),
+    "backends": Table(
+        (
+            route("blog", b("web.1", 6001), b("web.2", 6002, "2001:db8::2")),
+            route(
+                "shop",
+                b("web.1", 5001, "::1"),
+                b("web.10", 5010, "10.0.0.7"),
+                b("web.2", 5002, "node-3.internal"),
+                hostnames=("*.shop.example.com", "shop.example.com"),
+            ),
+            route("shop-", b("worker_x.7", 7007)),
+        )
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_haproxy_loads_the_rendered_config(name: str, home: Path) -> None:
+    s = settings(home)
+    for path, text in files(TABLES[name], s).items():
+        path.write_text(text)
+    done = subprocess.run(
+        [binary(), "-c", "-f", str(s.config)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_config_names_every_app_and_process(home: Path) -> None:
+    s = settings(home)
+    text = render(TABLES["backends"], s)
+    assert text.count("\nbackend ") == 4
+    assert "\nbackend no-app\n" in text
+    assert "\nbackend app-blog\n  balance roundrobin\n" in text
+    assert "  server web.1 [::1]:5001 check inter 1000 fall 2 rise 1\n" in text
+    assert "  server web.2 [2001:db8::2]:6002 check inter 1000 fall 2 rise 1\n" in text
+    assert "  server web.2 node-3.internal:5002 check inter 1000 fall 2 rise 1\n" in text
+    assert f"  stats socket {home}/admin.sock mode 600 level admin" in text
+    assert "  log 127.0.0.1:9 len 8192 format rfc5424" in text
+    assert "  bind 127.0.0.1:18080\n" in text
+    assert "  timeout server 30000ms\n" in text
+    assert set(files(TABLES["backends"], s)) == {
+        home / "haproxy.cfg",
+        home / "hosts.map",
+        home / "no-app.html",
+        home / "no-web.http",
+        home / "timeout.http",
+        home / "closed.http",
+    }
+
+
+def test_every_error_page_is_a_503() -> None:
+    for _, title in haproxy.ERROR_PAGES.values():
+        page = haproxy.error_page(title)
+        head, _, body = page.partition("\r\n\r\n")
+        assert head.startswith("HTTP/1.1 503 Service Unavailable\r\n")
+        assert f"Content-Length: {len(body.encode())}\r\n" in head
+        assert title in body
+
+
+def test_the_hosts_map() -> None:
+    assert hosts_map(TABLES["backends"]) == (
+        "*.shop.example.com app-shop\n"
+        "blog.localhost app-blog\n"
+        "shop-.localhost app-shop-\n"
+        "shop.example.com app-shop\n"
+        "shop.localhost app-shop\n"
+    )
+    assert hosts_map(Table(())) == ""
+
+
+# -- plan: the runtime commands from one table to the next --------------------------------------
+
+OPTS = "check inter 1000 fall 2 rise 1"
+S = Settings(listen="127.0.0.1:18080", home=Path("/r"), syslog="127.0.0.1:9")
+TWO = Table((route("blog"), route("shop", b("web.1", 5001), b("web.2", 5002))))
+
+
+@pytest.mark.parametrize(
+    ("new", "lingering", "commands", "gone_"),
+    [
+        (TWO, (), [], []),
+        (
+            Table(
+                (
+                    route("blog", b("web.1", 6001, "::1")),
+                    route("shop", b("web.1", 5001), b("web.2", 5002), b("web.3", 5003)),
+                )
+            ),
+            (),
+            [
+                f"add server app-blog/web.1 [::1]:6001 {OPTS}",
+                "enable health app-blog/web.1",
+                "enable server app-blog/web.1",
+                f"add server app-shop/web.3 127.0.0.1:5003 {OPTS}",
+                "enable health app-shop/web.3",
+                "enable server app-shop/web.3",
+            ],
+            [],
+        ),
+        (
+            Table((route("blog"), route("shop", b("web.1", 5001), b("web.2", 5102, "10.0.0.2")))),
+            (),
+            ["set server app-shop/web.2 addr 10.0.0.2 port 5102"],
+            [],
+        ),
+        (
+            Table((route("blog"), route("shop", b("web.2", 5002)))),
+            (),
+            ["set server app-shop/web.1 state maint"],
+            [("app-shop", "web.1")],
+        ),
+        (
+            Table((route("blog"), route("shop"))),
+            (),
+            ["set server app-shop/web.1 state maint", "set server app-shop/web.2 state maint"],
+            [("app-shop", "web.1"), ("app-shop", "web.2")],
+        ),
+        (  # web.3 left a moment ago and is still in HAProxy: it is taken over
+            Table(
+                (route("blog"), route("shop", b("web.1", 5001), b("web.2", 5002), b("web.3", 5)))
+            ),
+            {("app-shop", "web.3")},
+            [
+                "set server app-shop/web.3 addr 127.0.0.1 port 5",
+                "set server app-shop/web.3 state ready",
+            ],
+            [],
+        ),
+        (  # a lingering server of another app is not this one
+            Table(
+                (route("blog"), route("shop", b("web.1", 5001), b("web.2", 5002), b("web.3", 5)))
+            ),
+            {("app-blog", "web.3")},
+            [
+                f"add server app-shop/web.3 127.0.0.1:5 {OPTS}",
+                "enable health app-shop/web.3",
+                "enable server app-shop/web.3",
+            ],
+            [],
+        ),
+    ],
+)
+def test_plan(
+    new: Table,
+    lingering: set[tuple[str, str]],
+    commands: list[str],
+    gone_: list[tuple[str, str]],
+) -> None:
+    assert plan(TWO, new, S, lingering) == commands
+    assert list(gone(TWO, new)) == gone_
+
+
+@pytest.mark.parametrize(
+    "new",
+    [
+        Table((route("shop", b("web.1", 5001), b("web.2", 5002)),)),  # an app gone
+        Table((route("blog"), route("new"), route("shop", b("web.1", 5001), b("web.2", 5002)))),
+        Table(
+            (route("blog"), route("shop", b("web.1", 5001), b("web.2", 5002), hostnames=("a.b",)))
+        ),
+        Table((route("blog", hostnames=("blog.example.com",)), route("shop"))),
+        Table(()),
+    ],
+)
+def test_plan_asks_for_a_reload_when_apps_or_hostnames_change(new: Table) -> None:
+    assert plan(TWO, new, S) is None
