@@ -8,14 +8,16 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from gun import atomic, certs
 from gun.router import haproxy
 from gun.router.haproxy import Settings, files, gone, hosts_map, plan, render
 from gun.router.runner import binary
-from gun.router.table import Backend, Route, Table
+from gun.router.table import Backend, Certificate, Route, Table
 
 
 @pytest.fixture
@@ -59,11 +61,37 @@ TABLES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(TABLES))
+def tls_table() -> Table:
+    """An app with a certificate of its own, for www.shop.example.com."""
+    pair = certs.new_server(certs.new_ca("test CA"), ["www.shop.example.com"])
+    cert = Certificate(
+        "shop", ("www.shop.example.com",), "ab" * 32, pair.cert.decode() + pair.key.decode()
+    )
+    shop = Route("shop", ("shop.localhost", "www.shop.example.com"), (), (), https_only=True)
+    return Table((route("blog"), shop), (cert,))
+
+
+def write(written: dict[Path, tuple[str, int]]) -> None:
+    for path, (text, mode) in written.items():
+        atomic.write(path, text, mode)
+
+
+@pytest.mark.parametrize("name", [*sorted(TABLES), "tls"])
 def test_haproxy_loads_the_rendered_config(name: str, home: Path) -> None:
     s = settings(home)
-    for path, text in files(TABLES[name], s).items():
-        path.write_text(text)
+    if name == "tls":
+        s = replace(s, tls_listen="127.0.0.1:18443")
+        default = certs.new_server(certs.new_ca("test CA"), ["shop.localhost"])
+        written = files(tls_table(), s, default.cert.decode() + default.key.decode())
+        assert (written[s.tls / "default.pem"][1], written[s.tls / f"{'ab' * 32}.pem"][1]) == (
+            0o600,
+            0o600,
+        )  # private keys
+        assert written[s.https_map][0] == "app-shop 1\n"
+        assert written[s.tls / "certs.list"][0].endswith(" www.shop.example.com\n")
+    else:
+        written = files(TABLES[name], s)
+    write(written)
     done = subprocess.run(
         [binary(), "-c", "-f", str(s.config)], capture_output=True, text=True, check=False
     )
@@ -86,6 +114,7 @@ def test_the_config_names_every_app_and_process(home: Path) -> None:
     assert set(files(TABLES["backends"], s)) == {
         home / "haproxy.cfg",
         home / "hosts.map",
+        home / "https.map",
         home / "no-app.html",
         home / "no-web.http",
         home / "timeout.http",

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gun import atomic
 from gun.router import lines
 from gun.router.haproxy import Settings, files, plan
 from gun.router.runner import Haproxy, admin, binary, refused
@@ -87,8 +88,8 @@ def router() -> Iterator[tuple[Haproxy, socket.socket, int]]:
     )
     proxy = Haproxy(s, binary())
     try:
-        for path, text in files(route(), s).items():
-            path.write_text(text)
+        for path, (text, mode) in files(route(), s).items():
+            atomic.write(path, text, mode)
         proxy.check()
         proxy.start()
         deadline = time.monotonic() + 10

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gun.core.routing import backend_of, build_table
+from gun.core.routing import AppRouting, backend_of, build_table
 from gun.errors import ProtocolError
-from gun.router.table import Backend, Route, Table, read_table, to_json
+from gun.router.table import Backend, Certificate, Route, Table, read_table, to_json
 from gun.store.fleet import Routable
 
 SHOP = Route(
@@ -88,10 +88,21 @@ def tables(draw: st.DrawFn) -> Table:
             hostnames=(f"{app}.localhost", *draw(st.lists(HOSTNAMES, max_size=3))),
             backends=draw(backends()),
             drains=tuple(draw(st.lists(st.text(max_size=50).filter(lambda t: "\0" not in t)))),
+            https_only=draw(st.booleans()),
         )
         for app in sorted(apps)
     )
-    return Table(routes)
+    certs = tuple(
+        Certificate(
+            app=r.app,
+            hostnames=r.hostnames[:1],
+            fingerprint=draw(st.from_regex(r"[0-9a-f]{64}", fullmatch=True)),
+            pem=draw(st.text(max_size=80).filter(lambda t: "\0" not in t)),
+        )
+        for r in routes
+        if draw(st.booleans())
+    )
+    return Table(routes, certs)
 
 
 @given(tables())
@@ -340,19 +351,29 @@ def test_where_the_router_reaches_a_process(process: Routable, backend: Backend 
     assert backend_of(process) == backend
 
 
+def routing(*hostnames: str, drains: tuple[str, ...] = ()) -> AppRouting:
+    return AppRouting(hostnames=hostnames, drains=drains, certs=())
+
+
 def test_the_table_meta_builds() -> None:
     table = build_table(
-        apps=["shop", "blog", "idle"],
-        processes=[
+        {
+            "shop": routing(
+                "shop.localhost",
+                "*.shop.example.com",
+                "www.shop.example.com",
+                drains=("https://platform/logs", "https://user/logs"),
+            ),
+            "blog": routing("blog.localhost"),
+            "idle": routing("idle.localhost"),
+        },
+        [
             proc("shop", "web.2", 5002, "ssh", "10.0.0.2"),
             proc("shop", "web.10", 5010),
             proc("shop", "web.1", 5001),
             proc("blog", "web.1", 6001, "ec2"),
             proc("gone", "web.1", 7001),  # an app not listed is not routed
         ],
-        domains=[("shop", "www.shop.example.com"), ("shop", "*.shop.example.com")],
-        drains={"shop": ["https://platform/logs", "https://user/logs"]},
-        router_domain="localhost",
     )
     assert table == Table(
         (
@@ -373,14 +394,21 @@ def test_the_table_meta_builds() -> None:
     assert read_table(wire(to_json(table))) == table
 
 
-def test_an_app_without_processes_keeps_its_hostnames() -> None:
-    table = build_table(["shop"], [], [("shop", "shop.example.com")], {}, "apps.example.org")
-    assert table.routes == (Route("shop", ("shop.apps.example.org", "shop.example.com"), (), ()),)
+def test_an_apps_certificates_and_redirect_are_in_its_table() -> None:
+    cert = Certificate("shop", ("www.shop.example.com",), "ab" * 32, "CHAIN\nKEY\n")
+    shop = AppRouting(("shop.localhost", "www.shop.example.com"), (), (cert,), https_only=True)
+    table = build_table({"shop": shop, "blog": routing("blog.localhost")}, [])
+    assert table.certs == (cert,)
+    assert [r.https_only for r in table.routes] == [False, True]
+    assert read_table(wire(to_json(table))) == table
 
 
 def test_an_app_name_ending_with_a_dash_does_not_stop_the_table() -> None:
     # `shop-` is an app name (gun.model.APP_NAME): its default hostname must read, or the
     # router would refuse every table meta serves from then on
-    table = build_table(["shop-", "shop--x"], [proc("shop-", "web.1", 5001)], [], {}, "localhost")
+    table = build_table(
+        {"shop-": routing("shop-.localhost"), "shop--x": routing("shop--x.localhost")},
+        [proc("shop-", "web.1", 5001)],
+    )
     assert [r.hostnames for r in table.routes] == [("shop-.localhost",), ("shop--x.localhost",)]
     assert read_table(wire(to_json(table))) == table
