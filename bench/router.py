@@ -504,6 +504,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="nodelay: tests/apps/router_app with TCP_NODELAY and a backlog of 128 (default);"
         " router_app: as it is",
     )
+    p.add_argument(
+        "--reload",
+        action="store_true",
+        help="make HAProxy reload once web.1 is up (a hostname added), so that web.1 is a"
+        " server of its config file, not one added at runtime",
+    )
     p.add_argument("--quick", action="store_true", help="a smoke run: 2 s, 1 round, deploy 10 s")
     args = p.parse_args(argv)
     if args.quick:
@@ -540,6 +546,14 @@ def bench(root: Path, stack: contextlib.ExitStack, args: argparse.Namespace) -> 
     if len(ps) != 1 or ps[0].get("port") is None:
         raise Broke(f"`gun app:{APP} ps` shows {ps}")
     web_port = int(ps[0]["port"])
+    if args.reload:
+        # a hostname added: a seamless reload, after which web.1 is a server of the config file
+        # rather than one added at runtime (`add server`)
+        workers = {p.pid for p in gun.haproxy()}
+        gun.cli(f"app:{APP}", f"domains.add:www.{APP}.test")
+        wait_for(lambda: {p.pid for p in gun.haproxy()} - workers, 60, "HAProxy to reload")
+        serving(gun, 1)
+        say("reloaded:    HAProxy reloaded once web.1 was up (--reload)")
     say(f"gun up on {gun.url}, the router on 127.0.0.1:{gun.router_port}, web.1 on {web_port}")
 
     # 1. throughput
