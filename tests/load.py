@@ -67,3 +67,23 @@ class Load:
 
     def summary(self) -> str:
         return f"{self.sent} requests: statuses {dict(self.statuses)}, errors {dict(self.errors)}"
+
+
+def main() -> None:
+    """`python -m tests.load URL HOST RATE SECONDS`: a load loop in another process (a fleet's
+    control namespace), until SIGTERM or SECONDS; its summary as JSON on stdout."""
+    import json
+    import signal
+    import sys
+
+    url, host, rate, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+    load = Load(url, host, rate, connections=4, seconds=seconds)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    with load:
+        done.wait(seconds)
+    print(json.dumps({"statuses": load.statuses, "errors": load.errors, "failed": load.failed}))
+
+
+if __name__ == "__main__":
+    main()

@@ -144,7 +144,6 @@ def test_the_hosts_map() -> None:
 
 # -- plan: the runtime commands from one table to the next --------------------------------------
 
-OPTS = "check inter 1000 fall 2 rise 1"
 S = Settings(listen="127.0.0.1:18080", home=Path("/r"), syslog="127.0.0.1:9")
 TWO = Table((route("blog"), route("shop", b("web.1", 5001), b("web.2", 5002))))
 
@@ -161,15 +160,8 @@ TWO = Table((route("blog"), route("shop", b("web.1", 5001), b("web.2", 5002))))
                 )
             ),
             (),
-            [
-                f"add server app-blog/web.1 [::1]:6001 {OPTS}",
-                "enable health app-blog/web.1",
-                "enable server app-blog/web.1",
-                f"add server app-shop/web.3 127.0.0.1:5003 {OPTS}",
-                "enable health app-shop/web.3",
-                "enable server app-shop/web.3",
-            ],
-            [],
+            None,  # processes of new names: a reload (HAProxy 2.6 reuses no connection to a
+            [],  # server added at runtime: bench/router.py)
         ),
         (
             Table((route("blog"), route("shop", b("web.1", 5001), b("web.2", 5102, "10.0.0.2")))),
@@ -205,11 +197,7 @@ TWO = Table((route("blog"), route("shop", b("web.1", 5001), b("web.2", 5002))))
                 (route("blog"), route("shop", b("web.1", 5001), b("web.2", 5002), b("web.3", 5)))
             ),
             {("app-blog", "web.3")},
-            [
-                f"add server app-shop/web.3 127.0.0.1:5 {OPTS}",
-                "enable health app-shop/web.3",
-                "enable server app-shop/web.3",
-            ],
+            None,
             [],
         ),
     ],
@@ -217,7 +205,7 @@ TWO = Table((route("blog"), route("shop", b("web.1", 5001), b("web.2", 5002))))
 def test_plan(
     new: Table,
     lingering: set[tuple[str, str]],
-    commands: list[str],
+    commands: list[str] | None,
     gone_: list[tuple[str, str]],
 ) -> None:
     assert plan(TWO, new, S, lingering) == commands

@@ -22,6 +22,7 @@ DEFAULT_HOST_ROOT = "/var/lib/gun"
 CONFIG_MAX_BYTES = 32 * 1024
 CONFIG_KEY_MAX = 255  # what the store's column holds
 RESERVED_PREFIX = "gun-"  # app names of the platform's own (the drain reports as gun-drain)
+ROUTER_APP = "gun-router"  # the platform's app whose instances run routers (gun.router.onhost)
 
 Role = Literal["admin", "developer", "viewer"]
 ROLES: tuple[Role, ...] = ("viewer", "developer", "admin")

@@ -34,6 +34,7 @@ from gun.agent.metaclient import MetaClient, Refused, Unreachable
 from gun.agent.process import ProcessState
 from gun.agent.reconcile import Action, Desired, Observed, reconcile
 from gun.agent.releasephase import ReleasePhases
+from gun.agent.routers import RouterKeeper
 from gun.agent.setup import Setup
 from gun.agent.supervisor import ProcessSpec, Supervisor
 from gun.errors import GunError, ProtocolError
@@ -86,6 +87,7 @@ class Agent:
         self.phases = ReleasePhases(
             self.meta, self._api, config.instance, self.releases, self.supervisor, self.stopping
         )
+        self.router = RouterKeeper(config, self.root / "router")
 
     # what we started, with its digest, survives agent restarts --------------------------------
 
@@ -113,6 +115,7 @@ class Agent:
             else:
                 parts.append(f"the agent's {name} loop failed ({reason}): retrying")
         parts += self.supervisor.problems()
+        parts += self.router.problems()
         text = "; ".join(dict.fromkeys(parts))
         return text[:PROBLEM_MAX] if text else None
 
@@ -398,6 +401,14 @@ class Agent:
         """How the current slice's processes are fenced (None: they are not)."""
         return self.desired.lease if self.desired else None
 
+    async def route(self) -> None:
+        """On an instance of the platform's router app, keep its router running as the app's
+        config says (gun.router.onhost), while the lease holds; once a second."""
+        slice_ = self.desired
+        wanted = slice_ if slice_ is not None and self.fence.may_run(slice_.lease) else None
+        await self.router.keep(wanted)
+        await asyncio.sleep(1.0)
+
     async def fence_pass(self) -> None:
         await self.fence.guard(self.terms, self.supervisor)
 
@@ -429,6 +440,7 @@ class Agent:
         self.loops.start("fence", self.fence_pass)
         self.loops.start("metrics", self.metrics)
         self.loops.start("logship", self.logship)
+        self.loops.start("router", self.route)
         await self.stopping.wait()
         self.meta.abort()
         await self.loops.stop()
@@ -437,6 +449,7 @@ class Agent:
         for t in under_way:
             t.cancel()
         await asyncio.gather(*under_way, return_exceptions=True)
+        await self.router.keep(None)
         await self.supervisor.shutdown(stop_processes=True)
         await asyncio.to_thread(self.shipper.close, 2.0)
         with contextlib.suppress(OSError):  # what was not sent is shipped by the next agent

@@ -12,7 +12,15 @@ from gun.core.instances import Instances
 from gun.core.layers import DEFAULT_LAYER
 from gun.core.shipping import Shipping
 from gun.errors import NotFound
-from gun.model import PROCESS_STATES, App, Event, Principal, ProcessState, check_new_app_name
+from gun.model import (
+    PROCESS_STATES,
+    ROUTER_APP,
+    App,
+    Event,
+    Principal,
+    ProcessState,
+    check_new_app_name,
+)
 from gun.providers import InstanceProvider
 from gun.store import Store
 
@@ -63,7 +71,10 @@ class Apps:
         """A new app: its layer `default`, its ingest token, release v1 (no build, no config),
         and, under `gun up`, its local instances."""
         authorize(who, "developer")
-        check_new_app_name(name)
+        if name == ROUTER_APP:  # the platform's routers (gun.router.onhost): made by its admins
+            authorize(who, "admin")
+        else:
+            check_new_app_name(name)
         if repo is not None:
             check_repo_url(repo)
         with self.store.write() as tx:
@@ -80,7 +91,7 @@ class Apps:
                 actor=who.name,
             )
             tx.events.record(app, who.name, "app.create", {"repo": repo})
-        if self.auto_instances:
+        if self.auto_instances and name != ROUTER_APP:  # gun up runs its own router
             self.instances.create(who, name, DEFAULT_LAYER.name, self.auto_instances)
         return App(app.id, app.name, app.repo, app.created_at, release=1)
 

@@ -22,6 +22,7 @@ from gun.core.release_phase import ReleasePhase
 from gun.core.routing import HTTPS_ONLY, check_https_only
 from gun.errors import InvalidParams, NotFound
 from gun.model import (
+    ROUTER_APP,
     Principal,
     Release,
     ReleaseBuild,
@@ -29,6 +30,7 @@ from gun.model import (
     check_config_size,
     check_config_value,
 )
+from gun.router import onhost
 from gun.store import Store
 from gun.store.time import now
 
@@ -153,6 +155,8 @@ class Config:
                 check_config_value(key, value)
             if value is not None and key == HTTPS_ONLY:
                 check_https_only(value)
+            if value is not None and name == ROUTER_APP:
+                onhost.check(key, value)
 
     def apply(
         self, name: str, batch: Sequence[tuple[Principal, dict[str, str | None]]]

@@ -23,7 +23,7 @@ from gun.core.access import authorize
 from gun.core.shipping import Shipping
 from gun.domains import default_hostname
 from gun.errors import InvalidParams
-from gun.model import Principal
+from gun.model import RESERVED_PREFIX, ROUTER_APP, Principal
 from gun.router.table import Backend, Certificate, Route, Table
 from gun.store import Store, Tx
 from gun.store.fleet import Routable
@@ -99,14 +99,17 @@ class Routing:
 
     @staticmethod
     def check(who: Principal) -> None:
-        """Only a platform admin's token reads the table (it names every app's drains)."""
+        """Only a platform admin's token reads the table (it names every app's drains and holds
+        their certificates' keys), or the agent's of an instance of the router app."""
+        if who.kind == "instance" and who.app == ROUTER_APP:
+            return
         authorize(who, "admin")
 
     def table(self, who: Principal) -> Table:
         self.check(who)
         with self.store.read() as tx:
             generations = tx.apps.generations()
-            apps = {a.id: a.name for a in tx.apps.all()}
+            apps = {a.id: a.name for a in tx.apps.all() if not a.name.startswith(RESERVED_PREFIX)}
             routed: dict[str, AppRouting] = {}
             for app_id, name in apps.items():
                 generation = generations.get(app_id, -1)

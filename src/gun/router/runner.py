@@ -30,10 +30,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import httpx
-
-from gun import atomic, certs
+from gun import atomic
 from gun.agent.logship import LogShipper
+from gun.agent.metaclient import MetaClient, Refused, Unreachable
 from gun.errors import GunError, ProtocolError, Unavailable
 from gun.loops import Loops
 from gun.router import haproxy, lines
@@ -71,13 +70,15 @@ class Haproxy:
     def check(self) -> None:
         """Refuse a config HAProxy would not load (one sentence with its complaint)."""
         done = subprocess.run(
-            [self.program, "-c", "-q", "-f", str(self.settings.config)],
+            [self.program, "-c", "-f", str(self.settings.config)],
             capture_output=True,
             text=True,
             check=False,
         )
         if done.returncode != 0:
-            said = " ".join((done.stderr or done.stdout).split())[:500]
+            text = (done.stderr or "") + (done.stdout or "")
+            alerts = [ln for ln in text.splitlines() if "[ALERT]" in ln] or text.splitlines()
+            said = " ".join(" ".join(alerts).split())[:500]
             raise GunError(f"HAProxy refuses the rendered config: {said}")
 
     def start(self) -> None:
@@ -167,8 +168,8 @@ class Router:
     ) -> None:
         self.settings = settings
         self.meta = meta.rstrip("/")
-        self.token = token
         self.ca = ca
+        self.client = MetaClient(self.meta, token, ca=ca)
         self.haproxy = Haproxy(settings, program or binary())
         self.applied: Table | None = None
         self.lingering: set[tuple[str, str]] = set()
@@ -217,6 +218,14 @@ class Router:
         local = self.settings.local_ca
         names = sorted(r.hostnames[0] for r in table.routes) if local else []
         if self._default is None or self._default[0] != names:
+            try:
+                from gun import certs  # cryptography: not on a fleet host's agent by default
+            except ImportError:
+                raise Unavailable(
+                    "HTTPS on this router needs Python's cryptography package on its host (for"
+                    " its default certificate): install it into the agent's venv, or unset"
+                    " ROUTER_TLS_PORT"
+                ) from None
             if local is not None:
                 ca = certs.Pair(
                     (local / "ca.pem").read_bytes(), (local / "ca-key.pem").read_bytes()
@@ -294,22 +303,22 @@ class Router:
 
     # -- loops -------------------------------------------------------------------------------
 
-    async def routes(self, client: httpx.AsyncClient) -> None:
+    async def routes(self) -> None:
         after = self.applied.digest if self.applied is not None else ""
         try:
-            answer = await client.get(
-                f"{self.meta}/v1/router/routes",
+            answer = await self.client.call(
+                "GET",
+                "/v1/router/routes",
                 params={"after": after, "wait": LONG_POLL},
-                headers={"Authorization": f"Bearer {self.token}"},
                 timeout=LONG_POLL + 10,
             )
-        except httpx.HTTPError as e:
+        except Unreachable as e:
             raise Unavailable(f"meta at {self.meta} did not answer ({e})") from None
-        if answer.status_code != 200:
-            raise Unavailable(f"meta answered {answer.status_code}: {answer.text[:300]}")
+        except Refused as e:
+            raise Unavailable(f"meta refused the routing table: {e.message}") from None
         try:
-            table = read_table(answer.json())
-        except (ValueError, ProtocolError) as e:
+            table = read_table(answer)
+        except ProtocolError as e:
             raise GunError(f"meta's routing table does not read: {e}") from None
         if self.applied is None or table.digest != self.applied.digest or not self.haproxy.alive():
             await self.apply(table)
@@ -335,9 +344,15 @@ class Router:
             self.lingering = set()
 
     async def run(self) -> None:
+        """The router as a program of its own (`gun server router`): until SIGTERM."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
+        await self.serve()
+
+    async def serve(self) -> None:
+        """Route until `stopping` is set (an agent runs it so), then stop HAProxy."""
+        loop = asyncio.get_running_loop()
         self.settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         host, _, port = self.settings.syslog.rpartition(":")
         transport, _ = await loop.create_datagram_endpoint(
@@ -347,26 +362,19 @@ class Router:
         self.settings = replace(self.settings, syslog=f"{host}:{bound}")
         self.haproxy.settings = self.settings
         try:
-            async with httpx.AsyncClient(verify=self._verify()) as client:
-                await self._reload_or_start(Table(()))
-                self.applied = Table(())
-                self.loops.start("routes", lambda: self.routes(client))
-                self.loops.start("sweep", self.sweep)
-                self.loops.start("watch", self.watch)
-                await self.stopping.wait()
-                await self.loops.stop()
+            await self._reload_or_start(Table(()))
+            self.applied = Table(())
+            self.loops.start("routes", self.routes)
+            self.loops.start("sweep", self.sweep)
+            self.loops.start("watch", self.watch)
+            await self.stopping.wait()
+            self.client.abort()
+            await self.loops.stop()
         finally:
             transport.close()
-            self.haproxy.stop()
+            await asyncio.to_thread(self.haproxy.stop)
             for shipper in self.shippers.values():
                 await asyncio.to_thread(shipper.close, 2.0)
-
-    def _verify(self) -> bool | str:
-        if not self.ca:
-            return True
-        path = self.settings.home / "meta-ca.pem"
-        atomic.write(path, self.ca)
-        return str(path)
 
 
 def main(settings: Settings, meta: str, token: str, ca: str | None = None) -> None:
