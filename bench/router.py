@@ -24,12 +24,10 @@ Targets (the issue): the router keeps >= 70 % of the direct req/s, adds <= 1 ms 
 fixed-rate measure), and no request fails during the deploy under load. Missing a target still
 exits 0; a broken run exits 1.
 
-The app, by default, is tests/apps/router_app (the router tests' stdlib keep-alive server)
-with two settings added on the copy deployed: TCP_NODELAY on its connections and a listen
-backlog of 128. As it is (`--app router_app`), each response goes out in two writes (headers,
-body) with Nagle's algorithm on: on a kept-alive connection the body waits for the client's
-delayed ACK (~40 ms), which is then what any measure of it shows, router or not; and its
-backlog of 5 drops SYNs when 16 connections open at once (1 s retransmits).
+The app is tests/apps/router_app (the router tests' stdlib keep-alive server; it sets
+TCP_NODELAY and a listen backlog of 128: without them a kept-alive response's body waited for
+the client's delayed ACK, ~40 ms, and 16 connections opening at once overflowed the backlog of
+5, which any measure of it then showed, router or not).
 """
 
 from __future__ import annotations
@@ -69,12 +67,6 @@ GUN = [sys.executable, "-m", "gun.cli"]
 TIMEOUT = 180.0  # seconds a CLI command or a wait may take before the run broke
 TARGET_RATIO = 0.70
 TARGET_P50_ADDED_MS = 1.0
-# The settings the default app adds to router_app's Handler and server (see the docstring).
-ANCHOR = "    timeout = 10  # an idle connection is closed after it\n"
-NODELAY = (
-    "    disable_nagle_algorithm = True  # bench/router.py: TCP_NODELAY\n"
-    "    ThreadingHTTPServer.request_queue_size = 128  # bench/router.py: listen backlog\n"
-)
 
 
 def median(values: Sequence[float]) -> float:
@@ -241,18 +233,6 @@ def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
 
 
 # --- the app ----------------------------------------------------------------------------------
-
-
-def make_app(root: Path, which: str) -> Path:
-    if which == "router_app":
-        return ROUTER_APP
-    app = root / "app"
-    shutil.copytree(ROUTER_APP, app)
-    web = (app / "web.py").read_text()
-    if web.count(ANCHOR) != 1:
-        raise Broke(f"{ROUTER_APP / 'web.py'} changed: no line {ANCHOR.strip()!r} to add to")
-    (app / "web.py").write_text(web.replace(ANCHOR, ANCHOR + NODELAY))
-    return app
 
 
 # --- wrk --------------------------------------------------------------------------------------
@@ -497,19 +477,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=200.0, help="fixed-rate req/s (200)")
     p.add_argument("-k", "--keepalive", type=int, default=4, help="fixed-rate connections (4)")
     p.add_argument("--deploy-seconds", type=float, default=30.0, help="deploy under load (30)")
-    p.add_argument(
-        "--app",
-        choices=("nodelay", "router_app"),
-        default="nodelay",
-        help="nodelay: tests/apps/router_app with TCP_NODELAY and a backlog of 128 (default);"
-        " router_app: as it is",
-    )
-    p.add_argument(
-        "--reload",
-        action="store_true",
-        help="make HAProxy reload once web.1 is up (a hostname added), so that web.1 is a"
-        " server of its config file, not one added at runtime",
-    )
     p.add_argument("--quick", action="store_true", help="a smoke run: 2 s, 1 round, deploy 10 s")
     args = p.parse_args(argv)
     if args.quick:
@@ -536,8 +503,8 @@ def bench(root: Path, stack: contextlib.ExitStack, args: argparse.Namespace) -> 
     gun = Gun(root)
     stack.callback(gun.stop)
     gun.start()
-    app = make_app(root, args.app)
-    say(f"app:         {app} ({args.app})")
+    app = ROUTER_APP
+    say(f"app:         {app}")
     gun.cli("apps.create", APP)
     gun.cli(f"app:{APP}", "deploy", f"dir={app}")
     gun.cli(f"app:{APP}", "scale", "web=1")
@@ -546,14 +513,6 @@ def bench(root: Path, stack: contextlib.ExitStack, args: argparse.Namespace) -> 
     if len(ps) != 1 or ps[0].get("port") is None:
         raise Broke(f"`gun app:{APP} ps` shows {ps}")
     web_port = int(ps[0]["port"])
-    if args.reload:
-        # a hostname added: a seamless reload, after which web.1 is a server of the config file
-        # rather than one added at runtime (`add server`)
-        workers = {p.pid for p in gun.haproxy()}
-        gun.cli(f"app:{APP}", f"domains.add:www.{APP}.test")
-        wait_for(lambda: {p.pid for p in gun.haproxy()} - workers, 60, "HAProxy to reload")
-        serving(gun, 1)
-        say("reloaded:    HAProxy reloaded once web.1 was up (--reload)")
     say(f"gun up on {gun.url}, the router on 127.0.0.1:{gun.router_port}, web.1 on {web_port}")
 
     # 1. throughput

@@ -16,6 +16,7 @@ STOPPING = threading.Event()
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the router's connections are
     timeout = 10  # an idle connection is closed after it
+    disable_nagle_algorithm = True  # headers and body go in two writes: no delayed-ACK wait
 
     def do_GET(self) -> None:  # noqa: N802
         parts = self.path.split("?")[0].strip("/").split("/")
@@ -41,8 +42,12 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+class Server(ThreadingHTTPServer):
+    request_queue_size = 128  # connections waiting to be accepted (the default is 5)
+
+
 def main() -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler)
+    server = Server(("127.0.0.1", int(os.environ["PORT"])), Handler)
     server.daemon_threads = False  # server_close waits for the requests under way
 
     def stop(*_: object) -> None:
