@@ -42,6 +42,8 @@ from pathlib import Path
 import httpx
 import psutil
 
+from harness import read_response
+
 APP = "bench"
 CONFIG_VARS = {f"K{i}": f"value-{i}-" + "x" * 24 for i in range(10)}
 PATCH_BODY = {"K3": "v123"}
@@ -425,36 +427,6 @@ def _raw_request(host: str, load: Load) -> bytes:
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
-    """Reads one response; returns (status, the server will close the connection)."""
-    status_line = await reader.readline()
-    if not status_line:
-        raise ConnectionError("connection closed by the server")
-    status = int(status_line.split()[1])
-    length, chunked, close = 0, False, False
-    while True:
-        line = await reader.readline()
-        if line in (b"\r\n", b"\n", b""):
-            break
-        name, _, value = line.decode("latin-1").partition(":")
-        name, value = name.strip().lower(), value.strip().lower()
-        if name == "content-length":
-            length = int(value)
-        elif name == "transfer-encoding" and "chunked" in value:
-            chunked = True
-        elif name == "connection" and value == "close":
-            close = True
-    if chunked:
-        while True:
-            size = int((await reader.readline()).split(b";")[0], 16)
-            await reader.readexactly(size + 2)
-            if size == 0:
-                break
-    elif length:
-        await reader.readexactly(length)
-    return status, close
-
-
 async def _python_load(
     host: str, port: int, load: Load, knobs: Knobs
 ) -> tuple[list[float], int, int, float, int]:
@@ -473,7 +445,7 @@ async def _python_load(
                 reader, writer = conn
                 t0 = time.perf_counter()
                 writer.write(raw)
-                status, close = await asyncio.wait_for(_read_response(reader), knobs.timeout)
+                status, close = await asyncio.wait_for(read_response(reader), knobs.timeout)
                 latencies.append(time.perf_counter() - t0)
                 if not 200 <= status <= 299:
                     counts["non2xx"] += 1

@@ -3,6 +3,7 @@ that cleans up every process left under the bench's temporary directory however 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.util
 import os
@@ -144,3 +145,33 @@ def remove_users(root: Path) -> None:
     for u in pwd.getpwall():
         if u.pw_name.startswith(isolation.PREFIX) and str(root) in u.pw_gecos:
             isolation.remove(u.pw_name)
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    """One response (Content-Length or chunked); (status, the server closes the connection)."""
+    status_line = await reader.readline()
+    if not status_line:
+        raise ConnectionError("connection closed by the server")
+    status = int(status_line.split()[1])
+    length, chunked, close = 0, False, False
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b"\n", b""):
+            break
+        name, _, value = line.decode("latin-1").partition(":")
+        name, value = name.strip().lower(), value.strip().lower()
+        if name == "content-length":
+            length = int(value)
+        elif name == "transfer-encoding" and "chunked" in value:
+            chunked = True
+        elif name == "connection" and value == "close":
+            close = True
+    if chunked:
+        while True:
+            size = int((await reader.readline()).split(b";")[0], 16)
+            await reader.readexactly(size + 2)
+            if size == 0:
+                break
+    elif length:
+        await reader.readexactly(length)
+    return status, close

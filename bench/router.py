@@ -58,7 +58,7 @@ import httpx
 import psutil
 
 import harness
-from harness import Broke, free_port, say, which_gun
+from harness import Broke, free_port, read_response, say, which_gun
 
 APP = "bench"
 HOST = f"{APP}.localhost"
@@ -187,6 +187,16 @@ class Gun:
                 found.append(p)
         return found
 
+    def router(self) -> list[psutil.Process]:
+        """The router process (`gun server router`: HAProxy's log lines made router lines and
+        shipped) — its CPU is the cost of the router lines."""
+        found = []
+        for p in psutil.process_iter(["cmdline"]):
+            cmd = p.info["cmdline"] or []
+            if "router" in cmd and "server" in cmd and str(self.home) in cmd:
+                found.append(p)
+        return found
+
     def webs(self) -> list[psutil.Process]:
         """The app's web processes (`python web.py` with a working directory in our data)."""
         instances = str(self.home / "instances")
@@ -275,6 +285,7 @@ class WrkRun:
     non2xx: int
     socket_errors: int
     haproxy_cpu: float  # seconds
+    lines_cpu: float  # seconds of the router process: its router lines
     backend_cpu: float  # seconds
     connects: int  # connections HAProxy opened to the web process (router only)
 
@@ -298,12 +309,13 @@ def wrk_run(argv: list[str], gun: Gun, way: str, seconds: float) -> WrkRun:
     if not haproxy or len(webs) != 1:
         raise Broke(f"expected HAProxy and 1 web process, found {len(haproxy)} and {len(webs)}")
     stat0 = gun.stat()
-    h0, w0 = cpu_of(haproxy), cpu_of(webs)
+    router = gun.router()
+    h0, w0, r0 = cpu_of(haproxy), cpu_of(webs), cpu_of(router)
     try:
         p = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     except subprocess.TimeoutExpired:
         raise Broke(f"`{shlex.join(argv)}` did not finish") from None
-    h1, w1 = cpu_of(gun.haproxy()), cpu_of(webs)
+    h1, w1, r1 = cpu_of(gun.haproxy()), cpu_of(webs), cpu_of(router)
     stat1 = gun.stat()
     line = next((ln for ln in p.stdout.splitlines() if ln.startswith("GUNBENCH ")), None)
     if p.returncode != 0 or line is None:
@@ -318,6 +330,7 @@ def wrk_run(argv: list[str], gun: Gun, way: str, seconds: float) -> WrkRun:
         non2xx=f["non2xx"],
         socket_errors=f["connect"] + f["read"] + f["write"] + f["timeout"],
         haproxy_cpu=cpu_used(h0, h1),
+        lines_cpu=cpu_used(r0, r1),
         backend_cpu=cpu_used(w0, w1),
         connects=stat1["connect"] - stat0["connect"],
     )
@@ -347,36 +360,6 @@ class Paced:
 
     def ms(self, pct: float) -> float:
         return percentile(sorted(self.latencies), pct) * 1000
-
-
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
-    """One response (Content-Length or chunked); (status, the server closes the connection)."""
-    status_line = await reader.readline()
-    if not status_line:
-        raise ConnectionError("connection closed by the server")
-    status = int(status_line.split()[1])
-    length, chunked, close = 0, False, False
-    while True:
-        line = await reader.readline()
-        if line in (b"\r\n", b"\n", b""):
-            break
-        name, _, value = line.decode("latin-1").partition(":")
-        name, value = name.strip().lower(), value.strip().lower()
-        if name == "content-length":
-            length = int(value)
-        elif name == "transfer-encoding" and "chunked" in value:
-            chunked = True
-        elif name == "connection" and value == "close":
-            close = True
-    if chunked:
-        while True:
-            size = int((await reader.readline()).split(b";")[0], 16)
-            await reader.readexactly(size + 2)
-            if size == 0:
-                break
-    elif length:
-        await reader.readexactly(length)
-    return status, close
 
 
 async def paced(
@@ -535,6 +518,7 @@ def bench(root: Path, stack: contextlib.ExitStack, args: argparse.Namespace) -> 
                 f"   round {i + 1} {way:6}: {r.rps:8,.0f} req/s  p50 {r.p50_ms:6.2f} ms  "
                 f"p99 {r.p99_ms:7.2f} ms  non-2xx {r.non2xx}  socket errors "
                 f"{r.socket_errors}  HAProxy CPU {r.haproxy_cpu:.2f} s ({per_h} req/CPU-s)  "
+                f"router lines CPU {r.lines_cpu:.2f} s  "
                 f"backend CPU {r.backend_cpu:.2f} s  backend connections opened {r.connects}"
             )
 
@@ -626,6 +610,7 @@ def bench(root: Path, stack: contextlib.ExitStack, args: argparse.Namespace) -> 
     per_cpu = median([r.requests / r.haproxy_cpu for r in router_runs if r.haproxy_cpu > 0])
     backend = {w: med(w, lambda r: r.backend_cpu / max(r.requests, 1) * 1e6) for w in rps}
     conns = median([r.connects / max(r.requests, 1) for r in router_runs])
+    lines_ms = median([r.lines_cpu / max(r.requests, 1) * 1e6 for r in router_runs])
     errors = sum(r.non2xx + r.socket_errors for r in runs)
     errors += sum(g.failed for v in paced_runs.values() for g in v)
 
@@ -670,6 +655,7 @@ def bench(root: Path, stack: contextlib.ExitStack, args: argparse.Namespace) -> 
             "",
         ),
         ("requests per HAProxy CPU-s", "", f"{per_cpu:,.0f}", "", ""),
+        ("router lines CPU ms / 1,000 req", "", f"{lines_ms:.0f}", "", ""),
         (
             "backend CPU ms / 1,000 req",
             f"{backend['direct']:.0f}",

@@ -31,15 +31,16 @@ class TableCache:
     """The newest table, read at most once per READ_EVERY whoever asks."""
 
     def __init__(self) -> None:
-        self._table: Table | None = None
+        self._table: tuple[Table, str] | None = None  # and its digest, computed once
         self._read_at = 0.0
         self._lock = asyncio.Lock()
 
-    async def get(self, platform: Platform, who: Principal) -> Table:
+    async def get(self, platform: Platform, who: Principal) -> tuple[Table, str]:
         platform.routing.check(who)  # every caller's token is judged, cached table or not
         async with self._lock:
             if self._table is None or time.monotonic() - self._read_at >= READ_EVERY:
-                self._table = await to_thread.run_sync(platform.routing.table, who)
+                table = await to_thread.run_sync(platform.routing.table, who)
+                self._table = (table, table.digest)
                 self._read_at = time.monotonic()
             return self._table
 
@@ -54,9 +55,9 @@ async def routes(
 ) -> Response:
     """The routing table; with `after`, once its digest is another (or at `wait`)."""
     cache: TableCache = request.app.state.routes
-    table = await cache.get(gun, who)
+    table, digest = await cache.get(gun, who)
     deadline = time.monotonic() + wait
-    while table.digest == after and time.monotonic() < deadline:
+    while digest == after and time.monotonic() < deadline:
         await asyncio.sleep(min(READ_EVERY, max(0.0, deadline - time.monotonic())))
-        table = await cache.get(gun, who)
+        table, digest = await cache.get(gun, who)
     return Response(json.dumps(to_json(table)), media_type="application/json")

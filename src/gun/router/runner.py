@@ -188,7 +188,7 @@ class Router:
             shipper.add("heroku", "router", line)
             self.lines += 1
 
-    def _shippers_for(self, table: Table) -> None:
+    async def _shippers_for(self, table: Table) -> None:
         for route in table.routes:
             shipper = self.shippers.get(route.app)
             if shipper is None:
@@ -196,7 +196,7 @@ class Router:
             else:
                 shipper.set_destinations(list(route.drains))
         for app in set(self.shippers) - {r.app for r in table.routes}:
-            self.shippers.pop(app).close(2.0)
+            await asyncio.to_thread(self.shippers.pop(app).close, 2.0)
 
     # -- applying tables ---------------------------------------------------------------------
 
@@ -264,10 +264,10 @@ class Router:
     async def apply(self, table: Table) -> None:
         """Bring HAProxy to `table`: runtime commands when they can, else a reload."""
         old = self.applied
-        commands = (
-            haproxy.plan(old, table, self.settings, self.lingering) if old is not None else None
-        )
-        if commands is None or not self.haproxy.alive():
+        commands = None
+        if old is not None and self.haproxy.alive():
+            commands = haproxy.plan(old, table, self.settings, self.lingering)
+        if old is None or commands is None:
             await self._reload_or_start(table)
             self.lingering = set()
         else:
@@ -279,14 +279,14 @@ class Router:
                     self.lingering = set()
                     break
             else:
-                self.lingering |= set(haproxy.gone(old, table))  # type: ignore[arg-type]
+                self.lingering |= set(haproxy.gone(old, table))
                 present = {
                     (haproxy.backend_name(r.app), b.name) for r in table.routes for b in r.backends
                 }
                 self.lingering -= present
                 await asyncio.to_thread(self._write, table)  # for the next start or reload
         self.applied = table
-        self._shippers_for(table)
+        await self._shippers_for(table)
 
     async def _reload_or_start(self, table: Table) -> None:
         if self.haproxy.alive():
