@@ -1,6 +1,9 @@
 """Who may do what: roles (viewer < developer < admin), tokens scoped to one app, and what
 each role may read.
 
+The platform's router app (`gun-router`: its instances run the routers, which read every app's
+drains and certificates' keys) is an admin's only, whatever the door.
+
 Agent (instance) tokens serve only the agent API, drain tokens only the ingest-token lookup:
 every other door refuses them. Viewers see config var names, never their values (Heroku's
 read-only role): every door that shows config gives them the names with null values.
@@ -11,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from gun.errors import Forbidden
-from gun.model import Principal, Role, role_at_least
+from gun.model import ROUTER_APP, Principal, Role, role_at_least
 
 
 def refuse_drain(who: Principal) -> None:
@@ -34,6 +37,12 @@ def authorize(who: Principal, need: Role, app: str | None = None) -> None:
         raise Forbidden(
             f"token {who.name!r} is scoped to app {who.app!r} and cannot reach {target}"
         )
+    if app == ROUTER_APP and need != "admin":  # its instances read every app's keys
+        need = "admin"
+        if who.app is not None:
+            raise Forbidden(
+                f"token {who.name!r} is scoped to an app: {ROUTER_APP} is the platform's"
+            )
     if not role_at_least(who.role, need):
         raise Forbidden(f"token {who.name!r} has role {who.role}; this needs role {need}")
 
