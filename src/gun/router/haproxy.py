@@ -55,6 +55,7 @@ class Settings:
     maxconn: int = 4096
     tls_listen: str | None = None  # HOST:PORT for HTTPS (certificates by SNI)
     local_ca: Path | None = None  # a CA (ca.pem, ca-key.pem) signing apps' default hostnames
+    user: str | None = None  # started as root: the workers run as this user (Debian's haproxy)
 
     @property
     def socket(self) -> Path:
@@ -167,6 +168,7 @@ def render(table: Table, s: Settings) -> str:
         f"  stats socket {s.socket} mode 600 level admin expose-fd listeners",
         f"  log {s.syslog} len 8192 format rfc5424 local0 info",
         f"  maxconn {s.maxconn}",
+        *([f"  user {s.user}", f"  group {s.user}"] if s.user else []),
         "  hard-stop-after 120s",
         "",
         "defaults",

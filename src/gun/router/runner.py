@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import grp
 import logging
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -43,6 +45,7 @@ log = logging.getLogger("gun.router")
 LONG_POLL = 25.0
 SWEEP_EVERY = 1.0
 STOP_GRACE = 10.0
+HAPROXY_USER = "haproxy"
 
 
 def binary() -> str:
@@ -156,6 +159,19 @@ class Syslog(asyncio.DatagramProtocol):
         self.router.ship(*got)
 
 
+def worker_user() -> str | None:
+    """Whom HAProxy's workers (which face the internet) run as: Debian's `haproxy` user when
+    the router runs as root (the master stays root: it reloads), else nobody else."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(HAPROXY_USER)
+        grp.getgrnam(HAPROXY_USER)
+    except KeyError:
+        return None
+    return HAPROXY_USER
+
+
 class Router:
     def __init__(
         self,
@@ -166,6 +182,8 @@ class Router:
         program: str | None = None,
         ca: str | None = None,
     ) -> None:
+        if settings.user is None:
+            settings = replace(settings, user=worker_user())
         self.settings = settings
         self.meta = meta.rstrip("/")
         self.ca = ca
