@@ -1,11 +1,12 @@
 """`gun up`: the whole platform in the foreground on the embedded defaults.
 
-meta (SQLite under DIR) and the drain run as children, each in its own process group; every app
-created gets N local instances in layer `default`, each an agent in its own process group.
-Processes outlive their control plane: when meta or the drain dies, gun up says why and starts
+meta (SQLite under DIR), the drain and the router (HAProxy, when installed: every app at
+http://APP.localhost:5180/) run as children, each in its own process group; every app created
+gets N local instances in layer `default`, each an agent in its own process group. Processes
+outlive their control plane: when meta, the drain or the router dies, gun up says why and starts
 it again with a backoff (gun.respawn), and touches nothing else. Only Ctrl-C or SIGTERM of gun
-up stops meta, then every agent (each stops its processes within their grace period), then the
-drain, and leaves nothing running.
+up stops meta, the router, then every agent (each stops its processes within their grace
+period), then the drain, and leaves nothing running.
 """
 
 from __future__ import annotations
