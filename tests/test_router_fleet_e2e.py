@@ -6,14 +6,18 @@ web process is killed and a host cut off: what fails is bounded by the health ch
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from gun.router.haproxy import Settings
 from tests.hosts import Fleet, Host
 from tests.test_fleet_ssh_e2e import Cli, on, start_meta, users_removed
 
@@ -82,6 +86,20 @@ class ControlLoad:
         return summary
 
 
+@contextlib.contextmanager
+def sockets_removed(fleet: Fleet) -> Iterator[None]:
+    """The router's admin socket: its directory on the test host is too long a path for one, so
+    it lies in the temp dir (gun.router.haproxy.Settings.socket), and a router killed with its
+    host leaves it there."""
+    try:
+        yield
+    finally:
+        for home in fleet.dir.glob("hosts/*/root/gun/instances/*/router"):
+            name = Settings(listen="", home=home, syslog="").socket.name
+            for where in {Path(tempfile.gettempdir()), Path("/tmp")}:  # the agent's, and ours
+                (where / name).unlink(missing_ok=True)
+
+
 def web_pid(host: Host, port: int) -> int:
     listening = on(host, f"ss -Htlnp 'sport = :{port}'")
     return int(listening.split("pid=")[1].split(",")[0])
@@ -96,7 +114,7 @@ def test_a_router_on_a_fourth_host_loses_no_request_through_deploys(
     app.mkdir()
     (app / "web.py").write_text(WEB)
     (app / "Procfile").write_text("web: exec python3 web.py\n")
-    with Fleet(hide=[home]) as fleet, users_removed(fleet):
+    with Fleet(hide=[home]) as fleet, users_removed(fleet), sockets_removed(fleet):
         hosts = [fleet.host(f"a{i}") for i in range(3)]
         edge = fleet.host("edge")
         gun = Cli(fleet, start_meta(fleet, home, GUN_INSTANCE_TIMEOUT="6"))

@@ -391,6 +391,7 @@ class Router:
         finally:
             transport.close()
             await asyncio.to_thread(self.haproxy.stop)
+            self.settings.socket.unlink(missing_ok=True)  # HAProxy leaves it behind
             for shipper in self.shippers.values():
                 await asyncio.to_thread(shipper.close, 2.0)
 
