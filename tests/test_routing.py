@@ -3,6 +3,10 @@ it, and the platform's router app `gun-router`, which only admins of the whole p
 
 from __future__ import annotations
 
+import threading
+import time
+
+import httpx
 import pytest
 
 from gun import formation
@@ -12,6 +16,7 @@ from gun.errors import Forbidden, InvalidParams
 from gun.model import Principal
 from gun.router.table import Backend
 from gun.store.fleet import Routable
+from tests.meta import MetaServer
 from tests.tlsmaker import self_signed
 
 
@@ -84,3 +89,34 @@ def test_the_router_app_is_for_platform_admins_only(platform: Platform, admin: P
     assert bad.value.message == "config var ROUTER_PORT is '99999': give a port from 1 to 65535"
     gun.config.change(admin, "gun-router", {"ROUTER_PORT": "8080", "ROUTER_TIMEOUT": "5"})
     assert [r.app for r in gun.routing.table(admin).routes] == []  # not routed itself
+
+
+def test_a_routers_long_poll_ends_when_its_token_is_revoked(meta: MetaServer) -> None:
+    admin = {"Authorization": f"Bearer {meta.admin_token}"}
+    made = httpx.post(
+        f"{meta.url}/v1/tokens", json={"name": "edge", "role": "admin"}, headers=admin
+    )
+    assert made.status_code == 201, made.text
+    mine = {"Authorization": f"Bearer {made.json()['token']}"}
+    first = httpx.get(f"{meta.url}/v1/router/routes", headers=mine, timeout=10)
+    assert first.status_code == 200 and first.json()["routes"] == []
+    answer: list[tuple[int, float]] = []
+
+    def wait() -> None:
+        sent = time.monotonic()
+        r = httpx.get(
+            f"{meta.url}/v1/router/routes",
+            params={"after": first.json()["digest"], "wait": 20},
+            headers=mine,
+            timeout=30,
+        )
+        answer.append((r.status_code, time.monotonic() - sent))
+
+    waiting = threading.Thread(target=wait)
+    waiting.start()
+    time.sleep(1)
+    assert httpx.delete(f"{meta.url}/v1/tokens/edge", headers=admin).status_code == 200
+    waiting.join(30)
+    status, took = answer[0]
+    assert status == 401  # no table for a token revoked while it waited
+    assert took < 5

@@ -17,7 +17,7 @@ from anyio import to_thread
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from gun.api.auth import Gun, Who
+from gun.api.auth import Gun, Who, token_of
 from gun.core import Platform
 from gun.model import Principal
 from gun.router.table import Table, to_json
@@ -59,5 +59,8 @@ async def routes(
     deadline = time.monotonic() + wait
     while digest == after and time.monotonic() < deadline:
         await asyncio.sleep(min(READ_EVERY, max(0.0, deadline - time.monotonic())))
+        # judged again: a token revoked while its long-poll waits gets no table (a cached
+        # token costs no query: gun.core.tokens)
+        who = gun.tokens.authenticate(token_of(request.headers.get("authorization")))
         table, digest = await cache.get(gun, who)
     return Response(json.dumps(to_json(table)), media_type="application/json")
