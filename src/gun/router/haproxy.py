@@ -175,6 +175,10 @@ def render(table: Table, s: Settings) -> str:
         "  mode http",
         "  log global",
         "  option dontlognull",
+        # a reload's old worker keeps its idle keep-alive connections until their next request,
+        # answered with Connection: close (closing them at once raced a client's request: one
+        # failed in ~1,400 through a scale up, CI)
+        "  option idle-close-on-response",
         f"  timeout connect {ms(s.connect_timeout)}",
         f"  timeout client {ms(s.idle_timeout)}",
         f"  timeout http-keep-alive {ms(s.idle_timeout)}",
