@@ -41,7 +41,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -63,6 +62,7 @@ from harness import (
     last,
     say,
     secs,
+    stop_groups,
     which_gun,
 )
 
@@ -121,22 +121,6 @@ def wait_for(done: Callable[[], object], timeout: float, what: str, every: float
 
 
 # --- cleaning up ----------------------------------------------------------------------------
-
-
-def stop_groups(procs: Sequence[subprocess.Popen[bytes]], grace: float) -> None:
-    """SIGTERM each process's group (each leads its own), SIGKILL those left after `grace` s."""
-    for proc in procs:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    for proc in procs:
-        try:
-            proc.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
 
 
 # --- gun ------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -175,3 +176,19 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
     elif length:
         await reader.readexactly(length)
     return status, close
+
+
+def stop_groups(procs: Sequence[subprocess.Popen[bytes]], grace: float) -> None:
+    """SIGTERM each process's group (each leads its own), SIGKILL those left after `grace` s."""
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)

@@ -41,7 +41,6 @@ import os
 import platform
 import shlex
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -58,7 +57,7 @@ import httpx
 import psutil
 
 import harness
-from harness import Broke, free_port, read_response, say, which_gun
+from harness import Broke, free_port, read_response, say, stop_groups, which_gun
 
 APP = "bench"
 HOST = f"{APP}.localhost"
@@ -155,16 +154,8 @@ class Gun:
             raise Broke("gun up runs no router (is HAProxy installed? scripts/setup installs it)")
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        if self.proc is not None:
+            stop_groups([self.proc], 60)  # gun up stops meta, the router, each agent
 
     def cli(self, *args: str) -> str:
         token = (self.home / "admin.token").read_text().strip()
