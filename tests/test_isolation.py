@@ -297,6 +297,33 @@ def test_launching_as_a_user_puts_no_value_in_an_argv_and_gives_root_a_clean_env
         assert (how.argv, how.env, how.stdin) == (["/bin/bash", "-c", "echo hi"], env, -3)
 
 
+def test_keeping_stdin_the_environment_comes_on_a_descriptor_the_command_never_sees(
+    root: Path, user: UnixUser
+) -> None:
+    """A one-off process's stdin is its client's: the loader reads the env from another fd."""
+    env = {MARK: str(root), "SECRET": "s3cret value", "PATH": "/usr/bin:/bin"}
+    command = 'echo "secret=$SECRET"; cat; ls /proc/$$/fd; id -u'
+    with isolation.launch("/bin/bash", command, env, user, "true; ", keep_stdin=True) as how:
+        assert not [a for a in how.argv if "s3cret" in a]
+        assert how.env == isolation.ROOT_ENV and how.stdin is None
+        [fd] = how.pass_fds
+        ran = subprocess.run(
+            how.argv, env=how.env, input=b"typed by the client\n", pass_fds=how.pass_fds,
+            capture_output=True, cwd=root, timeout=10,
+        )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.decode().split("\n") == [
+        "secret=s3cret value", "typed by the client", "0", "1", "2", str(user.uid), "",
+    ]  # fmt: skip
+    with isolation.launch("/bin/bash", "cat", env, None, keep_stdin=True) as how:
+        assert (how.argv, how.env, how.stdin, how.pass_fds) == (
+            ["/bin/bash", "-c", "cat"],
+            env,
+            None,
+            (),
+        )
+
+
 @pytest.mark.parametrize(
     ("modes", "blocked_at"),
     [

@@ -12,6 +12,9 @@ Switching. A process is spawned as root: `bash -c` joins its cgroup (contain.py)
 `setpriv --reuid U --regid G --clear-groups --no-new-privs`, which execs a loader `bash -c`,
 now as the user; the loader reads the process's environment from its stdin (NUL-separated
 KEY=value, from a memfd), exports it, points stdin at /dev/null and execs `bash -c COMMAND`.
+With `keep_stdin` (a one-off process, whose stdin is its client's) the memfd is passed as one
+more descriptor instead, its number an argument of the loader, which reads it and closes it:
+the command gets the caller's stdin and no trace of the memfd.
 The pid never changes, so the process stays the leader of its own group. Nothing of the app's
 environment is seen by anything running as root (an LD_PRELOAD or BASH_ENV config var would
 otherwise run code as root), and no value is ever in an argv (visible to every user).
@@ -62,6 +65,11 @@ NOT_ROOT = (
 LOADER = (
     'unset SHLVL; e=(); while IFS= read -r -d "" kv; do e+=("$kv"); done; exec </dev/null; '
     '[ ${#e[@]} -eq 0 ] || export "${e[@]}"; exec "$0" -c "$1"'
+)
+# The same, reading the environment from descriptor $2 (then closed) and keeping stdin.
+LOADER_FD = (
+    'unset SHLVL; e=(); n=$2; while IFS= read -r -d "" kv; do e+=("$kv"); done <&"$n"; '
+    'exec {n}<&-; [ ${#e[@]} -eq 0 ] || export "${e[@]}"; exec "$0" -c "$1"'
 )
 _USERADD_TRIES = 50  # useradd fails at once when another process holds /etc/passwd's lock
 _lock = threading.Lock()
@@ -215,34 +223,51 @@ def _runs_as(p: Any, uid: int) -> bool:
 
 @dataclass(frozen=True)
 class Launch:
-    """How to start `bash -c COMMAND`: the argv, the environment and the stdin to give Popen."""
+    """How to start `bash -c COMMAND`: the argv, the environment, the stdin and the extra
+    descriptors to give Popen."""
 
     argv: list[str]
     env: Mapping[str, str]
-    stdin: int  # subprocess.DEVNULL, or a descriptor that `launch` closes afterwards
+    stdin: int | None  # subprocess.DEVNULL, a descriptor `launch` closes after, None: the caller's
+    pass_fds: tuple[int, ...] = ()  # closed by `launch` afterwards too
 
 
 @contextlib.contextmanager
 def launch(
-    bash: str, command: str, env: Mapping[str, str], user: UnixUser | None, prefix: str = ""
+    bash: str,
+    command: str,
+    env: Mapping[str, str],
+    user: UnixUser | None,
+    prefix: str = "",
+    *,
+    keep_stdin: bool = False,
 ) -> Iterator[Launch]:
     """`bash -c PREFIX COMMAND` as today without a user; with one, PREFIX runs as root, then
-    the command as the user with env (see the module docstring)."""
+    the command as the user with env (see the module docstring). keep_stdin: the caller gives
+    the stdin (Launch.stdin is None), the environment travels in Launch.pass_fds."""
     if user is None:
-        yield Launch([bash, "-c", prefix + command], env, subprocess.DEVNULL)
+        stdin = None if keep_stdin else subprocess.DEVNULL
+        yield Launch([bash, "-c", prefix + command], env, stdin)
         return
     setpriv = shutil.which("setpriv", path=ROOT_ENV["PATH"])
     if setpriv is None:  # an OSError: a spawn that failed, as any other
         raise FileNotFoundError("cannot run code as an app's user: setpriv (util-linux) is missing")
     switch = [setpriv, f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups"]
-    switch += ["--no-new-privs", "--", bash, "-c", LOADER, bash, command]
-    argv = switch
-    if prefix:
-        # positional parameters, not quoting: the command never becomes shell text for root
-        argv = [bash, "-c", prefix + 'exec "$@"', bash, *switch]
     fd = _env_file(env)
     try:
-        yield Launch(argv, ROOT_ENV, fd)
+        switch += ["--no-new-privs", "--", bash, "-c"]
+        if keep_stdin:
+            switch += [LOADER_FD, bash, command, str(fd)]
+        else:
+            switch += [LOADER, bash, command]
+        argv = switch
+        if prefix:
+            # positional parameters, not quoting: the command never becomes shell text for root
+            argv = [bash, "-c", prefix + 'exec "$@"', bash, *switch]
+        if keep_stdin:
+            yield Launch(argv, ROOT_ENV, None, (fd,))
+        else:
+            yield Launch(argv, ROOT_ENV, fd)
     finally:
         os.close(fd)
 
