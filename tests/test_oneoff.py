@@ -331,6 +331,19 @@ def test_the_time_limit_stops_a_run_and_says_so(root: Path) -> None:
     assert s.said[2] == "Stopping all processes with SIGTERM: " + line.removeprefix("gun: ")
 
 
+def test_a_run_stopped_on_request_is_told_so(root: Path) -> None:
+    """ps.stop:run.1 sets the run's `stop`."""
+    stop = asyncio.Event()
+
+    async def script(client: Client) -> None:
+        await client.until(b"started")
+        stop.set()
+
+    s = session(one_off(root, "echo started; sleep 1000"), script, stop=stop)
+    assert (s.err, s.code, s.returned) == (b"gun: run.1 was stopped\n", 143, 143)
+    assert s.said[2] == "Stopping all processes with SIGTERM: run.1 was stopped"
+
+
 def test_a_malformed_frame_ends_the_run_like_a_disconnect(root: Path) -> None:
     async def script(client: Client) -> None:
         await client.until(b"ready")
