@@ -5,6 +5,10 @@
     code = await attach(one, reader, writer, user=user, prefix=cgroups.command_prefix(),
                         grace=30, say=lambda text: applog.write("heroku", "run.3", [text]))
 
+Also: `port` (PORT; a free one if not given), `stop` (an asyncio.Event: set it to stop the run,
+ps.stop) and `started` (called with the pid once it runs, for `gun ps`). `prefix` only joins a
+cgroup: sweeping what escaped the session from it afterwards is the caller's (Cgroups.sweep).
+
 The process is what a Procfile's gets: `bash -c` of the command after `.profile.d`, in the
 release directory, as the instance's Unix user when given (its environment on a passed
 descriptor, gun.isolation `keep_stdin`), with PORT, DYNO=PS=run.N and the config vars; plus
