@@ -434,6 +434,36 @@ class Process:
     since: datetime | None
 
 
+RunState = Literal["starting", "up", "complete"]
+RUN_TYPE = "run"  # one-off processes are named run.N
+
+
+@dataclass(frozen=True)
+class Run:
+    """A one-off process (`gun run`, `console`): what it runs, for whom, how it is attached."""
+
+    app: str
+    number: int
+    instance: str | None
+    release: int
+    command: str
+    owner: str  # the name of the token that started it
+    attached: bool
+    tty: bool
+    framing: str  # gun.rendezvous.Framing
+    term: str | None
+    size: tuple[int, int] | None  # (cols, lines) of the client's terminal
+    ttl: float
+    state: RunState
+    exit_code: int | None
+    created_at: datetime
+    ended_at: datetime | None
+
+    @property
+    def name(self) -> str:
+        return f"{RUN_TYPE}.{self.number}"
+
+
 @dataclass(frozen=True)
 class Domain:
     """A hostname the router sends to an app: its default one (APP.<router domain>) or one a

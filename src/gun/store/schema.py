@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -214,6 +215,30 @@ certs = Table(
     Column("subject", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("app_id", _app_fk(), primary_key=True),
+    Column("number", Integer, primary_key=True),  # run.N
+    Column("instance_id", ForeignKey("instances.id", ondelete="SET NULL")),
+    Column("release", Integer, nullable=False),
+    Column("command", Text, nullable=False),
+    Column("owner", Text, nullable=False),  # the token's name that started it
+    Column("attached", Boolean, nullable=False),
+    Column("tty", Boolean, nullable=False),
+    Column("framing", String(8), nullable=False),  # gun or raw (gun.rendezvous.Framing)
+    Column("term", String(64)),
+    Column("cols", Integer),
+    Column("lines", Integer),
+    Column("ttl", Float, nullable=False),  # seconds it may run
+    Column("secret_hash", String(64)),  # sha256 of its client's secret, until used
+    Column("state", String(20), nullable=False),  # starting, up, complete
+    Column("exit_code", Integer),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+)
+Index("runs_secret", runs.c.secret_hash, unique=True)
 
 tokens = Table(
     "tokens",

@@ -20,6 +20,7 @@ from gun.store.events import EventQueries
 from gun.store.fleet import InstanceQueries, ProcessQueries
 from gun.store.hosts import HostQueries
 from gun.store.releases import ReleaseQueries
+from gun.store.runs import RunQueries
 from gun.store.slugs import SlugQueries
 from gun.store.tokens import TokenQueries
 
@@ -101,6 +102,7 @@ class Tx:
         self.hosts = HostQueries(conn, box)
         self.domains = DomainQueries(conn, box)
         self.certs = CertQueries(conn, box)
+        self.runs = RunQueries(conn, box)
 
     @property
     def bumped(self) -> bool:
