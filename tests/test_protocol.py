@@ -27,6 +27,7 @@ from gun.protocol import (
     ReleasePhaseOrder,
     Report,
     Rollout,
+    RunOrder,
     SetupRun,
     Slice,
 )
@@ -72,6 +73,20 @@ RUNNING = Slice(
     setup="apt-get install -y libpq5 && echo 'ready ✓'",
     teardown="logger bye\nrm -rf /srv/cache",
     lease=Lease(timeout=30.0, grace=10.0, margin=3.0),
+    runs=(
+        RunOrder(
+            "run.1",
+            "python manage.py shell",
+            True,
+            True,
+            "gun",
+            "xterm-256color",
+            (80, 24),
+            86400.0,
+        ),
+        RunOrder("run.2", "rake db:migrate", False, False, "raw", None, None, 3600.0),
+    ),
+    rendezvous="rendezvous://127.0.0.1:5102",
 )
 RELEASING = Slice(
     version=VERSION,
@@ -152,6 +167,29 @@ def test_the_wire_form_of_a_slice() -> None:
         "setup": "apt-get install -y libpq5 && echo 'ready ✓'",
         "teardown": "logger bye\nrm -rf /srv/cache",
         "lease": {"timeout": 30.0, "grace": 10.0, "margin": 3.0},
+        "runs": [
+            {
+                "name": "run.1",
+                "command": "python manage.py shell",
+                "attached": True,
+                "tty": True,
+                "framing": "gun",
+                "term": "xterm-256color",
+                "size": [80, 24],
+                "ttl": 86400.0,
+            },
+            {
+                "name": "run.2",
+                "command": "rake db:migrate",
+                "attached": False,
+                "tty": False,
+                "framing": "raw",
+                "term": None,
+                "size": None,
+                "ttl": 3600.0,
+            },
+        ],
+        "rendezvous": "rendezvous://127.0.0.1:5102",
     }
     assert wire(protocol.to_json(Report(VERSION, (CRASHED,), None, None))) == {
         "version": 1,
@@ -413,6 +451,33 @@ THREE = [
         (with_(GOOD, "drains", "http://x"), 'slice.drains: expected an array, got "http://x"'),
         (with_(GOOD, "drains.1", None), "slice.drains[1]: expected a string, got null"),
         (with_(GOOD, "lease", DROP), "slice.lease: missing"),
+        (with_(GOOD, "runs", DROP), "slice.runs: missing"),
+        (
+            with_(GOOD, "runs.0.name", "web.1"),
+            'slice.runs[0].name: expected a process of its type, run.N, got "web.1"',
+        ),
+        (with_(GOOD, "runs.1.name", "run.1"), 'slice.runs[1].name: "run.1" is named twice'),
+        (with_(GOOD, "runs.0.tty", 1), "slice.runs[0].tty: expected true or false, got 1"),
+        (
+            with_(GOOD, "runs.0.framing", "ssh"),
+            'slice.runs[0].framing: expected one of gun, raw, got "ssh"',
+        ),
+        (
+            with_(GOOD, "runs.0.term", "xterm; rm -rf /"),
+            'slice.runs[0].term: expected a terminal type, got "xterm; rm -rf /"',
+        ),
+        (
+            with_(GOOD, "runs.0.size", [80, 0]),
+            "slice.runs[0].size[1]: expected a whole number of at least 1, got 0",
+        ),
+        (
+            with_(GOOD, "runs.0.size", [80]),
+            "slice.runs[0].size: expected [columns, lines], got [80]",
+        ),
+        (
+            with_(GOOD, "rendezvous", "http://127.0.0.1:5102"),
+            'slice.rendezvous: expected rendezvous://HOST:PORT, got "http://127.0.0.1:5102"',
+        ),
         (with_(GOOD, "lease.margin", DROP), "slice.lease.margin: missing"),
         (
             with_(GOOD, "lease.grace", -1),

@@ -89,6 +89,13 @@ def whole(value: object, at: str, *, lo: int, hi: int) -> int:
     return value
 
 
+def boolean(value: object, at: str) -> bool:
+    """true or false (not 0 or 1)."""
+    if not isinstance(value, bool):
+        raise expected(at, "true or false", value)
+    return value
+
+
 def seconds(value: object, at: str) -> float:
     """A finite number of at least 0."""
     if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):

@@ -42,6 +42,7 @@ from gun.errors import ProtocolError, UnsupportedProtocol
 from gun.jsonread import (
     Object,
     array,
+    boolean,
     expected,
     matching,
     maybe,
@@ -74,6 +75,9 @@ COMMAND_MAX = 10_000  # characters of a layer's setup or teardown command
 SETUP_OUTPUT_MAX = 64 * 1024  # characters of a setup's output an agent reports (its end)
 ADDRESS_MAX = 500
 SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+RENDEZVOUS = re.compile(r"rendezvous://[A-Za-z0-9.:\[\]-]{1,300}:[0-9]{1,5}\Z")
+TERM = re.compile(r"[A-Za-z0-9._+-]{1,64}\Z")
+FRAMINGS = ("gun", "raw")  # gun.rendezvous.Framing
 COMMIT = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?\Z")
 
 
@@ -157,6 +161,21 @@ class DesiredProcess:
 
 
 @dataclass(frozen=True, slots=True)
+class RunOrder:
+    """A one-off process the agent is to run (gun.agent.runs): attached ones once it has met
+    their client at meta's rendezvous (`Slice.rendezvous`), detached ones at once."""
+
+    name: str  # run.N
+    command: str
+    attached: bool
+    tty: bool  # under a pty (the client has a terminal)
+    framing: str  # gun.rendezvous.Framing: gun or raw
+    term: str | None  # the client's TERM
+    size: tuple[int, int] | None  # (cols, lines) of the client's terminal
+    ttl: float  # seconds it may run
+
+
+@dataclass(frozen=True, slots=True)
 class Slice:
     """What one instance's agent must run: everything it may see, and nothing of other apps."""
 
@@ -177,6 +196,8 @@ class Slice:
     setup: str | None = field(repr=False)
     teardown: str | None = field(repr=False)
     lease: Lease | None = None  # None: the processes are not fenced (they run without meta)
+    runs: tuple[RunOrder, ...] = ()  # one-off processes to run here, sorted by name
+    rendezvous: str | None = None  # rendezvous://HOST:PORT where attached runs meet their client
 
 
 # -- agent to meta: registration and reports -------------------------------------------------
@@ -276,8 +297,11 @@ def read_slice(data: object) -> Slice:
         lease=maybe(_lease, *o.get("lease")),
         setup=maybe(text, *o.get("setup"), limit=COMMAND_MAX),
         teardown=maybe(text, *o.get("teardown"), limit=COMMAND_MAX),
+        runs=array(*o.get("runs"), _run_order),
+        rendezvous=maybe(matching, *o.get("rendezvous"), RENDEZVOUS, "rendezvous://HOST:PORT"),
     )
     _once_each((p.name for p in read.processes), "slice.processes")
+    _once_each((r.name for r in read.runs), "slice.runs")
     if read.slug is not None and read.git is not None:
         raise ProtocolError("slice.git: expected null, as slice.slug is given (one or the other)")
     return read
@@ -335,6 +359,29 @@ def _desired_process(data: object, at: str) -> DesiredProcess:
         command=text(*o.get("command")),
         nonce=whole(*o.get("nonce"), lo=0, hi=INT32),
     )
+
+
+def _run_order(data: object, at: str) -> RunOrder:
+    o = Object(data, at)
+    found, where = o.get("framing")
+    if found not in FRAMINGS:
+        raise expected(where, f"one of {', '.join(FRAMINGS)}", found)
+    return RunOrder(
+        name=_name(*o.get("name"), "run"),
+        command=text(*o.get("command"), limit=COMMAND_MAX),
+        attached=boolean(*o.get("attached")),
+        tty=boolean(*o.get("tty")),
+        framing=str(found),
+        term=maybe(matching, *o.get("term"), TERM, "a terminal type"),
+        size=maybe(_size, *o.get("size")),
+        ttl=seconds(*o.get("ttl")),
+    )
+
+
+def _size(data: object, at: str) -> tuple[int, int]:
+    if not isinstance(data, list) or len(data) != 2:
+        raise expected(at, "[columns, lines]", data)
+    return whole(data[0], f"{at}[0]", lo=1, hi=65535), whole(data[1], f"{at}[1]", lo=1, hi=65535)
 
 
 def _observed_process(data: object, at: str) -> ObservedProcess:
