@@ -50,8 +50,10 @@ class Agents:
         release_phase: ReleasePhase,
         rollout: Rollout,
         instance_timeout: float = 30.0,
+        rendezvous: str | None = None,
     ) -> None:
         self.store = store
+        self.rendezvous = rendezvous  # where attached runs meet their clients
         self.instance_timeout = instance_timeout  # meta's: when a silent instance is lost
         self.slugs = slugs
         self.shipping = shipping
@@ -147,7 +149,7 @@ class Agents:
                 raise NotFound(f"app {inst.app!r} does not exist")
         self._homes[instance_id] = (found[0], inst.app)
         snapshot = self._snapshot(found[0], inst.app, found[1])
-        return snapshot.slice_for(inst, self.rollout, self.instance_timeout)
+        return snapshot.slice_for(inst, self.rollout, self.instance_timeout, self.rendezvous)
 
     def home(self, who: Principal, instance_id: str) -> int | None:
         """The app id of the agent's instance, if this meta knows it without a query (an
@@ -168,7 +170,9 @@ class Agents:
                 snapshot = await self._shared_read(home, generation)
             inst = snapshot.instances.get(instance_id)
             if inst is not None:
-                return snapshot.slice_for(inst, self.rollout, self.instance_timeout)
+                return snapshot.slice_for(
+                    inst, self.rollout, self.instance_timeout, self.rendezvous
+                )
         return await asyncio.to_thread(self.desired, who, instance_id)
 
     async def _shared_read(self, home: tuple[int, str], generation: int) -> AppSlices:

@@ -28,6 +28,7 @@ from gun.core.processes import Processes
 from gun.core.release_phase import ReleasePhase
 from gun.core.releases import Releases
 from gun.core.routing import Routing
+from gun.core.runs import Runs
 from gun.core.shipping import Shipping
 from gun.core.slugs import Slugs
 from gun.core.tokens import CACHE_SECONDS, Tokens
@@ -59,6 +60,7 @@ class Platform:
     release_phase  the release command: its rules, its agent's output and result
     shipping       where an app's logs go: the ingest token, the drains
     routing        the router's table: every app's hostnames and web processes
+    runs           run, run:detached, console: one-off processes, and their rendezvous
 
     Each is in the module of its name under gun/core/.
 
@@ -81,6 +83,7 @@ class Platform:
         host_checker: Checker = check,
         instance_timeout: float = 30.0,
         router_domain: str = "localhost",
+        rendezvous: str | None = None,
     ) -> None:
         opts = build_options or BuildOptions(Path("."))  # the defaults, for a meta without builds
         rollout = Rollout(drain_seconds=opts.preboot_drain, max_unavailable=opts.max_unavailable)
@@ -104,6 +107,13 @@ class Platform:
         self.routing = Routing(store, self.shipping, router_domain)
         self.domains = Domains(store, router_domain)
         self.certs = Certs(store, router_domain)
+        self.runs = Runs(store, rendezvous)
         self.agents = Agents(
-            store, self.slugs, self.shipping, self.release_phase, rollout, instance_timeout
+            store,
+            self.slugs,
+            self.shipping,
+            self.release_phase,
+            rollout,
+            instance_timeout,
+            rendezvous,
         )

@@ -16,7 +16,8 @@ report:
   is placed meanwhile);
 - a process up on the current release ends its replacement lease (long-polls wake);
 - a process the agent no longer reports is deleted if undesired, else shown `down`;
-- an instance whose state changed has its app placed again.
+- an instance whose state changed has its app placed again;
+- a one-off process (`run.N`) that ended has its exit code recorded (core/runs.py).
 
 The batch's apps are locked, in name order, before anything is written: a batch writes many
 processes' rows, and a scale writing the same rows in another order would deadlock with it.
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gun.core.placing import write_placement
+from gun.core.runs import RUN_PREFIX, record_exit
 from gun.errors import Forbidden, GunError, NotFound
 from gun.model import App, Instance, InstanceState, Principal, Process, SetupState
 from gun.protocol import ObservedProcess, Report
@@ -145,6 +147,9 @@ class _Batch:
         for o in report.processes:
             old = was.get(o.name)
             if old is None:  # no process of that name is placed here: nothing to write
+                ended_run = o.name.startswith(RUN_PREFIX) and o.state in ("down", "crashed")
+                if ended_run and o.exit_code is not None:  # its audit ends
+                    record_exit(tx, app, int(o.name.removeprefix(RUN_PREFIX)), o.exit_code)
                 continue
             if o.name in leased or not same(old, o):
                 self.rows.append(

@@ -21,11 +21,21 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gun.core.release_phase import ReleasePhase, SlugRow, git_source, slug_of
+from gun.core.runs import order_of
 from gun.model import App, Instance, Process, Release
-from gun.protocol import VERSION, DesiredProcess, Lease, ReleasePhaseOrder, Rollout, Slice, slug_ref
+from gun.protocol import (
+    VERSION,
+    DesiredProcess,
+    Lease,
+    ReleasePhaseOrder,
+    Rollout,
+    RunOrder,
+    Slice,
+    slug_ref,
+)
 from gun.store import Store, Tx
 
 MAX_AGE = 5.0  # seconds a snapshot serves before it is read again, its generation unmoved
@@ -63,11 +73,15 @@ def build_slice(
     lease: Lease | None,
     setup: str | None = None,
     teardown: str | None = None,
+    runs: Sequence[RunOrder] = (),
+    rendezvous: str | None = None,
 ) -> Slice:
     """The slice of `instance`, from what one read of the store gave (pure): the app's current
     `release` (and its `slug`), the processes `placed` there that are still wanted and that the
     release has a command for (sorted by name, each with its restart nonce), the release phase
-    it is to run, if any, where the app's logs go, and how its processes are fenced."""
+    it is to run, if any, where the app's logs go, how its processes are fenced, and the
+    one-off processes (`runs`) it is to run, attached ones meeting their clients at
+    `rendezvous`."""
     types = (release.process_types or {}) if release else {}
     processes = [
         DesiredProcess(p.name, p.type, types[p.type], nonces.get(p.name, 0))
@@ -90,6 +104,8 @@ def build_slice(
         lease=lease,
         setup=setup,
         teardown=teardown,
+        runs=tuple(sorted(runs, key=lambda r: int(r.name.removeprefix("run.")))),
+        rendezvous=rendezvous,
     )
 
 
@@ -108,8 +124,11 @@ class AppSlices:
     teardowns: Mapping[str, str | None]  # by layer
     instances: Mapping[str, Instance]  # by id
     read_at: float  # time.monotonic() when read
+    runs: Mapping[str, tuple[RunOrder, ...]] = field(default_factory=dict)  # by instance id
 
-    def slice_for(self, inst: Instance, rollout: Rollout, timeout: float) -> Slice:
+    def slice_for(
+        self, inst: Instance, rollout: Rollout, timeout: float, rendezvous: str | None = None
+    ) -> Slice:
         """The slice of one of the app's instances (pure)."""
         phase = self.release_phase
         return build_slice(
@@ -126,6 +145,8 @@ class AppSlices:
             lease=lease_terms(inst.provider, timeout),
             setup=inst.setup,
             teardown=self.teardowns.get(inst.layer),
+            runs=self.runs.get(inst.id, ()),
+            rendezvous=rendezvous,
         )
 
 
@@ -141,6 +162,10 @@ def read_app(tx: Tx, app: App, drains: Sequence[str], release_phase: ReleasePhas
     instances = {i.id: i for i in tx.instances.of(app.id)}
     online = sorted(i.id for i in instances.values() if i.state == "online")
     order = release_phase.command_for(tx, app, online[0]) if online else None
+    runs: dict[str, list[RunOrder]] = {}
+    for r in tx.runs.active(app.id):
+        if r.instance:
+            runs.setdefault(r.instance, []).append(order_of(r))
     return AppSlices(
         generation=generation,
         app=app,
@@ -153,6 +178,7 @@ def read_app(tx: Tx, app: App, drains: Sequence[str], release_phase: ReleasePhas
         teardowns={layer.name: layer.teardown for layer in tx.layers.of(app.id)},
         instances=instances,
         read_at=time.monotonic(),
+        runs={i: tuple(rs) for i, rs in runs.items()},
     )
 
 
