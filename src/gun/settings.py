@@ -196,10 +196,24 @@ class MetaSettings:
     tls_key: str | None = None
     tls_ca: str | None = None  # GUN_TLS_CA: PEM text of the CA agents pin (gun server certs)
     router_domain: str = "localhost"  # GUN_ROUTER_DOMAIN: apps are reached at APP.<this>
+    rendezvous_listen: str | None = None  # GUN_RENDEZVOUS_LISTEN: where runs are attached
 
     @property
     def scheme(self) -> str:
         return "https" if self.tls_cert else "http"
+
+    @property
+    def rendezvous_url(self) -> str | None:
+        """rendezvous://HOST:PORT as clients and agents reach the rendezvous: meta's public
+        host (or the one it listens on), the rendezvous's port."""
+        if self.rendezvous_listen is None:
+            return None
+        _, port = parse_listen(self.rendezvous_listen)
+        host = urlsplit(self.public_url).hostname if self.public_url else None
+        if host is None:
+            host, _ = parse_listen(self.listen)
+            host = "127.0.0.1" if host in ("0.0.0.0", "") else host.strip("[]")
+        return f"rendezvous://{f'[{host}]' if ':' in host else host}:{port}"
 
     @classmethod
     def resolve(
@@ -209,6 +223,7 @@ class MetaSettings:
         database_url: str | None = None,
         listen: str | None = None,
         secret_key: str | None = None,
+        rendezvous_listen: str | None = None,
     ) -> MetaSettings:
         h = Path(home).expanduser() if home else gun_home()
         tls_cert, tls_key = _cert_and_key("GUN_TLS_CERT", "GUN_TLS_KEY")
@@ -241,7 +256,17 @@ class MetaSettings:
             tls_key=tls_key,
             tls_ca=pem_certificates("GUN_TLS_CA"),
             router_domain=_router_domain(),
+            rendezvous_listen=_listen_or_none(
+                rendezvous_listen or os.environ.get("GUN_RENDEZVOUS_LISTEN")
+            ),
         )
+
+
+def _listen_or_none(listen: str | None) -> str | None:
+    if not listen or listen == "off":
+        return None
+    parse_listen(listen)
+    return listen
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from anyio import to_thread
 from fastapi import FastAPI
@@ -23,10 +25,12 @@ from gun.api import (
     host_routes,
     router_routes,
     routes,
+    run_routes,
     seed,
 )
 from gun.api.health import answer
 from gun.api.longpoll import Generations
+from gun.api.rendezvous import Rendezvous
 from gun.core import Platform
 from gun.loops import Loops
 from gun.providers.ec2 import Ec2Provider
@@ -80,8 +84,21 @@ class CloudWatch:
         await to_thread.run_sync(self.platform.instances.track_cloud, "ec2", self.provider.states)
 
 
+@dataclass(frozen=True)
+class Door:
+    """Where meta's rendezvous listens (api/rendezvous.py), and its TLS."""
+
+    host: str
+    port: int
+    tls: ssl.SSLContext | None = None
+
+
 def create_app(
-    platform: Platform, *, instance_timeout: float = 30.0, watch_every: float = 1.0
+    platform: Platform,
+    *,
+    instance_timeout: float = 30.0,
+    watch_every: float = 1.0,
+    rendezvous: Door | None = None,
 ) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -99,9 +116,13 @@ def create_app(
         if isinstance(ec2, Ec2Provider):
             loops.start("ec2 watch", CloudWatch(platform, ec2, max(watch_every, 2.0)).once)
         loops.start("long-poll watch", generations.watch)
+        meeting = Rendezvous(platform)
+        if rendezvous is not None:
+            await meeting.start(rendezvous.host, rendezvous.port, rendezvous.tls)
         try:
             yield
         finally:
+            await meeting.stop()
             platform.store.listeners.remove(changed)
             platform.builds.stop()
             await loops.stop()
@@ -126,6 +147,7 @@ def create_app(
     routers.append(drain_routes.router)
     routers.append(router_routes.router)
     routers.append(domain_routes.router)
+    routers.append(run_routes.router)
     routers.append(seed.router)
     # the token, then the body's size, before any routing
     app.add_middleware(gate.Gate, routers=routers)

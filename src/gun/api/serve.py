@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import gc
 import logging
+import ssl
 import sys
 
 import uvicorn
 
-from gun.api.app import create_app
+from gun.api.app import Door, create_app
 from gun.build.slugstore import slug_store_from_url
 from gun.core import Platform
 from gun.core.builds import BuildOptions
@@ -45,6 +46,7 @@ def open_platform(settings: MetaSettings) -> Platform:
         max_processes=settings.max_processes,
         instance_timeout=settings.instance_timeout,
         router_domain=settings.router_domain,
+        rendezvous=settings.rendezvous_url,
         build_options=BuildOptions(
             settings.home / "builds",
             concurrency=settings.build_concurrency,
@@ -56,6 +58,18 @@ def open_platform(settings: MetaSettings) -> Platform:
             slug_limits=settings.slug_limits,
         ),
     )
+
+
+def rendezvous_door(settings: MetaSettings) -> Door | None:
+    """Where the rendezvous listens, with meta's TLS (None: it does not)."""
+    if settings.rendezvous_listen is None:
+        return None
+    host, port = parse_listen(settings.rendezvous_listen)
+    tls = None
+    if settings.tls_cert and settings.tls_key:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(settings.tls_cert, settings.tls_key)
+    return Door(host.strip("[]"), port, tls)
 
 
 def run(settings: MetaSettings) -> None:
@@ -82,7 +96,11 @@ def run(settings: MetaSettings) -> None:
     gc.freeze()
     try:
         uvicorn.run(
-            create_app(platform, instance_timeout=settings.instance_timeout),
+            create_app(
+                platform,
+                instance_timeout=settings.instance_timeout,
+                rendezvous=rendezvous_door(settings),
+            ),
             host=host,
             port=port,
             log_level="warning",

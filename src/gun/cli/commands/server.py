@@ -19,8 +19,17 @@ def server() -> None:
 @click.option("--database-url", help="sqlite:///PATH or postgresql://... (GUN_DATABASE_URL)")
 @click.option("--secret-key", help="Fernet key for config vars at rest (GUN_SECRET_KEY)")
 @click.option("--home", help="data directory (GUN_HOME; default ~/.local/share/gun)")
+@click.option(
+    "--rendezvous-listen",
+    help="HOST:PORT where `gun run` attaches to one-off processes (GUN_RENDEZVOUS_LISTEN; "
+    "default: none, so only run:detached works)",
+)
 def meta(
-    listen: str | None, database_url: str | None, secret_key: str | None, home: str | None
+    listen: str | None,
+    database_url: str | None,
+    secret_key: str | None,
+    home: str | None,
+    rendezvous_listen: str | None,
 ) -> None:
     """The control plane: the REST API and the store. Also read from the environment:
     GUN_ADMIN_TOKEN (the first admin token, when the store has none), GUN_DRAIN_TOKEN
@@ -32,7 +41,11 @@ def meta(
 
     run(
         MetaSettings.resolve(
-            home=home, database_url=database_url, listen=listen, secret_key=secret_key
+            home=home,
+            database_url=database_url,
+            listen=listen,
+            secret_key=secret_key,
+            rendezvous_listen=rendezvous_listen,
         )
     )
 
