@@ -35,6 +35,7 @@ from gun.agent.process import ProcessState
 from gun.agent.reconcile import Action, Desired, Observed, reconcile
 from gun.agent.releasephase import ReleasePhases
 from gun.agent.routers import RouterKeeper
+from gun.agent.runs import RunKeeper
 from gun.agent.setup import Setup
 from gun.agent.supervisor import ProcessSpec, Supervisor
 from gun.errors import GunError, ProtocolError
@@ -88,6 +89,7 @@ class Agent:
             self.meta, self._api, config.instance, self.releases, self.supervisor, self.stopping
         )
         self.router = RouterKeeper(config, self.root / "router")
+        self.runs = RunKeeper(config, self.supervisor)
 
     # what we started, with its digest, survives agent restarts --------------------------------
 
@@ -212,7 +214,10 @@ class Agent:
             await asyncio.sleep(0)  # let it start waiting on the current change event
             report = protocol.Report(
                 protocol.VERSION,
-                tuple(observed(s) for s in self.supervisor.serving()),
+                (
+                    *(observed(s) for s in self.supervisor.serving()),
+                    *self.runs.observed(),
+                ),
                 self.problem_now(),
                 self.setup.report(),
             )
@@ -275,6 +280,7 @@ class Agent:
         wanted = self.wanted(slice_, cwd) if cwd else {}
         if not self.fence.may_run(slice_.lease):
             wanted = {}  # fenced: the fence loop stops them, nothing starts
+        self.runs.keep(slice_ if self.fence.may_run(slice_.lease) else None, cwd)
         observed = []
         for s in self.supervisor.states():
             had = self.started.get(s.name)
@@ -450,6 +456,7 @@ class Agent:
             t.cancel()
         await asyncio.gather(*under_way, return_exceptions=True)
         await self.router.keep(None)
+        await self.runs.stop_all()
         await self.supervisor.shutdown(stop_processes=True)
         await asyncio.to_thread(self.shipper.close, 2.0)
         with contextlib.suppress(OSError):  # what was not sent is shipped by the next agent
