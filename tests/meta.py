@@ -17,9 +17,10 @@ import httpx
 GUN = [sys.executable, "-m", "gun.cli"]
 
 
-# The ports `gun up` takes by default (meta 5100, the drain 5101, the router 5180 and 5181),
-# which a developer's own platform may hold while the tests run: no test listens on them.
-GUN_DEFAULT_PORTS = frozenset({5100, 5101, 5180, 5181})
+# The ports `gun up` takes by default (meta 5100, the drain 5101, the rendezvous 5102, the
+# router 5180 and 5181), which a developer's own platform may hold while the tests run: no
+# test listens on them.
+GUN_DEFAULT_PORTS = frozenset({5100, 5101, 5102, 5180, 5181})
 
 
 def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:

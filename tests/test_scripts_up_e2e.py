@@ -1,6 +1,6 @@
 """The README's first command, as a newcomer runs it: `scripts/up` sets up, runs the platform,
 deploys examples/python-web and prints its URL through the router, which answers. (On free
-ports: the defaults 5100/5101/5180/5181 may be a developer's own `gun up`.)"""
+ports: the defaults 5100/5101/5102/5180/5181 may be a developer's own `gun up`.)"""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ def test_scripts_up_prints_the_apps_url_and_it_answers(tmp_path: Path) -> None:
         *("--dir", str(platform.home), "--port", str(platform.port)),
         *("--router-port", str(platform.router_port)),
         *("--router-tls-port", str(platform.router_tls_port)),
+        *("--rendezvous-port", str(platform.rendezvous_port)),
     ]
     proc = subprocess.Popen(
         argv,

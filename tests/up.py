@@ -52,6 +52,7 @@ class Up:
         self.router_port = free_port()  # never 5180: a gun up of the user's may be there
         self.router_url = f"http://127.0.0.1:{self.router_port}"
         self.router_tls_port = free_port()
+        self.rendezvous_port = free_port()
         self.env.update(
             XDG_CONFIG_HOME=str(self.config),
             GUN_INSTANCE_TIMEOUT=str(instance_timeout),
@@ -76,6 +77,8 @@ class Up:
                     str(self.router_port),
                     "--router-tls-port",
                     str(self.router_tls_port),
+                    "--rendezvous-port",
+                    str(self.rendezvous_port),
                 ],
                 env=self.env,
                 stdout=out,

@@ -112,6 +112,7 @@ def _drain_port(port: int) -> int:
 
 
 ROUTER_PORT = 5180
+RENDEZVOUS_PORT = 5102  # where `gun run` attaches to one-off processes
 
 
 def local_ca(home: Path) -> Path:
@@ -171,6 +172,7 @@ def run(
     ready: Callable[[str, str], None] | None = None,
     router_port: int = ROUTER_PORT,
     router_tls_port: int = ROUTER_PORT + 1,
+    rendezvous_port: int = RENDEZVOUS_PORT,
 ) -> None:
     """Run the platform until Ctrl-C or SIGTERM. `ready(url, token)` is called once meta and
     the drain answer (the CLI writes its credentials then). The router serves every app at
@@ -215,7 +217,16 @@ def run(
     )
     meta = Respawned(
         "meta",
-        [*SERVER, "meta", "--listen", f"127.0.0.1:{port}", "--home", str(home)],
+        [
+            *SERVER,
+            "meta",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--home",
+            str(home),
+            "--rendezvous-listen",
+            f"127.0.0.1:{rendezvous_port}",
+        ],
         env,
         home / "log" / "meta.log",
         url,

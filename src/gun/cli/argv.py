@@ -18,6 +18,7 @@ from gun.errors import UsageError
 GLOBAL_VALUE_FLAGS = ("--api", "--token")
 APP_FLAGS = ("-a", "--app")
 HELP_FLAGS = ("-h", "--help")
+COLON_FLAGS = {("run", "detached"): "--detached"}  # COMMAND:WORD that is a flag, not an argument
 
 
 @dataclass
@@ -63,7 +64,7 @@ def split_globals(argv: Sequence[str]) -> Parsed:
             if colon:
                 if not arg:
                     raise UsageError(f"{w!r} has an empty argument after ':'")
-                out.rest.append(arg)
+                out.rest.append(COLON_FLAGS.get((command, arg), arg))
         else:
             out.rest.append(w)
         i += 1

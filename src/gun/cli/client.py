@@ -30,6 +30,7 @@ class Client:
     ) -> None:
         self.api = api.rstrip("/")
         self.token = token
+        self.ca = ca  # the team's CA (PEM) meta's certificate is pinned to, if any
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         # `ca`: the team's CA (PEM), pinned: meta's certificate must be signed by it
         verify: ssl.SSLContext | bool = ssl.create_default_context(cadata=ca) if ca else True

@@ -34,8 +34,20 @@ from gun.settings import gun_home
     show_default=True,
     help="the router's HTTPS port on 127.0.0.1 (certificates of gun up's own CA)",
 )
+@click.option(
+    "--rendezvous-port",
+    type=click.IntRange(1, 65535),
+    default=5102,
+    show_default=True,
+    help="where `gun run` and `console` attach to one-off processes, on 127.0.0.1",
+)
 def up(
-    directory: str | None, port: int, instances: int, router_port: int, router_tls_port: int
+    directory: str | None,
+    port: int,
+    instances: int,
+    router_port: int,
+    router_tls_port: int,
+    rendezvous_port: int,
 ) -> None:
     """Run the whole platform here: meta on SQLite plus local instances. Ctrl-C stops it all."""
     from gun.up import run
@@ -45,4 +57,4 @@ def up(
         output.note(f"credentials for `gun` written to {saved}")
 
     home = Path(directory) if directory else gun_home()
-    run(home, port, instances, output.note, ready, router_port, router_tls_port)
+    run(home, port, instances, output.note, ready, router_port, router_tls_port, rendezvous_port)
