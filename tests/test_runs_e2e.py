@@ -1,0 +1,202 @@
+"""One-off processes as a developer uses them, on `gun up`: `run` with piped input, exit codes,
+50 MB of output, `console` in a real terminal (a pty), a CLI killed mid-run, and bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pty
+import random
+import select
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.meta import GUN
+from tests.up import Up, running
+
+HELLO = Path(__file__).parent.parent / "examples" / "hello"
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    tmp = tmp_path_factory.mktemp("runs")
+    with running(tmp, instances=1) as platform:
+        app = tmp / "app"
+        app.mkdir()
+        for f in HELLO.iterdir():
+            (app / f.name).write_bytes(f.read_bytes())
+        (app / "requirements.txt").write_text("")  # a python app: its console is python
+        assert platform.ok("apps.create", "demo") == "Created app demo (v1)\n"
+        assert platform.ok("app:demo", "deploy", f"dir={app}") == "v2\n"
+        yield platform
+
+
+def gun(
+    up: Up, *args: str, stdin: bytes = b"", timeout: float = 60
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [*GUN, *args], input=stdin, env=up.env, capture_output=True, timeout=timeout
+    )
+
+
+def test_run_takes_piped_input_and_gives_back_output_and_exit_code(up: Up) -> None:
+    done = gun(up, "app:demo", "run", "--", "python3", stdin=b"print(6*7)\n")
+    assert (done.returncode, done.stdout, done.stderr) == (0, b"42\n", b"")
+    done = gun(up, "app:demo", "run", "--", "sh", "-c", "exit 3")
+    assert done.returncode == 3
+    done = gun(up, "app:demo", "run", "--", "sh", "-c", 'echo "$DYNO $PS" >&2; echo "$PORT"')
+    assert done.returncode == 0
+    assert done.stderr.decode().split()[0].startswith("run.")
+    assert int(done.stdout) > 0
+
+
+def test_fifty_megabytes_of_output_arrive_intact(up: Up) -> None:
+    size = 50_000_000
+    data = random.Random(7).randbytes(size)
+    code = (
+        "import random, sys; "
+        f"sys.stdout.buffer.write(random.Random(7).randbytes({size})); sys.stdout.flush()"
+    )
+    began = time.monotonic()
+    done = gun(up, "app:demo", "run", "--", "python3", "-c", code, timeout=120)
+    took = time.monotonic() - began
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout) == size
+    assert hashlib.sha256(done.stdout).hexdigest() == hashlib.sha256(data).hexdigest()
+    print(f"50 MB through gun run in {took:.2f} s")
+
+
+def test_console_is_python_in_a_terminal_where_ctrl_c_interrupts_and_exit_ends_it(
+    up: Up,
+) -> None:
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [*GUN, "app:demo", "console"],
+        env={**up.env, "TERM": "xterm"},
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        start_new_session=True,
+    )
+    os.close(follower)
+    seen = b""
+
+    def expect(text: bytes, timeout: float = 30) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while text not in seen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"waited for {text!r}; the terminal shows {seen[-500:]!r}"
+            ready, _, _ = select.select([leader], [], [], left)
+            if ready:
+                try:
+                    seen += os.read(leader, 65536)
+                except OSError:
+                    break
+        assert text in seen, f"the terminal ended without {text!r}: {seen[-500:]!r}"
+        seen = seen[seen.index(text) + len(text) :]
+
+    try:
+        expect(b">>> ")
+        os.write(leader, b"import os; print(os.environ['DYNO'])\r")
+        expect(b"run.")
+        expect(b">>> ")
+        os.write(leader, b"while True: pass\r")
+        time.sleep(1)
+        os.write(leader, b"\x03")  # Ctrl-C: the remote python's, not the CLI's
+        expect(b"KeyboardInterrupt")
+        expect(b">>> ")
+        os.write(leader, b"exit()\r")
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        os.close(leader)
+
+
+def runs_of(marker: str) -> list[psutil.Process]:
+    """The run's processes on the instance (not the CLI, whose argv holds the marker too)."""
+    out = []
+    for p in psutil.process_iter(["cmdline"]):
+        argv = p.info["cmdline"] or []
+        if marker in " ".join(argv) and "gun.cli" not in argv:
+            out.append(p)
+    return out
+
+
+def test_killing_the_cli_stops_the_remote_process_within_ten_seconds(up: Up) -> None:
+    marker = "sleep 987.654"  # ours alone
+    proc = subprocess.Popen(
+        [*GUN, "app:demo", "run", "--", marker],
+        env=up.env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        up.until(lambda: runs_of(marker), 30, "the run's sleep")
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        killed = time.monotonic()
+        up.until(lambda: not runs_of(marker), 10, "the run's sleep to be stopped")
+        print(f"stopped {time.monotonic() - killed:.2f} s after the CLI was killed")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for p in runs_of(marker):
+            p.kill()
+
+
+def test_bad_runs_are_refused_in_one_sentence(up: Up) -> None:
+    done = gun(up, "app:demo", "run")
+    assert done.returncode != 0
+    assert b"no command given" in done.stderr
+    assert up.ok("apps.create", "empty") == "Created app empty (v1)\n"
+    done = gun(up, "app:empty", "run", "--", "true")
+    assert done.returncode != 0
+    assert b"app 'empty' has no code released yet: deploy it before running" in done.stderr
+    done = gun(up, "app:demo", "run", "layer=jobs", "--", "true")
+    assert b"app 'demo' has no layer 'jobs'" in done.stderr
+    viewer = json.loads(gun(up, "--json", "tokens.create", "peeker", "role=viewer").stdout)["token"]
+    r = httpx.post(
+        f"{up.url}/v1/apps/demo/runs",
+        json={"command": "env"},
+        headers={"Authorization": f"Bearer {viewer}"},
+        timeout=10,
+    )
+    assert r.status_code == 403
+    assert r.json()["message"] == "token 'peeker' has role viewer; this needs role developer"
+    admin = (up.home / "admin.token").read_text().strip()
+    r = httpx.post(
+        f"{up.url}/v1/apps/demo/runs",
+        json={"command": "  "},
+        headers={"Authorization": f"Bearer {admin}"},
+        timeout=10,
+    )
+    assert r.status_code == 422
+    assert r.json()["message"] == "the command is empty: give one, e.g. `gun app:APP run -- bash`"
+
+
+def test_every_run_is_in_the_apps_events_with_its_exit_code(up: Up) -> None:
+    assert gun(up, "app:demo", "run", "--", "sh", "-c", "exit 7").returncode == 7
+    admin = (up.home / "admin.token").read_text().strip()
+
+    def exited() -> list[dict[str, object]]:
+        r = httpx.get(
+            f"{up.url}/v1/apps/demo/events",
+            headers={"Authorization": f"Bearer {admin}"},
+            timeout=10,
+        )
+        return [e for e in r.json() if e["action"] == "run.exit" and e["detail"]["exit_code"] == 7]
+
+    [event] = up.until(exited, 30, "the run's exit in the events")
+    assert event["detail"]["command"] == "sh -c 'exit 7'"
