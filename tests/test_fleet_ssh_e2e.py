@@ -71,9 +71,20 @@ def get(fleet: Fleet, url: str) -> str:
     return done.stdout
 
 
-def start_meta(fleet: Fleet, home: Path, **settings: str) -> str:
-    """meta in the control namespace (with these GUN_* settings too); its URL once healthy."""
-    url = f"http://{fleet.control.address}:{PORT}"
+def start_meta(
+    fleet: Fleet,
+    home: Path,
+    *,
+    port: int = PORT,
+    rendezvous: int | None = None,
+    certs: Path | None = None,
+    **settings: str,
+) -> str:
+    """meta in the control namespace (with these GUN_* settings too) on `port`, serving the
+    rendezvous on `rendezvous` and HTTPS with `certs` (`gun server certs --dir`) if given; its
+    URL once healthy."""
+    scheme = "https" if certs else "http"
+    url = f"{scheme}://{fleet.control.address}:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GUN_")}
     env.update(
         GUN_HOME=str(home),
@@ -82,14 +93,24 @@ def start_meta(fleet: Fleet, home: Path, **settings: str) -> str:
         GUN_PUBLIC_URL=url,
         **settings,
     )
+    if certs:
+        env.update(
+            GUN_TLS_CERT=str(certs / "server.pem"),
+            GUN_TLS_KEY=str(certs / "server-key.pem"),
+            GUN_TLS_CA=str(certs / "ca.pem"),
+        )
+    argv = [*GUN, "server", "meta", "--listen", f"{fleet.control.address}:{port}"]
+    if rendezvous is not None:
+        argv += ["--rendezvous-listen", f"{fleet.control.address}:{rendezvous}"]
     with open(home / "meta.log", "ab") as log:
-        fleet.control.popen(
-            [*GUN, "server", "meta", "--listen", f"{fleet.control.address}:{PORT}"],
-            env=env, stdout=log, stderr=log,
-        )  # fmt: skip
+        fleet.control.popen(argv, env=env, stdout=log, stderr=log)
+    context = f"ssl.create_default_context(cafile={str(certs / 'ca.pem')!r})" if certs else None
+    code = (
+        "import ssl, urllib.request;"
+        f" urllib.request.urlopen('{url}/health', timeout=2, context={context})"
+    )
     deadline = time.monotonic() + 30
     while True:
-        code = f"import urllib.request; urllib.request.urlopen('{url}/health', timeout=2)"
         if fleet.control.run([sys.executable, "-c", code], timeout=10).returncode == 0:
             return url
         assert time.monotonic() < deadline, (home / "meta.log").read_text()[-3000:]
