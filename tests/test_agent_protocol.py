@@ -43,6 +43,8 @@ SLICE = {
     "setup",
     "teardown",
     "lease",
+    "runs",
+    "rendezvous",
 }
 
 

@@ -174,6 +174,7 @@ DECIDED_BY_UP = {
     "GUN_HOME",
     "GUN_DATABASE_URL",
     "GUN_LISTEN",
+    "GUN_RENDEZVOUS_LISTEN",  # 127.0.0.1:--rendezvous-port
     "GUN_ADMIN_TOKEN",
     "GUN_DRAIN_TOKEN",
     "GUN_AUTO_INSTANCES",
