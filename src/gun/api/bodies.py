@@ -11,7 +11,7 @@ from pydantic_core import PydanticCustomError
 from gun.build.gitrepo import check_repo_url
 from gun.core.apps import Status
 from gun.errors import InvalidParams
-from gun.model import App, Layer, Principal, Release, Token, check_app_name
+from gun.model import App, Layer, Principal, Release, Run, Token, check_app_name
 
 # A field with a rule of gun's own has no pydantic max_length: its rule bounds its length, and
 # the refusal is the rule's sentence, not pydantic's. Bodies are capped at 1 MiB before this.
@@ -175,3 +175,16 @@ def formation_rows(
             rows.append({"type": ptype, "quantity": total, "layer": None})
         rows.extend({"type": ptype, "quantity": n, "layer": layer} for layer, n in placed)
     return rows
+
+
+def run_json(run: Run, attach_url: str | None = None) -> dict[str, Any]:
+    return {
+        "name": run.name,
+        "command": run.command,
+        "state": run.state,
+        "instance": run.instance,
+        "release": run.release,
+        "owner": run.owner,
+        "attach_url": attach_url,
+        "created_at": run.created_at.isoformat(),
+    }

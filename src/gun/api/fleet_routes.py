@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from gun.api import bodies
 from gun.api.auth import Gun, Who
+from gun.api.bodies import run_json
 from gun.api.gate import upload
 from gun.core.slugs import SLUG_MAX_BYTES
 from gun.errors import InvalidParams, PayloadTooLarge
@@ -140,6 +141,7 @@ def processes(app: str, who: Who, gun: Gun) -> dict[str, Any]:
     procs = sorted(gun.processes.all(who, app), key=lambda p: (p.type, p.name))
     return {
         "processes": [process_json(p) for p in procs],
+        "runs": [run_json(r) for r in gun.runs.active(who, app)],
         "unplaceable": gun.formation.unplaceable(who, app),
         "release": gun.apps.status(who, app).release,
         "problems": {i.id: i.problem for i in gun.instances.all(who, app) if i.problem},

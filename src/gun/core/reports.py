@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gun.core.placing import write_placement
-from gun.core.runs import RUN_PREFIX, record_exit
+from gun.core.runs import record_exit, run_number
 from gun.errors import Forbidden, GunError, NotFound
 from gun.model import App, Instance, InstanceState, Principal, Process, SetupState
 from gun.protocol import ObservedProcess, Report
@@ -147,9 +147,12 @@ class _Batch:
         for o in report.processes:
             old = was.get(o.name)
             if old is None:  # no process of that name is placed here: nothing to write
-                ended_run = o.name.startswith(RUN_PREFIX) and o.state in ("down", "crashed")
-                if ended_run and o.exit_code is not None:  # its audit ends
-                    record_exit(tx, app, int(o.name.removeprefix(RUN_PREFIX)), o.exit_code)
+                number = run_number(o.name)
+                if number is not None:  # a one-off process: up, or ended (its audit ends)
+                    if o.state == "up":
+                        tx.runs.started(app.id, number)
+                    elif o.state in ("down", "crashed") and o.exit_code is not None:
+                        record_exit(tx, app, number, o.exit_code)
                 continue
             if o.name in leased or not same(old, o):
                 self.rows.append(

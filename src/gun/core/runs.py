@@ -15,12 +15,13 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from gun.core.access import authorize
 from gun.errors import Conflict, Forbidden, InvalidParams, NotFound
-from gun.model import RUN_TYPE, App, Instance, Principal, Run
+from gun.model import PROCESS_NAME, RUN_TYPE, App, Instance, Principal, Run
 from gun.protocol import COMMAND_MAX, TERM, RunOrder
 from gun.rendezvous import Framing
 from gun.store import Store, Tx
@@ -36,6 +37,21 @@ CONSOLE_GUESS = (
     "elif [ -f package.json ]; then exec node; "
     "else exec bash; fi"
 )
+# `console.db`: psql on the URL in a config var, its parts given to psql in PG* variables (an
+# argv is readable by every user of the host: the password must not be in one)
+PSQL = (
+    "import os, sys, urllib.parse as u\n"
+    "name = sys.argv[1]\n"
+    "url = (os.environ.get(name) or '').replace(',', ' ').split()\n"
+    "url or sys.exit(f'{name} is not set')\n"
+    "p, env = u.urlsplit(url[0]), dict(os.environ)\n"
+    "parts = {'PGHOST': p.hostname, 'PGPORT': p.port, 'PGUSER': p.username,\n"
+    "         'PGPASSWORD': p.password, 'PGDATABASE': p.path.lstrip('/')}\n"
+    "env.update({k: u.unquote(str(v)) for k, v in parts.items() if v})\n"
+    "env.update({'PG' + k.upper(): v for k, v in u.parse_qsl(p.query) if k == 'sslmode'})\n"
+    "os.execvpe('psql', ['psql'], env)\n"
+)
+DATABASE_VARS = {"primary": "DATABASE_URL", "follower": "DATABASE_FOLLOWER_URLS"}
 TTL_VAR = "GUN_RUN_TTL"  # config var: seconds a run may go on
 DEFAULT_TTL = 24 * 3600.0
 RUN_PREFIX = f"{RUN_TYPE}."
@@ -53,9 +69,12 @@ class RunRequest:
     size: tuple[int, int] | None = None  # (cols, lines)
     layer: str | None = None
     console: bool = False  # the app's console: the command is chosen (console_command)
+    database: str | None = None  # console.db: psql on the primary's or a follower's URL
 
     def check(self) -> None:
-        if self.console:
+        if self.database is not None and self.database not in DATABASE_VARS:
+            raise InvalidParams(f"database {self.database!r} is not primary or follower")
+        if self.console or self.database is not None:
             return
         if not self.command.strip():
             raise InvalidParams("the command is empty: give one, e.g. `gun app:APP run -- bash`")
@@ -73,6 +92,12 @@ class RunRequest:
 class Started:
     run: Run
     attach_url: str | None  # rendezvous://HOST:PORT/SECRET for an attached run
+
+
+def run_number(name: str) -> int | None:
+    """N of `run.N` (None for any other name)."""
+    m = PROCESS_NAME.match(name)
+    return int(m.group(2)) if m and m.group(1) == RUN_TYPE else None
 
 
 def secret_hash(secret: str) -> str:
@@ -97,6 +122,18 @@ def console_command(process_types: Mapping[str, str] | None) -> str:
     """The command `console` runs: the Procfile's `console:` type, else a guess from the
     release's files (CONSOLE_GUESS)."""
     return (process_types or {}).get("console") or CONSOLE_GUESS
+
+
+def psql_command(config: Mapping[str, str], app: str, database: str) -> str:
+    """`console.db`'s command: psql on the app's DATABASE_URL (or its first follower's)."""
+    var = DATABASE_VARS[database]
+    if not config.get(var, "").strip():
+        if database == "follower":
+            raise Conflict(f"app {app!r} has no follower database: {var} is not set")
+        raise Conflict(
+            f"app {app!r} has no database: set {var} (gun app:{app} config.set {var}=postgres://...)"
+        )
+    return f"exec python3 -c {shlex.quote(PSQL)} {var}"
 
 
 def choose(
@@ -142,7 +179,12 @@ class Runs:
             if release is None or (release.slug_id is None and release.commit is None):
                 raise Conflict(f"app {name!r} has no code released yet: deploy it before running")
             ttl = ttl_of(release.config)
-            command = console_command(release.process_types) if req.console else req.command
+            if req.database is not None:
+                command = psql_command(release.config, name, req.database)
+            elif req.console:
+                command = console_command(release.process_types)
+            else:
+                command = req.command
             instances = tx.instances.of(app.id)
             if req.layer is not None and req.layer not in {
                 layer.name for layer in tx.layers.of(app.id)
@@ -200,6 +242,27 @@ class Runs:
         url = f"{self.rendezvous}/{secret}" if secret else None
         return Started(run, url)
 
+    def active(self, who: Principal, name: str) -> list[Run]:
+        """The app's runs that have not ended (`gun ps`)."""
+        authorize(who, "viewer", name)
+        with self.store.read() as tx:
+            return tx.runs.active(tx.apps.existing(name).id)
+
+    def stop(self, who: Principal, name: str, run_name: str) -> Run:
+        """Stop a run (`ps.stop:run.N`): it leaves its instance's slice, and its agent stops
+        it (SIGTERM, SIGKILL after the grace), telling its client why."""
+        authorize(who, "developer", name)
+        number = run_number(run_name)
+        with self.store.write() as tx:
+            app = tx.apps.existing(name, lock=True)
+            run = tx.runs.get(app.id, number) if number is not None else None
+            if run is None or run.state == "complete":
+                raise NotFound(f"app {name!r} has no run {run_name!r} going")
+            tx.runs.set(app.id, run.number, state="complete", ended_at=now())
+            tx.apps.bump_generation(app.id)
+            tx.events.record(app, who.name, "run.stop", {"name": run.name})
+        return run
+
     # -- the rendezvous ----------------------------------------------------------------------
 
     def claim_client(self, secret: str) -> Run:
@@ -216,10 +279,10 @@ class Runs:
         """The run `name` on `instance`, whose agent `who` is dialling for it."""
         if who.instance != instance or who.app is None:
             raise Forbidden(f"token {who.name!r} is not the agent token of instance {instance!r}")
-        number = int(name.removeprefix(RUN_PREFIX))
+        number = run_number(name)
         with self.store.read() as tx:
             app = tx.apps.existing(who.app)
-            run = tx.runs.get(app.id, number)
+            run = tx.runs.get(app.id, number) if number is not None else None
         if run is None or run.instance != instance or run.state != "starting" or not run.attached:
             raise NotFound(f"{name} of app {who.app!r} is not waiting on instance {instance}")
         return run

@@ -97,3 +97,11 @@ class RunQueries(Queries):
         self.conn.execute(
             update(runs).where(runs.c.app_id == app_id, runs.c.number == number).values(**values)
         )
+
+    def started(self, app_id: int, number: int) -> None:
+        """Its agent says it runs: `up`, unless it is up or ended already."""
+        self.conn.execute(
+            update(runs)
+            .where(runs.c.app_id == app_id, runs.c.number == number, runs.c.state == "starting")
+            .values(state="up")
+        )
