@@ -14,17 +14,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
+import socket
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from gun import protocol
+from gun import atomic, protocol
 from gun import rendezvous as rv
 from gun.agent import tls
 from gun.agent.config import AgentConfig
 from gun.agent.oneoff import OneOff, attach
 from gun.agent.supervisor import ProcessSpec, Supervisor
+from gun.errors import GunError
 from gun.model import RUN_TYPE
 
 log = logging.getLogger("gun.agent.runs")
@@ -37,17 +40,29 @@ class RunKeeper:
         self.config = config
         self.supervisor = supervisor
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._stops: dict[str, asyncio.Event] = {}  # set: stop it (SIGTERM, then SIGKILL)
         self._seen: dict[str, protocol.ObservedProcess] = {}  # by name: as last reported
         self._gone: dict[str, float] = {}  # ended runs no longer in the slice: since when
         self.changed = asyncio.Event()
+        # detached runs this instance started, kept across agents: nothing else guards them
+        # from being started again by the next agent (attached ones: meta's rendezvous)
+        self._started_file = config.root / "state" / "runs.json"
+        self._started: set[str] = self._load_started()
+
+    def _load_started(self) -> set[str]:
+        try:
+            names = json.loads(self._started_file.read_text())
+        except (OSError, ValueError):
+            return set()
+        return {n for n in names if isinstance(n, str)} if isinstance(names, list) else set()
 
     def keep(self, slice_: protocol.Slice | None, cwd: Path | None) -> None:
         """Start the slice's new runs (its release is materialised in `cwd`), stop those it no
         longer lists."""
         wanted = {r.name: r for r in slice_.runs} if slice_ is not None else {}
-        for name, task in list(self._tasks.items()):
-            if name not in wanted:
-                task.cancel()
+        for name in self._tasks:
+            if name not in wanted:  # stopped (ps.stop), or its client went
+                self._stops[name].set()
         now = time.monotonic()
         for name in list(self._seen):
             if name in wanted or name in self._tasks:
@@ -56,9 +71,12 @@ class RunKeeper:
                 del self._seen[name], self._gone[name]
         if slice_ is None or cwd is None or slice_.release is None:
             return
+        started = self._started & set(wanted)  # forget what meta forgot
         for name, order in wanted.items():
-            if name in self._tasks or name in self._seen:
+            if name in self._tasks or name in self._seen or name in started:
                 continue
+            if not order.attached:
+                started.add(name)
             spec = ProcessSpec(
                 name=name,
                 type=RUN_TYPE,
@@ -67,12 +85,17 @@ class RunKeeper:
                 cwd=cwd,
                 release=slice_.release,
             )
+            self._stops[name] = asyncio.Event()
             task = asyncio.create_task(self._run(order, spec, slice_), name=f"run {name}")
             self._tasks[name] = task
             task.add_done_callback(functools.partial(self._done, name))
+        if started != self._started:  # before they run: a run written down may not have run,
+            atomic.write(self._started_file, json.dumps(sorted(started)))  # never twice
+            self._started = started
 
     def _done(self, name: str, _: asyncio.Task[None]) -> None:
         self._tasks.pop(name, None)
+        self._stops.pop(name, None)
 
     def observed(self) -> list[protocol.ObservedProcess]:
         return list(self._seen.values())
@@ -101,13 +124,6 @@ class RunKeeper:
         code: int | None = None
         self._report(spec, "starting")
         try:
-            if not order.attached:
-                log.error("%s: detached runs are not run by this agent yet", spec.name)
-                return
-            joined = await self._dial(slice_, spec.name)
-            if joined is None:
-                return
-            reader, writer = joined
             one = OneOff(
                 spec=spec,
                 tty=order.tty,
@@ -116,23 +132,69 @@ class RunKeeper:
                 ttl=order.ttl,
                 framing=rv.Framing(order.framing),
             )
+            if not order.attached:
+                self._report(spec, "up")
+                code = await self._detached(one)
+                return
+            joined = await self._dial(slice_, spec.name)
+            if joined is None:
+                return
+            reader, writer = joined
             self._report(spec, "up")
-            cgroups = self.supervisor.cgroups
             try:
-                code = await attach(
-                    one,
-                    reader,
-                    writer,
-                    user=self.supervisor.user,
-                    prefix=cgroups.command_prefix() if cgroups is not None else "",
-                    say=lambda text: self.supervisor.applog.write("heroku", spec.name, [text]),
-                )
+                code = await self._attach(one, reader, writer)
             finally:
                 writer.close()
         except Exception as e:  # a run that cannot start is said, and ends
             log.error("%s failed: %s", spec.name, e)
         finally:
             self._report(spec, "down", code)
+
+    async def _attach(
+        self, one: OneOff, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> int | None:
+        cgroups = self.supervisor.cgroups
+        name = one.spec.name
+        return await attach(
+            one,
+            reader,
+            writer,
+            user=self.supervisor.user,
+            prefix=cgroups.command_prefix() if cgroups is not None else "",
+            say=lambda text: self.supervisor.applog.write("heroku", name, [text]),
+            stop=self._stops[name],
+        )
+
+    async def _detached(self, one: OneOff) -> int | None:
+        """A run with no client: its end of the attachment is here, no input goes in, and its
+        output becomes the app's log lines, app[run.N]."""
+        ours, theirs = socket.socketpair()
+        reader, writer = await asyncio.open_connection(sock=theirs)
+        out_reader, out_writer = await asyncio.open_connection(sock=ours)
+        out_writer.write(rv.frame(rv.Kind.STDIN_END))
+        logging_task = asyncio.create_task(self._log_output(out_reader, one.spec.name))
+        try:
+            return await self._attach(one, reader, writer)
+        finally:
+            writer.close()
+            with contextlib.suppress(TimeoutError, OSError, GunError):
+                await asyncio.wait_for(logging_task, 5)
+            out_writer.close()
+
+    async def _log_output(self, reader: asyncio.StreamReader, name: str) -> None:
+        """Its STDOUT and STDERR frames, line by line, into app.log as app[NAME]."""
+        partial = {rv.Kind.STDOUT: b"", rv.Kind.STDERR: b""}
+        while (got := await rv.read_frame(reader)) is not None:
+            kind, payload = got
+            if kind not in partial:
+                break  # EXIT: the end
+            *lines, partial[kind] = (partial[kind] + payload).split(b"\n")
+            if lines:
+                text = [line.decode(errors="replace") for line in lines]
+                self.supervisor.applog.write("app", name, text)
+        rest = [p.decode(errors="replace") for p in partial.values() if p]
+        if rest:
+            self.supervisor.applog.write("app", name, rest)
 
     async def _dial(
         self, slice_: protocol.Slice, name: str
