@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import pty
 import random
 import select
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +22,8 @@ import httpx
 import psutil
 import pytest
 
+from tests import tools
+from tests.conftest import PgDatabases
 from tests.meta import GUN
 from tests.up import Up, running
 
@@ -200,3 +205,100 @@ def test_every_run_is_in_the_apps_events_with_its_exit_code(up: Up) -> None:
 
     [event] = up.until(exited, 30, "the run's exit in the events")
     assert event["detail"]["command"] == "sh -c 'exit 7'"
+
+
+@contextlib.contextmanager
+def psql_on_path() -> Iterator[str]:
+    """A PATH on which the app's processes find psql: the machine's, else a copy of the
+    PostgreSQL wheel's (its own cache is not readable by the app's user)."""
+    found = shutil.which("psql")
+    install = tools.postgres()
+    if found or install.tree is None:
+        yield f"{Path(found).parent if found else install.bindir}:/usr/bin:/bin"
+        return
+    where = Path(tempfile.mkdtemp(prefix="gun-psql-"))
+    try:
+        copy = where / "pg"
+        shutil.copytree(install.tree, copy, ignore=shutil.ignore_patterns("include"))
+        for d in (where, *[p for p in copy.rglob("*") if p.is_dir()], copy):
+            d.chmod(0o755)
+        yield f"{copy / install.bindir.relative_to(install.tree)}:/usr/bin:/bin"
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
+def test_console_db_is_psql_on_the_apps_database(up: Up, pg_databases: PgDatabases) -> None:
+    done = gun(up, "app:demo", "console.db")
+    assert done.returncode != 0
+    assert b"app 'demo' has no database: set DATABASE_URL" in done.stderr
+    done = gun(up, "app:demo", "console.db", "follower=true")
+    assert b"app 'demo' has no follower database: DATABASE_FOLLOWER_URLS is not set" in done.stderr
+    url = pg_databases.fresh().replace("postgres@", "postgres:s3cret-pw@")  # trust: ignored
+    with psql_on_path() as path:
+        up.ok("app:demo", "config.set", f"DATABASE_URL={url}", f"PATH={path}")
+        proc = subprocess.Popen(
+            [*GUN, "app:demo", "console.db"],
+            env=up.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        try:
+            # psql runs with no argument: the password is in no argv a user of the host can
+            # read (ps, /proc/PID/cmdline)
+            up.until(lambda: runs_of("psql") and not runs_of("python3 -c"), 30, "psql alone")
+            assert [
+                p.info["cmdline"]
+                for p in psutil.process_iter(["cmdline"])
+                if "s3cret-pw" in " ".join(p.info["cmdline"] or [])
+            ] == []
+            for p in runs_of("psql"):  # Debian's /usr/bin/psql execs its version's
+                assert len(p.cmdline()) == 1 and p.cmdline()[0].endswith("psql")
+            out, err = proc.communicate(b"select 6*7 as answer;\n", timeout=30)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        assert proc.returncode == 0, err
+        assert b" answer \n--------\n     42\n(1 row)" in out
+        up.ok("app:demo", "config.unset", "DATABASE_URL", "PATH")
+
+
+def test_a_detached_run_logs_shows_in_ps_and_stops_on_request(up: Up) -> None:
+    marker = "sleep 876.543"
+    done = gun(up, "app:demo", "run:detached", "--", f"echo hello from afar; {marker}")
+    assert done.returncode == 0, done.stderr
+    said = done.stdout.decode()
+    name = said.split(" detached as ")[1].split(":")[0]
+    assert said.startswith(f"Running `echo hello from afar; {marker}` detached as run.")
+
+    def listed() -> list[dict[str, object]]:
+        rows = json.loads(gun(up, "--json", "app:demo", "ps").stdout)
+        return [r for r in rows if r["name"] == name and r["state"] == "up"]
+
+    [row] = up.until(listed, 30, f"{name} up in ps")
+    assert (row["type"], row["port"], row["restarts"]) == ("run", None, 0)
+    table = gun(up, "app:demo", "ps").stdout.decode()
+    assert f"{name}: `echo hello from afar; {marker}` started by " in table
+    up.until(
+        lambda: f"app[{name}]: hello from afar" in gun(up, "app:demo", "logs").stdout.decode(),
+        30,
+        "the detached run's output in the app's logs",
+    )
+    assert runs_of(marker)
+    assert up.ok("app:demo", "ps.stop:" + name) == f"Stopped {name}\n"
+    up.until(lambda: not runs_of(marker), 20, "the stopped run's process to end")
+    up.until(lambda: not listed(), 20, f"{name} gone from ps")
+
+
+def test_a_run_is_stopped_at_its_time_limit(up: Up) -> None:
+    up.ok("app:demo", "config.set", "GUN_RUN_TTL=2")
+    try:
+        began = time.monotonic()
+        done = gun(up, "app:demo", "run", "--", "sleep 600")
+        assert done.returncode == 143
+        assert b"time limit" in done.stderr
+        assert time.monotonic() - began < 30
+    finally:
+        up.ok("app:demo", "config.unset", "GUN_RUN_TTL")

@@ -75,6 +75,7 @@ COMMANDS = [
     logs.metrics,
     runs.run,
     runs.console,
+    runs.console_db,
     access.login,
     access.whoami,
     access.tokens,

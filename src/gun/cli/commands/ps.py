@@ -22,8 +22,9 @@ FIELDS = ("name", "type", "state", "instance", "port", "release", "restarts", "s
 def ps(ctx: Ctx, app: str | None) -> None:
     """Processes: state, instance, port, release, restarts."""
     data = ctx.client().get(f"/v1/apps/{p(need_app(app))}/processes")
+    runs = [run_row(r) for r in data.get("runs", [])]
     if ctx.json:
-        output.emit_json([{k: r[k] for k in FIELDS} for r in data["processes"]])
+        output.emit_json([{k: r[k] for k in FIELDS} for r in [*data["processes"], *runs]])
         return
     output.table(
         ["NAME", "STATE", "INSTANCE", "PORT", "RELEASE", "RESTARTS", "EXIT", "SINCE"],
@@ -38,11 +39,28 @@ def ps(ctx: Ctx, app: str | None) -> None:
                 "" if r["exit_code"] is None else r["exit_code"],
                 output.short_time(r["since"]),
             ]
-            for r in data["processes"]
+            for r in [*data["processes"], *runs]
         ],
     )
+    for r in data.get("runs", []):
+        output.line(f"{r['name']}: `{r['command']}` started by {r['owner']}")
     for ptype, why in data["unplaceable"].items():
         output.note(f"{ptype}: {why}")
+
+
+def run_row(r: dict[str, Any]) -> dict[str, Any]:
+    """A one-off process as a row of `ps`."""
+    return {
+        "name": r["name"],
+        "type": "run",
+        "state": r["state"],
+        "instance": r["instance"],
+        "port": None,
+        "release": r["release"],
+        "restarts": 0,
+        "exit_code": None,
+        "since": r["created_at"],
+    }
 
 
 def _restart_one(ctx: Ctx, app: str, name: str, timeout: float) -> None:
@@ -104,7 +122,15 @@ def ps_restart(ctx: Ctx, target: str | None, wait: bool, timeout: float, app: st
 @app_option
 @pass_ctx
 def ps_stop(ctx: Ctx, name: str, app: str | None) -> None:
-    """Stop one process; the formation starts it again: gun ps.stop:web.1."""
+    """Stop one process; the formation starts it again: gun ps.stop:web.1. A one-off process
+    (ps.stop:run.3) is stopped for good."""
+    if name.startswith("run."):
+        done = ctx.client().delete(f"/v1/apps/{p(need_app(app))}/runs/{p(name)}")
+        if ctx.json:
+            output.emit_json({"stopped": [done["name"]]})
+        else:
+            output.line(f"Stopped {done['name']}")
+        return
     if split_name(name) is None:
         # the API restarts a whole type at once; a type here would stop every one of them
         raise UsageError(

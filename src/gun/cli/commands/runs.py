@@ -72,3 +72,16 @@ def _shell_words(words: tuple[str, ...]) -> str:
     """The command as one line for bash -c: a single word is taken as written (it may be a
     whole shell line: run -- 'echo $HOME | wc'), several are quoted word by word."""
     return words[0] if len(words) == 1 else shlex.join(words)
+
+
+@click.command("console.db")
+@click.option(
+    "--follower", type=click.BOOL, default=False, help="a follower's database (follower=true)"
+)
+@app_option
+@pass_ctx
+def console_db(ctx: Ctx, follower: bool, app: str | None) -> None:
+    """psql on the app's DATABASE_URL (follower=true: its first follower's), run as a one-off
+    process so that it works wherever the CLI does. Exits with psql's exit code."""
+    body: dict[str, object] = {"database": "follower" if follower else "primary"}
+    raise click.exceptions.Exit(start(ctx, need_app(app), body))
