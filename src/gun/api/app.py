@@ -22,6 +22,7 @@ from gun.api import (
     errors,
     fleet_routes,
     gate,
+    heroku,
     host_routes,
     router_routes,
     routes,
@@ -149,8 +150,10 @@ def create_app(
     routers.append(domain_routes.router)
     routers.append(run_routes.router)
     routers.append(seed.router)
+    routers += heroku.routers  # at the root, after the seed's /apps/show/APP
     # the token, then the body's size, before any routing
     app.add_middleware(gate.Gate, routers=routers)
+    app.add_middleware(heroku.HerokuHeaders)
 
     @app.get("/health", tags=["health"])
     @app.get("/v1/health", tags=["health"])
