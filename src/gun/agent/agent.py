@@ -210,6 +210,8 @@ class Agent:
         # Listen for changes before taking the snapshot: a change while the PUT is in flight
         # (a process crashing right after it started) must bring the next report at once.
         changed = asyncio.ensure_future(self.supervisor.changed())
+        self.runs.changed.clear()  # a one-off process that starts or ends also brings one
+        ran = asyncio.ensure_future(self.runs.changed.wait())
         try:
             await asyncio.sleep(0)  # let it start waiting on the current change event
             report = protocol.Report(
@@ -234,10 +236,10 @@ class Agent:
                 log.error("meta refused the report: %s", e)
             except Unreachable:
                 pass
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed, every)
+            await asyncio.wait({changed, ran}, timeout=every, return_when=asyncio.FIRST_COMPLETED)
         finally:
             changed.cancel()
+            ran.cancel()
 
     @staticmethod
     def wanted(slice_: protocol.Slice, cwd: Path) -> dict[str, tuple[Desired, ProcessSpec]]:
