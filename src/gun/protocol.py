@@ -61,6 +61,7 @@ from gun.model import (
     ProcessState,
     SetupState,
 )
+from gun.rendezvous import TERM
 
 VERSION = 1
 HEADER = "Gun-Protocol"  # the agent's protocol, on every call it makes
@@ -76,7 +77,6 @@ SETUP_OUTPUT_MAX = 64 * 1024  # characters of a setup's output an agent reports 
 ADDRESS_MAX = 500
 SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 RENDEZVOUS = re.compile(r"rendezvous://[A-Za-z0-9.:\[\]-]{1,300}:[0-9]{1,5}\Z")
-TERM = re.compile(r"[A-Za-z0-9._+-]{1,64}\Z")
 FRAMINGS = ("gun", "raw")  # gun.rendezvous.Framing
 COMMIT = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?\Z")
 

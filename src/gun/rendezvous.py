@@ -35,6 +35,7 @@ LINE_MAX = 4096  # bytes of a caller's first line
 FRAME_MAX = 1 << 20  # bytes of one frame's payload
 READ_CHUNK = 64 * 1024  # bytes an end reads (and so frames) at a time
 SCHEME = "rendezvous"
+TERM = re.compile(r"[A-Za-z0-9._+-]{1,64}\Z")  # a terminal type a client may ask for
 _HEADER = struct.Struct(">cI")
 _SIZE = struct.Struct(">HH")
 _SECRET = re.compile(r"[A-Za-z0-9_-]{16,128}\Z")

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from gun.core.access import authorize
 from gun.errors import Conflict, Forbidden, InvalidParams, NotFound
 from gun.model import PROCESS_NAME, RUN_TYPE, App, Instance, Principal, Run
-from gun.protocol import COMMAND_MAX, TERM, RunOrder
-from gun.rendezvous import Framing
+from gun.protocol import COMMAND_MAX, RunOrder
+from gun.rendezvous import TERM, Framing
 from gun.store import Store, Tx
 from gun.store.time import now
 

@@ -13,7 +13,6 @@ from gun.cli import output
 from gun.cli.commands.apps import p
 from gun.cli.context import Ctx, app_option, need_app, pass_ctx
 from gun.errors import InvalidParams, UsageError
-from gun.tlscerts import parse
 
 
 def short(fingerprint: str) -> str:
@@ -112,6 +111,8 @@ def certs_add(ctx: Ctx, cert: str, key: str, app: str | None) -> None:
     name = need_app(app)
     chain_pem, key_pem = read_pem(cert), read_pem(key)
     try:  # the same checks meta makes, here to name the files
+        from gun.tlscerts import parse  # cryptography: only for this command
+
         parse(chain_pem, key_pem, datetime.now(UTC), cert_what=cert, key_what=key)
     except InvalidParams as e:
         raise UsageError(e.message) from None
