@@ -302,3 +302,10 @@ def test_a_run_is_stopped_at_its_time_limit(up: Up) -> None:
         assert time.monotonic() - began < 30
     finally:
         up.ok("app:demo", "config.unset", "GUN_RUN_TTL")
+
+
+def test_what_a_run_leaves_behind_is_stopped_with_it(up: Up) -> None:
+    marker = "sleep 765.432"  # leaves the run's session: only its cgroup holds it
+    done = gun(up, "app:demo", "run", "--", f"setsid {marker} </dev/null >/dev/null 2>&1 & echo ok")
+    assert (done.returncode, done.stdout) == (0, b"ok\n")
+    up.until(lambda: not runs_of(marker), 15, "the daemon the run left to be stopped")

@@ -155,15 +155,24 @@ class RunKeeper:
     ) -> int | None:
         cgroups = self.supervisor.cgroups
         name = one.spec.name
-        return await attach(
-            one,
-            reader,
-            writer,
-            user=self.supervisor.user,
-            prefix=cgroups.command_prefix() if cgroups is not None else "",
-            say=lambda text: self.supervisor.applog.write("heroku", name, [text]),
-            stop=self._stops[name],
-        )
+        pids: list[int] = []
+        try:
+            return await attach(
+                one,
+                reader,
+                writer,
+                user=self.supervisor.user,
+                prefix=cgroups.command_prefix() if cgroups is not None else "",
+                say=lambda text: self.supervisor.applog.write("heroku", name, [text]),
+                stop=self._stops[name],
+                started=pids.append,
+            )
+        finally:
+            if cgroups is not None and pids:  # what left its session (a daemon) goes too
+                killed = await cgroups.sweep(pids[0])
+                if killed:
+                    said = f"Stopping with SIGKILL what had left the session (pid {killed})"
+                    self.supervisor.applog.write("heroku", name, [said])
 
     async def _detached(self, one: OneOff) -> int | None:
         """A run with no client: its end of the attachment is here, no input goes in, and its
