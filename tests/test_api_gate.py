@@ -161,8 +161,8 @@ def test_upload_routes_take_bodies_over_1MiB(server: MetaServer) -> None:
 
 def test_routes_without_a_token_are_only_these(server: MetaServer) -> None:
     """Every route of meta's app takes a token, but health, the OpenAPI document and the
-    Heroku API's tokened URLs; the upload routes stream their own bodies. A router included without the gate knowing it
-    would show here as public."""
+    Heroku API's tokened URLs; the upload routes stream their own bodies. A router included
+    without the gate knowing it would show here as public."""
     app = create_app(cast(Platform, None))  # only its routes are looked at
     (middleware,) = [m for m in app.user_middleware if m.cls is gate.Gate]
     doors = gate.Doors.of(middleware.kwargs["routers"])
