@@ -160,9 +160,9 @@ def test_upload_routes_take_bodies_over_1MiB(server: MetaServer) -> None:
 
 
 def test_routes_without_a_token_are_only_these(server: MetaServer) -> None:
-    """Every route of meta's app takes a token, but health and the OpenAPI document; the two
-    upload routes stream their own bodies. A router included without the gate knowing it
-    would show here as public."""
+    """Every route of meta's app takes a token, but health, the OpenAPI document and the
+    Heroku API's tokened URLs; the upload routes stream their own bodies. A router included
+    without the gate knowing it would show here as public."""
     app = create_app(cast(Platform, None))  # only its routes are looked at
     (middleware,) = [m for m in app.user_middleware if m.cls is gate.Gate]
     doors = gate.Doors.of(middleware.kwargs["routers"])
@@ -175,8 +175,18 @@ def test_routes_without_a_token_are_only_these(server: MetaServer) -> None:
                 public.add(f"{method.upper()} {path}")
             if door.upload:
                 uploads.add(f"{method.upper()} {path}")
-    assert public == {"GET /health", "GET /v1/health"}
-    assert uploads == {"POST /v1/apps/{app}/slugs", "POST /v1/apps/{app}/builds"}
+    # the Heroku API's URLs that are their own key (a token in the path): sources, build output
+    tokened = {
+        "PUT /sources/{token}",
+        "GET /sources/{token}",
+        "GET /build-output/{build_id}/{token}",
+    }
+    assert public == {"GET /health", "GET /v1/health", *tokened}
+    assert uploads == {
+        "POST /v1/apps/{app}/slugs",
+        "POST /v1/apps/{app}/builds",
+        "PUT /sources/{token}",
+    }
     for path in ("/openapi.json", "/health", "/v1/health"):
         assert httpx.get(f"{server.url}{path}", timeout=10).status_code == 200
 

@@ -24,6 +24,10 @@ def release_uuid(app: str, version: int) -> str:
     return str(uuid.uuid5(uuid.UUID(app), f"release/{version}"))
 
 
+def build_uuid(app: str, build_id: int) -> str:
+    return str(uuid.uuid5(uuid.UUID(app), f"build/{build_id}"))
+
+
 def dyno_uuid(app: str, name: str) -> str:
     return str(uuid.uuid5(uuid.UUID(app), f"dyno/{name}"))
 

@@ -153,6 +153,11 @@ def restart(app: str, body: Restart, who: Who, gun: Gun) -> dict[str, Any]:
     return {"restarting": gun.processes.restart(who, app, body.target)}
 
 
+def upload_limit() -> int:
+    """The cap on an uploaded slug or source, compressed: GUN_SLUG_MAX_BYTES (500 MiB)."""
+    return int(os.environ.get("GUN_SLUG_MAX_BYTES", SLUG_MAX_BYTES))
+
+
 @contextlib.asynccontextmanager
 async def received(
     request: Request, what: str, scratch: Path | None
@@ -160,7 +165,7 @@ async def received(
     """Stream the body to a file in `scratch` (meta's, emptied at its start), capped at
     GUN_SLUG_MAX_BYTES; (path, sha256, size). The file is removed on leaving unless it was
     moved away."""
-    limit = int(os.environ.get("GUN_SLUG_MAX_BYTES", SLUG_MAX_BYTES))
+    limit = upload_limit()
     declared = request.headers.get("content-length")
     if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(

@@ -17,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.exc import NoResultFound
+
 from gun import isolation, procfile
 from gun.build import buildpacks, gitrepo
 from gun.build.slug import SlugError, pack, sha256_of, unpack
@@ -146,8 +148,16 @@ class Builds:
 
     def output(self, who: Principal, name: str, build_id: int, offset: int) -> tuple[str, str]:
         """The output from `offset` on and the build's status (checked once per stream)."""
-        with self.store.read() as tx:
-            return tx.builds.output(build_id, offset)
+        return self.output_of(build_id, offset)
+
+    def output_of(self, build_id: int, offset: int) -> tuple[str, str]:
+        """`output` for a reader let in by other means: the API checked a URL's token that
+        names this one build (the Heroku API's `output_stream_url`)."""
+        try:
+            with self.store.read() as tx:
+                return tx.builds.output(build_id, offset)
+        except NoResultFound:  # its app was destroyed
+            raise NotFound(f"build {build_id} does not exist") from None
 
     def scratch(self) -> Path | None:
         """Where uploads and build trees go while they are worked on (None: the system's
