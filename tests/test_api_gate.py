@@ -175,7 +175,8 @@ def test_routes_without_a_token_are_only_these(server: MetaServer) -> None:
                 public.add(f"{method.upper()} {path}")
             if door.upload:
                 uploads.add(f"{method.upper()} {path}")
-    assert public == {"GET /health", "GET /v1/health"}
+    # a log session's URL: its token is the credential (api/heroku/log_sessions.py)
+    assert public == {"GET /health", "GET /v1/health", "GET /log-sessions/{token}"}
     assert uploads == {"POST /v1/apps/{app}/slugs", "POST /v1/apps/{app}/builds"}
     for path in ("/openapi.json", "/health", "/v1/health"):
         assert httpx.get(f"{server.url}{path}", timeout=10).status_code == 200
