@@ -175,11 +175,13 @@ def test_routes_without_a_token_are_only_these(server: MetaServer) -> None:
                 public.add(f"{method.upper()} {path}")
             if door.upload:
                 uploads.add(f"{method.upper()} {path}")
-    # the Heroku API's URLs that are their own key (a token in the path): sources, build output
+    # the Heroku API's URLs that are their own key (a token in the path): sources, build
+    # output, a log session (api/heroku/log_sessions.py)
     tokened = {
         "PUT /sources/{token}",
         "GET /sources/{token}",
         "GET /build-output/{build_id}/{token}",
+        "GET /log-sessions/{token}",
     }
     assert public == {"GET /health", "GET /v1/health", *tokened}
     assert uploads == {

@@ -7,9 +7,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gun.api.heroku import apps, builds, config, sources
+from gun.api.heroku import apps, builds, config, domains, logs, sources
 from gun.api.heroku.common import HerokuHeaders
 
-routers: list[APIRouter] = [apps.router, config.router, builds.router, sources.router]
+routers: list[APIRouter] = [
+    apps.router,
+    config.router,
+    builds.router,
+    sources.router,
+    logs.router,
+    domains.router,
+]
 
 __all__ = ["HerokuHeaders", "routers"]
