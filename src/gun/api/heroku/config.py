@@ -28,6 +28,7 @@ from gun.errors import InvalidParams, NotFound
 from gun.formation import Change
 from gun.heroku_ids import app_uuid, formation_uuid, is_uuid, release_uuid
 from gun.model import App, Principal, Release
+from gun.protocol import INT32
 
 router = APIRouter()
 _QUANTITY = re.compile(r"([+-]?)([0-9]{1,9})\Z")
@@ -154,8 +155,8 @@ def version_of(gun: Platform, who: Principal, a: App, ref: str | int) -> int:
                 return r.version
         raise NotFound(f"release {text!r} of app {a.name!r} does not exist")
     digits = text.removeprefix("v")
-    if not digits.isdigit():
-        raise InvalidParams(f"release {text!r} is not a version or a release id")
+    if not (digits.isascii() and digits.isdigit()) or not 1 <= int(digits) <= INT32:
+        raise InvalidParams(f"release {text!r} is not a version (1 to {INT32}) or a release id")
     return int(digits)
 
 
