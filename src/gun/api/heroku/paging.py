@@ -2,7 +2,7 @@
 clients send it (`id ..; max=1000;`, `version ..; max=10, order=desc`, heroku3's
 `version ..; ;`). Missing parts take their defaults; a part given but unreadable is refused
 in one sentence. Lists are ascending unless `order=desc`. A page answers 206 with
-`Next-Range: ]FIELD LAST..; max=N[, order=desc]` only when more remain (a client loops on
+`Next-Range: FIELD ]LAST..; max=N[, order=desc]` only when more remain (a client loops on
 Next-Range), never on the last one.
 """
 
@@ -19,7 +19,9 @@ T = TypeVar("T")
 T2 = TypeVar("T2", int, str)
 DEFAULT_MAX = 200
 MOST = 1000
-_HEAD = re.compile(r"\s*(?P<field>[a-z_]+)\s*(?P<excl>\])?\s*(?P<start>[^.;\s]*)\s*\.\.\s*[^;]*")
+# `FIELD [START]` before the `..`; `]` (exclusive: after START) before START, or leniently
+# before FIELD.
+_HEAD = re.compile(r"\s*(?P<excl1>\])?\s*(?P<field>[a-z_]+)\s*(?P<excl2>\])?\s*(?P<start>\S*)\s*")
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class Range:
 
     def header(self, start: str) -> str:
         order = ", order=desc" if self.desc else ""
-        return f"]{self.field} {start}..; max={self.max}{order}"
+        return f"{self.field} ]{start}..; max={self.max}{order}"
 
 
 def parse_range(header: str | None, fields: Sequence[str]) -> Range:
@@ -40,13 +42,13 @@ def parse_range(header: str | None, fields: Sequence[str]) -> Range:
     if header is None or not header.strip():
         return Range(fields[0])
     head, _, options = header.partition(";")
-    m = _HEAD.fullmatch(head.strip()) if ".." in head else None
+    before, dots, _end = head.partition("..")
+    m = _HEAD.fullmatch(before) if dots else None
     field, start, exclusive = fields[0], None, False
-    if m is not None:
-        if m.group("field") in fields:
-            field = m.group("field")
+    if m is not None and m.group("field") in fields:  # a start of another field's: ignored
+        field = m.group("field")
         start = m.group("start") or None
-        exclusive = m.group("excl") is not None
+        exclusive = m.group("excl1") is not None or m.group("excl2") is not None
     most, desc = DEFAULT_MAX, False
     for part in re.split(r"[;,]", options):
         key, eq, value = part.strip().partition("=")
