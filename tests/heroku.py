@@ -19,14 +19,46 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from tests.meta import Result
 from tests.tools import cache_dir, locked, node_bindir, run
+from tests.up import Up, running
 
 HEROKU_CLI = "11.10.0"
+HELLO = Path(__file__).parent.parent / "examples" / "hello"
+
+
+@contextlib.contextmanager
+def hello_on_gun(tmp: Path, app: str) -> Iterator[Up]:
+    """`gun up` (one instance) with `app` deployed from a copy of examples/hello by gun's own
+    CLI (Heroku's clients have no way to deploy a directory), its processes really running."""
+    with running(tmp, instances=1) as platform:
+        source = tmp / "app"
+        source.mkdir()
+        for f in HELLO.iterdir():
+            (source / f.name).write_bytes(f.read_bytes())
+        assert platform.ok("apps.create", app) == f"Created app {app} (v1)\n"
+        assert platform.ok(f"app:{app}", "deploy", f"dir={source}") == "v2\n"
+        yield platform
+
+
+def admin_token(up: Up) -> str:
+    return (up.home / "admin.token").read_text().strip()
+
+
+def v1(up: Up, path: str) -> Any:
+    """GET gun's own API as the admin: what really happened."""
+    r = httpx.get(
+        f"{up.url}/v1{path}", headers={"Authorization": f"Bearer {admin_token(up)}"}, timeout=10
+    )
+    r.raise_for_status()
+    return r.json()
 
 
 def cli_home() -> Path:

@@ -8,48 +8,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.heroku import HerokuCLI
-from tests.up import Up, running
+from tests.heroku import HerokuCLI, admin_token, hello_on_gun, v1
+from tests.up import Up
 
-HELLO = Path(__file__).parent.parent / "examples" / "hello"
 APP = "hello"
 
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    tmp = tmp_path_factory.mktemp("heroku-cli")
-    with running(tmp, instances=1) as platform:
-        app = tmp / "app"
-        app.mkdir()
-        for f in HELLO.iterdir():
-            (app / f.name).write_bytes(f.read_bytes())
-        assert platform.ok("apps.create", APP) == f"Created app {APP} (v1)\n"
-        assert platform.ok(f"app:{APP}", "deploy", f"dir={app}") == "v2\n"
+    with hello_on_gun(tmp_path_factory.mktemp("heroku-cli"), APP) as platform:
         yield platform
-
-
-def admin_token(up: Up) -> str:
-    return (up.home / "admin.token").read_text().strip()
 
 
 @pytest.fixture(scope="module")
 def heroku(up: Up) -> HerokuCLI:
     ca = up.home / "tls" / "ca.pem"  # the rendezvous listener's, for `heroku run`
     return HerokuCLI(up.url, admin_token(up), ca=ca if ca.exists() else None)
-
-
-def v1(up: Up, path: str) -> Any:
-    r = httpx.get(
-        f"{up.url}/v1{path}", headers={"Authorization": f"Bearer {admin_token(up)}"}, timeout=10
-    )
-    r.raise_for_status()
-    return r.json()
 
 
 def web_processes(up: Up) -> list[dict[str, Any]]:
