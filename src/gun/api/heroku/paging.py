@@ -4,6 +4,11 @@ clients send it (`id ..; max=1000;`, `version ..; max=10, order=desc`, heroku3's
 in one sentence. Lists are ascending unless `order=desc`. A page answers 206 with
 `Next-Range: FIELD ]LAST..; max=N[, order=desc]` only when more remain (a client loops on
 Next-Range), never on the last one.
+
+The key a list is ordered by must be unique among its items (an id, a name, a version): a page
+starts after the last key of the one before, so items sharing a key across a page's edge would
+be skipped. A start value may hold dots (a timestamp's fraction), even end with one: it runs to
+the last `..` before the `;` (gun reads no end value; the clients send none).
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ def parse_range(header: str | None, fields: Sequence[str]) -> Range:
     if header is None or not header.strip():
         return Range(fields[0])
     head, _, options = header.partition(";")
-    before, dots, _end = head.partition("..")
+    before, dots, _end = head.rpartition("..")
     m = _HEAD.fullmatch(before) if dots else None
     field, start, exclusive = fields[0], None, False
     if m is not None and m.group("field") in fields:  # a start of another field's: ignored
