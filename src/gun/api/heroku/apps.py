@@ -121,5 +121,3 @@ def destroy_app(app: str, who: Who, gun: Gun) -> dict[str, Any]:
     shown = app_json(found, gun, who.name)
     gun.apps.destroy(who, found.name)
     return shown
-
-

@@ -71,9 +71,7 @@ def parse_range(header: str | None, fields: Sequence[str]) -> Range:
     return Range(field, start, exclusive, most, desc)
 
 
-def page(
-    items: Sequence[T], r: Range, key: Callable[[T], int | str]
-) -> tuple[list[T], str | None]:
+def page(items: Sequence[T], r: Range, key: Callable[[T], int | str]) -> tuple[list[T], str | None]:
     """The page `r` asks for of `items`, and the Next-Range header if more remain."""
     ordered = sorted(items, key=key, reverse=r.desc)
     if r.start is not None:
