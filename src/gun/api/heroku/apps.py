@@ -3,11 +3,13 @@
 route                              heroku CLI                      heroku3
 GET    /account                    auth:whoami                     account()
 GET    /account/rate-limits                                        from_key()
-GET    /apps                       apps                            apps()
+GET    /apps                       apps -A                         apps()
+GET    /users/~/apps               apps
 POST   /apps                       apps:create                     create_app()
 GET    /apps/{app}                 apps:info                       app()
 PATCH  /apps/{app}                                                 app.update()
 DELETE /apps/{app}                 apps:destroy                    app.delete()
+GET    /apps/{app}/collaborators   apps:info                       app.collaborators()
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ def rate_limits(who: Who) -> dict[str, int]:
 
 
 @router.get("/apps")
+@router.get("/users/~/apps")
 def apps(request: Request, response: Response, who: Who, gun: Gun) -> list[dict[str, Any]]:
     found = gun.apps.all(who)
     keys = {
@@ -103,6 +106,13 @@ def update_app(app: str, body: AppUpdate, who: Who, gun: Gun) -> dict[str, Any]:
     if body.maintenance:
         raise InvalidParams("gun has no maintenance mode: scale web=0 to take an app down")
     return app_json(found, gun, who.name)
+
+
+@router.get("/apps/{app}/collaborators")
+def collaborators(app: str, who: Who, gun: Gun) -> list[dict[str, Any]]:
+    """gun has tokens, not collaborators: none, of an app that exists."""
+    find_app(gun, who, app)
+    return []
 
 
 @router.delete("/apps/{app}")

@@ -96,7 +96,12 @@ def app_json(a: App, gun: Platform, owner: str = "admin") -> dict[str, Any]:
     }
 
 
-def release_json(a: App, r: Release) -> dict[str, Any]:
+def release_json(a: App, r: Release, built: bool | None = None) -> dict[str, Any]:
+    """`built`: whether the app's current release has a build (unknown: as `r`). The CLI rolls
+    back to the second release eligible for rollback (the current one is the first): one gun
+    would roll back to, so neither a failed one nor, once the app has a build, one without."""
+    if built is None:
+        built = r.has_build
     when = r.created_at.isoformat()
     return {
         "id": release_uuid(app_uuid(a.id, a.created_at), r.version),
@@ -104,7 +109,7 @@ def release_json(a: App, r: Release) -> dict[str, Any]:
         "description": r.description,
         "status": r.status,
         "current": r.current,
-        "eligible_for_rollback": r.has_build,
+        "eligible_for_rollback": r.status != "failed" and (r.has_build or not built),
         "user": user_json(r.actor),
         "app": {"id": app_uuid(a.id, a.created_at), "name": a.name},
         "slug": None,

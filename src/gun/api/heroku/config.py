@@ -9,6 +9,7 @@ PATCH  /apps/{app}/formation                 ps:scale                    batch_s
 PATCH  /apps/{app}/formation/{type}          ps:scale web=2              formation.scale()
 GET    /apps/{app}/releases                  releases                    app.releases()
 GET    /apps/{app}/releases/{id_or_version}  releases:info
+GET    /apps/{app}/releases/{id_or_version}/config-vars  releases:info
 POST   /apps/{app}/releases                  releases:rollback           app.rollback()
 """
 
@@ -166,18 +167,33 @@ def releases(
 ) -> list[dict[str, Any]]:
     a = find_app(gun, who, app)
     found = gun.releases.all(who, a.name, limit=100_000)
+    built = _built(found)
     keys = {"version": lambda r: r.version, "id": lambda r: r.version}
-    return [release_json(a, r) for r in paged(request, response, found, list(keys), keys)]
+    return [release_json(a, r, built) for r in paged(request, response, found, list(keys), keys)]
+
+
+def _built(releases: list[Release]) -> bool:
+    """Whether the current one of `releases` has a build."""
+    return any(r.current and r.has_build for r in releases)
 
 
 @router.get("/apps/{app}/releases/{release}")
 def release(app: str, release: str, who: Who, gun: Gun) -> dict[str, Any]:
     a = find_app(gun, who, app)
-    return release_json(a, gun.releases.info(who, a.name, version_of(gun, who, a, release)).release)
+    found = gun.releases.info(who, a.name, version_of(gun, who, a, release)).release
+    current = _current(gun, who, a)
+    return release_json(a, found, current is not None and current.has_build)
+
+
+@router.get("/apps/{app}/releases/{release}/config-vars")
+def release_config_vars(app: str, release: str, who: Who, gun: Gun) -> dict[str, str | None]:
+    """The config vars of that release, as `who` may see them (a viewer: names only)."""
+    a = find_app(gun, who, app)
+    return gun.releases.info(who, a.name, version_of(gun, who, a, release)).config
 
 
 @router.post("/apps/{app}/releases", status_code=201)
 def rollback(app: str, body: Rollback, who: Who, gun: Gun) -> dict[str, Any]:
     a = find_app(gun, who, app)
     made = gun.releases.rollback(who, a.name, version_of(gun, who, a, body.release))
-    return release_json(a, made)
+    return release_json(a, made, made.has_build)

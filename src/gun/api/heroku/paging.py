@@ -2,8 +2,13 @@
 clients send it (`id ..; max=1000;`, `version ..; max=10, order=desc`, heroku3's
 `version ..; ;`). Missing parts take their defaults; a part given but unreadable is refused
 in one sentence. Lists are ascending unless `order=desc`. A page answers 206 with
-`Next-Range: ]FIELD LAST..; max=N[, order=desc]` only when more remain (a client loops on
+`Next-Range: FIELD ]LAST..; max=N[, order=desc]` only when more remain (a client loops on
 Next-Range), never on the last one.
+
+The key a list is ordered by must be unique among its items (an id, a name, a version): a page
+starts after the last key of the one before, so items sharing a key across a page's edge would
+be skipped. A start value may hold dots (a timestamp's fraction), even end with one: it runs to
+the last `..` before the `;` (gun reads no end value; the clients send none).
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ T = TypeVar("T")
 T2 = TypeVar("T2", int, str)
 DEFAULT_MAX = 200
 MOST = 1000
-_HEAD = re.compile(r"\s*(?P<field>[a-z_]+)\s*(?P<excl>\])?\s*(?P<start>[^.;\s]*)\s*\.\.\s*[^;]*")
+# `FIELD [START]` before the `..`; `]` (exclusive: after START) before START, or leniently
+# before FIELD.
+_HEAD = re.compile(r"\s*(?P<excl1>\])?\s*(?P<field>[a-z_]+)\s*(?P<excl2>\])?\s*(?P<start>\S*)\s*")
 
 
 @dataclass(frozen=True)
@@ -32,7 +39,7 @@ class Range:
 
     def header(self, start: str) -> str:
         order = ", order=desc" if self.desc else ""
-        return f"]{self.field} {start}..; max={self.max}{order}"
+        return f"{self.field} ]{start}..; max={self.max}{order}"
 
 
 def parse_range(header: str | None, fields: Sequence[str]) -> Range:
@@ -40,13 +47,13 @@ def parse_range(header: str | None, fields: Sequence[str]) -> Range:
     if header is None or not header.strip():
         return Range(fields[0])
     head, _, options = header.partition(";")
-    m = _HEAD.fullmatch(head.strip()) if ".." in head else None
+    before, dots, _end = head.rpartition("..")
+    m = _HEAD.fullmatch(before) if dots else None
     field, start, exclusive = fields[0], None, False
-    if m is not None:
-        if m.group("field") in fields:
-            field = m.group("field")
+    if m is not None and m.group("field") in fields:  # a start of another field's: ignored
+        field = m.group("field")
         start = m.group("start") or None
-        exclusive = m.group("excl") is not None
+        exclusive = m.group("excl1") is not None or m.group("excl2") is not None
     most, desc = DEFAULT_MAX, False
     for part in re.split(r"[;,]", options):
         key, eq, value = part.strip().partition("=")
