@@ -123,19 +123,10 @@ def test_restart_kills_every_dyno(h: Any, up: Up) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="get_log is POST /apps/{app}/log-sessions, which lands "
-    "with the log-sessions/drains/domains/addons piece",
-)
 def test_get_log(h: Any) -> None:
     assert "[web.1]: " in h.app(APP).get_log(lines=50, timeout=10)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="domains and log drains land with the log-sessions/drains/domains/addons piece",
-)
 def test_domains_and_drains(h: Any) -> None:
     app = h.app(APP)
     assert f"{APP}.localhost" in [d.hostname for d in app.domains()]

@@ -65,11 +65,6 @@ def test_create_list_and_destroy_an_app(heroku: HerokuCLI, up: Up) -> None:
     assert "made-by-heroku" not in heroku.ok("apps")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="apps:info reads GET /apps/{app}/addons, which lands with "
-    "the log-sessions/drains/domains/addons piece",
-)
 def test_apps_info(heroku: HerokuCLI) -> None:
     out = heroku.ok("apps:info", "-a", APP)
     assert out.startswith(f"=== {APP}\n")
@@ -78,11 +73,6 @@ def test_apps_info(heroku: HerokuCLI) -> None:
     assert re.search(rf"^Web URL: +http://{APP}\.localhost/$", out, re.M)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="apps:info reads GET /apps/{app}/addons, which lands with "
-    "the log-sessions/drains/domains/addons piece",
-)
 def test_info_of_an_app_that_does_not_exist_exits_2_with_gun_s_message(heroku: HerokuCLI) -> None:
     r = heroku("apps:info", "-a", "nosuchapp")
     assert r.code == 2
@@ -174,41 +164,21 @@ def test_releases_and_rollback(heroku: HerokuCLI, up: Up) -> None:
     assert info.startswith("=== Release v2\n")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="logs is POST /apps/{app}/log-sessions, which lands with "
-    "the log-sessions/drains/domains/addons piece",
-)
 def test_logs_shows_the_app_s_lines(heroku: HerokuCLI) -> None:
     out = heroku.ok("logs", "-n", "50", "-a", APP)
     assert re.search(r"app\[web\.1\]: ", out)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="logs --tail is POST /apps/{app}/log-sessions, which "
-    "lands with the log-sessions/drains/domains/addons piece",
-)
 def test_logs_tail_shows_the_backlog_and_stays_open(heroku: HerokuCLI) -> None:
     out = heroku.until("logs", "--tail", "-a", APP, seen="[web.1]: ", timeout=30)
     assert re.search(r"(app|heroku)\[web\.1\]: ", out)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="domains is GET /apps/{app}/domains, which lands with the "
-    "log-sessions/drains/domains/addons piece",
-)
 def test_domains_lists_the_default_hostname(heroku: HerokuCLI) -> None:
     out = heroku.ok("domains", "-a", APP)
     assert f"{APP}.localhost" in out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="drains:add is POST /apps/{app}/log-drains, which lands "
-    "with the log-sessions/drains/domains/addons piece",
-)
 def test_drains_add(heroku: HerokuCLI, up: Up) -> None:
     r = heroku("drains:add", "https://logs.example.com/in", "-a", APP)
     assert r.code == 0, r.err
