@@ -23,7 +23,7 @@ from gun.core.access import authorize
 from gun.errors import Conflict, Forbidden, InvalidParams, NotFound
 from gun.model import PROCESS_NAME, RUN_TYPE, App, Instance, Principal, Run
 from gun.protocol import COMMAND_MAX, TERM, RunOrder
-from gun.rendezvous import Framing
+from gun.rendezvous import Address, Framing
 from gun.store import Store, Tx
 from gun.store.time import now
 
@@ -92,6 +92,7 @@ class RunRequest:
 class Started:
     run: Run
     attach_url: str | None  # rendezvous://HOST:PORT/SECRET for an attached run
+    rendezvous: Address | None = None  # for an attached run: its TLS, the CA to trust
 
 
 def run_number(name: str) -> int | None:
@@ -159,9 +160,9 @@ def order_of(run: Run) -> RunOrder:
 
 
 class Runs:
-    def __init__(self, store: Store, rendezvous: str | None) -> None:
+    def __init__(self, store: Store, rendezvous: Address | None) -> None:
         self.store = store
-        self.rendezvous = rendezvous  # rendezvous://HOST:PORT, if meta serves one
+        self.rendezvous = rendezvous  # where, if meta serves one
 
     def start(self, who: Principal, name: str, req: RunRequest) -> Started:
         authorize(who, "developer", name)
@@ -239,8 +240,9 @@ class Runs:
                     "release": release.version,
                 },
             )
-        url = f"{self.rendezvous}/{secret}" if secret else None
-        return Started(run, url)
+        if secret is None or self.rendezvous is None:
+            return Started(run, None)
+        return Started(run, f"{self.rendezvous.url}/{secret}", self.rendezvous)
 
     def active(self, who: Principal, name: str) -> list[Run]:
         """The app's runs that have not ended (`gun ps`)."""
