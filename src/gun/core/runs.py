@@ -268,10 +268,14 @@ class Runs:
     # -- the rendezvous ----------------------------------------------------------------------
 
     def claim_client(self, secret: str) -> Run:
-        """The run a client's secret is for, now used up; NotFound for any other secret."""
+        """The run a client's secret is for, now used up; NotFound for any other secret. The
+        run may be `up`, or even over, already: its agent, let in first, starts it before the
+        client comes (a slow client; heroku3, whose secret has no line end, is read after a
+        pause), and its output waits at the rendezvous (which lets the client in to an ended
+        run only while its agent's end waits there)."""
         with self.store.write() as tx:
             found = tx.runs.by_secret(secret_hash(secret))
-            if found is None or found[1].state != "starting" or not found[1].attached:
+            if found is None or not found[1].attached:
                 raise NotFound("no run waits for that secret: it was used, or never given")
             app_id, run = found
             tx.runs.set(app_id, run.number, secret_hash=None)
@@ -290,10 +294,10 @@ class Runs:
         return run
 
     def joined(self, app: str, number: int) -> None:
-        """Both ends are there: the run is up."""
+        """Both ends are there: the run is up (unless it ended already)."""
         with self.store.write() as tx:
             a = tx.apps.existing(app)
-            tx.runs.set(a.id, number, state="up")
+            tx.runs.started(a.id, number)
 
     def ended(self, app: str, number: int) -> None:
         """An end went (or never came): the run is complete and leaves its instance's slice."""
