@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gun.api.heroku import apps, config
+from gun.api.heroku import apps, config, dynos
 from gun.api.heroku.common import HerokuHeaders
 
-routers: list[APIRouter] = [apps.router, config.router]
+routers: list[APIRouter] = [apps.router, config.router, dynos.router]
 
 __all__ = ["HerokuHeaders", "routers"]
