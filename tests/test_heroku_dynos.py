@@ -21,9 +21,10 @@ import httpx
 import pytest
 
 from gun.api.heroku.dynos import DynoCreate, run_request
-from gun.errors import InvalidParams
+from gun.errors import InvalidParams, UsageError
 from gun.heroku_ids import is_uuid
-from gun.rendezvous import Framing
+from gun.rendezvous import Address, Framing
+from gun.settings import MetaSettings
 from tests.up import Up, running
 
 HELLO = Path(__file__).parent.parent / "examples" / "hello"
@@ -307,3 +308,47 @@ asyncio.run(main())
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
     )
     assert (done.returncode, done.stdout, done.stderr) == (0, "rendezvous\n", "")
+
+
+@pytest.mark.parametrize(
+    ("own", "metas", "address"),
+    [
+        (False, False, Address("rendezvous://127.0.0.1:5102")),
+        (False, True, Address("rendezvous://127.0.0.1:5102", True, "META CA")),
+        (True, True, Address("rendezvous://127.0.0.1:5102", True, "OWN CA")),
+    ],
+)
+def test_the_rendezvous_has_its_own_certificate_else_metas_else_none(
+    own: bool, metas: bool, address: Address, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("meta", "own"):
+        (tmp_path / f"{name}.pem").write_text(f"-----BEGIN CERTIFICATE-----\n{name.upper()}\n")
+    (tmp_path / "key.pem").write_text("a key")
+    for key in ("GUN_TLS_CERT", "GUN_TLS_KEY", "GUN_TLS_CA", "GUN_PUBLIC_URL"):
+        monkeypatch.delenv(key, raising=False)
+    for key in ("GUN_RENDEZVOUS_TLS_CERT", "GUN_RENDEZVOUS_TLS_KEY", "GUN_RENDEZVOUS_TLS_CA"):
+        monkeypatch.delenv(key, raising=False)
+    if metas:
+        monkeypatch.setenv("GUN_TLS_CERT", str(tmp_path / "meta.pem"))
+        monkeypatch.setenv("GUN_TLS_KEY", str(tmp_path / "key.pem"))
+        monkeypatch.setenv("GUN_TLS_CA", str(tmp_path / "meta.pem"))
+    if own:
+        monkeypatch.setenv("GUN_RENDEZVOUS_TLS_CERT", str(tmp_path / "own.pem"))
+        monkeypatch.setenv("GUN_RENDEZVOUS_TLS_KEY", str(tmp_path / "key.pem"))
+        monkeypatch.setenv("GUN_RENDEZVOUS_TLS_CA", str(tmp_path / "own.pem"))
+    got = MetaSettings.resolve(home=str(tmp_path), rendezvous_listen="127.0.0.1:5102")
+    assert got.rendezvous_address is not None
+    said = got.rendezvous_address
+    ca = None if said.ca is None else said.ca.split("\n")[1] + " CA"
+    assert Address(said.url, said.tls, ca) == address
+
+
+def test_a_rendezvous_ca_without_its_certificate_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.delenv("GUN_RENDEZVOUS_TLS_CERT", raising=False)
+    monkeypatch.delenv("GUN_RENDEZVOUS_TLS_KEY", raising=False)
+    monkeypatch.setenv("GUN_RENDEZVOUS_TLS_CA", str(tmp_path / "ca.pem"))
+    with pytest.raises(UsageError, match="GUN_RENDEZVOUS_TLS_CA is set without"):
+        MetaSettings.resolve(home=str(tmp_path))
