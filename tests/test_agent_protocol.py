@@ -45,6 +45,8 @@ SLICE = {
     "lease",
     "runs",
     "rendezvous",
+    "rendezvous_tls",
+    "rendezvous_ca",
 }
 
 

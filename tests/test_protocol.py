@@ -87,6 +87,8 @@ RUNNING = Slice(
         RunOrder("run.2", "rake db:migrate", False, False, "raw", None, None, 3600.0),
     ),
     rendezvous="rendezvous://127.0.0.1:5102",
+    rendezvous_tls=True,
+    rendezvous_ca="-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n",
 )
 RELEASING = Slice(
     version=VERSION,
@@ -190,6 +192,8 @@ def test_the_wire_form_of_a_slice() -> None:
             },
         ],
         "rendezvous": "rendezvous://127.0.0.1:5102",
+        "rendezvous_tls": True,
+        "rendezvous_ca": "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n",
     }
     assert wire(protocol.to_json(Report(VERSION, (CRASHED,), None, None))) == {
         "version": 1,

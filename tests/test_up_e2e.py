@@ -175,6 +175,9 @@ DECIDED_BY_UP = {
     "GUN_DATABASE_URL",
     "GUN_LISTEN",
     "GUN_RENDEZVOUS_LISTEN",  # 127.0.0.1:--rendezvous-port
+    "GUN_RENDEZVOUS_TLS_CERT",  # DIR/tls/rendezvous.pem, of gun up's CA (DIR/tls/ca.pem)
+    "GUN_RENDEZVOUS_TLS_KEY",
+    "GUN_RENDEZVOUS_TLS_CA",
     "GUN_ADMIN_TOKEN",
     "GUN_DRAIN_TOKEN",
     "GUN_AUTO_INSTANCES",

@@ -27,6 +27,8 @@ got 3`. Its rules (values are read by gun.jsonread):
 `lease` was added to the slice within protocol 1 (fencing, docs/fleet.md): an agent from before
 it ignores it (and does not fence); an agent that knows it requires it, as every field, so it
 expects a meta at least as new as itself (the ssh provider installs meta's own gun on hosts).
+So were `rendezvous_tls` and `rendezvous_ca` (the rendezvous's TLS, told rather than guessed
+from meta's URL, as it may have a certificate of its own).
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ PROBLEM_MAX = 2000  # characters of an instance's problem meta keeps
 COMMAND_MAX = 10_000  # characters of a layer's setup or teardown command
 SETUP_OUTPUT_MAX = 64 * 1024  # characters of a setup's output an agent reports (its end)
 ADDRESS_MAX = 500
+CA_MAX = 64 * 1024  # characters of the PEM of a CA's certificates
 SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 RENDEZVOUS = re.compile(r"rendezvous://[A-Za-z0-9.:\[\]-]{1,300}:[0-9]{1,5}\Z")
 FRAMINGS = ("gun", "raw")  # gun.rendezvous.Framing
@@ -198,6 +201,8 @@ class Slice:
     lease: Lease | None = None  # None: the processes are not fenced (they run without meta)
     runs: tuple[RunOrder, ...] = ()  # one-off processes to run here, sorted by name
     rendezvous: str | None = None  # rendezvous://HOST:PORT where attached runs meet their client
+    rendezvous_tls: bool = False  # whether it speaks TLS
+    rendezvous_ca: str | None = field(default=None, repr=False)  # PEM: the CA it is of
 
 
 # -- agent to meta: registration and reports -------------------------------------------------
@@ -299,6 +304,8 @@ def read_slice(data: object) -> Slice:
         teardown=maybe(text, *o.get("teardown"), limit=COMMAND_MAX),
         runs=array(*o.get("runs"), _run_order),
         rendezvous=maybe(matching, *o.get("rendezvous"), RENDEZVOUS, "rendezvous://HOST:PORT"),
+        rendezvous_tls=boolean(*o.get("rendezvous_tls")),
+        rendezvous_ca=maybe(text, *o.get("rendezvous_ca"), limit=CA_MAX),
     )
     _once_each((p.name for p in read.processes), "slice.processes")
     _once_each((r.name for r in read.runs), "slice.runs")

@@ -1,8 +1,9 @@
 """The rendezvous: how a one-off process (`run.N`) and whoever is attached to it meet.
 
-Both ends dial meta's rendezvous port (TLS when meta's API is), so neither needs to reach the
-other: a CLI anywhere, an agent behind any NAT. Heroku's protocol (REFERENCE.md §6), kept so
-that the stock `heroku run` can attach later:
+Both ends dial meta's rendezvous port, so neither needs to reach the other: a CLI anywhere, an
+agent behind any NAT. It is TLS when meta has a certificate for it (its own, or one of its own:
+`Address`); whoever starts a run is told so, and which CA to trust, with the run's secret.
+Heroku's protocol (REFERENCE.md §6), which the stock `heroku run` speaks (api/heroku/dynos.py):
 
 1. The client sends its secret, `SECRET\\r\\n` (heroku3: no line end). The agent of the instance
    the run is on sends `agent INSTANCE RUN TOKEN\\r\\n` instead, TOKEN its instance's token.
@@ -42,6 +43,20 @@ _SECRET = re.compile(r"[A-Za-z0-9_-]{16,128}\Z")
 _AGENT = re.compile(
     r"agent ([A-Za-z0-9_.:-]{1,64}) (run\.[1-9][0-9]{0,8}) ([A-Za-z0-9_.-]{8,200})\Z"
 )
+
+
+@dataclass(frozen=True)
+class Address:
+    """Where the rendezvous is, as both ends are told: `url` rendezvous://HOST:PORT, whether it
+    is TLS, and the PEM of the CA its certificate is of (None: the system's CAs vouch for it).
+
+    The CA travels with the run's secret (in meta's answer to whoever starts the run, in the
+    slice to its agent): whoever could change that answer could take the secret itself, so
+    trusting the CA it names costs nothing the secret did not already."""
+
+    url: str
+    tls: bool = False
+    ca: str | None = None
 
 
 class Framing(enum.StrEnum):

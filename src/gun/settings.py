@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from gun.errors import UsageError
+from gun.rendezvous import Address
 
 if TYPE_CHECKING:
     from gun.router.haproxy import Settings as RouterSettings
@@ -197,10 +198,33 @@ class MetaSettings:
     tls_ca: str | None = None  # GUN_TLS_CA: PEM text of the CA agents pin (gun server certs)
     router_domain: str = "localhost"  # GUN_ROUTER_DOMAIN: apps are reached at APP.<this>
     rendezvous_listen: str | None = None  # GUN_RENDEZVOUS_LISTEN: where runs are attached
+    # GUN_RENDEZVOUS_TLS_CERT/KEY: the rendezvous's own certificate (default: meta's, if any);
+    # GUN_RENDEZVOUS_TLS_CA: PEM text of the CA it is of, told to clients and agents
+    rendezvous_tls_cert: str | None = None
+    rendezvous_tls_key: str | None = None
+    rendezvous_tls_ca: str | None = None
 
     @property
     def scheme(self) -> str:
         return "https" if self.tls_cert else "http"
+
+    @property
+    def rendezvous_tls(self) -> tuple[str, str, str | None] | None:
+        """The rendezvous's certificate, key and CA (PEM text): its own if given, else meta's;
+        None: it speaks plain TCP."""
+        if self.rendezvous_tls_cert and self.rendezvous_tls_key:
+            return self.rendezvous_tls_cert, self.rendezvous_tls_key, self.rendezvous_tls_ca
+        if self.tls_cert and self.tls_key:
+            return self.tls_cert, self.tls_key, self.tls_ca
+        return None
+
+    @property
+    def rendezvous_address(self) -> Address | None:
+        url = self.rendezvous_url
+        if url is None:
+            return None
+        tls = self.rendezvous_tls
+        return Address(url, tls is not None, tls[2] if tls else None)
 
     @property
     def rendezvous_url(self) -> str | None:
@@ -227,6 +251,10 @@ class MetaSettings:
     ) -> MetaSettings:
         h = Path(home).expanduser() if home else gun_home()
         tls_cert, tls_key = _cert_and_key("GUN_TLS_CERT", "GUN_TLS_KEY")
+        rv_cert, rv_key = _cert_and_key("GUN_RENDEZVOUS_TLS_CERT", "GUN_RENDEZVOUS_TLS_KEY")
+        rv_ca = pem_certificates("GUN_RENDEZVOUS_TLS_CA")
+        if rv_ca and not rv_cert:
+            raise UsageError("GUN_RENDEZVOUS_TLS_CA is set without GUN_RENDEZVOUS_TLS_CERT/KEY")
         public_url = _public_url()
         if tls_cert and public_url and public_url.startswith("http://"):
             raise UsageError(f"GUN_PUBLIC_URL={public_url} is http:// but meta serves HTTPS")
@@ -259,6 +287,9 @@ class MetaSettings:
             rendezvous_listen=_listen_or_none(
                 rendezvous_listen or os.environ.get("GUN_RENDEZVOUS_LISTEN")
             ),
+            rendezvous_tls_cert=rv_cert,
+            rendezvous_tls_key=rv_key,
+            rendezvous_tls_ca=rv_ca,
         )
 
 

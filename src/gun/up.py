@@ -128,6 +128,19 @@ def local_ca(home: Path) -> Path:
     return where
 
 
+def local_tls(home: Path) -> Path:
+    """DIR/tls: ca.pem, gun up's CA (local_ca's: one CA to trust for all gun up serves, e.g.
+    NODE_EXTRA_CA_CERTS for the heroku CLI), and rendezvous.pem, rendezvous-key.pem (0600), a
+    certificate of it for 127.0.0.1 and localhost, made at each start (so it never expires)."""
+    ca_dir, where = local_ca(home), home / "tls"
+    ca = certs.Pair((ca_dir / "ca.pem").read_bytes(), (ca_dir / "ca-key.pem").read_bytes())
+    server = certs.new_server(ca, ["127.0.0.1", "localhost"])
+    atomic.write(where / "ca.pem", ca.cert)
+    atomic.write(where / "rendezvous-key.pem", server.key, 0o600)
+    atomic.write(where / "rendezvous.pem", server.cert)
+    return where
+
+
 def _router(
     home: Path,
     meta: str,
@@ -197,10 +210,18 @@ def run(
     for key in PASSED:
         if key in os.environ:
             env[key] = os.environ[key]
+    tls = local_tls(home)  # the rendezvous speaks TLS: the heroku CLI dials nothing else
+    env.update(
+        GUN_RENDEZVOUS_TLS_CERT=str(tls / "rendezvous.pem"),
+        GUN_RENDEZVOUS_TLS_KEY=str(tls / "rendezvous-key.pem"),
+        GUN_RENDEZVOUS_TLS_CA=str(tls / "ca.pem"),
+    )
     drain_listen = os.environ.get("GUN_DRAIN_LISTEN") or f"127.0.0.1:{_drain_port(port)}"
     drain_url = f"http://{drain_listen}"
     env["GUN_DRAIN_URL"] = drain_url
     drain_env = {k: v for k, v in env.items() if k not in ("GUN_ADMIN_TOKEN", "GUN_DRAIN_TOKEN")}
+    for key in ("GUN_RENDEZVOUS_TLS_CERT", "GUN_RENDEZVOUS_TLS_KEY", "GUN_RENDEZVOUS_TLS_CA"):
+        drain_env.pop(key)
     drain_env.update(GUN_META_URL=url, GUN_DRAIN_META_TOKEN=drain_credential)
     for key in DRAIN_PASSED:
         if key in os.environ:
@@ -246,10 +267,14 @@ def run(
             ready(url, token)
         say(f"gun is up: meta on {url}, the drain on {drain_url}, data in {home}")
         say(f"every new app gets {instances} local instance(s) in layer default")
+        say(
+            f"one-off processes attach at rendezvous://127.0.0.1:{rendezvous_port} over TLS"
+            f" (trust {tls / 'ca.pem'}, e.g. NODE_EXTRA_CA_CERTS for the heroku CLI)"
+        )
         if router is not None:
             say(
                 f"the router serves every app at http://APP.localhost:{router_port}/ and"
-                f" https://APP.localhost:{router_tls_port}/ (trust {home / 'router-ca' / 'ca.pem'})"
+                f" https://APP.localhost:{router_tls_port}/ (trust {tls / 'ca.pem'})"
             )
         say("try: gun apps.create demo && gun app:demo deploy dir=examples/python-web")
         say("Ctrl-C stops everything")

@@ -215,8 +215,11 @@ class RunKeeper:
             return None
         where = urlsplit(slice_.rendezvous)
         host, port = where.hostname or "127.0.0.1", where.port or 0
-        secure = self.config.meta.startswith("https:")
-        ctx = tls.context(self.config.ca, system=False) if secure else None
+        ctx = None
+        if slice_.rendezvous_tls and slice_.rendezvous_ca:  # the CA meta names (in the slice)
+            ctx = tls.context(slice_.rendezvous_ca, system=False)
+        elif slice_.rendezvous_tls:  # none named: the CAs meta itself is trusted with
+            ctx = tls.context(self.config.ca, system=True)
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(host, port, ssl=ctx, server_hostname=host if ctx else None),
             GREETING_WAIT,

@@ -4,13 +4,16 @@ platform's drain may have the team's certificate, an app's own drain a public on
 
 An agent of an http:// meta starts without `ssl` (__main__.py keeps OpenSSL out: ~8 MiB less
 RSS), so http.client has no HTTPSConnection in it. `HTTPSConnection` here is one that imports
-`ssl` when first used: an https drain added later loads OpenSSL then.
+`ssl` when first used: an https drain added later loads OpenSSL then. So does a rendezvous that
+speaks TLS (`gun up`'s, for the stock `heroku run`): asyncio, imported without `ssl`, is given
+it then (`context`).
 """
 
 from __future__ import annotations
 
 import http.client
 import sys
+import types
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -22,6 +25,9 @@ def context(ca: str | None, *, system: bool) -> ssl.SSLContext:
     there is one, else against the system's CAs, and `ca` too."""
     if "ssl" in sys.modules and sys.modules["ssl"] is None:
         del sys.modules["ssl"]  # kept out at start (__main__.py): needed now
+        import ssl
+
+        _asyncio_gets(ssl)
     import ssl
 
     if ca is None:
@@ -30,6 +36,18 @@ def context(ca: str | None, *, system: bool) -> ssl.SSLContext:
     if system:
         made.load_default_certs()
     return made
+
+
+def _asyncio_gets(ssl: types.ModuleType) -> None:
+    """asyncio, imported while `ssl` was kept out, holds `ssl = None` in the modules that make
+    TLS transports (each does `try: import ssl`): give them the module now loaded."""
+    for name in ("asyncio.base_events", "asyncio.selector_events", "asyncio.sslproto"):
+        module = sys.modules.get(name)
+        if module is not None and getattr(module, "ssl", False) is None:
+            module.ssl = ssl  # type: ignore[attr-defined]
+    sslproto = sys.modules.get("asyncio.sslproto")
+    if sslproto is not None and not hasattr(sslproto, "SSLAgainErrors"):
+        sslproto.SSLAgainErrors = (ssl.SSLWantReadError, ssl.SSLSyscallError)  # type: ignore[attr-defined]
 
 
 class HTTPSConnection(http.client.HTTPConnection):

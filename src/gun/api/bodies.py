@@ -12,6 +12,7 @@ from gun.build.gitrepo import check_repo_url
 from gun.core.apps import Status
 from gun.errors import InvalidParams
 from gun.model import App, Layer, Principal, Release, Run, Token, check_app_name
+from gun.rendezvous import Address
 
 # A field with a rule of gun's own has no pydantic max_length: its rule bounds its length, and
 # the refusal is the rule's sentence, not pydantic's. Bodies are capped at 1 MiB before this.
@@ -177,7 +178,11 @@ def formation_rows(
     return rows
 
 
-def run_json(run: Run, attach_url: str | None = None) -> dict[str, Any]:
+def run_json(
+    run: Run, attach_url: str | None = None, rendezvous: Address | None = None
+) -> dict[str, Any]:
+    """A run; for the client that started it, where to attach and how (`attach_tls`, and
+    `attach_ca`: the PEM of the CA to trust there, null for the system's CAs)."""
     return {
         "name": run.name,
         "command": run.command,
@@ -186,5 +191,7 @@ def run_json(run: Run, attach_url: str | None = None) -> dict[str, Any]:
         "release": run.release,
         "owner": run.owner,
         "attach_url": attach_url,
+        "attach_tls": rendezvous.tls if rendezvous else False,
+        "attach_ca": rendezvous.ca if rendezvous else None,
         "created_at": run.created_at.isoformat(),
     }

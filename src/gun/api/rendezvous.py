@@ -19,7 +19,7 @@ from anyio import to_thread
 
 from gun import rendezvous as rv
 from gun.core import Platform
-from gun.errors import GunError
+from gun.errors import GunError, NotFound
 from gun.model import Run
 
 log = logging.getLogger("gun.meta.rendezvous")
@@ -88,6 +88,8 @@ class Rendezvous:
         if isinstance(hello, rv.ClientHello):
             run = await to_thread.run_sync(runs.claim_client, hello.secret)
             side, other = "client", "agent"
+            if run.state == "complete" and (run.app, run.number) not in self._waiting:
+                raise NotFound(f"{run.name} of {run.app} ended before its client came")
         else:
             who = await to_thread.run_sync(self.platform.tokens.authenticate, hello.token)
             run = await to_thread.run_sync(runs.claim_agent, who, hello.instance, hello.run)

@@ -50,7 +50,7 @@ def create_run(app: str, body: RunCreate, who: Who, gun: Gun) -> dict[str, Any]:
         database=body.database,
     )
     started = gun.runs.start(who, app, req)
-    return run_json(started.run, started.attach_url)
+    return run_json(started.run, started.attach_url, started.rendezvous)
 
 
 @router.delete("/apps/{app}/runs/{name}")

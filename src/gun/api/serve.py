@@ -46,7 +46,7 @@ def open_platform(settings: MetaSettings) -> Platform:
         max_processes=settings.max_processes,
         instance_timeout=settings.instance_timeout,
         router_domain=settings.router_domain,
-        rendezvous=settings.rendezvous_url,
+        rendezvous=settings.rendezvous_address,
         build_options=BuildOptions(
             settings.home / "builds",
             concurrency=settings.build_concurrency,
@@ -61,14 +61,15 @@ def open_platform(settings: MetaSettings) -> Platform:
 
 
 def rendezvous_door(settings: MetaSettings) -> Door | None:
-    """Where the rendezvous listens, with meta's TLS (None: it does not)."""
+    """Where the rendezvous listens, with its TLS (its own certificate, else meta's, else none);
+    None: it does not listen."""
     if settings.rendezvous_listen is None:
         return None
     host, port = parse_listen(settings.rendezvous_listen)
     tls = None
-    if settings.tls_cert and settings.tls_key:
+    if (given := settings.rendezvous_tls) is not None:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        tls.load_cert_chain(settings.tls_cert, settings.tls_key)
+        tls.load_cert_chain(given[0], given[1])
     return Door(host.strip("[]"), port, tls)
 
 

@@ -44,14 +44,25 @@ def raw(fd: int) -> Iterator[None]:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
-def attach(url: str, ca: str | None, secure: bool, *, tty_mode: bool) -> int:
+def context(tls: bool, ca: str | None, api_ca: str | None) -> ssl.SSLContext | None:
+    """How to dial the rendezvous: plain, or TLS verified against the CA meta named with the
+    run's secret (`ca`; no weaker than the secret's own way here), else against the system's
+    CAs and the one meta's API is pinned to (`api_ca`)."""
+    if not tls:
+        return None
+    if ca:
+        return ssl.create_default_context(cadata=ca)
+    made = ssl.create_default_context()
+    if api_ca:
+        made.load_verify_locations(cadata=api_ca)
+    return made
+
+
+def attach(url: str, ctx: ssl.SSLContext | None, *, tty_mode: bool) -> int:
     """Join the run at `url` (rendezvous://HOST:PORT/SECRET) until it ends; its exit code."""
     where = urlsplit(url)
     secret = where.path.lstrip("/")
     host, port = where.hostname or "127.0.0.1", where.port or 0
-    ctx = None
-    if secure:
-        ctx = ssl.create_default_context(cadata=ca) if ca else ssl.create_default_context()
     if tty_mode:
         with raw(sys.stdin.fileno()):
             return asyncio.run(_session(host, port, secret, ctx, tty_mode))

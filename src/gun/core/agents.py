@@ -27,6 +27,7 @@ from gun.errors import GunError, NotFound
 from gun.model import App, Instance, Principal
 from gun.protocol import Report, Rollout, Slice
 from gun.providers import bundle
+from gun.rendezvous import Address
 from gun.store import Store, Tx
 from gun.store.time import now
 
@@ -50,7 +51,7 @@ class Agents:
         release_phase: ReleasePhase,
         rollout: Rollout,
         instance_timeout: float = 30.0,
-        rendezvous: str | None = None,
+        rendezvous: Address | None = None,
     ) -> None:
         self.store = store
         self.rendezvous = rendezvous  # where attached runs meet their clients

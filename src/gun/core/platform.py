@@ -35,6 +35,7 @@ from gun.core.tokens import CACHE_SECONDS, Tokens
 from gun.protocol import Rollout
 from gun.providers import InstanceProvider
 from gun.providers.ssh import check
+from gun.rendezvous import Address
 from gun.store import Store
 
 
@@ -83,7 +84,7 @@ class Platform:
         host_checker: Checker = check,
         instance_timeout: float = 30.0,
         router_domain: str = "localhost",
-        rendezvous: str | None = None,
+        rendezvous: Address | None = None,
     ) -> None:
         opts = build_options or BuildOptions(Path("."))  # the defaults, for a meta without builds
         rollout = Rollout(drain_seconds=opts.preboot_drain, max_unavailable=opts.max_unavailable)

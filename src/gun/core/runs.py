@@ -23,7 +23,7 @@ from gun.core.access import authorize
 from gun.errors import Conflict, Forbidden, InvalidParams, NotFound
 from gun.model import PROCESS_NAME, RUN_TYPE, App, Instance, Principal, Run
 from gun.protocol import COMMAND_MAX, RunOrder
-from gun.rendezvous import TERM, Framing
+from gun.rendezvous import TERM, Address, Framing
 from gun.store import Store, Tx
 from gun.store.time import now
 
@@ -92,6 +92,7 @@ class RunRequest:
 class Started:
     run: Run
     attach_url: str | None  # rendezvous://HOST:PORT/SECRET for an attached run
+    rendezvous: Address | None = None  # for an attached run: its TLS, the CA to trust
 
 
 def run_number(name: str) -> int | None:
@@ -159,9 +160,9 @@ def order_of(run: Run) -> RunOrder:
 
 
 class Runs:
-    def __init__(self, store: Store, rendezvous: str | None) -> None:
+    def __init__(self, store: Store, rendezvous: Address | None) -> None:
         self.store = store
-        self.rendezvous = rendezvous  # rendezvous://HOST:PORT, if meta serves one
+        self.rendezvous = rendezvous  # where, if meta serves one
 
     def start(self, who: Principal, name: str, req: RunRequest) -> Started:
         authorize(who, "developer", name)
@@ -239,8 +240,9 @@ class Runs:
                     "release": release.version,
                 },
             )
-        url = f"{self.rendezvous}/{secret}" if secret else None
-        return Started(run, url)
+        if secret is None or self.rendezvous is None:
+            return Started(run, None)
+        return Started(run, f"{self.rendezvous.url}/{secret}", self.rendezvous)
 
     def active(self, who: Principal, name: str) -> list[Run]:
         """The app's runs that have not ended (`gun ps`)."""
@@ -266,10 +268,14 @@ class Runs:
     # -- the rendezvous ----------------------------------------------------------------------
 
     def claim_client(self, secret: str) -> Run:
-        """The run a client's secret is for, now used up; NotFound for any other secret."""
+        """The run a client's secret is for, now used up; NotFound for any other secret. The
+        run may be `up`, or even over, already: its agent, let in first, starts it before the
+        client comes (a slow client; heroku3, whose secret has no line end, is read after a
+        pause), and its output waits at the rendezvous (which lets the client in to an ended
+        run only while its agent's end waits there)."""
         with self.store.write() as tx:
             found = tx.runs.by_secret(secret_hash(secret))
-            if found is None or found[1].state != "starting" or not found[1].attached:
+            if found is None or not found[1].attached:
                 raise NotFound("no run waits for that secret: it was used, or never given")
             app_id, run = found
             tx.runs.set(app_id, run.number, secret_hash=None)
@@ -288,10 +294,10 @@ class Runs:
         return run
 
     def joined(self, app: str, number: int) -> None:
-        """Both ends are there: the run is up."""
+        """Both ends are there: the run is up (unless it ended already)."""
         with self.store.write() as tx:
             a = tx.apps.existing(app)
-            tx.runs.set(a.id, number, state="up")
+            tx.runs.started(a.id, number)
 
     def ended(self, app: str, number: int) -> None:
         """An end went (or never came): the run is complete and leaves its instance's slice."""

@@ -36,6 +36,7 @@ from gun.protocol import (
     Slice,
     slug_ref,
 )
+from gun.rendezvous import Address
 from gun.store import Store, Tx
 
 MAX_AGE = 5.0  # seconds a snapshot serves before it is read again, its generation unmoved
@@ -74,7 +75,7 @@ def build_slice(
     setup: str | None = None,
     teardown: str | None = None,
     runs: Sequence[RunOrder] = (),
-    rendezvous: str | None = None,
+    rendezvous: Address | None = None,
 ) -> Slice:
     """The slice of `instance`, from what one read of the store gave (pure): the app's current
     `release` (and its `slug`), the processes `placed` there that are still wanted and that the
@@ -105,7 +106,9 @@ def build_slice(
         setup=setup,
         teardown=teardown,
         runs=tuple(sorted(runs, key=lambda r: int(r.name.removeprefix("run.")))),
-        rendezvous=rendezvous,
+        rendezvous=rendezvous.url if rendezvous else None,
+        rendezvous_tls=rendezvous.tls if rendezvous else False,
+        rendezvous_ca=rendezvous.ca if rendezvous else None,
     )
 
 
@@ -127,7 +130,7 @@ class AppSlices:
     runs: Mapping[str, tuple[RunOrder, ...]] = field(default_factory=dict)  # by instance id
 
     def slice_for(
-        self, inst: Instance, rollout: Rollout, timeout: float, rendezvous: str | None = None
+        self, inst: Instance, rollout: Rollout, timeout: float, rendezvous: Address | None = None
     ) -> Slice:
         """The slice of one of the app's instances (pure)."""
         phase = self.release_phase

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gun.api.heroku import apps, builds, config, domains, logs, sources
+from gun.api.heroku import apps, builds, config, domains, dynos, logs, sources
 from gun.api.heroku.common import HerokuHeaders
 
 routers: list[APIRouter] = [
     apps.router,
     config.router,
+    dynos.router,
     builds.router,
     sources.router,
     logs.router,

@@ -31,8 +31,9 @@ def start(ctx: Ctx, app: str, body: dict[str, object]) -> int:
             output.line(f"  gun app:{app} logs -t ps={made['name']}")
         return 0
     sys.stdout.flush()
-    secure = client.api.startswith("https:")
-    return attach.attach(made["attach_url"], client.ca, secure, tty_mode=bool(tty_mode))
+    secure = made.get("attach_tls", client.api.startswith("https:"))  # (a meta before it)
+    tls = attach.context(bool(secure), made.get("attach_ca"), client.ca)
+    return attach.attach(made["attach_url"], tls, tty_mode=bool(tty_mode))
 
 
 def _term() -> str | None:
