@@ -103,11 +103,6 @@ def test_releases_and_rollback(h: Any, up: Up) -> None:
     assert v1(up, f"/apps/{APP}/config-vars")["STAGE"] == "two"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app.dynos() and kill are GET/DELETE /apps/{app}/dynos, "
-    "which land with the dynos and `heroku run` piece",
-)
 def test_restart_kills_every_dyno(h: Any, up: Up) -> None:
     before = {p["name"]: p["pid"] for p in web_processes(up)}
     app = h.app(APP)
@@ -134,11 +129,6 @@ def test_domains_and_drains(h: Any) -> None:
     assert "https://logs.example.com/in" in [d.url for d in app.logdrains()]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="run_command is POST /apps/{app}/dynos and the rendezvous "
-    "listener, which land with the dynos and `heroku run` piece",
-)
 def test_run_command(h: Any, up: Up, monkeypatch: pytest.MonkeyPatch) -> None:
     import heroku3.rendezvous  # type: ignore[import-untyped]
 

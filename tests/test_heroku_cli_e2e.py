@@ -106,21 +106,12 @@ def test_scale_web_to_two_runs_two_web_processes(heroku: HerokuCLI, up: Up) -> N
     up.until(lambda: len(web_processes(up)) == 1, 60, "one web process")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ps reads GET /apps/{app}/dynos, which lands with the dynos and `heroku run` piece",
-)
 def test_ps_lists_the_running_processes(heroku: HerokuCLI) -> None:
     out = heroku.ok("ps", "-a", APP)
     assert re.search(r"^=== web \(standard-1X\): python3 web\.py \(1\)$", out, re.M)
     assert re.search(r"^web\.1: up ", out, re.M)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ps:restart is DELETE /apps/{app}/dynos, which lands with "
-    "the dynos and `heroku run` piece",
-)
 def test_restart_restarts_the_processes(heroku: HerokuCLI, up: Up) -> None:
     before = {p["name"]: p["pid"] for p in web_processes(up)}
     r = heroku("ps:restart", "-a", APP)
@@ -186,11 +177,6 @@ def test_drains_add(heroku: HerokuCLI, up: Up) -> None:
     assert "https://logs.example.com/in" in heroku.ok("drains", "-a", APP)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="run is POST /apps/{app}/dynos and the rendezvous "
-    "listener, which land with the dynos and `heroku run` piece",
-)
 def test_run_gives_back_the_exit_code(heroku: HerokuCLI) -> None:
     r = heroku("run", "-x", "exit 3", "-a", APP)
     assert r.code == 3, r.err

@@ -187,13 +187,25 @@ def run_request(body: DynoCreate) -> RunRequest:
             raise InvalidParams(f"env: {key!r} is not a variable name (letters, digits, _)")
         exports.append(f"export {key}={shlex.quote(value)}; ")
     return RunRequest(
-        command="".join(exports) + body.command,
+        command="".join(exports) + exit_status_kept(body.command),
         attached=body.attach,
         tty=body.attach and not body.force_no_tty,
         framing=Framing.RAW,
         term=env.get("TERM") or None,
         size=size,
     )
+
+
+EXIT_MARKER = ' ; echo "\uFFFF heroku-command-exit-status: $?"'
+
+
+def exit_status_kept(command: str) -> str:
+    """`heroku run -x CMD` sends `CMD ; echo "\\uFFFF heroku-command-exit-status: $?"` and
+    reads CMD's exit code from what the echo prints; a CMD that exits the shell (`exit 3`)
+    would leave no marker, so CMD runs in a subshell of its own."""
+    if command.endswith(EXIT_MARKER) and command != EXIT_MARKER:
+        return f"( {command[: -len(EXIT_MARKER)]} ){EXIT_MARKER}"
+    return command
 
 
 def _env_value(key: str, value: str | int | float | bool) -> str:
