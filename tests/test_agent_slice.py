@@ -50,8 +50,8 @@ class FakeMeta:
         return answer
 
 
-def agent_at(root: Path, meta: FakeMeta) -> Agent:
-    config = AgentConfig(root=root, meta="http://127.0.0.1:9", instance="i-0a1b2c3d", token="t")
+def agent_at(root: Path, meta: FakeMeta, url: str = "http://127.0.0.1:9") -> Agent:
+    config = AgentConfig(root=root, meta=url, instance="i-0a1b2c3d", token="t")
     agent = Agent(config)
     agent.meta.call = meta.call  # type: ignore[method-assign]
     return agent
@@ -164,5 +164,28 @@ def test_an_agent_meta_refuses_says_why_and_keeps_trying(
     assert meta.calls[0] == (
         "POST",
         "/v1/agent/instances/i-0a1b2c3d/register",
-        {"version": 1, "address": str(tmp_path)},
+        {"version": 1, "address": str(tmp_path), "ip": "127.0.0.1"},  # toward meta: loopback
     )
+
+
+def test_an_agent_that_cannot_tell_its_ip_registers_without_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    meta = FakeMeta({})
+    url = "http://meta.invalid:9"  # no such name (RFC 6761): no address towards it
+
+    async def registering() -> None:
+        agent = agent_at(tmp_path, meta, url)
+        with caplog.at_level(logging.INFO, logger="gun.agent"):
+            await asyncio.wait_for(agent.register(), 30)
+
+    asyncio.run(registering())
+    assert meta.calls == [
+        (
+            "POST",
+            "/v1/agent/instances/i-0a1b2c3d/register",
+            {"version": 1, "address": str(tmp_path), "ip": None},
+        )
+    ]
+    [said] = [r.getMessage() for r in caplog.records]
+    assert said.startswith(f"cannot tell this host's address towards {url} (")

@@ -21,7 +21,7 @@ from pathlib import Path
 from gun import isolation
 from tests.hosts import Fleet, Host
 from tests.hosts.cloud import AWS_ENV, Cloud, ec2, moto
-from tests.test_fleet_ssh_e2e import WEB, Cli, get, on, start_meta
+from tests.test_fleet_ssh_e2e import ADMIN, WEB, Cli, get, on, start_meta
 
 SETUP = """
 ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
@@ -65,6 +65,23 @@ def refused(fleet: Fleet, url: str, instance: str, token: str) -> int:
         "except urllib.error.HTTPError as e:\n    print(e.code)\n"
     )
     return int(fleet.control.run([sys.executable, "-c", code], timeout=30).stdout)
+
+
+def routes(fleet: Fleet, url: str) -> dict[str, list[tuple[str, int]]]:
+    """Each app's backends in meta's routing table, (host, port) each, read with the admin's
+    token from the control namespace."""
+    code = (
+        "import urllib.request\n"
+        f"r = urllib.request.Request({url + '/v1/router/routes'!r},"
+        f" headers={{'Authorization': 'Bearer ' + {ADMIN!r}}})\n"
+        "print(urllib.request.urlopen(r, timeout=10).read().decode())\n"
+    )
+    done = fleet.control.run([sys.executable, "-c", code], timeout=30)
+    assert done.returncode == 0, done.stderr
+    return {
+        r["app"]: [(b["host"], b["port"]) for b in r["backends"]]
+        for r in json.loads(done.stdout)["routes"]
+    }
 
 
 def test_the_seed_command_runs_an_app_on_three_ec2_instances_and_they_leave_nothing(
@@ -121,6 +138,9 @@ def test_the_seed_command_runs_an_app_on_three_ec2_instances_and_they_leave_noth
                 assert sorted(h.name for h, _ in webs) == ["ec2-0", "ec2-1", "ec2-2"]
                 for host, port in webs:
                     assert get(fleet, f"http://{host.address}:{port}/") == host.name
+                # meta routes to each web process at its host's address, as its agent reported
+                backends = routes(fleet, url)["groupme"]
+                assert sorted(backends) == sorted((h.address, port) for h, port in webs)
                 assert set(gun.ok("app:groupme", "ps").split()) >= set(ids)  # ps shows hosts
 
                 tokens = {

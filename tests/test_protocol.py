@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from gun import protocol
 from gun.core.release_phase import order
 from gun.core.slices import build_slice, lease_terms
 from gun.errors import ProtocolError, UnsupportedProtocol
+from gun.jsonread import show
 from gun.model import App, Process, Release
 from gun.protocol import (
     VERSION,
@@ -138,6 +140,8 @@ def wire(data: dict[str, Any]) -> Any:
         (Report(VERSION, (), None, SetupRun("failed", 100, "E: no")), protocol.read_report),
         (Registration(VERSION, None), protocol.read_registration),
         (Registration(VERSION, "/var/lib/gun/instances/i-0a1b2c3d"), protocol.read_registration),
+        (Registration(VERSION, "/srv/gun/i-0a1b2c3d", "172.31.5.9"), protocol.read_registration),
+        (Registration(VERSION, None, "2001:db8::9"), protocol.read_registration),
     ],
     ids=lambda v: type(v).__name__ if not callable(v) else "",
 )
@@ -582,6 +586,53 @@ def test_a_registration_that_does_not_read_is_one_sentence(data: Any, sentence: 
     with pytest.raises(ProtocolError) as e:
         protocol.read_registration(data)
     assert e.value.message == sentence
+
+
+@pytest.mark.parametrize(
+    ("ip", "read"),
+    [
+        (None, None),
+        ("10.0.0.7", "10.0.0.7"),
+        ("2001:DB8:0:0::1", "2001:db8::1"),  # normalised
+        ("::ffff:10.0.0.7", "::ffff:a00:7"),
+        ("fe80::1", "fe80::1"),
+    ],
+)
+def test_the_ip_an_agent_registers(ip: str | None, read: str | None) -> None:
+    got = protocol.read_registration({"version": 1, "address": None, "ip": ip})
+    assert got == Registration(VERSION, None, read)
+
+
+def test_a_registration_without_an_ip_is_an_older_agents() -> None:
+    assert protocol.read_registration({"version": 1, "address": "/srv"}) == Registration(
+        VERSION, "/srv", None
+    )
+
+
+@pytest.mark.parametrize(
+    "ip",
+    [
+        "", "localhost", "10.0.0.256", "10.0.0", "010.0.0.7", " 10.0.0.7", "10.0.0.7:80",
+        "10.0.0.0/8", "fe80::1%eth0", "2001:db8::1::2", "[2001:db8::1]", "x" * 501,
+        7, 167772167, True, ["10.0.0.7"], {"v4": "10.0.0.7"},
+    ],
+)  # fmt: skip
+def test_an_ip_that_is_not_one_is_one_sentence(ip: Any) -> None:
+    with pytest.raises(ProtocolError) as e:
+        protocol.read_registration({"version": 1, "address": None, "ip": ip})
+    assert e.value.message == (
+        f"registration.ip: expected an IPv4 or IPv6 address, got {show(ip)}"
+        if isinstance(ip, str)
+        else f"registration.ip: expected a string, got {show(ip)}"
+    )
+
+
+@given(st.ip_addresses())
+def test_every_ip_reads_back_normalised(ip: IPv4Address | IPv6Address) -> None:
+    for written in (str(ip), ip.exploded, ip.compressed.upper()):
+        got = protocol.read_registration({"version": 1, "address": None, "ip": written})
+        assert got.ip == str(ip)
+        assert protocol.read_registration(wire(protocol.to_json(got))) == got
 
 
 # -- versions --------------------------------------------------------------------------------

@@ -12,10 +12,13 @@ import pytest
 
 from gun import protocol
 from gun.api.app import create_app
+from gun.api.fleet_routes import instance_json
 from gun.core import Platform
 from gun.errors import Forbidden
 from gun.model import Instance
+from gun.protocol import ObservedProcess
 from gun.store import Store
+from tests import fleets
 from tests.fakes import RecordingProvider
 from tests.statements import recorded
 
@@ -35,7 +38,7 @@ def test_twenty_registrations_at_once_place_the_app_once(
 ) -> None:
     platform, fake = fleet
     calls = [
-        (platform.tokens.authenticate(m.token), m.id, f"10.0.0.{n}")
+        (platform.tokens.authenticate(m.token), m.id, f"/srv/gun/{n}", f"10.0.0.{n}")
         for n, m in enumerate(fake.made)
     ]
     bumps = recorded(store, "UPDATE apps SET generation")  # each placement bumps it
@@ -59,10 +62,10 @@ def test_in_one_batch_each_caller_hears_its_own_refusal(
     who = {m.id: platform.tokens.authenticate(m.token) for m in (one, two, three)}
     got = platform.agents.register_many(
         [
-            (who[one.id], one.id, None),
-            (who[one.id], two.id, None),  # another instance's token
-            (who[three.id], "i-nosuch", None),
-            (who[three.id], three.id, None),
+            (who[one.id], one.id, None, None),
+            (who[one.id], two.id, None, None),  # another instance's token
+            (who[three.id], "i-nosuch", None, None),
+            (who[three.id], three.id, None, None),
         ]
     )
     assert isinstance(got[0], Instance) and got[0].state == "online"
@@ -114,3 +117,29 @@ async def _register_as(transport: httpx.ASGITransport, token: str, instance: str
             json=protocol.to_json(protocol.Registration(protocol.VERSION, None)),
             headers={"Authorization": f"Bearer {token}", protocol.HEADER: str(protocol.VERSION)},
         )
+
+
+def test_the_ip_an_agent_registers_is_where_routers_reach_its_web_processes(
+    store: Store, tmp_path: Path
+) -> None:
+    fleet = fleets.Fleet(store, tmp_path, 2)  # provider fake: like ec2, gun knows no host
+    gun, one, two = fleet.platform, *fleet.ids
+    fleet.scale("web=2")
+    for iid in (one, two):
+        placed = gun.agents.desired(fleet.who[iid], iid).processes
+        up = tuple(ObservedProcess(d.name, "up", 1, 5000, 100, 0, None, None) for d in placed)
+        gun.agents.report(fleet.who[iid], iid, protocol.Report(protocol.VERSION, up, None, None))
+    where = {p.name: p.instance for p in gun.processes.all(fleet.admin, "shop")}
+
+    def backends() -> dict[str, str]:
+        routes = gun.routing.table(fleet.admin).routes
+        return {where[b.name]: b.host for b in routes[0].backends}
+
+    assert backends() == {}  # registered without an ip: not routed
+    gun.agents.register(fleet.who[one], one, None, "10.0.0.1")
+    assert backends() == {one: "10.0.0.1"}
+    gun.agents.register_many([(fleet.who[two], two, None, "2001:db8::2")])
+    gun.agents.register(fleet.who[one], one, None)  # could not tell this time: the one it knew
+    assert backends() == {one: "10.0.0.1", two: "2001:db8::2"}
+    shown = [instance_json(i) for i in gun.instances.all(fleet.admin, "shop")]
+    assert all("ip" not in i for i in shown)  # `gun instances` keeps CLI.md's shape

@@ -5,18 +5,25 @@ one table to the next as a table of cases."""
 from __future__ import annotations
 
 import shutil
+import stat
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
+import gun
 from gun import atomic, certs
+from gun.errors import Unavailable
 from gun.router import haproxy
 from gun.router.haproxy import Settings, files, gone, hosts_map, plan, render
-from gun.router.runner import binary
+from gun.router.runner import Router, binary, self_signed_pem
 from gun.router.table import Backend, Certificate, Route, Table
 
 
@@ -226,3 +233,63 @@ def test_plan(
 )
 def test_plan_asks_for_a_reload_when_apps_or_hostnames_change(new: Table) -> None:
     assert plan(TWO, new, S) is None
+
+
+@pytest.mark.parametrize("cryptography", ["importable", "not importable"])
+def test_a_routers_self_signed_default_certificate_comes_from_openssl(
+    home: Path, monkeypatch: pytest.MonkeyPatch, cryptography: str
+) -> None:
+    """As on a fleet host, whose agent has no cryptography: the router makes its default
+    certificate with openssl, and HAProxy loads it."""
+    if cryptography == "not importable":
+        monkeypatch.setitem(sys.modules, "gun.certs", None)
+        monkeypatch.delattr(gun, "certs", raising=False)  # `from gun import certs` looks here
+    s = replace(settings(home), tls_listen="127.0.0.1:18443")
+    router = Router(s, "http://127.0.0.1:9", "unused")
+    table = Table((route("shop"),))
+    pem = router._default_pem(table)
+    assert pem.startswith("-----BEGIN CERTIFICATE-----\n")
+    assert pem.count("-----BEGIN CERTIFICATE-----") == 1
+    assert "-----BEGIN PRIVATE KEY-----" in pem
+    assert router._default_pem(table) is pem  # made once
+    write(files(table, s, pem))
+    done = subprocess.run(
+        [binary(), "-c", "-f", str(s.config)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert stat.S_IMODE((s.tls / "default.pem").stat().st_mode) == 0o600
+    monkeypatch.undo()
+    made = x509.load_pem_x509_certificate(pem.encode())
+    assert made.subject.rfc4514_string() == "CN=gun-router" == made.issuer.rfc4514_string()
+    san = made.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert (made.not_valid_after_utc - made.not_valid_before_utc).days == 825
+    key = serialization.load_pem_private_key(pem.encode(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1"
+    assert key.public_key() == made.public_key()
+
+
+def test_without_openssl_a_router_says_what_to_install(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(home))  # no openssl there
+    with pytest.raises(Unavailable) as e:
+        self_signed_pem()
+    assert e.value.message == (
+        "HTTPS on this router needs the openssl command for its default certificate, and there"
+        " is none: install it (Debian: apt-get install openssl), or unset ROUTER_TLS_PORT"
+    )
+
+
+def test_an_openssl_that_fails_is_one_sentence(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = home / "openssl"
+    fake.write_text("#!/bin/sh\necho 'req: Unknown option or cipher: ec' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(home))
+    with pytest.raises(Unavailable) as e:
+        self_signed_pem()
+    assert e.value.message == (
+        "openssl could not make this router's default certificate (req: Unknown option or"
+        " cipher: ec): install Debian's openssl package (openssl 1.1.1 or newer), or unset"
+        " ROUTER_TLS_PORT"
+    )

@@ -44,13 +44,13 @@ RATE = 200  # requests a second, from 4 keep-alive clients
 STEADY = 30  # seconds of load at least, through the deploy, the restart and the scales
 
 
-def through(fleet: Fleet, router: str, tries: int) -> set[str]:
+def through(fleet: Fleet, router: str, tries: int, *, verify: bool = True) -> set[str]:
     """What `tries` GETs of app.test through the router answered (host and dyno), from the
     control namespace."""
     code = (
         "import httpx, sys\n"
-        f"seen = {{httpx.get({router!r}, headers={{'Host': 'app.test'}}, timeout=10).text"
-        f" for _ in range({tries})}}\n"
+        f"seen = {{httpx.get({router!r}, headers={{'Host': 'app.test'}}, timeout=10,"
+        f" verify={verify!r}).text for _ in range({tries})}}\n"
         "print('\\n'.join(sorted(seen)))"
     )
     done = fleet.control.run([sys.executable, "-c", code], timeout=60)
@@ -130,12 +130,18 @@ def test_a_router_on_a_fourth_host_loses_no_request_through_deploys(
         gun.ok("app:shop", "domains.add:app.test")
 
         gun.ok("apps.create", "gun-router")
-        gun.ok("app:gun-router", "config.set", "ROUTER_PORT=8080", "ROUTER_TIMEOUT=5")
+        gun.ok(
+            "app:gun-router", "config.set", "ROUTER_PORT=8080", "ROUTER_TLS_PORT=8443",
+            "ROUTER_TIMEOUT=5",
+        )  # fmt: skip
         gun.ok("app:gun-router", "instances.create:router", "provider=ssh", "host=edge")
         router = f"http://{edge.address}:8080/"
         seen = serving(fleet, router, 3, gun)  # each process in turn, one on each host
         assert sorted(x.split()[0] for x in seen) == ["a0", "a1", "a2"]
         assert sorted(x.split()[1] for x in seen) == ["web.1", "web.2", "web.3"]
+        # HTTPS too, with the default certificate openssl made: the agent has no cryptography
+        https = through(fleet, f"https://{edge.address}:8443/", 4, verify=False)
+        assert https and https <= seen, https
 
         load = ControlLoad(fleet, router)
         started = time.monotonic()

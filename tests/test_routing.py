@@ -11,7 +11,7 @@ import pytest
 
 from gun import formation
 from gun.core import Platform
-from gun.core.routing import AppRouting, build_table
+from gun.core.routing import AppRouting, backend_of, build_table
 from gun.errors import Forbidden, InvalidParams
 from gun.model import Principal
 from gun.router.table import Backend
@@ -51,6 +51,28 @@ def test_a_local_web_process_is_reached_on_loopback() -> None:
         [Routable("shop", "web.1", 5001, "local", None)],
     )
     assert table.routes[0].backends == (Backend("web.1", "127.0.0.1", 5001),)
+
+
+@pytest.mark.parametrize(
+    ("process", "backend"),
+    [
+        (Routable("shop", "web.1", 5001, "local", None, "10.0.0.7"), ("127.0.0.1", 5001)),
+        (Routable("shop", "web.1", 5001, "local", None, None), ("127.0.0.1", 5001)),
+        (Routable("shop", "web.2", 5002, "ssh", "edge1.example.com", "10.0.0.8"),
+         ("edge1.example.com", 5002)),  # the host as registered, not what its agent says
+        (Routable("shop", "web.2", 5002, "ssh", None, "10.0.0.8"), None),
+        (Routable("shop", "web.3", 5003, "ec2", None, "172.31.5.9"), ("172.31.5.9", 5003)),
+        (Routable("shop", "web.3", 5003, "ec2", None, "2001:db8::9"), ("2001:db8::9", 5003)),
+        (Routable("shop", "web.3", 5003, "ec2", None, None), None),  # an agent before ip
+        (Routable("shop", "web.4", 5004, "cloud9", None, "192.0.2.4"), ("192.0.2.4", 5004)),
+    ],
+)  # fmt: skip
+def test_where_the_router_reaches_a_web_process(
+    process: Routable, backend: tuple[str, int] | None
+) -> None:
+    got = backend_of(process)
+    assert (got and (got.host, got.port)) == backend
+    assert got is None or got.name == process.name
 
 
 @pytest.mark.parametrize("role", ["viewer", "developer"])

@@ -37,6 +37,11 @@ class Object:
             raise ProtocolError(f"{at}: missing")
         return self.data[name], at
 
+    def added(self, name: str) -> tuple[object, str]:
+        """A field added within a protocol version, which older writers do not send: absent
+        reads as null (the only fields that may be absent)."""
+        return self.data.get(name), f"{self.at}.{name}"
+
 
 def maybe(read: Callable[..., T], value: object, at: str, *args: Any, **kw: Any) -> T | None:
     """null, or what `read` reads."""

@@ -12,7 +12,8 @@ sentence naming the field by its path, e.g. `slice.processes[2].command: expecte
 got 3`. Its rules (values are read by gun.jsonread):
 - `version` is read first: the other fields of another protocol may mean other things, so a
   message of another version is refused as such (UnsupportedProtocol), whatever else it holds.
-- Every field is required, null included where a field may be null: nothing is defaulted.
+- Every field is required, null included where a field may be null: nothing is defaulted
+  (but the registration's `ip`, below).
 - Whole numbers are JSON integers (not 2.0, not true) within their field's bounds (what the
   store's columns hold); seconds are finite numbers of at least 0; moments are ISO 8601 text
   with a UTC offset.
@@ -29,10 +30,13 @@ it ignores it (and does not fence); an agent that knows it requires it, as every
 expects a meta at least as new as itself (the ssh provider installs meta's own gun on hosts).
 So were `rendezvous_tls` and `rendezvous_ca` (the rendezvous's TLS, told rather than guessed
 from meta's URL, as it may have a certificate of its own).
+`ip` was added to the registration within protocol 1 the other way round: meta reads a
+registration without it (an older agent's) as null, the ip not known.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -210,10 +214,13 @@ class Slice:
 
 @dataclass(frozen=True, slots=True)
 class Registration:
-    """The agent is up (at `address`, if it says)."""
+    """The agent is up (at `address`, its directory, if it says); `ip` is the address its
+    packets toward meta leave from, where routers reach its web processes (None: it could not
+    tell, or it is older than the field)."""
 
     version: int
     address: str | None
+    ip: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,7 +326,11 @@ def read_registration(data: object) -> Registration:
     version = whole(*o.get("version"), lo=0, hi=INT32)
     if version != VERSION:
         raise UnsupportedProtocol(refusal(version))
-    return Registration(version=version, address=maybe(text, *o.get("address"), limit=ADDRESS_MAX))
+    return Registration(
+        version=version,
+        address=maybe(text, *o.get("address"), limit=ADDRESS_MAX),
+        ip=maybe(_ip, *o.added("ip")),
+    )
 
 
 def read_report(data: object) -> Report:
@@ -403,6 +414,19 @@ def _observed_process(data: object, at: str) -> ObservedProcess:
         exit_code=maybe(whole, *o.get("exit_code"), lo=-INT32 - 1, hi=INT32),
         since=maybe(moment, *o.get("since")),
     )
+
+
+def _ip(data: object, at: str) -> str:
+    """An IPv4 or IPv6 address (no zone: a router on another host cannot use one), normalised
+    (`2001:DB8::1` is `2001:db8::1`)."""
+    found = text(data, at)
+    try:
+        ip = ipaddress.ip_address(found)
+    except ValueError:
+        ip = None
+    if ip is None or (isinstance(ip, ipaddress.IPv6Address) and ip.scope_id):
+        raise expected(at, "an IPv4 or IPv6 address", data)
+    return str(ip)
 
 
 def _slug(data: object, at: str) -> SlugRef:

@@ -31,6 +31,7 @@ from gun.agent.fence import Fence, clock, heartbeat
 from gun.agent.logship import LogShipper
 from gun.agent.materialise import Materialiser
 from gun.agent.metaclient import MetaClient, Refused, Unreachable
+from gun.agent.netaddr import address_towards
 from gun.agent.process import ProcessState
 from gun.agent.reconcile import Action, Desired, Observed, reconcile
 from gun.agent.releasephase import ReleasePhases
@@ -127,7 +128,8 @@ class Agent:
         delay = 0.2
         while not self.stopping.is_set():
             try:
-                registration = protocol.Registration(protocol.VERSION, str(self.root))
+                ip = await self._ip()
+                registration = protocol.Registration(protocol.VERSION, str(self.root), ip)
                 sent = clock()
                 await self.meta.register(self._api, registration)
                 self.fence.renewed(self.terms, sent)
@@ -140,6 +142,17 @@ class Agent:
                 log.warning("meta unreachable at %s (%s); retrying", self.config.meta, e)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    async def _ip(self) -> str | None:
+        """The address this host's packets toward meta leave from, where routers reach its web
+        processes (in a thread: naming meta may ask DNS); None, said in the log, when the host
+        cannot tell (no route to meta yet): meta keeps the one it knew, and the agent registers
+        all the same."""
+        try:
+            return await asyncio.to_thread(address_towards, self.config.meta)
+        except Exception as e:  # never a reason not to register
+            log.warning("cannot tell this host's address towards %s (%s)", self.config.meta, e)
+            return None
 
     def _deleted(self, e: Refused) -> bool:
         """meta refuses this instance's token (401): the instance was deleted and its token

@@ -7,12 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from gun import protocol
 from gun.agent.config import AgentConfig
+from gun.agent.netaddr import address_towards
 from gun.errors import GunError
 from gun.model import ROUTER_APP
 from gun.router import onhost
@@ -20,17 +19,6 @@ from gun.router.haproxy import Settings
 from gun.router.runner import Router
 
 log = logging.getLogger("gun.agent.router")
-
-
-def address_towards(url: str) -> str:
-    """The address of this host that its packets to `url`'s host leave from (no packet is
-    sent: a UDP socket only asks the routing table)."""
-    parts = urlsplit(url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 443
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as s:
-        s.connect((host, port))
-        return str(s.getsockname()[0])
 
 
 class RouterKeeper:

@@ -45,7 +45,9 @@ async def register(
 ) -> dict[str, Any]:
     """Group-committed with the registrations that arrive meanwhile (core/batch.py)."""
     registration = agentwire.read(protocol.read_registration, body, who, instance_id)
-    return instance_json(await gun.agents.registered(who, instance_id, registration.address))
+    return instance_json(
+        await gun.agents.registered(who, instance_id, registration.address, registration.ip)
+    )
 
 
 @router.get(

@@ -34,6 +34,9 @@ from gun.store.time import now
 LEASE_SECONDS = 120.0  # a replacement lease lapses after this (an agent that died mid-way)
 REPORTS_AT_ONCE = 100  # heartbeats in one transaction at most
 
+# a registration: who calls, for which instance, its address (the agent's directory) and its ip
+Registering = tuple[Principal, str, str | None, str | None]
+
 
 def _instance(tx: Tx, instance_id: str) -> Instance:
     inst = tx.instances.get(instance_id)
@@ -61,38 +64,41 @@ class Agents:
         self.release_phase = release_phase
         self.rollout = rollout
         self.slices = SliceCache()
-        self._registrations: Batcher[tuple[Principal, str, str | None], Instance] = Batcher()
+        self._registrations: Batcher[Registering, Instance] = Batcher()
         # a batch holds its apps' rows locked: a scale waits for one batch at most
         self._reports: Batcher[reports.Call, None] = Batcher(most=REPORTS_AT_ONCE)
         self._homes: dict[str, tuple[int, str]] = {}  # instance id: its app's id and name
         self._reading: dict[int, tuple[int, asyncio.Future[AppSlices]]] = {}  # by app id
 
-    def register(self, who: Principal, instance_id: str, address: str | None) -> Instance:
-        """The agent is up: the instance is online (at `address`, if given); back from
-        pending or lost, its app's processes are placed again."""
-        got = self.register_many([(who, instance_id, address)])[0]
+    def register(
+        self, who: Principal, instance_id: str, address: str | None, ip: str | None = None
+    ) -> Instance:
+        """The agent is up: the instance is online (at `address`, if given; routers reach its
+        web processes at `ip`, if given); back from pending or lost, its app's processes are
+        placed again."""
+        got = self.register_many([(who, instance_id, address, ip)])[0]
         if isinstance(got, BaseException):
             raise got
         return got
 
-    async def registered(self, who: Principal, instance_id: str, address: str | None) -> Instance:
+    async def registered(
+        self, who: Principal, instance_id: str, address: str | None, ip: str | None = None
+    ) -> Instance:
         """`register`, group-committed with the registrations that arrive meanwhile
         (core/batch.py): a fleet starting at once is placed once per batch, not once per
         agent (1,000 registrations, each placing the whole app again, took 118 s)."""
         return await self._registrations.run(
-            "register", (who, instance_id, address), self.register_many
+            "register", (who, instance_id, address, ip), self.register_many
         )
 
-    def register_many(
-        self, calls: Sequence[tuple[Principal, str, str | None]]
-    ) -> list[Instance | BaseException]:
+    def register_many(self, calls: Sequence[Registering]) -> list[Instance | BaseException]:
         """Registrations in one transaction: each app's row locked (in name order) before any
         write, then placed once if any of its instances came online. A caller's own refusal
         (a token not the instance's, an instance or app gone) is its own."""
         refused: dict[int, GunError] = {}
         with self.store.write() as tx:
             names = set()
-            for n, (who, instance_id, _) in enumerate(calls):
+            for n, (who, instance_id, _, _) in enumerate(calls):
                 try:
                     check_agent(who, instance_id)
                     names.add(_instance(tx, instance_id).app)
@@ -100,7 +106,7 @@ class Agents:
                     refused[n] = e
             apps = {name: tx.apps.find(name, lock=True) for name in sorted(names)}
             placing: dict[str, App] = {}
-            for n, (who, instance_id, address) in enumerate(calls):
+            for n, (who, instance_id, address, ip) in enumerate(calls):
                 inst = None if n in refused else tx.instances.get(instance_id)
                 app = apps.get(inst.app) if inst else None
                 if inst is None or app is None:
@@ -110,6 +116,8 @@ class Agents:
                 values: dict[str, Any] = {"state": state, "last_heartbeat": now()}
                 if address:
                     values["address"] = address
+                if ip:
+                    values["ip"] = ip
                 tx.instances.update(instance_id, **values)
                 if inst.state != state:
                     placing[app.name] = app
@@ -118,7 +126,7 @@ class Agents:
                 write_placement(tx, app)
             return [
                 refused[n] if n in refused else _instance(tx, instance_id)
-                for n, (_, instance_id, _) in enumerate(calls)
+                for n, (_, instance_id, _, _) in enumerate(calls)
             ]
 
     def generation(self, who: Principal, instance_id: str) -> tuple[int, int]:

@@ -50,12 +50,13 @@ def check_https_only(value: str) -> str:
 
 def backend_of(p: Routable) -> Backend | None:
     """Where the router reaches a web process (pure): a local instance's on loopback, an ssh
-    instance's at its host's address; None where gun does not know it yet (ec2)."""
+    instance's at its registered host's address, any other's (ec2) at the ip its agent reported
+    (the address its packets toward meta leave from); None while gun does not know that."""
     if p.provider == "local":
         return Backend(p.name, LOOPBACK, p.port)
-    if p.provider == "ssh" and p.host_address:
-        return Backend(p.name, p.host_address, p.port)
-    return None
+    if p.provider == "ssh":
+        return Backend(p.name, p.host_address, p.port) if p.host_address else None
+    return Backend(p.name, p.ip, p.port) if p.ip else None
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import pwd
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -172,6 +173,41 @@ def worker_user() -> str | None:
     return HAPROXY_USER
 
 
+def self_signed_pem() -> str:
+    """A self-signed certificate for localhost (CN gun-router, P-256, 825 days) and its key, as
+    one PEM (what HAProxy loads), made by the openssl command: Debian's ca-certificates depends
+    on openssl, so every host has it, where Python's cryptography is only on meta's."""
+    program = shutil.which("openssl")
+    if program is None:
+        raise Unavailable(
+            "HTTPS on this router needs the openssl command for its default certificate, and"
+            " there is none: install it (Debian: apt-get install openssl), or unset"
+            " ROUTER_TLS_PORT"
+        )
+    with tempfile.TemporaryDirectory(prefix="gun-router-cert-") as made:  # mode 700: the key
+        key, cert = Path(made, "key.pem"), Path(made, "cert.pem")
+        command = [
+            program, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-days", "825", "-subj", "/CN=gun-router",
+            "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert),
+        ]  # fmt: skip
+        try:
+            done = subprocess.run(
+                command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60
+            )
+            why = done.stderr.strip().splitlines()[-1:] if done.returncode else []
+            pem = "" if why else cert.read_text() + key.read_text()
+        except (OSError, subprocess.TimeoutExpired) as e:
+            why, pem = [str(e)], ""
+        if not pem or "PRIVATE KEY-----" not in pem:
+            raise Unavailable(
+                f"openssl could not make this router's default certificate"
+                f" ({'; '.join(why) or 'it wrote none'}): install Debian's openssl package"
+                " (openssl 1.1.1 or newer), or unset ROUTER_TLS_PORT"
+            )
+        return pem
+
+
 class Router:
     def __init__(
         self,
@@ -230,26 +266,25 @@ class Router:
     def _default_pem(self, table: Table) -> str:
         """The certificate for names no app's certificate covers: with a local CA, one it
         signs for every app's default hostname (made again when apps come or go); else a
-        self-signed one (browsers warn)."""
+        self-signed one (browsers warn), made by openssl: Python's cryptography is not on a
+        fleet host's agent."""
         if not self.settings.tls_listen:
             return ""
         local = self.settings.local_ca
         names = sorted(r.hostnames[0] for r in table.routes) if local else []
         if self._default is None or self._default[0] != names:
+            if local is None:
+                self._default = (names, self_signed_pem())
+                return self._default[1]
             try:
                 from gun import certs  # cryptography: not on a fleet host's agent by default
             except ImportError:
                 raise Unavailable(
-                    "HTTPS on this router needs Python's cryptography package on its host (for"
-                    " its default certificate): install it into the agent's venv, or unset"
-                    " ROUTER_TLS_PORT"
+                    "HTTPS on this router with GUN_ROUTER_LOCAL_CA needs Python's cryptography"
+                    " package on its host (to sign its default certificate): install it, or"
+                    " leave GUN_ROUTER_LOCAL_CA unset for a self-signed one"
                 ) from None
-            if local is not None:
-                ca = certs.Pair(
-                    (local / "ca.pem").read_bytes(), (local / "ca-key.pem").read_bytes()
-                )
-            else:
-                ca = certs.new_ca("gun router (self-signed)")
+            ca = certs.Pair((local / "ca.pem").read_bytes(), (local / "ca-key.pem").read_bytes())
             pair = certs.new_server(ca, names or ["localhost"])
             self._default = (names, pair.cert.decode() + pair.key.decode())
         return self._default[1]

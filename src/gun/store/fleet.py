@@ -218,6 +218,7 @@ class Routable(NamedTuple):
     port: int
     provider: str  # of its instance
     host_address: str | None  # provider ssh: the address of the host it runs on
+    ip: str | None = None  # its instance's, as its agent reported (None: not known)
 
 
 class ProcessQueries(Queries):
@@ -241,6 +242,7 @@ class ProcessQueries(Queries):
                 processes.c.port,
                 instances.c.provider,
                 hosts.c.address,
+                instances.c.ip,
             )
             .join(apps, apps.c.id == processes.c.app_id)
             .join(instances, instances.c.id == processes.c.instance_id)

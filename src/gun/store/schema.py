@@ -74,6 +74,7 @@ instances = Table(
     Column("setup_output", Text),  # what the setup printed (its end), as its agent reported
     Column("cloud_id", String(40)),  # provider ec2: its EC2 instance id
     Column("cloud_state", String(20)),  # provider ec2: the state EC2 last reported
+    Column("ip", String(45)),  # where routers reach its web processes, as its agent reported
 )
 
 hosts = Table(

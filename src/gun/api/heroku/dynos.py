@@ -196,7 +196,7 @@ def run_request(body: DynoCreate) -> RunRequest:
     )
 
 
-EXIT_MARKER = ' ; echo "\uFFFF heroku-command-exit-status: $?"'
+EXIT_MARKER = ' ; echo "\uffff heroku-command-exit-status: $?"'
 
 
 def exit_status_kept(command: str) -> str:
