@@ -79,7 +79,7 @@ def domains(
 ) -> list[dict[str, Any]]:
     a = find_app(gun, who, app)
     found = [domain_json(gun, a, s.domain) for s in gun.domains.all(who, a.name)]
-    keys: dict[str, Key] = {"id": lambda d: str(d["id"]), "hostname": lambda d: str(d["hostname"])}
+    keys: dict[str, Key] = {"hostname": lambda d: str(d["hostname"]), "id": lambda d: str(d["id"])}
     return paged(request, response, found, list(keys), keys)
 
 
