@@ -57,13 +57,11 @@ import httpx
 import psutil
 
 import harness
-from harness import Broke, free_port, read_response, say, stop_groups, which_gun
+from harness import TIMEOUT, Broke, read_response, run, say, wait_for, which_gun
 
 APP = "bench"
 HOST = f"{APP}.localhost"
 ROUTER_APP = Path(__file__).resolve().parent.parent / "tests" / "apps" / "router_app"
-GUN = [sys.executable, "-m", "gun.cli"]
-TIMEOUT = 180.0  # seconds a CLI command or a wait may take before the run broke
 TARGET_RATIO = 0.70
 TARGET_P50_ADDED_MS = 1.0
 
@@ -80,86 +78,16 @@ def percentile(sorted_values: Sequence[float], pct: float) -> float:
     return sorted_values[rank - 1]
 
 
-def run(argv: Sequence[str | Path], env: dict[str, str] | None = None) -> str:
-    """Run a command to completion, its stdout; Broke if it fails or takes over TIMEOUT."""
-    shown = shlex.join(map(str, argv))
-    try:
-        r = subprocess.run(
-            [str(a) for a in argv], capture_output=True, text=True, timeout=TIMEOUT, env=env
-        )
-    except subprocess.TimeoutExpired:
-        raise Broke(f"`{shown}` did not finish in {TIMEOUT:g} s") from None
-    if r.returncode != 0:
-        raise Broke(f"`{shown}` exited {r.returncode}: {(r.stderr or r.stdout).strip()[-2000:]}")
-    return r.stdout
-
-
-def wait_for(done: Callable[[], Any], timeout: float, what: str, every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (got := done()):
-        if time.monotonic() >= deadline:
-            raise Broke(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(every)
-    return got
-
-
 # --- gun up -----------------------------------------------------------------------------------
 
 
-class Gun:
-    """`gun up --instances 1` in its own process group, everything under `root`."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.home = root / "gun"
-        self.port = free_port()
-        self.router_port = free_port()
-        while self.router_port == self.port:
-            self.router_port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("GUN_")}
-        self.env["XDG_CONFIG_HOME"] = str(root / "config")  # the user's credentials untouched
-        self.log = root / "up.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+class Gun(harness.GunUp):
+    """gun up (harness.GunUp), its router and the processes this bench measures."""
 
     def start(self) -> None:
-        argv = [*GUN, "up", "--dir", str(self.home), "--port", str(self.port)]
-        argv += ["--instances", "1", "--router-port", str(self.router_port)]
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                argv,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-        def health() -> bool:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                tail = self.log.read_text(errors="replace")[-2000:]
-                raise Broke(f"`gun up` exited {self.proc.returncode}:\n{tail}")
-            with contextlib.suppress(httpx.HTTPError):
-                return httpx.get(f"{self.url}/health", timeout=1).status_code == 200
-            return False
-
-        wait_for(health, 60, f"meta's /health (see {self.log})")
-        wait_for(
-            lambda: b"Ctrl-C stops everything" in self.log.read_bytes(),
-            60,
-            f"`gun up` to start the router (see {self.log})",
-        )
+        super().start()
         if b"no router:" in self.log.read_bytes():
             raise Broke("gun up runs no router (is HAProxy installed? scripts/setup installs it)")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_groups([self.proc], 60)  # gun up stops meta, the router, each agent
-
-    def cli(self, *args: str) -> str:
-        token = (self.home / "admin.token").read_text().strip()
-        return run([*GUN, "--api", self.url, "--token", token, *args], env=self.env)
 
     def ps(self) -> list[dict[str, Any]]:
         procs: list[dict[str, Any]] = json.loads(self.cli("--json", f"app:{APP}", "ps"))

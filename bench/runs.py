@@ -37,111 +37,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
 import psutil
 
 import harness
-from harness import Broke, free_port, say, stop_groups, which_gun
+from harness import GUN, Broke, GunUp, say, which_gun
 
 APP = "bench"
 HELLO = Path(__file__).resolve().parent.parent / "examples" / "hello"
-GUN = [sys.executable, "-m", "gun.cli"]
-TIMEOUT = 180.0  # seconds a command or a wait may take before the run broke
 READ = 1 << 20  # bytes a read of a pipe asks for
 BAR = 4.0
-
-
-def wait_for(done: Callable[[], Any], timeout: float, what: str, every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (got := done()):
-        if time.monotonic() >= deadline:
-            raise Broke(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(every)
-    return got
-
-
-class Gun:
-    """`gun up --instances 1` in its own process group, everything under `root`, every port
-    a free one (never a developer's own gun up's 5100-5102, 5180, 5181)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.home = root / "gun"
-        ports: set[int] = set()
-        while len(ports) < 5:
-            ports.add(free_port())
-        self.port, self.drain_port, self.router_port, self.tls_port, self.rdv_port = ports
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("GUN_")}
-        self.env["XDG_CONFIG_HOME"] = str(root / "config")  # the user's credentials untouched
-        self.env["GUN_DRAIN_LISTEN"] = f"127.0.0.1:{self.drain_port}"
-        self.log = root / "up.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        argv = [*GUN, "up", "--dir", str(self.home), "--port", str(self.port), "--instances", "1"]
-        argv += ["--router-port", str(self.router_port), "--router-tls-port", str(self.tls_port)]
-        argv += ["--rendezvous-port", str(self.rdv_port)]
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                argv,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-        def health() -> bool:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                tail = self.log.read_text(errors="replace")[-2000:]
-                raise Broke(f"`gun up` exited {self.proc.returncode}:\n{tail}")
-            with contextlib.suppress(httpx.HTTPError):
-                return httpx.get(f"{self.url}/health", timeout=1).status_code == 200
-            return False
-
-        wait_for(health, 60, f"meta's /health (see {self.log})")
-        wait_for(
-            lambda: b"Ctrl-C stops everything" in self.log.read_bytes(),
-            60,
-            f"`gun up` to be up (see {self.log})",
-        )
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_groups([self.proc], 60)  # gun up stops meta, the router, each agent
-
-    def argv(self, *args: str) -> list[str]:
-        token = (self.home / "admin.token").read_text().strip()
-        return [*GUN, "--api", self.url, "--token", token, *args]
-
-    def cli(self, *args: str) -> str:
-        argv = self.argv(*args)
-        try:
-            r = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, env=self.env)
-        except subprocess.TimeoutExpired:
-            raise Broke(f"`gun {shlex.join(args)}` did not finish in {TIMEOUT:g} s") from None
-        if r.returncode != 0:
-            raise Broke(f"`gun {shlex.join(args)}` exited {r.returncode}: {r.stderr.strip()}")
-        return r.stdout
-
-    def process(self, *words: str) -> psutil.Process:
-        """The one process of gun up's whose command line has these words (meta's: `server
-        meta`; the agent's: `gun.agent`) and names this bench's directory."""
-        found = []
-        for p in psutil.process_iter(["cmdline"]):
-            argv = p.info["cmdline"] or []
-            if str(self.root) in " ".join(argv) and all(w in argv for w in words):
-                found.append(p)
-        if len(found) != 1:
-            raise Broke(f"{len(found)} processes run {' '.join(words)!r} under {self.root}")
-        return found[0]
 
 
 @dataclass
@@ -246,7 +154,7 @@ def bench(root: Path, stack: contextlib.ExitStack, args: argparse.Namespace) -> 
     want = hashlib.sha256(data).hexdigest()
     del data
 
-    gun = Gun(root)
+    gun = GunUp(root)
     stack.callback(gun.stop)
     gun.start()
     app = root / "app"
