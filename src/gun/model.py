@@ -15,6 +15,7 @@ CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 PROCESS_TYPE = re.compile(r"^[A-Za-z0-9_-]+\Z")
 # a process: TYPE.N, N from 1 (web.1; run.7 for a one-off)
 PROCESS_NAME = re.compile(r"^([A-Za-z0-9_-]+)\.([1-9][0-9]{0,5})\Z")
+TERM = re.compile(r"[A-Za-z0-9._+-]{1,64}\Z")  # a terminal type a run's client may ask for
 LAYER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,29}\Z")
 HOST_NAME = re.compile(r"^[a-z][a-z0-9-]{0,29}\Z")
 HOST_ROOT = re.compile(r"^/[A-Za-z0-9._/-]*\Z")

@@ -64,10 +64,10 @@ from gun.model import (
     PROCESS_STATES,
     PROCESS_TYPE,
     SETUP_STATES,
+    TERM,
     ProcessState,
     SetupState,
 )
-from gun.rendezvous import TERM
 
 VERSION = 1
 HEADER = "Gun-Protocol"  # the agent's protocol, on every call it makes

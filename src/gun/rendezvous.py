@@ -23,20 +23,22 @@ decimal; 128+N for a signal N, as a shell says it) and then the agent closes.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import re
 import struct
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gun.errors import ProtocolError
+
+if TYPE_CHECKING:  # asyncio imports ssl: an agent of a plain-http meta keeps it out
+    import asyncio
 
 GREETING = b"rendezvous\r\n"
 LINE_MAX = 4096  # bytes of a caller's first line
 FRAME_MAX = 1 << 20  # bytes of one frame's payload
 READ_CHUNK = 64 * 1024  # bytes an end reads (and so frames) at a time
 SCHEME = "rendezvous"
-TERM = re.compile(r"[A-Za-z0-9._+-]{1,64}\Z")  # a terminal type a client may ask for
 _HEADER = struct.Struct(">cI")
 _SIZE = struct.Struct(">HH")
 _SECRET = re.compile(r"[A-Za-z0-9_-]{16,128}\Z")
@@ -142,6 +144,8 @@ def read_exit(payload: bytes) -> int:
 
 async def read_frame(reader: asyncio.StreamReader) -> tuple[Kind, bytes] | None:
     """The next frame; None at a clean end of stream (between frames)."""
+    import asyncio
+
     try:
         header = await reader.readexactly(_HEADER.size)
     except asyncio.IncompleteReadError as e:
@@ -166,6 +170,8 @@ async def read_line(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
     """A caller's first line (at most LINE_MAX bytes) and what came after it in the same reads
     (a client may type ahead of the greeting: it is passed on, not lost). heroku3 ends its
     secret with no line end, so what arrives before a pause of a second counts as the line."""
+    import asyncio
+
     buf = b""
     while b"\n" not in buf and len(buf) <= LINE_MAX:
         try:

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 from gun.core.access import authorize
 from gun.errors import Conflict, Forbidden, InvalidParams, NotFound
-from gun.model import PROCESS_NAME, RUN_TYPE, App, Instance, Principal, Run
+from gun.model import PROCESS_NAME, RUN_TYPE, TERM, App, Instance, Principal, Run
 from gun.protocol import COMMAND_MAX, RunOrder
-from gun.rendezvous import TERM, Address, Framing
+from gun.rendezvous import Address, Framing
 from gun.store import Store, Tx
 from gun.store.time import now
 

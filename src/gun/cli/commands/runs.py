@@ -12,7 +12,7 @@ from gun.cli import attach, output
 from gun.cli.commands.apps import p
 from gun.cli.context import Ctx, app_option, need_app, pass_ctx
 from gun.errors import UsageError
-from gun.rendezvous import TERM
+from gun.model import TERM
 
 
 def start(ctx: Ctx, app: str, body: dict[str, object]) -> int:
