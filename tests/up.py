@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -23,11 +24,11 @@ from tests.meta import GUN, Result, free_port
 
 @contextmanager
 def running(
-    tmp: Path, instances: int, instance_timeout: float = 5.0, **settings: str
+    tmp: Path, instances: int, instance_timeout: float = 5.0, https: bool = False, **settings: str
 ) -> Iterator[Up]:
-    """A started platform (with GUN_* `settings`), stopped afterwards; every process group it
-    made is killed anyway."""
-    platform = Up(tmp, instances=instances, instance_timeout=instance_timeout)
+    """A started platform (with GUN_* `settings`; meta on HTTPS with `https`), stopped
+    afterwards; every process group it made is killed anyway."""
+    platform = Up(tmp, instances=instances, instance_timeout=instance_timeout, https=https)
     platform.env.update(settings)
     try:
         platform.start()
@@ -40,11 +41,14 @@ def running(
 
 
 class Up:
-    def __init__(self, tmp: Path, instances: int = 2, instance_timeout: float = 5.0) -> None:
+    def __init__(
+        self, tmp: Path, instances: int = 2, instance_timeout: float = 5.0, https: bool = False
+    ) -> None:
         self.home = tmp / "gun"
         self.config = tmp / "config"
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.https = https
+        self.url = f"{'https' if https else 'http'}://127.0.0.1:{self.port}"
         self.instances = instances
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("GUN_")}
         self.drain_port = free_port()
@@ -79,6 +83,7 @@ class Up:
                     str(self.router_tls_port),
                     "--rendezvous-port",
                     str(self.rendezvous_port),
+                    *(["--https"] if self.https else []),
                 ],
                 env=self.env,
                 stdout=out,
@@ -114,10 +119,18 @@ class Up:
             f"{self.url}/v1/apps/{app}/processes",
             headers={"Authorization": f"Bearer {token}"},
             timeout=10,
+            verify=self.verify,
         )
         r.raise_for_status()
         procs: list[dict[str, Any]] = r.json()["processes"]
         return procs
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """How a client of meta checks its certificate: against gun up's CA with `https`."""
+        if not self.https:
+            return True
+        return ssl.create_default_context(cafile=str(self.home / "tls" / "ca.pem"))
 
     def agent_pid(self, instance: str) -> int:
         record = json.loads((self.home / "instances" / instance / "agent.pid").read_text())

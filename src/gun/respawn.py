@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -52,10 +53,12 @@ def tail(path: Path, lines: int = LOG_TAIL) -> list[str]:
     return [line for line in text.splitlines() if line.strip()][-lines:]
 
 
-def answers(url: str, timeout: float = 0.5) -> bool:
-    """Whether something answers HTTP on url's /health (any status: a 503 is an answer)."""
+def answers(url: str, timeout: float = 0.5, ca: str | None = None) -> bool:
+    """Whether something answers HTTP on url's /health (any status: a 503 is an answer); an
+    https URL's certificate verified against `ca` (PEM) when given."""
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cadata=ca) if ca else True
     try:
-        httpx.get(f"{url}/health", timeout=timeout)
+        httpx.get(f"{url}/health", timeout=timeout, verify=verify)
     except httpx.HTTPError:
         return False
     return True
@@ -73,8 +76,10 @@ class Respawned:
         url: str,
         say: Callable[[str], None],
         backoff: Backoff = BACKOFF,
+        ca: str | None = None,
     ) -> None:
         self.what, self.argv, self.env, self.log, self.url = what, list(argv), env, log, url
+        self.ca = ca  # PEM: the CA its https URL's certificate is signed by
         self._say = say
         self._backoff = backoff
         self.proc: subprocess.Popen[bytes] | None = None
@@ -109,7 +114,7 @@ class Respawned:
             if self.proc.poll() is not None:
                 said = " / ".join(tail(self.log))
                 raise Unavailable(f"{self.what} {ended(self.proc.returncode)}: {said}")
-            if answers(self.url, 1.0):
+            if answers(self.url, 1.0, self.ca):
                 return
             time.sleep(0.1)
         raise Unavailable(
@@ -131,7 +136,7 @@ class Respawned:
             return
         code = self.proc.poll()
         if code is None:
-            if not self._back and answers(self.url, 0.3):
+            if not self._back and answers(self.url, 0.3, self.ca):
                 self._back = True
                 self._say(f"{self.what} is back on {self.url} (pid {self.proc.pid})")
             return

@@ -115,6 +115,7 @@ def _drain_port(port: int) -> int:
 
 ROUTER_PORT = 5180
 RENDEZVOUS_PORT = 5102  # where `gun run` attaches to one-off processes
+TLS_OF_META = ("GUN_RENDEZVOUS_TLS_CERT", "GUN_RENDEZVOUS_TLS_KEY", "GUN_RENDEZVOUS_TLS_CA")
 
 
 def local_ca(home: Path) -> Path:
@@ -184,20 +185,23 @@ def run(
     port: int,
     instances: int,
     say: Callable[[str], None] = print,
-    ready: Callable[[str, str], None] | None = None,
+    ready: Callable[[str, str, str | None], None] | None = None,
     router_port: int = ROUTER_PORT,
     router_tls_port: int = ROUTER_PORT + 1,
     rendezvous_port: int = RENDEZVOUS_PORT,
+    https: bool = False,
 ) -> None:
-    """Run the platform until Ctrl-C or SIGTERM. `ready(url, token)` is called once meta and
-    the drain answer (the CLI writes its credentials then). The router serves every app at
+    """Run the platform until Ctrl-C or SIGTERM. `ready(url, token, ca)` is called once meta
+    and the drain answer (the CLI writes its credentials then; `ca`: the PEM of the CA meta's
+    certificate is signed by, with `https`: meta serves HTTPS with a certificate of gun up's
+    CA, DIR/tls/ca.pem, and every part of the platform pins it). The router serves every app at
     http://APP.localhost:ROUTER_PORT/ when HAProxy is installed (else gun up says so and apps
     answer on their processes' own ports only)."""
     os.umask(0o077)  # what the platform makes is its own unless it says otherwise (gun.isolation)
     home = isolation.make_dir(home.expanduser().resolve(), isolation.SEARCHABLE)
     isolation.make_dir(home / "log", isolation.PRIVATE_DIR)
     token = admin_token(home)
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if https else 'http'}://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GUN_")}
     drain_credential = drain_token(home)
     env.update(
@@ -216,12 +220,19 @@ def run(
         GUN_RENDEZVOUS_TLS_KEY=str(tls / "rendezvous-key.pem"),
         GUN_RENDEZVOUS_TLS_CA=str(tls / "ca.pem"),
     )
+    ca = (tls / "ca.pem").read_text() if https else None
+    if https:  # meta's certificate is the rendezvous's (127.0.0.1, localhost); all pin the CA
+        env.update(
+            GUN_TLS_CERT=str(tls / "rendezvous.pem"),
+            GUN_TLS_KEY=str(tls / "rendezvous-key.pem"),
+            GUN_TLS_CA=str(tls / "ca.pem"),
+        )
     drain_listen = os.environ.get("GUN_DRAIN_LISTEN") or f"127.0.0.1:{_drain_port(port)}"
     drain_url = f"http://{drain_listen}"
     env["GUN_DRAIN_URL"] = drain_url
     drain_env = {k: v for k, v in env.items() if k not in ("GUN_ADMIN_TOKEN", "GUN_DRAIN_TOKEN")}
-    for key in ("GUN_RENDEZVOUS_TLS_CERT", "GUN_RENDEZVOUS_TLS_KEY", "GUN_RENDEZVOUS_TLS_CA"):
-        drain_env.pop(key)
+    for key in (*TLS_OF_META, "GUN_TLS_CERT", "GUN_TLS_KEY"):
+        drain_env.pop(key, None)  # the drain keeps GUN_TLS_CA: meta's, which it pins
     drain_env.update(GUN_META_URL=url, GUN_DRAIN_META_TOKEN=drain_credential)
     for key in DRAIN_PASSED:
         if key in os.environ:
@@ -254,6 +265,7 @@ def run(
         home / "log" / "meta.log",
         url,
         say,
+        ca=ca,
     )
     try:
         drain.start()
@@ -264,7 +276,7 @@ def run(
             router.start()
             router.wait_answering(30)
         if ready is not None:
-            ready(url, token)
+            ready(url, token, ca)
         say(f"gun is up: meta on {url}, the drain on {drain_url}, data in {home}")
         say(f"every new app gets {instances} local instance(s) in layer default")
         say(

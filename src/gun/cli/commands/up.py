@@ -41,6 +41,11 @@ from gun.settings import gun_home
     show_default=True,
     help="where `gun run` and `console` attach to one-off processes, on 127.0.0.1",
 )
+@click.option(
+    "--https",
+    is_flag=True,
+    help="meta serves HTTPS with a certificate of gun up's CA (DIR/tls/ca.pem), pinned by all",
+)
 def up(
     directory: str | None,
     port: int,
@@ -48,13 +53,24 @@ def up(
     router_port: int,
     router_tls_port: int,
     rendezvous_port: int,
+    https: bool,
 ) -> None:
     """Run the whole platform here: meta on SQLite plus local instances. Ctrl-C stops it all."""
     from gun.up import run
 
-    def ready(url: str, token: str) -> None:
-        saved = credentials.save(credentials.Credentials(api=url, token=token))
+    def ready(url: str, token: str, ca: str | None) -> None:
+        saved = credentials.save(credentials.Credentials(api=url, token=token, ca=ca))
         output.note(f"credentials for `gun` written to {saved}")
 
     home = Path(directory) if directory else gun_home()
-    run(home, port, instances, output.note, ready, router_port, router_tls_port, rendezvous_port)
+    run(
+        home,
+        port,
+        instances,
+        output.note,
+        ready,
+        router_port,
+        router_tls_port,
+        rendezvous_port,
+        https,
+    )
