@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -44,10 +45,17 @@ def _check_key(key: bytes, where: str) -> None:
 
 
 class Box:
-    """Encrypts and decrypts config var values with one Fernet key."""
+    """Encrypts and decrypts config var values with one Fernet key; signs with it too."""
 
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
+        self._key = key
+
+    def mac(self, purpose: str, value: str) -> str:
+        """HMAC-SHA256 of `value` under the key, for `purpose` (a value mac'd for one purpose
+        is no proof for another): hex."""
+        key = hmac.new(self._key, purpose.encode(), hashlib.sha256).digest()
+        return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
 
     def seal(self, value: str) -> str:
         return self._fernet.encrypt(value.encode()).decode()

@@ -13,7 +13,7 @@ from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from gun import __version__
+from gun import __version__, dashboard
 from gun.api import (
     agent_routes,
     build_routes,
@@ -150,10 +150,12 @@ def create_app(
     routers.append(domain_routes.router)
     routers.append(run_routes.router)
     routers.append(seed.router)
+    routers.append(dashboard.router)  # under /dash: its own cookie session, no bearer token
     routers += heroku.routers  # at the root, after the seed's /apps/show/APP
     # the token, then the body's size, before any routing
     app.add_middleware(gate.Gate, routers=routers)
     app.add_middleware(heroku.HerokuHeaders)
+    app.add_middleware(dashboard.Rewrite)  # a browser's `/`, `/apps/APP`: to /dash, first
 
     @app.get("/health", tags=["health"])
     @app.get("/v1/health", tags=["health"])
@@ -164,4 +166,5 @@ def create_app(
 
     for router in routers:
         app.include_router(router)
+    app.mount("/dash/static", dashboard.static_files(), name="dashboard-static")
     return app
