@@ -8,10 +8,13 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
+from gun.dashboard import pages, rewrite, views
+from gun.model import Process
 from tests.meta import MetaServer
 
 ADMIN = "gun_test_admin_token"
@@ -140,11 +143,11 @@ def test_the_app_page_shows_every_section(server: MetaServer) -> None:
             '<section id="releases">',
             '<tr data-release="3" class="current">',
             '<form data-rollback="2"',
-            "button type=\"submit\" data-confirm=",
+            'button type="submit" data-confirm=',
             '<section id="config">',
             '<summary class="name">GREETING</summary><code class="value">two</code>',
             '<section id="audit">',
-            "<td class=\"action\">formation.scale</td>",
+            '<td class="action">formation.scale</td>',
             'src="/dash/static/live.js"',
         ):
             assert mark in page, mark
@@ -241,7 +244,9 @@ def test_a_scoped_token_never_sees_another_app(server: MetaServer) -> None:
         r = b.get("/apps/demo")
         assert r.status_code == 404 and "app &#39;demo&#39; does not exist" in r.text
         assert b.get("/dash/apps/demo/processes").status_code == 404
-        r = b.post("/dash/apps/demo/scale", data={"csrf": csrf(page), "type": "web", "quantity": "1"})
+        r = b.post(
+            "/dash/apps/demo/scale", data={"csrf": csrf(page), "type": "web", "quantity": "1"}
+        )
         assert r.status_code == 404
         assert b.get("/apps/other").status_code == 200
 
@@ -262,3 +267,64 @@ def test_logout_ends_the_session(server: MetaServer) -> None:
         assert (r.status_code, r.headers["location"]) == (303, "/login")
         assert 'gun_session=""' in r.headers["set-cookie"] or "Max-Age=0" in r.headers["set-cookie"]
         assert b.get("/").headers["location"] == "/login"
+
+
+def process(name: str, instance: str | None, state: str = "up", desired: bool = True) -> Process:
+    since = datetime(2026, 1, 1, 11, 0, 0)  # naive, as SQLite hands it back
+    return Process(
+        "demo", name, name.split(".")[0], instance, desired, state, 3, 5000, 42, 1, None, since
+    )  # type: ignore[arg-type]
+
+
+def test_the_processes_rows_group_by_instance() -> None:
+    """Without instances the server has no processes to show, so the rows are checked here:
+    instances by name, web.2 before web.10, unplaced last, what meta stops as stopping."""
+    at = datetime(2026, 1, 1, 12, 5, 0, tzinfo=UTC)
+    procs = [
+        process("web.10", "i-b"),
+        process("web.2", "i-b", "crashed"),
+        process("worker.1", "i-a", desired=False),
+        process("web.3", None, "starting"),
+    ]
+    groups = views.by_instance(procs, at)
+    assert [(i, [r.name for r in rows]) for i, rows in groups] == [
+        ("i-a", ["worker.1"]),
+        ("i-b", ["web.2", "web.10"]),
+        ("", ["web.3"]),
+    ]
+    assert groups[0][1][0] == views.ProcessRow("worker.1", "stopping", 3, 1, "1h 5m")
+    html = pages.templates.get_template("processes.html").render(instances=groups)
+    assert '<tbody data-instance="i-b">' in html
+    row = html.split('<tr data-process="web.2">')[1].split("</tr>")[0]
+    assert '<td class="state state-crashed">crashed</td>' in row
+    assert '<td class="release">v3</td>' in row and '<td class="restarts">1</td>' in row
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(0, "0s"), (59, "59s"), (60, "1m"), (3599, "59m"), (3600, "1h 0m"), (90061, "1d 1h")],
+)
+def test_uptime(seconds: int, shown: str) -> None:
+    since = datetime(2026, 1, 1, tzinfo=UTC)
+    assert views.uptime(since, since + timedelta(seconds=seconds)) == shown
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "page"),
+    [
+        ("GET", "/", {b"accept": b"text/html"}, "/dash/"),
+        ("HEAD", "/login", {b"accept": b"text/html,*/*"}, "/dash/login"),
+        ("GET", "/apps", {b"accept": b"TEXT/HTML"}, "/dash/apps"),
+        ("GET", "/apps/demo", {b"accept": b"text/html"}, "/dash/apps/demo"),
+        ("GET", "/apps/demo", {b"accept": b"text/html", b"authorization": b"Bearer x"}, None),
+        ("GET", "/apps/demo", {b"accept": b"application/vnd.heroku+json"}, None),
+        ("GET", "/apps/demo", {}, None),
+        ("POST", "/apps", {b"accept": b"text/html"}, None),
+        ("GET", "/apps/demo/releases", {b"accept": b"text/html"}, None),
+        ("GET", "/v1/apps", {b"accept": b"text/html"}, None),
+    ],
+)
+def test_which_requests_are_a_browsers_pages(
+    method: str, path: str, headers: dict[bytes, bytes], page: str | None
+) -> None:
+    assert rewrite.page_of(method, path, headers) == page
