@@ -83,6 +83,7 @@ def _kill(processes: list[psutil.Process]) -> None:
 def page(browser: Browser) -> Iterator[Page]:
     """A fresh context (its own cookies) and a page at 1280×800, closed afterwards."""
     context = browser.new_context(viewport={"width": WIDTH, "height": HEIGHT})
+    context.set_default_timeout(15_000)
     try:
         yield context.new_page()
     finally:
@@ -95,7 +96,42 @@ def login(page: Page, url: str, token: str) -> None:
     page.goto(f"{url.rstrip('/')}/login")
     page.fill("form#login input[name=token]", token)
     with page.expect_navigation():
-        page.click("form#login [type=submit]")
+        page.click(submit("form#login"))
+
+
+def submit(form: str) -> str:
+    """A selector of the submit button of the form `form` selects (a button without a type
+    submits too)."""
+    return (
+        f"{form} button:not([type=button]):not([type=reset]), "
+        f"{form} input[type=submit], {form} input[type=image]"
+    )
+
+
+def fields(page: Page, form: str) -> dict[str, str]:
+    """What the form `form` selects would post: its named inputs' and selects' values (the
+    first of each name; unchecked boxes left out)."""
+    got: dict[str, str] = page.eval_on_selector(
+        form,
+        "f => Object.fromEntries([...new FormData(f).entries()].reverse()"
+        ".map(([k, v]) => [k, String(v)]))",
+    )
+    return got
+
+
+def post(page: Page, path: str, form: dict[str, str]) -> int:
+    """POSTs `form` (urlencoded) to `path` from the page's own script, as a form of the page
+    would (its cookies, its Origin), without following a redirect; returns the status (0 for a
+    redirect, which fetch hides)."""
+    status: int = page.evaluate(
+        """async ([path, form]) => {
+          const r = await fetch(path, {method: 'POST', body: new URLSearchParams(form),
+                                       credentials: 'same-origin', redirect: 'manual'});
+          return r.status;
+        }""",
+        [path, form],
+    )
+    return status
 
 
 # Every visible element's box, and whether it is in the header; elements of zero size,
@@ -156,8 +192,8 @@ def layout_ok(page: Page) -> list[str]:
     return wrong
 
 
-def screenshot(page: Page, path: Path) -> Path:
-    """The whole page as a PNG at `path` (its directory made)."""
+def screenshot(page: Page, path: Path, full_page: bool = False) -> Path:
+    """The window (the whole page with `full_page`) as a PNG at `path` (its directory made)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     return path

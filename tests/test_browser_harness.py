@@ -45,6 +45,9 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(200, body.encode())
 
     def do_POST(self) -> None:
+        if self.path != "/login":
+            self.reply(403, b"refused")
+            return
         length = int(self.headers.get("Content-Length", "0"))
         token = parse_qs(self.rfile.read(length).decode()).get("token", [""])[0]
         self.send_response(303)
@@ -90,6 +93,12 @@ def test_chromium_renders_logs_in_checks_layout_and_leaves_nothing(
             page.goto(f"{site}/")
             assert page.text_content("main") == "fine; cookie "
             assert browser.layout_ok(page) == []
+
+            page.goto(f"{site}/login")
+            assert browser.fields(page, "form#login") == {"token": ""}
+            assert browser.post(page, "/login", {"token": "x"}) == 0  # a redirect
+            assert browser.post(page, "/nowhere", {}) == 403
+            page.context.clear_cookies()
 
             browser.login(page, site, "s3cret")
             assert page.url == f"{site}/"
