@@ -33,6 +33,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from gun import formation as formations
 from gun.core import Platform
+from gun.core.access import authorize
 from gun.dashboard import session as sessions
 from gun.dashboard import views
 from gun.dashboard.session import Session
@@ -221,6 +222,7 @@ def version_of(text: str | None) -> int:
 def rollback(request: Request, s: Session, form: Form) -> Response:
     name = request.path_params["app"]
     visible(s.who, name)
+    authorize(s.who, "developer", name)  # a viewer is refused here, not shown a confirmation
     version = version_of(form.get("version"))
     if form.get("confirmed") != "yes":  # no JavaScript asked: the confirmation page asks
         return to(f"{PREFIX}{app_path(name)}/rollback?version={version}")
@@ -231,6 +233,7 @@ def rollback(request: Request, s: Session, form: Form) -> Response:
 def confirm_rollback(request: Request, s: Session) -> Response:
     name = request.path_params["app"]
     visible(s.who, name)
+    authorize(s.who, "developer", name)
     version = version_of(request.query_params.get("version"))
     gun = platform_of(request)
     release = gun.releases.info(s.who, name, version).release
