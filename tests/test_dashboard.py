@@ -200,7 +200,9 @@ def test_rollback_asks_first_then_rolls_back(server: MetaServer) -> None:
         assert config == {"GREETING": "one"}
 
 
-@pytest.mark.parametrize("given", [None, "", "0" * 64], ids=["missing", "empty", "wrong"])
+@pytest.mark.parametrize(
+    "given", [None, "", "0" * 64, "é" * 64], ids=["missing", "empty", "wrong", "not-ascii"]
+)
 def test_a_post_without_the_csrf_token_is_refused(server: MetaServer, given: str | None) -> None:
     with signed_in(server) as b:
         before, scale = current_release(server), formation(server)

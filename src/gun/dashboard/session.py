@@ -89,7 +89,8 @@ def current(request: Request) -> Session | None:
 
 
 def check_csrf(session: Session, given: str | None) -> None:
-    if not given or not hmac.compare_digest(given, session.csrf):
+    # bytes: compare_digest refuses a str that is not ASCII with a TypeError (a 500)
+    if not given or not hmac.compare_digest(given.encode(), session.csrf.encode()):
         raise Forbidden(BAD_CSRF)
 
 
