@@ -330,3 +330,11 @@ def test_which_requests_are_a_browsers_pages(
     method: str, path: str, headers: dict[bytes, bytes], page: str | None
 ) -> None:
     assert rewrite.page_of(method, path, headers) == page
+
+
+def test_a_page_of_any_name_is_rewritten_whole(server: MetaServer) -> None:
+    """A name no app may have (not even latin-1) is the dashboard's 404 page, not a crash."""
+    with signed_in(server) as b:
+        r = b.get("/apps/%E2%98%83", headers={"accept": "text/html"})
+        assert r.status_code == 404
+        assert "text/html" in r.headers["content-type"]

@@ -35,5 +35,6 @@ class Rewrite:
         if scope["type"] == "http":
             page = page_of(scope["method"], scope["path"], dict(scope["headers"]))
             if page is not None:
-                scope = {**scope, "path": page, "raw_path": page.encode("latin-1")}
+                raw = scope.get("raw_path") or scope["path"].encode("utf-8")
+                scope = {**scope, "path": page, "raw_path": PREFIX.encode() + raw}
         await self.app(scope, receive, send)
