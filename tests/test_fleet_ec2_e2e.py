@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from gun import isolation
 from tests.hosts import Fleet, Host
 from tests.hosts.cloud import AWS_ENV, Cloud, ec2, moto
@@ -84,6 +86,9 @@ def routes(fleet: Fleet, url: str) -> dict[str, list[tuple[str, int]]]:
     }
 
 
+# three instances boot their user-data on test hosts, then leave: ~60 s alone, past the
+# suite's 300 s once on a loaded 2-CPU CI machine (41 min run), so it gets 600
+@pytest.mark.timeout(600)
 def test_the_seed_command_runs_an_app_on_three_ec2_instances_and_they_leave_nothing(
     hosts_ready: None, tmp_path: Path
 ) -> None:
