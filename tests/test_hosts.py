@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -163,14 +164,31 @@ def test_two_fleets_at_once_do_not_meet(hosts_ready: None) -> None:
 # what is left ----------------------------------------------------------------------------
 
 
+def settled(pids: Callable[[], list[int]], count: int) -> list[psutil.Process]:
+    """The processes `pids` names once `count` of them live: an ssh session's own processes
+    are still going away for a moment after `ssh` returns."""
+    deadline = time.monotonic() + 10
+    while True:
+        alive = []
+        for pid in pids():
+            try:
+                alive.append(psutil.Process(pid))
+            except psutil.NoSuchProcess:
+                continue
+        if len([p for p in alive if running(p)]) == count or time.monotonic() > deadline:
+            assert len(alive) == count, [p.pid for p in alive]
+            return alive
+        time.sleep(0.05)
+
+
 def test_nothing_of_a_fleet_is_left_after_it(hosts_ready: None) -> None:
     with pytest.raises(RuntimeError, match="the test failed"), Fleet() as fleet:
         a, b = fleet.host("a"), fleet.host("b")
         # an agent that outlives its ssh session, and a client in the control namespace
         assert a.ssh(f"cd {a.root}; setsid sleep 600 </dev/null >/dev/null 2>&1 &").returncode == 0
         client = fleet.control.popen(["sleep", "600"])
-        made = [psutil.Process(pid) for pid in [*a.pids(), *b.pids(), client.pid]]
-        assert len(made) == 6  # per host unshare and its sshd; the agent; the client
+        made = settled(lambda: [*a.pids(), *b.pids(), client.pid], 6)
+        # per host unshare and its sshd; the agent; the client
         prefix, subnet, where = fleet.prefix, str(fleet.subnet), str(fleet.dir)
         assert len(namespaces(prefix)) == 3
         raise RuntimeError("the test failed")  # leaving the fleet by an error, as a test would

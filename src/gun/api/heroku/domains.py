@@ -12,7 +12,6 @@ GET    /apps/{app}/domains/{hostname_or_id}  domains:info, :wait
 DELETE /apps/{app}/domains/{hostname_or_id}  domains:remove HOST     app.remove_domain()
 GET    /apps/{app}/addons                    addons, apps:info       app.addons()
 GET    /apps/{app}/addon-attachments         apps:info
-GET    /apps/{app}/collaborators             apps:info, access       app.collaborators()
 GET    /oauth/authorizations                 authorizations
 """
 
@@ -112,13 +111,6 @@ def addons(app: str, who: Who, gun: Gun) -> list[dict[str, Any]]:
 
 @router.get("/apps/{app}/addon-attachments")
 def addon_attachments(app: str, who: Who, gun: Gun) -> list[dict[str, Any]]:
-    find_app(gun, who, app)
-    return []
-
-
-@router.get("/apps/{app}/collaborators")
-def collaborators(app: str, who: Who, gun: Gun) -> list[dict[str, Any]]:
-    """gun's access is by token and role, not by collaborator."""
     find_app(gun, who, app)
     return []
 
