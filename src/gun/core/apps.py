@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ from gun.model import (
 )
 from gun.providers import InstanceProvider
 from gun.store import Store
+from gun.store.apps import Glance
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,17 @@ class Status:
     processes: dict[ProcessState, int]  # how many are in each state (undesired: stopping)
     instances: int
     last_deploy: str | None
+
+
+def status_of(g: Glance) -> Status:
+    return Status(
+        app=g.app,
+        release=g.release,
+        formation=g.formation,
+        processes={s: g.states.get(s, 0) for s in PROCESS_STATES},
+        instances=g.instances,
+        last_deploy=None if g.last_deploy is None else g.last_deploy.isoformat(),
+    )
 
 
 class Apps:
@@ -111,17 +122,16 @@ class Apps:
     def status(self, who: Principal, name: str) -> Status:
         authorize(who, "viewer", name)
         with self.store.read() as tx:
-            app = tx.apps.existing(name)
-            states = Counter(p.state if p.desired else "stopping" for p in tx.processes.of(app.id))
-            deploys = [e for e in tx.events.of(name, 50) if e.action == "release.deploy"]
-            return Status(
-                app=name,
-                release=tx.releases.current_version(app.id),
-                formation=tx.formation.of(app.id),
-                processes={s: states.get(s, 0) for s in PROCESS_STATES},
-                instances=sum(tx.instances.counts(app.id).values()),
-                last_deploy=deploys[0].created_at.isoformat() if deploys else None,
-            )
+            glances = tx.apps.glances(only=name)
+        if not glances:
+            raise NotFound(f"app {name!r} does not exist")
+        return status_of(glances[0])
+
+    def statuses(self, who: Principal) -> list[Status]:
+        """`status` of every app `who` may see, by name (the dashboard's apps page)."""
+        authorize(who, "viewer", who.app)
+        with self.store.read() as tx:
+            return [status_of(g) for g in tx.apps.glances(only=who.app)]
 
     def events(self, who: Principal, name: str, limit: int = 100) -> list[Event]:
         """The app's audit log, newest first."""

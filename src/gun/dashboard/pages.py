@@ -168,7 +168,8 @@ def logout(request: Request, s: Session, form: Form) -> Response:
 
 def apps_page(request: Request, s: Session) -> Response:
     gun = platform_of(request)
-    rows = [views.app_row(gun.apps.status(s.who, a.name)) for a in gun.apps.all(s.who)]
+    at = now()
+    rows = [views.app_row(status, at) for status in gun.apps.statuses(s.who)]
     return render("apps.html", session=s, apps=rows, title="Apps")
 
 

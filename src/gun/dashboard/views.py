@@ -22,6 +22,8 @@ class AppRow:
     formation: str  # web=2 worker=1
     up: int
     total: int
+    last_deploy: str  # ISO 8601; empty: never deployed
+    deployed_ago: str  # `3h 5m`; empty: never deployed
 
 
 def formation_text(totals: Mapping[str, int]) -> str:
@@ -30,11 +32,15 @@ def formation_text(totals: Mapping[str, int]) -> str:
     return " ".join(f"{t}={totals[t]}" for t in order) or "none"
 
 
-def app_row(status: Status) -> AppRow:
+def app_row(status: Status, at: datetime) -> AppRow:
     """An app's row: processes up of the formation's total (those meta is stopping are not)."""
     totals = status.formation
     up = status.processes.get("up", 0)
-    return AppRow(status.app, status.release, formation_text(totals), up, sum(totals.values()))
+    when = status.last_deploy or ""
+    ago = uptime(datetime.fromisoformat(when), at) if when else ""
+    return AppRow(
+        status.app, status.release, formation_text(totals), up, sum(totals.values()), when, ago
+    )
 
 
 def uptime(since: datetime | None, at: datetime) -> str:

@@ -3,9 +3,12 @@ formation."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, case, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gun.crypto import Box
@@ -13,8 +16,28 @@ from gun.errors import Conflict, NotFound
 from gun.layersettings import LayerSettings
 from gun.model import App, Layer
 from gun.store.queries import Queries
-from gun.store.schema import apps, config_vars, formation, layers, releases
+from gun.store.schema import (
+    apps,
+    config_vars,
+    events,
+    formation,
+    instances,
+    layers,
+    processes,
+    releases,
+)
 from gun.store.time import now, utc
+
+
+class Glance(NamedTuple):
+    """An app at a glance (`status`, the dashboard's apps page)."""
+
+    app: str
+    release: int | None  # the current release: the newest that succeeded
+    formation: dict[str, int]
+    states: Counter[str]  # its processes by state; those meta is stopping as `stopping`
+    instances: int
+    last_deploy: datetime | None
 
 
 class AppQueries(Queries):
@@ -91,6 +114,52 @@ class AppQueries(Queries):
         return [
             App(r.id, r.name, r.repo, utc(r.created_at), release=r.version)
             for r in self.conn.execute(q)
+        ]
+
+    def glances(self, only: str | None = None) -> list[Glance]:
+        """Every app (or the one named `only`) at a glance, by name: one query per part for
+        all apps, however many."""
+        q = select(apps.c.id, apps.c.name).order_by(apps.c.name)
+        if only is not None:
+            q = q.where(apps.c.name == only)
+        named = [(int(r.id), str(r.name)) for r in self.conn.execute(q)]
+        ids = [i for i, _ in named]
+
+        def per_app(query: Any) -> list[Any]:
+            return list(self.conn.execute(query.where(query.selected_columns[0].in_(ids))))
+
+        current = per_app(
+            select(releases.c.app_id, func.max(releases.c.version))
+            .where(releases.c.status == "succeeded")
+            .group_by(releases.c.app_id)
+        )
+        totals: dict[int, dict[str, int]] = {}
+        for r in per_app(select(formation.c.app_id, formation.c.type, formation.c.quantity)):
+            totals.setdefault(r[0], {})[r[1]] = r[2]
+        state = case((processes.c.desired, processes.c.state), else_="stopping")
+        states: dict[int, Counter[str]] = {}
+        for r in per_app(
+            select(processes.c.app_id, state, func.count()).group_by(processes.c.app_id, state)
+        ):
+            states.setdefault(r[0], Counter())[r[1]] = r[2]
+        counted = per_app(select(instances.c.app_id, func.count()).group_by(instances.c.app_id))
+        deployed = per_app(
+            select(events.c.app_id, func.max(events.c.created_at))
+            .where(events.c.action == "release.deploy")
+            .group_by(events.c.app_id)
+        )
+        release, count = dict(current), dict(counted)
+        deploys = {a: utc(t) for a, t in deployed}
+        return [
+            Glance(
+                name,
+                release.get(i),
+                dict(sorted(totals.get(i, {}).items())),
+                states.get(i, Counter()),
+                count.get(i, 0),
+                deploys.get(i),
+            )
+            for i, name in named
         ]
 
     def delete(self, app_id: int) -> None:
