@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from gun.dashboard import pages, rewrite, views
-from gun.model import Process
+from gun.model import Instance, Layer, Process
 from tests.meta import MetaServer
 
 ADMIN = "gun_test_admin_token"
@@ -140,6 +140,9 @@ def test_the_app_page_shows_every_section(server: MetaServer) -> None:
             'name="quantity" type="number"',
             '<section id="processes"',
             '<tbody data-instance="" class="empty">',  # no instances here: see below
+            '<section id="instances">',
+            "No instances: <code>gun app:demo instances.create</code>",
+            '<tr data-layer="default"><td>default</td><td>every type</td><td>local</td><td>0</td>',
             '<section id="releases">',
             '<tr data-release="3" class="current">',
             '<form data-rollback="2"',
@@ -300,6 +303,36 @@ def test_the_processes_rows_group_by_instance() -> None:
     row = html.split('<tr data-process="web.2">')[1].split("</tr>")[0]
     assert '<td class="state state-crashed">crashed</td>' in row
     assert '<td class="release">v3</td>' in row and '<td class="restarts">1</td>' in row
+
+
+def test_instances_by_layer_with_where_and_their_last_heartbeat() -> None:
+    at = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+
+    def inst(id: str, layer: str, **more: object) -> Instance:
+        base: dict[str, object] = dict(
+            app="demo", provider="local", state="online", instance_type=None,
+            availability_zone=None, address=None, last_heartbeat=None, created_at=at,
+        )  # fmt: skip
+        return Instance(id=id, layer=layer, **(base | more))  # type: ignore[arg-type]
+
+    rows = views.instance_rows(
+        [
+            inst("i-2", "app", provider="ssh", host="web1", address="10.0.0.2"),
+            inst("i-1", "app", address="/srv/gun/i-1", last_heartbeat=at - timedelta(seconds=4)),
+            inst("i-0", "router", state="setup_failed", setup_state="failed"),
+        ],
+        at,
+    )
+    assert [(r.id, r.layer, r.where, r.heartbeat, r.problem) for r in rows] == [
+        ("i-1", "app", "/srv/gun/i-1", "4s ago", ""),
+        ("i-2", "app", "web1", "", ""),
+        ("i-0", "router", "", "", "setup failed"),
+    ]
+    layers = [Layer("router", ("router",), provider="ssh"), Layer("app", None)]
+    assert views.layer_rows(layers, [inst("i-1", "app"), inst("i-2", "app")]) == [
+        views.LayerRow("app", "every type", "local", 2),
+        views.LayerRow("router", "router", "ssh", 0),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -182,6 +182,7 @@ def app_page(request: Request, s: Session) -> Response:
     releases = gun.releases.all(who, name, limit=50)
     current = next((r for r in releases if r.version == app.release), None)
     events = gun.apps.events(who, name, limit=50)
+    at, instances = now(), gun.instances.all(who, name)
     return render(
         "app.html",
         session=s,
@@ -191,7 +192,9 @@ def app_page(request: Request, s: Session) -> Response:
         acts=acts(who),
         scalable=views.scalable(totals, current),
         formation=views.formation_text(totals),
-        instances=views.by_instance(gun.processes.all(who, name), now()),
+        instances=views.by_instance(gun.processes.all(who, name), at),
+        machines=views.instance_rows(instances, at),
+        layers=views.layer_rows(gun.layers.all(who, name), instances),
         releases=[(r, views.may_roll_back_to(r, app.release)) for r in releases],
         config=sorted(gun.config.get(who, name).items()),
         events=[(e, json.dumps(e.detail, sort_keys=True)) for e in events],

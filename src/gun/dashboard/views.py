@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gun.core.apps import Status
-from gun.model import Process, Release
+from gun.model import Instance, Layer, Process, Release
 from gun.store.time import utc
 
 UNPLACED = ""  # the instance key of processes placement put nowhere yet
@@ -110,3 +110,51 @@ def may_roll_back_to(release: Release, current: int | None) -> bool:
     """A release other than the current one that did not fail (the Platform judges the rest:
     a slug no longer kept, a release without a build)."""
     return release.version != current and release.status != "failed"
+
+
+@dataclass(frozen=True)
+class InstanceRow:
+    id: str
+    layer: str
+    provider: str
+    state: str
+    where: str  # its ssh host, else its address
+    heartbeat: str  # how long since its agent's last heartbeat; empty: never
+    problem: str  # why it cannot run the current release, or its setup failed; empty: none
+
+
+def instance_rows(instances: Sequence[Instance], at: datetime) -> list[InstanceRow]:
+    """The app's instances by layer, then id."""
+    rows = []
+    for i in sorted(instances, key=lambda i: (i.layer, i.id)):
+        problem = i.problem or ("setup failed" if i.setup_state == "failed" else "")
+        where = i.host or i.address or ""
+        ago = uptime(i.last_heartbeat, at)
+        rows.append(
+            InstanceRow(i.id, i.layer, i.provider, i.state, where, ago and f"{ago} ago", problem)
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    name: str
+    runs: str  # `web worker`, or `every type`
+    provider: str
+    instances: int
+
+
+def layer_rows(layers: Sequence[Layer], instances: Sequence[Instance]) -> list[LayerRow]:
+    """The app's layers by name, with what they run and how many instances each has."""
+    counts: dict[str, int] = {}
+    for i in instances:
+        counts[i.layer] = counts.get(i.layer, 0) + 1
+    return [
+        LayerRow(
+            layer.name,
+            " ".join(layer.types) if layer.types is not None else "every type",
+            layer.provider or "local",
+            counts.get(layer.name, 0),
+        )
+        for layer in sorted(layers, key=lambda layer: layer.name)
+    ]
