@@ -148,13 +148,17 @@ def test_the_app_page_shows_every_section(server: MetaServer) -> None:
             '<form data-rollback="2"',
             'button type="submit" data-confirm=',
             '<section id="config">',
-            '<summary class="name">GREETING</summary><code class="value">two</code>',
+            '<span class="name">GREETING</span>',
+            '<a class="show" href="?show=GREETING#config">show</a>',
             '<section id="audit">',
             '<td class="action">formation.scale</td>',
             'src="/dash/static/live.js"',
         ):
             assert mark in page, mark
         assert '<form data-rollback="3"' not in page  # the current one
+        assert 'class="value"' not in page  # until asked for
+        shown = b.get("/apps/demo?show=GREETING").text
+        assert '<span class="name">GREETING</span> <code class="value">two</code>' in shown
         assert b.get("/dash/static/live.js").status_code == 200
         assert b.get("/dash/static/gun.css").headers["content-type"].startswith("text/css")
         rows = b.get("/dash/apps/demo/processes").text
@@ -231,7 +235,8 @@ def test_a_viewer_sees_no_controls_and_is_refused(server: MetaServer) -> None:
         page = b.get("/apps/demo").text
         assert "data-scale" not in page and "data-rollback" not in page
         assert '<section id="processes"' in page
-        assert '<span class="name">GREETING</span>' in page and "<details>" not in page
+        assert '<span class="name">GREETING</span>' in page and 'class="show"' not in page
+        assert 'class="value"' not in b.get("/apps/demo?show=*").text
         before, scale = current_release(server), formation(server)
         token_ = csrf(page)  # the logout form's: a viewer may sign out
         r = b.post("/dash/apps/demo/scale", data={"csrf": token_, "type": "web", "quantity": "5"})

@@ -196,7 +196,7 @@ def app_page(request: Request, s: Session) -> Response:
         machines=views.instance_rows(instances, at),
         layers=views.layer_rows(gun.layers.all(who, name), instances),
         releases=[(r, views.may_roll_back_to(r, app.release)) for r in releases],
-        config=sorted(gun.config.get(who, name).items()),
+        config=views.config_rows(gun.config.get(who, name), request.query_params.get("show")),
         events=[(e, json.dumps(e.detail, sort_keys=True)) for e in events],
     )
 

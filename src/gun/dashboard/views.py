@@ -158,3 +158,23 @@ def layer_rows(layers: Sequence[Layer], instances: Sequence[Instance]) -> list[L
         )
         for layer in sorted(layers, key=lambda layer: layer.name)
     ]
+
+
+@dataclass(frozen=True)
+class ConfigRow:
+    name: str
+    readable: bool  # whether the token's role may read values
+    value: str | None  # shown: only when asked for (`?show=NAME`, `?show=*` for all)
+
+
+def config_rows(config: Mapping[str, str | None], show: str | None) -> list[ConfigRow]:
+    """The config vars by name, values only for those asked to be shown (a viewer's are None:
+    its role may not read them)."""
+    return [
+        ConfigRow(
+            k,
+            v is not None,
+            v if v is not None and show is not None and show in (k, "*") else None,
+        )
+        for k, v in sorted(config.items())
+    ]
