@@ -19,7 +19,6 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,24 +27,9 @@ import httpx
 
 from tests.meta import Result
 from tests.tools import cache_dir, locked, node_bindir, run
-from tests.up import Up, running
+from tests.up import Up
 
 HEROKU_CLI = "11.10.0"
-HELLO = Path(__file__).parent.parent / "examples" / "hello"
-
-
-@contextlib.contextmanager
-def hello_on_gun(tmp: Path, app: str) -> Iterator[Up]:
-    """`gun up` (one instance) with `app` deployed from a copy of examples/hello by gun's own
-    CLI (Heroku's clients have no way to deploy a directory), its processes really running."""
-    with running(tmp, instances=1) as platform:
-        source = tmp / "app"
-        source.mkdir()
-        for f in HELLO.iterdir():
-            (source / f.name).write_bytes(f.read_bytes())
-        assert platform.ok("apps.create", app) == f"Created app {app} (v1)\n"
-        assert platform.ok(f"app:{app}", "deploy", f"dir={source}") == "v2\n"
-        yield platform
 
 
 def admin_token(up: Up) -> str:

@@ -28,8 +28,8 @@ from tests.meta import MetaServer
 from tests.supervising import MARK, no_leaks
 from tests.test_agent_protocol import add_instances
 from tests.test_logship import Drain, drain
+from tests.up import HELLO
 
-HELLO = Path(__file__).parent.parent / "examples" / "hello"
 ADMIN = "gun_test_admin_token"
 
 

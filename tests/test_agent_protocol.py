@@ -24,9 +24,8 @@ from gun.crypto import Box, load_or_create_key
 from gun.store import Store
 from tests.fakes import RecordingProvider
 from tests.meta import GUN, MetaServer
-from tests.up import Up, running
+from tests.up import HELLO, Up, running
 
-HELLO = Path(__file__).parent.parent / "examples" / "hello"
 SLICE = {
     "version",
     "generation",

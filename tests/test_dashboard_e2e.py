@@ -19,9 +19,8 @@ from playwright.sync_api import Browser, Dialog, Frame, Page
 
 from tests import browser
 from tests.browser import fields, layout_ok, login, post, submit
-from tests.up import Up, running
+from tests.up import Up, hello_on_gun
 
-HELLO = Path(__file__).parent.parent / "examples" / "hello"
 # the screenshots go to the test's temporary directory; GUN_TEST_SCREENSHOTS=docs/dashboard
 # writes them where docs/dashboard.md shows them (a run that means to update them)
 SHOTS = os.environ.get("GUN_TEST_SCREENSHOTS")
@@ -32,13 +31,7 @@ SCALE = 'form[data-scale="web"]'
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     """demo: hello deployed (v2), config changed (v3), web=2; zeta: an app with nothing."""
     tmp = tmp_path_factory.mktemp("dashboard")
-    with running(tmp, instances=1) as platform:
-        app = tmp / "app"
-        app.mkdir()
-        for f in HELLO.iterdir():
-            (app / f.name).write_bytes(f.read_bytes())
-        platform.ok("apps.create", "demo")
-        assert platform.ok("app:demo", "deploy", f"dir={app}") == "v2\n"
+    with hello_on_gun(tmp, "demo") as platform:
         platform.ok("app:demo", "config.set", "GREETING=hi")
         platform.ok("app:demo", "scale", "web=2")
         platform.ok("apps.create", "zeta")

@@ -16,9 +16,8 @@ import httpx
 import psutil
 import pytest
 
-from tests.up import Up, running
+from tests.up import HELLO, Up, running
 
-HELLO = Path(__file__).parent.parent / "examples" / "hello"
 INSTANCE_FIELDS = {
     "id",
     "layer",

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.heroku import admin_token, hello_on_gun, heroku3_client, v1
-from tests.up import Up
+from tests.heroku import admin_token, heroku3_client, v1
+from tests.up import Up, hello_on_gun
 
 APP = "hello3"
 

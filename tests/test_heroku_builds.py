@@ -19,8 +19,8 @@ import pytest
 
 from tests.conftest import module_meta
 from tests.meta import MetaServer, free_port
+from tests.up import HELLO
 
-HELLO = Path(__file__).parent.parent / "examples" / "hello"
 CAP = 200_000  # GUN_SLUG_MAX_BYTES of the meta with the settings on
 HEROKU = {"Accept": "application/vnd.heroku+json; version=3"}
 

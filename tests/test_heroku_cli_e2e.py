@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.heroku import HerokuCLI, admin_token, hello_on_gun, v1
-from tests.up import Up
+from tests.heroku import HerokuCLI, admin_token, v1
+from tests.up import Up, hello_on_gun
 
 APP = "hello"
 

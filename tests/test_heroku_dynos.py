@@ -25,9 +25,8 @@ from gun.errors import InvalidParams, UsageError
 from gun.heroku_ids import is_uuid
 from gun.rendezvous import Address, Framing
 from gun.settings import MetaSettings
-from tests.up import Up, running
+from tests.up import HELLO, Up, running
 
-HELLO = Path(__file__).parent.parent / "examples" / "hello"
 ACCEPT = "application/vnd.heroku+json; version=3"
 MARKER = '; echo "\uffff heroku-command-exit-status: $?"'  # what `heroku run -x` appends
 DYNO_FIELDS = {

@@ -6,13 +6,11 @@ nothing placed on it; the teardown runs when the instance is deleted, its output
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.up import Up, running
+from tests.up import HELLO, Up, running
 
-HELLO = Path(__file__).parent.parent / "examples" / "hello"
 SETUP = 'echo "installing libpq5 for $GUN_APP"; echo ran >>"$GUN_ROOT/setup-ran"; echo done'
 
 

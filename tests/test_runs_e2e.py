@@ -25,22 +25,14 @@ import pytest
 from tests import tools
 from tests.conftest import PgDatabases
 from tests.meta import GUN
-from tests.up import Up, running
-
-HELLO = Path(__file__).parent.parent / "examples" / "hello"
+from tests.up import Up, hello_on_gun
 
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     tmp = tmp_path_factory.mktemp("runs")
-    with running(tmp, instances=1) as platform:
-        app = tmp / "app"
-        app.mkdir()
-        for f in HELLO.iterdir():
-            (app / f.name).write_bytes(f.read_bytes())
-        (app / "requirements.txt").write_text("")  # a python app: its console is python
-        assert platform.ok("apps.create", "demo") == "Created app demo (v1)\n"
-        assert platform.ok("app:demo", "deploy", f"dir={app}") == "v2\n"
+    # a python app: its console is python
+    with hello_on_gun(tmp, "demo", {"requirements.txt": ""}) as platform:
         yield platform
 
 

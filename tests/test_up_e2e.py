@@ -20,9 +20,7 @@ from gun import up as gun_up
 from gun.agent import contain
 from gun.agent.config import AgentConfig
 from gun.settings import AppLogLimits, DrainSettings, MetaSettings, SlugLimits, router_settings
-from tests.up import Up, running
-
-HELLO = Path(__file__).parent.parent / "examples" / "hello"
+from tests.up import HELLO, Up, running
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.heroku import HELLO, HerokuCLI, admin_token
+from tests.heroku import HerokuCLI, admin_token
 from tests.meta import GUN
-from tests.up import running
+from tests.up import HELLO, running
 
 
 def test_gun_up_https_is_pinned_by_every_part(tmp_path: Path) -> None:

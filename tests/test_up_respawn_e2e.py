@@ -15,9 +15,8 @@ import httpx
 import psutil
 import pytest
 
-from tests.up import Up, running
+from tests.up import HELLO, Up, running
 
-HELLO = Path(__file__).parent.parent / "examples" / "hello"
 COUNTER = """
 import itertools, time
 for n in itertools.count(1):

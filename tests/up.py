@@ -9,7 +9,7 @@ import signal
 import ssl
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,8 @@ import psutil
 from gun.agent import contain
 from tests.appusers import remove_made_under
 from tests.meta import GUN, Result, free_port
+
+HELLO = Path(__file__).parent.parent / "examples" / "hello"
 
 
 @contextmanager
@@ -38,6 +40,22 @@ def running(
             platform.stop()
         finally:
             platform.kill_everything()
+
+
+@contextmanager
+def hello_on_gun(tmp: Path, app: str, extra: Mapping[str, str] | None = None) -> Iterator[Up]:
+    """`gun up` (one instance) with `app` deployed (v2) from a copy of examples/hello with the
+    `extra` files added, its processes really running."""
+    with running(tmp, instances=1) as platform:
+        source = tmp / "app"
+        source.mkdir()
+        for f in HELLO.iterdir():
+            (source / f.name).write_bytes(f.read_bytes())
+        for name, text in (extra or {}).items():
+            (source / name).write_text(text)
+        assert platform.ok("apps.create", app) == f"Created app {app} (v1)\n"
+        assert platform.ok(f"app:{app}", "deploy", f"dir={source}") == "v2\n"
+        yield platform
 
 
 class Up:
