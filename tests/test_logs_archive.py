@@ -115,6 +115,7 @@ def test_accepted_options(options: dict[str, str], expected: Filter) -> None:
 
 SINCE_WORDS = "is not a duration like 30s, 15m, 2h or 7d, nor an RFC 3339 time"
 PS_WORDS = "is not a process type like web nor a process like web.1"
+NOT_AN_OPTION = "is not an option of logs: use n, ps, source, since, until or grep"
 
 
 @pytest.mark.parametrize(
@@ -162,8 +163,8 @@ PS_WORDS = "is not a process type like web nor a process like web.1"
         ({"until": "tomorrow"}, f"until='tomorrow' {SINCE_WORDS}"),
         ({"until": "0m"}, "until='0m' is no time at all: give one like 30s, 15m, 2h or 7d"),
         ({"grep": ""}, "grep='' is empty: give the text the lines must contain"),
-        ({"tail": "1"}, "'tail' is not an option of logs: use n, ps, source, since, until or grep"),
-        ({"dyno": "web"}, "'dyno' is not an option of logs: use n, ps, source, since, until or grep"),
+        ({"tail": "1"}, f"'tail' {NOT_AN_OPTION}"),
+        ({"dyno": "web"}, f"'dyno' {NOT_AN_OPTION}"),
     ],
     ids=lambda v: repr(v) if isinstance(v, dict) else "",
 )
