@@ -18,6 +18,7 @@ import pytest
 
 from gun.api.heroku import log_sessions as ls
 from gun.crypto import Box
+from gun.logs import sse
 from gun.logs.frames import frame
 from tests.drain import ADMIN, Site, site_running
 
@@ -276,11 +277,11 @@ def test_the_lists_gun_has_nothing_for_are_empty(site: Site) -> None:
 def test_session_tokens_ids_and_asks_pure() -> None:
     assert ls.ask_of("7", "true", "web", None) == ls.Ask(7, True, "web", None)
     assert ls.ask_of(None, None, None, "app") == ls.Ask(100, False, None, "app")
-    ids = ls.Ids()
+    ids = sse.Ids()
     t = "2026-11-26T18:47:38.123456+00:00 app[web.1]: x"
     assert [str(ids.next(t)), str(ids.next(t))] == ["1795718858123456", "1795718858123456.1"]
-    last = ls.parse_last_id("1795718858123456.1")
-    assert last == ls.EventId(1795718858123456, 1)
-    assert ls.parse_last_id("../x") is None
-    assert ls.event(ls.EventId(5), "a") == b"id: 5\ndata: a\n\n"
-    assert ls.since_of(1795718858123456) == "2026-11-26T18:47:38.123456+00:00"
+    last = sse.parse_last_id("1795718858123456.1")
+    assert last == sse.EventId(1795718858123456, 1)
+    assert sse.parse_last_id("../x") is None
+    assert sse.event(sse.EventId(5), "a") == b"id: 5\ndata: a\n\n"
+    assert sse.since_of(1795718858123456) == "2026-11-26T18:47:38.123456+00:00"
