@@ -23,7 +23,7 @@ from gun.dashboard.logs_views import LogsAsk
 from gun.errors import BadRequest
 from gun.logs import sse
 from gun.logs.frames import frame
-from tests.drain import ADMIN, Site, site_running
+from tests.drain import ADMIN, Site, events, site_running
 
 HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 SSE = {"Accept": "text/event-stream"}
@@ -33,13 +33,6 @@ SSE = {"Accept": "text/event-stream"}
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     with site_running(tmp_path_factory.mktemp("dashlogs"), ("shop", "beta")) as s:
         yield s
-
-
-def say(site: Site, app: str, *lines: tuple[str, str, str], at: float | None = None) -> None:
-    """Post lines (appname, procid, message) to the drain as the app's logplex sender."""
-    t = time.time() if at is None else at
-    body = b"".join(frame(190, t, a, p, m) for a, p, m in lines)
-    assert site.post(f"/logs/{site.tokens[app]}", body).status == 200
 
 
 def token(site: Site, name: str, role: str, app: str | None = None) -> str:
@@ -68,8 +61,7 @@ def shown(page: str) -> list[str]:
 
 def test_the_page_shows_the_newest_lines_filtered_and_streams_from_the_last(site: Site) -> None:
     tag = secrets.token_hex(4)
-    say(
-        site,
+    site.say(
         "shop",
         ("app", "web.1", f"{tag} one"),
         ("app", "worker.1", f"{tag} two"),
@@ -112,12 +104,12 @@ def test_the_stream_is_events_of_new_lines_after_the_page_filtered_by_the_drain(
     site: Site,
 ) -> None:
     tag = secrets.token_hex(4)
-    say(site, "shop", ("app", "web.1", f"{tag} shown"))
+    site.say("shop", ("app", "web.1", f"{tag} shown"))
     with signed_in(site) as b:
         page = b.get("/dash/apps/shop/logs", params={"grep": tag}).text
         stream = page.split('data-stream="')[1].split('"')[0].replace("&amp;", "&")
         assert stream.startswith(f"/dash/apps/shop/logs/stream?grep={tag}&after=")
-        say(site, "shop", ("app", "web.2", f"{tag} between"))  # after the page, before the tail
+        site.say("shop", ("app", "web.2", f"{tag} between"))  # after the page, before the tail
         with b.stream("GET", stream, headers=SSE, timeout=30) as r:
             assert r.status_code == 200
             assert r.headers["content-type"] == "text/event-stream"
@@ -128,8 +120,8 @@ def test_the_stream_is_events_of_new_lines_after_the_page_filtered_by_the_drain(
             started = time.monotonic()
             timer = threading.Timer(
                 0.2,
-                say,
-                (site, "shop", ("app", "web.1", "not matching"), ("app", "web.1", f"{tag} live")),
+                site.say,
+                ("shop", ("app", "web.1", "not matching"), ("app", "web.1", f"{tag} live")),
             )
             timer.start()
             while f"{tag} live" not in text:
@@ -142,24 +134,13 @@ def test_the_stream_is_events_of_new_lines_after_the_page_filtered_by_the_drain(
     assert "not matching" not in text
 
 
-def events(text: str) -> list[tuple[str, str]]:
-    out = []
-    for block in text.split("\n\n"):
-        fields = dict(
-            line.split(": ", 1) for line in block.split("\n") if line and not line.startswith(":")
-        )
-        if fields:
-            out.append((fields["id"], fields["data"]))
-    return out
-
-
 def test_an_hour_of_the_archive_and_only_that_hour(site: Site) -> None:
     tag = secrets.token_hex(4)
     start = (time.time() // 3600 - 3) * 3600  # three hours ago, on the hour
-    say(site, "shop", ("app", "web.1", f"{tag} before"), at=start - 0.5)
-    say(site, "shop", ("app", "web.1", f"{tag} first"), at=start)
-    say(site, "shop", ("app", "web.1", f"{tag} last"), at=start + 3599.9)
-    say(site, "shop", ("app", "web.1", f"{tag} after"), at=start + 3600)
+    site.say("shop", ("app", "web.1", f"{tag} before"), at=start - 0.5)
+    site.say("shop", ("app", "web.1", f"{tag} first"), at=start)
+    site.say("shop", ("app", "web.1", f"{tag} last"), at=start + 3599.9)
+    site.say("shop", ("app", "web.1", f"{tag} after"), at=start + 3600)
     hour = datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%dT%H")
     with signed_in(site) as b:
         for given in (hour, hour + ":00", hour + ":37"):
@@ -222,7 +203,7 @@ def test_no_session_goes_to_login(site: Site) -> None:
 
 def test_a_viewer_reads_and_a_token_of_another_app_gets_404(site: Site) -> None:
     tag = secrets.token_hex(4)
-    say(site, "beta", ("app", "web.1", f"{tag} beta's"))
+    site.say("beta", ("app", "web.1", f"{tag} beta's"))
     with signed_in(site, token(site, f"eyes-{tag}", "viewer")) as b:
         assert f"{tag} beta&#39;s" in b.get("/dash/apps/beta/logs").text
     with signed_in(site, token(site, f"shop-{tag}", "developer", "shop")) as b:

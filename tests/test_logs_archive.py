@@ -395,23 +395,29 @@ def test_n_takes_the_newest_lines_and_shows_them_oldest_first(archive: Archive) 
     assert len(logs(archive, n="10000").splitlines()) == 180
 
 
-def test_read_opens_the_newest_hours_only_until_it_has_n_lines(
-    archive: Archive, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    archive.append("demo", web_lines("2026-11-26T21:00:00+00:00", 180))
-    opened: list[str] = []
+@pytest.fixture
+def opened(archive: Archive, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the archive's local hour files as reads open them."""
+    names: list[str] = []
     real = archive._local
 
     def spy(app: str, day: str, name: str) -> Callable[[], str]:
         load = real(app, day, name)
 
         def counted() -> str:
-            opened.append(name)
+            names.append(name)
             return load()
 
         return counted
 
     monkeypatch.setattr(archive, "_local", spy)
+    return names
+
+
+def test_read_opens_the_newest_hours_only_until_it_has_n_lines(
+    archive: Archive, opened: list[str]
+) -> None:
+    archive.append("demo", web_lines("2026-11-26T21:00:00+00:00", 180))
 
     logs(archive, n="60")
     assert opened == ["23.log.gz"]
@@ -437,24 +443,11 @@ def test_since_stops_at_a_duration_or_a_time(archive: Archive) -> None:
 
 
 def test_until_ends_the_read_before_it_and_opens_no_later_hour(
-    archive: Archive, monkeypatch: pytest.MonkeyPatch
+    archive: Archive, opened: list[str]
 ) -> None:
     """`since=22:00 until=23:00` is the hour 22 (the dashboard's search by hour): its newest n,
     the hour after never opened; a bound mid-hour cuts that hour's lines."""
     archive.append("demo", web_lines("2026-11-26T21:00:00+00:00", 180))
-    opened: list[str] = []
-    real = archive._local
-
-    def spy(app: str, day: str, name: str) -> Callable[[], str]:
-        load = real(app, day, name)
-
-        def counted() -> str:
-            opened.append(name)
-            return load()
-
-        return counted
-
-    monkeypatch.setattr(archive, "_local", spy)
     hour = logs(archive, since="2026-11-26T22:00:00Z", until="2026-11-26T23:00:00Z", n="10000")
     assert hour.splitlines() == [
         f"2026-11-26T22:{m:02d}:00.000000+00:00 app[web.1]: request {60 + m}" for m in range(60)
