@@ -78,7 +78,7 @@ async def logs_page(request: Request, s: Session) -> Response:
     drain = reader(request, s, name, ask.query())
     read_at = time.time()
     try:
-        lines = await drain.read(ask.query())
+        lines = await drain.backlog(None)
     finally:
         await drain.close()
     rows = logs_views.line_rows(lines)
