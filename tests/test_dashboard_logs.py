@@ -170,6 +170,16 @@ def test_an_hour_with_more_lines_than_shown_says_so(site: Site) -> None:
     assert f"only its last {most} are here" in page
 
 
+def test_the_drains_until_is_checked_in_one_sentence(site: Site) -> None:
+    r = site.http.get(
+        f"{site.drain.url}/v1/apps/shop/logs", params={"until": "soon"}, headers=admin()
+    )
+    assert r.status_code == 400
+    assert r.json()["message"] == (
+        "until='soon' is not a duration like 30s, 15m, 2h or 7d, nor an RFC 3339 time"
+    )
+
+
 @pytest.mark.parametrize(
     ("query", "message"),
     [

@@ -129,6 +129,23 @@ def test_a_line_the_app_prints_shows_in_the_live_tail_within_2_s(
         page.locator(LINES, has_text=marker).first.wait_for(timeout=1000)
 
 
+def test_the_live_list_keeps_the_last_1000_lines(up: Up, chromium: Browser) -> None:
+    tag = uuid.uuid4().hex[:8]
+    with browser.page(chromium) as page:
+        login(page, up.url, admin(up))
+        open_logs(page, up, f"?grep=many-{tag}")
+        port = web_port(up)
+        with httpx.Client(timeout=5) as c:
+            for i in range(1100):
+                c.get(f"http://127.0.0.1:{port}/many-{tag}-{i}").raise_for_status()
+        page.locator(LINES, has_text=f"/many-{tag}-1099 ").wait_for(timeout=10_000)
+        got = rows(page)
+        assert len(got) == 1000
+        assert f"/many-{tag}-100 " in got[0] and f"/many-{tag}-1099 " in got[-1]
+        at_bottom = "(b) => b.scrollHeight - b.scrollTop - b.clientHeight < 30"
+        assert page.eval_on_selector(".log-box", at_bottom)  # it followed the bottom
+
+
 def test_the_process_and_text_filters_keep_other_lines_out(up: Up, chromium: Browser) -> None:
     with browser.page(chromium) as page:
         login(page, up.url, admin(up))
