@@ -147,6 +147,18 @@ class Recorder:
 _HOP = {"host", "connection", "content-length", "transfer-encoding", "keep-alive"}
 
 
+def events(text: str) -> list[tuple[str, str]]:
+    """(id, data) of each event of a Server-Sent Events body; comments left out."""
+    out = []
+    for block in text.split("\n\n"):
+        fields = dict(
+            line.split(": ", 1) for line in block.split("\n") if line and not line.startswith(":")
+        )
+        if fields:
+            out.append((fields["id"], fields["data"]))
+    return out
+
+
 @dataclass
 class Answer:
     status: int
@@ -202,6 +214,13 @@ class Site:
     def destroy_app(self, name: str) -> None:
         with self.meta.http() as api:
             api.delete(f"/v1/apps/{name}").raise_for_status()
+
+    def say(self, app: str, *lines: tuple[str, str, str], at: float | None = None) -> None:
+        """Post lines (appname, procid, message) to the drain as the app's logplex sender,
+        dated `at` (default: now)."""
+        t = time.time() if at is None else at
+        body = b"".join(frame(190, t, a, p, m) for a, p, m in lines)
+        assert self.post(f"/logs/{self.tokens[app]}", body).status == 200
 
     def post(self, target: str | bytes, body: bytes, **headers: str) -> Answer:
         raw = target if isinstance(target, bytes) else target.encode()

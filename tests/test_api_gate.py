@@ -186,11 +186,12 @@ def test_routes_without_a_token_are_only_these(server: MetaServer) -> None:
         "GET /log-sessions/{token}",
     }
     assert public == {"GET /health", "GET /v1/health", *tokened}
-    # the dashboard's pages and forms (gun/dashboard/pages.py), left out of the OpenAPI
-    # document: their own cookie session and CSRF token, no bearer token (a browser sends none)
+    # the dashboard's pages and forms (gun/dashboard/pages.py, logs_pages.py), left out of the
+    # OpenAPI document: their own cookie session and CSRF token, no bearer token (a browser
+    # sends none)
     dashboard = {
         f"{method} {r.path}"
-        for r in gun.dashboard.router.routes
+        for r in [*gun.dashboard.router.routes, *gun.dashboard.logs_router.routes]
         if isinstance(r, APIRoute)
         for method in sorted(r.methods)
         if not doors.find(method, r.path.replace("{app}", "demo")).token
@@ -206,6 +207,8 @@ def test_routes_without_a_token_are_only_these(server: MetaServer) -> None:
         "GET /dash/apps/{app}/rollback",
         "POST /dash/apps/{app}/scale",
         "POST /dash/apps/{app}/rollback",
+        "GET /dash/apps/{app}/logs",
+        "GET /dash/apps/{app}/logs/stream",
     }
     assert not any(p.startswith("/dash") for p in app.openapi()["paths"])
     assert uploads == {

@@ -18,8 +18,8 @@ import pytest
 
 from gun.api.heroku import log_sessions as ls
 from gun.crypto import Box
-from gun.logs.frames import frame
-from tests.drain import ADMIN, Site, site_running
+from gun.logs import sse
+from tests.drain import ADMIN, Site, events, site_running
 
 HEROKU = {"Accept": "application/vnd.heroku+json; version=3"}
 SSE = {"Accept": "text/event-stream"}
@@ -36,29 +36,11 @@ def api(site: Site, token: str = ADMIN) -> httpx.Client:
     return httpx.Client(base_url=site.meta.url, headers=headers, timeout=10)
 
 
-def say(site: Site, app: str, *lines: tuple[str, str, str]) -> None:
-    """Post lines (appname, procid, message) to the drain as the app's logplex sender."""
-    body = b"".join(frame(190, time.time(), a, p, m) for a, p, m in lines)
-    assert site.post(f"/logs/{site.tokens[app]}", body).status == 200
-
-
 def session(site: Site, app: str = "shop", token: str = ADMIN, **ask: Any) -> str:
     with api(site, token) as h:
         r = h.post(f"/apps/{app}/log-sessions", json=ask)
     assert r.status_code == 201, r.text
     return str(r.json()["logplex_url"])
-
-
-def events(text: str) -> list[tuple[str, str]]:
-    """(id, data) of each event of a Server-Sent Events body; comments left out."""
-    out = []
-    for block in text.split("\n\n"):
-        fields = dict(
-            line.split(": ", 1) for line in block.split("\n") if line and not line.startswith(":")
-        )
-        if fields:
-            out.append((fields["id"], fields["data"]))
-    return out
 
 
 def viewer(site: Site, name: str) -> str:
@@ -72,8 +54,7 @@ def test_a_session_is_a_url_without_credentials_that_streams_the_backlog_as_even
     site: Site,
 ) -> None:
     tag = secrets.token_hex(4)
-    say(
-        site,
+    site.say(
         "shop",
         ("app", "web.1", f"{tag} one"),
         ("app", "web.2", f"{tag} two"),
@@ -106,7 +87,7 @@ def test_a_tail_goes_on_with_live_lines_and_keepalives_and_resumes_after_the_las
     site: Site,
 ) -> None:
     tag = secrets.token_hex(4)
-    say(site, "shop", ("app", "web.1", f"{tag} before"))
+    site.say("shop", ("app", "web.1", f"{tag} before"))
     url = session(site, lines=1, tail=True)
     seen: list[str] = []
     with httpx.stream("GET", url, headers=SSE, timeout=30) as r:
@@ -118,7 +99,7 @@ def test_a_tail_goes_on_with_live_lines_and_keepalives_and_resumes_after_the_las
         first = events(text)
         assert [d.rsplit(": ", 1)[1] for _, d in first] == [f"{tag} before"]
         started = time.monotonic()
-        threading.Timer(0.3, say, (site, "shop", ("app", "web.2", f"{tag} live"))).start()
+        threading.Timer(0.3, site.say, ("shop", ("app", "web.2", f"{tag} live"))).start()
         text = ""
         while f"{tag} live" not in text:
             text += next(chunks)
@@ -131,7 +112,7 @@ def test_a_tail_goes_on_with_live_lines_and_keepalives_and_resumes_after_the_las
     assert any(d.endswith(f"app[web.2]: {tag} live") for d in seen)
 
     # the CLI reconnects with Last-Event-ID: the lines after it, and only those
-    say(site, "shop", ("app", "web.1", f"{tag} while away"))
+    site.say("shop", ("app", "web.1", f"{tag} while away"))
     with httpx.stream(
         "GET", url, headers={**SSE, "Last-Event-ID": first[0][0]}, timeout=30
     ) as again:
@@ -146,7 +127,7 @@ def test_a_tail_goes_on_with_live_lines_and_keepalives_and_resumes_after_the_las
 
 def test_a_session_reads_its_own_app_only_and_a_bad_token_reads_nothing(site: Site) -> None:
     tag = secrets.token_hex(4)
-    say(site, "beta", ("app", "web.1", f"{tag} beta's secret"))
+    site.say("beta", ("app", "web.1", f"{tag} beta's secret"))
     shop = session(site, lines=1500)
     assert tag not in httpx.get(shop, headers=SSE).text
     base, sealed = shop.rsplit("/", 1)
@@ -187,7 +168,7 @@ def test_an_expired_session_and_one_whose_token_may_not_read_are_refused(site: S
 
 def test_a_viewer_may_read_logs_but_not_add_drains_or_domains(site: Site) -> None:
     token = viewer(site, "watcher")
-    say(site, "shop", ("app", "web.1", "seen by a viewer"))
+    site.say("shop", ("app", "web.1", "seen by a viewer"))
     assert "seen by a viewer" in httpx.get(session(site, token=token), headers=SSE).text
     with api(site, token) as h:
         drain = h.post("/apps/shop/log-drains", json={"url": "https://logs.example.com/x"})
@@ -276,11 +257,11 @@ def test_the_lists_gun_has_nothing_for_are_empty(site: Site) -> None:
 def test_session_tokens_ids_and_asks_pure() -> None:
     assert ls.ask_of("7", "true", "web", None) == ls.Ask(7, True, "web", None)
     assert ls.ask_of(None, None, None, "app") == ls.Ask(100, False, None, "app")
-    ids = ls.Ids()
+    ids = sse.Ids()
     t = "2026-11-26T18:47:38.123456+00:00 app[web.1]: x"
     assert [str(ids.next(t)), str(ids.next(t))] == ["1795718858123456", "1795718858123456.1"]
-    last = ls.parse_last_id("1795718858123456.1")
-    assert last == ls.EventId(1795718858123456, 1)
-    assert ls.parse_last_id("../x") is None
-    assert ls.event(ls.EventId(5), "a") == b"id: 5\ndata: a\n\n"
-    assert ls.since_of(1795718858123456) == "2026-11-26T18:47:38.123456+00:00"
+    last = sse.parse_last_id("1795718858123456.1")
+    assert last == sse.EventId(1795718858123456, 1)
+    assert sse.parse_last_id("../x") is None
+    assert sse.event(sse.EventId(5), "a") == b"id: 5\ndata: a\n\n"
+    assert sse.since_of(1795718858123456) == "2026-11-26T18:47:38.123456+00:00"

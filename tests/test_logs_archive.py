@@ -93,6 +93,12 @@ def logs(archive: Archive, app: str = "demo", **options: str) -> str:
             {"since": "2026-11-26T18:47:38.123456789Z"},
             Filter(since=at("2026-11-26T18:47:38.123456+00:00")),
         ),
+        ({"until": "30s"}, Filter(until=NOW - 30)),
+        ({"until": "2026-11-26T18:00:00Z"}, Filter(until=at("2026-11-26T18:00:00+00:00"))),
+        (
+            {"since": "2026-11-26T18:00:00Z", "until": "2026-11-26T19:00:00+00:00"},
+            Filter(since=at("2026-11-26T18:00:00+00:00"), until=at("2026-11-26T19:00:00+00:00")),
+        ),
         ({"grep": "H12"}, Filter(grep="H12")),
         ({"grep": "status=5"}, Filter(grep="status=5")),
         ({"grep": " "}, Filter(grep=" ")),
@@ -109,6 +115,7 @@ def test_accepted_options(options: dict[str, str], expected: Filter) -> None:
 
 SINCE_WORDS = "is not a duration like 30s, 15m, 2h or 7d, nor an RFC 3339 time"
 PS_WORDS = "is not a process type like web nor a process like web.1"
+NOT_AN_OPTION = "is not an option of logs: use n, ps, source, since, until or grep"
 
 
 @pytest.mark.parametrize(
@@ -150,9 +157,14 @@ PS_WORDS = "is not a process type like web nor a process like web.1"
         ({"since": "2026-11-26T18:47:60Z"}, f"since='2026-11-26T18:47:60Z' {SINCE_WORDS}"),
         ({"since": "0s"}, "since='0s' is no time at all: give one like 30s, 15m, 2h or 7d"),
         ({"since": "0d"}, "since='0d' is no time at all: give one like 30s, 15m, 2h or 7d"),
+        ({"until": ""}, f"until='' {SINCE_WORDS}"),
+        ({"until": "2026-11-26T18"}, f"until='2026-11-26T18' {SINCE_WORDS}"),
+        ({"until": "2026-02-30T00:00:00Z"}, f"until='2026-02-30T00:00:00Z' {SINCE_WORDS}"),
+        ({"until": "tomorrow"}, f"until='tomorrow' {SINCE_WORDS}"),
+        ({"until": "0m"}, "until='0m' is no time at all: give one like 30s, 15m, 2h or 7d"),
         ({"grep": ""}, "grep='' is empty: give the text the lines must contain"),
-        ({"tail": "1"}, "'tail' is not an option of logs: use n, ps, source, since or grep"),
-        ({"dyno": "web"}, "'dyno' is not an option of logs: use n, ps, source, since or grep"),
+        ({"tail": "1"}, f"'tail' {NOT_AN_OPTION}"),
+        ({"dyno": "web"}, f"'dyno' {NOT_AN_OPTION}"),
     ],
     ids=lambda v: repr(v) if isinstance(v, dict) else "",
 )
@@ -383,23 +395,29 @@ def test_n_takes_the_newest_lines_and_shows_them_oldest_first(archive: Archive) 
     assert len(logs(archive, n="10000").splitlines()) == 180
 
 
-def test_read_opens_the_newest_hours_only_until_it_has_n_lines(
-    archive: Archive, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    archive.append("demo", web_lines("2026-11-26T21:00:00+00:00", 180))
-    opened: list[str] = []
+@pytest.fixture
+def opened(archive: Archive, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the archive's local hour files as reads open them."""
+    names: list[str] = []
     real = archive._local
 
     def spy(app: str, day: str, name: str) -> Callable[[], str]:
         load = real(app, day, name)
 
         def counted() -> str:
-            opened.append(name)
+            names.append(name)
             return load()
 
         return counted
 
     monkeypatch.setattr(archive, "_local", spy)
+    return names
+
+
+def test_read_opens_the_newest_hours_only_until_it_has_n_lines(
+    archive: Archive, opened: list[str]
+) -> None:
+    archive.append("demo", web_lines("2026-11-26T21:00:00+00:00", 180))
 
     logs(archive, n="60")
     assert opened == ["23.log.gz"]
@@ -422,6 +440,28 @@ def test_since_stops_at_a_duration_or_a_time(archive: Archive) -> None:
         "2026-11-26T23:59:00.000000+00:00 app[web.1]: request 179"
     )
     assert logs(archive, since="2026-11-27T00:00:00Z") == ""
+
+
+def test_until_ends_the_read_before_it_and_opens_no_later_hour(
+    archive: Archive, opened: list[str]
+) -> None:
+    """`since=22:00 until=23:00` is the hour 22 (the dashboard's search by hour): its newest n,
+    the hour after never opened; a bound mid-hour cuts that hour's lines."""
+    archive.append("demo", web_lines("2026-11-26T21:00:00+00:00", 180))
+    hour = logs(archive, since="2026-11-26T22:00:00Z", until="2026-11-26T23:00:00Z", n="10000")
+    assert hour.splitlines() == [
+        f"2026-11-26T22:{m:02d}:00.000000+00:00 app[web.1]: request {60 + m}" for m in range(60)
+    ]
+    assert opened == ["22.log.gz"]
+    last = logs(archive, since="2026-11-26T22:00:00Z", until="2026-11-26T23:00:00Z", n="2")
+    assert [t.rsplit(" ", 1)[1] for t in last.splitlines()] == ["118", "119"]
+    assert logs(archive, until="2026-11-26T21:00:00.000001Z") == (
+        "2026-11-26T21:00:00.000000+00:00 app[web.1]: request 0"
+    )
+    assert logs(archive, until="2026-11-26T21:00:00Z") == ""
+    assert logs(archive, until="2026-11-26T22:30:00Z", grep="request 8", n="3").splitlines() == [
+        f"2026-11-26T22:{m}:00.000000+00:00 app[web.1]: request {60 + m}" for m in (27, 28, 29)
+    ]
 
 
 def test_lines_past_the_retention_are_not_shown_even_before_a_prune(archive: Archive) -> None:
@@ -635,6 +675,7 @@ FILTERS = st.builds(
     source=st.none() | st.sampled_from(["app", "heroku"]),
     since=st.none() | TIMES,
     grep=st.none() | st.text(min_size=1, max_size=3),
+    until=st.none() | TIMES,
 )
 
 
@@ -657,3 +698,20 @@ def test_a_filter_says_the_same_of_a_line_and_of_its_shown_text(flt: Filter, lin
 def test_stamps_sort_as_times_do(t: float) -> None:
     assert stamp(t) <= stamp(t + 0.000001) < stamp(t + 1)
     assert at(stamp(t)) == pytest.approx(t, abs=1e-6)
+
+
+@given(t=TIMES, option=st.sampled_from(["since", "until"]))
+def test_an_rfc3339_time_parses_to_itself_to_the_microsecond(t: float, option: str) -> None:
+    parsed = getattr(Filter.parse({option: stamp(t)}, now=NOW), option)
+    assert parsed == pytest.approx(at(stamp(t)), abs=1e-6)
+
+
+@given(text=st.text(max_size=40), option=st.sampled_from(["since", "until"]))
+def test_any_time_word_parses_or_is_refused_in_one_sentence(text: str, option: str) -> None:
+    try:
+        flt = Filter.parse({option: text}, now=NOW)
+    except UsageError as e:
+        assert e.message.startswith(f"{option}={text!r} is ")
+        assert "\n" not in e.message
+    else:
+        assert isinstance(getattr(flt, option), float)

@@ -151,6 +151,7 @@ def create_app(
     routers.append(run_routes.router)
     routers.append(seed.router)
     routers.append(dashboard.router)  # under /dash: its own cookie session, no bearer token
+    routers.append(dashboard.logs_router)  # the logs page, under /dash as well
     routers += heroku.routers  # at the root, after the seed's /apps/show/APP
     # the token, then the body's size, before any routing
     app.add_middleware(gate.Gate, routers=routers)

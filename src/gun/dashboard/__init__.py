@@ -1,9 +1,11 @@
 """The dashboard: server-rendered pages of every app a token may see, served by meta under
 /dash (rewrite.py sends a browser's `/`, `/login` and `/apps/APP` there), behind a cookie
 session (session.py); pages.py holds the routes, templates/ the HTML, static/ the CSS and the
-one small script that keeps the processes table live."""
+one small script that keeps the processes table live; logs_pages.py the logs page (its live
+tail in static/tail.js)."""
 
+from gun.dashboard.logs_pages import router as logs_router
 from gun.dashboard.pages import router, static_files
 from gun.dashboard.rewrite import Rewrite
 
-__all__ = ["Rewrite", "router", "static_files"]
+__all__ = ["Rewrite", "logs_router", "router", "static_files"]

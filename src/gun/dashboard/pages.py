@@ -14,7 +14,8 @@ GET  /dash/apps/{app}/processes        the processes table's rows (live.js polls
 POST /dash/apps/{app}/scale            scale: `type`, `quantity`
 POST /dash/apps/{app}/rollback         rollback to `version` (once `confirmed`)
 GET  /dash/apps/{app}/rollback         the confirmation of a rollback to ?version=N
-GET  /dash/static/...                  gun.css, live.js
+GET  /dash/apps/{app}/logs[/stream]    the logs page and its live tail: logs_pages.py
+GET  /dash/static/...                  gun.css, live.js, tail.js
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request, Response
 
@@ -34,10 +34,12 @@ CROSS_SITE = "a sign-in posted from another site is refused: sign in at this sit
 
 @dataclass(frozen=True)
 class Session:
-    """Who a request's session is, and the CSRF token its forms carry."""
+    """Who a request's session is, and the CSRF token its forms carry; `token` is its API
+    token, for what meta reads as it elsewhere (the drain: the logs page), never shown."""
 
     who: Principal
     csrf: str
+    token: str = field(default="", repr=False)
 
 
 def box_of(platform: Platform) -> Box:
@@ -85,7 +87,7 @@ def current(request: Request) -> Session | None:
         who = sign_in(platform, token)
     except (Unauthorized, Forbidden):
         return None
-    return Session(who, csrf_of(box, sealed))
+    return Session(who, csrf_of(box, sealed), token)
 
 
 def check_csrf(session: Session, given: str | None) -> None:

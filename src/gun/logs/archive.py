@@ -12,9 +12,10 @@ writes short; several processes appending to one archive interleave whole member
 fsync per append (it would cost milliseconds): a crash of the machine, not just the process,
 can lose what the kernel had not yet written out.
 
-Reads. `read` walks the hour files newest first, stopping at `since` (default: the retention)
-or once an hour has brought the matches to n; lines of one hour are in arrival order, so the
-matches are sorted by time (ties keep arrival order) and the newest n returned, oldest first.
+Reads. `read` walks the hour files newest first, from the hour `until` is in (default: the
+newest), stopping at `since` (default: the retention) or once an hour has brought the matches
+to n; lines of one hour are in arrival order, so the matches are sorted by time (ties keep
+arrival order) and the newest n returned, oldest first.
 
 `prune` deletes hour files wholly older than the retention, then empty directories
 (`prune_local` on this disk, `prune_remote` in the remote archive; `prune` both).
@@ -35,6 +36,7 @@ hour's local files and remote objects; `prune` deletes both.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import secrets
@@ -127,16 +129,22 @@ class Archive:
         if flt.since is not None:
             cutoff = max(cutoff, flt.since)
         key = stamp(max(cutoff, 0.0))[:KEY_WIDTH]
+        until = math.inf if flt.until is None else flt.until
+        end = stamp(max(until, 0.0))[:KEY_WIDTH] if flt.until is not None else ""
         found: list[str] = []
         for start, sources in self._hours(app):
             if start + HOUR <= cutoff:
                 break
+            if start >= until:
+                continue  # wholly at or after `until`: not opened
             text = "".join(load() for load in sources)
             if flt.grep is not None and flt.grep not in text:
                 continue
             texts = text.split("\n")[:-1]
             if start < cutoff:
                 texts = [t for t in texts if t[:KEY_WIDTH] >= key]
+            if start + HOUR > until:
+                texts = [t for t in texts if t[:KEY_WIDTH] < end]
             narrow = flt.ps is not None or flt.source is not None or flt.grep is not None
             found += filter(flt.matches_text, texts) if narrow else texts
             if len(found) >= flt.n:

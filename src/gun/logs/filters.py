@@ -7,6 +7,8 @@ naming it. The options, as the CLI and the drain's `/v1/apps/APP/logs` take them
     ps=web       a process type (web.1, web.2, ...) or, with a dot, one process (web.1)
     source=app   app (process output) or heroku (router, runtime metrics, platform)
     since=2h     a duration (30s, 15m, 2h, 7d) before now, or an RFC 3339 time
+    until=TIME   lines before it (not at it), as `since`: the dashboard's search by hour
+                 asks for `since=HH:00 until=HH+1:00` (the drain takes it; the CLI has no flag)
     grep=TEXT    a plain, case-sensitive substring of the line as `format_line` writes it
 
 grep sees the whole shown line (time, `app[web.1]:` and message), as `gun logs | grep -F TEXT`
@@ -34,7 +36,7 @@ from gun.logs.model import Line
 
 MAX_LINES = 10_000
 DEFAULT_LINES = 100
-OPTIONS = ("n", "ps", "source", "since", "grep")
+OPTIONS = ("n", "ps", "source", "since", "until", "grep")
 STAMP_WIDTH = 32  # len("2026-11-26T18:47:38.123456+00:00")
 KEY_WIDTH = 26  # the part of a stamp that orders it (the offset is always +00:00)
 
@@ -52,18 +54,23 @@ _RFC3339 = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class Filter:
-    """The options of one `gun logs`; `since` is epoch seconds, already resolved against now."""
+    """The options of one `gun logs`; `since` and `until` are epoch seconds, already resolved
+    against now."""
 
     n: int = DEFAULT_LINES
     ps: str | None = None
     source: Source | None = None
     since: float | None = None
     grep: str | None = None
+    until: float | None = None
     _since_key: str = field(init=False, repr=False, compare=False, default="")
+    _until_key: str = field(init=False, repr=False, compare=False, default="")
 
     def __post_init__(self) -> None:
         if self.since is not None and self.since >= 0:  # before 1970: every line is newer
             object.__setattr__(self, "_since_key", stamp(self.since)[:KEY_WIDTH])
+        if self.until is not None and self.until >= 0:  # before 1970: no line is older
+            object.__setattr__(self, "_until_key", stamp(self.until)[:KEY_WIDTH])
 
     @classmethod
     def parse(cls, query: Mapping[str, str], now: float | None = None) -> Filter:
@@ -72,20 +79,24 @@ class Filter:
         for key in query:
             if key not in OPTIONS:
                 raise UsageError(
-                    f"{key!r} is not an option of logs: use n, ps, source, since or grep"
+                    f"{key!r} is not an option of logs: use n, ps, source, since, until or grep"
                 )
-        n, ps, source, since, grep = (query.get(key) for key in OPTIONS)
+        n, ps, source, since, until, grep = (query.get(key) for key in OPTIONS)
+        at = time.time() if now is None else now
         return cls(
             n=DEFAULT_LINES if n is None else _count(n),
             ps=None if ps is None else _ps(ps),
             source=None if source is None else _source(source),
-            since=None if since is None else _since(since, time.time() if now is None else now),
+            since=None if since is None else _time("since", since, at),
             grep=None if grep is None else _grep(grep),
+            until=None if until is None else _time("until", until, at),
         )
 
     def matches(self, line: Line) -> bool:
         """Whether `gun logs` with these options shows this line (n aside)."""
         if self.since is not None and _micros(line.time) < _micros(self.since):
+            return False
+        if self.until is not None and _micros(line.time) >= _micros(self.until):
             return False
         if self.source is not None and line.appname != self.source:
             return False
@@ -96,6 +107,8 @@ class Filter:
     def matches_text(self, text: str) -> bool:
         """`matches` for a line already written by `format_line` (as the archive stores it)."""
         if self.since is not None and text[:KEY_WIDTH] < self._since_key:
+            return False
+        if self.until is not None and text[:KEY_WIDTH] >= self._until_key:
             return False
         if self.source is not None or self.ps is not None:
             start = text.find("[", STAMP_WIDTH + 1)
@@ -165,11 +178,14 @@ def _source(value: str) -> Source:
     raise UsageError(f"source={value!r} is neither app nor heroku")
 
 
-def _since(value: str, now: float) -> float:
+def _time(option: str, value: str, now: float) -> float:
+    """A duration before `now` or an RFC 3339 time, as epoch seconds; `option` names it."""
     if m := _DURATION.match(value):
         seconds = int(m[1]) * _UNIT[m[2]]
         if seconds == 0:
-            raise UsageError(f"since={value!r} is no time at all: give one like 30s, 15m, 2h or 7d")
+            raise UsageError(
+                f"{option}={value!r} is no time at all: give one like 30s, 15m, 2h or 7d"
+            )
         return now - seconds
     if _RFC3339.match(value):
         try:
@@ -177,7 +193,7 @@ def _since(value: str, now: float) -> float:
         except ValueError:
             pass
     raise UsageError(
-        f"since={value!r} is not a duration like 30s, 15m, 2h or 7d, nor an RFC 3339 time"
+        f"{option}={value!r} is not a duration like 30s, 15m, 2h or 7d, nor an RFC 3339 time"
     )
 
 
