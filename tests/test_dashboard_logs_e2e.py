@@ -19,9 +19,8 @@ from playwright.sync_api import Browser, Page
 
 from tests import browser
 from tests.browser import layout_ok, login, submit
-from tests.up import Up, running
+from tests.up import Up, hello_on_gun
 
-HELLO = Path(__file__).parent.parent / "examples" / "hello"
 SHOTS = os.environ.get("GUN_TEST_SCREENSHOTS")
 LIVE = 2.0  # seconds from the line's making to its row in the open page, at most
 LINES = "ol#lines li"
@@ -31,13 +30,7 @@ LINES = "ol#lines li"
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     """demo: hello deployed, web=1 worker=1, both up."""
     tmp = tmp_path_factory.mktemp("dashlogs")
-    with running(tmp, instances=1) as platform:
-        app = tmp / "app"
-        app.mkdir()
-        for f in HELLO.iterdir():
-            (app / f.name).write_bytes(f.read_bytes())
-        platform.ok("apps.create", "demo")
-        platform.ok("app:demo", "deploy", f"dir={app}")
+    with hello_on_gun(tmp, "demo") as platform:
         platform.ok("app:demo", "scale", "web=1", "worker=1")
         platform.until(
             lambda: (
