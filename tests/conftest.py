@@ -210,6 +210,15 @@ def moto_server(log: Path, env: dict[str, str] | None = None) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium through Playwright (tests/browser.py), one per test module."""
+    from tests import browser
+
+    with browser.chromium() as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The endpoint URL of a real moto_server, run in its own process group."""
     with moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as url:

@@ -33,7 +33,7 @@ HEROKU_CLI = "11.10.0"
 
 
 def admin_token(up: Up) -> str:
-    return (up.home / "admin.token").read_text().strip()
+    return up.admin_token
 
 
 def v1(up: Up, path: str) -> Any:

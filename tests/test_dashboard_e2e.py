@@ -38,19 +38,9 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
         yield platform
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with browser.chromium() as b:
-        yield b
-
-
-def admin(up: Up) -> str:
-    return (up.home / "admin.token").read_text().strip()
-
-
 def v1(up: Up, path: str) -> Any:
     r = httpx.get(
-        f"{up.url}/v1{path}", headers={"Authorization": f"Bearer {admin(up)}"}, timeout=10
+        f"{up.url}/v1{path}", headers={"Authorization": f"Bearer {up.admin_token}"}, timeout=10
     )
     r.raise_for_status()
     return r.json()
@@ -85,7 +75,7 @@ def test_login_shows_the_apps_and_the_app_page_with_a_sane_layout(
     up: Up, chromium: Browser, tmp_path: Path
 ) -> None:
     shots = Path(SHOTS) if SHOTS else tmp_path
-    with session(chromium, up, admin(up)) as page:
+    with session(chromium, up, up.admin_token) as page:
         cookie = next(c for c in page.context.cookies() if c["name"] == "gun_session")
         assert (cookie["httpOnly"], cookie["sameSite"]) == (True, "Strict")
 
@@ -116,7 +106,7 @@ def test_scaling_web_with_the_form_shows_the_third_process_up_without_a_reload(
     up: Up, chromium: Browser
 ) -> None:
     assert formation(up, "demo")["web"] == 2
-    with session(chromium, up, admin(up)) as page:
+    with session(chromium, up, up.admin_token) as page:
         open_app(page, up)
         page.wait_for_selector('tr[data-process="web.2"]')
         assert page.query_selector('tr[data-process="web.3"]') is None
@@ -174,7 +164,7 @@ def test_rolling_back_a_release_asks_first_and_makes_a_rollback_release(
         dialogs.append(f"{dialog.type}: {dialog.message}")
         dialog.accept()
 
-    with session(chromium, up, admin(up)) as page:
+    with session(chromium, up, up.admin_token) as page:
         open_app(page, up)
         page.on("dialog", answer)
         form = 'form[data-rollback="2"]'
@@ -190,7 +180,7 @@ def test_rolling_back_a_release_asks_first_and_makes_a_rollback_release(
 
 
 def test_a_viewer_sees_no_controls_and_is_refused_the_actions(up: Up, chromium: Browser) -> None:
-    with session(chromium, up, admin(up)) as page:
+    with session(chromium, up, up.admin_token) as page:
         open_app(page, up)
         scale = fields(page, SCALE)
         rollback = fields(page, 'form[data-rollback="2"]')
@@ -225,7 +215,7 @@ def test_a_token_of_one_app_never_sees_another(up: Up, chromium: Browser) -> Non
 
 def test_a_form_post_without_its_csrf_token_is_refused(up: Up, chromium: Browser) -> None:
     was = formation(up, "demo")
-    with session(chromium, up, admin(up)) as page:
+    with session(chromium, up, up.admin_token) as page:
         open_app(page, up)
         scale = fields(page, SCALE)
         assert scale.get("csrf")

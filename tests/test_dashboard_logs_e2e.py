@@ -43,16 +43,6 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
         yield platform
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with browser.chromium() as b:
-        yield b
-
-
-def admin(up: Up) -> str:
-    return (up.home / "admin.token").read_text().strip()
-
-
 def web_port(up: Up) -> int:
     (port,) = [p["port"] for p in up.processes("demo") if p["name"] == "web.1"]
     return int(port)
@@ -89,7 +79,7 @@ def test_a_line_the_app_prints_shows_in_the_live_tail_within_2_s(
 ) -> None:
     shots = Path(SHOTS) if SHOTS else tmp_path
     with browser.page(chromium) as page:
-        login(page, up.url, admin(up))
+        login(page, up.url, up.admin_token)
         page.goto(f"{up.url}/apps/demo")
         with page.expect_navigation():
             page.click("a#logs-link")
@@ -125,7 +115,7 @@ def test_a_line_the_app_prints_shows_in_the_live_tail_within_2_s(
 def test_the_live_list_keeps_the_last_1000_lines(up: Up, chromium: Browser) -> None:
     tag = uuid.uuid4().hex[:8]
     with browser.page(chromium) as page:
-        login(page, up.url, admin(up))
+        login(page, up.url, up.admin_token)
         open_logs(page, up, f"?grep=many-{tag}")
         port = web_port(up)
         with httpx.Client(timeout=5) as c:
@@ -141,7 +131,7 @@ def test_the_live_list_keeps_the_last_1000_lines(up: Up, chromium: Browser) -> N
 
 def test_the_process_and_text_filters_keep_other_lines_out(up: Up, chromium: Browser) -> None:
     with browser.page(chromium) as page:
-        login(page, up.url, admin(up))
+        login(page, up.url, up.admin_token)
         open_logs(page, up)
         page.fill("form#logs input[name=ps]", "web")  # through the form, as a user would
         with page.expect_navigation():
@@ -175,7 +165,7 @@ def test_the_archive_search_by_the_current_hour_finds_a_line(up: Up, chromium: B
     )
     hour = found[0][:13]  # the line's own hour, UTC: 2026-12-06T08
     with browser.page(chromium) as page:
-        login(page, up.url, admin(up))
+        login(page, up.url, up.admin_token)
         open_logs(page, up)
         page.fill("form#logs input[name=hour]", f"{hour}:00")
         page.fill("form#logs input[name=grep]", marker)
@@ -196,7 +186,7 @@ def test_the_page_reads_without_javascript(up: Up, chromium: Browser) -> None:
     context = chromium.new_context(java_script_enabled=False)
     try:
         page = context.new_page()
-        login(page, up.url, admin(up))
+        login(page, up.url, up.admin_token)
         page.goto(f"{up.url}/dash/apps/demo/logs?ps=web.1")
         assert [r for r in rows(page) if f"GET /{marker} 200" in r]
         assert "needs JavaScript" in page.inner_text("#tail-state")

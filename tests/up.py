@@ -164,6 +164,11 @@ class Up:
             time.sleep(0.1)
         raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
+    @property
+    def admin_token(self) -> str:
+        """The admin token `gun up` wrote."""
+        return (self.home / "admin.token").read_text().strip()
+
     def ours(self) -> list[psutil.Process]:
         """Every live process whose command line or cwd points into this platform's data."""
         found = []
