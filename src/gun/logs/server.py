@@ -40,7 +40,7 @@ from urllib.parse import parse_qsl
 
 from gun import isolation
 from gun.compiled import compiled
-from gun.errors import Forbidden, GunError, NotFound, Unauthorized, UsageError
+from gun.errors import Forbidden, GunError, InvalidParams, NotFound, Unauthorized, UsageError
 from gun.logs import access, series
 from gun.logs.archive import Archive
 from gun.logs.disk import CannotWrite
@@ -171,7 +171,10 @@ class DrainApp:
             return
         found = access.series_route(raw)
         if found is not None:
-            await self._series(scope, send, headers, *found)
+            try:
+                await self._series(scope, send, headers, *found)
+            except InvalidParams as e:  # a bad name, stat, source or range: as the others, 400
+                raise Refused(400, e.message) from None
             return
         if raw == access.SUMMARIES:
             await self._summaries(scope, send, headers)
