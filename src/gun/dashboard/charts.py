@@ -155,7 +155,7 @@ def svg(chart: Chart, width: int = WIDTH, height: int = HEIGHT) -> str:
 
     out = [
         f'<svg class="chart" data-chart="{escape(chart.key)}" viewBox="0 0 {width} {height}" '
-        f'role="img" aria-label="{escape(chart.title)}" preserveAspectRatio="none">',
+        f'role="img" aria-label="{escape(chart.title)}">',
         f'<rect class="plot" x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}"/>',
     ]
     for v in (low, (low + high) / 2, high):

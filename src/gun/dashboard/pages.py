@@ -11,6 +11,7 @@ POST /dash/logout                      sign out
 GET  /dash/  and /dash/apps            the apps page
 GET  /dash/apps/{app}                  the app page
 GET  /dash/apps/{app}/processes        the processes table's rows (live.js polls it)
+GET  /dash/apps/{app}/metrics          the metrics page (metrics_pages.py)
 POST /dash/apps/{app}/scale            scale: `type`, `quantity`
 POST /dash/apps/{app}/rollback         rollback to `version` (once `confirmed`)
 GET  /dash/apps/{app}/rollback         the confirmation of a rollback to ?version=N
@@ -34,8 +35,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from gun import formation as formations
 from gun.core import Platform
 from gun.core.access import authorize
+from gun.dashboard import drainclient, metrics, views
 from gun.dashboard import session as sessions
-from gun.dashboard import views
 from gun.dashboard.session import Session
 from gun.errors import GunError, InvalidParams, NotFound
 from gun.model import Principal, role_at_least
@@ -51,6 +52,7 @@ templates = Environment(
     lstrip_blocks=True,
 )
 Form = dict[str, str]
+SUMMARIES_BUDGET = 0.25  # seconds the apps page waits for the drain's figures, then shows `–`
 
 
 def static_files() -> StaticFiles:
@@ -169,7 +171,14 @@ def logout(request: Request, s: Session, form: Form) -> Response:
 def apps_page(request: Request, s: Session) -> Response:
     gun = platform_of(request)
     rows = [views.app_row(gun.apps.status(s.who, a.name)) for a in gun.apps.all(s.who)]
-    return render("apps.html", session=s, apps=rows, title="Apps")
+    token = sessions.token_of(request) or ""
+    got = drainclient.summaries_now(gun, token, [r.name for r in rows], SUMMARIES_BUDGET) or {}
+    figures = {
+        name: metrics.app_figures(one.requests, one.errors, one.p95) for name, one in got.items()
+    }
+    unknown = metrics.AppFigures(metrics.UNKNOWN, metrics.UNKNOWN)
+    shown = [(r, figures.get(r.name, unknown)) for r in rows]
+    return render("apps.html", session=s, apps=shown, title="Apps")
 
 
 def app_page(request: Request, s: Session) -> Response:

@@ -216,8 +216,10 @@ def _number(v: object) -> float | None:
 
 @dataclass(frozen=True)
 class Summary:
-    """An app's router over a range: requests, errors (5xx answers and H-codes), and the
-    worst bucket's p95 of `router.service` (ms; None without requests)."""
+    """An app's router over a range: requests, errors, and the worst bucket's p95 of
+    `router.service` (ms; None without requests). Errors: in each bucket the larger of the
+    5xx answers and the H-codes (a router error line carries its status too, 503 mostly: the
+    two are not added, which would count it twice)."""
 
     requests: float
     errors: float
@@ -230,20 +232,22 @@ class Summary:
 def summary(root: Path, app: str, span: tuple[int, int]) -> Summary:
     """The app's Summary over `span`, from its router series (zeros when it has none)."""
     top = app_dir(root, app) / "router"
-    requests = errors = 0.0
+    requests = 0.0
+    failed: dict[int, float] = {}
+    coded: dict[int, float] = {}
     for path in sorted((top / "status").glob("*/sum.wsp")):
-        total = _total(path, span)
-        requests += total
-        if path.parent.name == "5xx":
-            errors += total
+        for t, v in _fetch(path, span).points:
+            if v is not None:
+                requests += v
+                if path.parent.name == "5xx":
+                    failed[t] = failed.get(t, 0.0) + v
     for path in sorted((top / "error").glob("H*/sum.wsp")):
-        errors += _total(path, span)
+        for t, v in _fetch(path, span).points:
+            if v is not None:
+                coded[t] = coded.get(t, 0.0) + v
+    errors = sum(max(failed.get(t, 0.0), coded.get(t, 0.0)) for t in failed.keys() | coded.keys())
     p95 = None
     if (top / "service" / "p95.wsp").is_file():
         values = [v for _, v in _fetch(top / "service" / "p95.wsp", span).points if v is not None]
         p95 = max(values) if values else None
     return Summary(requests, errors, p95)
-
-
-def _total(path: Path, span: tuple[int, int]) -> float:
-    return sum(v for _, v in _fetch(path, span).points if v is not None)

@@ -1,0 +1,162 @@
+"""The dashboard's reads of the drain's series routes (logs/series.py), as the session's token:
+the drain asks meta whether that token may read the app's logs, as for `gun logs`.
+
+The drain's URL is the one a log session is read from (`drains.log_session`, which also says
+whether the token may read the app at all), or, for the apps page's many apps, the platform's
+drain (`shipping.drain_base`). Every failure is one of gun's errors with one sentence:
+Unavailable (the drain cannot be reached, is slow, or answers what it should not), NotFound
+and Forbidden (the drain's own refusal, its sentence kept).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from anyio import from_thread
+
+from gun.core import Platform
+from gun.errors import Forbidden, GunError, NotFound, Unavailable
+from gun.logs.series import Points, Series, Summary
+from gun.model import Principal
+
+TIMEOUT = 5.0
+
+
+class DrainClient:
+    def __init__(self, base: str, token: str, ca: str | None, timeout: float = TIMEOUT) -> None:
+        verify: ssl.SSLContext | bool = ssl.create_default_context(cadata=ca) if ca else True
+        self.http = httpx.AsyncClient(
+            base_url=base,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+            verify=verify,  # the team's CA, as the Heroku API's DrainReader pins it
+        )
+
+    @classmethod
+    def for_app(
+        cls, gun: Platform, who: Principal, app: str, token: str, timeout: float = TIMEOUT
+    ) -> DrainClient:
+        """The drain `app`'s logs are read from (blocking: a Platform read)."""
+        return cls(gun.drains.log_session(who, app), token, gun.instances.meta_ca, timeout)
+
+    @classmethod
+    def for_apps(cls, gun: Platform, token: str, timeout: float = TIMEOUT) -> DrainClient:
+        return cls(gun.shipping.drain_base(), token, gun.instances.meta_ca, timeout)
+
+    async def __aenter__(self) -> DrainClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.http.aclose()
+
+    async def listing(self, app: str) -> list[Series]:
+        data = await self._get(f"/v1/apps/{quote(app, safe='')}/series")
+        try:
+            return [Series(d["name"], d["source"], tuple(d["stats"])) for d in data]
+        except (TypeError, KeyError) as e:
+            raise _wrong("the series list") from e
+
+    async def points(
+        self, app: str, name: str, stat: str, span: tuple[int, int], source: str | None = None
+    ) -> Points:
+        data = await self._get(_path(app, name), _query(stat, span, source))
+        try:
+            return Points(int(data["step"]), _points(data["points"]))
+        except (TypeError, KeyError, ValueError) as e:
+            raise _wrong(f"series {name}") from e
+
+    async def sources(
+        self, app: str, name: str, stat: str, span: tuple[int, int]
+    ) -> dict[str, Points]:
+        """Every source's points of a series (`source=*`), by source."""
+        data = await self._get(_path(app, name), _query(stat, span, "*"))
+        try:
+            step = int(data["step"])
+            return {str(k): Points(step, _points(v)) for k, v in data["sources"].items()}
+        except (TypeError, KeyError, ValueError, AttributeError) as e:
+            raise _wrong(f"series {name}") from e
+
+    async def summaries(self, apps: Sequence[str], since: int = 3600) -> dict[str, Summary]:
+        """Requests, errors and p95 of each app the token may read (others left out)."""
+        if not apps:
+            return {}
+        data = await self._get("/v1/summaries", {"apps": ",".join(apps), "since": str(since)})
+        try:
+            return {
+                str(a): Summary(float(s["requests"]), float(s["errors"]), _float(s["p95"]))
+                for a, s in data["apps"].items()
+            }
+        except (TypeError, KeyError, ValueError, AttributeError) as e:
+            raise _wrong("the summaries") from e
+
+    async def _get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        try:
+            r = await self.http.get(path, params=params)
+        except httpx.HTTPError as e:
+            raise Unavailable(
+                f"cannot reach the drain at {self.http.base_url} for the metrics "
+                f"({type(e).__name__}): try again"
+            ) from None
+        try:
+            data = r.json()
+        except ValueError:
+            data = None
+        if r.status_code == 200:
+            return data
+        message = data.get("message") if isinstance(data, dict) else None
+        if not isinstance(message, str):
+            message = f"the drain answered HTTP {r.status_code} to a metrics read"
+        raise _refusal(r.status_code, message)
+
+
+def _path(app: str, name: str) -> str:
+    return f"/v1/apps/{quote(app, safe='')}/series/{quote(name, safe='')}"
+
+
+def _query(stat: str, span: tuple[int, int], source: str | None) -> dict[str, str]:
+    query = {"stat": stat, "from": str(span[0]), "until": str(span[1])}
+    return query if source is None else query | {"source": source}
+
+
+def _points(raw: Any) -> list[tuple[int, float | None]]:
+    return [(int(t), _float(v)) for t, v in raw]
+
+
+def _float(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+def _refusal(status: int, message: str) -> GunError:
+    if status in (401, 403):
+        return Forbidden(message)
+    if status == 404:
+        return NotFound(message)
+    return Unavailable(message)
+
+
+def _wrong(what: str) -> Unavailable:
+    return Unavailable(f"the drain answered {what} in a form the dashboard does not read")
+
+
+def summaries_now(
+    gun: Platform, token: str, apps: Sequence[str], budget: float
+) -> dict[str, Summary] | None:
+    """The apps' summaries over the last hour, waiting at most `budget` seconds; None when the
+    drain cannot say in time (the apps page shows `–`). Blocking: from a worker thread."""
+
+    async def read() -> dict[str, Summary]:
+        async with DrainClient.for_apps(gun, token, budget) as drain:
+            return await asyncio.wait_for(drain.summaries(apps), budget)
+
+    try:
+        return from_thread.run(read)
+    except (GunError, TimeoutError):
+        return None
