@@ -12,52 +12,15 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from gun.logs.frames import frame
-from tests.drain import ADMIN, DRAIN, LOGPLEX, drain_env, drain_running, send_raw
+from tests.drain import ADMIN, DRAIN, drain_env, drain_running, send_raw
 from tests.meta import MetaServer, free_port
+from tests.metrics_site import metrics_site
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MetaServer, str]]:
-    """meta with apps shop and other, a drain at 1 s buckets, shop's router and memory lines
-    in whisper; yields meta and the drain's URL."""
-    tmp = tmp_path_factory.mktemp("series")
-    port = free_port()
-    meta = MetaServer(tmp / "meta", f"sqlite:///{tmp / 'meta.db'}", ADMIN)
-    meta.extra_env = {"GUN_DRAIN_URL": f"http://127.0.0.1:{port}", "GUN_DRAIN_TOKEN": DRAIN}
-    env = drain_env(meta.url, tmp / "drain", GUN_METRICS_RESOLUTION="1", GUN_METRICS_GRACE="2")
-    try:
-        meta.start()
-        for app in ("shop", "other"):
-            assert meta.gun("apps.create", app).code == 0
-        url = meta.gun("app:shop", "drains.ingest").out.strip()
-        with httpx.Client(timeout=10) as http, drain_running(env, port, http, tmp) as drain:
-            now = time.time()
-            body = b""
-            for i, status in enumerate((200, 200, 200, 503)):
-                code = " at=error code=H12 desc=timeout" if status == 503 else " at=info"
-                body += frame(
-                    190,
-                    now - 0.4 + i * 0.1,
-                    "heroku",
-                    "router",
-                    f"{code.strip()} method=GET path=/ host=shop dyno=web.1 connect=1ms "
-                    f"service={10 * (i + 1)}ms status={status} bytes=10",
-                )
-            for proc, mb in (("web.1", 40), ("web.2", 60)):
-                msg = f"source={proc} sample#memory_rss={mb}MB sample#load_avg_1m=0.5"
-                body += frame(190, now, "heroku", proc, msg)
-            r = http.post(url, content=body, headers=LOGPLEX)
-            assert r.json()["lines"] == 6, r.text
-            rss = tmp / "drain" / "whisper" / "gun" / "shop" / "memory_rss" / "web_2" / "last.wsp"
-            deadline = time.monotonic() + 15
-            while not rss.exists():
-                assert time.monotonic() < deadline, "no whisper file after 15 s"
-                time.sleep(0.1)
-            time.sleep(0.5)  # the rest of that flush
-            yield meta, drain.url
-    finally:
-        meta.stop()
+    with metrics_site(tmp_path_factory.mktemp("series")) as got:
+        yield got
 
 
 def get(url: str, token: str = ADMIN, **params: str) -> httpx.Response:
