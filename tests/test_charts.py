@@ -77,10 +77,11 @@ def test_many_points_are_binned() -> None:
 
 
 def test_axis_numbers_are_short() -> None:
-    assert [charts.number(v) for v in (0, 950, 1200, 3.4e6, 0.25, 2e13)] == [
+    assert [charts.number(v) for v in (0, 950, 1200, 12000, 3.4e6, 0.25, 2e13)] == [
         "0",
         "950",
-        "1.2k",
+        "1200",
+        "12k",
         "3.4M",
         "0.25",
         "20T",

@@ -64,12 +64,13 @@ class Chart:
 
 
 def number(v: float) -> str:
-    """`950`, `1.2k`, `3.4M`, `0.25`: short, for an axis."""
+    """`950`, `5000`, `12k`, `3.4M`, `0.25`: short, for an axis (a suffix from 10,000 on, so
+    that `1000MB` is not written `1kMB`)."""
     a = abs(v)
     for div, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if a >= div:
+        if a >= div and a >= 1e4:
             return f"{v / div:.3g}{suffix}"
-    return f"{v:.3g}"
+    return f"{v:.4g}"
 
 
 def nice(top: float) -> float:
