@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from gun.dashboard import metrics
+from gun.dashboard import metrics, views
 from gun.dashboard.charts import Line
 from gun.logs.series import Points, Series
 from gun.model import Release
@@ -177,3 +177,9 @@ def test_requests_are_per_second_h_codes_marked_and_deploys_drawn() -> None:
 def test_the_apps_page_figures() -> None:
     assert metrics.app_figures(200, 3, 45.4) == metrics.AppFigures("1.5%", "45 ms")
     assert metrics.app_figures(0, 0, None) == metrics.AppFigures("–", "–")
+
+
+def test_memory_text() -> None:
+    assert views.memory_text(40.6, 512) == "41 / 512 MB"
+    assert views.memory_text(40.4, None) == "40 MB"
+    assert views.memory_text(None, 512) == ""

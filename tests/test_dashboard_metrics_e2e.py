@@ -1,7 +1,8 @@
 """The metrics page in a real browser (Debian's Chromium through Playwright, tests/browser.py)
 against a real `gun up` running examples/hello with 1 s buckets: requests through the router
 close into whisper files, and the page (reached from the app page's link) charts them with
-more than one point, memory per process type too; a screenshot (GUN_TEST_SCREENSHOTS) with a
+more than one point, memory per process type too, and the app page each process's RSS of
+its quota; a screenshot (GUN_TEST_SCREENSHOTS) with a
 sane layout at 1280 px; a token of another app gets 404."""
 
 from __future__ import annotations
@@ -122,6 +123,13 @@ def test_the_metrics_page_charts_the_routers_requests_with_a_sane_layout(
         page.click('a[data-range="1d"]')
         page.wait_for_selector('strong[data-range="1d"]')
         assert points(page, "requests") >= 1
+
+        page.goto(f"{up.url}/apps/demo")
+        page.wait_for_function(
+            """() => /^\\d+ \\/ \\d+ MB$/.test(
+                document.querySelector('tr[data-process="web.1"] td.memory')?.textContent.trim()
+                ?? '')"""
+        )
 
         apps = page.goto(f"{up.url}/")
         assert apps is not None and apps.status == 200

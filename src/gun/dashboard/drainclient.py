@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -152,11 +153,51 @@ def summaries_now(
     """The apps' summaries over the last hour, waiting at most `budget` seconds; None when the
     drain cannot say in time (the apps page shows `–`). Blocking: from a worker thread."""
 
-    async def read() -> dict[str, Summary]:
-        async with DrainClient.for_apps(gun, token, budget) as drain:
+    async def read(drain: DrainClient) -> dict[str, Summary]:
+        async with drain:
             return await asyncio.wait_for(drain.summaries(apps), budget)
 
     try:
-        return from_thread.run(read)
+        return from_thread.run(read, DrainClient.for_apps(gun, token, budget))
     except (GunError, TimeoutError):
         return None
+
+
+def memory_now(
+    gun: Platform, who: Principal, app: str, token: str, budget: float
+) -> dict[str, tuple[float | None, float | None]]:
+    """Each process's latest `memory_rss` and `memory_quota` (MB) of the last two minutes, by
+    process name, waiting at most `budget` seconds; {} when the drain cannot say in time.
+    Blocking: from a worker thread."""
+
+    async def read(drain: DrainClient) -> dict[str, tuple[float | None, float | None]]:
+        end = int(time.time())
+        span = (end - 120, end)
+        async with drain:
+            rss, quota = await asyncio.wait_for(
+                asyncio.gather(
+                    _sources_or_none(drain, app, "memory_rss", span),
+                    _sources_or_none(drain, app, "memory_quota", span),
+                ),
+                budget,
+            )
+        return {p: (_latest(rss.get(p)), _latest(quota.get(p))) for p in rss.keys() | quota.keys()}
+
+    try:
+        return from_thread.run(read, DrainClient.for_app(gun, who, app, token, budget))
+    except (GunError, TimeoutError):
+        return {}
+
+
+async def _sources_or_none(
+    drain: DrainClient, app: str, name: str, span: tuple[int, int]
+) -> dict[str, Points]:
+    try:
+        return await drain.sources(app, name, "last", span)
+    except NotFound:
+        return {}
+
+
+def _latest(points: Points | None) -> float | None:
+    values = [v for _, v in points.points if v is not None] if points else []
+    return values[-1] if values else None

@@ -104,3 +104,10 @@ def may_roll_back_to(release: Release, current: int | None) -> bool:
     """A release other than the current one that did not fail (the Platform judges the rest:
     a slug no longer kept, a release without a build)."""
     return release.version != current and release.status != "failed"
+
+
+def memory_text(rss: float | None, quota: float | None) -> str:
+    """`41 / 512 MB` (RSS of quota), `41 MB` without a quota, empty when unknown."""
+    if rss is None:
+        return ""
+    return f"{rss:.0f} MB" if quota is None else f"{rss:.0f} / {quota:.0f} MB"
