@@ -35,13 +35,15 @@ def shop_lines(now: float) -> bytes:
 
 
 @contextmanager
-def metrics_site(tmp: Path) -> Iterator[tuple[MetaServer, str]]:
-    """meta with apps shop and other, the drain with shop's lines in whisper; yields meta and
-    the drain's URL."""
+def metrics_site(tmp: Path, **settings: str) -> Iterator[tuple[MetaServer, str]]:
+    """meta with apps shop and other, the drain (with GUN_* `settings`) with shop's lines in
+    whisper; yields meta and the drain's URL."""
     port = free_port()
     meta = MetaServer(tmp / "meta", f"sqlite:///{tmp / 'meta.db'}", ADMIN)
     meta.extra_env = {"GUN_DRAIN_URL": f"http://127.0.0.1:{port}", "GUN_DRAIN_TOKEN": DRAIN}
-    env = drain_env(meta.url, tmp / "drain", GUN_METRICS_RESOLUTION="1", GUN_METRICS_GRACE="2")
+    env = drain_env(
+        meta.url, tmp / "drain", GUN_METRICS_RESOLUTION="1", GUN_METRICS_GRACE="2", **settings
+    )
     try:
         meta.start()
         for app in ("shop", "other"):

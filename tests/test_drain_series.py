@@ -123,3 +123,13 @@ def test_a_drain_without_whisper_says_so(tmp_path: Path) -> None:
             )
     finally:
         meta.stop()
+
+
+def test_a_drain_of_workers_serves_the_series_from_any_worker(tmp_path: Path) -> None:
+    with metrics_site(tmp_path, GUN_DRAIN_WORKERS="2") as (_, drain):
+        for _ in range(6):  # new connections: the kernel spreads them over the workers
+            r = get(f"{drain}/v1/apps/shop/series")
+            assert r.status_code == 200, r.text
+            assert ("memory_rss", "web.2") in {(s["name"], s["source"]) for s in r.json()}
+        summary = get(f"{drain}/v1/summaries", apps="shop").json()
+        assert summary["apps"]["shop"]["requests"] == 4
