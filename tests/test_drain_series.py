@@ -75,6 +75,16 @@ def test_a_token_of_another_app_is_refused_and_sees_nothing_in_summaries(
     r = get(f"{drain}/v1/apps/shop/series/router.status.2xx", token, stat="sum")
     assert r.status_code in (403, 404)
     assert list(get(f"{drain}/v1/summaries", token, apps="shop,other").json()["apps"]) == ["other"]
+    # what the drain asked meta: which of many apps the token may read, in one question
+    asked = get(f"{meta.url}/v1/log-session", token, apps="shop,other,nosuch")
+    assert asked.json()["apps"] == ["other"]
+    assert get(f"{meta.url}/v1/log-session", apps="shop,other,nosuch").json()["apps"] == [
+        "shop",
+        "other",
+    ]
+    many = get(f"{meta.url}/v1/log-session", apps=",".join(["shop"] * 201))
+    assert many.status_code == 422
+    assert many.json()["message"] == "apps= names 201 apps; ask for at most 200 at once"
     assert get(f"{drain}/v1/apps/shop/series").status_code == 200
     assert httpx.get(f"{drain}/v1/apps/shop/series", timeout=10).status_code == 401
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -147,20 +147,34 @@ def _wrong(what: str) -> Unavailable:
     return Unavailable(f"the drain answered {what} in a form the dashboard does not read")
 
 
-def summaries_now(
+def summaries_soon(
     gun: Platform, token: str, apps: Sequence[str], budget: float
-) -> dict[str, Summary] | None:
-    """The apps' summaries over the last hour, waiting at most `budget` seconds; None when the
-    drain cannot say in time (the apps page shows `–`). Blocking: from a worker thread."""
+) -> Callable[[], dict[str, Summary] | None]:
+    """Starts reading the apps' summaries over the last hour at once, on the event loop; the
+    function returned waits for them, `budget` seconds after the start at most, and gives None
+    when the drain cannot say in time (the apps page shows `–`). From a worker thread: the
+    caller reads the Platform meanwhile."""
+    began = time.monotonic()
+    try:
+        drain = DrainClient.for_apps(gun, token, budget)
+    except GunError:
+        return lambda: None
 
-    async def read(drain: DrainClient) -> dict[str, Summary]:
+    async def read() -> dict[str, Summary]:
         async with drain:
             return await asyncio.wait_for(drain.summaries(apps), budget)
 
-    try:
-        return from_thread.run(read, DrainClient.for_apps(gun, token, budget))
-    except (GunError, TimeoutError):
-        return None
+    loop = from_thread.run_sync(asyncio.get_running_loop)
+    future = asyncio.run_coroutine_threadsafe(read(), loop)
+
+    def result() -> dict[str, Summary] | None:
+        try:
+            return future.result(max(0.0, budget - (time.monotonic() - began)))
+        except (GunError, TimeoutError):
+            future.cancel()
+            return None
+
+    return result
 
 
 def memory_now(

@@ -170,9 +170,11 @@ def logout(request: Request, s: Session, form: Form) -> Response:
 
 def apps_page(request: Request, s: Session) -> Response:
     gun = platform_of(request)
-    rows = [views.app_row(gun.apps.status(s.who, a.name)) for a in gun.apps.all(s.who)]
+    apps = gun.apps.all(s.who)
     token = sessions.token_of(request) or ""
-    got = drainclient.summaries_now(gun, token, [r.name for r in rows], SUMMARIES_BUDGET) or {}
+    summaries = drainclient.summaries_soon(gun, token, [a.name for a in apps], SUMMARIES_BUDGET)
+    rows = [views.app_row(gun.apps.status(s.who, a.name)) for a in apps]
+    got = summaries() or {}
     figures = {
         name: metrics.app_figures(one.requests, one.errors, one.p95) for name, one in got.items()
     }
