@@ -3,7 +3,8 @@ against a real `gun up` running examples/hello with 1 s buckets: requests throug
 close into whisper files, and the page (reached from the app page's link) charts them with
 more than one point, memory per process type too, and the app page each process's RSS of
 its quota; a screenshot (GUN_TEST_SCREENSHOTS) with a
-sane layout at 1280 px; a token of another app gets 404."""
+sane layout at 1280 px; live.js refreshes the charts without a reload; a token of another app
+gets 404."""
 
 from __future__ import annotations
 
@@ -119,6 +120,16 @@ def test_the_metrics_page_charts_the_routers_requests_with_a_sane_layout(
         shot = browser.screenshot(page, shots / "metrics.png", full_page=True)
         assert shot.stat().st_size > 10_000
         assert layout_ok(page) == []
+
+        # live.js refetches the charts section (data-live-every, 10 s) without a reload
+        page.evaluate("document.querySelector('section#charts .charts').dataset.old = 'yes'")
+        page.evaluate("window.__gunStill = 'the same page'")
+        page.wait_for_function(
+            "() => document.querySelector('section#charts .charts:not([data-old])') !== null",
+            timeout=25_000,
+        )
+        assert page.evaluate("window.__gunStill") == "the same page"
+        assert points(page, "requests") > 1
 
         page.click('a[data-range="1d"]')
         page.wait_for_selector('strong[data-range="1d"]')
