@@ -1,6 +1,6 @@
 """A real meta next to a real drain (1 s buckets) whose whisper files hold app shop's router
-lines (three 200s, one 503 with H12), two web processes' memory and load, and a custom
-measure: what the series routes and the metrics page are tested against."""
+lines (three 200s, one 503 with H12), two web processes' memory and load, an R14, and a
+custom measure: what the series routes and the metrics page are tested against."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ def shop_lines(now: float) -> bytes:
     for proc, mb in (("web.1", 40), ("web.2", 60)):
         msg = f"source={proc} sample#memory_rss={mb}MB sample#load_avg_1m=0.5"
         body += frame(190, now, "heroku", proc, msg + " sample#memory_quota=512MB")
+    body += frame(190, now, "heroku", "web.2", "Error R14 (Memory quota exceeded)")
     return body + frame(190, now, "app", "web.1", "measure#db.query=5ms")
 
 
@@ -51,7 +52,7 @@ def metrics_site(tmp: Path, **settings: str) -> Iterator[tuple[MetaServer, str]]
         url = meta.gun("app:shop", "drains.ingest").out.strip()
         with httpx.Client(timeout=10) as http, drain_running(env, port, http, tmp) as drain:
             r = http.post(url, content=shop_lines(time.time()), headers=LOGPLEX)
-            assert r.json()["lines"] == 7, r.text
+            assert r.json()["lines"] == 8, r.text
             whisper = tmp / "drain" / "whisper" / "gun" / "shop"
             wanted = [whisper / "memory_rss" / "web_2" / "last.wsp", whisper / "db/query/p95.wsp"]
             deadline = time.monotonic() + 15

@@ -64,7 +64,8 @@ def test_the_metrics_page_charts_what_the_drain_has(site: tuple[MetaServer, str]
         series = {p.attrib["data-series"] for p in charts["service"].iter("polyline")}
         series |= {c.attrib["data-series"] for c in charts["service"].iter("circle")}
         assert series == {"p50", "p95", "p99"}
-        assert [m.attrib["data-marker"] for m in charts["requests"].iter("path")] == ["H12 ×1"]
+        markers = [m.attrib["data-marker"] for m in charts["requests"].iter("path")]
+        assert markers == ["R14 ×1", "H12 ×1"]
         memory = {c.attrib["data-series"] for c in charts["memory"].iter("circle")}
         assert memory == {"web", "web quota"}
         assert "db.query" in r.text and 'data-live="/dash/apps/shop/metrics/charts?' in r.text
@@ -121,6 +122,7 @@ def test_without_a_drain_the_page_says_so(meta: MetaServer) -> None:
 def listing() -> list[Series]:
     return [
         Series("db.query", None, ("count", "median", "p95", "sum")),
+        Series("error.R14", None, ("sum",)),
         Series("memory_rss", "web.1", ("last",)),
         Series("memory_rss", "worker.1", ("last",)),
         Series("queue", "web.1", ("last",)),
@@ -133,6 +135,7 @@ def listing() -> list[Series]:
 def test_wanted_reads_only_what_the_app_has() -> None:
     got = metrics.wanted(listing(), "queue")
     assert got.single == [
+        ("error.R14", "sum"),
         ("router.error.H12", "sum"),
         ("router.status.2xx", "sum"),
         ("router.service", "median"),
@@ -158,11 +161,12 @@ def test_per_type_averages_each_types_processes_at_each_time() -> None:
     ]
 
 
-def test_requests_are_per_second_h_codes_marked_and_deploys_drawn() -> None:
+def test_requests_are_per_second_h_and_r_codes_marked_and_deploys_drawn() -> None:
     read = metrics.Read(
         {
             ("router.status.2xx", "sum"): Points(60, [(0, 120.0), (60, None)]),
             ("router.error.H12", "sum"): Points(60, [(0, None), (60, 2.0)]),
+            ("error.R14", "sum"): Points(60, [(0, 1.0), (60, None)]),
         },
         {},
     )
@@ -170,7 +174,7 @@ def test_requests_are_per_second_h_codes_marked_and_deploys_drawn() -> None:
     release = Release("shop", 7, "Deploy abc", "succeeded", when, {}, None, None, None, "ann")
     requests, *_ = metrics.charts(read, (0, 120), [release], None, listing())
     assert requests.lines == [Line("2xx", [(0, 2.0), (60, None)])]
-    assert [(m.at, m.label) for m in requests.markers] == [(60, "H12 ×2")]
+    assert [(m.at, m.label) for m in requests.markers] == [(0, "R14 ×1"), (60, "H12 ×2")]
     assert [(e.at, e.label) for e in requests.events] == [(30.0, "v7 Deploy abc")]
 
 

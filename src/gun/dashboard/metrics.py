@@ -2,9 +2,9 @@
 range, and the charts they make. metrics_pages.py reads them; templates only lay them out.
 
 Charts, each with the app's deploys (releases made in the range) as vertical lines:
-- requests/s by status class: `router.status.Nxx` sums ÷ the step; the H-codes
-  (`router.error.H*` sums) marked where they happened. R-codes (R14 ...) are not metrics: the
-  drain's parser makes none from `heroku[web.1]: Error R14` lines, so none are marked.
+- requests/s by status class: `router.status.Nxx` sums ÷ the step; the router's H-codes
+  (`router.error.H*` sums) and the processes' R-codes (`error.R*`, from `heroku[web.1]: Error
+  R14 (...)` lines: parse.py) marked where they happened.
 - router service time: median, p95, p99 of `router.service` (ms).
 - memory per process type: the mean over the type's processes of `memory_rss` (`last`, MB) at
   each point, and the mean of their `memory_quota` when the agent reports one.
@@ -26,7 +26,7 @@ from gun.model import Release
 RANGES = {"1h": 3600, "1d": 86400, "1w": 7 * 86400}
 DEFAULT_RANGE = "1h"
 STATUS = re.compile(r"router\.status\.[1-5]xx\Z")
-H_CODE = re.compile(r"router\.error\.(H[0-9]{1,3})\Z")
+ERROR_CODE = re.compile(r"router\.error\.(H[0-9]{1,3})\Z|error\.(R[0-9]{1,3})\Z")
 SERVICE = (("median", "p50"), ("p95", "p95"), ("p99", "p99"))
 PER_TYPE = (
     ("memory_rss", "memory", "Memory (mean RSS per process)", "MB"),
@@ -67,9 +67,16 @@ def range_of(text: str | None) -> str:
 
 
 def custom_names(listing: Iterable[Series]) -> list[str]:
-    """The app's own series names (not the router's, not the runtime metrics), sorted."""
+    """The app's own series names (not the router's, the R-codes or the runtime metrics),
+    sorted."""
     return sorted(
-        {s.name for s in listing if not s.name.startswith("router.") and s.name not in RUNTIME}
+        {
+            s.name
+            for s in listing
+            if not s.name.startswith("router.")
+            and s.name not in RUNTIME
+            and not ERROR_CODE.match(s.name)
+        }
     )
 
 
@@ -85,7 +92,7 @@ def wanted(listing: Sequence[Series], metric: str | None) -> Wanted:
     """The reads the page's charts need, given what the app has."""
     names = {s.name for s in listing}
     sourced = {s.name for s in listing if s.source is not None}
-    single: list[Key] = sorted((n, "sum") for n in names if STATUS.match(n) or H_CODE.match(n))
+    single: list[Key] = sorted((n, "sum") for n in names if STATUS.match(n) or ERROR_CODE.match(n))
     single += [("router.service", stat) for stat, _ in SERVICE if "router.service" in names]
     runtime: tuple[str, ...] = ("memory_rss", "memory_quota", "load_avg_1m")
     per_source: list[Key] = [(n, "last") for n in runtime if n in sourced]
@@ -147,9 +154,9 @@ def _requests(read: Read, span: tuple[int, int], events: list[Mark]) -> Chart:
         if STATUS.match(name)
     ]
     markers = [
-        Mark(t, f"{m[1]} ×{v:g}")
+        Mark(t, f"{m[1] or m[2]} ×{v:g}")
         for (name, _), pts in sorted(read.single.items())
-        if (m := H_CODE.match(name))
+        if (m := ERROR_CODE.match(name))
         for t, v in pts.points
         if v
     ]
