@@ -11,7 +11,9 @@ and Forbidden (the drain's own refusal, its sentence kept).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ssl
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
@@ -20,6 +22,7 @@ from urllib.parse import quote
 
 import httpx
 from anyio import from_thread
+from cachetools import TTLCache
 
 from gun.core import Platform
 from gun.errors import Forbidden, GunError, NotFound, Unavailable
@@ -27,6 +30,9 @@ from gun.logs.series import Points, Series, Summary
 from gun.model import Principal
 
 TIMEOUT = 5.0
+SUMMARIES_KEPT = 10.0  # seconds the apps page shows the same figures (of the last hour)
+_kept: TTLCache[tuple[bytes, tuple[str, ...]], dict[str, Summary]] = TTLCache(256, SUMMARIES_KEPT)
+_lock = threading.Lock()
 
 
 class DrainClient:
@@ -153,8 +159,14 @@ def summaries_soon(
     """Starts reading the apps' summaries over the last hour at once, on the event loop; the
     function returned waits for them, `budget` seconds after the start at most, and gives None
     when the drain cannot say in time (the apps page shows `–`). From a worker thread: the
-    caller reads the Platform meanwhile."""
+    caller reads the Platform meanwhile. An answer is kept SUMMARIES_KEPT seconds for the same
+    token and apps (a reload shows it at once)."""
     began = time.monotonic()
+    key = (hashlib.sha256(token.encode()).digest(), tuple(apps))
+    with _lock:
+        kept = _kept.get(key)
+    if kept is not None:
+        return lambda: kept
     try:
         drain = DrainClient.for_apps(gun, token, budget)
     except GunError:
@@ -169,10 +181,13 @@ def summaries_soon(
 
     def result() -> dict[str, Summary] | None:
         try:
-            return future.result(max(0.0, budget - (time.monotonic() - began)))
+            got = future.result(max(0.0, budget - (time.monotonic() - began)))
         except (GunError, TimeoutError):
             future.cancel()
             return None
+        with _lock:
+            _kept[key] = got
+        return got
 
     return result
 
