@@ -186,9 +186,9 @@ def test_routes_without_a_token_are_only_these(server: MetaServer) -> None:
         "GET /log-sessions/{token}",
     }
     assert public == {"GET /health", "GET /v1/health", *tokened}
-    # the dashboard's pages and forms (gun/dashboard/pages.py, logs_pages.py), left out of the
-    # OpenAPI document: their own cookie session and CSRF token, no bearer token (a browser
-    # sends none)
+    # the dashboard's pages and forms (gun/dashboard/pages.py, logs_pages.py,
+    # metrics_pages.py), left out of the OpenAPI document: their own cookie session and CSRF
+    # token, no bearer token (a browser sends none)
     dashboard = {
         f"{method} {r.path}"
         for r in [*gun.dashboard.router.routes, *gun.dashboard.logs_router.routes]
@@ -209,6 +209,8 @@ def test_routes_without_a_token_are_only_these(server: MetaServer) -> None:
         "POST /dash/apps/{app}/rollback",
         "GET /dash/apps/{app}/logs",
         "GET /dash/apps/{app}/logs/stream",
+        "GET /dash/apps/{app}/metrics",  # dashboard/metrics_pages.py
+        "GET /dash/apps/{app}/metrics/charts",
     }
     assert not any(p.startswith("/dash") for p in app.openapi()["paths"])
     assert uploads == {

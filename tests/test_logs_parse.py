@@ -419,3 +419,24 @@ def test_the_router_fast_path_matches_the_general_path(
     parse._router(msg, T, "", *fast)
     parse._router_general(msg, T, "", *general)
     assert fast == general
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (runtime("Error R14 (Memory quota exceeded)"), [m("error.R14", "", "count", 1.0)]),
+        (
+            runtime(
+                "Error R10 (Boot timeout) -> Web process failed to bind to $PORT within 60 "
+                "seconds of launch"
+            ),
+            [m("error.R10", "", "count", 1.0)],
+        ),
+        (runtime("Error R14"), []),  # no description: not Heroku's form
+        (runtime("Error Rx (what)"), []),
+        (runtime("Error R1234 (too long)"), []),
+        (app("Error R14 (Memory quota exceeded)"), []),  # the app's own output
+    ],
+)
+def test_runtime_error_lines_count_their_r_code(line: Line, expected: list[Measurement]) -> None:
+    assert parse.measurements(line) == expected

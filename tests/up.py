@@ -43,10 +43,12 @@ def running(
 
 
 @contextmanager
-def hello_on_gun(tmp: Path, app: str, extra: Mapping[str, str] | None = None) -> Iterator[Up]:
-    """`gun up` (one instance) with `app` deployed (v2) from a copy of examples/hello with the
-    `extra` files added, its processes really running."""
-    with running(tmp, instances=1) as platform:
+def hello_on_gun(
+    tmp: Path, app: str, extra: Mapping[str, str] | None = None, **settings: str
+) -> Iterator[Up]:
+    """`gun up` (one instance, with GUN_* `settings`) with `app` deployed (v2) from a copy of
+    examples/hello with the `extra` files added, its processes really running."""
+    with running(tmp, instances=1, **settings) as platform:
         source = tmp / "app"
         source.mkdir()
         for f in HELLO.iterdir():

@@ -7,6 +7,9 @@ DELETE /v1/apps/{app}/drains/{id}                      drains.remove
 GET    /v1/apps/{app}/drains/ingest?resolution=S       drains.ingest
 POST   /v1/apps/{app}/drains/ingest?resolution=S       drains.ingest rotate=true
 GET    /v1/apps/{app}/log-session                      logs, metrics (where the drain is)
+GET    /v1/log-session?apps=A,B                        the drain, asking for the dashboard's
+                                                       apps page which of many apps a user
+                                                       token may read (as the route above)
 GET    /v1/drain/ingest-tokens/{token}                 the drain, checking a token it got
                                                        (a drain token only; no other route
                                                        takes one)
@@ -21,6 +24,7 @@ from pydantic import StrictStr
 
 from gun.api.auth import DrainWho, Gun, Who
 from gun.api.fleet_routes import Strict
+from gun.errors import InvalidParams
 from gun.model import Drain
 
 router = APIRouter(prefix="/v1")
@@ -70,6 +74,17 @@ def rotate_ingest(
 @router.get("/apps/{app}/log-session")
 def log_session(app: str, who: Who, gun: Gun) -> dict[str, str]:
     return {"url": gun.drains.log_session(who, app)}
+
+
+MAX_APPS = 200  # apps in one /v1/log-session?apps= (the drain asks in batches of this)
+
+
+@router.get("/log-session")
+def log_session_many(who: Who, gun: Gun, apps: str = Query("", max_length=7000)) -> dict[str, Any]:
+    names = [a for a in apps.split(",") if a]
+    if len(names) > MAX_APPS:
+        raise InvalidParams(f"apps= names {len(names)} apps; ask for at most {MAX_APPS} at once")
+    return {"url": gun.shipping.drain_base(), "apps": gun.drains.readable(who, names)}
 
 
 @router.get("/drain/ingest-tokens/{token:path}")  # any path under it: the Platform judges it

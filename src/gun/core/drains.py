@@ -8,6 +8,7 @@ only its scheme, host and port. Only a drain token may ask which app an ingest t
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 from urllib.parse import urlsplit
 
@@ -126,6 +127,23 @@ class Drains:
         with self.store.read() as tx:
             tx.apps.existing(name)
         return self.shipping.drain_base()
+
+    def readable(self, who: Principal, names: Sequence[str]) -> list[str]:
+        """Of `names`, those `who` may read the logs of by log_session's rule (an app that
+        exists, role viewer on it), in one read: the drain asks this for many apps at once."""
+        self.shipping.drain_base()
+        allowed = []
+        for name in names:
+            try:
+                authorize(who, "viewer", name)
+            except Forbidden:
+                continue
+            allowed.append(name)
+        if not allowed:
+            return []
+        with self.store.read() as tx:
+            existing = {a.name for a in tx.apps.all(only=who.app)}
+        return [n for n in allowed if n in existing]
 
     def app_of_ingest_token(self, who: Principal, token: str) -> str:
         """For the drain: which app a token it was sent belongs to. Only a drain token may ask

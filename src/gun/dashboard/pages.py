@@ -11,6 +11,7 @@ POST /dash/logout                      sign out
 GET  /dash/  and /dash/apps            the apps page
 GET  /dash/apps/{app}                  the app page
 GET  /dash/apps/{app}/processes        the processes table's rows (live.js polls it)
+GET  /dash/apps/{app}/metrics          the metrics page (metrics_pages.py)
 POST /dash/apps/{app}/scale            scale: `type`, `quantity`
 POST /dash/apps/{app}/rollback         rollback to `version` (once `confirmed`)
 GET  /dash/apps/{app}/rollback         the confirmation of a rollback to ?version=N
@@ -35,8 +36,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from gun import formation as formations
 from gun.core import Platform
 from gun.core.access import authorize
+from gun.dashboard import drainclient, metrics, views
 from gun.dashboard import session as sessions
-from gun.dashboard import views
 from gun.dashboard.session import Session
 from gun.errors import GunError, InvalidParams, NotFound
 from gun.model import Principal, role_at_least
@@ -52,6 +53,7 @@ templates = Environment(
     lstrip_blocks=True,
 )
 Form = dict[str, str]
+SUMMARIES_BUDGET = 0.25  # seconds the apps page waits for the drain's figures, then shows `–`
 
 
 def static_files() -> StaticFiles:
@@ -169,9 +171,18 @@ def logout(request: Request, s: Session, form: Form) -> Response:
 
 def apps_page(request: Request, s: Session) -> Response:
     gun = platform_of(request)
+    apps = gun.apps.statuses(s.who)
+    token = s.token
+    summaries = drainclient.summaries_soon(gun, token, [a.app for a in apps], SUMMARIES_BUDGET)
     at = now()
-    rows = [views.app_row(status, at) for status in gun.apps.statuses(s.who)]
-    return render("apps.html", session=s, apps=rows, title="Apps")
+    rows = [views.app_row(status, at) for status in apps]
+    got = summaries() or {}
+    figures = {
+        name: metrics.app_figures(one.requests, one.errors, one.p95) for name, one in got.items()
+    }
+    unknown = metrics.AppFigures(metrics.UNKNOWN, metrics.UNKNOWN)
+    shown = [(r, figures.get(r.name, unknown)) for r in rows]
+    return render("apps.html", session=s, apps=shown, title="Apps")
 
 
 def app_page(request: Request, s: Session) -> Response:
@@ -196,6 +207,7 @@ def app_page(request: Request, s: Session) -> Response:
         instances=views.by_instance(gun.processes.all(who, name), at),
         machines=views.instance_rows(instances, at),
         layers=views.layer_rows(gun.layers.all(who, name), instances),
+        memory=memory_of(request, s, name),
         releases=[(r, views.may_roll_back_to(r, app.release)) for r in releases],
         config=views.config_rows(gun.config.get(who, name), request.query_params.get("show")),
         events=[(e, json.dumps(e.detail, sort_keys=True)) for e in events],
@@ -206,7 +218,15 @@ def processes_rows(request: Request, s: Session) -> Response:
     name = request.path_params["app"]
     visible(s.who, name)
     instances = views.by_instance(platform_of(request).processes.all(s.who, name), now())
-    return render("processes.html", instances=instances)
+    return render("processes.html", instances=instances, memory=memory_of(request, s, name))
+
+
+def memory_of(request: Request, s: Session, app: str) -> dict[str, str]:
+    """Each process's memory (`41 / 512 MB`) from the drain's runtime metrics; {} when the
+    drain cannot say within SUMMARIES_BUDGET."""
+    token = s.token
+    got = drainclient.memory_now(platform_of(request), s.who, app, token, SUMMARIES_BUDGET)
+    return {p: views.memory_text(rss, quota) for p, (rss, quota) in got.items()}
 
 
 def scale(request: Request, s: Session, form: Form) -> Response:

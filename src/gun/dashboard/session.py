@@ -70,24 +70,33 @@ def current(request: Request) -> Session | None:
     """The request's session: None without a cookie, or with one that no longer opens (another
     key, garbled) or whose token is revoked, expired, or not for the dashboard."""
     sealed = request.cookies.get(COOKIE)
-    if not sealed:
+    token = token_of(request)
+    if not sealed or token is None:
         return None
     platform: Platform = request.app.state.platform
     box = box_of(platform)
-    try:
-        data = json.loads(box.open(sealed))
-    except (GunError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("kind") != KIND:
-        return None
-    token = data.get("token")
-    if not isinstance(token, str):
-        return None
     try:
         who = sign_in(platform, token)
     except (Unauthorized, Forbidden):
         return None
     return Session(who, csrf_of(box, sealed), token)
+
+
+def token_of(request: Request) -> str | None:
+    """The token the request's session cookie holds; None when there is no cookie or it does
+    not open. Whether the token is still good is `current`'s question."""
+    sealed = request.cookies.get(COOKIE)
+    if not sealed:
+        return None
+    platform: Platform = request.app.state.platform
+    try:
+        data = json.loads(box_of(platform).open(sealed))
+    except (GunError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("kind") != KIND:
+        return None
+    token = data.get("token")
+    return token if isinstance(token, str) else None
 
 
 def check_csrf(session: Session, given: str | None) -> None:

@@ -178,3 +178,10 @@ def config_rows(config: Mapping[str, str | None], show: str | None) -> list[Conf
         )
         for k, v in sorted(config.items())
     ]
+
+
+def memory_text(rss: float | None, quota: float | None) -> str:
+    """`41 / 512 MB` (RSS of quota), `41 MB` without a quota, empty when unknown."""
+    if rss is None:
+        return ""
+    return f"{rss:.0f} MB" if quota is None else f"{rss:.0f} / {quota:.0f} MB"

@@ -17,6 +17,10 @@ Reading. The only paths are exactly `/v1/apps/APP/logs`, `/v1/apps/APP/logs/tail
 `/v1/apps/APP/metrics`, APP an app name (model.APP_NAME, so no `%`, `.` or `/`); the user token
 is a Bearer token of 1 to MAX_USER_TOKEN visible ASCII characters (anything longer or stranger
 is no token gun ever made or accepts, and is refused without a lookup).
+
+Series (series.py). `/v1/apps/APP/series` and `/v1/apps/APP/series/NAME`, NAME one segment
+of at most 400 bytes without `/` (series.py judges it: a `..`, a `%2e` or anything else not a
+series name is a 400 saying so); `/v1/summaries?apps=A,B` takes the same user token.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ NO_USER = "no token: send the one `gun login` saved as a Bearer token"
 UNKNOWN_USER = "the token is unknown or revoked: `gun login` gets one"
 
 _READ = re.compile(rb"/v1/apps/([a-z][a-z0-9-]{1,29})/(logs|logs/tail|metrics)\Z")
+_SERIES = re.compile(rb"/v1/apps/([a-z][a-z0-9-]{1,29})/series(?:/([^/]{1,400}))?\Z")
+SUMMARIES = b"/v1/summaries"
 _USER_TOKEN = re.compile(rf"[\x21-\x7e]{{1,{MAX_USER_TOKEN}}}\Z")
 
 
@@ -91,6 +97,14 @@ def read_route(raw_path: bytes) -> tuple[str, str] | None:
     `metrics`; None for any other path."""
     m = _READ.match(raw_path)
     return None if m is None else (m[1].decode(), m[2].decode())
+
+
+def series_route(raw_path: bytes) -> tuple[str, str | None] | None:
+    """(app, NAME or None) of a path of the series routes; None for any other path."""
+    m = _SERIES.match(raw_path)
+    if m is None:
+        return None
+    return m[1].decode(), None if m[2] is None else m[2].decode("latin-1")
 
 
 def user_token(authorization: bytes) -> str:

@@ -7,7 +7,8 @@
   trusted, never kept.
 - May a user token read an app's logs: `GET /v1/apps/APP/log-session` with that token. A 200
   with `{"url": ...}` is yes; 401, 403 and 404 are no, said with meta's status; anything else
-  is Unavailable.
+  is Unavailable. For many apps at once (the dashboard's summaries), `GET /v1/log-session?
+  apps=A,B`: the apps listed in its 200's `{"apps": [...]}` are yes, the others no (404).
 
 Every path segment sent is percent-quoted, although callers pass only tokens and app names of
 their exact forms (access.py): nothing a client sends can name another route of meta.
@@ -32,7 +33,7 @@ import hashlib
 import json
 import ssl
 import time
-from collections.abc import Callable, Coroutine, Hashable
+from collections.abc import Callable, Coroutine, Hashable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
@@ -49,6 +50,7 @@ POSITIVE_TTL = 0.5
 REFRESH_AFTER = 0.4  # a lookup costs the drain ~2 ms of CPU: 2.5 a second per busy token
 NEGATIVE_TTL = 2.0
 CACHE_SIZE = 4096
+READABLE_BATCH = 200  # apps in one question about many (meta's MAX_APPS)
 
 T = TypeVar("T")
 
@@ -145,6 +147,49 @@ class Meta:
         if no is not None:
             raise no.error()
 
+    async def readable(self, user_token: str, apps: Sequence[str]) -> set[str]:
+        """Those of `apps` that `user_token` may read the logs of: the answers at hand, and
+        for the rest one question per READABLE_BATCH apps (`GET /v1/log-session?apps=`),
+        whose answers fill the same caches as may_read's. Unauthorized for a token meta does
+        not know."""
+        digest = hashlib.sha256(user_token.encode()).digest()
+        yes = {a for a in apps if (digest, a) in self._reads}
+        asked = [
+            a for a in dict.fromkeys(apps) if a not in yes and (digest, a) not in self._no_reads
+        ]
+        batches = [asked[i : i + READABLE_BATCH] for i in range(0, len(asked), READABLE_BATCH)]
+        for got in await asyncio.gather(
+            *(self._fetch_many(digest, user_token, b) for b in batches)
+        ):
+            yes |= got
+        return yes
+
+    async def _fetch_many(self, digest: bytes, user_token: str, apps: list[str]) -> set[str]:
+        r = await self._get(
+            "/v1/log-session",
+            headers={"Authorization": f"Bearer {user_token}"},
+            params={"apps": ",".join(apps)},
+        )
+        data = _json(r.content)
+        if r.status_code == 401:
+            raise Unauthorized(UNKNOWN_USER)
+        if r.status_code in (403, 404):
+            found: set[str] = set()
+        elif r.status_code == 200 and isinstance(data, dict) and isinstance(data.get("apps"), list):
+            found = {a for a in data["apps"] if a in apps}
+        else:
+            raise _wrongly(r.status_code, "the token")
+        now = time.monotonic()
+        for app in apps:
+            key = (digest, app)
+            if app in found:
+                self._no_reads.pop(key, None)
+                self._reads[key] = now
+            else:
+                self._reads.pop(key, None)
+                self._no_reads[key] = No(404, f"this token may not read the logs of app {app!r}")
+        return found
+
     async def _fetch_app(self, token: str) -> str | None:
         r = await self._get(f"/v1/drain/ingest-tokens/{quote(token, safe='')}")
         app = app_in_answer(r.status_code, r.content)
@@ -185,9 +230,11 @@ class Meta:
         if not task.cancelled():
             task.exception()  # a refresh nobody awaited failed: the next request asks again
 
-    async def _get(self, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    async def _get(
+        self, path: str, headers: dict[str, str] | None = None, params: dict[str, str] | None = None
+    ) -> httpx.Response:
         try:
-            return await self._http.get(path, headers=headers)
+            return await self._http.get(path, headers=headers, params=params)
         except httpx.HTTPError as e:
             raise Unavailable(
                 f"cannot reach meta at {self.url} to check the token ({type(e).__name__})"

@@ -23,6 +23,9 @@ token without `=` is a key with an empty value; text that is not logfmt is skipp
   them when a request never reached a process. Router measurements have no source, as in
   l2met: `dyno=` is empty exactly on the error lines, and one series per process would multiply
   the router's series by the number of web processes. Other keys of router lines are ignored.
+- Heroku's runtime error lines of a process (APPNAME `heroku`, PROCID not `router`, the
+  message starting `Error R14 ` as in `Error R14 (Memory quota exceeded)`, R and 1 to 3
+  digits) give the counter `error.R14`, 1, without a source (as the router's error counters).
 - A problem is reported as "TOKEN: why", e.g. "measure#x=abc: the value 'abc' is not a number
   ...". A line without `#`, without `measure.` and not from the router is skipped at once.
 
@@ -63,6 +66,7 @@ _STATUS_NAMES = {str(s): f"router.status.{s // 100}xx" for s in range(100, 600)}
 _ROUTER_TAIL = re.compile(
     r' dyno=([^\s"]*) connect=([^\s"]*) service=([^\s"]*) status=([^\s"]*) bytes=([^\s"]*)(?:\s|$)'
 )
+_R_CODE = re.compile(r"Error (R[0-9]{1,3}) ")
 _ROUTER_CODE = re.compile(r'at=error code=([^\s"]*)(?:\s|$)')
 _CACHE_SIZE = 4096  # distinct values remembered by _value (they repeat: 0ms, 1, 21.00MB ...)
 
@@ -319,6 +323,10 @@ def parse_lines(lines: Iterable[Line], prefix: str = "") -> Rows:
         msg = line.msg
         if line.procid == "router" and line.appname == "heroku":
             router(msg, line.time, prefix, rows, invalid)
+        elif msg[:7] == "Error R" and line.appname == "heroku":
+            m = _R_CODE.match(msg)
+            if m is not None:
+                rows.append((prefix + "error." + m[1], None, "", "count", 1.0, line.time, None))
         elif "#" in msg or "measure." in msg:
             metrics(msg, line.time, prefix, rows, invalid)
     return Rows(rows, invalid)

@@ -10,6 +10,11 @@ GET  /v1/apps/{app}/logs?n=&ps=&source=&since=&grep=      gun logs (archive), us
 GET  /v1/apps/{app}/logs/tail?ps=&source=&grep=           gun logs -t (chunked, live)
 GET  /v1/apps/{app}/metrics?name=&since=                  gun metrics (partial buckets too;
                                                           none: `Gun-Note` says why)
+GET  /v1/apps/{app}/series                                the series in whisper (series.py)
+GET  /v1/apps/{app}/series/{name}?stat=&from=&until=&source=   one series' points (source=*:
+                                                          every source's)
+GET  /v1/summaries?apps=A,B&since=S                       requests, errors, p95 of each app the
+                                                          token may read (the apps page)
 
 Routes are matched on the path as sent (`raw_path`), and tokens are judged by their form
 before meta is asked about them (access.py); meta's answers are cached briefly (meta.py). A
@@ -29,13 +34,14 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 from gun import isolation
 from gun.compiled import compiled
-from gun.errors import Forbidden, GunError, NotFound, Unauthorized, UsageError
-from gun.logs import access
+from gun.errors import Forbidden, GunError, InvalidParams, NotFound, Unauthorized, UsageError
+from gun.logs import access, series
 from gun.logs.archive import Archive
 from gun.logs.disk import CannotWrite
 from gun.logs.drain import Drain, Tail
@@ -49,6 +55,7 @@ from gun.logs.remote import remote_archive_from_url
 from gun.logs.seen import Seen
 from gun.logs.upkeep import PRUNE_EVERY, SHIP_EVERY, Upkeep
 from gun.logs.worker import Worker
+from gun.model import APP_NAME
 from gun.settings import DrainSettings, parse_listen
 
 log = logging.getLogger("gun.drain")
@@ -58,6 +65,8 @@ TAIL_BUFFER = 10_000
 # most 0.5 s old, so the check after 0.5 s past a revocation refuses, 0.75 s after it at most
 TAIL_RECHECK = 0.25
 DISK = "disk"  # the Health problem of a write that failed
+MAX_SUMMARIES = 500  # apps in one /v1/summaries request
+NO_WHISPER = "this drain writes no whisper files (GUN_WHISPER_DIR=off), so it has no series"
 
 Scope = MutableMapping[str, Any]
 Headers = Sequence[tuple[bytes, bytes]]
@@ -81,8 +90,10 @@ class DrainApp:
         hub: HubClient | None = None,
         prune_every: float = PRUNE_EVERY,
         ship_every: float = SHIP_EVERY,
+        whisper: Path | None = None,
     ) -> None:
         self.drain, self.meta, self.prometheus = drain, meta, prometheus
+        self.whisper = whisper  # the whisper outlet's root, read by any worker (series.py)
         self.hub = hub  # a worker's: metrics and the upkeep are the hub's (hub.py)
         self.health = Health()
         self.upkeep = Upkeep(drain, prune_every, ship_every)
@@ -158,6 +169,16 @@ class DrainApp:
             body = (text or "").encode()
             await _respond(send, 200, body, b"text/plain; version=0.0.4; charset=utf-8")
             return
+        found = access.series_route(raw)
+        if found is not None:
+            try:
+                await self._series(scope, send, headers, *found)
+            except InvalidParams as e:  # a bad name, stat, source or range: as the others, 400
+                raise Refused(400, e.message) from None
+            return
+        if raw == access.SUMMARIES:
+            await self._summaries(scope, send, headers)
+            return
         route = access.read_route(raw)
         if route is None:
             raise Refused(404, f"{_shown(raw)} is not a route of the drain")
@@ -181,6 +202,57 @@ class DrainApp:
                 buckets, why = await self._ask("metrics", app, name, since)
             note = [] if why is None else [(b"gun-note", why.encode())]
             await _json(send, 200, buckets, note)
+
+    def _root(self) -> Path:
+        if self.whisper is None:
+            raise Refused(404, NO_WHISPER)
+        return self.whisper
+
+    async def _series(
+        self, scope: Scope, send: Send, headers: dict[bytes, bytes], app: str, name: str | None
+    ) -> None:
+        user = access.user_token(headers.get(b"authorization", b""))
+        await self.meta.may_read(user, app)
+        root = self._root()
+        if name is None:
+            found = await asyncio.to_thread(series.listing, root, app)
+            await _json(send, 200, [s.json() for s in found])
+            return
+        query = _query(scope)
+        series.name_parts(name)
+        stat = series.check_stat(query.get("stat", ""))
+        source = query.get("source") or None
+        series.source_part(source)
+        span = series.time_range(query.get("from"), query.get("until"), time.time())
+        if source == series.ALL:
+            every = await asyncio.to_thread(series.read_sources, root, app, name, stat, span)
+            step = next(iter(every.values())).step if every else 0
+            data = {k: v.json()["points"] for k, v in every.items()}
+            await _json(send, 200, {"step": step, "sources": data})
+            return
+        points = await asyncio.to_thread(series.read, root, app, name, stat, source, span)
+        await _json(send, 200, points.json())
+
+    async def _summaries(self, scope: Scope, send: Send, headers: dict[bytes, bytes]) -> None:
+        """Each asked app's Summary; apps the token may not read are left out."""
+        user = access.user_token(headers.get(b"authorization", b""))
+        query = _query(scope)
+        apps = [a for a in query.get("apps", "").split(",") if a]
+        if len(apps) > MAX_SUMMARIES or not all(APP_NAME.match(a) for a in apps):
+            raise Refused(400, f"apps= must be at most {MAX_SUMMARIES} app names, comma-separated")
+        since = query.get("since", "3600")
+        if not (since.isascii() and since.isdigit() and 60 <= int(since) <= 86400):
+            raise Refused(400, f"since={since!r} is not a number of seconds from 60 to 86400")
+        root = self._root()
+        allowed = await self.meta.readable(user, apps)  # one question to meta, not one an app
+        readable = [a for a in apps if a in allowed]
+        now = int(time.time())
+        span = (now - int(since), now)
+
+        def read() -> dict[str, object]:
+            return {a: series.summary(root, a, span).json() for a in readable}
+
+        await _json(send, 200, {"since": int(since), "apps": await asyncio.to_thread(read)})
 
     async def _ask(self, what: str, *args: Any) -> Any:
         assert self.hub is not None
@@ -384,7 +456,10 @@ def make_drain(
 def make_app(settings: DrainSettings) -> DrainApp:
     drain, prometheus = make_drain(settings, seen=Seen(settings.archive))
     return DrainApp(
-        drain, Meta(settings.meta_url, settings.meta_token or "", ca=settings.meta_ca), prometheus
+        drain,
+        Meta(settings.meta_url, settings.meta_token or "", ca=settings.meta_ca),
+        prometheus,
+        whisper=settings.whisper,
     )
 
 
@@ -394,7 +469,7 @@ def make_worker_app(settings: DrainSettings, worker: Worker) -> DrainApp:
         settings, outlets=False, seen=Seen(settings.archive, worker.index, worker.count)
     )
     meta = Meta(settings.meta_url, settings.meta_token or "", ca=settings.meta_ca)
-    return DrainApp(drain, meta, None, hub=HubClient(drain, worker.hub))
+    return DrainApp(drain, meta, None, hub=HubClient(drain, worker.hub), whisper=settings.whisper)
 
 
 def run(settings: DrainSettings, runs: str = "pure Python") -> None:
