@@ -114,6 +114,16 @@ def test_the_summary_counts_requests_and_errors_once_and_keeps_the_worst_p95(roo
     assert series.summary(root, "nothing", (NOW - 3600, NOW)) == series.Summary(0, 0, None)
 
 
+def test_summaries_are_read_once_per_app_per_10_seconds(root: Path) -> None:
+    kept = series.Summaries(root)
+    first = kept.of("demo", 3600, NOW)
+    assert first.requests == 183
+    WhisperOutlet(root).emit([bucket("router.status.2xx", "count", NOW - 120, sum=17)])
+    assert kept.of("demo", 3600, NOW + 9.9) == first  # kept: the files not read
+    assert kept.of("demo", 3600, NOW + 10).requests == 200  # read anew
+    assert kept.of("demo", 60, NOW + 10) != first  # another span is its own
+
+
 def test_a_series_without_a_file_is_not_found_in_one_sentence(root: Path) -> None:
     with pytest.raises(NotFound) as e:
         series.read(root, "demo", "router.status.4xx", "sum", None, (NOW - 600, NOW))

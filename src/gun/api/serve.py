@@ -75,6 +75,8 @@ def rendezvous_door(settings: MetaSettings) -> Door | None:
 
 def run(settings: MetaSettings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # a line per drain read otherwise (the dashboard's pages read it every second or so)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     host, port = parse_listen(settings.listen)
     platform = open_platform(settings)

@@ -251,3 +251,27 @@ def summary(root: Path, app: str, span: tuple[int, int]) -> Summary:
         values = [v for _, v in _fetch(top / "service" / "p95.wsp", span).points if v is not None]
         p95 = max(values) if values else None
     return Summary(requests, errors, p95)
+
+
+SUMMARY_KEPT = 10.0  # seconds a Summary is served again before the files are read anew
+
+
+class Summaries:
+    """Summaries of the last `since` seconds, each kept SUMMARY_KEPT seconds: the apps page of
+    every signed-in user asks for all their apps at once, and the figures of an hour move
+    little in 10 s (whoever asks, the files are read once per app per 10 s)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._kept: dict[tuple[str, int], tuple[float, Summary]] = {}
+
+    def of(self, app: str, since: int, now: float) -> Summary:
+        key = (app, since)
+        kept = self._kept.get(key)
+        if kept is not None and now - kept[0] < SUMMARY_KEPT:
+            return kept[1]
+        if len(self._kept) > 10_000:  # apps gone, spans no longer asked: forget the stale
+            self._kept = {k: v for k, v in self._kept.items() if now - v[0] < SUMMARY_KEPT}
+        got = summary(self.root, app, (int(now) - since, int(now)))
+        self._kept[key] = (now, got)
+        return got
