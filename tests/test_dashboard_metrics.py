@@ -16,6 +16,7 @@ import pytest
 
 from gun.dashboard import metrics, views
 from gun.dashboard.charts import Line
+from gun.errors import InvalidParams
 from gun.logs.series import Points, Series
 from gun.model import Release
 from tests.drain import ADMIN
@@ -74,6 +75,14 @@ def test_the_metrics_page_charts_what_the_drain_has(site: tuple[MetaServer, str]
         assert sorted(svgs(live.text)) == ["custom", "load", "memory", "requests", "service"]
         week = b.get("/dash/apps/shop/metrics", params={"range": "1w"})
         assert week.status_code == 200 and '<strong data-range="1w">' in week.text
+        for bad, said in [
+            ({"range": "5y"}, "range=&#39;5y&#39; is not one of 1h, 1d, 1w"),
+            ({"metric": "../../etc"}, "is not a series name"),
+            ({"metric": "db.query/x"}, "is not a series name"),
+        ]:
+            for path in ("/dash/apps/shop/metrics", "/dash/apps/shop/metrics/charts"):
+                r = b.get(path, params=bad)
+                assert r.status_code == 422 and said in r.text, (path, bad, r.text[-300:])
 
         apps = b.get("/dash/apps").text
         row = re.search(r'<tr data-app="shop">.*?</tr>', apps, re.S)
@@ -146,7 +155,10 @@ def test_wanted_reads_only_what_the_app_has() -> None:
     assert metrics.wanted(listing(), "router.service").per_source == [("memory_rss", "last")]
     assert metrics.custom_names(listing()) == ["db.query", "queue"]
     assert metrics.custom_stats(listing(), "db.query") == [("median", "p50"), ("p95", "p95")]
-    assert [metrics.range_of(r) for r in ("1d", "2d", None)] == ["1d", "1h", "1h"]
+    assert [metrics.range_of(r) for r in ("1d", "1w", None)] == ["1d", "1w", "1h"]
+    with pytest.raises(InvalidParams) as e:
+        metrics.range_of("2d")
+    assert e.value.message == "range='2d' is not one of 1h, 1d, 1w"
 
 
 def test_per_type_averages_each_types_processes_at_each_time() -> None:

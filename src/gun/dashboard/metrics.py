@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gun.dashboard.charts import Chart, Line, Mark
+from gun.errors import InvalidParams
 from gun.logs.series import Points, Series
 from gun.model import Release
 
@@ -62,8 +63,12 @@ class Read:
 
 
 def range_of(text: str | None) -> str:
-    """The range asked for; the default for anything else."""
-    return text if text in RANGES else DEFAULT_RANGE
+    """The range asked for (none: the default); InvalidParams naming the ranges otherwise."""
+    if text is None:
+        return DEFAULT_RANGE
+    if text not in RANGES:
+        raise InvalidParams(f"range={text[:40]!r} is not one of {', '.join(RANGES)}")
+    return text
 
 
 def custom_names(listing: Iterable[Series]) -> list[str]:

@@ -30,6 +30,7 @@ from gun.dashboard.drainclient import DrainClient
 from gun.dashboard.pages import app_path, platform_of, render, router, signed_in, visible
 from gun.dashboard.session import Session
 from gun.errors import GunError, NotFound
+from gun.logs import series
 from gun.logs.series import Series
 from gun.model import Release
 
@@ -54,8 +55,13 @@ class Shown:
 
 
 def query_of(request: Request) -> tuple[str, str | None]:
+    """(range, metric) the query asks for; InvalidParams for a range or a metric name the
+    page does not know the form of (the drain judges the name again)."""
     q = request.query_params
-    return metrics.range_of(q.get("range")), q.get("metric") or None
+    metric = q.get("metric") or None
+    if metric is not None:
+        series.name_parts(metric)
+    return metrics.range_of(q.get("range")), metric
 
 
 def shown(request: Request, s: Session, app: str, span_name: str, metric: str | None) -> Shown:
