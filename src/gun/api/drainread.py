@@ -34,6 +34,20 @@ TAIL_BUFFER = 10_000  # lines a slow client may fall behind before the drain's t
 TAIL_OPTIONS = ("ps", "source", "grep")  # what a tail takes of a read's options
 
 
+def http_to_drain(
+    base: str, token: str, ca: str | None, timeout: float | httpx.Timeout
+) -> httpx.AsyncClient:
+    """A client of the drain at `base` as `token`, the team's CA pinned when meta has one
+    (meta's reads of the drain: log sessions, the dashboard's logs and metrics)."""
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cadata=ca) if ca else True
+    return httpx.AsyncClient(
+        base_url=base,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=timeout,
+        verify=verify,
+    )
+
+
 class DrainReader:
     """App `app`'s lines on the platform's drain, read as `token` with the drain's options
     `query` (n, ps, source, since, until, grep). `what` names the reading in errors (`the log
@@ -51,14 +65,9 @@ class DrainReader:
     ) -> None:
         self.app, self.query, self.what, self.refused = app, dict(query), what, refused
         self.path = f"/v1/apps/{quote(app, safe='')}"
-        ca = gun.instances.meta_ca
-        verify: ssl.SSLContext | bool = ssl.create_default_context(cadata=ca) if ca else True
-        self.http = httpx.AsyncClient(
-            base_url=gun.shipping.drain_base(),
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=httpx.Timeout(10.0, read=None),  # a tail may be quiet for long
-            verify=verify,
-        )
+        # a tail may be quiet for long: no read timeout
+        timeout = httpx.Timeout(10.0, read=None)
+        self.http = http_to_drain(gun.shipping.drain_base(), token, gun.instances.meta_ca, timeout)
         self.tailing: httpx.Response | None = None
 
     async def open(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +23,7 @@ import httpx
 from anyio import from_thread
 from cachetools import TTLCache
 
+from gun.api.drainread import http_to_drain
 from gun.core import Platform
 from gun.errors import Forbidden, GunError, NotFound, Unavailable
 from gun.logs.series import Points, Series, Summary
@@ -37,13 +37,7 @@ _lock = threading.Lock()
 
 class DrainClient:
     def __init__(self, base: str, token: str, ca: str | None, timeout: float = TIMEOUT) -> None:
-        verify: ssl.SSLContext | bool = ssl.create_default_context(cadata=ca) if ca else True
-        self.http = httpx.AsyncClient(
-            base_url=base,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=timeout,
-            verify=verify,  # the team's CA, as the Heroku API's DrainReader pins it
-        )
+        self.http = http_to_drain(base, token, ca, timeout)
 
     @classmethod
     def for_app(
