@@ -143,7 +143,7 @@ def metrics_page(request: Request, s: Session) -> Response:
     return render(
         "metrics.html",
         session=s,
-        title=f"{app} metrics",
+        title=f"{app} · metrics",
         app=app,
         path=app_path(app),
         ranges=list(metrics.RANGES),
