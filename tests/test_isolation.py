@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pwd
+import signal
 import stat
 import subprocess
 import sys
@@ -292,9 +293,9 @@ def test_launching_as_a_user_puts_no_value_in_an_argv_and_gives_root_a_clean_env
         assert not [a for a in how.argv if "s3cret" in a]
         assert how.env == isolation.ROOT_ENV
         assert os.pread(how.stdin, 4096, 0) == b"SECRET=s3cret value\0PATH=/app/bin\0"
-        assert how.argv[:2] == ["/bin/bash", "-c"] and how.argv[-1] == "echo $SECRET"
+        assert how.argv[:4] == [*RESET, "/bin/bash", "-c"] and how.argv[-1] == "echo $SECRET"
     with isolation.launch("/bin/bash", "echo hi", env, None) as how:
-        assert (how.argv, how.env, how.stdin) == (["/bin/bash", "-c", "echo hi"], env, -3)
+        assert (how.argv, how.env, how.stdin) == ([*RESET, "/bin/bash", "-c", "echo hi"], env, -3)
 
 
 def test_keeping_stdin_the_environment_comes_on_a_descriptor_the_command_never_sees(
@@ -317,11 +318,45 @@ def test_keeping_stdin_the_environment_comes_on_a_descriptor_the_command_never_s
     ]  # fmt: skip
     with isolation.launch("/bin/bash", "cat", env, None, keep_stdin=True) as how:
         assert (how.argv, how.env, how.stdin, how.pass_fds) == (
-            ["/bin/bash", "-c", "cat"],
+            [*RESET, "/bin/bash", "-c", "cat"],
             env,
             None,
             (),
         )
+
+
+def test_what_is_launched_starts_with_ctrl_c_at_its_default_whatever_the_agent_ignores(
+    root: Path,
+) -> None:
+    """An agent started in the background of a script ignores SIGINT and SIGQUIT; what it
+    launches must not (bash cannot undo an ignored signal: a console's Ctrl-C would do
+    nothing)."""
+    assert RESET[1:] == ["--default-signal=INT,QUIT"], "this machine's env cannot reset them"
+    ignoring = [sys.executable, "-c", IGNORE_AND_RUN]
+    with isolation.launch(
+        "/bin/bash", "grep -E '^Sig(Ign|Blk)' /proc/self/status", {}, None
+    ) as how:
+        ran = subprocess.run([*ignoring, *how.argv], capture_output=True, timeout=10, cwd=root)
+    assert ran.returncode == 0, ran.stderr
+    ignored = int(
+        dict(line.split(":\t") for line in ran.stdout.decode().split("\n")[:-1])["SigIgn"], 16
+    )
+    assert ignored & (1 << (signal.SIGINT - 1) | 1 << (signal.SIGQUIT - 1)) == 0, hex(ignored)
+    without = subprocess.run(
+        [*ignoring, "grep", "SigIgn", "/proc/self/status"], capture_output=True
+    )
+    assert int(without.stdout.split()[1], 16) & (1 << (signal.SIGINT - 1)), (
+        "the check would pass anyway"
+    )
+
+
+IGNORE_AND_RUN = """
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+os.execvp(sys.argv[1], sys.argv[1:])
+"""
+RESET = isolation.default_signals()  # `env --default-signal=INT,QUIT` (coreutils 8.31+)
 
 
 @pytest.mark.parametrize(

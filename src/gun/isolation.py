@@ -32,6 +32,7 @@ platform's own user, as they always did, and can read what it can; the agent say
 from __future__ import annotations
 
 import contextlib
+import functools
 import grp
 import hashlib
 import logging
@@ -247,7 +248,7 @@ def launch(
     the stdin (Launch.stdin is None), the environment travels in Launch.pass_fds."""
     if user is None:
         stdin = None if keep_stdin else subprocess.DEVNULL
-        yield Launch([bash, "-c", prefix + command], env, stdin)
+        yield Launch([*default_signals(), bash, "-c", prefix + command], env, stdin)
         return
     setpriv = shutil.which("setpriv", path=ROOT_ENV["PATH"])
     if setpriv is None:  # an OSError: a spawn that failed, as any other
@@ -264,12 +265,34 @@ def launch(
         if prefix:
             # positional parameters, not quoting: the command never becomes shell text for root
             argv = [bash, "-c", prefix + 'exec "$@"', bash, *switch]
+        argv = [*default_signals(), *argv]
         if keep_stdin:
             yield Launch(argv, ROOT_ENV, None, (fd,))
         else:
             yield Launch(argv, ROOT_ENV, fd)
     finally:
         os.close(fd)
+
+
+def default_signals() -> list[str]:
+    """`env --default-signal=INT,QUIT` (coreutils 8.31+): what an app runs starts with Ctrl-C
+    and Ctrl-\\ at their defaults, whatever the agent inherited — a program started in the
+    background of a script ignores both, and bash cannot undo an ignored signal, so a console's
+    Ctrl-C would do nothing. Empty where there is no such `env` (the signals stay as they are)."""
+    env = shutil.which("env", path=ROOT_ENV["PATH"])
+    return [env, "--default-signal=INT,QUIT"] if env is not None and _env_resets(env) else []
+
+
+@functools.cache
+def _env_resets(env: str) -> bool:
+    """Whether this `env` knows --default-signal (asked once)."""
+    try:
+        done = subprocess.run(
+            [env, "--default-signal=INT", "true"], capture_output=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
 
 
 def _env_file(env: Mapping[str, str]) -> int:
