@@ -28,14 +28,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import os
 import platform
 import secrets
 import signal
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -43,6 +41,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+import harness
 from api import Meta, percentile
 from gun import protocol
 from gun.core import Platform
@@ -130,17 +129,6 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(5)
 
 
-def slug() -> bytes:
-    """A slug with only ./app/Procfile (nothing runs it here)."""
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        data = PROCFILE.encode()
-        info = tarfile.TarInfo("./app/Procfile")
-        info.size, info.mode = len(data), 0o644
-        tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
-
-
 class Admin:
     def __init__(self, meta: Meta) -> None:
         headers = {"Authorization": f"Bearer {meta.token}"}
@@ -167,7 +155,7 @@ def make_apps(admin: Admin, names: list[str]) -> None:
 def make_big(admin: Admin, meta: Meta, database_url: str) -> None:
     """`big`: a release, INSTANCES registered instances, then FORMATION placed on them."""
     admin("POST", "/v1/apps", {"name": BIG})
-    made = admin("POST", f"/v1/apps/{BIG}/slugs", content=slug()).json()
+    made = admin("POST", f"/v1/apps/{BIG}/slugs", content=harness.procfile_slug(PROCFILE)).json()
     admin("POST", f"/v1/apps/{BIG}/releases", {"slug": made["id"]})
     store = Store.open(database_url, Box(load_or_create_key(meta.home, None)))
     try:

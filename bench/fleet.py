@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
 import json
 import os
 import platform
@@ -41,7 +40,6 @@ import random
 import resource
 import secrets
 import sys
-import tarfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -277,17 +275,6 @@ class Recorder(RecordingProvider):
     name = "bench"
 
 
-def slug() -> bytes:
-    """A slug with only ./app/Procfile (nothing runs it here)."""
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        data = PROCFILE.encode()
-        info = tarfile.TarInfo("./app/Procfile")
-        info.size, info.mode = len(data), 0o644
-        tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
-
-
 def admin(
     meta: Meta, method: str, path: str, body: object = None, content: bytes | None = None
 ) -> httpx.Response:
@@ -305,7 +292,8 @@ def set_up(meta: Meta, database_url: str, count: int) -> list[NewInstance]:
     """The app with a release of `web`, web=0, and `count` instances no agent runs yet."""
     admin(meta, "POST", "/v1/apps", {"name": APP})
     admin(meta, "PATCH", f"/v1/apps/{APP}/config-vars", {"GREETING": "hello"})
-    made = admin(meta, "POST", f"/v1/apps/{APP}/slugs", content=slug()).json()
+    slug = harness.procfile_slug(PROCFILE)
+    made = admin(meta, "POST", f"/v1/apps/{APP}/slugs", content=slug).json()
     admin(meta, "POST", f"/v1/apps/{APP}/releases", {"slug": made["id"]})
     scale(meta, 0)
     store = Store.open(database_url, Box(load_or_create_key(meta.home, None)))

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import io
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -300,3 +302,14 @@ class GunUp:
         if len(found) != 1:
             raise Broke(f"{len(found)} processes run {' '.join(words)!r} under {self.root}")
         return found[0]
+
+
+def procfile_slug(procfile: str) -> bytes:
+    """A slug holding only ./app/Procfile (for benches whose processes nothing runs)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        data = procfile.encode()
+        info = tarfile.TarInfo("./app/Procfile")
+        info.size, info.mode = len(data), 0o644
+        tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
